@@ -1,0 +1,105 @@
+// CUDA runtime services: the caching device allocator, copies and device queries.
+// Compiled only with ATTEND_CUDA=ON.
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/cuda_check.h"
+#include "core/device.h"
+#include "core/error.h"
+
+namespace attend {
+namespace {
+
+/// Rounds requests up to 512 bytes (small) or 2 MiB multiples (large) and keeps freed blocks in
+/// per-size free lists for reuse. Memory returns to the driver only at process exit.
+class CudaCachingAllocator final : public Allocator {
+ public:
+  explicit CudaCachingAllocator(int index) : index_(index) {}
+  void* allocate(size_t bytes) override {
+    const size_t n = bucket(bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = free_.find(n);
+    if (it != free_.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      return p;
+    }
+    ATTEND_CUDA_CHECK(cudaSetDevice(index_));
+    void* p = nullptr;
+    cudaError_t st = cudaMalloc(&p, n);
+    if (st != cudaSuccess) {
+      // Out of memory: give cached blocks back to the driver and retry once.
+      (void)cudaGetLastError();
+      release_cached_locked();
+      ATTEND_CUDA_CHECK(cudaMalloc(&p, n));
+    }
+    return p;
+  }
+  void deallocate(void* p, size_t bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_[bucket(bytes)].push_back(p);
+  }
+  Device device() const override { return Device::cuda(index_); }
+
+ private:
+  static size_t bucket(size_t bytes) {
+    if (bytes <= (size_t{1} << 20)) return (bytes + 511) / 512 * 512;
+    const size_t mb2 = size_t{2} << 20;
+    return (bytes + mb2 - 1) / mb2 * mb2;
+  }
+  void release_cached_locked() {
+    for (auto& [size, list] : free_)
+      for (void* p : list) cudaFree(p);
+    free_.clear();
+  }
+  int index_;
+  std::mutex mu_;
+  std::map<size_t, std::vector<void*>> free_;
+};
+
+}  // namespace
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+bool built_with_cuda() { return true; }
+
+Allocator* cuda_allocator(int index) {
+  static std::mutex mu;
+  static std::vector<std::unique_ptr<CudaCachingAllocator>> allocators;
+  std::lock_guard<std::mutex> lock(mu);
+  ATTEND_CHECK(index >= 0 && index < cuda_device_count(), "cuda_allocator: no CUDA device {}",
+               index);
+  if (allocators.size() <= static_cast<size_t>(index)) allocators.resize(index + 1);
+  if (!allocators[index]) allocators[index] = std::make_unique<CudaCachingAllocator>(index);
+  return allocators[index].get();
+}
+
+void cuda_synchronize(int index) {
+  ATTEND_CUDA_CHECK(cudaSetDevice(index));
+  ATTEND_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+void cuda_copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t n) {
+  cudaMemcpyKind kind = cudaMemcpyDefault;  // unified addressing picks the direction
+  if (dd.is_cuda()) ATTEND_CUDA_CHECK(cudaSetDevice(dd.index));
+  else if (sd.is_cuda()) ATTEND_CUDA_CHECK(cudaSetDevice(sd.index));
+  ATTEND_CUDA_CHECK(cudaMemcpy(dst, src, n, kind));
+}
+
+void cuda_zero_bytes(void* dst, Device d, size_t n) {
+  ATTEND_CUDA_CHECK(cudaSetDevice(d.index));
+  ATTEND_CUDA_CHECK(cudaMemset(dst, 0, n));
+}
+
+}  // namespace attend

@@ -1,0 +1,30 @@
+// Device services used by Tensor: byte copies between host and devices, the CUDA caching
+// allocator and device queries. Without ATTEND_CUDA the CUDA entry points throw attend::Error.
+#pragma once
+#include <cstddef>
+
+#include "core/allocator.h"
+#include "core/types.h"
+
+namespace attend {
+
+/// Copies n bytes between any two devices (synchronous).
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t n);
+
+/// Fills n bytes with zero on any device.
+void zero_bytes(void* dst, Device device, size_t n);
+
+/// Number of visible CUDA devices; 0 when built without CUDA or when no driver/device exists.
+int cuda_device_count();
+
+/// True when this build contains the CUDA backend.
+bool built_with_cuda();
+
+/// The caching allocator of CUDA device `index`: freed blocks are kept in size-bucketed free
+/// lists and reused, so steady-state steps make no cudaMalloc/cudaFree calls.
+Allocator* cuda_allocator(int index);
+
+/// Blocks until all work queued on the device is done.
+void cuda_synchronize(int index);
+
+}  // namespace attend

@@ -1,0 +1,75 @@
+// Optimised fp32 CPU kernels: GEMM through a tuned BLAS (OpenBLAS or oneDNN, chosen at run
+// time), and vectorised (AVX2/AVX-512 via function multiversioning), multithreaded loops for the
+// rest. Same contracts as kernels/ref (see ref.h), which is their test oracle.
+#pragma once
+#include <cstdint>
+
+#include "kernels/common.h"
+
+namespace attend::cpu {
+using kernels::AdamConfig;
+using kernels::AttnDims;
+using kernels::CrossEntropyConfig;
+using kernels::Mask;
+
+enum class GemmLibrary { kOpenBLAS, kDnnl };
+/// The library used by sgemm (default: the faster one on our shapes, see docs/gemm.md;
+/// ATTEND_GEMM=openblas|dnnl overrides it).
+GemmLibrary gemm_library();
+void set_gemm_library(GemmLibrary lib);
+const char* gemm_library_name(GemmLibrary lib);
+
+/// C = alpha * op(A) op(B) + beta * C, row-major.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc);
+/// `batch` independent sgemm calls; matrix i starts at A + i*stride_a etc. (stride 0 broadcasts).
+void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
+                   int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
+                   int64_t batch);
+
+void add(const float* a, const float* b, float* y, int64_t n);
+void accumulate(const float* x, float* y, int64_t n);
+void affine(const float* x, float* y, int64_t n, float alpha, float beta);
+void mul(const float* a, const float* b, float* y, int64_t n);
+void bias_add(const float* x, const float* b, float* y, int64_t rows, int64_t cols);
+void sum_rows(const float* dy, float* db, int64_t rows, int64_t cols);
+void relu(const float* x, float* y, int64_t n);
+void relu_backward(const float* x, const float* dy, float* dx, int64_t n);
+void gelu(const float* x, float* y, int64_t n);
+void gelu_backward(const float* x, const float* dy, float* dx, int64_t n);
+void dropout(const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t stream);
+
+void softmax(const float* x, float* y, const AttnDims& d, const Mask& m);
+void softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols);
+void log_softmax(const float* x, float* y, int64_t rows, int64_t cols);
+void log_softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols);
+
+void layer_norm(const float* x, const float* r, const float* gamma, const float* beta, float* y,
+                float* s_out, float* mean, float* rstd, int64_t rows, int64_t cols, double eps);
+void layer_norm_backward(const float* dy, const float* s, const float* gamma, const float* mean,
+                         const float* rstd, float* ds, float* dgamma, float* dbeta, int64_t rows,
+                         int64_t cols);
+
+void embedding(const int32_t* ids, const float* W, float* out, int64_t n, int64_t D);
+void embedding_backward(const int32_t* ids, const float* dout, float* dW, int64_t n, int64_t D);
+
+/// Unfused attention through batched GEMM + masked softmax; p [B, H, Tq, Tk] is kept.
+void attention(const float* q, const float* k, const float* v, float* o, float* p,
+               const AttnDims& d, const Mask& m, double scale);
+/// `dp_scratch` holds B*H*Tq*Tk floats.
+void attention_backward(const float* q, const float* k, const float* v, const float* p,
+                        const float* dout, float* dq, float* dk, float* dv, float* dp_scratch,
+                        const AttnDims& d, double scale);
+
+void cross_entropy(const float* logits, const int32_t* targets, float* loss, float* lse,
+                   int64_t rows, int64_t V, const CrossEntropyConfig& c);
+void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse,
+                            float* dlogits, int64_t rows, int64_t V, const CrossEntropyConfig& c,
+                            float grad_scale);
+
+void adam(float* param, const float* grad, float* m, float* v, int64_t n, const AdamConfig& c,
+          int64_t step);
+
+}  // namespace attend::cpu

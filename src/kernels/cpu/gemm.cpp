@@ -1,0 +1,81 @@
+// sgemm through OpenBLAS (cblas) or oneDNN (dnnl_sgemm), selected at run time. Both libraries
+// thread with OpenMP; set_blas_threads() keeps their thread count equal to the pool size.
+#include <cblas.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/cpu/cpu.h"
+
+namespace attend {
+
+void set_blas_threads(int n) {
+  openblas_set_num_threads(n);
+  omp_set_num_threads(n);
+}
+
+namespace cpu {
+namespace {
+
+GemmLibrary initial_library() {
+  if (const char* s = std::getenv("ATTEND_GEMM")) {
+    if (std::strcmp(s, "dnnl") == 0 || std::strcmp(s, "onednn") == 0) return GemmLibrary::kDnnl;
+    if (std::strcmp(s, "openblas") == 0) return GemmLibrary::kOpenBLAS;
+    ATTEND_FAIL("ATTEND_GEMM: expected 'openblas' or 'dnnl', got '{}'", s);
+  }
+#ifdef ATTEND_GEMM_DEFAULT_DNNL
+  return GemmLibrary::kDnnl;
+#else
+  return GemmLibrary::kOpenBLAS;
+#endif
+}
+
+GemmLibrary& library_slot() {
+  static GemmLibrary lib = initial_library();
+  return lib;
+}
+
+}  // namespace
+
+GemmLibrary gemm_library() { return library_slot(); }
+void set_gemm_library(GemmLibrary lib) { library_slot() = lib; }
+const char* gemm_library_name(GemmLibrary lib) {
+  return lib == GemmLibrary::kDnnl ? "onednn" : "openblas";
+}
+
+void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // C = beta * C; BLAS libraries disagree on this corner
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+    return;
+  }
+  if (library_slot() == GemmLibrary::kDnnl) {
+    const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B,
+                                        ldb, beta, C, ldc);
+    ATTEND_CHECK(st == dnnl_success, "sgemm: dnnl_sgemm failed with status {} (M {} N {} K {})",
+                 static_cast<int>(st), M, N, K);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
+              static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
+              static_cast<blasint>(ldc));
+}
+
+void sgemm_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                   int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                   float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+  // Sequential over the batch: each call is threaded by the BLAS library itself (calling an
+  // OpenMP BLAS from several pool threads at once would oversubscribe the cores).
+  for (int64_t i = 0; i < batch; ++i)
+    sgemm(ta, tb, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+          C + i * stride_c, ldc);
+}
+
+}  // namespace cpu
+}  // namespace attend

@@ -1,0 +1,35 @@
+// Branch-free scalar maths written so that GCC vectorises it inside multiversioned loops.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+// Compile the marked function for AVX-512, AVX2+FMA and baseline x86-64; the loader picks one.
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define ATTEND_MULTIVERSION \
+  __attribute__((target_clones("default", "arch=haswell", "arch=skylake-avx512")))
+#else
+#define ATTEND_MULTIVERSION
+#endif
+
+namespace attend::cpu {
+
+/// e^x with ~2 ulp relative error for x in [-87, 88] (inputs below -87 give ~0, above 88 clamp).
+/// Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6 Taylor polynomial.
+inline float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);  // vroundps when vectorised
+  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t e = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &e, 4);
+  return p * scale;
+}
+
+}  // namespace attend::cpu

@@ -1,0 +1,70 @@
+// Basic layers (see layers.h).
+#include "nn/layers.h"
+
+#include <cmath>
+
+namespace attend::nn {
+
+Linear::Linear(int64_t in, int64_t out, bool with_bias, uint64_t seed, const std::string& path,
+               DType dtype) {
+  HeapScope heap;
+  Tensor w = Tensor::empty({out, in}, dtype);
+  init_uniform(w, std::sqrt(6.0 / static_cast<double>(in + out)), seed, name_stream(path + ".weight"));
+  weight = register_parameter("weight", w);
+  if (with_bias) bias = register_parameter("bias", Tensor::zeros({out}, dtype));
+}
+
+ag::Variable Linear::forward(const ag::Variable& x) const { return ag::linear(x, weight, bias); }
+
+Embedding::Embedding(int64_t vocab, int64_t dim, uint64_t seed, const std::string& path,
+                     DType dtype) {
+  HeapScope heap;
+  Tensor w = Tensor::empty({vocab, dim}, dtype);
+  init_normal(w, 1.0 / std::sqrt(static_cast<double>(dim)), seed, name_stream(path + ".weight"));
+  weight = register_parameter("weight", w);
+}
+
+ag::Variable Embedding::forward(const Tensor& ids) const { return ag::embedding(ids, weight); }
+
+LayerNorm::LayerNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
+  HeapScope heap;
+  weight = register_parameter("weight", Tensor::full({dim}, 1.0, dtype));
+  bias = register_parameter("bias", Tensor::zeros({dim}, dtype));
+}
+
+ag::Variable LayerNorm::forward(const ag::Variable& x, const ag::Variable& residual) const {
+  return ag::layer_norm(x, residual, weight, bias, eps);
+}
+
+MultiHeadAttention::MultiHeadAttention(int64_t dim_, int64_t heads_, uint64_t seed,
+                                       const std::string& path, DType dtype)
+    : dim(dim_),
+      heads(heads_),
+      q_proj(dim_, dim_, true, seed, path + ".q_proj", dtype),
+      k_proj(dim_, dim_, true, seed, path + ".k_proj", dtype),
+      v_proj(dim_, dim_, true, seed, path + ".v_proj", dtype),
+      out_proj(dim_, dim_, true, seed, path + ".out_proj", dtype) {
+  ATTEND_CHECK(heads_ > 0 && dim_ % heads_ == 0,
+               "MultiHeadAttention: model width {} is not divisible by {} heads", dim_, heads_);
+  register_module("q_proj", q_proj);
+  register_module("k_proj", k_proj);
+  register_module("v_proj", v_proj);
+  register_module("out_proj", out_proj);
+}
+
+ag::Variable MultiHeadAttention::forward(const ag::Variable& query, const ag::Variable& memory,
+                                         const ops::AttentionMask& mask) const {
+  const int64_t B = query.shape()[0], Tq = query.shape()[1], Tk = memory.shape()[1];
+  const int64_t Dh = dim / heads;
+  auto split = [&](const ag::Variable& x, int64_t T) {  // [B, T, D] -> [B, H, T, Dh]
+    return ag::transpose(ag::reshape(x, {B, T, heads, Dh}), 1, 2);
+  };
+  const ag::Variable q = split(q_proj.forward(query), Tq);
+  const ag::Variable k = split(k_proj.forward(memory), Tk);
+  const ag::Variable v = split(v_proj.forward(memory), Tk);
+  const ag::Variable o = ag::attention(q, k, v, mask, 1.0 / std::sqrt(static_cast<double>(Dh)));
+  // [B, H, Tq, Dh] -> [B, Tq, H, Dh] -> [B, Tq, D]
+  return out_proj.forward(ag::reshape(ag::transpose(o, 1, 2), {B, Tq, dim}));
+}
+
+}  // namespace attend::nn

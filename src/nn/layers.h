@@ -1,0 +1,49 @@
+// Basic layers: Linear, Embedding, LayerNorm and MultiHeadAttention, written as explicit
+// forward programs over autograd ops (backward comes from the tape). Shapes in comments.
+#pragma once
+#include "autograd/functions.h"
+#include "nn/module.h"
+
+namespace attend::nn {
+
+/// y = x W^T + b; W [out, in] (PyTorch layout), Xavier-uniform initialised, b zeros.
+class Linear : public Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias, uint64_t seed, const std::string& path,
+         DType dtype = DType::kF32);
+  ag::Variable forward(const ag::Variable& x) const;  // [..., in] -> [..., out]
+  ag::Variable weight, bias;
+};
+
+/// Token embedding table [V, D], N(0, D^-1/2) initialised (the shared-embedding convention).
+class Embedding : public Module {
+ public:
+  Embedding(int64_t vocab, int64_t dim, uint64_t seed, const std::string& path,
+            DType dtype = DType::kF32);
+  ag::Variable forward(const Tensor& ids) const;  // i32 [...] -> [..., D]
+  ag::Variable weight;
+};
+
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t dim, double eps = 1e-5, DType dtype = DType::kF32);
+  /// LayerNorm(x + residual); residual may be undefined.
+  ag::Variable forward(const ag::Variable& x, const ag::Variable& residual = {}) const;
+  ag::Variable weight, bias;
+  double eps;
+};
+
+/// Multi-head scaled dot-product attention with q/k/v/out projections (q_proj, k_proj, v_proj,
+/// out_proj, as PyTorch reference implementations name them).
+class MultiHeadAttention : public Module {
+ public:
+  MultiHeadAttention(int64_t dim, int64_t heads, uint64_t seed, const std::string& path,
+                     DType dtype = DType::kF32);
+  /// query [B, Tq, D], memory [B, Tk, D] (== query for self-attention) -> [B, Tq, D].
+  ag::Variable forward(const ag::Variable& query, const ag::Variable& memory,
+                       const ops::AttentionMask& mask) const;
+  int64_t dim, heads;
+  Linear q_proj, k_proj, v_proj, out_proj;
+};
+
+}  // namespace attend::nn

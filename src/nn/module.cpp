@@ -1,0 +1,68 @@
+// Module tree and parameter initialisation.
+#include "nn/module.h"
+
+#include "core/rng.h"
+
+namespace attend::nn {
+
+std::vector<std::pair<std::string, ag::Variable>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, ag::Variable>> out = params_;
+  for (const auto& [name, child] : children_)
+    for (auto& [pname, var] : child->named_parameters()) out.emplace_back(name + "." + pname, var);
+  return out;
+}
+
+void Module::zero_grad() const {
+  for (const auto& [name, v] : named_parameters()) v.zero_grad();
+}
+
+int64_t Module::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, v] : named_parameters()) n += v.value().numel();
+  return n;
+}
+
+void Module::set_training(bool training) {
+  training_ = training;
+  for (auto& [name, child] : children_) child->set_training(training);
+}
+
+ag::Variable Module::register_parameter(const std::string& name, Tensor value) {
+  ag::Variable v(std::move(value), true, name);
+  params_.emplace_back(name, v);
+  return v;
+}
+
+void Module::register_module(const std::string& name, Module& child) {
+  children_.emplace_back(name, &child);
+}
+
+void init_uniform(Tensor& t, double bound, uint64_t seed, uint64_t stream) {
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    const double u = philox_uniform(seed, stream, static_cast<uint64_t>(i));
+    const double v = (2.0 * u - 1.0) * bound;
+    if (t.dtype() == DType::kF64) t.data<double>()[i] = v;
+    else t.data<float>()[i] = static_cast<float>(v);
+  }
+}
+
+void init_normal(Tensor& t, double std, uint64_t seed, uint64_t stream) {
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = std * philox_normal(seed, stream, static_cast<uint64_t>(i));
+    if (t.dtype() == DType::kF64) t.data<double>()[i] = v;
+    else t.data<float>()[i] = static_cast<float>(v);
+  }
+}
+
+uint64_t name_stream(const std::string& name) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+}  // namespace attend::nn

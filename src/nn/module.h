@@ -1,0 +1,47 @@
+// Module: a node of the model tree holding named parameters (leaf Variables) and child modules.
+// Parameter names are dotted paths identical to the PyTorch reference implementation
+// (e.g. "encoder.layers.0.self_attn.q_proj.weight"), so checkpoints map one-to-one.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/tape.h"
+
+namespace attend::nn {
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  /// Every parameter of this module and its children, depth-first, with dotted names.
+  std::vector<std::pair<std::string, ag::Variable>> named_parameters() const;
+  /// Zeroes (allocating on first use) every parameter gradient.
+  void zero_grad() const;
+  int64_t num_parameters() const;
+
+  /// Training mode enables dropout.
+  void set_training(bool training);
+  bool training() const { return training_; }
+
+ protected:
+  ag::Variable register_parameter(const std::string& name, Tensor value);
+  void register_module(const std::string& name, Module& child);
+
+ private:
+  std::vector<std::pair<std::string, ag::Variable>> params_;
+  std::vector<std::pair<std::string, Module*>> children_;
+  bool training_ = true;
+};
+
+/// Fills t (f32 or f64) with U(-bound, bound) from Philox(seed, stream).
+void init_uniform(Tensor& t, double bound, uint64_t seed, uint64_t stream);
+/// Fills t with N(0, std^2) from Philox(seed, stream).
+void init_normal(Tensor& t, double std, uint64_t seed, uint64_t stream);
+/// Stable 64-bit hash of a parameter name (FNV-1a), used as its initialisation stream.
+uint64_t name_stream(const std::string& name);
+
+}  // namespace attend::nn

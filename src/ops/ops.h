@@ -1,0 +1,145 @@
+// Ops: one function per op and its _backward. Each validates shapes, dtypes and devices (an
+// attend::Error names the op and the shapes), allocates its outputs, and dispatches on
+// (device, dtype): CPU f32 -> kernels/cpu, CPU f64 -> kernels/ref (the oracle, used by gradcheck),
+// CUDA f32 -> kernels/cuda where that op exists; any other case throws.
+// Inputs may be non-contiguous views; outputs are contiguous.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "kernels/common.h"
+
+namespace attend::ops {
+
+using kernels::AdamConfig;
+using kernels::CrossEntropyConfig;
+
+// ------------------------------------------------------------------ linear algebra
+/// Batched matmul: a [..., M, K] (or [..., K, M] when trans_a), b [..., K, N] (or [..., N, K]).
+/// b may also be 2-D and is then shared by every batch entry. Result [..., M, N].
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+struct MatmulGrads {
+  Tensor da, db;
+};
+MatmulGrads matmul_backward(const Tensor& dc, const Tensor& a, const Tensor& b, bool trans_a,
+                            bool trans_b);
+
+/// y = x w^T + bias: x [..., K], w [N, K] (PyTorch layout), bias [N] or undefined.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
+struct LinearGrads {
+  Tensor dx, dw, dbias;
+};
+LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, bool has_bias);
+
+// ------------------------------------------------------------------ elementwise
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+/// alpha * x + beta
+Tensor affine(const Tensor& x, double alpha, double beta = 0.0);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+/// y += x in place (same shape, dtype, device; y contiguous).
+void accumulate_(Tensor& y, const Tensor& x);
+
+/// y = x + bias broadcast over the last dimension: x [..., C], bias [C].
+Tensor bias_add(const Tensor& x, const Tensor& bias);
+/// Sum over every dimension but the last: dy [..., C] -> [C] (the bias gradient).
+Tensor sum_rows(const Tensor& dy);
+
+Tensor relu(const Tensor& x);
+Tensor relu_backward(const Tensor& x, const Tensor& dy);
+/// Exact (erf) GELU, as PyTorch's default.
+Tensor gelu(const Tensor& x);
+Tensor gelu_backward(const Tensor& x, const Tensor& dy);
+
+/// Inverted dropout with keep-mask from Philox(seed, stream, element index); p in [0, 1).
+Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t stream);
+/// The same mask applied to dy.
+Tensor dropout_backward(const Tensor& dy, double p, uint64_t seed, uint64_t stream);
+
+// ------------------------------------------------------------------ reductions
+/// Sum of all elements -> shape [] (one element).
+Tensor sum(const Tensor& x);
+/// Sum over the last dimension: [..., C] -> [...].
+Tensor sum_last(const Tensor& x);
+/// [...] -> [..., cols], repeating each value (backward of sum_last).
+Tensor broadcast_last(const Tensor& x, int64_t cols);
+/// A tensor shaped like `like` filled with the single value of `scalar` (backward of sum).
+Tensor broadcast_scalar(const Tensor& scalar, const Shape& shape);
+
+// ------------------------------------------------------------------ softmax family
+/// Attention masks. key_lengths: i32 [B] (undefined: no padding); causal: query i sees keys
+/// j <= i + causal_offset.
+struct AttentionMask {
+  Tensor key_lengths;
+  bool causal = false;
+  int64_t causal_offset = 0;
+};
+/// Softmax over the last dimension. With a mask, x must be scores [B, H, Tq, Tk].
+Tensor softmax(const Tensor& x, const AttentionMask& mask = {});
+Tensor softmax_backward(const Tensor& y, const Tensor& dy);
+Tensor log_softmax(const Tensor& x);
+Tensor log_softmax_backward(const Tensor& y, const Tensor& dy);
+
+// ------------------------------------------------------------------ layer norm
+struct LayerNormOut {
+  Tensor y;     // [..., C]
+  Tensor sum;   // x + residual (== x when no residual): the residual stream, saved for backward
+  Tensor mean;  // [rows]
+  Tensor rstd;  // [rows]
+};
+/// y = LayerNorm(x + residual) * gamma + beta over the last dimension. residual may be undefined.
+LayerNormOut layer_norm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                        const Tensor& beta, double eps = 1e-5);
+struct LayerNormGrads {
+  Tensor dx;  // also the residual's gradient
+  Tensor dgamma, dbeta;
+};
+LayerNormGrads layer_norm_backward(const Tensor& dy, const LayerNormOut& saved,
+                                   const Tensor& gamma);
+
+// ------------------------------------------------------------------ embedding
+/// out [..., D] = weight[ids]: ids i32 [...] with values in [0, V), weight [V, D].
+Tensor embedding(const Tensor& ids, const Tensor& weight);
+/// dweight[ids[i]] += dout[i] (sparse accumulation into an existing [V, D] gradient).
+void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dweight);
+
+// ------------------------------------------------------------------ attention
+struct AttentionOut {
+  Tensor out;    // [B, H, Tq, Dh]
+  Tensor probs;  // [B, H, Tq, Tk], saved for backward
+};
+/// Reference (unfused) scaled dot-product attention: softmax(scale q k^T + mask) v.
+/// q [B, H, Tq, Dh], k and v [B, H, Tk, Dh].
+AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                       const AttentionMask& mask, double scale);
+struct AttentionGrads {
+  Tensor dq, dk, dv;
+};
+AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& probs, double scale);
+
+// ------------------------------------------------------------------ loss
+struct CrossEntropyOut {
+  Tensor loss;       // [] : sum of per-token losses / normaliser
+  Tensor lse;        // [N] saved log-sum-exp
+  int64_t tokens = 0;  // rows whose target is not ignore_index
+  double normaliser = 1.0;
+};
+enum class Reduction { kMean, kSum };
+/// Label-smoothed softmax cross-entropy: logits [N, V], targets i32 [N] in [0, V) or
+/// ignore_index. kMean divides by the number of non-ignored tokens (1 if none).
+CrossEntropyOut cross_entropy(const Tensor& logits, const Tensor& targets,
+                              const CrossEntropyConfig& config, Reduction reduction);
+/// dlogits = dloss / normaliser * (softmax - q); dloss is the upstream scalar gradient.
+Tensor cross_entropy_backward(double dloss, const Tensor& logits, const Tensor& targets,
+                              const CrossEntropyOut& saved, const CrossEntropyConfig& config);
+
+// ------------------------------------------------------------------ optimizer
+/// One Adam(W) step in place on param, m and v (step counts from 1).
+void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                 const AdamConfig& config, int64_t step);
+
+}  // namespace attend::ops

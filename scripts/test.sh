@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this):
+#   1. release build, every test (GPU-labelled ones skip without a device)
+#   2. CUDA configuration (-DATTEND_CUDA=ON) compiled with nvcc, its gpu-labelled tests run
+#      (they skip cleanly on a machine without a GPU); skipped when no CUDA toolkit is installed
+#   3. AddressSanitizer + UndefinedBehaviorSanitizer build, every test again
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+jobs=$(nproc)
+
+echo "== release build and tests"
+cmake --preset release >/dev/null
+cmake --build --preset release
+ctest --preset release -j"$jobs"
+
+export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+if [[ -x "$CUDA_HOME/bin/nvcc" ]]; then
+  echo "== CUDA build (nvcc: $("$CUDA_HOME/bin/nvcc" --version | tail -1))"
+  cmake --preset cuda >/dev/null
+  cmake --build --preset cuda
+  ctest --test-dir build/cuda -L gpu --output-on-failure
+else
+  echo "== CUDA build skipped: no nvcc under CUDA_HOME=$CUDA_HOME"
+fi
+
+echo "== AddressSanitizer + UBSan build and tests"
+cmake --preset asan >/dev/null
+cmake --build --preset asan
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j"$jobs"

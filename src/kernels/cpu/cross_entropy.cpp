@@ -12,8 +12,7 @@ namespace attend::cpu {
 namespace {
 
 ATTEND_MULTIVERSION void ce_row(const float* x, int64_t V, float* lse_out, float* sum_x) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < V; ++j) mx = std::max(mx, x[j]);
+  const float mx = row_max(x, V);
   float s = 0.f, sx = 0.f;
   for (int64_t j = 0; j < V; ++j) {
     s += fast_exp(x[j] - mx);

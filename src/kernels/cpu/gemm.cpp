@@ -26,10 +26,10 @@ GemmLibrary initial_library() {
     if (std::strcmp(s, "openblas") == 0) return GemmLibrary::kOpenBLAS;
     ATTEND_FAIL("ATTEND_GEMM: expected 'openblas' or 'dnnl', got '{}'", s);
   }
-#ifdef ATTEND_GEMM_DEFAULT_DNNL
-  return GemmLibrary::kDnnl;
-#else
+#ifdef ATTEND_GEMM_DEFAULT_OPENBLAS
   return GemmLibrary::kOpenBLAS;
+#else
+  return GemmLibrary::kDnnl;  // faster on our shapes (docs/gemm.md) and detects the CPU itself
 #endif
 }
 

@@ -12,8 +12,7 @@ namespace {
 
 // y[0:n] = softmax(x[0:n]), y[n:cols] = 0.
 ATTEND_MULTIVERSION void softmax_row(const float* x, float* y, int64_t n, int64_t cols) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, x[j]);
+  const float mx = row_max(x, n);
   float sum = 0.f;
   for (int64_t j = 0; j < n; ++j) {
     y[j] = fast_exp(x[j] - mx);
@@ -32,8 +31,7 @@ ATTEND_MULTIVERSION void softmax_backward_row(const float* y, const float* dy, f
 }
 
 ATTEND_MULTIVERSION void log_softmax_row(const float* x, float* y, int64_t cols) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < cols; ++j) mx = std::max(mx, x[j]);
+  const float mx = row_max(x, cols);
   float sum = 0.f;
   for (int64_t j = 0; j < cols; ++j) sum += fast_exp(x[j] - mx);
   const float lse = mx + std::log(sum);

@@ -3,19 +3,20 @@
 #include <cstdint>
 #include <cstring>
 
-// Compile the marked function for AVX-512, AVX2+FMA and baseline x86-64; the loader picks one.
+// Compile the marked function for AVX-512, AVX2 and baseline x86-64; the loader picks one by
+// CPU *features* ("arch=..." clones would test the CPU model, and miss newer CPUs).
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define ATTEND_MULTIVERSION \
-  __attribute__((target_clones("default", "arch=haswell", "arch=skylake-avx512")))
+#define ATTEND_MULTIVERSION __attribute__((target_clones("default", "avx2", "avx512f")))
 #else
 #define ATTEND_MULTIVERSION
 #endif
 
 namespace attend::cpu {
 
+/// (always_inline: a multiversioned caller may not inline a default-target callee otherwise.)
 /// e^x with ~2 ulp relative error for x in [-87, 88] (inputs below -87 give ~0, above 88 clamp).
 /// Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6 Taylor polynomial.
-inline float fast_exp(float x) {
+__attribute__((always_inline)) inline float fast_exp(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);  // vroundps when vectorised
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
@@ -30,6 +31,20 @@ inline float fast_exp(float x) {
   float scale;
   std::memcpy(&scale, &e, 4);
   return p * scale;
+}
+
+/// max(x[0:n]) (-inf when n == 0). Sixteen independent lanes make the loop elementwise, so it
+/// vectorises to vmaxps without -ffinite-math-only (a max *reduction* would not).
+__attribute__((always_inline)) inline float row_max(const float* x, int64_t n) {
+  float lane[16];
+  for (float& l : lane) l = -__builtin_inff();
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; ++k) lane[k] = x[j + k] > lane[k] ? x[j + k] : lane[k];
+  for (; j < n; ++j) lane[0] = x[j] > lane[0] ? x[j] : lane[0];
+  float m = lane[0];
+  for (int k = 1; k < 16; ++k) m = lane[k] > m ? lane[k] : m;
+  return m;
 }
 
 }  // namespace attend::cpu

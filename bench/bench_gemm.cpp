@@ -1,0 +1,88 @@
+// GEMM on the Transformer's shapes, through OpenBLAS and oneDNN, as GFLOP/s and as a fraction of
+// the measured FMA peak. Shapes: tokens x d_model x d_ff for the `base` (d 512, F 2048) and a
+// small (d 256, F 1024) preset, the forward (x W^T: NT), input-gradient (dy W: NN) and
+// weight-gradient (dy^T x: TN) products, and the output projection to a 10k vocabulary.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/cpu.h"
+#include "peak.h"
+
+namespace attend {
+namespace {
+
+double g_peak = 0;
+
+struct Shape3 {
+  const char* name;
+  bool ta, tb;
+  int64_t M, N, K;
+};
+
+const std::vector<Shape3>& shapes() {
+  static const std::vector<Shape3> s = {
+      {"base_qkv_fwd", false, true, 2048, 1536, 512},   // x [T, D] W^T, fused q/k/v
+      {"base_ffn1_fwd", false, true, 2048, 2048, 512},
+      {"base_ffn2_fwd", false, true, 2048, 512, 2048},
+      {"base_ffn2_dx", false, false, 2048, 2048, 512},  // dy [T, D] W [D, F]
+      {"base_ffn1_dw", true, false, 2048, 512, 2048},   // dy^T [F, T] x [T, D]
+      {"base_vocab_fwd", false, true, 2048, 10000, 512},
+      {"small_ffn1_fwd", false, true, 1024, 1024, 256},
+      {"small_ffn2_dw", true, false, 256, 1024, 1024},
+      {"small_attn_out", false, true, 1024, 256, 256},
+  };
+  return s;
+}
+
+void fill(std::vector<float>& v, uint64_t seed) {
+  for (size_t i = 0; i < v.size(); ++i) v[i] = philox_uniform(seed, 0, i) - 0.5f;
+}
+
+void BM_Gemm(benchmark::State& state) {
+  const Shape3& s = shapes()[static_cast<size_t>(state.range(0))];
+  const auto lib = state.range(1) ? cpu::GemmLibrary::kDnnl : cpu::GemmLibrary::kOpenBLAS;
+  std::vector<float> a(s.M * s.K), b(s.K * s.N), c(s.M * s.N);
+  fill(a, 1);
+  fill(b, 2);
+  cpu::set_gemm_library(lib);
+  const int64_t lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
+  for (auto _ : state) {
+    cpu::sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.f, a.data(), lda, b.data(), ldb, 0.f, c.data(), s.N);
+    benchmark::DoNotOptimize(c.data());
+  }
+  const double flops = 2.0 * s.M * s.N * s.K;
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.counters["peak"] = g_peak;
+  state.SetLabel(std::string(s.name) + " " + cpu::gemm_library_name(lib));
+}
+
+void register_all() {
+  for (size_t i = 0; i < shapes().size(); ++i)
+    for (int lib = 0; lib < 2; ++lib)
+      benchmark::RegisterBenchmark(("gemm/" + std::string(shapes()[i].name) + "/" +
+                                    cpu::gemm_library_name(lib ? cpu::GemmLibrary::kDnnl
+                                                               : cpu::GemmLibrary::kOpenBLAS))
+                                       .c_str(),
+                                   BM_Gemm)
+          ->Args({static_cast<int64_t>(i), lib})
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+}
+
+}  // namespace
+}  // namespace attend
+
+int main(int argc, char** argv) {
+  attend::g_peak = attend::bench::measured_fma_peak_gflops();
+  std::printf("threads %d, measured fp32 FMA peak %.1f GFLOP/s\n", attend::num_threads(),
+              attend::g_peak);
+  attend::register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

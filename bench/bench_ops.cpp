@@ -71,14 +71,15 @@ void BM_Attention(benchmark::State& state) {
   const Tensor dout = rnd({1, H, T, Dh}, 11);
   const bool backward = state.range(1);
   const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
-  const ops::AttentionOut o = ops::attention(q, k, v, {}, scale);
+  const ops::ReferenceAttentionOut o = ops::attention_reference(q, k, v, {}, scale);
   Arena arena;
   for (auto _ : state) {
     ArenaScope scope(&arena);
     if (backward)
-      benchmark::DoNotOptimize(ops::attention_backward(dout, q, k, v, o.probs, scale).dq.raw_data());
+      benchmark::DoNotOptimize(
+          ops::attention_reference_backward(dout, q, k, v, o.probs, scale).dq.raw_data());
     else
-      benchmark::DoNotOptimize(ops::attention(q, k, v, {}, scale).out.raw_data());
+      benchmark::DoNotOptimize(ops::attention_reference(q, k, v, {}, scale).out.raw_data());
     arena.reset();
   }
   const double flops = (backward ? 8.0 : 4.0) * H * T * T * Dh;

@@ -251,14 +251,31 @@ Variable embedding(const Tensor& ids, const Variable& weight) {
 
 Variable attention(const Variable& q, const Variable& k, const Variable& v,
                    const ops::AttentionMask& mask, double scale) {
-  ops::AttentionOut res = ops::attention(q.value(), k.value(), v.value(), mask, scale);
+  ops::AttentionOut saved = ops::attention(q.value(), k.value(), v.value(), mask, scale);
+  Variable out = Variable::from_op(saved.out, should_record({&q, &k, &v}));
+  if (out.requires_grad())
+    current_tape()->push([q, k, v, out, saved, mask, scale] {
+      if (!out.grad().defined()) return;
+      ops::AttentionGrads g = ops::attention_backward(out.grad(), q.value(), k.value(), v.value(),
+                                                      saved, mask, scale);
+      accumulate_grad(q, std::move(g.dq));
+      accumulate_grad(k, std::move(g.dk));
+      accumulate_grad(v, std::move(g.dv));
+    });
+  return out;
+}
+
+Variable attention_reference(const Variable& q, const Variable& k, const Variable& v,
+                             const ops::AttentionMask& mask, double scale) {
+  ops::ReferenceAttentionOut res =
+      ops::attention_reference(q.value(), k.value(), v.value(), mask, scale);
   Variable out = Variable::from_op(res.out, should_record({&q, &k, &v}));
   if (out.requires_grad()) {
     Tensor probs = res.probs;
     current_tape()->push([q, k, v, out, probs, scale] {
       if (!out.grad().defined()) return;
-      ops::AttentionGrads g =
-          ops::attention_backward(out.grad(), q.value(), k.value(), v.value(), probs, scale);
+      ops::AttentionGrads g = ops::attention_reference_backward(out.grad(), q.value(), k.value(),
+                                                                v.value(), probs, scale);
       accumulate_grad(q, std::move(g.dq));
       accumulate_grad(k, std::move(g.dk));
       accumulate_grad(v, std::move(g.dv));

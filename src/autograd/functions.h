@@ -39,9 +39,13 @@ Variable layer_norm(const Variable& x, const Variable& residual, const Variable&
 /// weight [V, D] rows gathered by i32 ids [...] -> [..., D].
 Variable embedding(const Tensor& ids, const Variable& weight);
 
-/// Reference (unfused) scaled dot-product attention on q [B, H, Tq, Dh], k, v [B, H, Tk, Dh].
+/// Scaled dot-product attention on q [B, H, Tq, Dh], k, v [B, H, Tk, Dh]: the fused kernel
+/// (O(n) memory; saves output and log-sum-exp).
 Variable attention(const Variable& q, const Variable& k, const Variable& v,
                    const ops::AttentionMask& mask, double scale);
+/// The unfused reference (saves the probabilities): the oracle in tests and benchmarks.
+Variable attention_reference(const Variable& q, const Variable& k, const Variable& v,
+                             const ops::AttentionMask& mask, double scale);
 
 /// Label-smoothed cross-entropy of logits [N, V] against i32 targets [N] -> scalar.
 Variable cross_entropy(const Variable& logits, const Tensor& targets,

@@ -10,23 +10,39 @@ struct AttnDims {
   int64_t B = 1, H = 1, Tq = 1, Tk = 1, Dh = 1;
 };
 
-/// Which scores are masked out (probability 0).
+/// Which scores are masked out (probability 0). Query i sits at key position p = i + query_offset
+/// (query_offset = Tk - Tq when decoding one step against a cache of Tk keys).
 ///  key_lengths: per batch entry b, keys j >= key_lengths[b] are padding (null: none).
-///  causal: query i sees keys j <= i + causal_offset (offset = Tk - Tq when decoding with a cache).
+///  causal: query at p sees keys j <= p.
+///  window >= 0: local attention, p sees keys with |p - j| <= window (with causal: p - window <= j
+///    <= p); the first global_tokens positions attend to every key and are seen by every query.
+///    window < 0: full attention (global_tokens unused).
 /// A row whose keys are all masked gets all-zero probabilities (never NaN).
 struct Mask {
   const int32_t* key_lengths = nullptr;
   bool causal = false;
-  int64_t causal_offset = 0;
-  /// Number of visible keys for (b, i): keys [0, limit) are candidates before padding.
-  int64_t visible(int64_t b, int64_t i, int64_t Tk) const {
+  int64_t query_offset = 0;
+  int64_t window = -1;
+  int64_t global_tokens = 0;
+
+  /// End of the candidate key range for (b, i) from padding and causality: keys [0, limit).
+  int64_t limit(int64_t b, int64_t i, int64_t Tk) const {
     int64_t n = Tk;
     if (key_lengths) n = key_lengths[b] < n ? key_lengths[b] : n;
     if (causal) {
-      const int64_t c = i + causal_offset + 1;
+      const int64_t c = i + query_offset + 1;
       n = c < n ? c : n;
     }
     return n < 0 ? 0 : n;
+  }
+  /// True when the visible keys of every row form a prefix [0, limit) (no window).
+  bool prefix_only() const { return window < 0; }
+  bool allowed(int64_t b, int64_t i, int64_t j, int64_t Tk) const {
+    if (j >= limit(b, i, Tk)) return false;
+    if (window < 0) return true;
+    const int64_t p = i + query_offset;
+    if (p < global_tokens || j < global_tokens) return true;
+    return p - j <= window && j - p <= window;
   }
 };
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/flash_attention.h"
 #include "kernels/ref/ref.h"
 #include "ops/check.h"
 #ifdef ATTEND_WITH_CUDA
@@ -45,12 +46,19 @@ int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
 kernels::Mask to_kernel_mask(const AttentionMask& m) {
   kernels::Mask km;
   km.causal = m.causal;
-  km.causal_offset = m.causal_offset;
+  km.query_offset = m.query_offset;
+  km.window = m.local ? m.window : -1;
+  km.global_tokens = m.local ? m.global_tokens : 0;
   if (m.key_lengths.defined()) km.key_lengths = m.key_lengths.data<int32_t>();
   return km;
 }
 
 void check_mask(std::string_view op, const AttentionMask& m, int64_t B, int64_t Tk) {
+  if (m.local) {
+    ATTEND_CHECK(m.window > 0, "{}: local attention needs a window > 0, got {}", op, m.window);
+    ATTEND_CHECK(m.global_tokens >= 0, "{}: global_tokens must be >= 0, got {}", op,
+                 m.global_tokens);
+  }
   if (!m.key_lengths.defined()) return;
   check_dtype(op, "key_lengths", m.key_lengths, DType::kI32);
   check_cpu(op, m.key_lengths);
@@ -493,7 +501,7 @@ Tensor softmax(const Tensor& x_in, const AttentionMask& mask) {
   check_float(op, "x", x_in);
   ATTEND_CHECK(x_in.dim() >= 1, "softmax: expected at least 1 dimension, got {}",
                shape_str(x_in.shape()));
-  const bool masked = mask.key_lengths.defined() || mask.causal;
+  const bool masked = mask.key_lengths.defined() || mask.causal || mask.local;
   kernels::AttnDims d;
   if (masked) {
     ATTEND_CHECK(x_in.dim() == 4, "softmax: a masked softmax expects scores [B, H, Tq, Tk], got {}",
@@ -673,9 +681,9 @@ void embedding_backward(const Tensor& ids_in, const Tensor& dout_in, Tensor& dwe
 
 // ============================================================================ attention
 
-AttentionOut attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                       const AttentionMask& mask, double scale) {
-  constexpr std::string_view op = "attention";
+namespace {
+kernels::AttnDims check_attention(std::string_view op, const Tensor& q_in, const Tensor& k_in,
+                                  const Tensor& v_in, const AttentionMask& mask) {
   check_float(op, "q", q_in);
   check_same_dtype(op, q_in, k_in);
   check_same_dtype(op, q_in, v_in);
@@ -684,16 +692,72 @@ AttentionOut attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
   check_dim(op, "q", q_in, 4);
   check_dim(op, "k", k_in, 4);
   check_dim(op, "v", v_in, 4);
-  ATTEND_CHECK(k_in.shape() == v_in.shape(), "attention: k {} and v {} must have the same shape",
+  ATTEND_CHECK(k_in.shape() == v_in.shape(), "{}: k {} and v {} must have the same shape", op,
                shape_str(k_in.shape()), shape_str(v_in.shape()));
-  ATTEND_CHECK(q_in.size(0) == k_in.size(0) && q_in.size(1) == k_in.size(1) &&
-                   q_in.size(3) == k_in.size(3),
-               "attention: q {} and k {} must agree in batch, heads and head width",
+  ATTEND_CHECK(q_in.size(0) == k_in.size(0) && q_in.size(1) == k_in.size(1),
+               "{}: q {} and k {} must agree in batch and heads", op, shape_str(q_in.shape()),
+               shape_str(k_in.shape()));
+  ATTEND_CHECK(q_in.size(3) == k_in.size(3), "{}: head width of q {} differs from k {}", op,
                shape_str(q_in.shape()), shape_str(k_in.shape()));
   const kernels::AttnDims d{q_in.size(0), q_in.size(1), q_in.size(2), k_in.size(2), q_in.size(3)};
   check_mask(op, mask, d.B, d.Tk);
+  return d;
+}
+}  // namespace
+
+AttentionOut attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                       const AttentionMask& mask, double scale) {
+  constexpr std::string_view op = "attention";
+  const kernels::AttnDims d = check_attention(op, q_in, k_in, v_in, mask);
   const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   AttentionOut out;
+  out.out = like(q);
+  out.lse = Tensor::empty({d.B, d.H, d.Tq}, q.dtype(), q.device());
+  const kernels::Mask km = to_kernel_mask(mask);
+  if (cpu_path(op, q) == Path::kCpuF32)
+    cpu::flash_attention<float>(q.data<float>(), k.data<float>(), v.data<float>(),
+                                out.out.data<float>(), out.lse.data<float>(), d, km, scale);
+  else
+    cpu::flash_attention<double>(q.data<double>(), k.data<double>(), v.data<double>(),
+                                 out.out.data<double>(), out.lse.data<double>(), d, km, scale);
+  return out;
+}
+
+AttentionGrads attention_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k_in,
+                                  const Tensor& v_in, const AttentionOut& saved,
+                                  const AttentionMask& mask, double scale) {
+  constexpr std::string_view op = "attention_backward";
+  const kernels::AttnDims d = check_attention(op, q_in, k_in, v_in, mask);
+  check_same_dtype(op, dout_in, q_in);
+  check_same_shape(op, dout_in, q_in);
+  check_same_shape(op, saved.out, q_in);
+  ATTEND_CHECK(saved.lse.shape() == Shape({d.B, d.H, d.Tq}),
+               "attention_backward: lse {} does not match q {}", shape_str(saved.lse.shape()),
+               shape_str(q_in.shape()));
+  const Tensor dout = dout_in.contiguous(), q = q_in.contiguous(), k = k_in.contiguous(),
+               v = v_in.contiguous(), o = saved.out.contiguous(), lse = saved.lse.contiguous();
+  AttentionGrads g{like(q), like(k), like(v)};
+  const kernels::Mask km = to_kernel_mask(mask);
+  if (cpu_path(op, q) == Path::kCpuF32)
+    cpu::flash_attention_backward<float>(q.data<float>(), k.data<float>(), v.data<float>(),
+                                         o.data<float>(), lse.data<float>(), dout.data<float>(),
+                                         g.dq.data<float>(), g.dk.data<float>(),
+                                         g.dv.data<float>(), d, km, scale);
+  else
+    cpu::flash_attention_backward<double>(q.data<double>(), k.data<double>(), v.data<double>(),
+                                          o.data<double>(), lse.data<double>(),
+                                          dout.data<double>(), g.dq.data<double>(),
+                                          g.dk.data<double>(), g.dv.data<double>(), d, km, scale);
+  return g;
+}
+
+ReferenceAttentionOut attention_reference(const Tensor& q_in, const Tensor& k_in,
+                                          const Tensor& v_in, const AttentionMask& mask,
+                                          double scale) {
+  constexpr std::string_view op = "attention_reference";
+  const kernels::AttnDims d = check_attention(op, q_in, k_in, v_in, mask);
+  const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  ReferenceAttentionOut out;
   out.out = like(q);
   out.probs = Tensor::empty({d.B, d.H, d.Tq, d.Tk}, q.dtype(), q.device());
   const kernels::Mask km = to_kernel_mask(mask);
@@ -706,14 +770,15 @@ AttentionOut attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
   return out;
 }
 
-AttentionGrads attention_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k_in,
-                                  const Tensor& v_in, const Tensor& probs, double scale) {
-  constexpr std::string_view op = "attention_backward";
+AttentionGrads attention_reference_backward(const Tensor& dout_in, const Tensor& q_in,
+                                            const Tensor& k_in, const Tensor& v_in,
+                                            const Tensor& probs, double scale) {
+  constexpr std::string_view op = "attention_reference_backward";
   check_float(op, "dout", dout_in);
   check_same_shape(op, dout_in, q_in);
   const kernels::AttnDims d{q_in.size(0), q_in.size(1), q_in.size(2), k_in.size(2), q_in.size(3)};
   ATTEND_CHECK(probs.shape() == Shape({d.B, d.H, d.Tq, d.Tk}),
-               "attention_backward: probs {} do not match q {} and k {}", shape_str(probs.shape()),
+               "{}: probs {} do not match q {} and k {}", op, shape_str(probs.shape()),
                shape_str(q_in.shape()), shape_str(k_in.shape()));
   const Tensor dout = dout_in.contiguous(), q = q_in.contiguous(), k = k_in.contiguous(),
                v = v_in.contiguous(), p = probs.contiguous();

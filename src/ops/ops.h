@@ -70,12 +70,17 @@ Tensor broadcast_last(const Tensor& x, int64_t cols);
 Tensor broadcast_scalar(const Tensor& scalar, const Shape& shape);
 
 // ------------------------------------------------------------------ softmax family
-/// Attention masks. key_lengths: i32 [B] (undefined: no padding); causal: query i sees keys
-/// j <= i + causal_offset.
+/// Attention masks (see kernels::Mask). key_lengths: i32 [B] (undefined: no padding). causal:
+/// query i, at key position i + query_offset, sees keys j <= i + query_offset. local: sliding
+/// window of `window` (> 0) keys on each side (only backwards when causal), with the first
+/// `global_tokens` positions attending to and attended by everything (Longformer-style).
 struct AttentionMask {
   Tensor key_lengths;
   bool causal = false;
-  int64_t causal_offset = 0;
+  int64_t query_offset = 0;
+  bool local = false;
+  int64_t window = 0;
+  int64_t global_tokens = 0;
 };
 /// Softmax over the last dimension. With a mask, x must be scores [B, H, Tq, Tk].
 Tensor softmax(const Tensor& x, const AttentionMask& mask = {});
@@ -107,19 +112,31 @@ Tensor embedding(const Tensor& ids, const Tensor& weight);
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dweight);
 
 // ------------------------------------------------------------------ attention
+/// Fused exact attention (the default): out = softmax(scale q k^T + mask) v, computed tile by
+/// tile with an online softmax; the Tq x Tk score matrix is never stored. Saves only the
+/// per-row log-sum-exp. q [B, H, Tq, Dh], k and v [B, H, Tk, Dh].
 struct AttentionOut {
-  Tensor out;    // [B, H, Tq, Dh]
-  Tensor probs;  // [B, H, Tq, Tk], saved for backward
+  Tensor out;  // [B, H, Tq, Dh]
+  Tensor lse;  // [B, H, Tq], -inf for rows with no visible key (their output is 0)
 };
-/// Reference (unfused) scaled dot-product attention: softmax(scale q k^T + mask) v.
-/// q [B, H, Tq, Dh], k and v [B, H, Tk, Dh].
 AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v,
                        const AttentionMask& mask, double scale);
 struct AttentionGrads {
   Tensor dq, dk, dv;
 };
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
-                                  const Tensor& v, const Tensor& probs, double scale);
+                                  const Tensor& v, const AttentionOut& saved,
+                                  const AttentionMask& mask, double scale);
+
+/// Reference (unfused) attention, the oracle: materialises the probabilities [B, H, Tq, Tk].
+struct ReferenceAttentionOut {
+  Tensor out;    // [B, H, Tq, Dh]
+  Tensor probs;  // [B, H, Tq, Tk], saved for backward
+};
+ReferenceAttentionOut attention_reference(const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const AttentionMask& mask, double scale);
+AttentionGrads attention_reference_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                            const Tensor& v, const Tensor& probs, double scale);
 
 // ------------------------------------------------------------------ loss
 struct CrossEntropyOut {

@@ -96,7 +96,23 @@ TEST(Gradcheck, Attention) {
     ops::AttentionMask m{lens, causal, 1};
     expect_gradcheck([=](const V& x) { return ag::attention(x[0], x[1], x[2], m, 0.7); },
                      {randn({2, 2, 3, 4}, 30), randn({2, 2, 4, 4}, 31), randn({2, 2, 4, 4}, 32)});
+    expect_gradcheck(
+        [=](const V& x) { return ag::attention_reference(x[0], x[1], x[2], m, 0.7); },
+        {randn({2, 2, 3, 4}, 33), randn({2, 2, 4, 4}, 34), randn({2, 2, 4, 4}, 35)});
   }
+}
+
+TEST(Gradcheck, LocalAttentionWithGlobalTokens) {
+  for (bool causal : {false, true})
+    for (int64_t globals : {0, 1}) {
+      ops::AttentionMask m;
+      m.causal = causal;
+      m.local = true;
+      m.window = 2;
+      m.global_tokens = globals;
+      expect_gradcheck([=](const V& x) { return ag::attention(x[0], x[1], x[2], m, 0.6); },
+                       {randn({1, 2, 7, 3}, 36), randn({1, 2, 7, 3}, 37), randn({1, 2, 7, 3}, 38)});
+    }
 }
 
 TEST(Gradcheck, CrossEntropy) {

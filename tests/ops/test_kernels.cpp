@@ -122,9 +122,10 @@ TEST(CpuKernels, ReferenceAttention) {
   for (bool causal : {false, true}) {
     ops::AttentionMask m{lens, causal, 3};
     check_op([&](DType dt) {
-      const ops::AttentionOut o = ops::attention(in(q, dt), in(k, dt), in(v, dt), m, 0.25);
-      const ops::AttentionGrads g =
-          ops::attention_backward(in(dout, dt), in(q, dt), in(k, dt), in(v, dt), o.probs, 0.25);
+      const ops::ReferenceAttentionOut o =
+          ops::attention_reference(in(q, dt), in(k, dt), in(v, dt), m, 0.25);
+      const ops::AttentionGrads g = ops::attention_reference_backward(
+          in(dout, dt), in(q, dt), in(k, dt), in(v, dt), o.probs, 0.25);
       return Outputs{o.out, o.probs, g.dq, g.dk, g.dv};
     }, 1e-5, 1e-4);
   }

@@ -23,6 +23,21 @@ ATTEND_MULTIVERSION void softmax_row(const float* x, float* y, int64_t n, int64_
   for (int64_t j = n; j < cols; ++j) y[j] = 0.f;
 }
 
+// General mask (local windows, global tokens): masked entries excluded elementwise.
+template <typename Allowed>
+void masked_softmax_row(const float* x, float* y, int64_t cols, const Allowed& allowed) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < cols; ++j)
+    if (allowed(j)) mx = std::max(mx, x[j]);
+  float sum = 0.f;
+  for (int64_t j = 0; j < cols; ++j) {
+    y[j] = allowed(j) ? fast_exp(x[j] - mx) : 0.f;
+    sum += y[j];
+  }
+  const float inv = sum > 0.f ? 1.f / sum : 0.f;
+  for (int64_t j = 0; j < cols; ++j) y[j] *= inv;
+}
+
 ATTEND_MULTIVERSION void softmax_backward_row(const float* y, const float* dy, float* dx,
                                               int64_t cols) {
   float dot = 0.f;
@@ -54,7 +69,13 @@ void softmax(const float* x, float* y, const AttnDims& d, const Mask& m) {
   parallel_for(rows, row_grain(d.Tk), [&](int64_t s, int64_t e) {
     for (int64_t r = s; r < e; ++r) {
       const int64_t b = r / (d.H * d.Tq), i = r % d.Tq;
-      softmax_row(x + r * d.Tk, y + r * d.Tk, m.visible(b, i, d.Tk), d.Tk);
+      if (m.prefix_only()) {
+        softmax_row(x + r * d.Tk, y + r * d.Tk, m.limit(b, i, d.Tk), d.Tk);
+      } else {
+        masked_softmax_row(x + r * d.Tk, y + r * d.Tk, d.Tk, [&](int64_t j) {
+          return m.allowed(b, i, j, d.Tk);
+        });
+      }
     }
   });
 }

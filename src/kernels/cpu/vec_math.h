@@ -13,10 +13,12 @@
 
 namespace attend::cpu {
 
-/// (always_inline: a multiversioned caller may not inline a default-target callee otherwise.)
-/// e^x with ~2 ulp relative error for x in [-87, 88] (inputs below -87 give ~0, above 88 clamp).
+/// e^x with ~2 ulp relative error for x in [-87, 88]; exactly 0 below -87.3 (so -inf gives 0,
+/// as masked scores need) and clamped above 88.
 /// Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6 Taylor polynomial.
+/// (always_inline: a multiversioned caller may not inline a default-target callee otherwise.)
 __attribute__((always_inline)) inline float fast_exp(float x) {
+  const bool underflow = x < -87.3f;
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);  // vroundps when vectorised
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
@@ -30,7 +32,7 @@ __attribute__((always_inline)) inline float fast_exp(float x) {
   const int32_t e = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &e, 4);
-  return p * scale;
+  return underflow ? 0.0f : p * scale;
 }
 
 /// max(x[0:n]) (-inf when n == 0). Sixteen independent lanes make the loop elementwise, so it

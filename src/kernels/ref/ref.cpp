@@ -105,13 +105,14 @@ template <typename T> void softmax(const T* x, T* y, const AttnDims& d, const Ma
     for (int64_t h = 0; h < d.H; ++h)
       for (int64_t i = 0; i < d.Tq; ++i) {
         const int64_t off = ((b * d.H + h) * d.Tq + i) * d.Tk;
-        const int64_t vis = m.visible(b, i, d.Tk);
         T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < vis; ++j) mx = std::max(mx, x[off + j]);
-        T sum = 0;
-        for (int64_t j = 0; j < vis; ++j) sum += std::exp(x[off + j] - mx);
         for (int64_t j = 0; j < d.Tk; ++j)
-          y[off + j] = j < vis ? std::exp(x[off + j] - mx) / sum : T(0);
+          if (m.allowed(b, i, j, d.Tk)) mx = std::max(mx, x[off + j]);
+        T sum = 0;
+        for (int64_t j = 0; j < d.Tk; ++j)
+          if (m.allowed(b, i, j, d.Tk)) sum += std::exp(x[off + j] - mx);
+        for (int64_t j = 0; j < d.Tk; ++j)
+          y[off + j] = m.allowed(b, i, j, d.Tk) ? std::exp(x[off + j] - mx) / sum : T(0);
       }
 }
 template <typename T>

@@ -1,0 +1,33 @@
+// Fused exact attention (FlashAttention-2 style) on the CPU, forward and backward, for float
+// (AVX-512 micro-kernels when the CPU has them) and double (used by gradcheck). Never forms the
+// Tq x Tk score matrix: memory is O((Tq + Tk) * Dh) per head plus one tile per thread.
+#pragma once
+#include <cstdint>
+
+#include "kernels/common.h"
+
+namespace attend::cpu {
+
+/// Query/key tile sizes: a tile of scores (kTileQ x kTileK) and the Q, K, V, O tiles of a head
+/// of width <= 128 fit the L2 cache together.
+constexpr int64_t kTileQ = 64, kTileK = 64;
+
+/// o = softmax(scale q k^T + mask) v and lse[b, h, i] = log sum_j exp(scale q_i k_j) over the
+/// visible keys (-inf for a row with no visible key; its output is 0).
+/// q [B, H, Tq, Dh], k and v [B, H, Tk, Dh], o [B, H, Tq, Dh], lse [B, H, Tq].
+template <typename T>
+void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const kernels::AttnDims& d,
+                     const kernels::Mask& m, double scale);
+
+/// Gradients from the saved output and lse; scores are recomputed tile by tile.
+template <typename T>
+void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, const T* lse,
+                              const T* dout, T* dq, T* dk, T* dv, const kernels::AttnDims& d,
+                              const kernels::Mask& m, double scale);
+
+/// True when a query tile [i0, i1) and key tile [j0, j1) can contain a visible score for batch
+/// entry b. Skipping the others makes local attention linear in the sequence length.
+bool tile_may_be_visible(const kernels::Mask& m, int64_t b, int64_t i0, int64_t i1, int64_t j0,
+                         int64_t j1, int64_t Tk);
+
+}  // namespace attend::cpu

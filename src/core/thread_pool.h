@@ -1,44 +1,31 @@
-// A fixed-size thread pool for the CPU kernels' parallel loops. Its size is a run-time setting
-// (set_num_threads, the CLI's --threads); the BLAS library is told the same number.
+// Parallel loops for the CPU kernels. The pool runs on the OpenMP runtime that the BLAS
+// libraries (oneDNN, OpenBLAS) use too, so kernels and GEMMs share one set of worker threads:
+// no oversubscription, and no BLAS threads spin-waiting against ours between calls. Its size is
+// a run-time setting (set_num_threads, the CLI's --threads), applied to the BLAS as well.
 #pragma once
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
 
 namespace attend {
 
 class ThreadPool {
  public:
   explicit ThreadPool(int num_threads);
-  ~ThreadPool();
-  ThreadPool(const ThreadPool&) = delete;
-  ThreadPool& operator=(const ThreadPool&) = delete;
 
-  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+  int num_threads() const { return num_threads_; }
 
   /// Calls fn(begin, end) over [0, n) split into at most num_threads() contiguous chunks of at
-  /// least `grain` items. The calling thread runs the first chunk. Exceptions are rethrown.
+  /// least `grain` items, one per thread. Inside another parallel region it runs serially.
+  /// The first exception thrown by any chunk is rethrown after all chunks finished.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
-  void worker_loop(int id);
-  std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable cv_work_, cv_done_;
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
-  int64_t job_n_ = 0, job_chunks_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
-  std::exception_ptr error_;
+  int num_threads_;
 };
 
 /// The process-wide pool (default: hardware threads, or ATTEND_NUM_THREADS).
 ThreadPool& thread_pool();
-/// Resizes the global pool and the BLAS thread count. Not to be called inside a parallel loop.
+/// Resizes the global pool and the BLAS thread count.
 void set_num_threads(int n);
 int num_threads();
 

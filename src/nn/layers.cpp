@@ -36,16 +36,36 @@ ag::Variable LayerNorm::forward(const ag::Variable& x, const ag::Variable& resid
   return ag::layer_norm(x, residual, weight, bias, eps);
 }
 
+void AttentionConfig::validate() const {
+  ATTEND_CHECK(attention == "full" || attention == "local",
+               "attention: expected 'full' or 'local', got '{}'", attention);
+  if (attention == "local")
+    ATTEND_CHECK(window > 0, "window: local attention needs window > 0, got {}", window);
+  ATTEND_CHECK(global_tokens >= 0, "global_tokens: must be >= 0, got {}", global_tokens);
+}
+
+ops::AttentionMask AttentionConfig::apply(ops::AttentionMask mask) const {
+  if (attention == "local") {
+    mask.local = true;
+    mask.window = window;
+    mask.global_tokens = global_tokens;
+  }
+  return mask;
+}
+
 MultiHeadAttention::MultiHeadAttention(int64_t dim_, int64_t heads_, uint64_t seed,
-                                       const std::string& path, DType dtype)
+                                       const std::string& path, DType dtype,
+                                       AttentionConfig config_)
     : dim(dim_),
       heads(heads_),
+      config(std::move(config_)),
       q_proj(dim_, dim_, true, seed, path + ".q_proj", dtype),
       k_proj(dim_, dim_, true, seed, path + ".k_proj", dtype),
       v_proj(dim_, dim_, true, seed, path + ".v_proj", dtype),
       out_proj(dim_, dim_, true, seed, path + ".out_proj", dtype) {
   ATTEND_CHECK(heads_ > 0 && dim_ % heads_ == 0,
                "MultiHeadAttention: model width {} is not divisible by {} heads", dim_, heads_);
+  config.validate();
   register_module("q_proj", q_proj);
   register_module("k_proj", k_proj);
   register_module("v_proj", v_proj);
@@ -62,7 +82,8 @@ ag::Variable MultiHeadAttention::forward(const ag::Variable& query, const ag::Va
   const ag::Variable q = split(q_proj.forward(query), Tq);
   const ag::Variable k = split(k_proj.forward(memory), Tk);
   const ag::Variable v = split(v_proj.forward(memory), Tk);
-  const ag::Variable o = ag::attention(q, k, v, mask, 1.0 / std::sqrt(static_cast<double>(Dh)));
+  const ag::Variable o =
+      ag::attention(q, k, v, config.apply(mask), 1.0 / std::sqrt(static_cast<double>(Dh)));
   // [B, H, Tq, Dh] -> [B, Tq, H, Dh] -> [B, Tq, D]
   return out_proj.forward(ag::reshape(ag::transpose(o, 1, 2), {B, Tq, dim}));
 }

@@ -33,16 +33,32 @@ class LayerNorm : public Module {
   double eps;
 };
 
+/// Which attention a model uses (config keys `attention`, `window`, `global_tokens`):
+/// "full" — exact attention over every visible key (the fused kernel);
+/// "local" — each position sees `window` keys on each side (only backwards under a causal
+/// mask), and the first `global_tokens` positions attend to and are attended by all.
+struct AttentionConfig {
+  std::string attention = "full";
+  int64_t window = 0;
+  int64_t global_tokens = 0;
+  /// Throws attend::Error naming the offending key: unknown kind, window <= 0 for local,
+  /// negative global_tokens.
+  void validate() const;
+  /// Adds the local-attention fields to a mask (padding and causality stay as given).
+  ops::AttentionMask apply(ops::AttentionMask mask) const;
+};
+
 /// Multi-head scaled dot-product attention with q/k/v/out projections (q_proj, k_proj, v_proj,
 /// out_proj, as PyTorch reference implementations name them).
 class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention(int64_t dim, int64_t heads, uint64_t seed, const std::string& path,
-                     DType dtype = DType::kF32);
+                     DType dtype = DType::kF32, AttentionConfig config = {});
   /// query [B, Tq, D], memory [B, Tk, D] (== query for self-attention) -> [B, Tq, D].
   ag::Variable forward(const ag::Variable& query, const ag::Variable& memory,
                        const ops::AttentionMask& mask) const;
   int64_t dim, heads;
+  AttentionConfig config;
   Linear q_proj, k_proj, v_proj, out_proj;
 };
 

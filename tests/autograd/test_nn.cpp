@@ -67,6 +67,26 @@ TEST(Nn, TrainingDrivesTheLossDownDeterministically) {
   EXPECT_LT(a.back(), 0.25 * a.front()) << "first " << a.front() << " last " << a.back();
 }
 
+TEST(Nn, AttentionConfigSelectsLocalAttention) {
+  nn::AttentionConfig bad;
+  bad.attention = "sparse";
+  EXPECT_TRUE(test::throws_with([&] { bad.validate(); }, {"attention", "'sparse'"}));
+  nn::AttentionConfig zero;
+  zero.attention = "local";
+  EXPECT_TRUE(test::throws_with([&] { nn::MultiHeadAttention(8, 2, 1, "a", DType::kF32, zero); },
+                                {"window", "> 0", "got 0"}));
+  // A local layer with a window covering the whole sequence equals the full layer; a narrow
+  // window changes the output.
+  nn::AttentionConfig wide{"local", 100, 0}, narrow{"local", 1, 0};
+  nn::MultiHeadAttention full(8, 2, 7, "attn"), local_wide(8, 2, 7, "attn", DType::kF32, wide),
+      local_narrow(8, 2, 7, "attn", DType::kF32, narrow);
+  const ag::Variable x(test::randn({2, 9, 8}, 3).to(DType::kF32));
+  const Tensor a = full.forward(x, x, {}).value(), b = local_wide.forward(x, x, {}).value(),
+               c = local_narrow.forward(x, x, {}).value();
+  EXPECT_TRUE(test::close(b, a, 1e-6, 1e-6));
+  EXPECT_FALSE(test::close(c, a, 1e-3, 1e-3));
+}
+
 TEST(Nn, AdamRequiresGradients) {
   TinyClassifier m;
   train::Adam adam(m.named_parameters(), {});

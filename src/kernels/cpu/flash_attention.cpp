@@ -3,10 +3,14 @@
 // saved. Backward (per key tile, FlashAttention-2 order) recomputes P = exp(S - lse) and
 // accumulates dK, dV in the tile, dQ in a per-head (or per-work-item) buffer.
 //
-// All products are C (+)= alpha * A B with A row-major [R, K] and B row-major [K, N]; K and V are
-// transposed once per call so that every product has that form.
+// All products are C (+)= alpha * A B (or A^T B) with B row-major [K, N]; K and V are transposed
+// once per call so that every product has that form.
 #include "kernels/cpu/flash_attention.h"
 
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which its flow analysis reports
+// as "may be used uninitialized" (GCC bug 105593): a false positive, silenced for this file.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
@@ -25,36 +29,40 @@ using kernels::Mask;
 
 // ---------------------------------------------------------------- micro-kernels
 
-// C[r, 0:N] = (accumulate ? C[r, 0:N] : 0) + alpha * sum_k A[r, k] B[k, 0:N], r < R.
+// C[r, 0:N] = (accumulate ? C[r, 0:N] : 0) + alpha * sum_k A(r, k) B[k, 0:N], r < R, where
+// A(r, k) = A[r * a_rs + k * a_ks]: (a_rs, a_ks) = (lda, 1) reads A, (1, lda) reads A^T, so
+// products with a transposed left operand need no transpose copy.
 template <typename T>
-void rows_gemm_generic(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-                       const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate) {
+void rows_gemm_generic(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int64_t a_rs,
+                       int64_t a_ks, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate) {
   for (int64_t r = 0; r < R; ++r) {
     T* c = C + r * ldc;
     if (!accumulate) std::fill(c, c + N, T(0));
     for (int64_t k = 0; k < K; ++k) {
-      const T a = alpha * A[r * lda + k];
+      const T a = alpha * A[r * a_rs + k * a_ks];
       const T* b = B + k * ldb;
       for (int64_t n = 0; n < N; ++n) c[n] += a * b[n];
     }
   }
 }
 
-// AVX-512 block: RB rows x NV 16-float vectors of C held in registers over the whole K loop.
-template <int RB, int NV>
+// AVX-512 block: RB rows x NV 16-float vectors of C held in registers over the whole K loop
+// (RB 6, NV 4: 24 accumulators + 4 B vectors + 1 broadcast of the 32 zmm registers). Only the
+// last vector of a row uses a mask, and only when N is not a multiple of 16 (kMasked).
+template <int RB, int NV, bool kMasked>
 __attribute__((target("avx512f"), always_inline)) inline void block_avx512(
-    int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-    int64_t ldc, bool accumulate, __mmask16 last) {
+    int64_t K, float alpha, const float* A, int64_t a_rs, int64_t a_ks, const float* B,
+    int64_t ldb, float* C, int64_t ldc, bool accumulate, __mmask16 last) {
   __m512 acc[RB][NV];
   for (int r = 0; r < RB; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     __m512 b[NV];
     for (int v = 0; v < NV; ++v)
-      b[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, B + k * ldb + 16 * v)
-                         : _mm512_loadu_ps(B + k * ldb + 16 * v);
+      b[v] = (kMasked && v == NV - 1) ? _mm512_maskz_loadu_ps(last, B + k * ldb + 16 * v)
+                                      : _mm512_loadu_ps(B + k * ldb + 16 * v);
     for (int r = 0; r < RB; ++r) {
-      const __m512 a = _mm512_set1_ps(A[r * lda + k]);
+      const __m512 a = _mm512_set1_ps(A[r * a_rs + k * a_ks]);
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
     }
   }
@@ -62,18 +70,32 @@ __attribute__((target("avx512f"), always_inline)) inline void block_avx512(
   for (int r = 0; r < RB; ++r)
     for (int v = 0; v < NV; ++v) {
       float* c = C + r * ldc + 16 * v;
-      const __mmask16 mk = v == NV - 1 ? last : static_cast<__mmask16>(0xffff);
       __m512 out = _mm512_mul_ps(acc[r][v], va);
-      if (accumulate) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mk, c));
-      _mm512_mask_storeu_ps(c, mk, out);
+      if (kMasked && v == NV - 1) {
+        if (accumulate) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(last, c));
+        _mm512_mask_storeu_ps(c, last, out);
+      } else {
+        if (accumulate) out = _mm512_add_ps(out, _mm512_loadu_ps(c));
+        _mm512_storeu_ps(c, out);
+      }
     }
+}
+
+template <int RB, int NV>
+__attribute__((target("avx512f"), always_inline)) inline void block_dispatch(
+    int64_t K, float alpha, const float* A, int64_t a_rs, int64_t a_ks, const float* B,
+    int64_t ldb, float* C, int64_t ldc, bool accumulate, __mmask16 last) {
+  if (last == 0xffff)
+    block_avx512<RB, NV, false>(K, alpha, A, a_rs, a_ks, B, ldb, C, ldc, accumulate, last);
+  else
+    block_avx512<RB, NV, true>(K, alpha, A, a_rs, a_ks, B, ldb, C, ldc, accumulate, last);
 }
 
 template <int RB>
 __attribute__((target("avx512f"))) void rows_avx512(int64_t N, int64_t K, float alpha,
-                                                    const float* A, int64_t lda, const float* B,
-                                                    int64_t ldb, float* C, int64_t ldc,
-                                                    bool accumulate) {
+                                                    const float* A, int64_t a_rs, int64_t a_ks,
+                                                    const float* B, int64_t ldb, float* C,
+                                                    int64_t ldc, bool accumulate) {
   for (int64_t n0 = 0; n0 < N; n0 += 64) {
     const int64_t nb = std::min<int64_t>(64, N - n0);
     const int nv = static_cast<int>((nb + 15) / 16);
@@ -82,10 +104,10 @@ __attribute__((target("avx512f"))) void rows_avx512(int64_t N, int64_t K, float 
     const float* b = B + n0;
     float* c = C + n0;
     switch (nv) {
-      case 1: block_avx512<RB, 1>(K, alpha, A, lda, b, ldb, c, ldc, accumulate, last); break;
-      case 2: block_avx512<RB, 2>(K, alpha, A, lda, b, ldb, c, ldc, accumulate, last); break;
-      case 3: block_avx512<RB, 3>(K, alpha, A, lda, b, ldb, c, ldc, accumulate, last); break;
-      default: block_avx512<RB, 4>(K, alpha, A, lda, b, ldb, c, ldc, accumulate, last); break;
+      case 1: block_dispatch<RB, 1>(K, alpha, A, a_rs, a_ks, b, ldb, c, ldc, accumulate, last); break;
+      case 2: block_dispatch<RB, 2>(K, alpha, A, a_rs, a_ks, b, ldb, c, ldc, accumulate, last); break;
+      case 3: block_dispatch<RB, 3>(K, alpha, A, a_rs, a_ks, b, ldb, c, ldc, accumulate, last); break;
+      default: block_dispatch<RB, 4>(K, alpha, A, a_rs, a_ks, b, ldb, c, ldc, accumulate, last); break;
     }
   }
 }
@@ -96,31 +118,114 @@ bool has_avx512() {
 }
 
 template <typename T>
-void rows_gemm(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
-               int64_t ldb, T* C, int64_t ldc, bool accumulate) {
+void rows_gemm_strided(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int64_t a_rs,
+                       int64_t a_ks, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate) {
   if constexpr (std::is_same_v<T, float>) {
     if (has_avx512()) {
       int64_t r = 0;
-      for (; r + 4 <= R; r += 4)
-        rows_avx512<4>(N, K, alpha, A + r * lda, lda, B, ldb, C + r * ldc, ldc, accumulate);
+      for (; r + 6 <= R; r += 6)
+        rows_avx512<6>(N, K, alpha, A + r * a_rs, a_rs, a_ks, B, ldb, C + r * ldc, ldc, accumulate);
+      if (r + 4 <= R) {
+        rows_avx512<4>(N, K, alpha, A + r * a_rs, a_rs, a_ks, B, ldb, C + r * ldc, ldc, accumulate);
+        r += 4;
+      }
       for (; r < R; ++r)
-        rows_avx512<1>(N, K, alpha, A + r * lda, lda, B, ldb, C + r * ldc, ldc, accumulate);
+        rows_avx512<1>(N, K, alpha, A + r * a_rs, a_rs, a_ks, B, ldb, C + r * ldc, ldc, accumulate);
       return;
     }
   }
-  rows_gemm_generic<T>(R, N, K, alpha, A, lda, B, ldb, C, ldc, accumulate);
+  rows_gemm_generic<T>(R, N, K, alpha, A, a_rs, a_ks, B, ldb, C, ldc, accumulate);
 }
 
-// dst [cols, rows] = src [rows, cols]^T (src row stride lds, dst row stride ldd).
+// C (+)= alpha A B with A row-major [R, K] (leading dimension lda).
 template <typename T>
-void transpose(const T* src, int64_t rows, int64_t cols, int64_t lds, T* dst, int64_t ldd) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+void rows_gemm(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+               int64_t ldb, T* C, int64_t ldc, bool accumulate) {
+  rows_gemm_strided<T>(R, N, K, alpha, A, lda, 1, B, ldb, C, ldc, accumulate);
+}
+
+// C (+)= alpha A^T B with A row-major [K, R] (leading dimension lda).
+template <typename T>
+void rows_gemm_at(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+                  int64_t ldb, T* C, int64_t ldc, bool accumulate) {
+  rows_gemm_strided<T>(R, N, K, alpha, A, 1, lda, B, ldb, C, ldc, accumulate);
+}
+
+// Transposes the keys (or values) of one head, [Tk, Dh], into key-tile-major blocks
+// [ntiles][Dh][kTileK] (the last tile zero-padded). A plain [Dh, Tk] transpose would put the rows
+// a product walks through Tk floats apart, and with Tk a multiple of 1024 they all fall into the
+// same L1 set; tile blocks keep each product's operand contiguous (Dh x kTileK).
+template <typename T>
+void transpose_tiles(const T* src, int64_t Tk, int64_t Dh, T* dst) {
+  const int64_t ntiles = (Tk + kTileK - 1) / kTileK;
+  for (int64_t t = 0; t < ntiles; ++t) {
+    T* block = dst + t * Dh * kTileK;
+    const int64_t j0 = t * kTileK, nk = std::min(kTileK, Tk - j0);
+    for (int64_t c = 0; c < Dh; ++c)
+      for (int64_t j = 0; j < kTileK; ++j) block[c * kTileK + j] = j < nk ? src[(j0 + j) * Dh + c] : T(0);
+  }
 }
 
 // ---------------------------------------------------------------- row operations
 // float: multiversioned loops with the vectorisable fast_exp; double: plain loops with std::exp.
 
+// AVX-512 row operations (the inner loops of the online softmax): e^x by Cody-Waite reduction,
+// a degree-6 polynomial and vscalefps; x < -87.3 (and -inf, i.e. masked) gives exactly 0.
+__attribute__((target("avx512f"), always_inline)) inline __m512 exp512(__m512 x) {
+  const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_mov_ps(static_cast<__mmask16>(~underflow), _mm512_scalef_ps(p, n));
+}
+
+__attribute__((target("avx512f"), always_inline)) inline float hsum512(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float s = 0.f;
+  for (float x : t) s += x;
+  return s;
+}
+
+__attribute__((target("avx512f"), always_inline)) inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+}
+
+__attribute__((target("avx512f"))) float max_avx512(const float* x, int64_t n) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 k = tail_mask(n - j);
+    m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, x + j));
+  }
+  alignas(64) float t[16];
+  _mm512_store_ps(t, m);
+  float r = t[0];
+  for (int i = 1; i < 16; ++i) r = t[i] > r ? t[i] : r;
+  return r;
+}
+
+__attribute__((target("avx512f"))) float exp_sub_sum_avx512(float* x, int64_t n, float mx) {
+  const __m512 vm = _mm512_set1_ps(mx);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 k = tail_mask(n - j);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), vm));
+    _mm512_mask_storeu_ps(x + j, k, e);
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(k, e));
+  }
+  return hsum512(sum);
+}
+
+ATTEND_MULTIVERSION float max_f(const float* x, int64_t n) { return row_max(x, n); }
 ATTEND_MULTIVERSION float exp_sub_sum_f(float* x, int64_t n, float mx) {
   float sum = 0.f;
   for (int64_t j = 0; j < n; ++j) {
@@ -129,7 +234,6 @@ ATTEND_MULTIVERSION float exp_sub_sum_f(float* x, int64_t n, float mx) {
   }
   return sum;
 }
-ATTEND_MULTIVERSION float max_f(const float* x, int64_t n) { return row_max(x, n); }
 ATTEND_MULTIVERSION void scale_f(float* x, int64_t n, float a) {
   for (int64_t j = 0; j < n; ++j) x[j] *= a;
 }
@@ -145,7 +249,7 @@ ATTEND_MULTIVERSION float dot_f(const float* a, const float* b, int64_t n) {
 template <typename T>
 T max_row(const T* x, int64_t n) {
   if constexpr (std::is_same_v<T, float>) {
-    return max_f(x, n);
+    return has_avx512() ? max_avx512(x, n) : max_f(x, n);
   } else {
     T mx = -std::numeric_limits<T>::infinity();
     for (int64_t j = 0; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
@@ -156,7 +260,7 @@ T max_row(const T* x, int64_t n) {
 template <typename T>
 T exp_sub_sum(T* x, int64_t n, T mx) {
   if constexpr (std::is_same_v<T, float>) {
-    return exp_sub_sum_f(x, n, mx);
+    return has_avx512() ? exp_sub_sum_avx512(x, n, mx) : exp_sub_sum_f(x, n, mx);
   } else {
     T sum = 0;
     for (int64_t j = 0; j < n; ++j) sum += (x[j] = std::exp(x[j] - mx));
@@ -212,10 +316,12 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
   const int64_t BH = d.B * d.H, Dh = d.Dh, Tq = d.Tq, Tk = d.Tk;
   if (BH == 0 || Tq == 0) return;
   const T scale = static_cast<T>(scale_d);
-  // K transposed per head: kt [BH, Dh, Tk], so S = Q_tile kt[:, tile] is a rows_gemm.
-  std::vector<T> kt(static_cast<size_t>(BH * Dh * Tk));
+  // K transposed per head and key tile: kt [BH][ntiles][Dh][kTileK], so S = Q_tile kt_tile is
+  // a rows_gemm over a contiguous operand.
+  const int64_t ntiles = (Tk + kTileK - 1) / kTileK, head_kt = ntiles * Dh * kTileK;
+  std::vector<T> kt(static_cast<size_t>(BH * head_kt));
   parallel_for(BH, 1, [&](int64_t s, int64_t e) {
-    for (int64_t bh = s; bh < e; ++bh) transpose(k + bh * Tk * Dh, Tk, Dh, Dh, kt.data() + bh * Dh * Tk, Tk);
+    for (int64_t bh = s; bh < e; ++bh) transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.data() + bh * head_kt);
   });
   const int64_t nqt = (Tq + kTileQ - 1) / kTileQ;
   parallel_for(BH * nqt, 1, [&](int64_t s, int64_t e) {
@@ -232,8 +338,8 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
       for (int64_t j0 = 0; j0 < Tk; j0 += kTileK) {
         const int64_t j1 = std::min(Tk, j0 + kTileK), nk = j1 - j0;
         if (!tile_may_be_visible(m, b, i0, i1, j0, j1, Tk)) continue;
-        rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.data() + bh * Dh * Tk + j0, Tk, S.data(), kTileK,
-                     false);
+        rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.data() + bh * head_kt + (j0 / kTileK) * Dh * kTileK,
+                     kTileK, S.data(), kTileK, false);
         const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
         for (int64_t r = 0; r < nq; ++r) {
           T* srow = S.data() + r * kTileK;
@@ -246,11 +352,14 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
             std::fill(srow, srow + nk, T(0));
             continue;
           }
-          const T alpha = std::exp(mrow[r] - mx);  // rescales what was accumulated so far
           const T sum = exp_sub_sum(srow, nk, mx);
-          lrow[r] = lrow[r] * alpha + sum;
-          mrow[r] = mx;
-          if (alpha != T(1)) scale_row(acc.data() + r * Dh, Dh, alpha);
+          if (mx != mrow[r]) {  // the running max moved: rescale what was accumulated so far
+            const T alpha = std::exp(mrow[r] - mx);
+            lrow[r] *= alpha;
+            scale_row(acc.data() + r * Dh, Dh, alpha);
+            mrow[r] = mx;
+          }
+          lrow[r] += sum;
         }
         rows_gemm<T>(nq, Dh, nk, T(1), S.data(), kTileK, v + (bh * Tk + j0) * Dh, Dh, acc.data(), Dh,
                      true);
@@ -281,14 +390,15 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
     return;
   }
   // delta[i] = <dO_i, O_i> (the softmax-backward row term); V transposed per head.
-  std::vector<T> delta(static_cast<size_t>(BH * Tq)), vt(static_cast<size_t>(BH * Dh * Tk)),
-      kt(static_cast<size_t>(BH * Dh * Tk));
+  const int64_t ntiles = (Tk + kTileK - 1) / kTileK, head_kt = ntiles * Dh * kTileK;
+  std::vector<T> delta(static_cast<size_t>(BH * Tq)), vt(static_cast<size_t>(BH * head_kt)),
+      kt(static_cast<size_t>(BH * head_kt));
   parallel_for(BH, 1, [&](int64_t s, int64_t e) {
     for (int64_t bh = s; bh < e; ++bh) {
       for (int64_t i = 0; i < Tq; ++i)
         delta[bh * Tq + i] = dot(dout + (bh * Tq + i) * Dh, o + (bh * Tq + i) * Dh, Dh);
-      transpose(v + bh * Tk * Dh, Tk, Dh, Dh, vt.data() + bh * Dh * Tk, Tk);
-      transpose(k + bh * Tk * Dh, Tk, Dh, Dh, kt.data() + bh * Dh * Tk, Tk);
+      transpose_tiles(v + bh * Tk * Dh, Tk, Dh, vt.data() + bh * head_kt);
+      transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.data() + bh * head_kt);
     }
   });
   // Work items: (head, chunk of key tiles). With fewer heads than threads the key tiles of a
@@ -297,8 +407,8 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(nkt, (num_threads() + BH - 1) / BH));
   std::vector<T> dq_private(chunks > 1 ? static_cast<size_t>(BH * chunks * Tq * Dh) : 0, T(0));
   parallel_for(BH * chunks, 1, [&](int64_t s, int64_t e) {
-    std::vector<T> S(kTileQ * kTileK), dS(kTileQ * kTileK), Pt(kTileK * kTileQ),
-        dSt(kTileK * kTileQ), dk_acc(kTileK * Dh), dv_acc(kTileK * Dh);
+    std::vector<T> S(kTileQ * kTileK), dS(kTileQ * kTileK), dk_acc(kTileK * Dh),
+        dv_acc(kTileK * Dh);
     for (int64_t item = s; item < e; ++item) {
       const int64_t bh = item / chunks, chunk = item % chunks, b = bh / d.H;
       T* dq_out = chunks > 1 ? dq_private.data() + item * Tq * Dh : dq + bh * Tq * Dh;
@@ -313,8 +423,8 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
           const T* qb = q + (bh * Tq + i0) * Dh;
           const T* dob = dout + (bh * Tq + i0) * Dh;
           // P = exp(scale q k^T - lse), masked entries 0.
-          rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.data() + bh * Dh * Tk + j0, Tk, S.data(),
-                       kTileK, false);
+          rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.data() + bh * head_kt + ktile * Dh * kTileK,
+                       kTileK, S.data(), kTileK, false);
           const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
           for (int64_t r = 0; r < nq; ++r) {
             const T l = lse[bh * Tq + i0 + r];
@@ -329,18 +439,16 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
             exp_sub_sum(srow, nk, l);
           }
           // dV += P^T dO
-          transpose(S.data(), nq, nk, kTileK, Pt.data(), kTileQ);
-          rows_gemm<T>(nk, Dh, nq, T(1), Pt.data(), kTileQ, dob, Dh, dv_acc.data(), Dh, true);
+          rows_gemm_at<T>(nk, Dh, nq, T(1), S.data(), kTileK, dob, Dh, dv_acc.data(), Dh, true);
           // dP = dO V^T;  dS = P * (dP - delta)
-          rows_gemm<T>(nq, nk, Dh, T(1), dob, Dh, vt.data() + bh * Dh * Tk + j0, Tk, dS.data(),
-                       kTileK, false);
+          rows_gemm<T>(nq, nk, Dh, T(1), dob, Dh, vt.data() + bh * head_kt + ktile * Dh * kTileK,
+                       kTileK, dS.data(), kTileK, false);
           for (int64_t r = 0; r < nq; ++r)
             ds_row(S.data() + r * kTileK, dS.data() + r * kTileK, nk, delta[bh * Tq + i0 + r]);
           // dQ += scale dS K;  dK += scale dS^T Q
           rows_gemm<T>(nq, Dh, nk, scale, dS.data(), kTileK, k + (bh * Tk + j0) * Dh, Dh,
                        dq_out + i0 * Dh, Dh, true);
-          transpose(dS.data(), nq, nk, kTileK, dSt.data(), kTileQ);
-          rows_gemm<T>(nk, Dh, nq, scale, dSt.data(), kTileQ, qb, Dh, dk_acc.data(), Dh, true);
+          rows_gemm_at<T>(nk, Dh, nq, scale, dS.data(), kTileK, qb, Dh, dk_acc.data(), Dh, true);
         }
         std::copy(dk_acc.begin(), dk_acc.begin() + nk * Dh, dk + (bh * Tk + j0) * Dh);
         std::copy(dv_acc.begin(), dv_acc.begin() + nk * Dh, dv + (bh * Tk + j0) * Dh);

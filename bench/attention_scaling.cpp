@@ -1,0 +1,174 @@
+// attention_scaling: time and peak extra memory of attention forward and forward+backward as the
+// sequence grows, for the unfused reference, the fused kernel and local attention (window 256).
+// 8 heads of width 64, batch 1, causal off, fp32, all pool threads.
+//
+// usage: attention_scaling [--max-n N] [--reference-max-n N] [--csv FILE]
+// Prints a table; --csv writes one row per (n, impl) for tools/plot_attention_scaling.gp.
+// Peak memory: Linux's VmHWM is reset (/proc/self/clear_refs) before each measurement and read
+// after it; "extra" is the peak minus the resident size before the call.
+#include <algorithm>
+#include <vector>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/cpu.h"
+#include "ops/ops.h"
+#include "peak.h"
+
+namespace attend {
+namespace {
+
+constexpr int64_t kHeads = 8, kDh = 64, kWindow = 256;
+
+long status_kib(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const size_t n = std::strlen(key);
+  while (std::getline(f, line))
+    if (line.compare(0, n, key) == 0) return std::stol(line.substr(n));
+  return -1;
+}
+void reset_peak() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+}
+
+Tensor rnd(const Shape& s, uint64_t seed) {
+  Tensor t = Tensor::empty(s);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = philox_uniform(seed, 0, i) - 0.5f;
+  return t;
+}
+
+struct Measure {
+  double seconds = 0;  // median
+  double extra_mib = 0;  // max over repetitions
+};
+
+template <typename F>
+Measure measure(F&& f, int reps) {
+  std::vector<double> times;
+  double extra = 0;
+  for (int r = 0; r < reps; ++r) {
+    const long before = status_kib("VmRSS:");
+    reset_peak();
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    extra = std::max(extra, (status_kib("VmHWM:") - before) / 1024.0);
+  }
+  std::sort(times.begin(), times.end());
+  return {times[times.size() / 2], extra};
+}
+
+double gemm_rate_gflops() {
+  const int64_t M = 2048, N = 2048, K = 512;
+  std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
+  double best = 0;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cpu::sgemm(false, true, M, N, K, 1.f, a.data(), K, b.data(), K, 0.f, c.data(), N);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * M * N * K / s / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+}  // namespace attend
+
+int main(int argc, char** argv) {
+  using namespace attend;
+  int64_t max_n = 32768, ref_max_n = 8192;
+  std::string csv_path;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--max-n")) max_n = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--reference-max-n")) ref_max_n = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--csv")) csv_path = argv[i + 1];
+  }
+  const double peak = bench::measured_fma_peak_gflops();
+  const double gemm = gemm_rate_gflops();
+  std::printf("attention_scaling: batch 1, %lld heads x %lld, fp32, %d threads\n",
+              static_cast<long long>(kHeads), static_cast<long long>(kDh), num_threads());
+  std::printf("measured FMA peak %.0f GFLOP/s, sgemm 2048x2048x512 %.0f GFLOP/s\n\n", peak, gemm);
+  std::printf("%7s %-10s %11s %11s %12s %12s %9s %9s\n", "n", "impl", "fwd ms", "fwd+bwd ms",
+              "fwd MiB", "fwd+bwd MiB", "fwd GF/s", "f+b GF/s");
+  std::FILE* csv = csv_path.empty() ? nullptr : std::fopen(csv_path.c_str(), "w");
+  if (csv) std::fprintf(csv, "n,impl,fwd_ms,fwdbwd_ms,fwd_mib,fwdbwd_mib,fwd_gflops,fwdbwd_gflops\n");
+  const double scale = 1.0 / std::sqrt(static_cast<double>(kDh));
+  for (int64_t n = 256; n <= max_n; n *= 2) {
+    const Tensor q = rnd({1, kHeads, n, kDh}, 1), k = rnd({1, kHeads, n, kDh}, 2),
+                 v = rnd({1, kHeads, n, kDh}, 3), dout = rnd({1, kHeads, n, kDh}, 4);
+    const double full_flops = 4.0 * kHeads * static_cast<double>(n) * n * kDh;
+    // Visible keys per query under the window (both sides, clipped at the ends).
+    const double w = static_cast<double>(std::min<int64_t>(kWindow, n - 1));
+    const double local_pairs = static_cast<double>(n) * (2 * w + 1) - w * (w + 1);
+    const double local_flops = 4.0 * kHeads * local_pairs * kDh;
+    const int reps = n <= 1024 ? 11 : (n <= 4096 ? 5 : (n <= 8192 ? 3 : 1));
+    const char* impls[] = {"reference", "fused", "local"};
+    std::vector<double> t_fwd[3], t_both[3];
+    double m_fwd[3] = {0, 0, 0}, m_both[3] = {0, 0, 0};
+    // Interleaved: each repetition runs every implementation once, so drifts in machine load
+    // hit all of them alike; medians are reported.
+    for (int r = 0; r < reps; ++r)
+      for (int impl = 0; impl < 3; ++impl) {
+        if (impl == 0 && n > ref_max_n) continue;
+        ops::AttentionMask m;
+        if (impl == 2) {
+          m.local = true;
+          m.window = kWindow;
+        }
+        Measure fwd, both;
+        if (impl == 0) {
+          fwd = measure([&] { ops::attention_reference(q, k, v, m, scale); }, 1);
+          both = measure([&] {
+            const ops::ReferenceAttentionOut o = ops::attention_reference(q, k, v, m, scale);
+            ops::attention_reference_backward(dout, q, k, v, o.probs, scale);
+          }, 1);
+        } else {
+          fwd = measure([&] { ops::attention(q, k, v, m, scale); }, 1);
+          both = measure([&] {
+            const ops::AttentionOut o = ops::attention(q, k, v, m, scale);
+            ops::attention_backward(dout, q, k, v, o, m, scale);
+          }, 1);
+        }
+        t_fwd[impl].push_back(fwd.seconds);
+        t_both[impl].push_back(both.seconds);
+        m_fwd[impl] = std::max(m_fwd[impl], fwd.extra_mib);
+        m_both[impl] = std::max(m_both[impl], both.extra_mib);
+      }
+    for (int impl = 0; impl < 3; ++impl) {
+      if (impl == 0 && n > ref_max_n) {
+        std::printf("%7lld %-10s %11s   (skipped: the n x n scores need %.1f GiB)\n",
+                    static_cast<long long>(n), impls[impl], "-",
+                    2.0 * kHeads * n * n * 4 / 1073741824.0);
+        continue;
+      }
+      auto median = [](std::vector<double> x) {
+        std::sort(x.begin(), x.end());
+        return x[x.size() / 2];
+      };
+      const double f = median(t_fwd[impl]), b = median(t_both[impl]);
+      const double flops = impl == 2 ? local_flops : full_flops;
+      const double gf_fwd = flops / f / 1e9, gf_both = 3.5 * flops / b / 1e9;
+      std::printf("%7lld %-10s %11.2f %11.2f %12.1f %12.1f %9.1f %9.1f\n",
+                  static_cast<long long>(n), impls[impl], f * 1e3, b * 1e3, m_fwd[impl],
+                  m_both[impl], gf_fwd, gf_both);
+      std::fflush(stdout);
+      if (csv)
+        std::fprintf(csv, "%lld,%s,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f\n", static_cast<long long>(n),
+                     impls[impl], f * 1e3, b * 1e3, m_fwd[impl], m_both[impl], gf_fwd, gf_both);
+    }
+  }
+  if (csv) std::fclose(csv);
+  std::printf("\nGF/s: useful flops (4 n^2 H Dh forward, 3.5x that forward+backward; local counts "
+              "only the visible pairs) per second.\n");
+  return 0;
+}

@@ -3,9 +3,14 @@
 // 8 heads of width 64, batch 1, causal off, fp32, all pool threads.
 //
 // usage: attention_scaling [--max-n N] [--reference-max-n N] [--csv FILE]
-// Prints a table; --csv writes one row per (n, impl) for tools/plot_attention_scaling.gp.
-// Peak memory: Linux's VmHWM is reset (/proc/self/clear_refs) before each measurement and read
-// after it; "extra" is the peak minus the resident size before the call.
+// Prints a table; --csv writes one row per (n, impl) for tools/plot_attention_scaling.sh.
+// Timing: outputs and saved tensors come from an arena reset after each call, as in a training
+// step (no first-touch page faults for either implementation); implementations are interleaved.
+// Memory, from one separate call per implementation with a fresh arena: "MiB" is the arena's
+// peak, i.e. every tensor the op allocates (outputs, saved tensors, gradients, scratch);
+// "RSS MiB" is the peak resident size during the call (Linux VmHWM, reset through
+// /proc/self/clear_refs) minus the resident size before it, which also counts the kernels'
+// internal buffers but misses memory the C allocator reuses from earlier calls.
 #include <algorithm>
 #include <vector>
 #include <chrono>
@@ -16,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu.h"
@@ -98,10 +104,12 @@ int main(int argc, char** argv) {
   std::printf("attention_scaling: batch 1, %lld heads x %lld, fp32, %d threads\n",
               static_cast<long long>(kHeads), static_cast<long long>(kDh), num_threads());
   std::printf("measured FMA peak %.0f GFLOP/s, sgemm 2048x2048x512 %.0f GFLOP/s\n\n", peak, gemm);
-  std::printf("%7s %-10s %11s %11s %12s %12s %9s %9s\n", "n", "impl", "fwd ms", "fwd+bwd ms",
-              "fwd MiB", "fwd+bwd MiB", "fwd GF/s", "f+b GF/s");
+  std::printf("%7s %-10s %11s %11s %12s %12s %12s %9s %9s\n", "n", "impl", "fwd ms",
+              "fwd+bwd ms", "fwd MiB", "fwd+bwd MiB", "f+b RSS MiB", "fwd GF/s", "f+b GF/s");
   std::FILE* csv = csv_path.empty() ? nullptr : std::fopen(csv_path.c_str(), "w");
-  if (csv) std::fprintf(csv, "n,impl,fwd_ms,fwdbwd_ms,fwd_mib,fwdbwd_mib,fwd_gflops,fwdbwd_gflops\n");
+  if (csv)
+    std::fprintf(csv,
+                 "n,impl,fwd_ms,fwdbwd_ms,fwd_mib,fwdbwd_mib,fwdbwd_rss_mib,fwd_gflops,fwdbwd_gflops\n");
   const double scale = 1.0 / std::sqrt(static_cast<double>(kDh));
   for (int64_t n = 256; n <= max_n; n *= 2) {
     const Tensor q = rnd({1, kHeads, n, kDh}, 1), k = rnd({1, kHeads, n, kDh}, 2),
@@ -114,35 +122,64 @@ int main(int argc, char** argv) {
     const int reps = n <= 1024 ? 11 : (n <= 4096 ? 5 : (n <= 8192 ? 3 : 1));
     const char* impls[] = {"reference", "fused", "local"};
     std::vector<double> t_fwd[3], t_both[3];
-    double m_fwd[3] = {0, 0, 0}, m_both[3] = {0, 0, 0};
-    // Interleaved: each repetition runs every implementation once, so drifts in machine load
-    // hit all of them alike; medians are reported.
+    double m_fwd[3] = {0, 0, 0}, m_both[3] = {0, 0, 0}, rss_both[3] = {0, 0, 0};
+    auto mask_of = [&](int impl) {
+      ops::AttentionMask m;
+      if (impl == 2) {
+        m.local = true;
+        m.window = kWindow;
+      }
+      return m;
+    };
+    auto forward = [&](int impl) {
+      if (impl == 0) ops::attention_reference(q, k, v, mask_of(impl), scale);
+      else ops::attention(q, k, v, mask_of(impl), scale);
+    };
+    auto forward_backward = [&](int impl) {
+      const ops::AttentionMask m = mask_of(impl);
+      if (impl == 0) {
+        const ops::ReferenceAttentionOut o = ops::attention_reference(q, k, v, m, scale);
+        ops::attention_reference_backward(dout, q, k, v, o.probs, scale);
+      } else {
+        const ops::AttentionOut o = ops::attention(q, k, v, m, scale);
+        ops::attention_backward(dout, q, k, v, o, m, scale);
+      }
+    };
+    // Peak memory: one call each with a fresh arena (released afterwards).
+    for (int impl = 0; impl < 3; ++impl) {
+      if (impl == 0 && n > ref_max_n) continue;
+      {
+        Arena arena(4096);
+        {
+          ArenaScope scope(&arena);
+          forward(impl);
+        }
+        m_fwd[impl] = arena.peak_bytes() / 1048576.0;
+      }
+      rss_both[impl] = measure([&] {
+        Arena arena(4096);
+        {
+          ArenaScope scope(&arena);
+          forward_backward(impl);
+        }
+        m_both[impl] = arena.peak_bytes() / 1048576.0;
+      }, 1).extra_mib;
+    }
+    // Time: interleaved repetitions, each implementation with its own warm arena.
+    Arena arenas[3];
     for (int r = 0; r < reps; ++r)
       for (int impl = 0; impl < 3; ++impl) {
         if (impl == 0 && n > ref_max_n) continue;
-        ops::AttentionMask m;
-        if (impl == 2) {
-          m.local = true;
-          m.window = kWindow;
-        }
-        Measure fwd, both;
-        if (impl == 0) {
-          fwd = measure([&] { ops::attention_reference(q, k, v, m, scale); }, 1);
-          both = measure([&] {
-            const ops::ReferenceAttentionOut o = ops::attention_reference(q, k, v, m, scale);
-            ops::attention_reference_backward(dout, q, k, v, o.probs, scale);
-          }, 1);
-        } else {
-          fwd = measure([&] { ops::attention(q, k, v, m, scale); }, 1);
-          both = measure([&] {
-            const ops::AttentionOut o = ops::attention(q, k, v, m, scale);
-            ops::attention_backward(dout, q, k, v, o, m, scale);
-          }, 1);
-        }
-        t_fwd[impl].push_back(fwd.seconds);
-        t_both[impl].push_back(both.seconds);
-        m_fwd[impl] = std::max(m_fwd[impl], fwd.extra_mib);
-        m_both[impl] = std::max(m_both[impl], both.extra_mib);
+        t_fwd[impl].push_back(measure([&] {
+          ArenaScope scope(&arenas[impl]);
+          forward(impl);
+        }, 1).seconds);
+        arenas[impl].reset();
+        t_both[impl].push_back(measure([&] {
+          ArenaScope scope(&arenas[impl]);
+          forward_backward(impl);
+        }, 1).seconds);
+        arenas[impl].reset();
       }
     for (int impl = 0; impl < 3; ++impl) {
       if (impl == 0 && n > ref_max_n) {
@@ -158,17 +195,19 @@ int main(int argc, char** argv) {
       const double f = median(t_fwd[impl]), b = median(t_both[impl]);
       const double flops = impl == 2 ? local_flops : full_flops;
       const double gf_fwd = flops / f / 1e9, gf_both = 3.5 * flops / b / 1e9;
-      std::printf("%7lld %-10s %11.2f %11.2f %12.1f %12.1f %9.1f %9.1f\n",
+      std::printf("%7lld %-10s %11.2f %11.2f %12.1f %12.1f %12.1f %9.1f %9.1f\n",
                   static_cast<long long>(n), impls[impl], f * 1e3, b * 1e3, m_fwd[impl],
-                  m_both[impl], gf_fwd, gf_both);
+                  m_both[impl], rss_both[impl], gf_fwd, gf_both);
       std::fflush(stdout);
       if (csv)
-        std::fprintf(csv, "%lld,%s,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f\n", static_cast<long long>(n),
-                     impls[impl], f * 1e3, b * 1e3, m_fwd[impl], m_both[impl], gf_fwd, gf_both);
+        std::fprintf(csv, "%lld,%s,%.3f,%.3f,%.2f,%.2f,%.2f,%.2f,%.2f\n",
+                     static_cast<long long>(n), impls[impl], f * 1e3, b * 1e3, m_fwd[impl],
+                     m_both[impl], rss_both[impl], gf_fwd, gf_both);
     }
   }
   if (csv) std::fclose(csv);
-  std::printf("\nGF/s: useful flops (4 n^2 H Dh forward, 3.5x that forward+backward; local counts "
+  std::printf("\nMiB: arena peak (all tensors the op allocates); RSS MiB: peak resident growth.\n");
+  std::printf("GF/s: useful flops (4 n^2 H Dh forward, 3.5x that forward+backward; local counts "
               "only the visible pairs) per second.\n");
   return 0;
 }

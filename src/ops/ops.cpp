@@ -40,6 +40,31 @@ Path cpu_path(std::string_view op, const Tensor& t) {
 
 Tensor like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
+/// y = kernel(x) for CPU-only ops: f32(x, y) or f64(x, y) on contiguous data.
+template <typename F32, typename F64>
+Tensor unary_cpu(std::string_view op, const Tensor& x_in, F32 f32, F64 f64) {
+  check_float(op, "x", x_in);
+  const Tensor x = x_in.contiguous();
+  Tensor y = like(x);
+  if (cpu_path(op, x) == Path::kCpuF32) f32(x.data<float>(), y.data<float>(), x);
+  else f64(x.data<double>(), y.data<double>(), x);
+  return y;
+}
+
+/// dx = kernel(saved, dy) for CPU-only backward ops (saved: the op's input or output).
+template <typename F32, typename F64>
+Tensor backward_cpu(std::string_view op, const Tensor& saved_in, const Tensor& dy_in, F32 f32,
+                    F64 f64) {
+  check_float(op, "saved", saved_in);
+  check_same_dtype(op, saved_in, dy_in);
+  check_same_shape(op, saved_in, dy_in);
+  const Tensor s = saved_in.contiguous(), dy = dy_in.contiguous();
+  Tensor dx = like(s);
+  if (cpu_path(op, s) == Path::kCpuF32) f32(s.data<float>(), dy.data<float>(), dx.data<float>(), s);
+  else f64(s.data<double>(), dy.data<double>(), dx.data<double>(), s);
+  return dx;
+}
+
 int64_t rows_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.numel() / t.size(-1); }
 int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
 
@@ -398,28 +423,21 @@ Tensor relu_backward(const Tensor& x_in, const Tensor& dy_in) {
   return dx;
 }
 
-Tensor gelu(const Tensor& x_in) {
-  constexpr std::string_view op = "gelu";
-  check_float(op, "x", x_in);
-  const Tensor x = x_in.contiguous();
-  Tensor y = like(x);
-  if (cpu_path(op, x) == Path::kCpuF32) cpu::gelu(x.data<float>(), y.data<float>(), x.numel());
-  else ref::gelu(x.data<double>(), y.data<double>(), x.numel());
-  return y;
+Tensor gelu(const Tensor& x) {
+  return unary_cpu(
+      "gelu", x, [](const float* a, float* y, const Tensor& t) { cpu::gelu(a, y, t.numel()); },
+      [](const double* a, double* y, const Tensor& t) { ref::gelu(a, y, t.numel()); });
 }
 
-Tensor gelu_backward(const Tensor& x_in, const Tensor& dy_in) {
-  constexpr std::string_view op = "gelu_backward";
-  check_float(op, "x", x_in);
-  check_same_dtype(op, x_in, dy_in);
-  check_same_shape(op, x_in, dy_in);
-  const Tensor x = x_in.contiguous(), dy = dy_in.contiguous();
-  Tensor dx = like(x);
-  if (cpu_path(op, x) == Path::kCpuF32)
-    cpu::gelu_backward(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel());
-  else
-    ref::gelu_backward(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel());
-  return dx;
+Tensor gelu_backward(const Tensor& x, const Tensor& dy) {
+  return backward_cpu(
+      "gelu_backward", x, dy,
+      [](const float* a, const float* g, float* d, const Tensor& t) {
+        cpu::gelu_backward(a, g, d, t.numel());
+      },
+      [](const double* a, const double* g, double* d, const Tensor& t) {
+        ref::gelu_backward(a, g, d, t.numel());
+      });
 }
 
 Tensor dropout(const Tensor& x_in, double p, uint64_t seed, uint64_t stream) {
@@ -519,47 +537,37 @@ Tensor softmax(const Tensor& x_in, const AttentionMask& mask) {
   return y;
 }
 
-Tensor softmax_backward(const Tensor& y_in, const Tensor& dy_in) {
-  constexpr std::string_view op = "softmax_backward";
-  check_float(op, "y", y_in);
-  check_same_dtype(op, y_in, dy_in);
-  check_same_shape(op, y_in, dy_in);
-  const Tensor y = y_in.contiguous(), dy = dy_in.contiguous();
-  Tensor dx = like(y);
-  if (cpu_path(op, y) == Path::kCpuF32)
-    cpu::softmax_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), rows_of(y), cols_of(y));
-  else
-    ref::softmax_backward(y.data<double>(), dy.data<double>(), dx.data<double>(), rows_of(y),
-                          cols_of(y));
-  return dx;
+Tensor softmax_backward(const Tensor& y, const Tensor& dy) {
+  return backward_cpu(
+      "softmax_backward", y, dy,
+      [](const float* a, const float* g, float* d, const Tensor& t) {
+        cpu::softmax_backward(a, g, d, rows_of(t), cols_of(t));
+      },
+      [](const double* a, const double* g, double* d, const Tensor& t) {
+        ref::softmax_backward(a, g, d, rows_of(t), cols_of(t));
+      });
 }
 
-Tensor log_softmax(const Tensor& x_in) {
-  constexpr std::string_view op = "log_softmax";
-  check_float(op, "x", x_in);
-  const Tensor x = x_in.contiguous();
-  Tensor y = like(x);
-  if (cpu_path(op, x) == Path::kCpuF32)
-    cpu::log_softmax(x.data<float>(), y.data<float>(), rows_of(x), cols_of(x));
-  else
-    ref::log_softmax(x.data<double>(), y.data<double>(), rows_of(x), cols_of(x));
-  return y;
+Tensor log_softmax(const Tensor& x) {
+  return unary_cpu(
+      "log_softmax", x,
+      [](const float* a, float* y, const Tensor& t) {
+        cpu::log_softmax(a, y, rows_of(t), cols_of(t));
+      },
+      [](const double* a, double* y, const Tensor& t) {
+        ref::log_softmax(a, y, rows_of(t), cols_of(t));
+      });
 }
 
-Tensor log_softmax_backward(const Tensor& y_in, const Tensor& dy_in) {
-  constexpr std::string_view op = "log_softmax_backward";
-  check_float(op, "y", y_in);
-  check_same_dtype(op, y_in, dy_in);
-  check_same_shape(op, y_in, dy_in);
-  const Tensor y = y_in.contiguous(), dy = dy_in.contiguous();
-  Tensor dx = like(y);
-  if (cpu_path(op, y) == Path::kCpuF32)
-    cpu::log_softmax_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), rows_of(y),
-                              cols_of(y));
-  else
-    ref::log_softmax_backward(y.data<double>(), dy.data<double>(), dx.data<double>(), rows_of(y),
-                              cols_of(y));
-  return dx;
+Tensor log_softmax_backward(const Tensor& y, const Tensor& dy) {
+  return backward_cpu(
+      "log_softmax_backward", y, dy,
+      [](const float* a, const float* g, float* d, const Tensor& t) {
+        cpu::log_softmax_backward(a, g, d, rows_of(t), cols_of(t));
+      },
+      [](const double* a, const double* g, double* d, const Tensor& t) {
+        ref::log_softmax_backward(a, g, d, rows_of(t), cols_of(t));
+      });
 }
 
 // ============================================================================ layer norm

@@ -174,11 +174,12 @@ TEST(FlashAttention, TileSkippingKeepsLocalAttentionLinear) {
   EXPECT_FALSE(cpu::tile_may_be_visible(m, 0, 64, 128, 256, 320, 1000));
 }
 
-long vm_hwm_kib() {
+// A "Key:   123 kB" line of /proc/self/status, in KiB (-1 if absent).
+long status_kib(const std::string& key) {
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(key, 0) == 0) return std::stol(line.substr(key.size()));
   return -1;
 }
 bool reset_hwm() {
@@ -186,21 +187,14 @@ bool reset_hwm() {
   f << "5";
   return static_cast<bool>(f);
 }
-long vm_rss_kib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
 
 TEST(FlashAttention, MemoryIsLinearInSequenceLength) {
   // Forward + backward at n = 4096, one head of 64: the score matrix alone would be 64 MiB.
   const int64_t n = 4096, Dh = 64;
   const Tensor q = randn({1, 1, n, Dh}, 31).to(DType::kF32), k = randn({1, 1, n, Dh}, 32).to(DType::kF32),
                v = randn({1, 1, n, Dh}, 33).to(DType::kF32);
-  if (!reset_hwm() || vm_hwm_kib() < 0) GTEST_SKIP() << "peak RSS cannot be reset here";
-  const long base = vm_rss_kib();
+  if (!reset_hwm() || status_kib("VmHWM:") < 0) GTEST_SKIP() << "peak RSS cannot be reset here";
+  const long base = status_kib("VmRSS:");
   {
     ops::AttentionMask m;
     m.causal = true;
@@ -208,7 +202,7 @@ TEST(FlashAttention, MemoryIsLinearInSequenceLength) {
     const ops::AttentionGrads g = ops::attention_backward(o.out, q, k, v, o, m, 0.125);
     EXPECT_EQ(g.dq.numel(), n * Dh);
   }
-  const long extra_kib = vm_hwm_kib() - base;
+  const long extra_kib = status_kib("VmHWM:") - base;
   // Inputs-sized buffers (o, dq, dk, dv, transposes: ~1 MiB each) but nothing near n^2.
   EXPECT_LT(extra_kib, 16 * 1024) << "extra peak memory " << extra_kib << " KiB";
 }

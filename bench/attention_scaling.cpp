@@ -12,7 +12,6 @@
 // /proc/self/clear_refs) minus the resident size before it, which also counts the kernels'
 // internal buffers but misses memory the C allocator reuses from earlier calls.
 #include <algorithm>
-#include <vector>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -54,24 +53,20 @@ Tensor rnd(const Shape& s, uint64_t seed) {
 }
 
 struct Measure {
-  double seconds = 0;  // median
-  double extra_mib = 0;  // max over repetitions
+  double seconds = 0;
+  double extra_mib = 0;  // peak resident growth during the call
 };
 
+/// One call of f: wall time and peak resident-memory growth.
 template <typename F>
-Measure measure(F&& f, int reps) {
-  std::vector<double> times;
-  double extra = 0;
-  for (int r = 0; r < reps; ++r) {
-    const long before = status_kib("VmRSS:");
-    reset_peak();
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    extra = std::max(extra, (status_kib("VmHWM:") - before) / 1024.0);
-  }
-  std::sort(times.begin(), times.end());
-  return {times[times.size() / 2], extra};
+Measure measure(F&& f) {
+  const long before = status_kib("VmRSS:");
+  reset_peak();
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return {seconds, (status_kib("VmHWM:") - before) / 1024.0};
 }
 
 double gemm_rate_gflops() {
@@ -163,7 +158,7 @@ int main(int argc, char** argv) {
           forward_backward(impl);
         }
         m_both[impl] = arena.peak_bytes() / 1048576.0;
-      }, 1).extra_mib;
+      }).extra_mib;
     }
     // Time: interleaved repetitions, each implementation with its own warm arena.
     Arena arenas[3];
@@ -173,12 +168,12 @@ int main(int argc, char** argv) {
         t_fwd[impl].push_back(measure([&] {
           ArenaScope scope(&arenas[impl]);
           forward(impl);
-        }, 1).seconds);
+        }).seconds);
         arenas[impl].reset();
         t_both[impl].push_back(measure([&] {
           ArenaScope scope(&arenas[impl]);
           forward_backward(impl);
-        }, 1).seconds);
+        }).seconds);
         arenas[impl].reset();
       }
     for (int impl = 0; impl < 3; ++impl) {

@@ -13,7 +13,7 @@
 
 namespace attend {
 
-void set_blas_threads(int n);  // defined by the kernels library (BLAS thread count)
+void set_blas_threads(int n);  // defined by the kernels library (OpenBLAS's own thread count)
 __attribute__((weak)) void set_blas_threads(int) {}
 
 ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads) {

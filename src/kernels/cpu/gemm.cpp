@@ -1,7 +1,7 @@
 // sgemm through OpenBLAS (cblas) or oneDNN (dnnl_sgemm), selected at run time. Both libraries
-// thread with OpenMP; set_blas_threads() keeps their thread count equal to the pool size.
+// thread with OpenMP, whose thread count the pool sets (core/thread_pool.cpp); OpenBLAS also
+// keeps a count of its own, which set_blas_threads() keeps equal to the pool size.
 #include <cblas.h>
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <cstdlib>
@@ -12,10 +12,7 @@
 
 namespace attend {
 
-void set_blas_threads(int n) {
-  openblas_set_num_threads(n);
-  omp_set_num_threads(n);
-}
+void set_blas_threads(int n) { openblas_set_num_threads(n); }
 
 namespace cpu {
 namespace {

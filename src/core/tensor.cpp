@@ -189,11 +189,14 @@ T store_from_double(double v) {
   else if constexpr (std::is_same_v<T, f16>) return to_f16(static_cast<float>(v));
   else return static_cast<T>(v);
 }
+// Every value goes through double, which holds f32, bf16, f16 and i32 exactly.
 template <typename Src, typename Dst>
 void convert(const Src* s, Dst* d, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    if constexpr (std::is_same_v<Src, double>) d[i] = store_from_double<Dst>(s[i]);
-    else d[i] = store_from_double<Dst>(static_cast<double>(load_f32(s[i])));
+    if constexpr (std::is_same_v<Src, double> || std::is_same_v<Src, int32_t>)
+      d[i] = store_from_double<Dst>(static_cast<double>(s[i]));
+    else
+      d[i] = store_from_double<Dst>(static_cast<double>(load_f32(s[i])));
   }
 }
 template <typename Src>

@@ -67,9 +67,11 @@ TEST(Tensor, DtypeConversions) {
   EXPECT_EQ(h[4], 65504.0);
   EXPECT_TRUE(std::isinf(from_f16(to_f16(70000.f))));
   EXPECT_TRUE(std::isnan(from_bf16(to_bf16(NAN))));
-  // i32 ids convert to float.
+  // i32 ids convert to float; to f64 exactly, also beyond float's 24-bit mantissa.
   EXPECT_EQ(Tensor::from_vector<int32_t>({7, -3}, {2}).to(DType::kF32).to_vector<float>(),
             std::vector<float>({7.f, -3.f}));
+  EXPECT_EQ(Tensor::from_vector<int32_t>({16777217, -2147483647}, {2}).to(DType::kF64).to_vector<double>(),
+            std::vector<double>({16777217.0, -2147483647.0}));
 }
 
 TEST(Tensor, RoundToNearestEvenBf16) {

@@ -32,8 +32,9 @@ LayerNorm::LayerNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
   bias = register_parameter("bias", Tensor::zeros({dim}, dtype));
 }
 
-ag::Variable LayerNorm::forward(const ag::Variable& x, const ag::Variable& residual) const {
-  return ag::layer_norm(x, residual, weight, bias, eps);
+ag::Variable LayerNorm::forward(const ag::Variable& x, const ag::Variable& residual,
+                                ag::Variable* sum_out) const {
+  return ag::layer_norm(x, residual, weight, bias, eps, sum_out);
 }
 
 void AttentionConfig::validate() const {

@@ -28,7 +28,9 @@ class LayerNorm : public Module {
  public:
   explicit LayerNorm(int64_t dim, double eps = 1e-5, DType dtype = DType::kF32);
   /// LayerNorm(x + residual); residual may be undefined.
-  ag::Variable forward(const ag::Variable& x, const ag::Variable& residual = {}) const;
+  /// `sum_out`, when given, receives x + residual (the pre-norm residual stream).
+  ag::Variable forward(const ag::Variable& x, const ag::Variable& residual = {},
+                       ag::Variable* sum_out = nullptr) const;
   ag::Variable weight, bias;
   double eps;
 };

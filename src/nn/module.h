@@ -37,6 +37,12 @@ class Module {
   bool training_ = true;
 };
 
+/// A module that only groups children under a name prefix (e.g. "encoder").
+class Container : public Module {
+ public:
+  void add(const std::string& name, Module& child) { register_module(name, child); }
+};
+
 /// Fills t (f32 or f64) with U(-bound, bound) from Philox(seed, stream).
 void init_uniform(Tensor& t, double bound, uint64_t seed, uint64_t stream);
 /// Fills t with N(0, std^2) from Philox(seed, stream).

@@ -1,0 +1,271 @@
+// The encoder-decoder Transformer (see transformer.h).
+#include "nn/transformer.h"
+
+#include <cmath>
+
+#include "core/rng.h"
+
+namespace attend::nn {
+namespace {
+
+// Dropout stream ids: one per (layer, site) so no two dropout masks in a step coincide.
+uint64_t site(uint64_t stream, uint64_t layer, uint64_t where) {
+  return mix_stream(stream, layer * 16 + where);
+}
+constexpr uint64_t kDropoutSeed = 0xd709;
+
+}  // namespace
+
+TransformerConfig TransformerConfig::preset(const std::string& name) {
+  TransformerConfig c;
+  if (name == "base") {
+    // the defaults are the paper's base model
+  } else if (name == "big") {
+    c.d_model = 1024, c.ffn = 4096, c.heads = 16, c.dropout = 0.3;
+  } else if (name == "small") {
+    c.d_model = 256, c.ffn = 1024, c.heads = 4, c.encoder_layers = c.decoder_layers = 3;
+  } else if (name == "tiny") {
+    c.d_model = 128, c.ffn = 256, c.heads = 4, c.encoder_layers = c.decoder_layers = 4;
+    c.dropout = 0.3;
+  } else {
+    ATTEND_FAIL("model.preset: unknown preset '{}' (expected base, big, small or tiny)", name);
+  }
+  return c;
+}
+
+void TransformerConfig::validate() const {
+  ATTEND_CHECK(src_vocab > 0 && tgt_vocab > 0, "model: vocabulary sizes must be > 0 (got {} and {})",
+               src_vocab, tgt_vocab);
+  ATTEND_CHECK(d_model > 0 && ffn > 0, "model.d_model and model.ffn must be > 0 (got {} and {})",
+               d_model, ffn);
+  ATTEND_CHECK(heads > 0 && d_model % heads == 0,
+               "model.heads: d_model {} is not divisible by {} heads", d_model, heads);
+  ATTEND_CHECK(encoder_layers >= 1 && decoder_layers >= 1,
+               "model.encoder_layers / model.decoder_layers must be >= 1 (got {} and {})",
+               encoder_layers, decoder_layers);
+  ATTEND_CHECK(dropout >= 0 && dropout < 1, "model.dropout: expected [0, 1), got {}", dropout);
+  ATTEND_CHECK(activation == "relu" || activation == "gelu",
+               "model.activation: expected relu or gelu, got '{}'", activation);
+  ATTEND_CHECK(norm == "post" || norm == "pre", "model.norm: expected post or pre, got '{}'", norm);
+  ATTEND_CHECK(positions == "sinusoidal" || positions == "learned",
+               "model.positions: expected sinusoidal or learned, got '{}'", positions);
+  ATTEND_CHECK(max_positions >= 1, "model.max_positions: expected >= 1, got {}", max_positions);
+  ATTEND_CHECK(!share_embeddings || src_vocab == tgt_vocab,
+               "model.share_embeddings needs one joint vocabulary (source {} != target {})",
+               src_vocab, tgt_vocab);
+  attention.validate();
+}
+
+Tensor sinusoidal_positions(int64_t n, int64_t d) {
+  HeapScope heap;
+  Tensor t = Tensor::empty({n, d}, DType::kF32);
+  float* p = t.data<float>();
+  for (int64_t pos = 0; pos < n; ++pos)
+    for (int64_t i = 0; i < d; i += 2) {
+      const double angle = static_cast<double>(pos) /
+                           std::pow(10000.0, static_cast<double>(i) / static_cast<double>(d));
+      p[pos * d + i] = static_cast<float>(std::sin(angle));
+      if (i + 1 < d) p[pos * d + i + 1] = static_cast<float>(std::cos(angle));
+    }
+  return t;
+}
+
+FeedForward::FeedForward(int64_t dim, int64_t ffn, const std::string& activation, uint64_t seed,
+                         const std::string& path)
+    : fc1(dim, ffn, true, seed, path + ".fc1"), fc2(ffn, dim, true, seed, path + ".fc2"),
+      gelu(activation == "gelu") {
+  register_module("fc1", fc1);
+  register_module("fc2", fc2);
+}
+
+ag::Variable FeedForward::forward(const ag::Variable& x) const {
+  const ag::Variable h = fc1.forward(x);  // [.., F]
+  return fc2.forward(gelu ? ag::gelu(h) : ag::relu(h));
+}
+
+EncoderLayer::EncoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path)
+    : self_attn(c.d_model, c.heads, seed, path + ".self_attn", DType::kF32, c.attention),
+      self_attn_layer_norm(c.d_model),
+      ffn(c.d_model, c.ffn, c.activation, seed, path),
+      final_layer_norm(c.d_model),
+      pre_norm(c.norm == "pre") {
+  register_module("self_attn", self_attn);
+  register_module("self_attn_layer_norm", self_attn_layer_norm);
+  // fc1/fc2 sit directly in the layer (PyTorch reference names: layers.i.fc1.weight).
+  register_module("fc1", ffn.fc1);
+  register_module("fc2", ffn.fc2);
+  register_module("final_layer_norm", final_layer_norm);
+}
+
+ag::Variable EncoderLayer::forward(const ag::Variable& x, const ops::AttentionMask& mask,
+                                   double p, uint64_t stream) const {
+  if (!pre_norm) {  // post-norm: h = LN(x + drop(SA(x))); LN(h + drop(FFN(h)))
+    const ag::Variable a = ag::dropout(self_attn.forward(x, x, mask), p, kDropoutSeed, site(stream, 0, 0));
+    const ag::Variable h = self_attn_layer_norm.forward(a, x);
+    const ag::Variable f = ag::dropout(ffn.forward(h), p, kDropoutSeed, site(stream, 0, 1));
+    return final_layer_norm.forward(f, h);
+  }
+  // pre-norm: h = x + drop(SA(LN(x))); h + drop(FFN(LN(h)))
+  const ag::Variable y = self_attn_layer_norm.forward(x);
+  const ag::Variable a = ag::dropout(self_attn.forward(y, y, mask), p, kDropoutSeed, site(stream, 0, 0));
+  ag::Variable h;
+  const ag::Variable z = final_layer_norm.forward(a, x, &h);
+  const ag::Variable f = ag::dropout(ffn.forward(z), p, kDropoutSeed, site(stream, 0, 1));
+  return ag::add(h, f);
+}
+
+DecoderLayer::DecoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path)
+    : self_attn(c.d_model, c.heads, seed, path + ".self_attn"),
+      self_attn_layer_norm(c.d_model),
+      encoder_attn(c.d_model, c.heads, seed, path + ".encoder_attn"),
+      encoder_attn_layer_norm(c.d_model),
+      ffn(c.d_model, c.ffn, c.activation, seed, path),
+      final_layer_norm(c.d_model),
+      pre_norm(c.norm == "pre") {
+  register_module("self_attn", self_attn);
+  register_module("self_attn_layer_norm", self_attn_layer_norm);
+  register_module("encoder_attn", encoder_attn);
+  register_module("encoder_attn_layer_norm", encoder_attn_layer_norm);
+  register_module("fc1", ffn.fc1);
+  register_module("fc2", ffn.fc2);
+  register_module("final_layer_norm", final_layer_norm);
+}
+
+ag::Variable DecoderLayer::forward(const ag::Variable& x, const ag::Variable& memory,
+                                   const ops::AttentionMask& self_mask,
+                                   const ops::AttentionMask& memory_mask, double p,
+                                   uint64_t stream) const {
+  if (!pre_norm) {
+    const ag::Variable a = ag::dropout(self_attn.forward(x, x, self_mask), p, kDropoutSeed, site(stream, 0, 0));
+    const ag::Variable h = self_attn_layer_norm.forward(a, x);
+    const ag::Variable c = ag::dropout(encoder_attn.forward(h, memory, memory_mask), p, kDropoutSeed,
+                                       site(stream, 0, 1));
+    const ag::Variable g = encoder_attn_layer_norm.forward(c, h);
+    const ag::Variable f = ag::dropout(ffn.forward(g), p, kDropoutSeed, site(stream, 0, 2));
+    return final_layer_norm.forward(f, g);
+  }
+  const ag::Variable y = self_attn_layer_norm.forward(x);
+  const ag::Variable a = ag::dropout(self_attn.forward(y, y, self_mask), p, kDropoutSeed, site(stream, 0, 0));
+  ag::Variable h;
+  const ag::Variable yc = encoder_attn_layer_norm.forward(a, x, &h);
+  const ag::Variable c = ag::dropout(encoder_attn.forward(yc, memory, memory_mask), p, kDropoutSeed,
+                                     site(stream, 0, 1));
+  ag::Variable g;
+  const ag::Variable z = final_layer_norm.forward(c, h, &g);
+  const ag::Variable f = ag::dropout(ffn.forward(z), p, kDropoutSeed, site(stream, 0, 2));
+  return ag::add(g, f);
+}
+
+Transformer::Transformer(const TransformerConfig& config, uint64_t seed)
+    : config_(config), seed_(seed) {
+  config_.validate();
+  const TransformerConfig& c = config_;
+  if (c.share_embeddings) {
+    shared_ = std::make_unique<Embedding>(c.src_vocab, c.d_model, seed, "embed_tokens");
+    register_module("embed_tokens", *shared_);
+  } else {
+    encoder_embed_ = std::make_unique<Embedding>(c.src_vocab, c.d_model, seed, "encoder.embed_tokens");
+    decoder_embed_ = std::make_unique<Embedding>(c.tgt_vocab, c.d_model, seed, "decoder.embed_tokens");
+    output_projection_ = std::make_unique<Linear>(c.d_model, c.tgt_vocab, false, seed, "output_projection");
+    encoder_.add("embed_tokens", *encoder_embed_);
+    decoder_.add("embed_tokens", *decoder_embed_);
+  }
+  if (c.positions == "learned") {
+    encoder_positions_ = std::make_unique<Embedding>(c.max_positions, c.d_model, seed,
+                                                     "encoder.embed_positions");
+    decoder_positions_ = std::make_unique<Embedding>(c.max_positions, c.d_model, seed,
+                                                     "decoder.embed_positions");
+    encoder_.add("embed_positions", *encoder_positions_);
+    decoder_.add("embed_positions", *decoder_positions_);
+  }
+  for (int64_t i = 0; i < c.encoder_layers; ++i) {
+    const std::string name = "layers." + std::to_string(i);
+    encoder_layers_.push_back(std::make_unique<EncoderLayer>(c, seed, "encoder." + name));
+    encoder_.add(name, *encoder_layers_.back());
+  }
+  for (int64_t i = 0; i < c.decoder_layers; ++i) {
+    const std::string name = "layers." + std::to_string(i);
+    decoder_layers_.push_back(std::make_unique<DecoderLayer>(c, seed, "decoder." + name));
+    decoder_.add(name, *decoder_layers_.back());
+  }
+  if (c.norm == "pre") {
+    encoder_norm_ = std::make_unique<LayerNorm>(c.d_model);
+    decoder_norm_ = std::make_unique<LayerNorm>(c.d_model);
+    encoder_.add("layer_norm", *encoder_norm_);
+    decoder_.add("layer_norm", *decoder_norm_);
+  }
+  register_module("encoder", encoder_);
+  register_module("decoder", decoder_);
+  if (output_projection_) register_module("output_projection", *output_projection_);
+}
+
+ag::Variable Transformer::embed(const Embedding& table, const Embedding* learned, const Tensor& ids,
+                                uint64_t stream) const {
+  const int64_t B = ids.size(0), T = ids.size(1), D = config_.d_model;
+  ATTEND_CHECK(T <= config_.max_positions || config_.positions == "sinusoidal",
+               "transformer: sequence of {} tokens exceeds model.max_positions {}", T,
+               config_.max_positions);
+  std::vector<int32_t> pos(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) pos[b * T + t] = static_cast<int32_t>(t);
+  const Tensor pos_ids = Tensor::from_vector(pos, {B, T});
+  ag::Variable p;
+  if (learned) {
+    p = learned->forward(pos_ids);
+  } else {
+    if (!sinusoid_.defined() || sinusoid_.shape()[0] < T)
+      sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(T, 256), D));
+    p = ag::embedding(pos_ids, sinusoid_);  // constant rows, no gradient
+  }
+  const ag::Variable x = ag::add(ag::affine(table.forward(ids), std::sqrt(static_cast<double>(D))), p);
+  return ag::dropout(x, active_dropout(), kDropoutSeed, stream);
+}
+
+ag::Variable Transformer::encode(const Tensor& src, const Tensor& src_lengths,
+                                 uint64_t stream) const {
+  ATTEND_CHECK(src.dim() == 2 && src.dtype() == DType::kI32,
+               "transformer.encode: expected i32 source ids [B, S], got {}", src.str());
+  const Embedding& table = shared_ ? *shared_ : *encoder_embed_;
+  ag::Variable x = embed(table, encoder_positions_.get(), src, site(stream, 1000, 0));
+  ops::AttentionMask mask;
+  mask.key_lengths = src_lengths;
+  for (size_t i = 0; i < encoder_layers_.size(); ++i)
+    x = encoder_layers_[i]->forward(x, mask, active_dropout(), site(stream, 1 + i, 0));
+  if (encoder_norm_) x = encoder_norm_->forward(x);
+  return x;
+}
+
+ag::Variable Transformer::decode(const Tensor& tgt_in, const Tensor& tgt_lengths,
+                                 const ag::Variable& memory, const Tensor& src_lengths,
+                                 uint64_t stream) const {
+  ATTEND_CHECK(tgt_in.dim() == 2 && tgt_in.dtype() == DType::kI32,
+               "transformer.decode: expected i32 target ids [B, T], got {}", tgt_in.str());
+  const Embedding& table = shared_ ? *shared_ : *decoder_embed_;
+  ag::Variable x = embed(table, decoder_positions_.get(), tgt_in, site(stream, 2000, 0));
+  ops::AttentionMask self_mask;
+  self_mask.key_lengths = tgt_lengths;
+  self_mask.causal = true;
+  ops::AttentionMask memory_mask;
+  memory_mask.key_lengths = src_lengths;
+  for (size_t i = 0; i < decoder_layers_.size(); ++i)
+    x = decoder_layers_[i]->forward(x, memory, self_mask, memory_mask, active_dropout(),
+                                    site(stream, 2001 + i, 0));
+  if (decoder_norm_) x = decoder_norm_->forward(x);
+  return x;
+}
+
+ag::Variable Transformer::project(const ag::Variable& hidden) const {
+  const int64_t D = config_.d_model;
+  const ag::Variable rows = ag::reshape(hidden, {hidden.value().numel() / D, D});
+  if (shared_) return ag::linear(rows, shared_->weight, ag::Variable());  // x E^T
+  return output_projection_->forward(rows);
+}
+
+ag::Variable Transformer::forward(const Tensor& src, const Tensor& src_lengths,
+                                  const Tensor& tgt_in, const Tensor& tgt_lengths,
+                                  uint64_t stream) const {
+  const ag::Variable memory = encode(src, src_lengths, stream);
+  return project(decode(tgt_in, tgt_lengths, memory, src_lengths, stream));
+}
+
+}  // namespace attend::nn

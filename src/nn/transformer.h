@@ -1,0 +1,113 @@
+// The encoder-decoder Transformer of "Attention Is All You Need": embeddings scaled by
+// sqrt(d_model) plus sinusoidal (or learned) positions, N encoder layers (self-attention, FFN),
+// N decoder layers (causal self-attention, encoder attention, FFN), residual + dropout + layer
+// norm (post-norm as in the paper, pre-norm as an option), and an output projection tied to
+// the shared embedding when the vocabulary is joint. Parameter names match the PyTorch
+// reference in tools/transformer_reference.py. Shapes: B batch, S source, T target, D width.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/layers.h"
+
+namespace attend::nn {
+
+struct TransformerConfig {
+  int64_t src_vocab = 0, tgt_vocab = 0;
+  int64_t d_model = 512, ffn = 2048, heads = 8;
+  int64_t encoder_layers = 6, decoder_layers = 6;
+  double dropout = 0.1;
+  std::string activation = "relu";     // relu | gelu
+  std::string norm = "post";           // post (paper) | pre
+  std::string positions = "sinusoidal";  // sinusoidal | learned
+  int64_t max_positions = 1024;        // learned positions: table size; both: longest sequence
+  bool share_embeddings = true;        // one table for source, target and output projection
+  int32_t pad_id = 0;
+  AttentionConfig attention;           // encoder self-attention kind (full | local)
+
+  /// The paper's presets: "base" (512/2048/8/6, dropout 0.1), "big" (1024/4096/16/6, 0.3);
+  /// CPU-sized "small" (256/1024/4/3, 0.1) and "tiny" (128/256/4/4, 0.3 -- the Multi30K
+  /// Transformer-Tiny). Vocabulary sizes are left at 0 (set from the tokenizer).
+  static TransformerConfig preset(const std::string& name);
+  /// Throws attend::Error naming the offending key (model.<key>).
+  void validate() const;
+};
+
+/// Sinusoidal position table [n, d]: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...).
+Tensor sinusoidal_positions(int64_t n, int64_t d);
+
+class FeedForward : public Module {
+ public:
+  FeedForward(int64_t dim, int64_t ffn, const std::string& activation, uint64_t seed,
+              const std::string& path);
+  ag::Variable forward(const ag::Variable& x) const;  // fc2(act(fc1(x)))
+  Linear fc1, fc2;
+  bool gelu;
+};
+
+class EncoderLayer : public Module {
+ public:
+  EncoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path);
+  ag::Variable forward(const ag::Variable& x, const ops::AttentionMask& mask, double dropout,
+                       uint64_t stream) const;
+  MultiHeadAttention self_attn;
+  LayerNorm self_attn_layer_norm;
+  FeedForward ffn;
+  LayerNorm final_layer_norm;
+  bool pre_norm;
+};
+
+class DecoderLayer : public Module {
+ public:
+  DecoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path);
+  ag::Variable forward(const ag::Variable& x, const ag::Variable& memory,
+                       const ops::AttentionMask& self_mask, const ops::AttentionMask& memory_mask,
+                       double dropout, uint64_t stream) const;
+  MultiHeadAttention self_attn;
+  LayerNorm self_attn_layer_norm;
+  MultiHeadAttention encoder_attn;
+  LayerNorm encoder_attn_layer_norm;
+  FeedForward ffn;
+  LayerNorm final_layer_norm;
+  bool pre_norm;
+};
+
+class Transformer : public Module {
+ public:
+  /// Parameters initialised from `seed` (Xavier-uniform linears, N(0, D^-1/2) embeddings).
+  Transformer(const TransformerConfig& config, uint64_t seed);
+
+  /// src i32 [B, S] (right-padded), src_lengths i32 [B] -> memory [B, S, D].
+  ag::Variable encode(const Tensor& src, const Tensor& src_lengths, uint64_t stream) const;
+  /// tgt_in i32 [B, T] (BOS + target, right-padded), tgt_lengths i32 [B] -> hidden [B, T, D].
+  ag::Variable decode(const Tensor& tgt_in, const Tensor& tgt_lengths, const ag::Variable& memory,
+                      const Tensor& src_lengths, uint64_t stream) const;
+  /// hidden [..., D] -> logits [rows, V] through the (tied) output projection.
+  ag::Variable project(const ag::Variable& hidden) const;
+  /// encode + decode + project: logits [B * T, V].
+  ag::Variable forward(const Tensor& src, const Tensor& src_lengths, const Tensor& tgt_in,
+                       const Tensor& tgt_lengths, uint64_t stream) const;
+
+  const TransformerConfig& config() const { return config_; }
+  /// Dropout probability in effect (0 outside training mode).
+  double active_dropout() const { return training() ? config_.dropout : 0.0; }
+
+ private:
+  ag::Variable embed(const Embedding& table, const Embedding* learned, const Tensor& ids,
+                     uint64_t stream) const;
+
+  TransformerConfig config_;
+  uint64_t seed_;
+  std::unique_ptr<Embedding> shared_, encoder_embed_, decoder_embed_;
+  std::unique_ptr<Embedding> encoder_positions_, decoder_positions_;
+  std::unique_ptr<Linear> output_projection_;
+  std::vector<std::unique_ptr<EncoderLayer>> encoder_layers_;
+  std::vector<std::unique_ptr<DecoderLayer>> decoder_layers_;
+  std::unique_ptr<LayerNorm> encoder_norm_, decoder_norm_;  // pre-norm only
+  mutable ag::Variable sinusoid_;  // [n, D] constant table, grown on demand
+  // Module trees for the "encoder." and "decoder." name prefixes.
+  Container encoder_, decoder_;
+};
+
+}  // namespace attend::nn

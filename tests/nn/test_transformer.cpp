@@ -1,0 +1,168 @@
+// The Transformer against the independent PyTorch implementation (golden files written by
+// tools/gen_golden.py): logits, label-smoothed loss, every parameter gradient and the first ten
+// Adam losses, with per-tensor tolerances; plus padding invariance and config errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "io/safetensors.h"
+#include "nn/transformer.h"
+#include "train/adam.h"
+#include "train/schedule.h"
+
+namespace attend {
+namespace {
+
+std::string golden(const std::string& name) {
+  return std::string(ATTEND_GOLDEN_DIR) + "/" + name + ".safetensors";
+}
+
+nn::TransformerConfig config_from(const io::SafeTensors& st) {
+  auto m = [&](const char* k) { return st.metadata.at(k); };
+  nn::TransformerConfig c;
+  c.src_vocab = std::stoll(m("vocab"));
+  c.tgt_vocab = std::stoll(m("tgt_vocab"));
+  c.d_model = std::stoll(m("d_model"));
+  c.ffn = std::stoll(m("ffn"));
+  c.heads = std::stoll(m("heads"));
+  c.encoder_layers = c.decoder_layers = std::stoll(m("layers"));
+  c.dropout = 0.0;
+  c.norm = m("norm");
+  c.activation = m("activation");
+  c.positions = m("positions");
+  c.max_positions = std::stoll(m("max_positions"));
+  c.share_embeddings = m("share_embeddings") == "True";
+  return c;
+}
+
+// max |a - b| <= rtol * max |b| + atol
+void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
+                  const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const auto g = got.contiguous().to_vector<float>(), w = want.to_vector<float>();
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    err = std::max(err, std::abs(static_cast<double>(g[i]) - w[i]));
+    scale = std::max(scale, std::abs(static_cast<double>(w[i])));
+  }
+  EXPECT_LE(err, rtol * scale + atol) << what << ": max error " << err << " (scale " << scale << ")";
+}
+
+class Golden : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Golden, MatchesPyTorchReference) {
+  const io::SafeTensors st = io::load_safetensors(golden(GetParam()));
+  const nn::TransformerConfig c = config_from(st);
+  nn::Transformer model(c, 1);
+  // Names must agree both ways: every parameter has a golden weight and vice versa.
+  std::set<std::string> ours, theirs;
+  for (const auto& [name, v] : model.named_parameters()) {
+    ours.insert(name);
+    const_cast<Tensor&>(v.value()).copy_from(st.at("weight." + name));
+  }
+  for (const auto& [name, t] : st.tensors)
+    if (name.rfind("weight.", 0) == 0) theirs.insert(name.substr(7));
+  EXPECT_EQ(ours, theirs);
+
+  auto run = [&](int b) {
+    const std::string p = "batch" + std::to_string(b) + ".";
+    return std::make_tuple(st.at(p + "src"), st.at(p + "src_lengths"), st.at(p + "tgt_in"),
+                           st.at(p + "tgt_lengths"), st.at(p + "tgt_out"));
+  };
+  const ops::CrossEntropyConfig ce{0.1, 0};
+  {
+    auto [src, sl, ti, tl, to] = run(0);
+    model.zero_grad();
+    ag::Tape tape;
+    ag::Variable logits, loss;
+    {
+      ag::TapeScope rec(&tape);
+      logits = model.forward(src, sl, ti, tl, 0);
+      loss = ag::cross_entropy(logits, to, ce);
+    }
+    tape.backward(loss);
+    expect_close(logits.value(), st.at("logits"), 1e-5, 1e-6, "logits");
+    EXPECT_NEAR(loss.value().item(), st.at("loss").to_vector<float>()[0], 1e-5);
+    for (const auto& [name, v] : model.named_parameters())
+      expect_close(v.grad(), st.at("grad." + name), 1e-4, 1e-7, "grad " + name);
+  }
+  // First ten training losses under Adam and the paper's schedule.
+  train::Adam adam(model.named_parameters(), {1.0, 0.9, 0.98, 1e-9, 0.0});
+  const train::Schedule sched{"noam", std::stod(st.metadata.at("lr_scale")),
+                              std::stoll(st.metadata.at("warmup")), c.d_model};
+  const auto want = st.at("train_losses").to_vector<float>();
+  for (int step = 1; step <= 10; ++step) {
+    auto [src, sl, ti, tl, to] = run((step - 1) % 2);
+    adam.set_lr(sched.at(step));
+    model.zero_grad();
+    ag::Tape tape;
+    ag::Variable loss;
+    {
+      ag::TapeScope rec(&tape);
+      loss = ag::cross_entropy(model.forward(src, sl, ti, tl, 0), to, ce);
+    }
+    tape.backward(loss);
+    adam.step();
+    EXPECT_NEAR(loss.value().item(), want[step - 1], 2e-4 * want[step - 1]) << "step " << step;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transformer, Golden,
+                         ::testing::Values("transformer_post_relu_shared",
+                                           "transformer_pre_gelu_learned"));
+
+nn::TransformerConfig tiny() {
+  nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");
+  c.d_model = 32, c.ffn = 64, c.heads = 4, c.encoder_layers = c.decoder_layers = 2;
+  c.src_vocab = c.tgt_vocab = 20;
+  c.dropout = 0.0;
+  return c;
+}
+
+// A sentence's logits do not depend on the padding added to batch it with a longer one.
+TEST(Transformer, PaddingInvariance) {
+  nn::Transformer model(tiny(), 7);
+  const Tensor src1 = Tensor::from_vector<int32_t>({5, 6, 7}, {1, 3});
+  const Tensor tgt1 = Tensor::from_vector<int32_t>({2, 8, 9}, {1, 3});
+  const Tensor l1 = Tensor::from_vector<int32_t>({3}, {1});
+  const Tensor ref = model.forward(src1, l1, tgt1, l1, 0).value();
+  const Tensor src2 = Tensor::from_vector<int32_t>({5, 6, 7, 0, 0, 9, 9, 9, 9, 9}, {2, 5});
+  const Tensor tgt2 = Tensor::from_vector<int32_t>({2, 8, 9, 0, 2, 4, 4, 4}, {2, 4});
+  const Tensor ls = Tensor::from_vector<int32_t>({3, 5}, {2});
+  const Tensor lt = Tensor::from_vector<int32_t>({3, 4}, {2});
+  const Tensor both = model.forward(src2, ls, tgt2, lt, 0).value();  // [2 * 4, V]
+  expect_close(both.slice(0, 0, 3), ref, 1e-5, 1e-6, "padded row");
+}
+
+TEST(Transformer, PresetsAreThePapers) {
+  const auto base = nn::TransformerConfig::preset("base");
+  EXPECT_EQ(base.d_model, 512);
+  EXPECT_EQ(base.ffn, 2048);
+  EXPECT_EQ(base.heads, 8);
+  EXPECT_EQ(base.encoder_layers, 6);
+  EXPECT_DOUBLE_EQ(base.dropout, 0.1);
+  const auto big = nn::TransformerConfig::preset("big");
+  EXPECT_EQ(big.d_model, 1024);
+  EXPECT_EQ(big.ffn, 4096);
+  EXPECT_EQ(big.heads, 16);
+  EXPECT_DOUBLE_EQ(big.dropout, 0.3);
+  auto c = base;
+  c.src_vocab = c.tgt_vocab = 37000;
+  nn::Transformer m(c, 1);  // the paper's base model with a 37k joint vocabulary: ~63M
+  EXPECT_NEAR(static_cast<double>(m.num_parameters()), 63.1e6, 0.3e6);
+}
+
+TEST(Transformer, ConfigErrorsNameTheKey) {
+  auto c = tiny();
+  c.heads = 5;
+  EXPECT_THROW({ try { nn::Transformer m(c, 1); } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.heads"), std::string::npos); throw; } }, Error);
+  c = tiny();
+  c.norm = "middle";
+  EXPECT_THROW(nn::Transformer(c, 1), Error);
+  EXPECT_THROW(nn::TransformerConfig::preset("huge"), Error);
+}
+
+}  // namespace
+}  // namespace attend

@@ -1,0 +1,110 @@
+"""Generates the golden files for tests/nn/test_golden.cpp from tools/transformer_reference.py.
+
+  /usr/bin/python3 tools/gen_golden.py      (Debian's python3-torch, CPU)
+
+For each configuration: random weights (torch seed), a padded batch, the logits, the
+label-smoothed loss, every parameter gradient, and the losses of the first ten Adam steps
+under the paper's learning-rate schedule. Written as safetensors (header, JSON, raw
+little-endian data) without extra packages; each file is a few tens of kB.
+"""
+import json
+import os
+import struct
+
+import torch
+
+from transformer_reference import Transformer, noam_lr
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden")
+BOS, EOS, PAD = 2, 3, 0
+
+
+def save_safetensors(path, tensors, metadata):
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        t = t.detach().contiguous()
+        dtype = {torch.float32: "F32", torch.int32: "I32"}[t.dtype]
+        data = t.numpy().tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - (len(h) + 8) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def batch(gen, B, S, T, src_vocab, tgt_vocab):
+    src_len = torch.randint(1, S + 1, (B,), generator=gen)
+    src_len[0] = S
+    tgt_len = torch.randint(1, T, (B,), generator=gen)  # target words; +1 for BOS/EOS
+    tgt_len[1] = T - 1
+    src = torch.zeros(B, S, dtype=torch.int64)
+    tgt_in = torch.zeros(B, T, dtype=torch.int64)
+    tgt_out = torch.zeros(B, T, dtype=torch.int64)
+    for b in range(B):
+        s = torch.randint(4, src_vocab, (int(src_len[b]),), generator=gen)
+        y = torch.randint(4, tgt_vocab, (int(tgt_len[b]),), generator=gen)
+        src[b, : len(s)] = s
+        tgt_in[b, 0] = BOS
+        tgt_in[b, 1 : 1 + len(y)] = y
+        tgt_out[b, : len(y)] = y
+        tgt_out[b, len(y)] = EOS
+    return src, src_len, tgt_in, tgt_len + 1, tgt_out.reshape(-1)
+
+
+def generate(name, c, seed):
+    torch.manual_seed(seed)
+    model = Transformer(c)
+    with torch.no_grad():  # embeddings ~ N(0, d^-1/2) as attend initialises them
+        for n, p in model.named_parameters():
+            if "embed" in n:
+                p.normal_(0.0, c["d_model"] ** -0.5)
+            elif n.endswith("layer_norm.weight") or n.endswith("layer_norm.bias"):
+                p.add_(torch.randn_like(p) * 0.1)  # non-trivial affine parameters
+    gen = torch.Generator().manual_seed(seed + 1)
+    batches = [batch(gen, 3, 7, 6, c["vocab"], c["tgt_vocab"]) for _ in range(2)]
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    src, src_len, tgt_in, tgt_len, tgt_out = batches[0]
+    logits = model(src, src_len, tgt_in, tgt_len)
+    loss = torch.nn.functional.cross_entropy(logits, tgt_out, ignore_index=PAD, label_smoothing=0.1)
+    loss.backward()
+    tensors = {"weight." + n: w for n, w in weights.items()}
+    tensors.update({"grad." + n: p.grad.clone() for n, p in model.named_parameters()})
+    for i, (s, sl, ti, tl, to) in enumerate(batches):
+        tensors[f"batch{i}.src"] = s.int()
+        tensors[f"batch{i}.src_lengths"] = sl.int()
+        tensors[f"batch{i}.tgt_in"] = ti.int()
+        tensors[f"batch{i}.tgt_lengths"] = tl.int()
+        tensors[f"batch{i}.tgt_out"] = to.int()
+    tensors["logits"] = logits
+    tensors["loss"] = loss.reshape(1)
+
+    # Ten Adam steps, alternating the two batches, under the paper's schedule.
+    opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
+    losses = []
+    for step in range(1, 11):
+        s, sl, ti, tl, to = batches[(step - 1) % 2]
+        for g in opt.param_groups:
+            g["lr"] = noam_lr(step, c["d_model"], c["warmup"], c["lr_scale"])
+        opt.zero_grad()
+        l = torch.nn.functional.cross_entropy(model(s, sl, ti, tl), to, ignore_index=PAD, label_smoothing=0.1)
+        l.backward()
+        opt.step()
+        losses.append(l.item())
+    tensors["train_losses"] = torch.tensor(losses, dtype=torch.float32)
+    meta = dict(c)
+    meta["generator"] = "tools/gen_golden.py, torch " + torch.__version__
+    save_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
+    print(name, "loss", loss.item(), "losses", [round(x, 4) for x in losses])
+
+
+BASE = dict(d_model=16, ffn=32, heads=2, layers=2, warmup=4, lr_scale=2.0, max_positions=16)
+generate("transformer_post_relu_shared",
+         dict(BASE, vocab=13, tgt_vocab=13, norm="post", activation="relu", positions="sinusoidal",
+              share_embeddings=True), 11)
+generate("transformer_pre_gelu_learned",
+         dict(BASE, vocab=11, tgt_vocab=14, norm="pre", activation="gelu", positions="learned",
+              share_embeddings=False), 23)

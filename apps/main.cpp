@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/commands.h"
 #include "apps/demo.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -18,9 +19,13 @@ const char* kUsage =
     "usage: attend <command> [options]\n"
     "\n"
     "commands:\n"
-    "  demo    train a tiny Transformer encoder on generated data (reverse digit sequences)\n"
-    "          and report held-out accuracy\n"
-    "  info    show threads, GEMM library and CUDA devices\n"
+    "  train      train an encoder-decoder Transformer (attend train --help lists every key)\n"
+    "  translate  translate text with a trained model (greedy)\n"
+    "  vocab      train a SentencePiece subword model\n"
+    "  average    average the weights of several checkpoints\n"
+    "  demo       train a tiny Transformer encoder on generated data (reverse digit sequences)\n"
+    "             and report held-out accuracy\n"
+    "  info       show threads, GEMM library and CUDA devices\n"
     "\n"
     "common options:\n"
     "  --threads N     worker threads (default: all cores, or ATTEND_NUM_THREADS)\n"
@@ -51,6 +56,13 @@ int run(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
+  {
+    std::vector<std::string> rest(argv + 2, argv + argc);
+    if (cmd == "train") return attend::apps::cmd_train(rest);
+    if (cmd == "translate") return attend::apps::cmd_translate(rest);
+    if (cmd == "vocab") return attend::apps::cmd_vocab(rest);
+    if (cmd == "average") return attend::apps::cmd_average(rest);
+  }
   attend::apps::DemoOptions demo;
   double min_accuracy = -1.0;
   for (int i = 2; i < argc; ++i) {

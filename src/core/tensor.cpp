@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/device.h"
+#include "core/thread_pool.h"
 
 namespace attend {
 
@@ -133,21 +134,59 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end) const {
 }
 
 namespace {
-// Strided gather of `src` into contiguous `dst` (CPU), element size `es`.
-void gather_strided(char* dst, const char* src, const Shape& shape,
-                    const std::vector<int64_t>& strides, size_t es) {
-  const int64_t n = shape_numel(shape);
-  const size_t nd = shape.size();
-  std::vector<int64_t> idx(nd, 0);
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t off = 0;
-    for (size_t k = 0; k < nd; ++k) off += idx[k] * strides[k];
-    std::memcpy(dst + i * es, src + off * static_cast<int64_t>(es), es);
-    for (size_t k = nd; k-- > 0;) {
-      if (++idx[k] < shape[k]) break;
-      idx[k] = 0;
+// Strided gather of `src` into contiguous `dst` (CPU), element size `es`. Dimensions that are
+// contiguous with their inner neighbour are merged first; rows whose last stride is 1 are
+// copied with memcpy, and rows are split over the thread pool (head split/merge transposes
+// in attention go through here every step).
+void gather_strided(char* dst, const char* src, const Shape& shape_in,
+                    const std::vector<int64_t>& strides_in, size_t es) {
+  Shape shape;
+  std::vector<int64_t> strides;
+  for (size_t k = 0; k < shape_in.size(); ++k) {
+    if (shape_in[k] == 1) continue;
+    if (!shape.empty() && strides.back() == strides_in[k] * shape_in[k]) {
+      shape.back() *= shape_in[k];
+      strides.back() = strides_in[k];
+    } else {
+      shape.push_back(shape_in[k]);
+      strides.push_back(strides_in[k]);
     }
   }
+  if (shape.empty()) {
+    std::memcpy(dst, src, es);
+    return;
+  }
+  const int64_t n = shape_numel(shape);
+  const size_t nd = shape.size();
+  const int64_t inner = shape.back(), inner_stride = strides.back();
+  const int64_t rows = n / inner;
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> idx(nd, 0);
+    int64_t rem = r0;
+    for (size_t k = nd - 1; k-- > 0;) {
+      idx[k] = rem % shape[k];
+      rem /= shape[k];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t off = 0;
+      for (size_t k = 0; k + 1 < nd; ++k) off += idx[k] * strides[k];
+      char* d = dst + r * inner * static_cast<int64_t>(es);
+      const char* s = src + off * static_cast<int64_t>(es);
+      if (inner_stride == 1) {
+        std::memcpy(d, s, static_cast<size_t>(inner) * es);
+      } else if (es == 4) {
+        for (int64_t i = 0; i < inner; ++i)
+          std::memcpy(d + i * 4, s + i * inner_stride * 4, 4);
+      } else {
+        for (int64_t i = 0; i < inner; ++i)
+          std::memcpy(d + i * static_cast<int64_t>(es), s + i * inner_stride * static_cast<int64_t>(es), es);
+      }
+      for (size_t k = nd - 1; k-- > 0;) {
+        if (++idx[k] < shape[k]) break;
+        idx[k] = 0;
+      }
+    }
+  });
 }
 }  // namespace
 

@@ -92,6 +92,11 @@ const KeySpec& Config::spec(const std::string& key, const std::string& origin) c
 
 void Config::set(const std::string& key, const std::string& value, const std::string& origin) {
   const KeySpec& k = spec(key, origin);
+  if (value.empty()) {  // unset: "use the default of whatever the key refines" (e.g. a preset)
+    values_[key] = value;
+    origins_[key] = origin;
+    return;
+  }
   int64_t i;
   double f;
   bool b;
@@ -154,6 +159,10 @@ std::vector<std::string> Config::apply_args(const std::vector<std::string>& args
     set(key, value, "command line");
   }
   return rest;
+}
+
+bool Config::is_set(const std::string& key) const {
+  return !values_.at(spec(key, "config").name).empty();
 }
 
 int64_t Config::get_int(const std::string& key) const {

@@ -37,6 +37,8 @@ class Config {
   bool get_bool(const std::string& key) const;
   const std::string& get_string(const std::string& key) const;
   bool has(const std::string& key) const { return values_.count(key) != 0; }
+  /// False when the key holds no value (an empty default, or set to "").
+  bool is_set(const std::string& key) const;
   /// Where the current value came from ("default", "file.yaml:12", "command line").
   const std::string& origin(const std::string& key) const;
 

@@ -12,6 +12,12 @@ Adam::Adam(std::vector<std::pair<std::string, ag::Variable>> params, const ops::
   }
 }
 
+std::vector<Adam::Moment> Adam::state() {
+  std::vector<Moment> out;
+  for (size_t i = 0; i < params_.size(); ++i) out.push_back({params_[i].first, m_[i], v_[i]});
+  return out;
+}
+
 void Adam::step() {
   ++step_;
   for (size_t i = 0; i < params_.size(); ++i) {

@@ -16,6 +16,15 @@ class Adam {
   void set_lr(double lr) { config_.lr = lr; }
   double lr() const { return config_.lr; }
   int64_t steps() const { return step_; }
+  const ops::AdamConfig& config() const { return config_; }
+  /// Moments and step count, for checkpoints: state()[i] = (name, m, v) in parameter order.
+  struct Moment {
+    const std::string& name;
+    Tensor& m;
+    Tensor& v;
+  };
+  std::vector<Moment> state();
+  void set_steps(int64_t step) { step_ = step; }
 
  private:
   std::vector<std::pair<std::string, ag::Variable>> params_;

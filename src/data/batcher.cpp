@@ -1,0 +1,165 @@
+// Token-based batching (see batcher.h).
+#include "data/batcher.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/rng.h"
+#include "data/tokenizer.h"
+
+namespace attend::data {
+namespace {
+
+int64_t cost(const Example& e) {
+  return std::max<int64_t>(static_cast<int64_t>(e.src.size()), static_cast<int64_t>(e.tgt.size()) + 1);
+}
+
+void shuffle(std::vector<int64_t>& v, uint64_t seed, uint64_t stream) {
+  for (size_t i = v.size(); i > 1; --i) {
+    const auto r = philox4x32(seed, stream, i);
+    const uint64_t x = (static_cast<uint64_t>(r[0]) << 32) | r[1];
+    std::swap(v[i - 1], v[x % i]);
+  }
+}
+
+}  // namespace
+
+Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& indices) {
+  HeapScope heap;  // batches outlive the step arena (prefetch)
+  const int64_t B = static_cast<int64_t>(indices.size());
+  int64_t S = 1, T = 1;
+  for (int64_t i : indices) {
+    S = std::max<int64_t>(S, static_cast<int64_t>(data[i].src.size()));
+    T = std::max<int64_t>(T, static_cast<int64_t>(data[i].tgt.size()) + 1);
+  }
+  std::vector<int32_t> src(B * S, kPadId), tin(B * T, kPadId), tout(B * T, kPadId), sl(B), tl(B);
+  Batch b;
+  for (int64_t r = 0; r < B; ++r) {
+    const Example& e = data[indices[r]];
+    std::copy(e.src.begin(), e.src.end(), src.begin() + r * S);
+    tin[r * T] = kBosId;
+    std::copy(e.tgt.begin(), e.tgt.end(), tin.begin() + r * T + 1);
+    std::copy(e.tgt.begin(), e.tgt.end(), tout.begin() + r * T);
+    tout[r * T + static_cast<int64_t>(e.tgt.size())] = kEosId;
+    sl[r] = static_cast<int32_t>(std::max<size_t>(e.src.size(), 1));  // empty source: one pad key
+    tl[r] = static_cast<int32_t>(e.tgt.size() + 1);
+    b.src_tokens += static_cast<int64_t>(e.src.size());
+    b.tgt_tokens += static_cast<int64_t>(e.tgt.size()) + 1;
+  }
+  b.src = Tensor::from_vector(src, {B, S});
+  b.tgt_in = Tensor::from_vector(tin, {B, T});
+  b.tgt_out = Tensor::from_vector(tout, {B * T});
+  b.src_lengths = Tensor::from_vector(sl, {B});
+  b.tgt_lengths = Tensor::from_vector(tl, {B});
+  b.indices = indices;
+  return b;
+}
+
+std::vector<std::vector<int64_t>> pack_batches(const std::vector<Example>& data,
+                                               const std::vector<int64_t>& order,
+                                               int64_t max_tokens) {
+  std::vector<std::vector<int64_t>> out;
+  std::vector<int64_t> cur;
+  int64_t longest = 0;
+  for (int64_t i : order) {
+    const int64_t c = std::max(longest, cost(data[i]));
+    if (!cur.empty() && c * static_cast<int64_t>(cur.size() + 1) > max_tokens) {
+      out.push_back(std::move(cur));
+      cur.clear();
+      longest = 0;
+    }
+    cur.push_back(i);
+    longest = std::max(longest, cost(data[i]));
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+std::vector<std::vector<int64_t>> epoch_plan(const std::vector<Example>& data, int64_t max_tokens,
+                                             uint64_t seed, int64_t epoch, int64_t sort_batches) {
+  std::vector<int64_t> order(data.size());
+  std::iota(order.begin(), order.end(), 0);
+  shuffle(order, seed, mix_stream(static_cast<uint64_t>(epoch), 1));
+  int64_t total = 0;
+  for (const auto& e : data) total += cost(e);
+  const int64_t mean = data.empty() ? 1 : std::max<int64_t>(1, total / static_cast<int64_t>(data.size()));
+  const int64_t window = std::max<int64_t>(1, sort_batches * std::max<int64_t>(1, max_tokens / mean));
+  std::vector<std::vector<int64_t>> batches;
+  for (size_t w = 0; w < order.size(); w += static_cast<size_t>(window)) {
+    std::vector<int64_t> chunk(order.begin() + static_cast<int64_t>(w),
+                               order.begin() + static_cast<int64_t>(std::min(order.size(), w + window)));
+    std::stable_sort(chunk.begin(), chunk.end(), [&](int64_t a, int64_t b) {
+      return std::make_pair(data[a].src.size(), data[a].tgt.size()) <
+             std::make_pair(data[b].src.size(), data[b].tgt.size());
+    });
+    for (auto& b : pack_batches(data, chunk, max_tokens)) batches.push_back(std::move(b));
+  }
+  std::vector<int64_t> perm(batches.size());
+  std::iota(perm.begin(), perm.end(), 0);
+  shuffle(perm, seed, mix_stream(static_cast<uint64_t>(epoch), 2));
+  std::vector<std::vector<int64_t>> out;
+  out.reserve(batches.size());
+  for (int64_t p : perm) out.push_back(std::move(batches[p]));
+  return out;
+}
+
+std::vector<std::vector<int64_t>> sorted_plan(const std::vector<Example>& data, int64_t max_tokens) {
+  std::vector<int64_t> order(data.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return data[a].src.size() < data[b].src.size();
+  });
+  return pack_batches(data, order, max_tokens);
+}
+
+BatchStream::BatchStream(const std::vector<Example>& data, int64_t max_tokens, uint64_t seed,
+                         int64_t epoch, int64_t index, int64_t prefetch)
+    : data_(data), max_tokens_(max_tokens), seed_(seed), epoch_(epoch), index_(index),
+      prefetch_(static_cast<size_t>(std::max<int64_t>(1, prefetch))) {
+  ATTEND_CHECK(!data.empty(), "batcher: the training set is empty");
+  thread_ = std::thread([this] { run(); });
+}
+
+BatchStream::~BatchStream() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void BatchStream::run() {
+  try {
+    int64_t epoch = epoch_, index = index_;
+    for (;;) {
+      const auto plan = epoch_plan(data_, max_tokens_, seed_, epoch);
+      for (; index < static_cast<int64_t>(plan.size()); ++index) {
+        Item item{make_batch(data_, plan[index]), epoch, index, static_cast<int64_t>(plan.size())};
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || queue_.size() < prefetch_; });
+        if (stop_) return;
+        queue_.push_back(std::move(item));
+        cv_.notify_all();
+      }
+      ++epoch;
+      index = 0;
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = std::current_exception();
+    cv_.notify_all();
+  }
+}
+
+BatchStream::Item BatchStream::next() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !queue_.empty() || error_; });
+  if (queue_.empty() && error_) std::rethrow_exception(error_);
+  Item item = std::move(queue_.front());
+  queue_.pop_front();
+  cv_.notify_all();
+  return item;
+}
+
+}  // namespace attend::data

@@ -1,0 +1,134 @@
+// Corpus reading (see corpus.h).
+#include "data/corpus.h"
+
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace attend::data {
+
+std::vector<std::string> read_lines(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files transparently too
+  ATTEND_CHECK(f != nullptr, "{}: cannot open: {}", path, std::strerror(errno ? errno : ENOENT));
+  gzbuffer(f, 1 << 17);
+  std::vector<std::string> lines;
+  std::string current;
+  char buf[1 << 16];
+  for (;;) {
+    const int n = gzread(f, buf, sizeof(buf));
+    if (n < 0) {
+      int code = 0;
+      const std::string msg = gzerror(f, &code);
+      gzclose(f);
+      ATTEND_FAIL("{}: read failed after {} lines: {}", path, lines.size(), msg);
+    }
+    if (n == 0) break;
+    for (int i = 0; i < n; ++i) {
+      if (buf[i] == '\n') {
+        if (!current.empty() && current.back() == '\r') current.pop_back();
+        lines.push_back(std::move(current));
+        current.clear();
+      } else {
+        current.push_back(buf[i]);
+      }
+    }
+  }
+  gzclose(f);
+  if (!current.empty()) {  // last line without a newline
+    if (current.back() == '\r') current.pop_back();
+    lines.push_back(std::move(current));
+  }
+  return lines;
+}
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i], or 0 when it is ill-formed.
+size_t utf8_sequence(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c == 0xE0) n = 3, lo = 0xA0;
+  else if (c >= 0xE1 && c <= 0xEC) n = 3;
+  else if (c == 0xED) n = 3, hi = 0x9F;  // no surrogates
+  else if (c >= 0xEE && c <= 0xEF) n = 3;
+  else if (c == 0xF0) n = 4, lo = 0x90;
+  else if (c >= 0xF1 && c <= 0xF3) n = 4;
+  else if (c == 0xF4) n = 4, hi = 0x8F;  // <= U+10FFFF
+  else return 0;
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+  return n;
+}
+
+bool blank(const std::string& s) {
+  for (char c : s)
+    if (c != ' ' && c != '\t') return false;
+  return true;
+}
+
+}  // namespace
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string repair_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8_sequence(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+ParallelCorpus read_parallel(const std::string& src_path, const std::string& tgt_path,
+                             BadUtf8 policy) {
+  std::vector<std::string> src = read_lines(src_path), tgt = read_lines(tgt_path);
+  ATTEND_CHECK(src.size() == tgt.size(),
+               "parallel corpus: {} has {} lines but {} has {} lines (the files must be "
+               "line-aligned)", src_path, src.size(), tgt_path, tgt.size());
+  ParallelCorpus c;
+  c.lines = static_cast<int64_t>(src.size());
+  c.src.reserve(src.size());
+  c.tgt.reserve(tgt.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    const bool ok_s = valid_utf8(src[i]), ok_t = valid_utf8(tgt[i]);
+    if (!ok_s || !ok_t) {
+      ATTEND_CHECK(policy == BadUtf8::kSkip,
+                   "{}:{}: invalid UTF-8 (use data.bad_utf8: skip to skip such lines)",
+                   ok_s ? tgt_path : src_path, i + 1);
+      ++c.skipped_utf8;
+      continue;
+    }
+    if (blank(src[i]) || blank(tgt[i])) {
+      ++c.skipped_empty;
+      continue;
+    }
+    c.src.push_back(std::move(src[i]));
+    c.tgt.push_back(std::move(tgt[i]));
+  }
+  return c;
+}
+
+}  // namespace attend::data

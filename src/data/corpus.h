@@ -1,0 +1,36 @@
+// Reading corpora: plain UTF-8 text, one sentence per line, optionally gzip-compressed
+// (detected from the content, not the name). Source and target files must be line-aligned.
+// Errors name the file and, for bad bytes, the line; nothing is silently dropped -- skipped
+// lines are counted and reported.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace attend::data {
+
+/// Every line of a (possibly gzipped) text file, without the trailing "\n" or "\r\n".
+std::vector<std::string> read_lines(const std::string& path);
+
+/// True when s is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
+bool valid_utf8(std::string_view s);
+/// s with every ill-formed byte sequence replaced by U+FFFD.
+std::string repair_utf8(std::string_view s);
+
+enum class BadUtf8 { kError, kSkip };
+
+struct ParallelCorpus {
+  std::vector<std::string> src, tgt;
+  int64_t lines = 0;         // lines read from each file
+  int64_t skipped_utf8 = 0;  // pairs with invalid UTF-8 (BadUtf8::kSkip)
+  int64_t skipped_empty = 0; // pairs with an empty (or all-blank) side
+};
+
+/// Reads a line-aligned pair of files. Different line counts -> an error naming both files and
+/// both counts; invalid UTF-8 -> an error naming file:line (kError) or the pair is skipped and
+/// counted (kSkip); empty pairs are skipped and counted.
+ParallelCorpus read_parallel(const std::string& src_path, const std::string& tgt_path,
+                             BadUtf8 policy = BadUtf8::kError);
+
+}  // namespace attend::data

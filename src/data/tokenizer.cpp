@@ -1,0 +1,107 @@
+// SentencePiece wrapper (see tokenizer.h).
+#include "data/tokenizer.h"
+
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "io/file.h"
+
+namespace attend::data {
+namespace {
+
+class VectorIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit VectorIterator(const std::vector<const std::string*>& s) : s_(s) {}
+  bool done() const override { return i_ >= s_.size(); }
+  void Next() override { ++i_; }
+  const std::string& value() const override { return *s_[i_]; }
+  sentencepiece::util::Status status() const override { return {}; }
+
+ private:
+  const std::vector<const std::string*>& s_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+Tokenizer::Tokenizer() : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {}
+Tokenizer::~Tokenizer() = default;
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+
+Tokenizer Tokenizer::from_bytes(const std::string& serialized, const std::string& name) {
+  Tokenizer t;
+  const auto st = t.sp_->LoadFromSerializedProto(serialized);
+  ATTEND_CHECK(st.ok(), "{}: not a SentencePiece model: {}", name, st.ToString());
+  ATTEND_CHECK(t.sp_->pad_id() == kPadId && t.sp_->unk_id() == kUnkId && t.sp_->bos_id() == kBosId &&
+                   t.sp_->eos_id() == kEosId,
+               "{}: SentencePiece model must use pad 0, unk 1, bos 2, eos 3 (has pad {}, unk {}, "
+               "bos {}, eos {}); train it with attend vocab or spm_train --pad_id=0 --unk_id=1 "
+               "--bos_id=2 --eos_id=3", name, t.sp_->pad_id(), t.sp_->unk_id(), t.sp_->bos_id(),
+               t.sp_->eos_id());
+  t.bytes_ = serialized;
+  return t;
+}
+
+Tokenizer Tokenizer::load(const std::string& path) { return from_bytes(io::read_file(path), path); }
+
+Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const TokenizerOptions& o) {
+  ATTEND_CHECK(!sentences.empty(), "vocab: no training sentences");
+  ATTEND_CHECK(o.model_type == "bpe" || o.model_type == "unigram",
+               "vocab.type: expected bpe or unigram, got '{}'", o.model_type);
+  ATTEND_CHECK(o.vocab_size >= 8, "vocab.size: expected >= 8, got {}", o.vocab_size);
+  // A deterministic sample when the corpus is larger than max_sentences.
+  std::vector<const std::string*> sample;
+  for (const auto& s : sentences) sample.push_back(&s);
+  if (static_cast<int64_t>(sample.size()) > o.max_sentences) {
+    for (size_t i = sample.size() - 1; i > 0; --i)
+      std::swap(sample[i], sample[philox4x32(o.seed, 0x5b, i)[0] % (i + 1)]);
+    sample.resize(static_cast<size_t>(o.max_sentences));
+  }
+  VectorIterator it(sample);
+  const std::string args = format(
+      "--model_type={} --vocab_size={} --character_coverage={} --split_digits={} "
+      "--pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3 --hard_vocab_limit=false "
+      "--input_sentence_size={} --shuffle_input_sentence=false --num_threads=2 "
+      "--max_sentence_length=65536 --minloglevel=2",
+      o.model_type, o.vocab_size, o.character_coverage, o.split_digits ? "true" : "false",
+      sample.size());
+  std::string model;
+  const auto st = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
+  ATTEND_CHECK(st.ok(), "vocab: SentencePiece training failed: {}", st.ToString());
+  return from_bytes(model, "trained tokenizer");
+}
+
+std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
+  std::vector<int> ids;
+  const auto st = sp_->Encode(text, &ids);
+  ATTEND_CHECK(st.ok(), "tokenizer: cannot encode '{}': {}", text.substr(0, 80), st.ToString());
+  return {ids.begin(), ids.end()};
+}
+
+std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
+  std::vector<std::string> p;
+  const auto st = sp_->Encode(text, &p);
+  ATTEND_CHECK(st.ok(), "tokenizer: cannot encode: {}", st.ToString());
+  return p;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::vector<int> v;
+  for (int32_t id : ids)
+    if ((id > kEosId || id == kUnkId) && id < vocab_size()) v.push_back(id);
+  std::string out;
+  const auto st = sp_->Decode(v, &out);
+  ATTEND_CHECK(st.ok(), "tokenizer: cannot decode: {}", st.ToString());
+  return out;
+}
+
+int64_t Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
+
+void Tokenizer::save(const std::string& path) const { io::write_file_atomic(path, bytes_); }
+
+}  // namespace attend::data

@@ -1,0 +1,73 @@
+// Greedy decoding (see greedy.h).
+#include "decode/greedy.h"
+
+#include "data/tokenizer.h"
+
+namespace attend::decode {
+
+std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model, const data::Batch& batch,
+                                         const GreedyOptions& o) {
+  HeapScope heap;
+  const int64_t B = batch.src.size(0), D = model.config().d_model;
+  const int32_t* sl = batch.src_lengths.data<int32_t>();
+  std::vector<int64_t> limit(B);
+  int64_t T = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    limit[b] = static_cast<int64_t>(sl[b]) + o.max_extra;
+    T = std::max(T, limit[b]);
+  }
+  if (model.config().positions == "learned") T = std::min<int64_t>(T, model.config().max_positions);
+  const ag::Variable memory = model.encode(batch.src, batch.src_lengths, 0);
+  std::vector<std::vector<int32_t>> out(B);
+  std::vector<bool> done(B, false);
+  std::vector<int32_t> prefix(static_cast<size_t>(B), data::kBosId);  // [B, t] row-major
+  for (int64_t t = 1; t <= T; ++t) {
+    const Tensor tgt_in = Tensor::from_vector(prefix, {B, t});
+    const Tensor tgt_len = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(t)), {B});
+    const ag::Variable h = model.decode(tgt_in, tgt_len, memory, batch.src_lengths, 0);
+    const Tensor last = h.value().slice(1, t - 1, t).contiguous().reshape({B, D});
+    const Tensor logits = model.project(ag::Variable(last)).value();  // [B, V]
+    const int64_t V = logits.size(1);
+    const float* lp = logits.data<float>();
+    std::vector<int32_t> next(B, data::kPadId);
+    bool all = true;
+    for (int64_t b = 0; b < B; ++b) {
+      if (done[b]) continue;
+      int32_t best = data::kEosId;  // pad/unk/bos are never chosen
+      for (int32_t v = data::kEosId; v < V; ++v)
+        if (lp[b * V + v] > lp[b * V + best]) best = v;
+      if (best == data::kEosId || t >= limit[b]) {
+        if (best != data::kEosId) out[b].push_back(best);
+        done[b] = true;
+      } else {
+        out[b].push_back(best);
+        next[b] = best;
+        all = false;
+      }
+    }
+    if (all) break;
+    std::vector<int32_t> grown(static_cast<size_t>(B * (t + 1)));
+    for (int64_t b = 0; b < B; ++b) {
+      std::copy(prefix.begin() + b * t, prefix.begin() + (b + 1) * t, grown.begin() + b * (t + 1));
+      grown[b * (t + 1) + t] = next[b];
+    }
+    prefix.swap(grown);
+  }
+  return out;
+}
+
+std::vector<std::vector<int32_t>> greedy_all(const nn::Transformer& model,
+                                             const std::vector<data::Example>& examples,
+                                             int64_t max_tokens, const GreedyOptions& o) {
+  std::vector<data::Example> src_only(examples.size());
+  for (size_t i = 0; i < examples.size(); ++i) src_only[i].src = examples[i].src;
+  std::vector<std::vector<int32_t>> out(examples.size());
+  for (const auto& rows : data::sorted_plan(src_only, max_tokens)) {
+    const data::Batch b = data::make_batch(src_only, rows);
+    auto res = greedy(model, b, o);
+    for (size_t r = 0; r < rows.size(); ++r) out[rows[r]] = std::move(res[r]);
+  }
+  return out;
+}
+
+}  // namespace attend::decode

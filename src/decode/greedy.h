@@ -1,0 +1,27 @@
+// Greedy decoding for a batch of source sentences (no key/value cache yet: each step re-runs
+// the decoder over the prefix). Used by validation during training and by `attend translate`.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "data/batcher.h"
+#include "nn/transformer.h"
+
+namespace attend::decode {
+
+struct GreedyOptions {
+  int64_t max_extra = 50;  // an output has at most source length + max_extra tokens
+};
+
+/// Translates every row of `batch` (src, src_lengths); returns the ids of each row without
+/// BOS/EOS, in row order. The model must be in eval mode.
+std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model, const data::Batch& batch,
+                                         const GreedyOptions& options = {});
+
+/// Translates examples (only .src is used) in batches of ~max_tokens, returning outputs in
+/// input order.
+std::vector<std::vector<int32_t>> greedy_all(const nn::Transformer& model,
+                                             const std::vector<data::Example>& examples,
+                                             int64_t max_tokens, const GreedyOptions& options = {});
+
+}  // namespace attend::decode

@@ -1,0 +1,141 @@
+// Corpus BLEU (see bleu.h).
+#include "eval/bleu.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace attend::eval {
+namespace {
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
+    s.replace(p, from.size(), to);
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream is(s);
+  for (std::string w; is >> w;) out.push_back(w);
+  return out;
+}
+
+std::string lower(std::string s) {  // ASCII lowering; multibyte UTF-8 letters stay as they are
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+using Counts = std::map<std::vector<std::string>, int64_t>;
+
+Counts ngrams(const std::vector<std::string>& w, size_t n) {
+  Counts c;
+  for (size_t i = 0; i + n <= w.size(); ++i) ++c[std::vector<std::string>(w.begin() + i, w.begin() + i + n)];
+  return c;
+}
+
+}  // namespace
+
+std::string tokenize_13a(const std::string& input) {
+  static const std::regex punct("([\\x7B-\\x7E\\x5B-\\x60\\x20-\\x26\\x28-\\x2B\\x3A-\\x40\\x2F])");
+  static const std::regex period_left("([^0-9])([\\.,])");
+  static const std::regex period_right("([\\.,])([^0-9])");
+  static const std::regex dash("([0-9])(-)");
+  std::string line = input;
+  replace_all(line, "<skipped>", "");
+  replace_all(line, "-\n", "");
+  replace_all(line, "\n", " ");
+  if (line.find('&') != std::string::npos) {
+    replace_all(line, "&quot;", "\"");
+    replace_all(line, "&amp;", "&");
+    replace_all(line, "&lt;", "<");
+    replace_all(line, "&gt;", ">");
+  }
+  line = " " + line + " ";
+  line = std::regex_replace(line, punct, " $1 ");
+  line = std::regex_replace(line, period_left, "$1 $2 ");
+  line = std::regex_replace(line, period_right, " $1 $2");
+  line = std::regex_replace(line, dash, "$1 $2 ");
+  std::string out;
+  for (const auto& w : split(line)) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+std::string BleuScore::str() const {
+  char buf[256];
+  std::snprintf(buf, sizeof(buf),
+                "BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %lld ref_len = %lld)",
+                score, precisions[0], precisions[1], precisions[2], precisions[3], brevity_penalty,
+                ref_len ? static_cast<double>(sys_len) / static_cast<double>(ref_len) : 0.0,
+                static_cast<long long>(sys_len), static_cast<long long>(ref_len));
+  return buf;
+}
+
+BleuScore corpus_bleu(const std::vector<std::string>& hyps,
+                      const std::vector<std::vector<std::string>>& refs, const BleuOptions& o) {
+  ATTEND_CHECK(!refs.empty(), "bleu: no reference set given");
+  ATTEND_CHECK(o.tokenize == "13a" || o.tokenize == "none",
+               "bleu: tokenize must be 13a or none, got '{}'", o.tokenize);
+  for (size_t r = 0; r < refs.size(); ++r)
+    ATTEND_CHECK(refs[r].size() == hyps.size(),
+                 "bleu: the hypotheses have {} lines but reference set {} has {} lines",
+                 hyps.size(), r + 1, refs[r].size());
+  auto prep = [&](const std::string& s) {
+    std::string t = o.lowercase ? lower(s) : s;
+    return split(o.tokenize == "13a" ? tokenize_13a(t) : t);
+  };
+  BleuScore b;
+  for (size_t i = 0; i < hyps.size(); ++i) {
+    const auto h = prep(hyps[i]);
+    std::vector<std::vector<std::string>> rs;
+    for (const auto& set : refs) rs.push_back(prep(set[i]));
+    // Closest reference length; ties go to the shorter one.
+    int64_t best = -1;
+    for (const auto& r : rs) {
+      const int64_t len = static_cast<int64_t>(r.size()), hl = static_cast<int64_t>(h.size());
+      if (best < 0 || std::abs(len - hl) < std::abs(best - hl) ||
+          (std::abs(len - hl) == std::abs(best - hl) && len < best))
+        best = len;
+    }
+    b.sys_len += static_cast<int64_t>(h.size());
+    b.ref_len += best;
+    for (size_t n = 1; n <= 4; ++n) {
+      Counts maxref;
+      for (const auto& r : rs)
+        for (const auto& [g, c] : ngrams(r, n)) maxref[g] = std::max(maxref[g], c);
+      for (const auto& [g, c] : ngrams(h, n)) {
+        const auto it = maxref.find(g);
+        b.correct[n - 1] += std::min(c, it == maxref.end() ? 0 : it->second);
+      }
+      b.total[n - 1] += std::max<int64_t>(0, static_cast<int64_t>(h.size()) - static_cast<int64_t>(n) + 1);
+    }
+  }
+  double smooth = 1.0, log_sum = 0.0;
+  for (int n = 0; n < 4; ++n) {
+    if (b.total[n] == 0) {
+      b.precisions[n] = 0;
+    } else if (b.correct[n] == 0) {
+      smooth *= 2;  // sacreBLEU's "exp" smoothing
+      b.precisions[n] = 100.0 / (smooth * static_cast<double>(b.total[n]));
+    } else {
+      b.precisions[n] = 100.0 * static_cast<double>(b.correct[n]) / static_cast<double>(b.total[n]);
+    }
+  }
+  if (b.sys_len == 0) return b;  // no output: BLEU 0
+  b.brevity_penalty = b.sys_len < b.ref_len
+                          ? std::exp(1.0 - static_cast<double>(b.ref_len) / static_cast<double>(b.sys_len))
+                          : 1.0;
+  for (int n = 0; n < 4; ++n) {
+    if (b.precisions[n] <= 0) return b;  // an order with no n-grams at all: BLEU 0
+    log_sum += std::log(b.precisions[n] / 100.0);
+  }
+  b.score = 100.0 * b.brevity_penalty * std::exp(log_sum / 4.0);
+  return b;
+}
+
+}  // namespace attend::eval

@@ -1,0 +1,173 @@
+// Checkpoints (see checkpoint.h).
+#include "train/checkpoint.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "io/file.h"
+#include "io/safetensors.h"
+
+namespace attend::train {
+namespace fs = std::filesystem;
+namespace {
+
+const char* kFiles[] = {"model.safetensors", "config.json", "tokenizer.model"};
+
+std::string path(const std::string& dir, const std::string& f) { return (fs::path(dir) / f).string(); }
+
+}  // namespace
+
+void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam* adam,
+                     const std::string& config_json, const data::Tokenizer& tokenizer,
+                     const TrainerState& s) {
+  const std::string tmp = dir + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  ATTEND_CHECK(!ec, "{}: cannot create checkpoint directory: {}", tmp, ec.message());
+  nlohmann::ordered_json sums;
+  auto put = [&](const std::string& name, const std::string& bytes) {
+    io::write_file_atomic(path(tmp, name), bytes);
+    sums[name] = io::crc32(bytes);
+  };
+  std::vector<std::pair<std::string, Tensor>> weights;
+  for (const auto& [name, v] : model.named_parameters()) weights.emplace_back(name, v.value());
+  put("model.safetensors", io::safetensors_bytes(weights, {{"format", "pt"}}));
+  if (adam) {
+    std::vector<std::pair<std::string, Tensor>> moments;
+    for (auto& m : adam->state()) {
+      moments.emplace_back("m." + m.name, m.m);
+      moments.emplace_back("v." + m.name, m.v);
+    }
+    put("optimizer.safetensors",
+        io::safetensors_bytes(moments, {{"step", std::to_string(adam->steps())}}));
+  }
+  put("config.json", config_json);
+  put("tokenizer.model", tokenizer.bytes());
+  nlohmann::ordered_json st = {{"step", s.step},
+                               {"epoch", s.epoch},
+                               {"batch_index", s.batch_index},
+                               {"target_tokens", s.target_tokens},
+                               {"elapsed_seconds", s.elapsed_seconds},
+                               {"best_metric", s.best_metric},
+                               {"has_best", s.has_best},
+                               {"bad_validations", s.bad_validations},
+                               {"validations", s.validations},
+                               {"crc32", sums}};
+  io::write_file_atomic(path(tmp, "trainer_state.json"), st.dump(2) + "\n");
+  io::fsync_dir(tmp);
+  fs::remove_all(dir, ec);
+  fs::rename(tmp, dir, ec);
+  ATTEND_CHECK(!ec, "{}: cannot rename checkpoint into place: {}", dir, ec.message());
+  io::fsync_dir(fs::path(dir).parent_path().string());
+}
+
+void verify_checkpoint(const std::string& dir, bool need_optimizer) {
+  ATTEND_CHECK(fs::is_directory(dir), "{}: not a model or checkpoint directory", dir);
+  for (const char* f : kFiles)
+    ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (not a complete checkpoint)", dir, f);
+  if (need_optimizer)
+    for (const char* f : {"optimizer.safetensors", "trainer_state.json"})
+      ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (cannot resume from it)", dir, f);
+  if (!io::file_exists(path(dir, "trainer_state.json"))) return;
+  nlohmann::json st;
+  try {
+    st = nlohmann::json::parse(io::read_file(path(dir, "trainer_state.json")));
+  } catch (const nlohmann::json::exception& e) {
+    ATTEND_FAIL("{}: corrupt trainer_state.json: {}", dir, e.what());
+  }
+  if (!st.contains("crc32")) return;
+  for (const auto& [name, want] : st["crc32"].items()) {
+    if (!io::file_exists(path(dir, name))) continue;
+    const uint32_t got = io::crc32(io::read_file(path(dir, name)));
+    ATTEND_CHECK(want.is_number_unsigned() && want.get<uint32_t>() == got,
+                 "{}: {} is corrupt (checksum {} != recorded {})", dir, name, got, want.dump());
+  }
+}
+
+std::string read_config_json(const std::string& dir) { return io::read_file(path(dir, "config.json")); }
+
+data::Tokenizer read_tokenizer(const std::string& dir) {
+  return data::Tokenizer::load(path(dir, "tokenizer.model"));
+}
+
+void load_model(const std::string& dir, nn::Transformer& model) {
+  const std::string file = path(dir, "model.safetensors");
+  const io::SafeTensors st = io::load_safetensors(file);
+  const auto params = model.named_parameters();
+  for (const auto& [name, v] : params) {
+    const Tensor* t = st.find(name);
+    ATTEND_CHECK(t != nullptr, "{}: missing parameter '{}' (checkpoint and config disagree)", file, name);
+    ATTEND_CHECK(t->shape() == v.value().shape() && t->dtype() == v.value().dtype(),
+                 "{}: parameter '{}' is {} but the model expects {}", file, name, t->str(),
+                 v.value().str());
+    v.mutable_value().copy_from(*t);
+  }
+  ATTEND_CHECK(st.tensors.size() == params.size(),
+               "{}: holds {} tensors but the model has {} parameters", file, st.tensors.size(),
+               params.size());
+}
+
+void load_optimizer(const std::string& dir, Adam& adam) {
+  const std::string file = path(dir, "optimizer.safetensors");
+  const io::SafeTensors st = io::load_safetensors(file);
+  for (auto& m : adam.state()) {
+    const Tensor& tm = st.at("m." + m.name);
+    const Tensor& tv = st.at("v." + m.name);
+    ATTEND_CHECK(tm.shape() == m.m.shape() && tv.shape() == m.v.shape(),
+                 "{}: moments of '{}' have the wrong shape", file, m.name);
+    m.m.copy_from(tm);
+    m.v.copy_from(tv);
+  }
+  ATTEND_CHECK(st.metadata.count("step"), "{}: no step in the metadata", file);
+  adam.set_steps(std::stoll(st.metadata.at("step")));
+}
+
+TrainerState load_state(const std::string& dir) {
+  const std::string file = path(dir, "trainer_state.json");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(io::read_file(file));
+    TrainerState s;
+    s.step = j.at("step");
+    s.epoch = j.at("epoch");
+    s.batch_index = j.at("batch_index");
+    s.target_tokens = j.at("target_tokens");
+    s.elapsed_seconds = j.at("elapsed_seconds");
+    s.best_metric = j.at("best_metric");
+    s.has_best = j.at("has_best");
+    s.bad_validations = j.at("bad_validations");
+    s.validations = j.at("validations");
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    ATTEND_FAIL("{}: corrupt or incomplete: {}", file, e.what());
+  }
+}
+
+}  // namespace attend::train
+
+#include "train/options.h"
+#include "train/trainer.h"
+
+namespace attend::train {
+
+LoadedModel load_model_dir(const std::string& p) {
+  ATTEND_CHECK(fs::exists(p), "{}: no such model directory", p);
+  std::string dir = p;
+  if (!io::file_exists(path(p, "model.safetensors"))) {
+    if (io::file_exists(path(path(p, "best"), "model.safetensors"))) dir = path(p, "best");
+    else if (!last_checkpoint(p).empty()) dir = last_checkpoint(p);
+  }
+  verify_checkpoint(dir, false);
+  io::Config c = train_config();
+  c.load_json(read_config_json(dir), path(dir, "config.json"));
+  LoadedModel m;
+  m.tokenizer = read_tokenizer(dir);
+  m.model = std::make_unique<nn::Transformer>(model_config(c, m.tokenizer.vocab_size()), 0);
+  load_model(dir, *m.model);
+  m.model->set_training(false);
+  m.dir = dir;
+  return m;
+}
+
+}  // namespace attend::train

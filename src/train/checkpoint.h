@@ -1,0 +1,60 @@
+// Checkpoints: a directory holding model.safetensors (parameter names as in the PyTorch
+// reference), optimizer.safetensors (Adam moments), config.json (every training key),
+// trainer_state.json (step, data position, best score, checksums of the other files) and
+// tokenizer.model (SentencePiece). A checkpoint is written into "<dir>.tmp" and renamed into
+// place, so a crash (even SIGKILL) leaves either the previous checkpoint or the complete new one.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "data/tokenizer.h"
+#include "nn/transformer.h"
+#include "train/adam.h"
+
+namespace attend::train {
+
+struct TrainerState {
+  int64_t step = 0;         // optimizer steps done
+  int64_t epoch = 0;        // data position: the next batch is plan(epoch)[batch_index]
+  int64_t batch_index = 0;
+  int64_t target_tokens = 0;  // target tokens trained on so far
+  double elapsed_seconds = 0;
+  double best_metric = 0;   // best validation score so far (bleu: higher, loss: lower)
+  bool has_best = false;
+  int64_t bad_validations = 0;  // validations since the last improvement
+  int64_t validations = 0;
+};
+
+/// Writes a complete checkpoint to `dir` atomically. `adam` may be null (model only).
+void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam* adam,
+                     const std::string& config_json, const data::Tokenizer& tokenizer,
+                     const TrainerState& state);
+
+/// Checks that `dir` holds a checkpoint; throws one message naming the first missing or
+/// corrupt file.
+void verify_checkpoint(const std::string& dir, bool need_optimizer);
+
+std::string read_config_json(const std::string& dir);
+data::Tokenizer read_tokenizer(const std::string& dir);
+/// Loads weights into `model`: names and shapes must match exactly (errors name the tensor).
+void load_model(const std::string& dir, nn::Transformer& model);
+void load_optimizer(const std::string& dir, Adam& adam);
+TrainerState load_state(const std::string& dir);
+
+}  // namespace attend::train
+
+#include <memory>
+
+namespace attend::train {
+
+struct LoadedModel {
+  std::unique_ptr<nn::Transformer> model;
+  data::Tokenizer tokenizer;
+  std::string dir;  // the checkpoint directory actually read
+};
+
+/// A trained model for inference from a checkpoint directory, or from a run directory (its
+/// best/ model when present, else the last checkpoint). The model is in eval mode.
+LoadedModel load_model_dir(const std::string& path);
+
+}  // namespace attend::train

@@ -1,0 +1,94 @@
+// Training configuration keys (see options.h). Keep configs/README.md in step with this list.
+#include "train/options.h"
+
+namespace attend::train {
+
+io::Config train_config() {
+  using io::KeyType;
+  return io::Config({
+      // model
+      {"model.preset", KeyType::kString, "small", "starting point: tiny, small, base or big (base/big are the paper's)"},
+      {"model.d_model", KeyType::kInt, "", "model width (default: from the preset)"},
+      {"model.ffn", KeyType::kInt, "", "feed-forward inner width"},
+      {"model.heads", KeyType::kInt, "", "attention heads (d_model must be divisible by it)"},
+      {"model.encoder_layers", KeyType::kInt, "", "encoder layers"},
+      {"model.decoder_layers", KeyType::kInt, "", "decoder layers"},
+      {"model.dropout", KeyType::kFloat, "", "residual and embedding dropout probability"},
+      {"model.activation", KeyType::kString, "", "feed-forward activation: relu (paper) or gelu"},
+      {"model.norm", KeyType::kString, "", "post (paper: LN after the residual add) or pre"},
+      {"model.positions", KeyType::kString, "", "sinusoidal (paper) or learned"},
+      {"model.max_positions", KeyType::kInt, "", "longest sequence for learned positions"},
+      {"model.share_embeddings", KeyType::kBool, "", "one table for source, target and output (joint vocabulary)"},
+      {"model.attention", KeyType::kString, "", "encoder self-attention: full or local"},
+      {"model.window", KeyType::kInt, "", "local attention: keys visible on each side"},
+      {"model.global_tokens", KeyType::kInt, "", "local attention: leading positions that see and are seen by all"},
+      // data
+      {"data.train_src", KeyType::kString, "", "training source file (UTF-8, one sentence per line, .gz allowed)"},
+      {"data.train_tgt", KeyType::kString, "", "training target file, line-aligned with data.train_src"},
+      {"data.valid_src", KeyType::kString, "", "validation source file (optional)"},
+      {"data.valid_tgt", KeyType::kString, "", "validation target file"},
+      {"data.generate", KeyType::kString, "none", "built-in corpus instead of files: none, numbers-en or numbers-de (digits -> words)"},
+      {"data.generate_train", KeyType::kInt, "20000", "generated corpus: training pairs"},
+      {"data.generate_valid", KeyType::kInt, "500", "generated corpus: validation pairs (disjoint seed)"},
+      {"data.generate_max", KeyType::kInt, "999999", "generated corpus: largest number"},
+      {"data.bad_utf8", KeyType::kString, "error", "invalid UTF-8 in a corpus: error (names file:line) or skip (counted)"},
+      {"data.max_length", KeyType::kInt, "128", "pairs with more subwords on either side are skipped (counted)"},
+      {"data.valid_max_sentences", KeyType::kInt, "0", "validate on at most this many sentences (0: all)"},
+      // vocabulary
+      {"vocab.model", KeyType::kString, "", "existing SentencePiece .model to use (else one is trained)"},
+      {"vocab.size", KeyType::kInt, "8000", "subword vocabulary size when training one"},
+      {"vocab.type", KeyType::kString, "bpe", "bpe or unigram"},
+      {"vocab.split_digits", KeyType::kBool, "false", "one subword per digit"},
+      {"vocab.max_sentences", KeyType::kInt, "1000000", "sentences sampled to train the vocabulary"},
+      // training
+      {"train.out", KeyType::kString, "runs/default", "run directory: checkpoints, best model, train.jsonl"},
+      {"train.seed", KeyType::kInt, "1", "seed for initialisation, data order and dropout"},
+      {"train.threads", KeyType::kInt, "0", "worker threads (0: all cores)"},
+      {"train.max_tokens", KeyType::kInt, "4096", "tokens per batch per side (padded)"},
+      {"train.accumulate", KeyType::kInt, "1", "batches per optimizer step (gradient accumulation)"},
+      {"train.max_steps", KeyType::kInt, "100000", "stop after this many optimizer steps"},
+      {"train.max_epochs", KeyType::kInt, "0", "stop after this many epochs (0: no limit)"},
+      {"train.max_minutes", KeyType::kFloat, "0", "stop (and save) after this much wall time (0: no limit)"},
+      {"train.schedule", KeyType::kString, "noam", "noam (paper), inverse_sqrt or constant"},
+      {"train.lr", KeyType::kFloat, "1.0", "noam: scale factor; inverse_sqrt/constant: peak learning rate"},
+      {"train.warmup", KeyType::kInt, "4000", "warm-up steps"},
+      {"train.adam_beta1", KeyType::kFloat, "0.9", "Adam beta1"},
+      {"train.adam_beta2", KeyType::kFloat, "0.98", "Adam beta2 (paper: 0.98)"},
+      {"train.adam_eps", KeyType::kFloat, "1e-9", "Adam epsilon (paper: 1e-9)"},
+      {"train.weight_decay", KeyType::kFloat, "0", "decoupled weight decay (AdamW)"},
+      {"train.label_smoothing", KeyType::kFloat, "0.1", "label smoothing epsilon (paper: 0.1)"},
+      {"train.clip_norm", KeyType::kFloat, "0", "clip the global gradient norm to this (0: off)"},
+      {"train.log_every", KeyType::kInt, "50", "steps between progress lines and train.jsonl records"},
+      {"train.save_every", KeyType::kInt, "1000", "steps between checkpoints"},
+      {"train.keep_checkpoints", KeyType::kInt, "20", "newest checkpoints kept (older ones deleted)"},
+      {"train.valid_every", KeyType::kInt, "1000", "steps between validations (0: never)"},
+      {"train.valid_bleu", KeyType::kBool, "true", "decode the validation set (greedy) and report BLEU"},
+      {"train.valid_metric", KeyType::kString, "bleu", "what selects the best model: bleu or loss"},
+      {"train.patience", KeyType::kInt, "0", "stop after this many validations without improvement (0: never)"},
+      {"train.valid_max_tokens", KeyType::kInt, "2000", "source tokens per decoding batch in validation"},
+  });
+}
+
+nn::TransformerConfig model_config(const io::Config& c, int64_t vocab) {
+  nn::TransformerConfig m = nn::TransformerConfig::preset(c.get_string("model.preset"));
+  auto i = [&](const char* k, int64_t& v) { if (c.is_set(k)) v = c.get_int(k); };
+  auto s = [&](const char* k, std::string& v) { if (c.is_set(k)) v = c.get_string(k); };
+  i("model.d_model", m.d_model);
+  i("model.ffn", m.ffn);
+  i("model.heads", m.heads);
+  i("model.encoder_layers", m.encoder_layers);
+  i("model.decoder_layers", m.decoder_layers);
+  if (c.is_set("model.dropout")) m.dropout = c.get_float("model.dropout");
+  s("model.activation", m.activation);
+  s("model.norm", m.norm);
+  s("model.positions", m.positions);
+  i("model.max_positions", m.max_positions);
+  if (c.is_set("model.share_embeddings")) m.share_embeddings = c.get_bool("model.share_embeddings");
+  s("model.attention", m.attention.attention);
+  i("model.window", m.attention.window);
+  i("model.global_tokens", m.attention.global_tokens);
+  m.src_vocab = m.tgt_vocab = vocab;
+  return m;
+}
+
+}  // namespace attend::train

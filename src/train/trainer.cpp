@@ -1,0 +1,475 @@
+// The training loop (see trainer.h).
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/allocator.h"
+#include "core/rng.h"
+#include "core/thread_pool.h"
+#include "data/batcher.h"
+#include "data/corpus.h"
+#include "data/numbers.h"
+#include "data/tokenizer.h"
+#include "decode/greedy.h"
+#include "eval/bleu.h"
+#include "io/file.h"
+#include "train/checkpoint.h"
+#include "train/options.h"
+#include "train/schedule.h"
+
+namespace attend::train {
+namespace fs = std::filesystem;
+namespace {
+
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) {
+  g_signal.store(sig);
+  std::signal(sig, SIG_DFL);  // a second signal stops at once
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string hms(double s) {
+  const long t = static_cast<long>(s);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  return buf;
+}
+
+struct Corpus {
+  std::vector<std::string> train_src, train_tgt, valid_src, valid_tgt;
+};
+
+Corpus load_corpus(const io::Config& c) {
+  Corpus out;
+  const std::string gen = c.get_string("data.generate");
+  if (gen != "none") {
+    ATTEND_CHECK(gen == "numbers-en" || gen == "numbers-de",
+                 "data.generate: expected none, numbers-en or numbers-de, got '{}'", gen);
+    const auto lang = gen == "numbers-en" ? data::NumberLanguage::kEnglish : data::NumberLanguage::kGerman;
+    const uint64_t seed = static_cast<uint64_t>(c.get_int("train.seed"));
+    const int64_t n_train = c.get_int("data.generate_train"), n_valid = c.get_int("data.generate_valid");
+    const int64_t max = c.get_int("data.generate_max");
+    // Validation numbers come from a disjoint index range of the same generator.
+    for (const auto& p : data::generate_numbers(seed, n_train, 0, max, lang)) {
+      out.train_src.push_back(p.digits);
+      out.train_tgt.push_back(p.words);
+    }
+    for (const auto& p : data::generate_numbers(seed + 7919, n_valid, 0, max, lang)) {
+      out.valid_src.push_back(p.digits);
+      out.valid_tgt.push_back(p.words);
+    }
+    return out;
+  }
+  ATTEND_CHECK(c.is_set("data.train_src") && c.is_set("data.train_tgt"),
+               "data.train_src and data.train_tgt must name the training corpus (or set "
+               "data.generate)");
+  const std::string bad = c.get_string("data.bad_utf8");
+  ATTEND_CHECK(bad == "error" || bad == "skip", "data.bad_utf8: expected error or skip, got '{}'", bad);
+  const auto policy = bad == "skip" ? data::BadUtf8::kSkip : data::BadUtf8::kError;
+  auto tr = data::read_parallel(c.get_string("data.train_src"), c.get_string("data.train_tgt"), policy);
+  std::printf("data: %lld training pairs read", static_cast<long long>(tr.lines));
+  if (tr.skipped_empty || tr.skipped_utf8)
+    std::printf(" (skipped: %lld empty, %lld invalid UTF-8)", static_cast<long long>(tr.skipped_empty),
+                static_cast<long long>(tr.skipped_utf8));
+  std::printf("\n");
+  out.train_src = std::move(tr.src);
+  out.train_tgt = std::move(tr.tgt);
+  if (c.is_set("data.valid_src") || c.is_set("data.valid_tgt")) {
+    ATTEND_CHECK(c.is_set("data.valid_src") && c.is_set("data.valid_tgt"),
+                 "data.valid_src and data.valid_tgt must be given together");
+    auto va = data::read_parallel(c.get_string("data.valid_src"), c.get_string("data.valid_tgt"), policy);
+    out.valid_src = std::move(va.src);
+    out.valid_tgt = std::move(va.tgt);
+  }
+  const int64_t cap = c.get_int("data.valid_max_sentences");
+  if (cap > 0 && static_cast<int64_t>(out.valid_src.size()) > cap) {
+    out.valid_src.resize(cap);
+    out.valid_tgt.resize(cap);
+  }
+  return out;
+}
+
+std::vector<data::Example> encode_pairs(const data::Tokenizer& tok, const std::vector<std::string>& src,
+                                        const std::vector<std::string>& tgt, int64_t max_len,
+                                        int64_t* skipped) {
+  std::vector<data::Example> out;
+  out.reserve(src.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    data::Example e{tok.encode(src[i]), tok.encode(tgt[i])};
+    if (max_len > 0 && (static_cast<int64_t>(e.src.size()) > max_len ||
+                        static_cast<int64_t>(e.tgt.size()) + 1 > max_len)) {
+      if (skipped) ++*skipped;
+      continue;
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Global gradient norm after scaling every gradient by `scale`; clipped to `clip` when > 0.
+double scale_and_clip(const std::vector<std::pair<std::string, ag::Variable>>& params, double scale,
+                      double clip) {
+  double sq = 0;
+  for (const auto& [name, v] : params) {
+    float* g = v.grad().data<float>();
+    const int64_t n = v.grad().numel();
+    const float s = static_cast<float>(scale);
+    double part = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      g[i] *= s;
+      part += static_cast<double>(g[i]) * g[i];
+    }
+    sq += part;
+  }
+  const double norm = std::sqrt(sq);
+  if (clip > 0 && norm > clip) {
+    const float f = static_cast<float>(clip / norm);
+    for (const auto& [name, v] : params) {
+      float* g = v.grad().data<float>();
+      for (int64_t i = 0, n = v.grad().numel(); i < n; ++i) g[i] *= f;
+    }
+  }
+  return norm;
+}
+
+struct Validation {
+  double loss = 0, ppl = 0, bleu = -1, exact = -1, seconds = 0;
+};
+
+Validation validate(nn::Transformer& model, const data::Tokenizer& tok,
+                    const std::vector<data::Example>& examples, const std::vector<std::string>& refs,
+                    const io::Config& c) {
+  const auto t0 = Clock::now();
+  model.set_training(false);
+  Validation v;
+  double nll = 0;
+  int64_t tokens = 0;
+  {
+    Arena arena;
+    for (const auto& rows : data::sorted_plan(examples, c.get_int("train.max_tokens"))) {
+      ArenaScope scope(&arena);
+      const data::Batch b = data::make_batch(examples, rows);
+      const ag::Variable logits = model.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, 0);
+      const auto out = ops::cross_entropy(logits.value(), b.tgt_out, {0.0, data::kPadId}, ops::Reduction::kSum);
+      nll += out.loss.item();
+      tokens += b.tgt_tokens;
+      arena.reset();
+    }
+  }
+  v.loss = nll / static_cast<double>(std::max<int64_t>(tokens, 1));
+  v.ppl = std::exp(v.loss);
+  if (c.get_bool("train.valid_bleu")) {
+    const auto outs = decode::greedy_all(model, examples, c.get_int("train.valid_max_tokens"));
+    std::vector<std::string> hyps;
+    int64_t exact = 0;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      hyps.push_back(tok.decode(outs[i]));
+      exact += hyps.back() == refs[i];
+    }
+    v.bleu = eval::corpus_bleu(hyps, {refs}).score;
+    v.exact = static_cast<double>(exact) / static_cast<double>(std::max<size_t>(outs.size(), 1));
+  }
+  model.set_training(true);
+  v.seconds = seconds_since(t0);
+  return v;
+}
+
+// train.jsonl keeps one record per line; on resume, records after the checkpoint's step go
+// (the uninterrupted run would not have written them yet).
+void truncate_log(const std::string& file, int64_t step) {
+  if (!io::file_exists(file)) return;
+  std::ifstream in(file);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    try {
+      const auto j = nlohmann::json::parse(line);
+      if (j.value("step", int64_t{0}) <= step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      break;  // a torn last line from a killed run
+    }
+  }
+  io::write_file_atomic(file, kept);
+}
+
+}  // namespace
+
+std::string last_checkpoint(const std::string& run_dir) {
+  const std::string marker = (fs::path(run_dir) / "checkpoints" / "last").string();
+  if (!io::file_exists(marker)) return "";
+  std::string name = io::read_file(marker);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return (fs::path(run_dir) / "checkpoints" / name).string();
+}
+
+TrainResult train(const io::Config& c, bool resume) {
+  if (c.get_int("train.threads") > 0) set_num_threads(static_cast<int>(c.get_int("train.threads")));
+  const std::string out = c.get_string("train.out");
+  std::error_code ec;
+  fs::create_directories(fs::path(out) / "checkpoints", ec);
+  ATTEND_CHECK(!ec, "train.out: cannot create {}: {}", out, ec.message());
+  const std::string ckpt = resume ? last_checkpoint(out) : "";
+  ATTEND_CHECK(!resume || !ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
+  if (resume) verify_checkpoint(ckpt, true);
+
+  // Data and vocabulary.
+  const Corpus corpus = load_corpus(c);
+  data::Tokenizer tok;
+  if (resume) {
+    tok = read_tokenizer(ckpt);
+  } else if (c.is_set("vocab.model")) {
+    tok = data::Tokenizer::load(c.get_string("vocab.model"));
+  } else {
+    data::TokenizerOptions o;
+    o.vocab_size = c.get_int("vocab.size");
+    o.model_type = c.get_string("vocab.type");
+    o.split_digits = c.get_bool("vocab.split_digits");
+    o.max_sentences = c.get_int("vocab.max_sentences");
+    o.seed = static_cast<uint64_t>(c.get_int("train.seed"));
+    std::vector<std::string> all = corpus.train_src;
+    all.insert(all.end(), corpus.train_tgt.begin(), corpus.train_tgt.end());
+    const auto t0 = Clock::now();
+    tok = data::Tokenizer::train(all, o);
+    std::printf("vocab: trained a %s model of %lld pieces on %zu sentences in %.1fs\n",
+                o.model_type.c_str(), static_cast<long long>(tok.vocab_size()), all.size(),
+                seconds_since(t0));
+  }
+  tok.save((fs::path(out) / "tokenizer.model").string());
+  int64_t too_long = 0;
+  const int64_t max_len = c.get_int("data.max_length");
+  const auto train_set = encode_pairs(tok, corpus.train_src, corpus.train_tgt, max_len, &too_long);
+  const auto valid_set = encode_pairs(tok, corpus.valid_src, corpus.valid_tgt, 0, nullptr);
+  std::printf("data: %zu training pairs (%lld longer than %lld subwords skipped), %zu validation pairs\n",
+              train_set.size(), static_cast<long long>(too_long), static_cast<long long>(max_len),
+              valid_set.size());
+  ATTEND_CHECK(!train_set.empty(), "data: no training pairs left after filtering");
+
+  // Model and optimizer.
+  const uint64_t seed = static_cast<uint64_t>(c.get_int("train.seed"));
+  nn::Transformer model(model_config(c, tok.vocab_size()), seed);
+  ops::AdamConfig adam_config{0.0, c.get_float("train.adam_beta1"), c.get_float("train.adam_beta2"),
+                              c.get_float("train.adam_eps"), c.get_float("train.weight_decay")};
+  Adam adam(model.named_parameters(), adam_config);
+  TrainerState state;
+  if (resume) {
+    load_model(ckpt, model);
+    load_optimizer(ckpt, adam);
+    state = load_state(ckpt);
+  }
+  const auto& mc = model.config();
+  std::printf("model: %lld+%lld layers, d_model %lld, FFN %lld, %lld heads, vocab %lld, %lld parameters; "
+              "%d threads\n", static_cast<long long>(mc.encoder_layers),
+              static_cast<long long>(mc.decoder_layers), static_cast<long long>(mc.d_model),
+              static_cast<long long>(mc.ffn), static_cast<long long>(mc.heads),
+              static_cast<long long>(mc.src_vocab), static_cast<long long>(model.num_parameters()),
+              num_threads());
+  if (resume)
+    std::printf("resume: %s (step %lld, epoch %lld, batch %lld)\n", ckpt.c_str(),
+                static_cast<long long>(state.step), static_cast<long long>(state.epoch),
+                static_cast<long long>(state.batch_index));
+
+  const Schedule schedule{c.get_string("train.schedule"), c.get_float("train.lr"),
+                          c.get_int("train.warmup"), mc.d_model};
+  (void)schedule.at(1);  // validates the kind before any work
+  const ops::CrossEntropyConfig ce{c.get_float("train.label_smoothing"), data::kPadId};
+  const int64_t max_steps = c.get_int("train.max_steps"), max_epochs = c.get_int("train.max_epochs");
+  const int64_t accumulate = std::max<int64_t>(1, c.get_int("train.accumulate"));
+  const int64_t log_every = std::max<int64_t>(1, c.get_int("train.log_every"));
+  const int64_t save_every = c.get_int("train.save_every"), valid_every = c.get_int("train.valid_every");
+  const int64_t keep = std::max<int64_t>(1, c.get_int("train.keep_checkpoints"));
+  const int64_t patience = c.get_int("train.patience");
+  const double clip = c.get_float("train.clip_norm"), max_minutes = c.get_float("train.max_minutes");
+  const std::string metric = c.get_string("train.valid_metric");
+  ATTEND_CHECK(metric == "bleu" || metric == "loss", "train.valid_metric: expected bleu or loss, got '{}'", metric);
+  const bool use_bleu = metric == "bleu" && c.get_bool("train.valid_bleu");
+  const std::string config_json = c.to_json();
+  io::write_file_atomic((fs::path(out) / "config.json").string(), config_json);
+
+  const std::string log_file = (fs::path(out) / "train.jsonl").string();
+  if (resume) truncate_log(log_file, state.step);
+  else io::write_file_atomic(log_file, "");
+  std::ofstream log(log_file, std::ios::app);
+  auto record = [&](const nlohmann::ordered_json& j) {
+    log << j.dump() << "\n";
+    log.flush();
+  };
+
+  std::vector<std::string> saved;  // checkpoint names, oldest first
+  for (const auto& e : fs::directory_iterator(fs::path(out) / "checkpoints"))
+    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 &&
+        e.path().extension() != ".tmp")
+      saved.push_back(e.path().filename().string());
+  std::sort(saved.begin(), saved.end());
+  auto save = [&](bool with_optimizer_note) {
+    (void)with_optimizer_note;
+    char name[32];
+    std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.step));
+    const std::string dir = (fs::path(out) / "checkpoints" / name).string();
+    save_checkpoint(dir, model, &adam, config_json, tok, state);
+    io::write_file_atomic((fs::path(out) / "checkpoints" / "last").string(), std::string(name) + "\n");
+    if (std::find(saved.begin(), saved.end(), name) == saved.end()) saved.push_back(name);
+    while (static_cast<int64_t>(saved.size()) > keep) {
+      fs::remove_all(fs::path(out) / "checkpoints" / saved.front(), ec);
+      saved.erase(saved.begin());
+    }
+  };
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  g_signal.store(0);
+
+  data::BatchStream stream(train_set, c.get_int("train.max_tokens"), seed, state.epoch,
+                           state.batch_index);
+  const auto params = model.named_parameters();
+  const bool tty = isatty(fileno(stdout));
+  const auto start = Clock::now();
+  const double elapsed_before = state.elapsed_seconds;
+  const int64_t first_step = state.step;
+  int64_t window_tokens = 0, window_src_tokens = 0, window_steps = 0;
+  double window_loss = 0;
+  auto window_start = Clock::now();
+  TrainResult result;
+  bool stop = false, saved_now = false;
+  Arena arena;
+  model.set_training(true);
+
+  while (!stop && state.step < max_steps) {
+    model.zero_grad();
+    double loss_sum = 0;
+    int64_t tokens = 0;
+    for (int64_t a = 0; a < accumulate; ++a) {
+      data::BatchStream::Item item = stream.next();
+      {
+        ArenaScope scope(&arena);
+        ag::Tape tape;
+        ag::Variable loss;
+        const uint64_t dstream = mix_stream(mix_stream(seed, static_cast<uint64_t>(state.step)),
+                                            static_cast<uint64_t>(a));
+        {
+          ag::TapeScope rec(&tape);
+          const ag::Variable logits = model.forward(item.batch.src, item.batch.src_lengths,
+                                                    item.batch.tgt_in, item.batch.tgt_lengths, dstream);
+          loss = ag::cross_entropy(logits, item.batch.tgt_out, ce, ops::Reduction::kSum);
+        }
+        loss_sum += loss.value().item();
+        tape.backward(loss);
+      }
+      arena.reset();
+      tokens += item.batch.tgt_tokens;
+      window_src_tokens += item.batch.src_tokens;
+      state.epoch = item.epoch;
+      state.batch_index = item.index + 1;
+      if (state.batch_index >= item.epoch_batches) {
+        ++state.epoch;
+        state.batch_index = 0;
+      }
+    }
+    const double grad_norm = scale_and_clip(params, 1.0 / static_cast<double>(tokens), clip);
+    adam.set_lr(schedule.at(state.step + 1));
+    adam.step();
+    ++state.step;
+    state.target_tokens += tokens;
+    const double loss_value = loss_sum / static_cast<double>(tokens);
+    result.last_loss = loss_value;
+    window_loss += loss_value;
+    window_tokens += tokens;
+    ++window_steps;
+    saved_now = false;
+    state.elapsed_seconds = elapsed_before + seconds_since(start);
+
+    if (max_epochs > 0 && state.epoch >= max_epochs) stop = true;
+    if (max_minutes > 0 && state.elapsed_seconds >= max_minutes * 60.0) stop = true;
+    if (g_signal.load() != 0) {
+      stop = true;
+      result.interrupted = true;
+    }
+
+    const bool log_now = state.step % log_every == 0 || stop || state.step == max_steps;
+    if (log_now || tty) {
+      const double wsec = std::max(1e-9, seconds_since(window_start));
+      const double tps = static_cast<double>(window_tokens) / wsec;
+      const double per_step = seconds_since(start) / static_cast<double>(state.step - first_step);
+      const double eta = per_step * static_cast<double>(max_steps - state.step);
+      char line[256];
+      std::snprintf(line, sizeof(line),
+                    "step %lld/%lld  epoch %lld  loss %.4f  lr %.3e  %.0f tgt tok/s  %s elapsed  ETA %s",
+                    static_cast<long long>(state.step), static_cast<long long>(max_steps),
+                    static_cast<long long>(state.epoch + 1), window_loss / static_cast<double>(window_steps),
+                    adam.lr(), tps, hms(state.elapsed_seconds).c_str(), hms(eta).c_str());
+      if (log_now) {
+        std::printf("%s%s\n", tty ? "\r\033[K" : "", line);
+        record({{"step", state.step}, {"epoch", state.epoch + 1},
+                {"loss", window_loss / static_cast<double>(window_steps)}, {"last_loss", loss_value},
+                {"lr", adam.lr()}, {"grad_norm", grad_norm}, {"tgt_tokens_per_s", tps},
+                {"src_tgt_tokens_per_s", static_cast<double>(window_tokens + window_src_tokens) / wsec},
+                {"elapsed_s", state.elapsed_seconds}});
+        window_loss = 0;
+        window_tokens = window_src_tokens = window_steps = 0;
+        window_start = Clock::now();
+      } else {
+        std::printf("\r\033[K%s", line);
+      }
+      std::fflush(stdout);
+    }
+
+    const bool last = stop || state.step == max_steps;
+    if (!valid_set.empty() && valid_every > 0 && (state.step % valid_every == 0 || last)) {
+      const Validation v = validate(model, tok, valid_set, corpus.valid_tgt, c);
+      ++state.validations;
+      const double score = use_bleu ? v.bleu : v.loss;
+      const bool better = !state.has_best || (use_bleu ? score > state.best_metric : score < state.best_metric);
+      if (better) {
+        state.best_metric = score;
+        state.has_best = true;
+        state.bad_validations = 0;
+        save_checkpoint((fs::path(out) / "best").string(), model, nullptr, config_json, tok, state);
+      } else {
+        ++state.bad_validations;
+      }
+      std::printf("%svalid step %lld: loss %.4f  ppl %.2f", tty ? "\r\033[K" : "",
+                  static_cast<long long>(state.step), v.loss, v.ppl);
+      if (v.bleu >= 0) std::printf("  BLEU %.2f  exact %.1f%%", v.bleu, 100.0 * v.exact);
+      std::printf("  (%.1fs)%s\n", v.seconds, better ? "  new best" : "");
+      nlohmann::ordered_json j = {{"step", state.step}, {"valid_loss", v.loss}, {"valid_ppl", v.ppl}};
+      if (v.bleu >= 0) {
+        j["valid_bleu"] = v.bleu;
+        j["valid_exact"] = v.exact;
+      }
+      j["best"] = better;
+      record(j);
+      if (patience > 0 && state.bad_validations >= patience) {
+        std::printf("early stopping: %lld validations without improvement\n",
+                    static_cast<long long>(state.bad_validations));
+        stop = true;
+      }
+    }
+    if ((save_every > 0 && state.step % save_every == 0) || stop || state.step == max_steps) {
+      save(true);
+      saved_now = true;
+    }
+  }
+  if (!saved_now && state.step > first_step) save(true);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  if (result.interrupted)
+    std::printf("interrupted by signal %d: checkpoint saved at step %lld; continue with --resume\n",
+                g_signal.load(), static_cast<long long>(state.step));
+  result.steps = state.step;
+  result.has_best = state.has_best;
+  result.best_metric = state.best_metric;
+  return result;
+}
+
+}  // namespace attend::train

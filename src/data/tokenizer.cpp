@@ -4,7 +4,11 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -69,9 +73,17 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const Toke
       "--input_sentence_size={} --shuffle_input_sentence=false --num_threads=2 "
       "--max_sentence_length=65536 --minloglevel=2",
       o.model_type, o.vocab_size, o.character_coverage, o.split_digits ? "true" : "false",
-      sample.size());
+      sample.size() > 100 ? sample.size() : 0);  // SentencePiece: 0 (all) or > 100
   std::string model;
+  // SentencePiece logs its command line to stderr before it reads --minloglevel; the outcome
+  // comes back in the status, so stderr is muted for the call.
+  std::fflush(stderr);
+  const int saved = ::dup(2), null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (saved >= 0 && null >= 0) ::dup2(null, 2);
   const auto st = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
+  if (saved >= 0 && null >= 0) ::dup2(saved, 2);
+  if (saved >= 0) ::close(saved);
+  if (null >= 0) ::close(null);
   ATTEND_CHECK(st.ok(), "vocab: SentencePiece training failed: {}", st.ToString());
   return from_bytes(model, "trained tokenizer");
 }

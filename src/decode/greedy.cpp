@@ -1,22 +1,81 @@
 // Greedy decoding (see greedy.h).
 #include "decode/greedy.h"
 
+#include <algorithm>
+
 #include "data/tokenizer.h"
 
 namespace attend::decode {
 
+namespace {
+
+// Highest-scoring token of a logits row, never pad/unk/bos.
+int32_t best_token(const float* row, int64_t V) {
+  int32_t best = data::kEosId;
+  for (int32_t v = data::kEosId; v < V; ++v)
+    if (row[v] > row[best]) best = v;
+  return best;
+}
+
+std::vector<int64_t> row_limits(const nn::Transformer& model, const data::Batch& batch,
+                                const GreedyOptions& o) {
+  const int32_t* sl = batch.src_lengths.data<int32_t>();
+  std::vector<int64_t> limit(batch.src.size(0));
+  for (size_t b = 0; b < limit.size(); ++b) {
+    limit[b] = static_cast<int64_t>(sl[b]) + o.max_extra;
+    if (model.config().positions == "learned")
+      limit[b] = std::min<int64_t>(limit[b], model.config().max_positions);
+  }
+  return limit;
+}
+
+}  // namespace
+
 std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model, const data::Batch& batch,
                                          const GreedyOptions& o) {
   HeapScope heap;
-  const int64_t B = batch.src.size(0), D = model.config().d_model;
-  const int32_t* sl = batch.src_lengths.data<int32_t>();
-  std::vector<int64_t> limit(B);
-  int64_t T = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    limit[b] = static_cast<int64_t>(sl[b]) + o.max_extra;
-    T = std::max(T, limit[b]);
+  const int64_t B = batch.src.size(0);
+  const std::vector<int64_t> limit = row_limits(model, batch, o);
+  const Tensor memory = model.encode(batch.src, batch.src_lengths, 0).value();
+  nn::DecoderState state = model.start_decoding(memory, batch.src_lengths);
+  std::vector<std::vector<int32_t>> out(B);
+  std::vector<int64_t> alive(B);  // batch row of each cache row
+  for (int64_t b = 0; b < B; ++b) alive[b] = b;
+  std::vector<int32_t> tokens(B, data::kBosId);
+  while (!alive.empty()) {
+    const int64_t n = static_cast<int64_t>(alive.size());
+    const Tensor h = model.decode_step(Tensor::from_vector(tokens, {n}), state);
+    const Tensor logits = model.project(ag::Variable(h)).value();  // [n, V]
+    const int64_t V = logits.size(1);
+    std::vector<int64_t> keep;
+    std::vector<int32_t> next;
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t b = alive[r];
+      const int32_t best = best_token(logits.data<float>() + r * V, V);
+      if (best == data::kEosId) continue;
+      out[b].push_back(best);
+      if (static_cast<int64_t>(out[b].size()) >= limit[b]) continue;
+      keep.push_back(r);
+      next.push_back(best);
+    }
+    if (static_cast<int64_t>(keep.size()) != n) {  // finished rows leave the batch
+      nn::Transformer::select_rows(state, keep);
+      std::vector<int64_t> still;
+      for (int64_t r : keep) still.push_back(alive[r]);
+      alive.swap(still);
+    }
+    tokens.swap(next);
   }
-  if (model.config().positions == "learned") T = std::min<int64_t>(T, model.config().max_positions);
+  return out;
+}
+
+std::vector<std::vector<int32_t>> greedy_reference(const nn::Transformer& model,
+                                                   const data::Batch& batch,
+                                                   const GreedyOptions& o) {
+  HeapScope heap;
+  const int64_t B = batch.src.size(0), D = model.config().d_model;
+  const std::vector<int64_t> limit = row_limits(model, batch, o);
+  const int64_t T = *std::max_element(limit.begin(), limit.end());
   const ag::Variable memory = model.encode(batch.src, batch.src_lengths, 0);
   std::vector<std::vector<int32_t>> out(B);
   std::vector<bool> done(B, false);
@@ -33,9 +92,7 @@ std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model, const dat
     bool all = true;
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) continue;
-      int32_t best = data::kEosId;  // pad/unk/bos are never chosen
-      for (int32_t v = data::kEosId; v < V; ++v)
-        if (lp[b * V + v] > lp[b * V + best]) best = v;
+      const int32_t best = best_token(lp + b * V, V);
       if (best == data::kEosId || t >= limit[b]) {
         if (best != data::kEosId) out[b].push_back(best);
         done[b] = true;

@@ -1,5 +1,6 @@
-// Greedy decoding for a batch of source sentences (no key/value cache yet: each step re-runs
-// the decoder over the prefix). Used by validation during training and by `attend translate`.
+// Greedy decoding for a batch of source sentences, incremental: the decoder's self-attention
+// keys/values are cached per layer and step, the encoder-attention keys/values computed once,
+// and finished sentences leave the batch. Used by validation and `attend translate`.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -17,6 +18,12 @@ struct GreedyOptions {
 /// BOS/EOS, in row order. The model must be in eval mode.
 std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model, const data::Batch& batch,
                                          const GreedyOptions& options = {});
+
+/// The same search without a cache (re-runs the decoder over the whole prefix each step): the
+/// oracle for the cached path in tests.
+std::vector<std::vector<int32_t>> greedy_reference(const nn::Transformer& model,
+                                                   const data::Batch& batch,
+                                                   const GreedyOptions& options = {});
 
 /// Translates examples (only .src is used) in batches of ~max_tokens, returning outputs in
 /// input order.

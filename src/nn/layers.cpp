@@ -89,4 +89,27 @@ ag::Variable MultiHeadAttention::forward(const ag::Variable& query, const ag::Va
   return out_proj.forward(ag::reshape(ag::transpose(o, 1, 2), {B, Tq, dim}));
 }
 
+std::pair<Tensor, Tensor> MultiHeadAttention::project_kv(const Tensor& memory) const {
+  const int64_t B = memory.size(0), Tk = memory.size(1), Dh = dim / heads;
+  auto split = [&](const Linear& proj) {  // [B, Tk, D] -> [B, H, Tk, Dh]
+    return ops::linear(memory, proj.weight.value(), proj.bias.value())
+        .reshape({B, Tk, heads, Dh})
+        .transpose(1, 2)
+        .contiguous();
+  };
+  return {split(k_proj), split(v_proj)};
+}
+
+Tensor MultiHeadAttention::attend_cached(const Tensor& query, const Tensor& k, const Tensor& v,
+                                         const ops::AttentionMask& mask) const {
+  const int64_t B = query.size(0), Tq = query.size(1), Dh = dim / heads;
+  const Tensor q = ops::linear(query, q_proj.weight.value(), q_proj.bias.value())
+                       .reshape({B, Tq, heads, Dh})
+                       .transpose(1, 2)
+                       .contiguous();
+  const Tensor o = ops::attention(q, k, v, config.apply(mask), 1.0 / std::sqrt(static_cast<double>(Dh))).out;
+  return ops::linear(o.transpose(1, 2).reshape({B, Tq, dim}), out_proj.weight.value(),
+                     out_proj.bias.value());
+}
+
 }  // namespace attend::nn

@@ -59,6 +59,12 @@ class MultiHeadAttention : public Module {
   /// query [B, Tq, D], memory [B, Tk, D] (== query for self-attention) -> [B, Tq, D].
   ag::Variable forward(const ag::Variable& query, const ag::Variable& memory,
                        const ops::AttentionMask& mask) const;
+  /// Keys and values of `memory` [B, Tk, D] split into heads: k, v [B, H, Tk, Dh] (inference:
+  /// the encoder-attention cache, or one new position of the self-attention cache).
+  std::pair<Tensor, Tensor> project_kv(const Tensor& memory) const;
+  /// Attention of query [B, Tq, D] over given keys/values [B, H, Tk, Dh] -> [B, Tq, D].
+  Tensor attend_cached(const Tensor& query, const Tensor& k, const Tensor& v,
+                       const ops::AttentionMask& mask) const;
   int64_t dim, heads;
   AttentionConfig config;
   Linear q_proj, k_proj, v_proj, out_proj;

@@ -2,6 +2,8 @@
 #include "nn/transformer.h"
 
 #include <cmath>
+#include <cstring>
+#include <tuple>
 
 #include "core/rng.h"
 
@@ -156,6 +158,55 @@ ag::Variable DecoderLayer::forward(const ag::Variable& x, const ag::Variable& me
   return ag::add(g, f);
 }
 
+namespace {
+
+// [B, H, t, Dh] + [B, H, 1, Dh] -> [B, H, t + 1, Dh]
+Tensor append_position(const Tensor& cache, const Tensor& next) {
+  if (!cache.defined()) return next;
+  const int64_t B = cache.size(0), H = cache.size(1), t = cache.size(2), Dh = cache.size(3);
+  Tensor out = Tensor::empty({B, H, t + 1, Dh});
+  const float* c = cache.data<float>();
+  const float* n = next.data<float>();
+  float* o = out.data<float>();
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    std::copy(c + bh * t * Dh, c + (bh + 1) * t * Dh, o + bh * (t + 1) * Dh);
+    std::copy(n + bh * Dh, n + (bh + 1) * Dh, o + bh * (t + 1) * Dh + t * Dh);
+  }
+  return out;
+}
+
+Tensor layer_norm_value(const LayerNorm& ln, const Tensor& x, const Tensor& residual = {}) {
+  return ops::layer_norm(x, residual, ln.weight.value(), ln.bias.value(), ln.eps).y;
+}
+
+Tensor ffn_value(const FeedForward& f, const Tensor& x) {
+  const Tensor h = ops::linear(x, f.fc1.weight.value(), f.fc1.bias.value());
+  return ops::linear(f.gelu ? ops::gelu(h) : ops::relu(h), f.fc2.weight.value(), f.fc2.bias.value());
+}
+
+}  // namespace
+
+Tensor DecoderLayer::step(const Tensor& x, LayerCache& cache,
+                          const ops::AttentionMask& memory_mask) const {
+  auto self = [&](const Tensor& y) {  // attends to every cached position (all are earlier)
+    auto [k, v] = self_attn.project_kv(y);
+    cache.self_k = append_position(cache.self_k, k);
+    cache.self_v = append_position(cache.self_v, v);
+    return self_attn.attend_cached(y, cache.self_k, cache.self_v, {});
+  };
+  auto cross = [&](const Tensor& y) {
+    return encoder_attn.attend_cached(y, cache.memory_k, cache.memory_v, memory_mask);
+  };
+  if (!pre_norm) {
+    const Tensor h = layer_norm_value(self_attn_layer_norm, self(x), x);
+    const Tensor g = layer_norm_value(encoder_attn_layer_norm, cross(h), h);
+    return layer_norm_value(final_layer_norm, ffn_value(ffn, g), g);
+  }
+  const Tensor h = ops::add(x, self(layer_norm_value(self_attn_layer_norm, x)));
+  const Tensor g = ops::add(h, cross(layer_norm_value(encoder_attn_layer_norm, h)));
+  return ops::add(g, ffn_value(ffn, layer_norm_value(final_layer_norm, g)));
+}
+
 Transformer::Transformer(const TransformerConfig& config, uint64_t seed)
     : config_(config), seed_(seed) {
   config_.validate();
@@ -252,6 +303,65 @@ ag::Variable Transformer::decode(const Tensor& tgt_in, const Tensor& tgt_lengths
                                     site(stream, 2001 + i, 0));
   if (decoder_norm_) x = decoder_norm_->forward(x);
   return x;
+}
+
+DecoderState Transformer::start_decoding(const Tensor& memory, const Tensor& src_lengths) const {
+  DecoderState st;
+  st.src_lengths = src_lengths;
+  for (const auto& layer : decoder_layers_) {
+    LayerCache c;
+    std::tie(c.memory_k, c.memory_v) = layer->encoder_attn.project_kv(memory);
+    st.layers.push_back(std::move(c));
+  }
+  return st;
+}
+
+Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& st) const {
+  const int64_t B = tokens.numel(), D = config_.d_model;
+  ATTEND_CHECK(config_.positions == "sinusoidal" || st.position < config_.max_positions,
+               "transformer: decoding position {} exceeds model.max_positions {}", st.position,
+               config_.max_positions);
+  const Embedding& table = shared_ ? *shared_ : *decoder_embed_;
+  Tensor x = ops::embedding(tokens.reshape({B, 1}), table.weight.value());  // [B, 1, D]
+  Tensor pos;
+  if (decoder_positions_) {
+    pos = decoder_positions_->weight.value().slice(0, st.position, st.position + 1).contiguous();
+  } else {
+    if (!sinusoid_.defined() || sinusoid_.shape()[0] <= st.position)
+      sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(2 * (st.position + 1), 256), D));
+    pos = sinusoid_.value().slice(0, st.position, st.position + 1).contiguous();
+  }
+  x = ops::add(ops::affine(x, std::sqrt(static_cast<double>(D))),
+               ops::embedding(Tensor::from_vector(std::vector<int32_t>(B, 0), {B, 1}), pos));
+  ops::AttentionMask memory_mask;
+  memory_mask.key_lengths = st.src_lengths;
+  for (size_t i = 0; i < decoder_layers_.size(); ++i)
+    x = decoder_layers_[i]->step(x, st.layers[i], memory_mask);
+  if (decoder_norm_) x = layer_norm_value(*decoder_norm_, x);
+  ++st.position;
+  return x.reshape({B, D});
+}
+
+void Transformer::select_rows(DecoderState& st, const std::vector<int64_t>& rows) {
+  auto pick = [&](const Tensor& t) {  // rows of dim 0
+    if (!t.defined()) return t;
+    const int64_t row = t.numel() / t.size(0);
+    Shape shape = t.shape();
+    shape[0] = static_cast<int64_t>(rows.size());
+    Tensor out = Tensor::empty(shape, t.dtype());
+    const size_t es = dtype_size(t.dtype());
+    for (size_t r = 0; r < rows.size(); ++r)
+      std::memcpy(static_cast<char*>(out.raw_data()) + r * row * es,
+                  static_cast<const char*>(t.raw_data()) + rows[r] * row * es, row * es);
+    return out;
+  };
+  for (auto& c : st.layers) {
+    c.self_k = pick(c.self_k);
+    c.self_v = pick(c.self_v);
+    c.memory_k = pick(c.memory_k);
+    c.memory_v = pick(c.memory_v);
+  }
+  st.src_lengths = pick(st.src_lengths);
 }
 
 ag::Variable Transformer::project(const ag::Variable& hidden) const {

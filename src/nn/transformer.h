@@ -58,9 +58,13 @@ class EncoderLayer : public Module {
   bool pre_norm;
 };
 
+struct LayerCache;
+
 class DecoderLayer : public Module {
  public:
   DecoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path);
+  /// Inference step: x [B, 1, D] with the layer's cache -> [B, 1, D].
+  Tensor step(const Tensor& x, LayerCache& cache, const ops::AttentionMask& memory_mask) const;
   ag::Variable forward(const ag::Variable& x, const ag::Variable& memory,
                        const ops::AttentionMask& self_mask, const ops::AttentionMask& memory_mask,
                        double dropout, uint64_t stream) const;
@@ -73,6 +77,19 @@ class DecoderLayer : public Module {
   bool pre_norm;
 };
 
+/// Incremental-decoding state of one decoder layer: self-attention keys/values of the
+/// positions decoded so far (grown every step) and the encoder-attention keys/values
+/// (computed once per source batch). All [B, H, *, Dh].
+struct LayerCache {
+  Tensor self_k, self_v, memory_k, memory_v;
+};
+
+struct DecoderState {
+  std::vector<LayerCache> layers;
+  Tensor src_lengths;  // i32 [B]
+  int64_t position = 0;  // positions decoded so far
+};
+
 class Transformer : public Module {
  public:
   /// Parameters initialised from `seed` (Xavier-uniform linears, N(0, D^-1/2) embeddings).
@@ -83,6 +100,14 @@ class Transformer : public Module {
   /// tgt_in i32 [B, T] (BOS + target, right-padded), tgt_lengths i32 [B] -> hidden [B, T, D].
   ag::Variable decode(const Tensor& tgt_in, const Tensor& tgt_lengths, const ag::Variable& memory,
                       const Tensor& src_lengths, uint64_t stream) const;
+  /// Starts incremental decoding over `memory` [B, S, D] (inference only, no tape).
+  DecoderState start_decoding(const Tensor& memory, const Tensor& src_lengths) const;
+  /// One decoder step for tokens i32 [B] at position state.position -> hidden [B, D]; the
+  /// caches grow by one position. Equal to decode() over the whole prefix, last position.
+  Tensor decode_step(const Tensor& tokens, DecoderState& state) const;
+  /// Keeps rows `rows` of every cache (beam reordering / dropping finished sentences).
+  static void select_rows(DecoderState& state, const std::vector<int64_t>& rows);
+
   /// hidden [..., D] -> logits [rows, V] through the (tied) output projection.
   ag::Variable project(const ag::Variable& hidden) const;
   /// encode + decode + project: logits [B * T, V].

@@ -224,6 +224,8 @@ TrainResult train(const io::Config& c, bool resume) {
   ATTEND_CHECK(!resume || !ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
   if (resume) verify_checkpoint(ckpt, true);
 
+  // Model keys are checked before any data is read (vocabulary size not known yet).
+  model_config(c, 8).validate();
   // Data and vocabulary.
   const Corpus corpus = load_corpus(c);
   data::Tokenizer tok;
@@ -424,7 +426,8 @@ TrainResult train(const io::Config& c, bool resume) {
       std::fflush(stdout);
     }
 
-    const bool last = stop || state.step == max_steps;
+    // A signal only saves: validating there would add a record the uninterrupted run lacks.
+    const bool last = (stop && !result.interrupted) || state.step == max_steps;
     if (!valid_set.empty() && valid_every > 0 && (state.step % valid_every == 0 || last)) {
       const Validation v = validate(model, tok, valid_set, corpus.valid_tgt, c);
       ++state.validations;

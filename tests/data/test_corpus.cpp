@@ -1,0 +1,181 @@
+// Corpus reading and validation, SentencePiece tokenization, token-based batching and the
+// prefetching batch stream (including exact repositioning for resume).
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+
+#include "core/error.h"
+#include "data/batcher.h"
+#include "data/corpus.h"
+#include "data/numbers.h"
+#include "data/tokenizer.h"
+
+namespace attend {
+namespace {
+
+std::string tmp_path(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("attend_test_data_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+std::string write(const std::string& name, const std::string& text) {
+  const std::string p = tmp_path(name);
+  std::ofstream(p, std::ios::binary) << text;
+  return p;
+}
+
+std::string write_gz(const std::string& name, const std::string& text) {
+  const std::string p = tmp_path(name);
+  gzFile f = gzopen(p.c_str(), "wb");
+  gzwrite(f, text.data(), static_cast<unsigned>(text.size()));
+  gzclose(f);
+  return p;
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Corpus, ReadsPlainAndGzipWithCrlfAndNoFinalNewline) {
+  const std::vector<std::string> want = {"a b", "", "ü c", "last"};
+  EXPECT_EQ(data::read_lines(write("p.txt", "a b\r\n\nü c\nlast")), want);
+  EXPECT_EQ(data::read_lines(write_gz("p.txt.gz", "a b\r\n\nü c\nlast\n")), want);
+  EXPECT_NE(error_of([] { data::read_lines(tmp_path("nope.txt")); }).find("nope.txt"), std::string::npos);
+}
+
+TEST(Corpus, Utf8Validation) {
+  EXPECT_TRUE(data::valid_utf8("plain ascii"));
+  EXPECT_TRUE(data::valid_utf8("Grüße, 東京, 🙂"));
+  EXPECT_FALSE(data::valid_utf8("\xC3"));              // truncated
+  EXPECT_FALSE(data::valid_utf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(data::valid_utf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(data::valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
+  EXPECT_FALSE(data::valid_utf8("\xFF"));
+  EXPECT_EQ(data::repair_utf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+}
+
+TEST(Corpus, ParallelErrorsNameFilesLinesAndCounts) {
+  const std::string s = write("s.txt", "one\ntwo\nthree\n"), t = write("t.txt", "eins\nzwei\n");
+  const std::string e = error_of([&] { data::read_parallel(s, t); });
+  EXPECT_NE(e.find(s), std::string::npos) << e;
+  EXPECT_NE(e.find(t), std::string::npos) << e;
+  EXPECT_NE(e.find("3 lines"), std::string::npos) << e;
+  EXPECT_NE(e.find("2 lines"), std::string::npos) << e;
+  const std::string bad = write("bad.txt", "fine\nbroken \xC3\x28 here\nok\n");
+  const std::string t3 = write("t3.txt", "a\nb\nc\n");
+  const std::string e2 = error_of([&] { data::read_parallel(bad, t3); });
+  EXPECT_NE(e2.find(bad + ":2"), std::string::npos) << e2;
+  const auto c = data::read_parallel(bad, t3, data::BadUtf8::kSkip);
+  EXPECT_EQ(c.skipped_utf8, 1);
+  EXPECT_EQ(c.src, (std::vector<std::string>{"fine", "ok"}));
+  const auto d = data::read_parallel(write("e.txt", "x\n \ny\n"), t3);
+  EXPECT_EQ(d.skipped_empty, 1);
+  EXPECT_EQ(d.tgt, (std::vector<std::string>{"a", "c"}));
+}
+
+std::vector<std::string> number_sentences(int64_t n) {
+  std::vector<std::string> s;
+  for (const auto& p : data::generate_numbers(3, n, 0, 99999, data::NumberLanguage::kEnglish)) {
+    s.push_back(p.digits);
+    s.push_back(p.words);
+  }
+  return s;
+}
+
+TEST(Tokenizer, TrainsEncodesDecodesAndReloads) {
+  data::TokenizerOptions o;
+  o.vocab_size = 120;
+  o.split_digits = true;
+  const data::Tokenizer tok = data::Tokenizer::train(number_sentences(2000), o);
+  EXPECT_GT(tok.vocab_size(), 40);
+  EXPECT_LE(tok.vocab_size(), 120);
+  const std::string text = "forty-two thousand seven hundred one";
+  const auto ids = tok.encode(text);
+  for (int32_t id : ids) EXPECT_GT(id, data::kEosId);  // specials never appear in text
+  EXPECT_EQ(tok.decode(ids), text);
+  EXPECT_EQ(tok.encode("90210").size(), 6u);  // "▁" + one piece per digit
+  const std::string p = tmp_path("t.model");
+  tok.save(p);
+  EXPECT_EQ(data::Tokenizer::load(p).encode(text), ids);
+  EXPECT_NE(error_of([&] { data::Tokenizer::load(write("junk.model", "not a model")); }).find("junk.model"),
+            std::string::npos);
+}
+
+std::vector<data::Example> examples(int64_t n, uint64_t seed) {
+  std::vector<data::Example> ex(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t ls = 1 + (i * 7 + static_cast<int64_t>(seed)) % 29, lt = 1 + (i * 13) % 31;
+    for (int64_t k = 0; k < ls; ++k) ex[i].src.push_back(4 + static_cast<int32_t>((i + k) % 50));
+    for (int64_t k = 0; k < lt; ++k) ex[i].tgt.push_back(4 + static_cast<int32_t>((i * k) % 50));
+  }
+  return ex;
+}
+
+TEST(Batcher, MakeBatchPlacesBosEosAndPadding) {
+  std::vector<data::Example> ex = {{{5, 6, 7}, {8, 9}}, {{10}, {11, 12, 13}}};
+  const data::Batch b = data::make_batch(ex, {0, 1});
+  EXPECT_EQ(b.src.to_vector<int32_t>(), (std::vector<int32_t>{5, 6, 7, 10, 0, 0}));
+  EXPECT_EQ(b.tgt_in.to_vector<int32_t>(), (std::vector<int32_t>{2, 8, 9, 0, 2, 11, 12, 13}));
+  EXPECT_EQ(b.tgt_out.to_vector<int32_t>(), (std::vector<int32_t>{8, 9, 3, 0, 11, 12, 13, 3}));
+  EXPECT_EQ(b.src_lengths.to_vector<int32_t>(), (std::vector<int32_t>{3, 1}));
+  EXPECT_EQ(b.tgt_lengths.to_vector<int32_t>(), (std::vector<int32_t>{3, 4}));
+  EXPECT_EQ(b.src_tokens, 4);
+  EXPECT_EQ(b.tgt_tokens, 7);
+}
+
+TEST(Batcher, EpochPlanCoversEveryExampleOnceWithinTheTokenBudget) {
+  const auto ex = examples(3000, 1);
+  const int64_t budget = 600;
+  const auto plan = data::epoch_plan(ex, budget, 42, 0);
+  std::vector<int> seen(ex.size(), 0);
+  double fill = 0;
+  for (const auto& b : plan) {
+    int64_t longest = 0;
+    for (int64_t i : b) {
+      ++seen[i];
+      longest = std::max<int64_t>({longest, static_cast<int64_t>(ex[i].src.size()),
+                                   static_cast<int64_t>(ex[i].tgt.size()) + 1});
+    }
+    EXPECT_LE(longest * static_cast<int64_t>(b.size()), budget);
+    fill += static_cast<double>(longest * static_cast<int64_t>(b.size())) / budget;
+  }
+  for (int s : seen) EXPECT_EQ(s, 1);
+  EXPECT_GT(fill / static_cast<double>(plan.size()), 0.85);  // length sorting keeps padding low
+  EXPECT_EQ(plan, data::epoch_plan(ex, budget, 42, 0));     // deterministic
+  EXPECT_NE(plan, data::epoch_plan(ex, budget, 42, 1));     // reshuffled every epoch
+  EXPECT_NE(plan, data::epoch_plan(ex, budget, 43, 0));     // depends on the seed
+}
+
+TEST(Batcher, StreamResumesExactlyAtAnyPosition) {
+  const auto ex = examples(500, 2);
+  std::vector<std::vector<int64_t>> full;
+  std::vector<std::pair<int64_t, int64_t>> pos;
+  {
+    data::BatchStream s(ex, 400, 9, 0, 0, 3);
+    for (int i = 0; i < 200; ++i) {  // crosses epoch boundaries
+      auto it = s.next();
+      full.push_back(it.batch.indices);
+      pos.emplace_back(it.epoch, it.index);
+    }
+  }
+  EXPECT_GT(pos.back().first, 0);
+  for (int start : {1, 57, 150}) {
+    data::BatchStream s(ex, 400, 9, pos[start].first, pos[start].second, 3);
+    for (int i = start; i < 200; ++i) ASSERT_EQ(s.next().batch.indices, full[i]) << "from " << start;
+  }
+}
+
+}  // namespace
+}  // namespace attend

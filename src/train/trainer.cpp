@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/allocator.h"
 #include "core/rng.h"
@@ -67,7 +68,10 @@ Corpus load_corpus(const io::Config& c) {
       out.train_src.push_back(p.digits);
       out.train_tgt.push_back(p.words);
     }
+    // Held out: validation numbers that also occur in training are dropped.
+    const std::set<std::string> seen(out.train_src.begin(), out.train_src.end());
     for (const auto& p : data::generate_numbers(seed + 7919, n_valid, 0, max, lang)) {
+      if (seen.count(p.digits)) continue;
       out.valid_src.push_back(p.digits);
       out.valid_tgt.push_back(p.words);
     }
@@ -249,6 +253,15 @@ TrainResult train(const io::Config& c, bool resume) {
                 seconds_since(t0));
   }
   tok.save((fs::path(out) / "tokenizer.model").string());
+  if (c.get_string("data.generate") != "none") {  // the held-out set, for inspection and scoring
+    std::string src, ref;
+    for (size_t i = 0; i < corpus.valid_src.size(); ++i) {
+      src += corpus.valid_src[i] + "\n";
+      ref += corpus.valid_tgt[i] + "\n";
+    }
+    io::write_file_atomic((fs::path(out) / "valid.src").string(), src);
+    io::write_file_atomic((fs::path(out) / "valid.ref").string(), ref);
+  }
   int64_t too_long = 0;
   const int64_t max_len = c.get_int("data.max_length");
   const auto train_set = encode_pairs(tok, corpus.train_src, corpus.train_tgt, max_len, &too_long);

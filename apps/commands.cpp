@@ -10,6 +10,7 @@
 #include "data/corpus.h"
 #include "data/tokenizer.h"
 #include "decode/greedy.h"
+#include "eval/bleu.h"
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
@@ -51,6 +52,11 @@ const char* kTranslateHelp =
     "                        [--bad-utf8 error|replace] [--max-extra N]\n"
     "Translates one sentence per line (standard input when -i is absent) with greedy search.\n"
     "MODEL_DIR is a checkpoint or a run directory (its best/ model, else its last checkpoint).\n";
+
+const char* kScoreHelp =
+    "usage: attend score -r REF [REF ...] [-i HYP] [--tokenize 13a|none] [--lowercase] [--json]\n"
+    "Corpus BLEU as sacreBLEU computes it by default (13a tokenization, exponential smoothing);\n"
+    "hypotheses from standard input when -i is absent; several reference files allowed.\n";
 
 const char* kAverageHelp =
     "usage: attend average -o OUT_DIR (--last N RUN_DIR | CHECKPOINT_DIR ...)\n"
@@ -240,40 +246,60 @@ int cmd_average(const std::vector<std::string>& args) {
     dirs.assign(all.end() - last, all.end());
   }
   ATTEND_CHECK(!dirs.empty(), "average: no checkpoints given");
-  std::vector<std::pair<std::string, Tensor>> sum;
-  for (size_t k = 0; k < dirs.size(); ++k) {
-    train::verify_checkpoint(dirs[k], false);
-    const io::SafeTensors st = io::load_safetensors((fs::path(dirs[k]) / "model.safetensors").string());
-    if (k == 0) {
-      for (const auto& [n, t] : st.tensors) sum.emplace_back(n, t.to(DType::kF64));
-      continue;
-    }
-    ATTEND_CHECK(st.tensors.size() == sum.size(), "{}: {} tensors, but {} has {}", dirs[k],
-                 st.tensors.size(), dirs[0], sum.size());
-    for (auto& [n, acc] : sum) {
-      const Tensor t = st.at(n).to(DType::kF64);
-      ATTEND_CHECK(t.shape() == acc.shape(), "{}: '{}' has shape {} but {} has {}", dirs[k], n,
-                   shape_str(t.shape()), dirs[0], shape_str(acc.shape()));
-      double* a = acc.data<double>();
-      const double* b = t.data<double>();
-      for (int64_t i = 0; i < t.numel(); ++i) a[i] += b[i];
-    }
-  }
-  std::vector<std::pair<std::string, Tensor>> avg;
-  for (auto& [n, acc] : sum) {
-    double* a = acc.data<double>();
-    for (int64_t i = 0; i < acc.numel(); ++i) a[i] /= static_cast<double>(dirs.size());
-    avg.emplace_back(n, acc.to(DType::kF32));
-  }
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  ATTEND_CHECK(!ec, "{}: cannot create: {}", out, ec.message());
-  io::save_safetensors((fs::path(out) / "model.safetensors").string(), avg,
-                       {{"format", "pt"}, {"averaged", std::to_string(dirs.size())}});
-  for (const char* f : {"config.json", "tokenizer.model"})
-    io::write_file_atomic((fs::path(out) / f).string(), io::read_file((fs::path(dirs.back()) / f).string()));
+  train::average_checkpoints(dirs, out);
   std::printf("average: %zu checkpoints (%s .. %s) -> %s\n", dirs.size(), dirs.front().c_str(),
               dirs.back().c_str(), out.c_str());
+  return 0;
+}
+
+int cmd_score(const std::vector<std::string>& args) {
+  std::vector<std::string> refs;
+  std::string hyp_file;
+  eval::BleuOptions o;
+  bool json = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kScoreHelp, stdout);
+      return 0;
+    } else if (a == "-r" || a == "--refs") {
+      while (i + 1 < args.size() && args[i + 1].rfind("-", 0) != 0) refs.push_back(args[++i]);
+    } else if (a == "-i" || a == "--input") {
+      hyp_file = value(args, i);
+    } else if (a == "--tokenize" || a == "-tok") {
+      o.tokenize = value(args, i);
+    } else if (a == "--lowercase" || a == "-lc") {
+      o.lowercase = true;
+    } else if (a == "--json") {
+      json = true;
+    } else {
+      ATTEND_FAIL("score: unknown option '{}' (see attend score --help)", a);
+    }
+  }
+  ATTEND_CHECK(!refs.empty(), "score: -r REF is required");
+  std::vector<std::string> hyps;
+  if (hyp_file.empty()) {
+    for (std::string l; std::getline(std::cin, l);) hyps.push_back(l);
+  } else {
+    hyps = data::read_lines(hyp_file);
+  }
+  std::vector<std::vector<std::string>> ref_sets;
+  for (const auto& r : refs) {
+    ref_sets.push_back(data::read_lines(r));
+    ATTEND_CHECK(ref_sets.back().size() == hyps.size(),
+                 "score: {} has {} lines but the hypotheses ({}) have {} lines", r,
+                 ref_sets.back().size(), hyp_file.empty() ? "<stdin>" : hyp_file, hyps.size());
+  }
+  const eval::BleuScore b = eval::corpus_bleu(hyps, ref_sets, o);
+  if (json) {
+    std::printf("{\"bleu\": %.2f, \"precisions\": [%.2f, %.2f, %.2f, %.2f], \"bp\": %.4f, "
+                "\"hyp_len\": %lld, \"ref_len\": %lld, \"tokenize\": \"%s\", \"lowercase\": %s}\n",
+                b.score, b.precisions[0], b.precisions[1], b.precisions[2], b.precisions[3],
+                b.brevity_penalty, static_cast<long long>(b.sys_len),
+                static_cast<long long>(b.ref_len), o.tokenize.c_str(), o.lowercase ? "true" : "false");
+  } else {
+    std::printf("%s\n", b.str().c_str());
+  }
   return 0;
 }
 

@@ -10,5 +10,6 @@ int cmd_vocab(const std::vector<std::string>& args);
 int cmd_train(const std::vector<std::string>& args);
 int cmd_translate(const std::vector<std::string>& args);
 int cmd_average(const std::vector<std::string>& args);
+int cmd_score(const std::vector<std::string>& args);
 
 }  // namespace attend::apps

@@ -23,6 +23,7 @@ const char* kUsage =
     "  translate  translate text with a trained model (greedy)\n"
     "  vocab      train a SentencePiece subword model\n"
     "  average    average the weights of several checkpoints\n"
+    "  score      corpus BLEU of a translation against references (sacreBLEU's defaults)\n"
     "  demo       train a tiny Transformer encoder on generated data (reverse digit sequences)\n"
     "             and report held-out accuracy\n"
     "  info       show threads, GEMM library and CUDA devices\n"
@@ -62,6 +63,7 @@ int run(int argc, char** argv) {
     if (cmd == "translate") return attend::apps::cmd_translate(rest);
     if (cmd == "vocab") return attend::apps::cmd_vocab(rest);
     if (cmd == "average") return attend::apps::cmd_average(rest);
+    if (cmd == "score") return attend::apps::cmd_score(rest);
   }
   attend::apps::DemoOptions demo;
   double min_accuracy = -1.0;
@@ -110,6 +112,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress reaches log files line by line
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

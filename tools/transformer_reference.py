@@ -11,7 +11,9 @@ are the ones attend uses, so weights map one-to-one:
   encoder.layers.{i}.{fc1,fc2}.{weight,bias}
   decoder.layers.{i}.encoder_attn.* and encoder_attn_layer_norm.* in addition
   encoder.layer_norm.*, decoder.layer_norm.* (pre-norm only)
-Runs with Debian's python3-torch (/usr/bin/python3).
+Dropout (config key "dropout", default 0) sits where attend puts it: on the embeddings and on
+each sublayer's output before the residual add. Runs with Debian's python3-torch
+(/usr/bin/python3).
 """
 import math
 
@@ -48,6 +50,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, c):
         super().__init__()
         d = c["d_model"]
+        self.p = c.get("dropout", 0.0)
         self.pre = c["norm"] == "pre"
         self.act = F.gelu if c["activation"] == "gelu" else F.relu
         self.self_attn = Attention(d, c["heads"])
@@ -56,13 +59,16 @@ class EncoderLayer(nn.Module):
         self.fc2 = nn.Linear(c["ffn"], d)
         self.final_layer_norm = nn.LayerNorm(d)
 
+    def drop(self, x):
+        return F.dropout(x, self.p, self.training) if self.p > 0 else x
+
     def forward(self, x, src_lengths):
-        ffn = lambda y: self.fc2(self.act(self.fc1(y)))
+        ffn = lambda y: self.drop(self.fc2(self.act(self.fc1(y))))
         if self.pre:
             y = self.self_attn_layer_norm(x)
-            x = x + self.self_attn(y, y, src_lengths, False)
+            x = x + self.drop(self.self_attn(y, y, src_lengths, False))
             return x + ffn(self.final_layer_norm(x))
-        x = self.self_attn_layer_norm(x + self.self_attn(x, x, src_lengths, False))
+        x = self.self_attn_layer_norm(x + self.drop(self.self_attn(x, x, src_lengths, False)))
         return self.final_layer_norm(x + ffn(x))
 
 
@@ -73,14 +79,14 @@ class DecoderLayer(EncoderLayer):
         self.encoder_attn_layer_norm = nn.LayerNorm(c["d_model"])
 
     def forward(self, x, tgt_lengths, memory, src_lengths):
-        ffn = lambda y: self.fc2(self.act(self.fc1(y)))
+        ffn = lambda y: self.drop(self.fc2(self.act(self.fc1(y))))
         if self.pre:
             y = self.self_attn_layer_norm(x)
-            x = x + self.self_attn(y, y, tgt_lengths, True)
-            x = x + self.encoder_attn(self.encoder_attn_layer_norm(x), memory, src_lengths, False)
+            x = x + self.drop(self.self_attn(y, y, tgt_lengths, True))
+            x = x + self.drop(self.encoder_attn(self.encoder_attn_layer_norm(x), memory, src_lengths, False))
             return x + ffn(self.final_layer_norm(x))
-        x = self.self_attn_layer_norm(x + self.self_attn(x, x, tgt_lengths, True))
-        x = self.encoder_attn_layer_norm(x + self.encoder_attn(x, memory, src_lengths, False))
+        x = self.self_attn_layer_norm(x + self.drop(self.self_attn(x, x, tgt_lengths, True)))
+        x = self.encoder_attn_layer_norm(x + self.drop(self.encoder_attn(x, memory, src_lengths, False)))
         return self.final_layer_norm(x + ffn(x))
 
 
@@ -124,7 +130,9 @@ class Transformer(nn.Module):
             pos = stack.embed_positions.weight[:T]
         else:
             pos = sinusoid(T, self.c["d_model"])
-        return table(ids) * math.sqrt(self.c["d_model"]) + pos[None]
+        x = table(ids) * math.sqrt(self.c["d_model"]) + pos[None]
+        p = self.c.get("dropout", 0.0)
+        return F.dropout(x, p, self.training) if p > 0 else x
 
     def forward(self, src, src_lengths, tgt_in, tgt_lengths):
         x = self.embed(self.encoder, src)

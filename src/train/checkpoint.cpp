@@ -151,6 +151,42 @@ TrainerState load_state(const std::string& dir) {
 
 namespace attend::train {
 
+void average_checkpoints(const std::vector<std::string>& dirs, const std::string& out) {
+  ATTEND_CHECK(!dirs.empty(), "average: no checkpoints given");
+  std::vector<std::pair<std::string, Tensor>> sum;
+  for (size_t k = 0; k < dirs.size(); ++k) {
+    verify_checkpoint(dirs[k], false);
+    const io::SafeTensors st = io::load_safetensors(path(dirs[k], "model.safetensors"));
+    if (k == 0) {
+      for (const auto& [n, t] : st.tensors) sum.emplace_back(n, t.to(DType::kF64));
+      continue;
+    }
+    ATTEND_CHECK(st.tensors.size() == sum.size(), "average: {} holds {} tensors but {} holds {}",
+                 dirs[k], st.tensors.size(), dirs[0], sum.size());
+    for (auto& [n, acc] : sum) {
+      const Tensor t = st.at(n).to(DType::kF64);
+      ATTEND_CHECK(t.shape() == acc.shape(), "average: '{}' is {} in {} but {} in {}", n,
+                   shape_str(t.shape()), dirs[k], shape_str(acc.shape()), dirs[0]);
+      double* a = acc.data<double>();
+      const double* b = t.data<double>();
+      for (int64_t i = 0; i < t.numel(); ++i) a[i] += b[i];
+    }
+  }
+  std::vector<std::pair<std::string, Tensor>> avg;
+  for (auto& [n, acc] : sum) {
+    double* a = acc.data<double>();
+    for (int64_t i = 0; i < acc.numel(); ++i) a[i] /= static_cast<double>(dirs.size());
+    avg.emplace_back(n, acc.to(DType::kF32));
+  }
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  ATTEND_CHECK(!ec, "{}: cannot create: {}", out, ec.message());
+  io::save_safetensors(path(out, "model.safetensors"), avg,
+                       {{"format", "pt"}, {"averaged", std::to_string(dirs.size())}});
+  for (const char* f : {"config.json", "tokenizer.model"})
+    io::write_file_atomic(path(out, f), io::read_file(path(dirs.back(), f)));
+}
+
 LoadedModel load_model_dir(const std::string& p) {
   ATTEND_CHECK(fs::exists(p), "{}: no such model directory", p);
   std::string dir = p;

@@ -44,6 +44,7 @@ TrainerState load_state(const std::string& dir);
 }  // namespace attend::train
 
 #include <memory>
+#include <vector>
 
 namespace attend::train {
 
@@ -52,6 +53,11 @@ struct LoadedModel {
   data::Tokenizer tokenizer;
   std::string dir;  // the checkpoint directory actually read
 };
+
+/// Averages the weights of several checkpoints (element-wise mean in double) into a model
+/// directory `out` (model.safetensors; config.json and tokenizer.model of the last one). All
+/// must hold the same tensor names and shapes (errors name the checkpoint and tensor).
+void average_checkpoints(const std::vector<std::string>& dirs, const std::string& out);
 
 /// A trained model for inference from a checkpoint directory, or from a run directory (its
 /// best/ model when present, else the last checkpoint). The model is in eval mode.

@@ -42,6 +42,7 @@ io::Config train_config() {
       {"vocab.max_sentences", KeyType::kInt, "1000000", "sentences sampled to train the vocabulary"},
       // training
       {"train.out", KeyType::kString, "runs/default", "run directory: checkpoints, best model, train.jsonl"},
+      {"train.overwrite", KeyType::kBool, "false", "start afresh in a train.out that already holds a run (its checkpoints are deleted)"},
       {"train.seed", KeyType::kInt, "1", "seed for initialisation, data order and dropout"},
       {"train.threads", KeyType::kInt, "0", "worker threads (0: all cores)"},
       {"train.max_tokens", KeyType::kInt, "4096", "tokens per batch per side (padded)"},

@@ -224,6 +224,14 @@ TrainResult train(const io::Config& c, bool resume) {
   std::error_code ec;
   fs::create_directories(fs::path(out) / "checkpoints", ec);
   ATTEND_CHECK(!ec, "train.out: cannot create {}: {}", out, ec.message());
+  if (!resume && !last_checkpoint(out).empty()) {
+    ATTEND_CHECK(c.get_bool("train.overwrite"),
+                 "train.out: {} already holds a run (continue it with --resume, or start afresh "
+                 "with --train.overwrite true, which deletes its checkpoints)", out);
+    fs::remove_all(fs::path(out) / "checkpoints", ec);
+    fs::remove_all(fs::path(out) / "best", ec);
+    fs::create_directories(fs::path(out) / "checkpoints", ec);
+  }
   const std::string ckpt = resume ? last_checkpoint(out) : "";
   ATTEND_CHECK(!resume || !ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
   if (resume) verify_checkpoint(ckpt, true);

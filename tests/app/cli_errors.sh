@@ -38,4 +38,16 @@ mkdir -p "$dir/partial" && : > "$dir/partial/model.safetensors"
 expect "$dir/partial: missing config.json" "$ATTEND" translate -m "$dir/partial"
 expect "average: no checkpoints given" "$ATTEND" average -o "$dir/avg"
 expect "unknown command 'trian'" "$ATTEND" trian
+tiny=(--data.generate numbers-en --data.generate_train 60 --data.generate_valid 5 --model.preset tiny
+      --model.d_model 16 --model.ffn 16 --model.encoder_layers 1 --model.decoder_layers 1
+      --vocab.size 40 --train.max_steps 1 --train.out "$dir/run")
+"$ATTEND" train "${tiny[@]}" > /dev/null || { echo "FAIL: tiny run"; fails=$((fails + 1)); }
+expect "$dir/run already holds a run (continue it with --resume" "$ATTEND" train "${tiny[@]}"
+printf 'garbage' > "$dir/run/best/model.safetensors"
+expect "$dir/run/best: model.safetensors is corrupt" "$ATTEND" translate -m "$dir/run"
+printf 'the cat is on the mat\nhello , world !\n' > "$dir/ref.txt"
+expect "score: $dir/ref.txt has 2 lines but the hypotheses (<stdin>) have 1 lines" \
+  bash -c "echo one | '$ATTEND' score -r '$dir/ref.txt'"
+got=$(printf 'the cat sat on the mat\nhello , world !\n' | "$ATTEND" score -r "$dir/ref.txt" --tokenize none --json)
+[[ "$got" == '{"bleu": '* ]] || { echo "FAIL: score --json printed: $got"; fails=$((fails + 1)); }
 [[ $fails -eq 0 ]] || { echo "$fails case(s) failed"; exit 1; }

@@ -32,14 +32,7 @@ namespace {
 
 constexpr int64_t kHeads = 8, kDh = 64, kWindow = 256;
 
-long status_kib(const char* key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  const size_t n = std::strlen(key);
-  while (std::getline(f, line))
-    if (line.compare(0, n, key) == 0) return std::stol(line.substr(n));
-  return -1;
-}
+using bench::status_kib;
 void reset_peak() {
   std::ofstream f("/proc/self/clear_refs");
   f << "5";

@@ -26,20 +26,14 @@
 #include "nn/transformer.h"
 #include "ops/ops.h"
 #include "train/adam.h"
+#include "peak.h"
 
 namespace attend {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-long status_kib(const char* key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  const size_t n = std::strlen(key);
-  while (std::getline(f, line))
-    if (line.compare(0, n, key) == 0) return std::stol(line.substr(n));
-  return -1;
-}
+using bench::status_kib;
 
 double gemm_peak_gflops() {
   HeapScope heap;

@@ -2,13 +2,35 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <functional>
 #include <string>
 
 #include "core/rng.h"
 #include "core/tensor.h"
 
 namespace attend::test {
+
+/// A path under a per-process temporary directory for `suite` (created on first use).
+inline std::string tmp_path(const std::string& suite, const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("attend_test_" + suite + "_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+/// The message of the attend::Error that f throws ("" when it throws none).
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 /// f64 tensor with N(0, scale^2) entries from Philox(seed).
 inline Tensor randn(const Shape& shape, uint64_t seed, double scale = 1.0) {

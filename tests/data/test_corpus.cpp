@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "util.h"
 #include "data/batcher.h"
 #include "data/corpus.h"
 #include "data/numbers.h"
@@ -18,11 +19,8 @@
 namespace attend {
 namespace {
 
-std::string tmp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("attend_test_data_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
+using test::error_of;
+std::string tmp_path(const std::string& name) { return test::tmp_path("data", name); }
 
 std::string write(const std::string& name, const std::string& text) {
   const std::string p = tmp_path(name);
@@ -36,16 +34,6 @@ std::string write_gz(const std::string& name, const std::string& text) {
   gzwrite(f, text.data(), static_cast<unsigned>(text.size()));
   gzclose(f);
   return p;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Corpus, ReadsPlainAndGzipWithCrlfAndNoFinalNewline) {

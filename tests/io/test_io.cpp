@@ -15,21 +15,8 @@
 namespace attend {
 namespace {
 
-std::string tmp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("attend_test_io_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
+std::string tmp_path(const std::string& name) { return test::tmp_path("io", name); }
 
 TEST(SafeTensors, RoundTripKeepsNamesOrderShapesAndBits) {
   const Tensor a = Tensor::from_vector<float>({1.5f, -2.f, 3.25f, 1e-30f, -0.f, 7.f}, {2, 3});

@@ -13,16 +13,14 @@
 #include "train/checkpoint.h"
 #include "train/options.h"
 #include "train/schedule.h"
+#include "util.h"
 
 namespace attend {
 namespace {
 namespace fs = std::filesystem;
 
-std::string tmp_dir(const std::string& name) {
-  const auto d = fs::temp_directory_path() / ("attend_test_ckpt_" + std::to_string(::getpid())) / name;
-  fs::create_directories(d.parent_path());
-  return d.string();
-}
+using test::error_of;
+std::string tmp_dir(const std::string& name) { return test::tmp_path("ckpt", name); }
 
 data::Tokenizer tokenizer() {
   std::vector<std::string> s;
@@ -46,15 +44,6 @@ io::Config keys() {
 }
 
 nn::TransformerConfig config(int64_t vocab) { return train::model_config(keys(), vocab); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(Checkpoint, RoundTripsWeightsMomentsAndState) {
   const data::Tokenizer tok = tokenizer();

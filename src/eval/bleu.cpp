@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <regex>
 #include <sstream>
 
 #include "core/error.h"
@@ -41,11 +40,44 @@ Counts ngrams(const std::vector<std::string>& w, size_t n) {
 
 }  // namespace
 
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// The characters mteval-v13a separates everywhere: { | } ~ [ \ ] ^ _ ` space ! " # $ % &
+// ( ) * + : ; < = > ? @ /
+bool separated(char c) {
+  const unsigned char u = static_cast<unsigned char>(c);
+  return (u >= 0x7B && u <= 0x7E) || (u >= 0x5B && u <= 0x60) || (u >= 0x20 && u <= 0x26) ||
+         (u >= 0x28 && u <= 0x2B) || (u >= 0x3A && u <= 0x40) || u == 0x2F;
+}
+
+// One rewrite pass with the leftmost, non-overlapping match semantics of a regex substitution
+// over a two-character pattern (first, second) -> emit(first, second, out).
+template <typename Match, typename Emit>
+std::string pass(const std::string& s, Match match, Emit emit) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 4);
+  size_t i = 0;
+  while (i < s.size()) {
+    if (i + 1 < s.size() && match(s[i], s[i + 1])) {
+      emit(s[i], s[i + 1], out);
+      i += 2;
+    } else {
+      out.push_back(s[i++]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// The four substitutions of mteval-v13a (as in sacreBLEU's tokenizer_13a), applied in order:
+//   ([{-~[-` -&(-+:-@/])  -> " \1 "     ([^0-9])([.,]) -> "\1 \2 "
+//   ([.,])([^0-9])        -> " \1 \2"  ([0-9])(-)     -> "\1 \2 "
+// Bytes stand in for code points: the patterns only test ASCII characters, and a multibyte
+// character next to a match is passed through unchanged either way.
 std::string tokenize_13a(const std::string& input) {
-  static const std::regex punct("([\\x7B-\\x7E\\x5B-\\x60\\x20-\\x26\\x28-\\x2B\\x3A-\\x40\\x2F])");
-  static const std::regex period_left("([^0-9])([\\.,])");
-  static const std::regex period_right("([\\.,])([^0-9])");
-  static const std::regex dash("([0-9])(-)");
   std::string line = input;
   replace_all(line, "<skipped>", "");
   replace_all(line, "-\n", "");
@@ -56,13 +88,26 @@ std::string tokenize_13a(const std::string& input) {
     replace_all(line, "&lt;", "<");
     replace_all(line, "&gt;", ">");
   }
-  line = " " + line + " ";
-  line = std::regex_replace(line, punct, " $1 ");
-  line = std::regex_replace(line, period_left, "$1 $2 ");
-  line = std::regex_replace(line, period_right, " $1 $2");
-  line = std::regex_replace(line, dash, "$1 $2 ");
+  std::string spaced = " ";
+  for (char c : line) {
+    if (separated(c)) {
+      spaced += ' ';
+      spaced += c;
+      spaced += ' ';
+    } else {
+      spaced += c;
+    }
+  }
+  spaced += ' ';
+  const auto period = [](char c) { return c == '.' || c == ','; };
+  spaced = pass(spaced, [&](char a, char b) { return !is_digit(a) && period(b); },
+                [](char a, char b, std::string& o) { o += a; o += ' '; o += b; o += ' '; });
+  spaced = pass(spaced, [&](char a, char b) { return period(a) && !is_digit(b); },
+                [](char a, char b, std::string& o) { o += ' '; o += a; o += ' '; o += b; });
+  spaced = pass(spaced, [](char a, char b) { return is_digit(a) && b == '-'; },
+                [](char a, char b, std::string& o) { o += a; o += ' '; o += b; o += ' '; });
   std::string out;
-  for (const auto& w : split(line)) out += (out.empty() ? "" : " ") + w;
+  for (const auto& w : split(spaced)) out += (out.empty() ? "" : " ") + w;
   return out;
 }
 

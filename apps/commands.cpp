@@ -233,20 +233,15 @@ int cmd_average(const std::vector<std::string>& args) {
   }
   ATTEND_CHECK(!out.empty(), "average: -o OUT_DIR is required");
   if (last > 0) {
-    std::vector<std::string> all;
     const fs::path ck = fs::path(run) / "checkpoints";
     ATTEND_CHECK(fs::is_directory(ck), "{}: not a run directory (no checkpoints/)", run);
-    for (const auto& e : fs::directory_iterator(ck))
-      if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 &&
-          e.path().extension() != ".tmp")
-        all.push_back(e.path().string());
-    std::sort(all.begin(), all.end());
+    std::vector<std::string> all;
+    for (const auto& name : train::list_checkpoints(run)) all.push_back((ck / name).string());
     ATTEND_CHECK(static_cast<int64_t>(all.size()) >= last, "{}: asked for the last {} checkpoints "
                  "but only {} exist", run, last, all.size());
     dirs.assign(all.end() - last, all.end());
   }
-  ATTEND_CHECK(!dirs.empty(), "average: no checkpoints given");
-  train::average_checkpoints(dirs, out);
+  train::average_checkpoints(dirs, out);  // throws "average: no checkpoints given" when empty
   std::printf("average: %zu checkpoints (%s .. %s) -> %s\n", dirs.size(), dirs.front().c_str(),
               dirs.back().c_str(), out.c_str());
   return 0;

@@ -250,6 +250,12 @@ Transformer::Transformer(const TransformerConfig& config, uint64_t seed)
   if (output_projection_) register_module("output_projection", *output_projection_);
 }
 
+const ag::Variable& Transformer::sinusoid_table(int64_t n) const {
+  if (!sinusoid_.defined() || sinusoid_.shape()[0] < n)
+    sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(2 * n, 256), config_.d_model));
+  return sinusoid_;
+}
+
 ag::Variable Transformer::embed(const Embedding& table, const Embedding* learned, const Tensor& ids,
                                 uint64_t stream) const {
   const int64_t B = ids.size(0), T = ids.size(1), D = config_.d_model;
@@ -264,9 +270,7 @@ ag::Variable Transformer::embed(const Embedding& table, const Embedding* learned
   if (learned) {
     p = learned->forward(pos_ids);
   } else {
-    if (!sinusoid_.defined() || sinusoid_.shape()[0] < T)
-      sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(T, 256), D));
-    p = ag::embedding(pos_ids, sinusoid_);  // constant rows, no gradient
+    p = ag::embedding(pos_ids, sinusoid_table(T));  // constant rows, no gradient
   }
   const ag::Variable x = ag::add(ag::affine(table.forward(ids), std::sqrt(static_cast<double>(D))), p);
   return ag::dropout(x, active_dropout(), kDropoutSeed, stream);
@@ -327,9 +331,7 @@ Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& st) const {
   if (decoder_positions_) {
     pos = decoder_positions_->weight.value().slice(0, st.position, st.position + 1).contiguous();
   } else {
-    if (!sinusoid_.defined() || sinusoid_.shape()[0] <= st.position)
-      sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(2 * (st.position + 1), 256), D));
-    pos = sinusoid_.value().slice(0, st.position, st.position + 1).contiguous();
+    pos = sinusoid_table(st.position + 1).value().slice(0, st.position, st.position + 1).contiguous();
   }
   x = ops::add(ops::affine(x, std::sqrt(static_cast<double>(D))),
                ops::embedding(Tensor::from_vector(std::vector<int32_t>(B, 0), {B, 1}), pos));

@@ -130,7 +130,9 @@ class Transformer : public Module {
   std::vector<std::unique_ptr<EncoderLayer>> encoder_layers_;
   std::vector<std::unique_ptr<DecoderLayer>> decoder_layers_;
   std::unique_ptr<LayerNorm> encoder_norm_, decoder_norm_;  // pre-norm only
-  mutable ag::Variable sinusoid_;  // [n, D] constant table, grown on demand
+  /// The constant sinusoidal table with at least n rows (grown on demand, doubling).
+  const ag::Variable& sinusoid_table(int64_t n) const;
+  mutable ag::Variable sinusoid_;  // [rows, D]
   // Module trees for the "encoder." and "decoder." name prefixes.
   Container encoder_, decoder_;
 };

@@ -210,6 +210,17 @@ void truncate_log(const std::string& file, int64_t step) {
 
 }  // namespace
 
+std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec))
+    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 &&
+        e.path().extension() != ".tmp")
+      names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::string last_checkpoint(const std::string& run_dir) {
   const std::string marker = (fs::path(run_dir) / "checkpoints" / "last").string();
   if (!io::file_exists(marker)) return "";
@@ -329,14 +340,8 @@ TrainResult train(const io::Config& c, bool resume) {
     log.flush();
   };
 
-  std::vector<std::string> saved;  // checkpoint names, oldest first
-  for (const auto& e : fs::directory_iterator(fs::path(out) / "checkpoints"))
-    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 &&
-        e.path().extension() != ".tmp")
-      saved.push_back(e.path().filename().string());
-  std::sort(saved.begin(), saved.end());
-  auto save = [&](bool with_optimizer_note) {
-    (void)with_optimizer_note;
+  std::vector<std::string> saved = list_checkpoints(out);  // oldest first
+  auto save = [&] {
     char name[32];
     std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.step));
     const std::string dir = (fs::path(out) / "checkpoints" / name).string();
@@ -480,11 +485,11 @@ TrainResult train(const io::Config& c, bool resume) {
       }
     }
     if ((save_every > 0 && state.step % save_every == 0) || stop || state.step == max_steps) {
-      save(true);
+      save();
       saved_now = true;
     }
   }
-  if (!saved_now && state.step > first_step) save(true);
+  if (!saved_now && state.step > first_step) save();
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (result.interrupted)

@@ -6,6 +6,7 @@
 // exact resume, and a checkpoint on SIGINT/SIGTERM.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "io/config.h"
 
@@ -18,6 +19,10 @@ struct TrainResult {
   double best_metric = 0;
   bool interrupted = false;  // stopped by SIGINT/SIGTERM (a checkpoint was saved)
 };
+
+/// Names of the complete checkpoints of a run directory ("step-N"), oldest first; empty when
+/// the run has none (unfinished "step-N.tmp" directories are not listed).
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
 
 /// The newest complete checkpoint of a run directory ("" when there is none).
 std::string last_checkpoint(const std::string& run_dir);

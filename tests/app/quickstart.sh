@@ -20,4 +20,5 @@ same=$(paste -d '\t' "$dir/run/valid.ref" "$dir/hyp.txt" | awk -F '\t' '$1 == $2
 echo "attend translate: $same of $total held-out numbers exactly right"
 (( total >= 100 )) || { echo "held-out set too small ($total)"; exit 1; }
 (( same * 100 >= total * 95 )) || { echo "translate exact match below 95%"; exit 1; }
-paste -d '\t' "$dir/run/valid.src" "$dir/hyp.txt" | head -5
+# (head on the inputs, not on the pipe: under pipefail an early-closing head fails paste)
+paste -d '\t' <(head -5 "$dir/run/valid.src") <(head -5 "$dir/hyp.txt")

@@ -9,8 +9,9 @@
 #include "core/thread_pool.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
-#include "decode/greedy.h"
+#include "decode/search.h"
 #include "eval/bleu.h"
+#include "eval/chrf.h"
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
@@ -48,15 +49,33 @@ const char* kTrainHelp =
     "Ctrl-C (SIGINT) or SIGTERM saves a checkpoint before exiting.\n";
 
 const char* kTranslateHelp =
-    "usage: attend translate -m MODEL_DIR [-i INPUT] [-o OUTPUT] [--max-tokens N] [--threads N]\n"
-    "                        [--bad-utf8 error|replace] [--max-extra N]\n"
-    "Translates one sentence per line (standard input when -i is absent) with greedy search.\n"
-    "MODEL_DIR is a checkpoint or a run directory (its best/ model, else its last checkpoint).\n";
+    "usage: attend translate -m MODEL_DIR [-i INPUT] [-o OUTPUT] [options]\n"
+    "Translates one sentence per line (standard input when -i is absent), one output line per\n"
+    "input line in input order. MODEL_DIR is a checkpoint or a run directory (its best/ model,\n"
+    "else its last checkpoint).\n"
+    "  --beam K             beam size (default 4; 1 = greedy)\n"
+    "  --alpha A            length penalty ((5 + length) / 6)^A (default 0.6)\n"
+    "  --n-best N           write the N best hypotheses per line as 'LINE ||| TEXT ||| SCORE'\n"
+    "                       (LINE counts from 0; SCORE = log-probability / length penalty)\n"
+    "  --max-extra N        outputs have at most source length + N subwords (default 50)\n"
+    "  --min-length N       no end of sentence before N subwords (default 0)\n"
+    "  --sample             draw tokens instead of searching (beam 1), with\n"
+    "  --temperature T      softmax temperature (default 1), --top-k K (0: all),\n"
+    "  --top-p P            nucleus mass (default 1), --seed S (default 0)\n"
+    "  --batch-tokens N     source subwords per batch (default 2000; alias --max-tokens)\n"
+    "  --max-input-tokens N longer inputs are cut to N subwords with a warning naming the line\n"
+    "                       (default: the model's max_positions)\n"
+    "  --threads N          CPU threads\n"
+    "  --bad-utf8 error|replace  invalid UTF-8 input: stop naming the line, or substitute U+FFFD\n";
 
 const char* kScoreHelp =
-    "usage: attend score -r REF [REF ...] [-i HYP] [--tokenize 13a|none] [--lowercase] [--json]\n"
-    "Corpus BLEU as sacreBLEU computes it by default (13a tokenization, exponential smoothing);\n"
-    "hypotheses from standard input when -i is absent; several reference files allowed.\n";
+    "usage: attend score -r REF [REF ...] [-i HYP] [--metrics bleu chrf] [--tokenize 13a|none]\n"
+    "                    [--lowercase] [--json]\n"
+    "Corpus BLEU and chrF as sacreBLEU computes them by default (BLEU: 13a tokenization,\n"
+    "exponential smoothing; chrF: character 6-grams, beta 2, whitespace ignored). Hypotheses\n"
+    "come from standard input when -i is absent; several reference files are allowed.\n"
+    "--metrics picks the metrics (default: bleu); --json prints one object, e.g.\n"
+    "{\"bleu\": 35.12, ..., \"chrf\": 61.30, \"lowercase\": false}.\n";
 
 const char* kAverageHelp =
     "usage: attend average -o OUT_DIR (--last N RUN_DIR | CHECKPOINT_DIR ...)\n"
@@ -150,8 +169,17 @@ int cmd_train(const std::vector<std::string>& args) {
 
 int cmd_translate(const std::vector<std::string>& args) {
   std::string model_dir, input, output, bad = "error";
-  int64_t max_tokens = 2000;
-  decode::GreedyOptions go;
+  int64_t max_tokens = 2000, max_input = 0;
+  decode::SearchOptions so;
+  auto to_float = [](const std::string& flag, const std::string& v) {
+    try {
+      size_t used = 0;
+      const double x = std::stod(v, &used);
+      if (used == v.size()) return x;
+    } catch (const std::exception&) {
+    }
+    ATTEND_FAIL("option {}: expected a number, got '{}'", flag, v);
+  };
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
@@ -166,8 +194,29 @@ int cmd_translate(const std::vector<std::string>& args) {
     } else if (a == "--max-tokens" || a == "--batch-tokens") {
       max_tokens = to_int(a, value(args, i));
       ATTEND_CHECK(max_tokens >= 1, "option {}: expected >= 1", a);
+    } else if (a == "--max-input-tokens") {
+      max_input = to_int(a, value(args, i));
+      ATTEND_CHECK(max_input >= 1, "option {}: expected >= 1", a);
+    } else if (a == "--beam") {
+      so.beam = to_int(a, value(args, i));
+    } else if (a == "--alpha") {
+      so.alpha = to_float(a, value(args, i));
+    } else if (a == "--n-best") {
+      so.n_best = to_int(a, value(args, i));
     } else if (a == "--max-extra") {
-      go.max_extra = to_int(a, value(args, i));
+      so.max_extra = to_int(a, value(args, i));
+    } else if (a == "--min-length") {
+      so.min_length = to_int(a, value(args, i));
+    } else if (a == "--sample") {
+      so.sample = true;
+    } else if (a == "--temperature") {
+      so.temperature = to_float(a, value(args, i));
+    } else if (a == "--top-k") {
+      so.top_k = to_int(a, value(args, i));
+    } else if (a == "--top-p") {
+      so.top_p = to_float(a, value(args, i));
+    } else if (a == "--seed") {
+      so.seed = static_cast<uint64_t>(to_int(a, value(args, i)));
     } else if (a == "--threads") {
       set_num_threads(static_cast<int>(to_int(a, value(args, i))));
     } else if (a == "--bad-utf8") {
@@ -178,7 +227,23 @@ int cmd_translate(const std::vector<std::string>& args) {
     }
   }
   ATTEND_CHECK(!model_dir.empty(), "translate: -m MODEL_DIR is required");
+  const bool n_best_out = so.n_best > 1;
+  if (so.sample) so.beam = 1;
+  if (!n_best_out && !so.sample && so.n_best > so.beam) so.n_best = so.beam;
+  try {
+    so.validate();
+  } catch (const Error& e) {  // name the flags, not the library's fields
+    std::string m = e.what();
+    for (const auto& [field, flag] : std::vector<std::pair<std::string, std::string>>{
+             {"n_best", "--n-best"}, {"max_extra", "--max-extra"}, {"min_length", "--min-length"},
+             {"top_k", "--top-k"}, {"top_p", "--top-p"}, {"beam", "--beam"}, {"alpha", "--alpha"},
+             {"temperature", "--temperature"}})
+      if (const auto at = m.find("search: " + field); at != std::string::npos)
+        m.replace(at, 8 + field.size(), "translate: " + flag);
+    throw Error(m);
+  }
   const train::LoadedModel m = train::load_model_dir(model_dir);
+  if (max_input == 0) max_input = m.model->config().max_positions;
   std::vector<std::string> lines;
   const std::string name = input.empty() ? "<stdin>" : input;
   if (input.empty()) {
@@ -197,10 +262,25 @@ int cmd_translate(const std::vector<std::string>& args) {
       lines[i] = data::repair_utf8(lines[i]);
     }
     ex[i].src = m.tokenizer.encode(lines[i]);
+    if (static_cast<int64_t>(ex[i].src.size()) > max_input) {
+      std::fprintf(stderr, "translate: warning: %s:%zu has %zu subwords; translating the first %lld\n",
+                   name.c_str(), i + 1, ex[i].src.size(), static_cast<long long>(max_input));
+      ex[i].src.resize(static_cast<size_t>(max_input));
+    }
   }
-  const auto outs = decode::greedy_all(*m.model, ex, max_tokens, go);
+  const auto outs = decode::search_all(*m.model, ex, max_tokens, so);
   std::string text;
-  for (size_t i = 0; i < outs.size(); ++i) text += (ex[i].src.empty() ? "" : m.tokenizer.decode(outs[i])) + "\n";
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (!n_best_out) {
+      text += m.tokenizer.decode(outs[i][0].tokens) + "\n";
+      continue;
+    }
+    for (const auto& h : outs[i]) {
+      char score[32];
+      std::snprintf(score, sizeof score, "%.4f", h.score);
+      text += std::to_string(i) + " ||| " + m.tokenizer.decode(h.tokens) + " ||| " + score + "\n";
+    }
+  }
   if (output.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);
   } else {
@@ -248,7 +328,7 @@ int cmd_average(const std::vector<std::string>& args) {
 }
 
 int cmd_score(const std::vector<std::string>& args) {
-  std::vector<std::string> refs;
+  std::vector<std::string> refs, metrics;
   std::string hyp_file;
   eval::BleuOptions o;
   bool json = false;
@@ -263,8 +343,17 @@ int cmd_score(const std::vector<std::string>& args) {
       hyp_file = value(args, i);
     } else if (a == "--tokenize" || a == "-tok") {
       o.tokenize = value(args, i);
+      ATTEND_CHECK(o.tokenize == "13a" || o.tokenize == "none",
+                   "score: --tokenize expects 13a or none, got '{}'", o.tokenize);
     } else if (a == "--lowercase" || a == "-lc") {
       o.lowercase = true;
+    } else if (a == "--metrics" || a == "-m") {
+      while (i + 1 < args.size() && args[i + 1].rfind("-", 0) != 0) {
+        metrics.push_back(args[++i]);
+        ATTEND_CHECK(metrics.back() == "bleu" || metrics.back() == "chrf",
+                     "score: --metrics expects bleu and/or chrf, got '{}'", metrics.back());
+      }
+      ATTEND_CHECK(!metrics.empty(), "score: --metrics needs bleu and/or chrf");
     } else if (a == "--json") {
       json = true;
     } else {
@@ -272,29 +361,59 @@ int cmd_score(const std::vector<std::string>& args) {
     }
   }
   ATTEND_CHECK(!refs.empty(), "score: -r REF is required");
+  if (metrics.empty()) metrics = {"bleu"};
+  const std::string hyp_name = hyp_file.empty() ? "<stdin>" : hyp_file;
   std::vector<std::string> hyps;
   if (hyp_file.empty()) {
-    for (std::string l; std::getline(std::cin, l);) hyps.push_back(l);
+    for (std::string l; std::getline(std::cin, l);) {
+      if (!l.empty() && l.back() == '\r') l.pop_back();
+      hyps.push_back(l);
+    }
   } else {
     hyps = data::read_lines(hyp_file);
   }
+  auto check_utf8 = [](const std::vector<std::string>& lines, const std::string& name) {
+    for (size_t k = 0; k < lines.size(); ++k)
+      ATTEND_CHECK(data::valid_utf8(lines[k]), "score: {}:{}: invalid UTF-8", name, k + 1);
+  };
+  check_utf8(hyps, hyp_name);
   std::vector<std::vector<std::string>> ref_sets;
   for (const auto& r : refs) {
     ref_sets.push_back(data::read_lines(r));
+    check_utf8(ref_sets.back(), r);
     ATTEND_CHECK(ref_sets.back().size() == hyps.size(),
                  "score: {} has {} lines but the hypotheses ({}) have {} lines", r,
-                 ref_sets.back().size(), hyp_file.empty() ? "<stdin>" : hyp_file, hyps.size());
+                 ref_sets.back().size(), hyp_name, hyps.size());
   }
-  const eval::BleuScore b = eval::corpus_bleu(hyps, ref_sets, o);
-  if (json) {
-    std::printf("{\"bleu\": %.2f, \"precisions\": [%.2f, %.2f, %.2f, %.2f], \"bp\": %.4f, "
-                "\"hyp_len\": %lld, \"ref_len\": %lld, \"tokenize\": \"%s\", \"lowercase\": %s}\n",
-                b.score, b.precisions[0], b.precisions[1], b.precisions[2], b.precisions[3],
-                b.brevity_penalty, static_cast<long long>(b.sys_len),
-                static_cast<long long>(b.ref_len), o.tokenize.c_str(), o.lowercase ? "true" : "false");
-  } else {
-    std::printf("%s\n", b.str().c_str());
+  std::string out;
+  char buf[512];
+  for (const auto& metric : metrics) {
+    if (metric == "bleu") {
+      const eval::BleuScore b = eval::corpus_bleu(hyps, ref_sets, o);
+      if (json) {
+        std::snprintf(buf, sizeof buf, "\"bleu\": %.2f, \"precisions\": [%.2f, %.2f, %.2f, %.2f], "
+                      "\"bp\": %.4f, \"hyp_len\": %lld, \"ref_len\": %lld, \"tokenize\": \"%s\", ",
+                      b.score, b.precisions[0], b.precisions[1], b.precisions[2], b.precisions[3],
+                      b.brevity_penalty, static_cast<long long>(b.sys_len),
+                      static_cast<long long>(b.ref_len), o.tokenize.c_str());
+        out += buf;
+      } else {
+        out += b.str() + "\n";
+      }
+    } else {
+      eval::ChrfOptions co;
+      co.lowercase = o.lowercase;
+      const eval::ChrfScore c = eval::corpus_chrf(hyps, ref_sets, co);
+      if (json) {
+        std::snprintf(buf, sizeof buf, "\"chrf\": %.2f, ", c.score);
+        out += buf;
+      } else {
+        out += c.str() + "\n";
+      }
+    }
   }
+  if (json) out = "{" + out + "\"lowercase\": " + (o.lowercase ? "true" : "false") + "}\n";
+  std::fputs(out.c_str(), stdout);
   return 0;
 }
 

@@ -20,7 +20,7 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  train      train an encoder-decoder Transformer (attend train --help lists every key)\n"
-    "  translate  translate text with a trained model (greedy)\n"
+    "  translate  translate text with a trained model (beam search, greedy or sampling)\n"
     "  vocab      train a SentencePiece subword model\n"
     "  average    average the weights of several checkpoints\n"
     "  score      corpus BLEU of a translation against references (sacreBLEU's defaults)\n"

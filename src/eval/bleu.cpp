@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "eval/text.h"
 
 namespace attend::eval {
 namespace {
@@ -18,16 +19,20 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
     s.replace(p, from.size(), to);
 }
 
+// Words between Unicode whitespace, as Python's str.split().
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
-  std::istringstream is(s);
-  for (std::string w; is >> w;) out.push_back(w);
+  std::u32string word;
+  for (char32_t c : utf8_decode(s)) {
+    if (!is_space(c)) {
+      word.push_back(c);
+    } else if (!word.empty()) {
+      out.push_back(utf8_encode(word));
+      word.clear();
+    }
+  }
+  if (!word.empty()) out.push_back(utf8_encode(word));
   return out;
-}
-
-std::string lower(std::string s) {  // ASCII lowering; multibyte UTF-8 letters stay as they are
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 using Counts = std::map<std::vector<std::string>, int64_t>;
@@ -131,7 +136,7 @@ BleuScore corpus_bleu(const std::vector<std::string>& hyps,
                  "bleu: the hypotheses have {} lines but reference set {} has {} lines",
                  hyps.size(), r + 1, refs[r].size());
   auto prep = [&](const std::string& s) {
-    std::string t = o.lowercase ? lower(s) : s;
+    std::string t = o.lowercase ? lowercase(s) : s;
     return split(o.tokenize == "13a" ? tokenize_13a(t) : t);
   };
   BleuScore b;

@@ -344,7 +344,7 @@ Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& st) const {
   return x.reshape({B, D});
 }
 
-void Transformer::select_rows(DecoderState& st, const std::vector<int64_t>& rows) {
+void Transformer::select_rows(DecoderState& st, const std::vector<int64_t>& rows, bool self_only) {
   auto pick = [&](const Tensor& t) {  // rows of dim 0
     if (!t.defined()) return t;
     const int64_t row = t.numel() / t.size(0);
@@ -360,10 +360,11 @@ void Transformer::select_rows(DecoderState& st, const std::vector<int64_t>& rows
   for (auto& c : st.layers) {
     c.self_k = pick(c.self_k);
     c.self_v = pick(c.self_v);
+    if (self_only) continue;
     c.memory_k = pick(c.memory_k);
     c.memory_v = pick(c.memory_v);
   }
-  st.src_lengths = pick(st.src_lengths);
+  if (!self_only) st.src_lengths = pick(st.src_lengths);
 }
 
 ag::Variable Transformer::project(const ag::Variable& hidden) const {

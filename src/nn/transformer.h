@@ -105,8 +105,11 @@ class Transformer : public Module {
   /// One decoder step for tokens i32 [B] at position state.position -> hidden [B, D]; the
   /// caches grow by one position. Equal to decode() over the whole prefix, last position.
   Tensor decode_step(const Tensor& tokens, DecoderState& state) const;
-  /// Keeps rows `rows` of every cache (beam reordering / dropping finished sentences).
-  static void select_rows(DecoderState& state, const std::vector<int64_t>& rows);
+  /// Keeps rows `rows` of every cache (beam reordering / dropping finished sentences). With
+  /// self_only the encoder keys/values and source lengths stay as they are: right when row j
+  /// after the call belongs to the same sentence as row j before it (beams reordered in place).
+  static void select_rows(DecoderState& state, const std::vector<int64_t>& rows,
+                          bool self_only = false);
 
   /// hidden [..., D] -> logits [rows, V] through the (tied) output projection.
   ag::Variable project(const ag::Variable& hidden) const;

@@ -20,7 +20,7 @@
 #include "data/corpus.h"
 #include "data/numbers.h"
 #include "data/tokenizer.h"
-#include "decode/greedy.h"
+#include "decode/search.h"
 #include "eval/bleu.h"
 #include "io/file.h"
 #include "train/checkpoint.h"
@@ -176,11 +176,14 @@ Validation validate(nn::Transformer& model, const data::Tokenizer& tok,
   v.loss = nll / static_cast<double>(std::max<int64_t>(tokens, 1));
   v.ppl = std::exp(v.loss);
   if (c.get_bool("train.valid_bleu")) {
-    const auto outs = decode::greedy_all(model, examples, c.get_int("train.valid_max_tokens"));
+    decode::SearchOptions so;
+    so.beam = c.get_int("train.valid_beam");
+    so.alpha = c.get_float("train.valid_alpha");
+    const auto outs = decode::search_all(model, examples, c.get_int("train.valid_max_tokens"), so);
     std::vector<std::string> hyps;
     int64_t exact = 0;
     for (size_t i = 0; i < outs.size(); ++i) {
-      hyps.push_back(tok.decode(outs[i]));
+      hyps.push_back(tok.decode(outs[i][0].tokens));
       exact += hyps.back() == refs[i];
     }
     v.bleu = eval::corpus_bleu(hyps, {refs}).score;
@@ -230,6 +233,10 @@ std::string last_checkpoint(const std::string& run_dir) {
 }
 
 TrainResult train(const io::Config& c, bool resume) {
+  ATTEND_CHECK(c.get_int("train.valid_beam") >= 1, "train.valid_beam: expected >= 1, got {}",
+               c.get_int("train.valid_beam"));
+  ATTEND_CHECK(c.get_float("train.valid_alpha") >= 0, "train.valid_alpha: expected >= 0, got {}",
+               c.get_float("train.valid_alpha"));
   if (c.get_int("train.threads") > 0) set_num_threads(static_cast<int>(c.get_int("train.threads")));
   const std::string out = c.get_string("train.out");
   std::error_code ec;

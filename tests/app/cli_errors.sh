@@ -50,4 +50,31 @@ expect "score: $dir/ref.txt has 2 lines but the hypotheses (<stdin>) have 1 line
   bash -c "echo one | '$ATTEND' score -r '$dir/ref.txt'"
 got=$(printf 'the cat sat on the mat\nhello , world !\n' | "$ATTEND" score -r "$dir/ref.txt" --tokenize none --json)
 [[ "$got" == '{"bleu": '* ]] || { echo "FAIL: score --json printed: $got"; fails=$((fails + 1)); }
+printf 'the cat is on the mat\nhello , world \xff\n' > "$dir/badref.txt"
+expect "score: $dir/badref.txt:2: invalid UTF-8" \
+  bash -c "printf 'a\nb\n' | '$ATTEND' score -r '$dir/badref.txt'"
+expect "score: --metrics expects bleu and/or chrf, got 'ter'" "$ATTEND" score -r "$dir/ref.txt" --metrics ter
+got=$(printf 'the cat sat on the mat\nhello , world !\n' | "$ATTEND" score -r "$dir/ref.txt" --metrics bleu chrf --json)
+[[ "$got" == '{"bleu": '*'"chrf": '* ]] || { echo "FAIL: score --metrics bleu chrf --json printed: $got"; fails=$((fails + 1)); }
+expect "train.valid_beam: expected >= 1, got 0" "$ATTEND" train "${tiny[@]}" --train.valid_beam 0
+# Translation options and over-long input (the tiny run's checkpoint; its best/ is corrupt now).
+ck="$dir/run/checkpoints/step-00000001"
+expect "translate: --beam must be >= 1, got 0" "$ATTEND" translate -m "$ck" --beam 0
+expect "translate: --n-best must be in [1, beam = 2], got 3" "$ATTEND" translate -m "$ck" --beam 2 --n-best 3
+expect "translate: --top-p must be in (0, 1], got 1.5" "$ATTEND" translate -m "$ck" --sample --top-p 1.5
+expect "option --alpha: expected a number, got 'x'" "$ATTEND" translate -m "$ck" --alpha x
+printf '12\n\n1 2 3 4 5 6 7 8 9 10 11 12\n' > "$dir/in.txt"
+out=$("$ATTEND" translate -m "$ck" -i "$dir/in.txt" --max-input-tokens 4 --beam 2 2> "$dir/warn.txt"); st=$?
+lines=$(printf '%s\n' "$out" | wc -l)
+if [[ $st -ne 0 || $lines -ne 3 ]] || ! grep -q "$dir/in.txt:3 has .* subwords; translating the first 4" "$dir/warn.txt"; then
+  echo "FAIL: over-long line (status $st, $lines lines): $(cat "$dir/warn.txt")"; fails=$((fails + 1))
+else
+  echo "ok: over-long line truncated with a warning naming it"
+fi
+nb=$("$ATTEND" translate -m "$ck" -i "$dir/in.txt" --beam 3 --n-best 3 --max-extra 2)
+if [[ $(printf '%s\n' "$nb" | grep -c '^2 ||| ') -ne 3 || $(printf '%s\n' "$nb" | grep -c '^1 ||| ') -ne 1 ]]; then
+  echo "FAIL: n-best output: $nb"; fails=$((fails + 1))
+else
+  echo "ok: n-best lines 'LINE ||| TEXT ||| SCORE'"
+fi
 [[ $fails -eq 0 ]] || { echo "$fails case(s) failed"; exit 1; }

@@ -310,12 +310,62 @@ bool tile_may_be_visible(const Mask& m, int64_t b, int64_t i0, int64_t i1, int64
   return j0 <= p1 + m.window && j1 - 1 >= p0 - m.window;
 }
 
+// One query row per (batch, head), as in incremental decoding: the scores come straight from
+// the rows of K (no tile-major copy of the cache, which would cost more than the product), then
+// the softmax and the weighted sum of the rows of V. Same results as the tiled path: output 0
+// and lse -inf for a row that sees no key.
+template <typename T>
+void attention_one_query(const T* q, const T* k, const T* v, T* o, T* lse, const AttnDims& d,
+                         const Mask& m, T scale) {
+  const int64_t BH = d.B * d.H, Dh = d.Dh, Tk = d.Tk;
+  parallel_for(BH, 8, [&](int64_t s, int64_t e) {
+    std::vector<T> sc(static_cast<size_t>(Tk));
+    for (int64_t bh = s; bh < e; ++bh) {
+      const int64_t b = bh / d.H;
+      const T* qr = q + bh * Dh;
+      const T* kb = k + bh * Tk * Dh;
+      const T* vb = v + bh * Tk * Dh;
+      T* orow = o + bh * Dh;
+      T mx = -std::numeric_limits<T>::infinity();
+      const int64_t lim = m.limit(b, 0, Tk);
+      for (int64_t j = 0; j < Tk; ++j) {
+        if (j >= lim || !m.allowed(b, 0, j, Tk)) {
+          sc[j] = -std::numeric_limits<T>::infinity();
+          continue;
+        }
+        const T* kr = kb + j * Dh;
+        T dot = 0;
+        for (int64_t c = 0; c < Dh; ++c) dot += qr[c] * kr[c];
+        sc[j] = dot * scale;
+        mx = sc[j] > mx ? sc[j] : mx;
+      }
+      std::fill(orow, orow + Dh, T(0));
+      if (mx == -std::numeric_limits<T>::infinity()) {
+        lse[bh] = -std::numeric_limits<T>::infinity();
+        continue;
+      }
+      T l = 0;
+      for (int64_t j = 0; j < std::min(lim, Tk); ++j) {
+        if (sc[j] == -std::numeric_limits<T>::infinity()) continue;
+        const T p = std::exp(sc[j] - mx);
+        l += p;
+        const T* vr = vb + j * Dh;
+        for (int64_t c = 0; c < Dh; ++c) orow[c] += p * vr[c];
+      }
+      const T inv = T(1) / l;
+      for (int64_t c = 0; c < Dh; ++c) orow[c] *= inv;
+      lse[bh] = mx + std::log(l);
+    }
+  });
+}
+
 template <typename T>
 void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const AttnDims& d,
                      const Mask& m, double scale_d) {
   const int64_t BH = d.B * d.H, Dh = d.Dh, Tq = d.Tq, Tk = d.Tk;
   if (BH == 0 || Tq == 0) return;
   const T scale = static_cast<T>(scale_d);
+  if (Tq == 1) return attention_one_query(q, k, v, o, lse, d, m, scale);
   // K transposed per head and key tile: kt [BH][ntiles][Dh][kTileK], so S = Q_tile kt_tile is
   // a rows_gemm over a contiguous operand.
   const int64_t ntiles = (Tk + kTileK - 1) / kTileK, head_kt = ntiles * Dh * kTileK;

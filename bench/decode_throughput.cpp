@@ -1,0 +1,125 @@
+// decode_throughput: translation speed of the incremental decoder (KV cache) with greedy search
+// or beam search, on a randomly initialised model and random source sentences of --len tokens.
+// Every output is forced to exactly --out-len tokens (no end of sentence before it, none
+// after), so that the work per sentence is fixed and equal for attend and for the PyTorch
+// peer (tools/decode_peer.py), whatever the random weights prefer.
+//
+// usage: decode_throughput [--preset small|base|tiny|big] [--vocab 32000] [--len 24]
+//                          [--out-len 24] [--beam 1] [--batch 1] [--sentences 16]
+//                          [--warmup 1] [--threads N]
+// --batch 1 translates --sentences sentences one at a time and reports per-sentence latency
+// (p50, p90); a larger batch translates --sentences sentences in batches of --batch. Prints
+// one JSON object: sentences/s, target tokens/s (output tokens of the best hypotheses), the
+// latencies, and peak RSS.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/rng.h"
+#include "core/thread_pool.h"
+#include "data/batcher.h"
+#include "decode/search.h"
+#include "peak.h"
+
+namespace attend {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t arg(int argc, char** argv, const char* name, int64_t def) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (!std::strcmp(argv[i], name)) return std::atoll(argv[i + 1]);
+  return def;
+}
+std::string sarg(int argc, char** argv, const char* name, const char* def) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (!std::strcmp(argv[i], name)) return argv[i + 1];
+  return def;
+}
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const size_t at = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(at, v.size() - 1)];
+}
+
+int run(int argc, char** argv) {
+  const std::string preset = sarg(argc, argv, "--preset", "small");
+  const int64_t V = arg(argc, argv, "--vocab", 32000), L = arg(argc, argv, "--len", 24);
+  const int64_t out_len = arg(argc, argv, "--out-len", L);
+  const int64_t beam = arg(argc, argv, "--beam", 1), B = arg(argc, argv, "--batch", 1);
+  const int64_t N = arg(argc, argv, "--sentences", 16), warmup = arg(argc, argv, "--warmup", 1);
+  const int64_t threads = arg(argc, argv, "--threads", 0);
+  if (threads > 0) set_num_threads(static_cast<int>(threads));
+  if (L < 1 || out_len < 1 || B < 1 || N < 1 || beam < 1 || V < 5) {
+    std::fprintf(stderr, "decode_throughput: --len, --out-len, --batch, --sentences and --beam "
+                 "must be >= 1 and --vocab >= 5\n");
+    return 2;
+  }
+  nn::TransformerConfig c = nn::TransformerConfig::preset(preset);
+  c.src_vocab = c.tgt_vocab = V;
+  nn::Transformer model(c, 1);
+  model.set_training(false);
+
+  std::vector<data::Example> ex(static_cast<size_t>(N + warmup * B));
+  for (size_t i = 0; i < ex.size(); ++i)
+    for (int64_t t = 0; t < L; ++t)
+      ex[i].src.push_back(4 + static_cast<int32_t>(philox4x32(7, i, static_cast<uint64_t>(t))[0] %
+                                                   static_cast<uint32_t>(V - 4)));
+  decode::SearchOptions o;
+  o.beam = beam;
+  o.min_length = out_len;         // no EOS before out_len tokens ...
+  o.max_extra = out_len - L;      // ... and none after: every output has out_len tokens
+  if (o.max_extra < 0) {
+    std::fprintf(stderr, "decode_throughput: --out-len must be >= --len\n");
+    return 2;
+  }
+  HeapScope heap;
+  std::vector<double> per_batch;
+  int64_t tokens = 0, done = 0;
+  double total = 0;
+  for (int64_t start = 0; start < static_cast<int64_t>(ex.size()); start += B) {
+    std::vector<int64_t> rows;
+    for (int64_t r = start; r < std::min<int64_t>(start + B, static_cast<int64_t>(ex.size())); ++r)
+      rows.push_back(r);
+    const data::Batch batch = data::make_batch(ex, rows);
+    const auto t0 = Clock::now();
+    const auto out = decode::search(model, batch, o);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (start < warmup * B) continue;
+    per_batch.push_back(s);
+    total += s;
+    done += static_cast<int64_t>(rows.size());
+    for (const auto& h : out) tokens += static_cast<int64_t>(h[0].tokens.size());
+  }
+  std::printf("{\"impl\": \"attend\", \"preset\": \"%s\", \"vocab\": %lld, \"len\": %lld, "
+              "\"out_len\": %lld, \"beam\": %lld, \"batch\": %lld, \"sentences\": %lld, "
+              "\"threads\": %d, \"params\": %lld, \"seconds\": %.4f, \"sentences_per_s\": %.2f, "
+              "\"tgt_tokens_per_s\": %.1f, \"batch_p50_s\": %.5f, \"batch_p90_s\": %.5f, "
+              "\"peak_rss_mib\": %.1f}\n",
+              preset.c_str(), static_cast<long long>(V), static_cast<long long>(L),
+              static_cast<long long>(out_len), static_cast<long long>(beam),
+              static_cast<long long>(B), static_cast<long long>(done), num_threads(),
+              static_cast<long long>(model.num_parameters()), total,
+              static_cast<double>(done) / total, static_cast<double>(tokens) / total,
+              percentile(per_batch, 0.5), percentile(per_batch, 0.9),
+              bench::status_kib("VmHWM:") / 1024.0);
+  return 0;
+}
+
+}  // namespace
+}  // namespace attend
+
+int main(int argc, char** argv) {
+  try {
+    return attend::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "decode_throughput: %s\n", e.what());
+    return 1;
+  }
+}

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "data/tokenizer.h"
+#include "decode/search.h"
 
 namespace attend::decode {
 
@@ -17,25 +18,13 @@ int32_t best_token(const float* row, int64_t V) {
   return best;
 }
 
-std::vector<int64_t> row_limits(const nn::Transformer& model, const data::Batch& batch,
-                                const GreedyOptions& o) {
-  const int32_t* sl = batch.src_lengths.data<int32_t>();
-  std::vector<int64_t> limit(batch.src.size(0));
-  for (size_t b = 0; b < limit.size(); ++b) {
-    limit[b] = static_cast<int64_t>(sl[b]) + o.max_extra;
-    if (model.config().positions == "learned")
-      limit[b] = std::min<int64_t>(limit[b], model.config().max_positions);
-  }
-  return limit;
-}
-
 }  // namespace
 
 std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model, const data::Batch& batch,
                                          const GreedyOptions& o) {
   HeapScope heap;
   const int64_t B = batch.src.size(0);
-  const std::vector<int64_t> limit = row_limits(model, batch, o);
+  const std::vector<int64_t> limit = output_limits(model, batch, o.max_extra);
   const Tensor memory = model.encode(batch.src, batch.src_lengths, 0).value();
   nn::DecoderState state = model.start_decoding(memory, batch.src_lengths);
   std::vector<std::vector<int32_t>> out(B);
@@ -74,7 +63,7 @@ std::vector<std::vector<int32_t>> greedy_reference(const nn::Transformer& model,
                                                    const GreedyOptions& o) {
   HeapScope heap;
   const int64_t B = batch.src.size(0), D = model.config().d_model;
-  const std::vector<int64_t> limit = row_limits(model, batch, o);
+  const std::vector<int64_t> limit = output_limits(model, batch, o.max_extra);
   const int64_t T = *std::max_element(limit.begin(), limit.end());
   const ag::Variable memory = model.encode(batch.src, batch.src_lengths, 0);
   std::vector<std::vector<int32_t>> out(B);
@@ -109,20 +98,6 @@ std::vector<std::vector<int32_t>> greedy_reference(const nn::Transformer& model,
       grown[b * (t + 1) + t] = next[b];
     }
     prefix.swap(grown);
-  }
-  return out;
-}
-
-std::vector<std::vector<int32_t>> greedy_all(const nn::Transformer& model,
-                                             const std::vector<data::Example>& examples,
-                                             int64_t max_tokens, const GreedyOptions& o) {
-  std::vector<data::Example> src_only(examples.size());
-  for (size_t i = 0; i < examples.size(); ++i) src_only[i].src = examples[i].src;
-  std::vector<std::vector<int32_t>> out(examples.size());
-  for (const auto& rows : data::sorted_plan(src_only, max_tokens)) {
-    const data::Batch b = data::make_batch(src_only, rows);
-    auto res = greedy(model, b, o);
-    for (size_t r = 0; r < rows.size(); ++r) out[rows[r]] = std::move(res[r]);
   }
   return out;
 }

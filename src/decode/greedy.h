@@ -1,6 +1,7 @@
 // Greedy decoding for a batch of source sentences, incremental: the decoder's self-attention
 // keys/values are cached per layer and step, the encoder-attention keys/values computed once,
-// and finished sentences leave the batch. Used by validation and `attend translate`.
+// and finished sentences leave the batch. The plain form of the search in search.h (beam 1
+// equals it, tested), kept as the oracle chain: uncached greedy -> cached greedy -> beam.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -24,11 +25,5 @@ std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model, const dat
 std::vector<std::vector<int32_t>> greedy_reference(const nn::Transformer& model,
                                                    const data::Batch& batch,
                                                    const GreedyOptions& options = {});
-
-/// Translates examples (only .src is used) in batches of ~max_tokens, returning outputs in
-/// input order.
-std::vector<std::vector<int32_t>> greedy_all(const nn::Transformer& model,
-                                             const std::vector<data::Example>& examples,
-                                             int64_t max_tokens, const GreedyOptions& options = {});
 
 }  // namespace attend::decode

@@ -40,6 +40,14 @@ int64_t max_output_length(const nn::Transformer& model, int64_t src_len, int64_t
   return std::max<int64_t>(limit, 1);
 }
 
+std::vector<int64_t> output_limits(const nn::Transformer& model, const data::Batch& batch,
+                                   int64_t max_extra) {
+  const int32_t* sl = batch.src_lengths.data<int32_t>();
+  std::vector<int64_t> limit(static_cast<size_t>(batch.src.size(0)));
+  for (size_t b = 0; b < limit.size(); ++b) limit[b] = max_output_length(model, sl[b], max_extra);
+  return limit;
+}
+
 namespace {
 
 using Scored = std::pair<float, int32_t>;  // (logit, token)
@@ -59,13 +67,6 @@ void top_tokens(const float* row, int64_t V, int64_t count, bool allow_eos, std:
   }
 }
 
-std::vector<int64_t> limits(const nn::Transformer& model, const data::Batch& batch, int64_t extra) {
-  const int32_t* sl = batch.src_lengths.data<int32_t>();
-  std::vector<int64_t> limit(batch.src.size(0));
-  for (size_t b = 0; b < limit.size(); ++b) limit[b] = max_output_length(model, sl[b], extra);
-  return limit;
-}
-
 struct Live {  // a live hypothesis: one cache row
   int64_t sentence;
   std::vector<int32_t> tokens;
@@ -81,7 +82,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
   // (Declared before the decoder state, whose tensors may point into them.)
   Arena arenas[2];
   const int64_t B = batch.src.size(0), K = o.beam;
-  const std::vector<int64_t> limit = limits(model, batch, o.max_extra);
+  const std::vector<int64_t> limit = output_limits(model, batch, o.max_extra);
   const Tensor memory = model.encode(batch.src, batch.src_lengths, 0).value();
   nn::DecoderState state = model.start_decoding(memory, batch.src_lengths);
   std::vector<Live> live;  // ordered by sentence: each sentence owns a contiguous block of rows
@@ -223,7 +224,7 @@ std::vector<std::vector<Hypothesis>> sample(const nn::Transformer& model, const 
                                             const SearchOptions& o) {
   HeapScope heap;
   const int64_t B = batch.src.size(0);
-  const std::vector<int64_t> limit = limits(model, batch, o.max_extra);
+  const std::vector<int64_t> limit = output_limits(model, batch, o.max_extra);
   const Tensor memory = model.encode(batch.src, batch.src_lengths, 0).value();
   nn::DecoderState state = model.start_decoding(memory, batch.src_lengths);
   std::vector<std::vector<Hypothesis>> out(B, std::vector<Hypothesis>(1));

@@ -49,6 +49,9 @@ double length_penalty(int64_t length, double alpha);
 
 /// Longest output allowed for a source of `src_len` tokens (learned positions cap it too).
 int64_t max_output_length(const nn::Transformer& model, int64_t src_len, int64_t max_extra);
+/// max_output_length of every row of a batch.
+std::vector<int64_t> output_limits(const nn::Transformer& model, const data::Batch& batch,
+                                   int64_t max_extra);
 
 /// Beam search (or sampling, when options.sample) for every row of `batch`: the n_best
 /// hypotheses of each row, best first. The model must be in eval mode.

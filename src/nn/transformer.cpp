@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "core/rng.h"
+#include "core/thread_pool.h"
 
 namespace attend::nn {
 namespace {
@@ -161,17 +162,29 @@ ag::Variable DecoderLayer::forward(const ag::Variable& x, const ag::Variable& me
 namespace {
 
 // [B, H, t, Dh] + [B, H, 1, Dh] -> [B, H, t + 1, Dh]
-Tensor append_position(const Tensor& cache, const Tensor& next) {
+// The cache with one more position: row r of the result is row rows[r] of `cache` (all rows
+// in order when `rows` is empty) followed by row r of `next`. Gathering here applies a pending
+// beam reorder in the copy the append makes anyway.
+Tensor append_position(const Tensor& cache, const Tensor& next, const std::vector<int64_t>& rows) {
   if (!cache.defined()) return next;
-  const int64_t B = cache.size(0), H = cache.size(1), t = cache.size(2), Dh = cache.size(3);
+  const int64_t B = next.size(0), H = cache.size(1), t = cache.size(2), Dh = cache.size(3);
+  ATTEND_CHECK(rows.empty() ? cache.size(0) == B : static_cast<int64_t>(rows.size()) == B,
+               "decode_step: {} tokens for a cache of {} rows", B,
+               rows.empty() ? cache.size(0) : static_cast<int64_t>(rows.size()));
   Tensor out = Tensor::empty({B, H, t + 1, Dh});
   const float* c = cache.data<float>();
   const float* n = next.data<float>();
   float* o = out.data<float>();
-  for (int64_t bh = 0; bh < B * H; ++bh) {
-    std::copy(c + bh * t * Dh, c + (bh + 1) * t * Dh, o + bh * (t + 1) * Dh);
-    std::copy(n + bh * Dh, n + (bh + 1) * Dh, o + bh * (t + 1) * Dh + t * Dh);
-  }
+  parallel_for(B, 4, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t from = rows.empty() ? b : rows[static_cast<size_t>(b)];
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t src = from * H + h, dst = b * H + h;
+        std::copy(c + src * t * Dh, c + (src + 1) * t * Dh, o + dst * (t + 1) * Dh);
+        std::copy(n + dst * Dh, n + (dst + 1) * Dh, o + dst * (t + 1) * Dh + t * Dh);
+      }
+    }
+  });
   return out;
 }
 
@@ -186,12 +199,12 @@ Tensor ffn_value(const FeedForward& f, const Tensor& x) {
 
 }  // namespace
 
-Tensor DecoderLayer::step(const Tensor& x, LayerCache& cache,
-                          const ops::AttentionMask& memory_mask) const {
+Tensor DecoderLayer::step(const Tensor& x, LayerCache& cache, const ops::AttentionMask& memory_mask,
+                          const std::vector<int64_t>& self_rows) const {
   auto self = [&](const Tensor& y) {  // attends to every cached position (all are earlier)
     auto [k, v] = self_attn.project_kv(y);
-    cache.self_k = append_position(cache.self_k, k);
-    cache.self_v = append_position(cache.self_v, v);
+    cache.self_k = append_position(cache.self_k, k, self_rows);
+    cache.self_v = append_position(cache.self_v, v, self_rows);
     return self_attn.attend_cached(y, cache.self_k, cache.self_v, {});
   };
   auto cross = [&](const Tensor& y) {
@@ -338,33 +351,44 @@ Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& st) const {
   ops::AttentionMask memory_mask;
   memory_mask.key_lengths = st.src_lengths;
   for (size_t i = 0; i < decoder_layers_.size(); ++i)
-    x = decoder_layers_[i]->step(x, st.layers[i], memory_mask);
+    x = decoder_layers_[i]->step(x, st.layers[i], memory_mask, st.self_rows);
+  st.self_rows.clear();
   if (decoder_norm_) x = layer_norm_value(*decoder_norm_, x);
   ++st.position;
   return x.reshape({B, D});
 }
 
 void Transformer::select_rows(DecoderState& st, const std::vector<int64_t>& rows, bool self_only) {
-  auto pick = [&](const Tensor& t) {  // rows of dim 0
+  // Self-attention rows to keep, composed with a reorder still pending from an earlier call.
+  std::vector<int64_t> self_rows = rows;
+  if (!st.self_rows.empty())
+    for (auto& r : self_rows) r = st.self_rows[static_cast<size_t>(r)];
+  if (self_only) {  // deferred: the next decode_step gathers while it appends
+    st.self_rows = std::move(self_rows);
+    return;
+  }
+  auto pick = [&](const Tensor& t, const std::vector<int64_t>& which) {  // rows of dim 0
     if (!t.defined()) return t;
     const int64_t row = t.numel() / t.size(0);
     Shape shape = t.shape();
-    shape[0] = static_cast<int64_t>(rows.size());
+    shape[0] = static_cast<int64_t>(which.size());
     Tensor out = Tensor::empty(shape, t.dtype());
     const size_t es = dtype_size(t.dtype());
-    for (size_t r = 0; r < rows.size(); ++r)
-      std::memcpy(static_cast<char*>(out.raw_data()) + r * row * es,
-                  static_cast<const char*>(t.raw_data()) + rows[r] * row * es, row * es);
+    parallel_for(static_cast<int64_t>(which.size()), 4, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        std::memcpy(static_cast<char*>(out.raw_data()) + r * row * es,
+                    static_cast<const char*>(t.raw_data()) + which[r] * row * es, row * es);
+    });
     return out;
   };
   for (auto& c : st.layers) {
-    c.self_k = pick(c.self_k);
-    c.self_v = pick(c.self_v);
-    if (self_only) continue;
-    c.memory_k = pick(c.memory_k);
-    c.memory_v = pick(c.memory_v);
+    c.self_k = pick(c.self_k, self_rows);
+    c.self_v = pick(c.self_v, self_rows);
+    c.memory_k = pick(c.memory_k, rows);
+    c.memory_v = pick(c.memory_v, rows);
   }
-  if (!self_only) st.src_lengths = pick(st.src_lengths);
+  st.src_lengths = pick(st.src_lengths, rows);
+  st.self_rows.clear();
 }
 
 ag::Variable Transformer::project(const ag::Variable& hidden) const {

@@ -63,8 +63,10 @@ struct LayerCache;
 class DecoderLayer : public Module {
  public:
   DecoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path);
-  /// Inference step: x [B, 1, D] with the layer's cache -> [B, 1, D].
-  Tensor step(const Tensor& x, LayerCache& cache, const ops::AttentionMask& memory_mask) const;
+  /// Inference step: x [B, 1, D] with the layer's cache -> [B, 1, D]. Row r continues the
+  /// cache's self-attention row self_rows[r] (row r when self_rows is empty).
+  Tensor step(const Tensor& x, LayerCache& cache, const ops::AttentionMask& memory_mask,
+              const std::vector<int64_t>& self_rows = {}) const;
   ag::Variable forward(const ag::Variable& x, const ag::Variable& memory,
                        const ops::AttentionMask& self_mask, const ops::AttentionMask& memory_mask,
                        double dropout, uint64_t stream) const;
@@ -88,6 +90,7 @@ struct DecoderState {
   std::vector<LayerCache> layers;
   Tensor src_lengths;  // i32 [B]
   int64_t position = 0;  // positions decoded so far
+  std::vector<int64_t> self_rows;  // pending reorder of the self-attention caches (empty: none)
 };
 
 class Transformer : public Module {

@@ -67,6 +67,18 @@ void top_tokens(const float* row, int64_t V, int64_t count, bool allow_eos, std:
   }
 }
 
+// A decoding step's tensors come from one of two arenas, reset every other step: what a step
+// leaves in the cache is read by the next step only (which appends to a copy). Encoder
+// keys/values regathered when sentences leave the batch go to the heap, as they live for many
+// steps. The arenas are per thread and kept across calls, so that each batch reuses the pages
+// the previous one touched instead of faulting in fresh memory.
+Arena& step_arena(int64_t step) {
+  static thread_local Arena arenas[2];
+  Arena& a = arenas[step % 2];
+  a.reset();
+  return a;
+}
+
 struct Live {  // a live hypothesis: one cache row
   int64_t sentence;
   std::vector<int32_t> tokens;
@@ -76,11 +88,6 @@ struct Live {  // a live hypothesis: one cache row
 std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
                                                  const data::Batch& batch, const SearchOptions& o) {
   HeapScope heap;
-  // A step's tensors come from one of two arenas, reset every other step: what a step leaves
-  // in the cache is read by the next step only (which appends to a copy). Encoder keys/values
-  // regathered when sentences leave are allocated on the heap, as they live for many steps.
-  // (Declared before the decoder state, whose tensors may point into them.)
-  Arena arenas[2];
   const int64_t B = batch.src.size(0), K = o.beam;
   const std::vector<int64_t> limit = output_limits(model, batch, o.max_extra);
   const Tensor memory = model.encode(batch.src, batch.src_lengths, 0).value();
@@ -105,9 +112,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
     finished[s].push_back(std::move(hyp));
   };
   for (int64_t step = 0; !live.empty(); ++step) {
-    Arena& arena = arenas[step % 2];
-    arena.reset();
-    ArenaScope scope(&arena);
+    ArenaScope scope(&step_arena(step));
     const int64_t n = static_cast<int64_t>(live.size());
     const Tensor h = model.decode_step(Tensor::from_vector(input, {n}), state);
     const Tensor logits = model.project(ag::Variable(h)).value();  // [n, V]
@@ -233,6 +238,7 @@ std::vector<std::vector<Hypothesis>> sample(const nn::Transformer& model, const 
   std::vector<int32_t> tokens(B, data::kBosId);
   std::vector<Scored> buf;
   for (int64_t step = 0; !alive.empty(); ++step) {
+    ArenaScope scope(&step_arena(step));
     const int64_t n = static_cast<int64_t>(alive.size());
     const Tensor h = model.decode_step(Tensor::from_vector(tokens, {n}), state);
     const Tensor logits = model.project(ag::Variable(h)).value();
@@ -259,7 +265,10 @@ std::vector<std::vector<Hypothesis>> sample(const nn::Transformer& model, const 
       next.push_back(v);
     }
     if (static_cast<int64_t>(keep.size()) != n) {
-      nn::Transformer::select_rows(state, keep);
+      {
+        HeapScope on_heap;
+        nn::Transformer::select_rows(state, keep);
+      }
       std::vector<int64_t> still;
       for (int64_t r : keep) still.push_back(alive[r]);
       alive.swap(still);

@@ -158,7 +158,18 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
         for (int64_t r = g0; r < g1; ++r)
           finish(s, live[r], data::kEosId, live[r].log_prob);
       }
-      if (static_cast<int64_t>(finished[s].size()) >= K) {  // done: its live rows leave
+      // Done once `beam` hypotheses have finished and the best live one, scored at its current
+      // length, cannot beat the worst of the `beam` best finished ones; a confident live
+      // hypothesis is not cut off by early, poorer hypotheses that happened to end first.
+      bool done = kept == 0;
+      auto& f = finished[s];
+      if (!done && static_cast<int64_t>(f.size()) >= K) {
+        std::nth_element(f.begin(), f.begin() + (K - 1), f.end(),
+                         [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+        const double best_live = next[next.size() - static_cast<size_t>(kept)].log_prob;
+        done = f[static_cast<size_t>(K - 1)].score >= best_live / length_penalty(len, o.alpha);
+      }
+      if (done && kept > 0) {  // its live rows leave
         next.resize(next.size() - kept);
         rows.resize(rows.size() - kept);
         next_input.resize(next_input.size() - kept);

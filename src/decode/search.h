@@ -4,8 +4,9 @@
 // in one decoder batch (sentence s owns a contiguous block of cache rows). Each step it takes the
 // 2 * beam best extensions of a sentence's hypotheses by total log-probability; an extension by
 // EOS among the first `beam` of them finishes a hypothesis, the best non-EOS ones fill the next
-// beam. A sentence is done once `beam` hypotheses have finished (or none is live); finished
-// hypotheses are ranked by log_prob / lp(length) with the GNMT length penalty
+// beam. A sentence is done when none is live, or when `beam` hypotheses have finished and the
+// best live one, scored at its current length, is worse than the `beam`-th best finished one.
+// Finished hypotheses are ranked by log_prob / lp(length) with the GNMT length penalty
 // lp(L) = ((5 + L) / 6)^alpha, where L counts the output tokens and the EOS. A hypothesis that
 // reaches the maximum length (source length + max_extra) finishes there without EOS. With
 // beam = 1 the search is exactly greedy search (tested).

@@ -31,16 +31,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int64_t arg(int argc, char** argv, const char* name, int64_t def) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (!std::strcmp(argv[i], name)) return std::atoll(argv[i + 1]);
-  return def;
-}
-std::string sarg(int argc, char** argv, const char* name, const char* def) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (!std::strcmp(argv[i], name)) return argv[i + 1];
-  return def;
-}
+using bench::arg;
+using bench::sarg;
 
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());

@@ -61,16 +61,8 @@ double forward_flops(const nn::TransformerConfig& c, double B, double S, double 
   return enc + dec + 2 * B * T * d * V;
 }
 
-int64_t arg(int argc, char** argv, const char* name, int64_t def) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (!std::strcmp(argv[i], name)) return std::atoll(argv[i + 1]);
-  return def;
-}
-std::string sarg(int argc, char** argv, const char* name, const char* def) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (!std::strcmp(argv[i], name)) return argv[i + 1];
-  return def;
-}
+using bench::arg;
+using bench::sarg;
 
 int run(int argc, char** argv) {
   const std::string preset = sarg(argc, argv, "--preset", "small");

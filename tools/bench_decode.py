@@ -15,12 +15,8 @@ import statistics
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(cmd, env):
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import ROOT, bench_env, require_openblas, run  # noqa: E402
 
 
 def main():
@@ -35,7 +31,7 @@ def main():
     ap.add_argument("--batches", type=int, default=2, help="timed batches at the large batch")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/bench/decode_throughput"))
     a = ap.parse_args()
-    env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", OMP_NUM_THREADS=str(a.threads))
+    env = bench_env(a.threads)
     subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tools/decode_peer.py"), "--check"],
                    env=env, check=True, capture_output=True)
     results = []
@@ -50,8 +46,7 @@ def main():
                 for _ in range(a.rounds):
                     ours.append(run([a.binary] + shape, env))
                     peer.append(run(["/usr/bin/python3", os.path.join(ROOT, "tools/decode_peer.py")] + shape, env))
-                    if peer[-1]["blas"] != "openblas":
-                        sys.exit("torch is not running on OpenBLAS: select it with update-alternatives")
+                    require_openblas(peer[-1])
                 med = lambda rs, k: statistics.median(r[k] for r in rs)
                 r = {"preset": preset, "params": ours[0]["params"], "vocab": a.vocab, "len": a.len,
                      "beam": beam, "batch": batch, "sentences": n, "threads": a.threads,

@@ -229,7 +229,6 @@ int cmd_translate(const std::vector<std::string>& args) {
   ATTEND_CHECK(!model_dir.empty(), "translate: -m MODEL_DIR is required");
   const bool n_best_out = so.n_best > 1;
   if (so.sample) so.beam = 1;
-  if (!n_best_out && !so.sample && so.n_best > so.beam) so.n_best = so.beam;
   try {
     so.validate();
   } catch (const Error& e) {  // name the flags, not the library's fields

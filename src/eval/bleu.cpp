@@ -2,11 +2,9 @@
 #include "eval/bleu.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <sstream>
 
 #include "core/error.h"
 #include "eval/text.h"

@@ -4,12 +4,18 @@
 // weight-gradient (dy^T x: TN) products, and the output projection to a 10k vocabulary.
 #include <benchmark/benchmark.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/gemm_small.h"
 #include "peak.h"
 
 namespace attend {
@@ -61,7 +67,53 @@ void BM_Gemm(benchmark::State& state) {
   state.SetLabel(std::string(s.name) + " " + cpu::gemm_library_name(lib));
 }
 
+// Decoding: a few rows (the batch's current positions, or its beams) times a weight matrix
+// [N, K] of the `base` decoder, x W^T. The weights cycle through enough copies to exceed the
+// caches, as a decoder step that reads all its layers does. impl 0: oneDNN's sgemm (packs W
+// on every call); 1: sgemm_small_m (reads W in place).
+struct DecodeShape {
+  const char* name;
+  int64_t N, K;
+};
+const DecodeShape kDecodeShapes[] = {
+    {"attn_512x512", 512, 512}, {"ffn1_2048x512", 2048, 512}, {"ffn2_512x2048", 512, 2048},
+    {"vocab_32000x512", 32000, 512}};
+
+void BM_DecodeGemm(benchmark::State& state) {
+  const DecodeShape& s = kDecodeShapes[state.range(0)];
+  const int64_t M = state.range(1);
+  const bool small = state.range(2) != 0;
+  const int64_t copies = std::max<int64_t>(1, static_cast<int64_t>(200e6 / (4.0 * s.N * s.K)));
+  std::vector<float> w(static_cast<size_t>(copies * s.N * s.K)), x(M * s.K), y(M * s.N);
+  fill(w, 3);
+  fill(x, 4);
+  int64_t i = 0;
+  for (auto _ : state) {
+    const float* wi = w.data() + (i++ % copies) * s.N * s.K;
+    if (small)
+      cpu::sgemm_small_m(M, s.N, s.K, 1.f, x.data(), s.K, wi, s.K, 0.f, y.data(), s.N);
+    else
+      dnnl_sgemm('N', 'T', M, s.N, s.K, 1.f, x.data(), s.K, wi, s.K, 0.f, y.data(), s.N);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double flops = 2.0 * M * s.N * s.K;
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.counters["weight_GB/s"] = benchmark::Counter(4.0 * s.N * s.K * state.iterations() / 1e9,
+                                                     benchmark::Counter::kIsRate);
+}
+
 void register_all() {
+  for (size_t i = 0; i < std::size(kDecodeShapes); ++i)
+    for (int64_t M : {1, 4, 16, 32, 64, 128})
+      for (int impl = 0; impl < 2; ++impl)
+        benchmark::RegisterBenchmark((std::string("decode/") + kDecodeShapes[i].name + "/M" +
+                                      std::to_string(M) + (impl ? "/small_m" : "/onednn"))
+                                         .c_str(),
+                                     BM_DecodeGemm)
+            ->Args({static_cast<int64_t>(i), M, impl})
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
   for (size_t i = 0; i < shapes().size(); ++i)
     for (int lib = 0; lib < 2; ++lib)
       benchmark::RegisterBenchmark(("gemm/" + std::string(shapes()[i].name) + "/" +

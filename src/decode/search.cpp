@@ -56,14 +56,23 @@ using Scored = std::pair<float, int32_t>;  // (logit, token)
 // BOS; EOS only when allowed), best first; equal logits keep the lower id first, as greedy does.
 void top_tokens(const float* row, int64_t V, int64_t count, bool allow_eos, std::vector<Scored>& out) {
   out.clear();
-  for (int32_t v = data::kEosId; v < V; ++v) {
-    if (v == data::kEosId && !allow_eos) continue;
-    const float x = row[v];
-    if (static_cast<int64_t>(out.size()) == count && !(x > out.back().first)) continue;
-    const auto at = std::upper_bound(out.begin(), out.end(), x,
-                                     [](float a, const Scored& c) { return a > c.first; });
-    if (static_cast<int64_t>(out.size()) == count) out.pop_back();
-    out.insert(at, {x, v});
+  for (int64_t v0 = data::kEosId; v0 < V; v0 += 16) {
+    const int64_t v1 = std::min<int64_t>(V, v0 + 16);
+    if (static_cast<int64_t>(out.size()) == count) {  // skip blocks with nothing above the k-th
+      const float kth = out.back().first;
+      bool any = false;
+      for (int64_t v = v0; v < v1; ++v) any |= row[v] > kth;
+      if (!any) continue;
+    }
+    for (int64_t v = v0; v < v1; ++v) {
+      if (v == data::kEosId && !allow_eos) continue;
+      const float x = row[v];
+      if (static_cast<int64_t>(out.size()) == count && !(x > out.back().first)) continue;
+      const auto at = std::upper_bound(out.begin(), out.end(), x,
+                                       [](float a, const Scored& c) { return a > c.first; });
+      if (static_cast<int64_t>(out.size()) == count) out.pop_back();
+      out.insert(at, {x, static_cast<int32_t>(v)});
+    }
   }
 }
 
@@ -116,10 +125,11 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
     const int64_t n = static_cast<int64_t>(live.size());
     const Tensor h = model.decode_step(Tensor::from_vector(input, {n}), state);
     const Tensor logits = model.project(ag::Variable(h)).value();  // [n, V]
-    const Tensor logp = ops::log_softmax(logits);
+    // Only the 2K candidates of a row need their log-probability logit - lse: no [n, V] write.
+    const Tensor lse_t = ops::logsumexp(logits);
     const int64_t V = logits.size(1);
     const float* lg = logits.data<float>();
-    const float* lp = logp.data<float>();
+    const float* lse = lse_t.data<float>();
     top.resize(n);
     parallel_for(n, 8, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)
@@ -134,7 +144,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
       while (g1 < n && live[g1].sentence == s) ++g1;
       cands.clear();
       for (int64_t r = g0; r < g1; ++r)
-        for (const auto& [logit, v] : top[r]) cands.push_back({live[r].log_prob + lp[r * V + v], r, v});
+        for (const auto& [logit, v] : top[r]) cands.push_back({live[r].log_prob + (lg[r * V + v] - lse[r]), r, v});
       std::stable_sort(cands.begin(), cands.end(),
                        [](const Candidate& a, const Candidate& b) { return a.log_prob > b.log_prob; });
       // Every hypothesis of a sentence has the same length: the step count.

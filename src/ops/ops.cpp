@@ -559,6 +559,22 @@ Tensor log_softmax(const Tensor& x) {
       });
 }
 
+Tensor logsumexp(const Tensor& x_in) {
+  constexpr std::string_view op = "logsumexp";
+  check_float(op, "x", x_in);
+  ATTEND_CHECK(x_in.dim() >= 1 && x_in.size(-1) > 0,
+               "logsumexp: x must have a non-empty last dimension, got {}", shape_str(x_in.shape()));
+  const Tensor x = x_in.contiguous();
+  Shape out_shape = x.shape();
+  out_shape.pop_back();
+  Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
+  if (cpu_path(op, x) == Path::kCpuF32)
+    cpu::logsumexp(x.data<float>(), y.data<float>(), rows_of(x), cols_of(x));
+  else
+    ref::logsumexp(x.data<double>(), y.data<double>(), rows_of(x), cols_of(x));
+  return y;
+}
+
 Tensor log_softmax_backward(const Tensor& y, const Tensor& dy) {
   return backward_cpu(
       "log_softmax_backward", y, dy,

@@ -86,6 +86,10 @@ struct AttentionMask {
 Tensor softmax(const Tensor& x, const AttentionMask& mask = {});
 Tensor softmax_backward(const Tensor& y, const Tensor& dy);
 Tensor log_softmax(const Tensor& x);
+/// log sum exp over the last dimension: shape x.shape() without it (CPU; no gradient). The
+/// values log_softmax subtracts, so a caller that needs a few log-probabilities of a row need
+/// not write all of them.
+Tensor logsumexp(const Tensor& x);
 Tensor log_softmax_backward(const Tensor& y, const Tensor& dy);
 
 // ------------------------------------------------------------------ layer norm

@@ -3,9 +3,12 @@
 // difference is the kernel's own arithmetic.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
+#include <limits>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/gemm_small.h"
 #include "ops/ops.h"
 #include "util.h"
 
@@ -93,6 +96,17 @@ TEST(CpuKernels, SoftmaxMaskedAndLogSoftmax) {
   }
 }
 
+TEST(CpuKernels, LogSumExpIsWhatLogSoftmaxSubtracts) {
+  const Tensor x = randn({3, 5, 1000}, 41, 4.0);
+  check_op([&](DType dt) { return Outputs{ops::logsumexp(in(x, dt))}; });
+  const Tensor x32 = x.to(DType::kF32), lse = ops::logsumexp(x32), lp = ops::log_softmax(x32);
+  ASSERT_EQ(lse.shape(), (Shape{3, 5}));
+  const std::vector<float> xv = x32.to_vector<float>(), lv = lse.to_vector<float>(),
+                           pv = lp.to_vector<float>();
+  for (size_t i = 0; i < xv.size(); ++i) ASSERT_EQ(xv[i] - lv[i / 1000], pv[i]) << i;
+  EXPECT_THROW(ops::logsumexp(Tensor::zeros({4, 0})), Error);
+}
+
 TEST(CpuKernels, LayerNormWithAndWithoutResidual) {
   const Tensor x = randn({5, 13, 96}, 18, 2.0), r = randn({5, 13, 96}, 19);
   const Tensor g = randn({96}, 20), b = randn({96}, 21), dy = randn({5, 13, 96}, 22);
@@ -175,6 +189,48 @@ TEST(CpuKernels, GemmLibrariesAgree) {
   cpu::set_gemm_library(before);
   EXPECT_TRUE(test::close(c1, c2, 1e-5, 1e-5));
   EXPECT_TRUE(test::close(c1, ops::matmul(randn({64, 100}, 32), randn({100, 48}, 33)), 1e-5, 1e-4));
+}
+
+// The decoding product C = alpha A B^T + beta C for 1..kSmallM rows of A (both of its forms:
+// dot products below 16 rows, broadcast blocks from 16), against a double-precision sum, with
+// leading dimensions larger than the rows, N and K not multiples of the block sizes, and
+// beta = 0 ignoring whatever C held (NaN here).
+TEST(CpuKernels, SmallMGemmMatchesDoubleSums) {
+  if (!cpu::sgemm_small_m_applies(false, true, 1, 1, 1)) GTEST_SKIP() << "needs AVX-512";
+  EXPECT_FALSE(cpu::sgemm_small_m_applies(false, true, cpu::kSmallM + 1, 8, 8));
+  EXPECT_FALSE(cpu::sgemm_small_m_applies(true, true, 4, 8, 8));
+  EXPECT_FALSE(cpu::sgemm_small_m_applies(false, false, 4, 8, 8));
+  uint64_t seed = 40;
+  for (int64_t M : {1, 2, 3, 4, 5, 7, 15, 16, 17, 31, 32})
+    for (int64_t N : {1, 5, 12, 13, 50, 700})  // 700: split between threads
+      for (int64_t K : {1, 7, 16, 33, 130})
+        for (float beta : {0.f, 0.5f}) {
+          const int64_t lda = K + 3, ldb = K + 5, ldc = N + 2;
+          const std::vector<float> a = randn({M, lda}, ++seed).to(DType::kF32).to_vector<float>();
+          const std::vector<float> b = randn({N, ldb}, ++seed).to(DType::kF32).to_vector<float>();
+          std::vector<float> c = randn({M, ldc}, ++seed).to(DType::kF32).to_vector<float>();
+          if (beta == 0.f) std::fill(c.begin(), c.end(), std::numeric_limits<float>::quiet_NaN());
+          const std::vector<float> c0 = c;
+          const float alpha = 0.75f;
+          cpu::sgemm(false, true, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < ldc; ++j) {
+              const size_t at = static_cast<size_t>(i * ldc + j);
+              if (j >= N) {  // outside the product: untouched
+                EXPECT_TRUE(std::isnan(c[at]) ? std::isnan(c0[at]) : c[at] == c0[at]);
+                continue;
+              }
+              double want = 0, mag = 0;
+              for (int64_t k = 0; k < K; ++k) {
+                want += double(a[i * lda + k]) * double(b[j * ldb + k]);
+                mag += std::abs(double(a[i * lda + k]) * double(b[j * ldb + k]));
+              }
+              want = alpha * want + (beta == 0.f ? 0.0 : beta * double(c0[at]));
+              ASSERT_NEAR(c[at], want, 1e-6 * (alpha * mag + std::abs(want)) + 1e-6)
+                  << "M " << M << " N " << N << " K " << K << " beta " << beta << " at (" << i
+                  << ", " << j << ")";
+            }
+        }
 }
 
 }  // namespace

@@ -45,6 +45,8 @@ void softmax(const float* x, float* y, const AttnDims& d, const Mask& m);
 void softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols);
 void log_softmax(const float* x, float* y, int64_t rows, int64_t cols);
 void log_softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols);
+/// y[r] = log sum_j exp(x[r, j]): the same value log_softmax subtracts (x - y[r] == its output).
+void logsumexp(const float* x, float* y, int64_t rows, int64_t cols);
 
 void layer_norm(const float* x, const float* r, const float* gamma, const float* beta, float* y,
                 float* s_out, float* mean, float* rstd, int64_t rows, int64_t cols, double eps);

@@ -240,6 +240,9 @@ ATTEND_MULTIVERSION void scale_f(float* x, int64_t n, float a) {
 ATTEND_MULTIVERSION void ds_f(const float* p, float* dp, int64_t n, float delta) {
   for (int64_t j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - delta);
 }
+ATTEND_MULTIVERSION void axpy_f(float* y, const float* x, int64_t n, float a) {
+  for (int64_t j = 0; j < n; ++j) y[j] += a * x[j];
+}
 ATTEND_MULTIVERSION float dot_f(const float* a, const float* b, int64_t n) {
   float acc = 0.f;
   for (int64_t j = 0; j < n; ++j) acc += a[j] * b[j];
@@ -277,6 +280,12 @@ template <typename T>
 void ds_row(const T* p, T* dp, int64_t n, T delta) {
   if constexpr (std::is_same_v<T, float>) ds_f(p, dp, n, delta);
   else for (int64_t j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - delta);
+}
+// y += a * x
+template <typename T>
+void axpy_row(T* y, const T* x, int64_t n, T a) {
+  if constexpr (std::is_same_v<T, float>) axpy_f(y, x, n, a);
+  else for (int64_t j = 0; j < n; ++j) y[j] += a * x[j];
 }
 template <typename T>
 T dot(const T* a, const T* b, int64_t n) {
@@ -326,34 +335,20 @@ void attention_one_query(const T* q, const T* k, const T* v, T* o, T* lse, const
       const T* kb = k + bh * Tk * Dh;
       const T* vb = v + bh * Tk * Dh;
       T* orow = o + bh * Dh;
-      T mx = -std::numeric_limits<T>::infinity();
-      const int64_t lim = m.limit(b, 0, Tk);
-      for (int64_t j = 0; j < Tk; ++j) {
-        if (j >= lim || !m.allowed(b, 0, j, Tk)) {
-          sc[j] = -std::numeric_limits<T>::infinity();
-          continue;
-        }
-        const T* kr = kb + j * Dh;
-        T dot = 0;
-        for (int64_t c = 0; c < Dh; ++c) dot += qr[c] * kr[c];
-        sc[j] = dot * scale;
-        mx = sc[j] > mx ? sc[j] : mx;
-      }
+      const int64_t lim = std::min(m.limit(b, 0, Tk), Tk);
+      for (int64_t j = 0; j < lim; ++j)
+        sc[j] = m.allowed(b, 0, j, Tk) ? dot(qr, kb + j * Dh, Dh) * scale
+                                       : -std::numeric_limits<T>::infinity();
       std::fill(orow, orow + Dh, T(0));
+      const T mx = lim > 0 ? max_row(sc.data(), lim) : -std::numeric_limits<T>::infinity();
       if (mx == -std::numeric_limits<T>::infinity()) {
         lse[bh] = -std::numeric_limits<T>::infinity();
         continue;
       }
-      T l = 0;
-      for (int64_t j = 0; j < std::min(lim, Tk); ++j) {
-        if (sc[j] == -std::numeric_limits<T>::infinity()) continue;
-        const T p = std::exp(sc[j] - mx);
-        l += p;
-        const T* vr = vb + j * Dh;
-        for (int64_t c = 0; c < Dh; ++c) orow[c] += p * vr[c];
-      }
-      const T inv = T(1) / l;
-      for (int64_t c = 0; c < Dh; ++c) orow[c] *= inv;
+      const T l = exp_sub_sum(sc.data(), lim, mx);  // masked keys: exp(-inf) = 0
+      for (int64_t j = 0; j < lim; ++j)
+        if (sc[j] != T(0)) axpy_row(orow, vb + j * Dh, Dh, sc[j]);
+      scale_row(orow, Dh, T(1) / l);
       lse[bh] = mx + std::log(l);
     }
   });

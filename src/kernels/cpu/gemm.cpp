@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/gemm_small.h"
 
 namespace attend {
 
@@ -49,6 +50,10 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
   if (K == 0) {  // C = beta * C; BLAS libraries disagree on this corner
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+    return;
+  }
+  if (sgemm_small_m_applies(ta, tb, M, N, K)) {  // decoding's x W^T: B read in place
+    sgemm_small_m(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   if (library_slot() == GemmLibrary::kDnnl) {

@@ -45,11 +45,15 @@ ATTEND_MULTIVERSION void softmax_backward_row(const float* y, const float* dy, f
   for (int64_t j = 0; j < cols; ++j) dx[j] = y[j] * (dy[j] - dot);
 }
 
-ATTEND_MULTIVERSION void log_softmax_row(const float* x, float* y, int64_t cols) {
+ATTEND_MULTIVERSION float logsumexp_row(const float* x, int64_t cols) {
   const float mx = row_max(x, cols);
   float sum = 0.f;
   for (int64_t j = 0; j < cols; ++j) sum += fast_exp(x[j] - mx);
-  const float lse = mx + std::log(sum);
+  return mx + std::log(sum);
+}
+
+ATTEND_MULTIVERSION void log_softmax_row(const float* x, float* y, int64_t cols) {
+  const float lse = logsumexp_row(x, cols);
   for (int64_t j = 0; j < cols; ++j) y[j] = x[j] - lse;
 }
 
@@ -90,6 +94,12 @@ void softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, 
 void log_softmax(const float* x, float* y, int64_t rows, int64_t cols) {
   parallel_for(rows, row_grain(cols), [&](int64_t s, int64_t e) {
     for (int64_t r = s; r < e; ++r) log_softmax_row(x + r * cols, y + r * cols, cols);
+  });
+}
+
+void logsumexp(const float* x, float* y, int64_t rows, int64_t cols) {
+  parallel_for(rows, row_grain(cols), [&](int64_t s, int64_t e) {
+    for (int64_t r = s; r < e; ++r) y[r] = logsumexp_row(x + r * cols, cols);
   });
 }
 

@@ -133,6 +133,15 @@ template <typename T> void log_softmax(const T* x, T* y, int64_t rows, int64_t c
     for (int64_t c = 0; c < cols; ++c) y[r * cols + c] = xr[c] - lse;
   }
 }
+template <typename T> void logsumexp(const T* x, T* y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    const T mx = *std::max_element(xr, xr + cols);
+    T sum = 0;
+    for (int64_t c = 0; c < cols; ++c) sum += std::exp(xr[c] - mx);
+    y[r] = mx + std::log(sum);
+  }
+}
 template <typename T>
 void log_softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -320,6 +329,7 @@ void adam(T* param, const T* grad, T* m, T* v, int64_t n, const AdamConfig& c, i
   template void softmax<T>(const T*, T*, const AttnDims&, const Mask&);                       \
   template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t);                \
   template void log_softmax<T>(const T*, T*, int64_t, int64_t);                               \
+  template void logsumexp<T>(const T*, T*, int64_t, int64_t);                                 \
   template void log_softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t);            \
   template void layer_norm<T>(const T*, const T*, const T*, const T*, T*, T*, T*, T*, int64_t, \
                               int64_t, double);                                               \

@@ -54,6 +54,7 @@ template <typename T> void softmax(const T* x, T* y, const AttnDims& d, const Ma
 template <typename T>
 void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols);
 template <typename T> void log_softmax(const T* x, T* y, int64_t rows, int64_t cols);
+template <typename T> void logsumexp(const T* x, T* y, int64_t rows, int64_t cols);
 /// dx = dy - exp(y) * sum(dy) per row.
 template <typename T>
 void log_softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols);

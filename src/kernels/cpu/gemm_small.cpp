@@ -1,0 +1,215 @@
+// C = alpha * A B^T + beta * C for a few rows of A: the shape of every linear layer while
+// decoding (A = the batch's current positions, B = a weight matrix [N, K]).
+//
+// A BLAS packs B into panels on every call, which costs a pass over the whole weight matrix for
+// a product that does only M multiply-adds per weight (docs/gemm.md). Here B is read in place,
+// once: the roles are swapped so that the weight is the broadcast operand. C^T [N, M] is
+// computed in blocks of NR weight rows x 16*MV rows of A, with A transposed once per call into
+// panels of 32 rows, At [ceil(M / 32)][K][32] (zero-padded), so that the vector operand of a
+// block is one contiguous stream. Each
+// block keeps NR x MV accumulators in registers over the whole K loop and walks NR weight rows
+// forward together; the block of B stays in L1/L2 while the m blocks reuse it.
+//
+// Every element of C is a plain sum over k in order, so a row's result does not depend on M
+// or on the other rows (decoding one sentence or a batch gives the same numbers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC bug 105593, see flash_attention.cpp
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/gemm_small.h"
+
+namespace attend::cpu {
+namespace {
+
+template <int NR, int MV>
+__attribute__((target("avx512f"), always_inline)) inline void step(__m512 (&acc)[NR][MV],
+                                                                   const float* at,
+                                                                   const float* B, int64_t ldb,
+                                                                   int64_t k) {
+  __m512 a[MV];
+  for (int v = 0; v < MV; ++v) a[v] = _mm512_loadu_ps(at + 16 * v);
+  for (int r = 0; r < NR; ++r) {
+    const __m512 b = _mm512_set1_ps(B[r * ldb + k]);
+    for (int v = 0; v < MV; ++v) acc[r][v] = _mm512_fmadd_ps(b, a[v], acc[r][v]);
+  }
+}
+
+constexpr int64_t kPanel = 32;  // rows of A per panel of At
+
+// acc[r][v] = sum_k B[r * ldb + k] * At[k * 32 + 16 v + lane]; written to out[r * 16 MV + ...].
+template <int NR, int MV>
+__attribute__((target("avx512f"))) void block(int64_t K, const float* At,
+                                              const float* B, int64_t ldb, float* out) {
+  __m512 acc[NR][MV];
+  for (int r = 0; r < NR; ++r)
+    for (int v = 0; v < MV; ++v) acc[r][v] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    // One cache line of each weight row per 16 k: fetch the same line of the next block's rows
+    // (the hardware prefetcher ramps up too slowly on NR short interleaved streams).
+    for (int r = 0; r < NR; ++r)
+      _mm_prefetch(reinterpret_cast<const char*>(B + (NR + r) * ldb + k), _MM_HINT_T0);
+    for (int64_t j = 0; j < 16; ++j) step<NR, MV>(acc, At + (k + j) * kPanel, B, ldb, k + j);
+  }
+  for (; k < K; ++k) step<NR, MV>(acc, At + k * kPanel, B, ldb, k);
+  for (int r = 0; r < NR; ++r)
+    for (int v = 0; v < MV; ++v) _mm512_storeu_ps(out + r * 16 * MV + 16 * v, acc[r][v]);
+}
+
+// One block of NR weight rows (nr of them real) against all M rows of A.
+template <int NR>
+__attribute__((target("avx512f"))) void weight_rows(int64_t M, int64_t nr, int64_t K, float alpha,
+                                                    const float* At, const float* B,
+                                                    int64_t ldb, float beta, float* C,
+                                                    int64_t ldc) {
+  alignas(64) float out[NR * 32];
+  for (int64_t m0 = 0; m0 < M; m0 += 32) {
+    const int64_t mb = std::min<int64_t>(32, M - m0);
+    const int mv = mb > 16 ? 2 : 1;
+    if (mv == 2)
+      block<NR, 2>(K, At + m0 * K, B, ldb, out);
+    else
+      block<NR, 1>(K, At + m0 * K, B, ldb, out);
+    const int width = 16 * mv;
+    for (int64_t m = 0; m < mb; ++m) {
+      float* c = C + (m0 + m) * ldc;
+      if (beta == 0.f)
+        for (int64_t r = 0; r < nr; ++r) c[r] = alpha * out[r * width + m];
+      else
+        for (int64_t r = 0; r < nr; ++r) c[r] = alpha * out[r * width + m] + beta * c[r];
+    }
+  }
+}
+
+// Fewer than 16 rows of A would leave most lanes of the broadcast form idle; there the product
+// is MR x NR dot products along k instead (16 k per vector, sums reduced at the end), reading
+// each weight row once per MR rows of A.
+template <int MR, int NR>
+__attribute__((target("avx512f"))) void dot_block(int64_t K, float alpha, const float* A,
+                                                  int64_t lda, const float* B, int64_t ldb,
+                                                  float beta, float* C, int64_t ldc) {
+  __m512 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < NR; ++r) acc[i][r] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 b[NR];
+    for (int r = 0; r < NR; ++r) {
+      b[r] = _mm512_loadu_ps(B + r * ldb + k);
+      _mm_prefetch(reinterpret_cast<const char*>(B + (NR + r) * ldb + k), _MM_HINT_T0);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_loadu_ps(A + i * lda + k);
+      for (int r = 0; r < NR; ++r) acc[i][r] = _mm512_fmadd_ps(a, b[r], acc[i][r]);
+    }
+  }
+  if (k < K) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
+    __m512 b[NR];
+    for (int r = 0; r < NR; ++r) b[r] = _mm512_maskz_loadu_ps(m, B + r * ldb + k);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_maskz_loadu_ps(m, A + i * lda + k);
+      for (int r = 0; r < NR; ++r) acc[i][r] = _mm512_fmadd_ps(a, b[r], acc[i][r]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < NR; ++r) {
+      float* c = C + i * ldc + r;
+      const float v = alpha * _mm512_reduce_add_ps(acc[i][r]);
+      *c = beta == 0.f ? v : v + beta * *c;
+    }
+}
+
+constexpr int64_t kDotRows = 4;  // weight rows per dot block (MR x 4 accumulators, MR <= 4)
+
+// Weight rows [n0, n0 + nr) against all M (< 16) rows of A, in groups of up to 4 rows of A.
+template <int NR>
+__attribute__((target("avx512f"))) void dot_rows(int64_t M, int64_t K, float alpha,
+                                                 const float* A, int64_t lda, const float* B,
+                                                 int64_t ldb, float beta, float* C, int64_t ldc) {
+  int64_t i = 0;
+  for (; i + 4 <= M; i += 4) dot_block<4, NR>(K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc);
+  switch (M - i) {
+    case 3: dot_block<3, NR>(K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc); break;
+    case 2: dot_block<2, NR>(K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc); break;
+    case 1: dot_block<1, NR>(K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc); break;
+    default: break;
+  }
+}
+
+bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
+constexpr int64_t kRows = 12;  // weight rows per block: 12 x 2 accumulators of 32 zmm registers
+
+}  // namespace
+
+bool sgemm_small_m_applies(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  return has_avx512() && !trans_a && trans_b && M >= 1 && M <= kSmallM && N >= 1 && K >= 1;
+}
+
+void sgemm_small_m(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  // Work is split over blocks of weight rows; a thread gets at least ~64 KiB of them.
+  const auto grain_for = [K](int64_t rows) {
+    return std::max<int64_t>(1, 65536 / (rows * K * static_cast<int64_t>(sizeof(float))));
+  };
+  if (M < 16) {
+    const int64_t blocks = (N + kDotRows - 1) / kDotRows;
+    parallel_for(blocks, grain_for(kDotRows), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t n0 = b * kDotRows, nr = std::min(kDotRows, N - n0);
+        const float* Bn = B + n0 * ldb;
+        float* Cn = C + n0;
+        switch (nr) {
+          case 4: dot_rows<4>(M, K, alpha, A, lda, Bn, ldb, beta, Cn, ldc); break;
+          case 3: dot_rows<3>(M, K, alpha, A, lda, Bn, ldb, beta, Cn, ldc); break;
+          case 2: dot_rows<2>(M, K, alpha, A, lda, Bn, ldb, beta, Cn, ldc); break;
+          default: dot_rows<1>(M, K, alpha, A, lda, Bn, ldb, beta, Cn, ldc); break;
+        }
+      }
+    });
+    return;
+  }
+  // At: panels of 32 rows of A transposed, [K][32] each, the last padded with zeros; the
+  // buffer is reused across calls by this thread.
+  const int64_t panels = (M + kPanel - 1) / kPanel;
+  thread_local std::vector<float> at;
+  at.resize(static_cast<size_t>(panels * K * kPanel));
+  for (int64_t p = 0; p < panels; ++p) {
+    float* panel = at.data() + p * K * kPanel;
+    const int64_t m0 = p * kPanel, rows = std::min(kPanel, M - m0);
+    for (int64_t k0 = 0; k0 < K; k0 += 16) {  // 16 k at a time: the lines written stay in L1
+      const int64_t k1 = std::min(K, k0 + 16);
+      for (int64_t m = 0; m < rows; ++m)
+        for (int64_t k = k0; k < k1; ++k) panel[k * kPanel + m] = A[(m0 + m) * lda + k];
+      if (rows < kPanel)
+        for (int64_t k = k0; k < k1; ++k)
+          std::fill(panel + k * kPanel + rows, panel + (k + 1) * kPanel, 0.f);
+    }
+  }
+  const float* At = at.data();
+
+  const int64_t blocks = (N + kRows - 1) / kRows;
+  parallel_for(blocks, grain_for(kRows), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t n0 = b * kRows, nr = std::min(kRows, N - n0);
+      if (nr == kRows) {
+        weight_rows<kRows>(M, nr, K, alpha, At, B + n0 * ldb, ldb, beta, C + n0, ldc);
+      } else {  // the last rows: copied into a zero-padded block so the kernel stays fixed-size
+        std::vector<float> tail(static_cast<size_t>(kRows * K), 0.f);
+        for (int64_t r = 0; r < nr; ++r)
+          std::copy(B + (n0 + r) * ldb, B + (n0 + r) * ldb + K, tail.begin() + r * K);
+        weight_rows<kRows>(M, nr, K, alpha, At, tail.data(), K, beta, C + n0, ldc);
+      }
+    }
+  });
+}
+
+}  // namespace attend::cpu

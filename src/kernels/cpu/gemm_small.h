@@ -1,0 +1,19 @@
+// The small-M product C = alpha * A B^T + beta * C (row-major A [M, K], B [N, K]) that every
+// linear layer computes while decoding; sgemm() sends those shapes here (gemm_small.cpp).
+#pragma once
+#include <cstdint>
+
+namespace attend::cpu {
+
+/// Largest M sgemm_small_m takes: above it the BLAS's packed kernels win (docs/gemm.md).
+inline constexpr int64_t kSmallM = 64;
+
+/// Whether sgemm sends this product to sgemm_small_m (an AVX-512 CPU, A not transposed,
+/// B transposed, 1 <= M <= kSmallM).
+bool sgemm_small_m_applies(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
+
+/// C = alpha * A B^T + beta * C without packing B; needs AVX-512 (see sgemm_small_m_applies).
+void sgemm_small_m(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace attend::cpu

@@ -123,24 +123,23 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols
     for (int64_t c = 0; c < cols; ++c) dx[r * cols + c] = y[r * cols + c] * (dy[r * cols + c] - dot);
   }
 }
+namespace {
+template <typename T> T row_logsumexp(const T* xr, int64_t cols) {
+  const T mx = *std::max_element(xr, xr + cols);
+  T sum = 0;
+  for (int64_t c = 0; c < cols; ++c) sum += std::exp(xr[c] - mx);
+  return mx + std::log(sum);
+}
+}  // namespace
 template <typename T> void log_softmax(const T* x, T* y, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
-    const T mx = *std::max_element(xr, xr + cols);
-    T sum = 0;
-    for (int64_t c = 0; c < cols; ++c) sum += std::exp(xr[c] - mx);
-    const T lse = mx + std::log(sum);
+    const T lse = row_logsumexp(xr, cols);
     for (int64_t c = 0; c < cols; ++c) y[r * cols + c] = xr[c] - lse;
   }
 }
 template <typename T> void logsumexp(const T* x, T* y, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * cols;
-    const T mx = *std::max_element(xr, xr + cols);
-    T sum = 0;
-    for (int64_t c = 0; c < cols; ++c) sum += std::exp(xr[c] - mx);
-    y[r] = mx + std::log(sum);
-  }
+  for (int64_t r = 0; r < rows; ++r) y[r] = row_logsumexp(x + r * cols, cols);
 }
 template <typename T>
 void log_softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols) {

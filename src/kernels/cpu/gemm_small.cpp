@@ -203,7 +203,8 @@ void sgemm_small_m(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
       if (nr == kRows) {
         weight_rows<kRows>(M, nr, K, alpha, At, B + n0 * ldb, ldb, beta, C + n0, ldc);
       } else {  // the last rows: copied into a zero-padded block so the kernel stays fixed-size
-        std::vector<float> tail(static_cast<size_t>(kRows * K), 0.f);
+        thread_local std::vector<float> tail;
+        tail.assign(static_cast<size_t>(kRows * K), 0.f);
         for (int64_t r = 0; r < nr; ++r)
           std::copy(B + (n0 + r) * ldb, B + (n0 + r) * ldb + K, tail.begin() + r * K);
         weight_rows<kRows>(M, nr, K, alpha, At, tail.data(), K, beta, C + n0, ldc);

@@ -68,6 +68,17 @@ Tensor backward_cpu(std::string_view op, const Tensor& saved_in, const Tensor& d
 int64_t rows_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.numel() / t.size(-1); }
 int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
 
+/// y [x.shape() without the last dimension] = kernel(x, rows, cols) for CPU-only reductions over
+/// the last dimension (the caller checks x).
+template <typename F32, typename F64>
+Tensor reduce_last_cpu(std::string_view op, const Tensor& x_in, F32 f32, F64 f64) {
+  const Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(Shape(x.shape().begin(), x.shape().end() - 1), x.dtype(), x.device());
+  if (cpu_path(op, x) == Path::kCpuF32) f32(x.data<float>(), y.data<float>(), rows_of(x), cols_of(x));
+  else f64(x.data<double>(), y.data<double>(), rows_of(x), cols_of(x));
+  return y;
+}
+
 kernels::Mask to_kernel_mask(const AttentionMask& m) {
   kernels::Mask km;
   km.causal = m.causal;
@@ -481,14 +492,9 @@ Tensor sum_last(const Tensor& x_in) {
   check_float(op, "x", x_in);
   ATTEND_CHECK(x_in.dim() >= 1, "sum_last: expected at least 1 dimension, got {}",
                shape_str(x_in.shape()));
-  const Tensor x = x_in.contiguous();
-  Shape s(x.shape().begin(), x.shape().end() - 1);
-  Tensor y = Tensor::empty(s, x.dtype(), x.device());
-  if (cpu_path(op, x) == Path::kCpuF32)
-    ref::sum_last(x.data<float>(), y.data<float>(), rows_of(x), cols_of(x));
-  else
-    ref::sum_last(x.data<double>(), y.data<double>(), rows_of(x), cols_of(x));
-  return y;
+  return reduce_last_cpu(
+      op, x_in, [](const float* a, float* y, int64_t r, int64_t c) { ref::sum_last(a, y, r, c); },
+      [](const double* a, double* y, int64_t r, int64_t c) { ref::sum_last(a, y, r, c); });
 }
 
 Tensor broadcast_last(const Tensor& x_in, int64_t cols) {
@@ -564,15 +570,9 @@ Tensor logsumexp(const Tensor& x_in) {
   check_float(op, "x", x_in);
   ATTEND_CHECK(x_in.dim() >= 1 && x_in.size(-1) > 0,
                "logsumexp: x must have a non-empty last dimension, got {}", shape_str(x_in.shape()));
-  const Tensor x = x_in.contiguous();
-  Shape out_shape = x.shape();
-  out_shape.pop_back();
-  Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
-  if (cpu_path(op, x) == Path::kCpuF32)
-    cpu::logsumexp(x.data<float>(), y.data<float>(), rows_of(x), cols_of(x));
-  else
-    ref::logsumexp(x.data<double>(), y.data<double>(), rows_of(x), cols_of(x));
-  return y;
+  return reduce_last_cpu(
+      op, x_in, [](const float* a, float* y, int64_t r, int64_t c) { cpu::logsumexp(a, y, r, c); },
+      [](const double* a, double* y, int64_t r, int64_t c) { ref::logsumexp(a, y, r, c); });
 }
 
 Tensor log_softmax_backward(const Tensor& y, const Tensor& dy) {

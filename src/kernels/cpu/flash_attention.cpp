@@ -189,11 +189,7 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 exp512(__m512 x)
 }
 
 __attribute__((target("avx512f"), always_inline)) inline float hsum512(__m512 v) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  float s = 0.f;
-  for (float x : t) s += x;
-  return s;
+  return _mm512_reduce_add_ps(v);  // a shuffle tree in registers
 }
 
 __attribute__((target("avx512f"), always_inline)) inline __mmask16 tail_mask(int64_t left) {
@@ -206,11 +202,7 @@ __attribute__((target("avx512f"))) float max_avx512(const float* x, int64_t n) {
     const __mmask16 k = tail_mask(n - j);
     m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, x + j));
   }
-  alignas(64) float t[16];
-  _mm512_store_ps(t, m);
-  float r = t[0];
-  for (int i = 1; i < 16; ++i) r = t[i] > r ? t[i] : r;
-  return r;
+  return _mm512_reduce_max_ps(m);
 }
 
 __attribute__((target("avx512f"))) float exp_sub_sum_avx512(float* x, int64_t n, float mx) {

@@ -218,7 +218,7 @@ __attribute__((target("avx512f"))) void dropout_blocks_avx512(
 void dropout(const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t stream) {
   const float scale = 1.f / (1.f - static_cast<float>(p));
   const float pf = static_cast<float>(p);
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx512 = has_avx512();
   // One Philox block gives four uniforms: chunk boundaries are aligned to 4 elements.
   parallel_for((n + 3) / 4, kGrain / 4, [&](int64_t s, int64_t e) {
     if (avx512) dropout_blocks_avx512(x, y, n, pf, scale, seed, stream, s, e);

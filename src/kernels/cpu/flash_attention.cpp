@@ -112,11 +112,6 @@ __attribute__((target("avx512f"))) void rows_avx512(int64_t N, int64_t K, float 
   }
 }
 
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
-}
-
 template <typename T>
 void rows_gemm_strided(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int64_t a_rs,
                        int64_t a_ks, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate) {

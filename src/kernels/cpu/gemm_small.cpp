@@ -21,6 +21,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/cpu/gemm_small.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace attend::cpu {
 namespace {
@@ -139,11 +140,6 @@ __attribute__((target("avx512f"))) void dot_rows(int64_t M, int64_t K, float alp
     case 1: dot_block<1, NR>(K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc); break;
     default: break;
   }
-}
-
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
 }
 
 constexpr int64_t kRows = 12;  // weight rows per block: 12 x 2 accumulators of 32 zmm registers

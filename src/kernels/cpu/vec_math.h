@@ -13,6 +13,12 @@
 
 namespace attend::cpu {
 
+/// Whether this CPU runs the hand-written AVX-512 kernels (checked once).
+inline bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
 /// e^x with ~2 ulp relative error for x in [-87, 88]; exactly 0 below -87.3 (so -inf gives 0,
 /// as masked scores need) and clamped above 88.
 /// Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6 Taylor polynomial.

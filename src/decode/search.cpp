@@ -144,7 +144,8 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
       while (g1 < n && live[g1].sentence == s) ++g1;
       cands.clear();
       for (int64_t r = g0; r < g1; ++r)
-        for (const auto& [logit, v] : top[r]) cands.push_back({live[r].log_prob + (lg[r * V + v] - lse[r]), r, v});
+        for (const auto& [logit, v] : top[r])
+          cands.push_back({live[r].log_prob + (lg[r * V + v] - lse[r]), r, v});
       std::stable_sort(cands.begin(), cands.end(),
                        [](const Candidate& a, const Candidate& b) { return a.log_prob > b.log_prob; });
       // Every hypothesis of a sentence has the same length: the step count.

@@ -74,8 +74,10 @@ template <typename F32, typename F64>
 Tensor reduce_last_cpu(std::string_view op, const Tensor& x_in, F32 f32, F64 f64) {
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(Shape(x.shape().begin(), x.shape().end() - 1), x.dtype(), x.device());
-  if (cpu_path(op, x) == Path::kCpuF32) f32(x.data<float>(), y.data<float>(), rows_of(x), cols_of(x));
-  else f64(x.data<double>(), y.data<double>(), rows_of(x), cols_of(x));
+  if (cpu_path(op, x) == Path::kCpuF32)
+    f32(x.data<float>(), y.data<float>(), rows_of(x), cols_of(x));
+  else
+    f64(x.data<double>(), y.data<double>(), rows_of(x), cols_of(x));
   return y;
 }
 
@@ -569,7 +571,8 @@ Tensor logsumexp(const Tensor& x_in) {
   constexpr std::string_view op = "logsumexp";
   check_float(op, "x", x_in);
   ATTEND_CHECK(x_in.dim() >= 1 && x_in.size(-1) > 0,
-               "logsumexp: x must have a non-empty last dimension, got {}", shape_str(x_in.shape()));
+               "logsumexp: x must have a non-empty last dimension, got {}",
+               shape_str(x_in.shape()));
   return reduce_last_cpu(
       op, x_in, [](const float* a, float* y, int64_t r, int64_t c) { cpu::logsumexp(a, y, r, c); },
       [](const double* a, double* y, int64_t r, int64_t c) { ref::logsumexp(a, y, r, c); });

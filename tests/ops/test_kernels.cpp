@@ -212,7 +212,8 @@ TEST(CpuKernels, SmallMGemmMatchesDoubleSums) {
           if (beta == 0.f) std::fill(c.begin(), c.end(), std::numeric_limits<float>::quiet_NaN());
           const std::vector<float> c0 = c;
           const float alpha = 0.75f;
-          cpu::sgemm(false, true, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+          cpu::sgemm(false, true, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, c.data(),
+                     ldc);
           for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < ldc; ++j) {
               const size_t at = static_cast<size_t>(i * ldc + j);

@@ -133,7 +133,8 @@ __attribute__((target("avx512f"))) void dot_rows(int64_t M, int64_t K, float alp
                                                  const float* A, int64_t lda, const float* B,
                                                  int64_t ldb, float beta, float* C, int64_t ldc) {
   int64_t i = 0;
-  for (; i + 4 <= M; i += 4) dot_block<4, NR>(K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc);
+  for (; i + 4 <= M; i += 4)
+    dot_block<4, NR>(K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc);
   switch (M - i) {
     case 3: dot_block<3, NR>(K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc); break;
     case 2: dot_block<2, NR>(K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc); break;

@@ -195,6 +195,35 @@ TEST(CpuKernels, GemmLibrariesAgree) {
 // dot products below 16 rows, broadcast blocks from 16), against a double-precision sum, with
 // leading dimensions larger than the rows, N and K not multiples of the block sizes, and
 // beta = 0 ignoring whatever C held (NaN here).
+// cpu::sgemm(false, true, ...) = alpha A B^T + beta C on padded leading dimensions against
+// double sums; beta = 0 must ignore NaN in C, and the columns past N stay untouched.
+void check_sgemm_nt(int64_t M, int64_t N, int64_t K, float alpha, float beta, uint64_t seed) {
+  const int64_t lda = K + 3, ldb = K + 5, ldc = N + 2;
+  const std::vector<float> a = randn({M, lda}, seed).to(DType::kF32).to_vector<float>();
+  const std::vector<float> b = randn({N, ldb}, seed + 1).to(DType::kF32).to_vector<float>();
+  std::vector<float> c = randn({M, ldc}, seed + 2).to(DType::kF32).to_vector<float>();
+  if (beta == 0.f) std::fill(c.begin(), c.end(), std::numeric_limits<float>::quiet_NaN());
+  const std::vector<float> c0 = c;
+  cpu::sgemm(false, true, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < ldc; ++j) {
+      const size_t at = static_cast<size_t>(i * ldc + j);
+      if (j >= N) {  // outside the product: untouched
+        EXPECT_TRUE(std::isnan(c[at]) ? std::isnan(c0[at]) : c[at] == c0[at]);
+        continue;
+      }
+      double want = 0, mag = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        want += double(a[i * lda + k]) * double(b[j * ldb + k]);
+        mag += std::abs(double(a[i * lda + k]) * double(b[j * ldb + k]));
+      }
+      want = alpha * want + (beta == 0.f ? 0.0 : beta * double(c0[at]));
+      ASSERT_NEAR(c[at], want, 1e-6 * (std::abs(alpha) * mag + std::abs(want)) + 1e-6)
+          << "M " << M << " N " << N << " K " << K << " alpha " << alpha << " beta " << beta
+          << " at (" << i << ", " << j << ")";
+    }
+}
+
 TEST(CpuKernels, SmallMGemmMatchesDoubleSums) {
   if (!cpu::sgemm_small_m_applies(false, true, 1, 1, 1)) GTEST_SKIP() << "needs AVX-512";
   EXPECT_FALSE(cpu::sgemm_small_m_applies(false, true, cpu::kSmallM + 1, 8, 8));
@@ -204,33 +233,19 @@ TEST(CpuKernels, SmallMGemmMatchesDoubleSums) {
   for (int64_t M : {1, 2, 3, 4, 5, 7, 15, 16, 17, 31, 32})
     for (int64_t N : {1, 5, 12, 13, 50, 700})  // 700: split between threads
       for (int64_t K : {1, 7, 16, 33, 130})
-        for (float beta : {0.f, 0.5f}) {
-          const int64_t lda = K + 3, ldb = K + 5, ldc = N + 2;
-          const std::vector<float> a = randn({M, lda}, ++seed).to(DType::kF32).to_vector<float>();
-          const std::vector<float> b = randn({N, ldb}, ++seed).to(DType::kF32).to_vector<float>();
-          std::vector<float> c = randn({M, ldc}, ++seed).to(DType::kF32).to_vector<float>();
-          if (beta == 0.f) std::fill(c.begin(), c.end(), std::numeric_limits<float>::quiet_NaN());
-          const std::vector<float> c0 = c;
-          const float alpha = 0.75f;
-          cpu::sgemm(false, true, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, c.data(),
-                     ldc);
-          for (int64_t i = 0; i < M; ++i)
-            for (int64_t j = 0; j < ldc; ++j) {
-              const size_t at = static_cast<size_t>(i * ldc + j);
-              if (j >= N) {  // outside the product: untouched
-                EXPECT_TRUE(std::isnan(c[at]) ? std::isnan(c0[at]) : c[at] == c0[at]);
-                continue;
-              }
-              double want = 0, mag = 0;
-              for (int64_t k = 0; k < K; ++k) {
-                want += double(a[i * lda + k]) * double(b[j * ldb + k]);
-                mag += std::abs(double(a[i * lda + k]) * double(b[j * ldb + k]));
-              }
-              want = alpha * want + (beta == 0.f ? 0.0 : beta * double(c0[at]));
-              ASSERT_NEAR(c[at], want, 1e-6 * (alpha * mag + std::abs(want)) + 1e-6)
-                  << "M " << M << " N " << N << " K " << K << " beta " << beta << " at (" << i
-                  << ", " << j << ")";
-            }
+        for (float beta : {0.f, 0.5f}) check_sgemm_nt(M, N, K, 0.75f, beta, seed += 3);
+}
+
+TEST(CpuKernels, MidMGemmMatchesDoubleSums) {
+  // 65-512 rows times a transposed weight (beam search over a batch): oneDNN's matmul primitive
+  // for alpha 1, beta 0, built once per shape; other alpha/beta and larger M take dnnl_sgemm.
+  uint64_t seed = 90;
+  for (int repeat = 0; repeat < 2; ++repeat)  // the second pass reuses the primitives built
+    for (int64_t M : {65, 128, 203, 512, 513})
+      for (int64_t N : {1, 17, 600})
+        for (int64_t K : {1, 33, 300}) {
+          check_sgemm_nt(M, N, K, 1.f, 0.f, seed += 3);
+          if (repeat == 0) check_sgemm_nt(M, N, K, 0.75f, 0.5f, seed += 3);
         }
 }
 

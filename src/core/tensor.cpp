@@ -76,7 +76,18 @@ int64_t Tensor::size(int64_t d) const {
   return shape_[static_cast<size_t>(d < 0 ? d + n : d)];
 }
 
-bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_) || numel() <= 1; }
+// Row-major order in memory; the stride of a dimension of size 1 never moves a pointer, so it
+// does not matter (a [B, 1, H, Dh] tensor transposed to [B, H, 1, Dh] needs no copy).
+bool Tensor::is_contiguous() const {
+  if (numel() <= 1) return true;
+  int64_t expected = 1;
+  for (int64_t d = dim() - 1; d >= 0; --d) {
+    const auto i = static_cast<size_t>(d);
+    if (shape_[i] != 1 && strides_[i] != expected) return false;
+    expected *= shape_[i];
+  }
+  return true;
+}
 
 void* Tensor::raw_data() const {
   ATTEND_CHECK(defined(), "tensor: access to an undefined tensor");

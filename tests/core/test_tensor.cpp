@@ -30,6 +30,25 @@ TEST(Tensor, TransposeIsAViewAndContiguousCopies) {
   EXPECT_EQ(tt.reshape({6}).to_vector<float>(), std::vector<float>({0, 3, 1, 4, 2, 5}));
 }
 
+TEST(Tensor, SizeOneDimensionsDoNotBreakContiguity) {
+  // [B, 1, H, Dh] -> [B, H, 1, Dh] (one decoding step's heads): same order in memory, no copy.
+  Tensor t = Tensor::from_vector<float>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {2, 1, 3, 2});
+  Tensor tt = t.transpose(1, 2);
+  EXPECT_EQ(tt.shape(), Shape({2, 3, 1, 2}));
+  EXPECT_TRUE(tt.is_contiguous());
+  EXPECT_TRUE(tt.contiguous().shares_storage(t));
+  EXPECT_EQ(tt.reshape({2, 6}).to_vector<float>(), t.to_vector<float>());
+  // A dimension of size 1 does not hide a real transpose elsewhere.
+  Tensor u = Tensor::zeros({2, 1, 3}).transpose(0, 2);
+  EXPECT_FALSE(u.is_contiguous());
+  // A slice of one row of a transposed matrix is strided, a slice of one column of it is not.
+  Tensor m = Tensor::from_vector<float>({0, 1, 2, 3, 4, 5}, {2, 3}).transpose(0, 1);  // [3, 2]
+  EXPECT_FALSE(m.slice(0, 0, 1).is_contiguous());
+  EXPECT_EQ(m.slice(0, 0, 1).contiguous().to_vector<float>(), std::vector<float>({0, 3}));
+  EXPECT_TRUE(m.slice(1, 1, 2).is_contiguous());
+  EXPECT_EQ(m.slice(1, 1, 2).to_vector<float>(), std::vector<float>({3, 4, 5}));
+}
+
 TEST(Tensor, SliceUsesOffset) {
   Tensor t = Tensor::from_vector<int32_t>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {3, 4});
   Tensor rows = t.slice(0, 1, 3);

@@ -77,10 +77,10 @@ void top_tokens(const float* row, int64_t V, int64_t count, bool allow_eos, std:
 }
 
 // A decoding step's tensors come from one of two arenas, reset every other step: what a step
-// leaves in the cache is read by the next step only (which appends to a copy). Encoder
-// keys/values regathered when sentences leave the batch go to the heap, as they live for many
-// steps. The arenas are per thread and kept across calls, so that each batch reuses the pages
-// the previous one touched instead of faulting in fresh memory.
+// leaves in the cache is read by the next step only (which appends to a copy). What is
+// regathered when sentences leave the batch goes to the heap: the rows' sentence map and source
+// lengths live for many steps. The arenas are per thread and kept across calls, so that each
+// batch reuses the pages the previous one touched instead of faulting in fresh memory.
 Arena& step_arena(int64_t step) {
   static thread_local Arena arenas[2];
   Arena& a = arenas[step % 2];

@@ -6,8 +6,15 @@
 namespace attend::kernels {
 
 /// Attention problem sizes: q [B, H, Tq, Dh], k and v [B, H, Tk, Dh], scores [B, H, Tq, Tk].
+/// With kv_rows (forward only), k and v are [Bkv, H, Tk, Dh] and query batch row b attends to
+/// their row kv_rows[b] (beams of one sentence sharing its encoder keys/values).
 struct AttnDims {
   int64_t B = 1, H = 1, Tq = 1, Tk = 1, Dh = 1;
+  const int32_t* kv_rows = nullptr;
+  int64_t Bkv = 0;  // batch of k and v when kv_rows is set
+
+  int64_t kv_row(int64_t b) const { return kv_rows ? kv_rows[b] : b; }
+  int64_t kv_batch() const { return kv_rows ? Bkv : B; }
 };
 
 /// Which scores are masked out (probability 0). Query i sits at key position p = i + query_offset

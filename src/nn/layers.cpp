@@ -101,13 +101,16 @@ std::pair<Tensor, Tensor> MultiHeadAttention::project_kv(const Tensor& memory) c
 }
 
 Tensor MultiHeadAttention::attend_cached(const Tensor& query, const Tensor& k, const Tensor& v,
-                                         const ops::AttentionMask& mask) const {
+                                         const ops::AttentionMask& mask,
+                                         const Tensor& kv_rows) const {
   const int64_t B = query.size(0), Tq = query.size(1), Dh = dim / heads;
   const Tensor q = ops::linear(query, q_proj.weight.value(), q_proj.bias.value())
                        .reshape({B, Tq, heads, Dh})
                        .transpose(1, 2)
                        .contiguous();
-  const Tensor o = ops::attention(q, k, v, config.apply(mask), 1.0 / std::sqrt(static_cast<double>(Dh))).out;
+  const Tensor o = ops::attention(q, k, v, config.apply(mask),
+                                  1.0 / std::sqrt(static_cast<double>(Dh)), kv_rows)
+                       .out;
   return ops::linear(o.transpose(1, 2).reshape({B, Tq, dim}), out_proj.weight.value(),
                      out_proj.bias.value());
 }

@@ -62,9 +62,10 @@ class MultiHeadAttention : public Module {
   /// Keys and values of `memory` [B, Tk, D] split into heads: k, v [B, H, Tk, Dh] (inference:
   /// the encoder-attention cache, or one new position of the self-attention cache).
   std::pair<Tensor, Tensor> project_kv(const Tensor& memory) const;
-  /// Attention of query [B, Tq, D] over given keys/values [B, H, Tk, Dh] -> [B, Tq, D].
+  /// Attention of query [B, Tq, D] over given keys/values [B, H, Tk, Dh] -> [B, Tq, D]; with
+  /// kv_rows (i32 [B]) row b of the query reads row kv_rows[b] of k and v (see ops::attention).
   Tensor attend_cached(const Tensor& query, const Tensor& k, const Tensor& v,
-                       const ops::AttentionMask& mask) const;
+                       const ops::AttentionMask& mask, const Tensor& kv_rows = {}) const;
   int64_t dim, heads;
   AttentionConfig config;
   Linear q_proj, k_proj, v_proj, out_proj;

@@ -200,7 +200,7 @@ Tensor ffn_value(const FeedForward& f, const Tensor& x) {
 }  // namespace
 
 Tensor DecoderLayer::step(const Tensor& x, LayerCache& cache, const ops::AttentionMask& memory_mask,
-                          const std::vector<int64_t>& self_rows) const {
+                          const Tensor& memory_rows, const std::vector<int64_t>& self_rows) const {
   auto self = [&](const Tensor& y) {  // attends to every cached position (all are earlier)
     auto [k, v] = self_attn.project_kv(y);
     cache.self_k = append_position(cache.self_k, k, self_rows);
@@ -208,7 +208,7 @@ Tensor DecoderLayer::step(const Tensor& x, LayerCache& cache, const ops::Attenti
     return self_attn.attend_cached(y, cache.self_k, cache.self_v, {});
   };
   auto cross = [&](const Tensor& y) {
-    return encoder_attn.attend_cached(y, cache.memory_k, cache.memory_v, memory_mask);
+    return encoder_attn.attend_cached(y, cache.memory_k, cache.memory_v, memory_mask, memory_rows);
   };
   if (!pre_norm) {
     const Tensor h = layer_norm_value(self_attn_layer_norm, self(x), x);
@@ -325,6 +325,9 @@ ag::Variable Transformer::decode(const Tensor& tgt_in, const Tensor& tgt_lengths
 DecoderState Transformer::start_decoding(const Tensor& memory, const Tensor& src_lengths) const {
   DecoderState st;
   st.src_lengths = src_lengths;
+  std::vector<int32_t> identity(static_cast<size_t>(memory.size(0)));
+  for (size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<int32_t>(i);
+  st.memory_rows = Tensor::from_vector(identity, {memory.size(0)});
   for (const auto& layer : decoder_layers_) {
     LayerCache c;
     std::tie(c.memory_k, c.memory_v) = layer->encoder_attn.project_kv(memory);
@@ -351,7 +354,7 @@ Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& st) const {
   ops::AttentionMask memory_mask;
   memory_mask.key_lengths = st.src_lengths;
   for (size_t i = 0; i < decoder_layers_.size(); ++i)
-    x = decoder_layers_[i]->step(x, st.layers[i], memory_mask, st.self_rows);
+    x = decoder_layers_[i]->step(x, st.layers[i], memory_mask, st.memory_rows, st.self_rows);
   st.self_rows.clear();
   if (decoder_norm_) x = layer_norm_value(*decoder_norm_, x);
   ++st.position;
@@ -384,10 +387,9 @@ void Transformer::select_rows(DecoderState& st, const std::vector<int64_t>& rows
   for (auto& c : st.layers) {
     c.self_k = pick(c.self_k, self_rows);
     c.self_v = pick(c.self_v, self_rows);
-    c.memory_k = pick(c.memory_k, rows);
-    c.memory_v = pick(c.memory_v, rows);
   }
   st.src_lengths = pick(st.src_lengths, rows);
+  st.memory_rows = pick(st.memory_rows, rows);
   st.self_rows.clear();
 }
 

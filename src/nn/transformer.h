@@ -65,8 +65,9 @@ class DecoderLayer : public Module {
   DecoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path);
   /// Inference step: x [B, 1, D] with the layer's cache -> [B, 1, D]. Row r continues the
   /// cache's self-attention row self_rows[r] (row r when self_rows is empty).
+  /// Row r reads row memory_rows[r] of the encoder cache (i32 [B]; undefined: row r).
   Tensor step(const Tensor& x, LayerCache& cache, const ops::AttentionMask& memory_mask,
-              const std::vector<int64_t>& self_rows = {}) const;
+              const Tensor& memory_rows = {}, const std::vector<int64_t>& self_rows = {}) const;
   ag::Variable forward(const ag::Variable& x, const ag::Variable& memory,
                        const ops::AttentionMask& self_mask, const ops::AttentionMask& memory_mask,
                        double dropout, uint64_t stream) const;
@@ -80,15 +81,16 @@ class DecoderLayer : public Module {
 };
 
 /// Incremental-decoding state of one decoder layer: self-attention keys/values of the
-/// positions decoded so far (grown every step) and the encoder-attention keys/values
-/// (computed once per source batch). All [B, H, *, Dh].
+/// positions decoded so far (grown every step), [rows, H, t, Dh], and the encoder-attention
+/// keys/values (computed once per source batch, never copied), [sentences, H, S, Dh].
 struct LayerCache {
   Tensor self_k, self_v, memory_k, memory_v;
 };
 
 struct DecoderState {
   std::vector<LayerCache> layers;
-  Tensor src_lengths;  // i32 [B]
+  Tensor src_lengths;  // i32 [rows]: source length of each row's sentence
+  Tensor memory_rows;  // i32 [rows]: the encoder-cache row (sentence) each row reads
   int64_t position = 0;  // positions decoded so far
   std::vector<int64_t> self_rows;  // pending reorder of the self-attention caches (empty: none)
 };
@@ -108,9 +110,10 @@ class Transformer : public Module {
   /// One decoder step for tokens i32 [B] at position state.position -> hidden [B, D]; the
   /// caches grow by one position. Equal to decode() over the whole prefix, last position.
   Tensor decode_step(const Tensor& tokens, DecoderState& state) const;
-  /// Keeps rows `rows` of every cache (beam reordering / dropping finished sentences). With
-  /// self_only the encoder keys/values and source lengths stay as they are: right when row j
-  /// after the call belongs to the same sentence as row j before it (beams reordered in place).
+  /// Keeps rows `rows` of every cache (beam reordering / dropping finished sentences); the
+  /// encoder keys/values are shared, not copied: rows only change which sentence they read. With
+  /// self_only the sentence of each row stays as it is: right when row j after the call belongs
+  /// to the same sentence as row j before it (beams reordered in place).
   static void select_rows(DecoderState& state, const std::vector<int64_t>& rows,
                           bool self_only = false);
 

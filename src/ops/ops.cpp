@@ -710,7 +710,8 @@ void embedding_backward(const Tensor& ids_in, const Tensor& dout_in, Tensor& dwe
 
 namespace {
 kernels::AttnDims check_attention(std::string_view op, const Tensor& q_in, const Tensor& k_in,
-                                  const Tensor& v_in, const AttentionMask& mask) {
+                                  const Tensor& v_in, const AttentionMask& mask,
+                                  const Tensor& kv_rows = {}) {
   check_float(op, "q", q_in);
   check_same_dtype(op, q_in, k_in);
   check_same_dtype(op, q_in, v_in);
@@ -721,21 +722,36 @@ kernels::AttnDims check_attention(std::string_view op, const Tensor& q_in, const
   check_dim(op, "v", v_in, 4);
   ATTEND_CHECK(k_in.shape() == v_in.shape(), "{}: k {} and v {} must have the same shape", op,
                shape_str(k_in.shape()), shape_str(v_in.shape()));
-  ATTEND_CHECK(q_in.size(0) == k_in.size(0) && q_in.size(1) == k_in.size(1),
+  ATTEND_CHECK((kv_rows.defined() || q_in.size(0) == k_in.size(0)) &&
+                   q_in.size(1) == k_in.size(1),
                "{}: q {} and k {} must agree in batch and heads", op, shape_str(q_in.shape()),
                shape_str(k_in.shape()));
   ATTEND_CHECK(q_in.size(3) == k_in.size(3), "{}: head width of q {} differs from k {}", op,
                shape_str(q_in.shape()), shape_str(k_in.shape()));
-  const kernels::AttnDims d{q_in.size(0), q_in.size(1), q_in.size(2), k_in.size(2), q_in.size(3)};
+  kernels::AttnDims d{q_in.size(0), q_in.size(1), q_in.size(2), k_in.size(2), q_in.size(3)};
   check_mask(op, mask, d.B, d.Tk);
+  if (kv_rows.defined()) {
+    check_dtype(op, "kv_rows", kv_rows, DType::kI32);
+    check_cpu(op, kv_rows);
+    ATTEND_CHECK(kv_rows.dim() == 1 && kv_rows.size(0) == d.B && kv_rows.is_contiguous(),
+                 "{}: kv_rows must be a contiguous [{}] (the batch of q), got {}", op, d.B,
+                 shape_str(kv_rows.shape()));
+    const int32_t* r = kv_rows.data<int32_t>();
+    for (int64_t b = 0; b < d.B; ++b)
+      ATTEND_CHECK(r[b] >= 0 && r[b] < k_in.size(0),
+                   "{}: kv_rows[{}] = {} outside [0, {}) (the batch of k {})", op, b, r[b],
+                   k_in.size(0), shape_str(k_in.shape()));
+    d.kv_rows = r;
+    d.Bkv = k_in.size(0);
+  }
   return d;
 }
 }  // namespace
 
 AttentionOut attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                       const AttentionMask& mask, double scale) {
+                       const AttentionMask& mask, double scale, const Tensor& kv_rows) {
   constexpr std::string_view op = "attention";
-  const kernels::AttnDims d = check_attention(op, q_in, k_in, v_in, mask);
+  const kernels::AttnDims d = check_attention(op, q_in, k_in, v_in, mask, kv_rows);
   const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   AttentionOut out;
   out.out = like(q);

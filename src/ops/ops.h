@@ -123,8 +123,11 @@ struct AttentionOut {
   Tensor out;  // [B, H, Tq, Dh]
   Tensor lse;  // [B, H, Tq], -inf for rows with no visible key (their output is 0)
 };
+/// kv_rows (optional, i32 [B], CPU, no backward): query batch row b attends to row kv_rows[b]
+/// of k and v, whose batch may then differ from q's (the beams of a sentence sharing its
+/// encoder keys/values while decoding).
 AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                       const AttentionMask& mask, double scale);
+                       const AttentionMask& mask, double scale, const Tensor& kv_rows = {});
 struct AttentionGrads {
   Tensor dq, dk, dv;
 };

@@ -152,6 +152,43 @@ TEST(FlashAttention, DecodingOneQueryRowAgainstACache) {
   }
 }
 
+// Rows rows[b] of t [Bt, ...] -> [rows.size(), ...] (an explicit copy, for the kv_rows oracle).
+Tensor gather_rows(const Tensor& t, const std::vector<int32_t>& rows) {
+  const std::vector<double> all = t.to(DType::kF64).to_vector<double>();
+  const int64_t row = t.numel() / t.size(0);
+  std::vector<double> out;
+  for (int32_t r : rows) out.insert(out.end(), all.begin() + r * row, all.begin() + (r + 1) * row);
+  Shape shape = t.shape();
+  shape[0] = static_cast<int64_t>(rows.size());
+  return Tensor::from_vector(out, shape).to(t.dtype());
+}
+
+TEST(FlashAttention, KvRowsShareKeysAndValuesBetweenQueryRows) {
+  // Beam search: several query rows (beams) read one sentence's encoder keys/values. The result
+  // must be bit for bit that of attention over keys/values copied out for every row.
+  const std::vector<int32_t> rows = {2, 0, 0, 1, 2, 2, 1};
+  const int64_t B = static_cast<int64_t>(rows.size()), Bkv = 3;
+  for (DType dt : {DType::kF32, DType::kF64})
+    for (int64_t Dh : {int64_t{64}, int64_t{24}})
+      for (int64_t Tq : {int64_t{1}, int64_t{5}})
+        for (bool padding : {false, true}) {
+          SCOPED_TRACE(format("dtype {} Dh {} Tq {} padding {}", dtype_name(dt), Dh, Tq, padding));
+          const int64_t H = 3, Tk = 37;
+          const Tensor q = randn({B, H, Tq, Dh}, 31).to(dt), k = randn({Bkv, H, Tk, Dh}, 32).to(dt),
+                       v = randn({Bkv, H, Tk, Dh}, 33).to(dt);
+          ops::AttentionMask m;
+          if (padding) m.key_lengths = test::ids({5, 37, 1, 20, 36, 9, 30}, {B});
+          const Tensor kv_rows = test::ids(rows, {B});
+          const ops::AttentionOut shared = ops::attention(q, k, v, m, 0.2, kv_rows);
+          const ops::AttentionOut copied =
+              ops::attention(q, gather_rows(k, rows), gather_rows(v, rows), m, 0.2);
+          EXPECT_EQ(shared.out.to(DType::kF64).to_vector<double>(),
+                    copied.out.to(DType::kF64).to_vector<double>());
+          EXPECT_EQ(shared.lse.to(DType::kF64).to_vector<double>(),
+                    copied.lse.to(DType::kF64).to_vector<double>());
+        }
+}
+
 TEST(FlashAttention, FullyMaskedRowsGiveZerosNotNaN) {
   const Tensor q = randn({2, 1, 3, 4}, 21).to(DType::kF32), k = randn({2, 1, 5, 4}, 22).to(DType::kF32);
   ops::AttentionMask m;
@@ -223,6 +260,15 @@ TEST(FlashAttention, BadInputNamesOpAndShapes) {
   bad_len.key_lengths = test::ids({1, 2}, {2});
   EXPECT_TRUE(test::throws_with([&] { ops::attention(q, k, k, bad_len, 1.0); },
                                 {"attention", "key_lengths", "[1]", "[2]"}));
+  const Tensor k3 = Tensor::zeros({3, 2, 5, 8});
+  EXPECT_TRUE(test::throws_with([&] { ops::attention(q, k3, k3, {}, 1.0); },
+                                {"attention", "batch", "[1, 2, 4, 8]", "[3, 2, 5, 8]"}));
+  EXPECT_TRUE(test::throws_with([&] { ops::attention(q, k3, k3, {}, 1.0, test::ids({3}, {1})); },
+                                {"attention", "kv_rows[0] = 3", "[0, 3)"}));
+  EXPECT_TRUE(test::throws_with([&] { ops::attention(q, k3, k3, {}, 1.0, test::ids({0, 1}, {2})); },
+                                {"attention", "kv_rows", "[1]", "[2]"}));
+  EXPECT_TRUE(test::throws_with(
+      [&] { ops::attention(q, k3, k3, {}, 1.0, Tensor::zeros({1})); }, {"attention", "kv_rows"}));
 }
 
 }  // namespace

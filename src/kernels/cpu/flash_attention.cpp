@@ -310,19 +310,86 @@ bool tile_may_be_visible(const Mask& m, int64_t b, int64_t i0, int64_t i1, int64
 // the rows of K (no tile-major copy of the cache, which would cost more than the product), then
 // the softmax and the weighted sum of the rows of V. Same results as the tiled path: output 0
 // and lse -inf for a row that sees no key.
+// With AVX-512 and Dh = 16 NV (NV <= 8) the query and the output row stay in registers: one
+// call per row instead of a dot-product and an axpy call per key (the per-key calls cost more
+// than their 64 multiply-adds at decoding's short key lengths).
+template <int NV>
+__attribute__((target("avx512f"))) void one_query_row_avx512(const float* qr, const float* kb,
+                                                             const float* vb, float* orow,
+                                                             float* lse, float* sc, int64_t lim,
+                                                             const Mask& m, int64_t b, int64_t Tk,
+                                                             float scale) {
+  __m512 qv[NV];
+  for (int c = 0; c < NV; ++c) qv[c] = _mm512_loadu_ps(qr + 16 * c);
+  for (int64_t j = 0; j < lim; ++j) {
+    if (!m.allowed(b, 0, j, Tk)) {
+      sc[j] = -std::numeric_limits<float>::infinity();
+      continue;
+    }
+    const float* kr = kb + j * 16 * NV;
+    __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+    for (int c = 1; c < NV; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), acc);
+    sc[j] = hsum512(acc) * scale;
+  }
+  const float mx = lim > 0 ? max_avx512(sc, lim) : -std::numeric_limits<float>::infinity();
+  if (mx == -std::numeric_limits<float>::infinity()) {
+    for (int c = 0; c < NV; ++c) _mm512_storeu_ps(orow + 16 * c, _mm512_setzero_ps());
+    *lse = -std::numeric_limits<float>::infinity();
+    return;
+  }
+  const float l = exp_sub_sum_avx512(sc, lim, mx);  // masked keys: exp(-inf) = 0
+  __m512 ov[NV];
+  for (int c = 0; c < NV; ++c) ov[c] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < lim; ++j) {
+    if (sc[j] == 0.f) continue;
+    const __m512 p = _mm512_set1_ps(sc[j]);
+    const float* vr = vb + j * 16 * NV;
+    for (int c = 0; c < NV; ++c) ov[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vr + 16 * c), ov[c]);
+  }
+  const __m512 inv = _mm512_set1_ps(1.f / l);
+  for (int c = 0; c < NV; ++c) _mm512_storeu_ps(orow + 16 * c, _mm512_mul_ps(ov[c], inv));
+  *lse = mx + std::log(l);
+}
+
+using OneQueryRow = void (*)(const float*, const float*, const float*, float*, float*, float*,
+                             int64_t, const Mask&, int64_t, int64_t, float);
+
+OneQueryRow one_query_row_kernel(int64_t Dh) {
+  if (!has_avx512() || Dh % 16 != 0) return nullptr;
+  switch (Dh / 16) {
+    case 1: return one_query_row_avx512<1>;
+    case 2: return one_query_row_avx512<2>;
+    case 3: return one_query_row_avx512<3>;
+    case 4: return one_query_row_avx512<4>;
+    case 5: return one_query_row_avx512<5>;
+    case 6: return one_query_row_avx512<6>;
+    case 7: return one_query_row_avx512<7>;
+    case 8: return one_query_row_avx512<8>;
+    default: return nullptr;
+  }
+}
+
 template <typename T>
 void attention_one_query(const T* q, const T* k, const T* v, T* o, T* lse, const AttnDims& d,
                          const Mask& m, T scale) {
   const int64_t BH = d.B * d.H, Dh = d.Dh, Tk = d.Tk;
+  OneQueryRow fast = nullptr;
+  if constexpr (std::is_same_v<T, float>) fast = one_query_row_kernel(Dh);
   parallel_for(BH, 8, [&](int64_t s, int64_t e) {
     std::vector<T> sc(static_cast<size_t>(Tk));
     for (int64_t bh = s; bh < e; ++bh) {
-      const int64_t b = bh / d.H;
+      const int64_t b = bh / d.H, kvh = d.kv_row(b) * d.H + bh % d.H;
       const T* qr = q + bh * Dh;
-      const T* kb = k + bh * Tk * Dh;
-      const T* vb = v + bh * Tk * Dh;
+      const T* kb = k + kvh * Tk * Dh;
+      const T* vb = v + kvh * Tk * Dh;
       T* orow = o + bh * Dh;
       const int64_t lim = std::min(m.limit(b, 0, Tk), Tk);
+      if constexpr (std::is_same_v<T, float>) {
+        if (fast) {
+          fast(qr, kb, vb, orow, lse + bh, sc.data(), lim, m, b, Tk, scale);
+          continue;
+        }
+      }
       for (int64_t j = 0; j < lim; ++j)
         sc[j] = m.allowed(b, 0, j, Tk) ? dot(qr, kb + j * Dh, Dh) * scale
                                        : -std::numeric_limits<T>::infinity();
@@ -351,8 +418,9 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
   // K transposed per head and key tile: kt [BH][ntiles][Dh][kTileK], so S = Q_tile kt_tile is
   // a rows_gemm over a contiguous operand.
   const int64_t ntiles = (Tk + kTileK - 1) / kTileK, head_kt = ntiles * Dh * kTileK;
-  std::vector<T> kt(static_cast<size_t>(BH * head_kt));
-  parallel_for(BH, 1, [&](int64_t s, int64_t e) {
+  const int64_t kvBH = d.kv_batch() * d.H;
+  std::vector<T> kt(static_cast<size_t>(kvBH * head_kt));
+  parallel_for(kvBH, 1, [&](int64_t s, int64_t e) {
     for (int64_t bh = s; bh < e; ++bh) transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.data() + bh * head_kt);
   });
   const int64_t nqt = (Tq + kTileQ - 1) / kTileQ;
@@ -363,6 +431,7 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
       // Zig-zag over query tiles so that contiguous ranges mix cheap and costly (causal) tiles.
       const int64_t qt = (t % 2 == 0) ? t / 2 : nqt - 1 - t / 2;
       const int64_t b = bh / d.H, i0 = qt * kTileQ, i1 = std::min(Tq, i0 + kTileQ), nq = i1 - i0;
+      const int64_t kvh = d.kv_row(b) * d.H + bh % d.H;
       const T* qb = q + (bh * Tq + i0) * Dh;
       std::fill(acc.begin(), acc.begin() + nq * Dh, T(0));
       std::fill(mrow.begin(), mrow.end(), -std::numeric_limits<T>::infinity());
@@ -370,7 +439,7 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
       for (int64_t j0 = 0; j0 < Tk; j0 += kTileK) {
         const int64_t j1 = std::min(Tk, j0 + kTileK), nk = j1 - j0;
         if (!tile_may_be_visible(m, b, i0, i1, j0, j1, Tk)) continue;
-        rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.data() + bh * head_kt + (j0 / kTileK) * Dh * kTileK,
+        rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.data() + kvh * head_kt + (j0 / kTileK) * Dh * kTileK,
                      kTileK, S.data(), kTileK, false);
         const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
         for (int64_t r = 0; r < nq; ++r) {
@@ -393,7 +462,7 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
           }
           lrow[r] += sum;
         }
-        rows_gemm<T>(nq, Dh, nk, T(1), S.data(), kTileK, v + (bh * Tk + j0) * Dh, Dh, acc.data(), Dh,
+        rows_gemm<T>(nq, Dh, nk, T(1), S.data(), kTileK, v + (kvh * Tk + j0) * Dh, Dh, acc.data(), Dh,
                      true);
       }
       for (int64_t r = 0; r < nq; ++r) {

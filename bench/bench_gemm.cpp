@@ -70,7 +70,7 @@ void BM_Gemm(benchmark::State& state) {
 // Decoding: a few rows (the batch's current positions, or its beams) times a weight matrix
 // [N, K] of the `base` decoder, x W^T. The weights cycle through enough copies to exceed the
 // caches, as a decoder step that reads all its layers does. impl 0: oneDNN's sgemm (packs W
-// on every call); 1: sgemm_small_m (reads W in place).
+// on every call); 1: sgemm_small_m (reads W in place); 2: oneDNN's matmul primitive.
 struct DecodeShape {
   const char* name;
   int64_t N, K;
@@ -82,7 +82,7 @@ const DecodeShape kDecodeShapes[] = {
 void BM_DecodeGemm(benchmark::State& state) {
   const DecodeShape& s = kDecodeShapes[state.range(0)];
   const int64_t M = state.range(1);
-  const bool small = state.range(2) != 0;
+  const int64_t impl = state.range(2);
   const int64_t copies = std::max<int64_t>(1, static_cast<int64_t>(200e6 / (4.0 * s.N * s.K)));
   std::vector<float> w(static_cast<size_t>(copies * s.N * s.K)), x(M * s.K), y(M * s.N);
   fill(w, 3);
@@ -90,8 +90,10 @@ void BM_DecodeGemm(benchmark::State& state) {
   int64_t i = 0;
   for (auto _ : state) {
     const float* wi = w.data() + (i++ % copies) * s.N * s.K;
-    if (small)
+    if (impl == 1)
       cpu::sgemm_small_m(M, s.N, s.K, 1.f, x.data(), s.K, wi, s.K, 0.f, y.data(), s.N);
+    else if (impl == 2)
+      cpu::sgemm_nt_matmul(M, s.N, s.K, x.data(), s.K, wi, s.K, y.data(), s.N);
     else
       dnnl_sgemm('N', 'T', M, s.N, s.K, 1.f, x.data(), s.K, wi, s.K, 0.f, y.data(), s.N);
     benchmark::DoNotOptimize(y.data());
@@ -106,9 +108,10 @@ void BM_DecodeGemm(benchmark::State& state) {
 void register_all() {
   for (size_t i = 0; i < std::size(kDecodeShapes); ++i)
     for (int64_t M : {1, 4, 16, 32, 64, 128})
-      for (int impl = 0; impl < 2; ++impl)
+      for (int impl = 0; impl < 3; ++impl)
         benchmark::RegisterBenchmark((std::string("decode/") + kDecodeShapes[i].name + "/M" +
-                                      std::to_string(M) + (impl ? "/small_m" : "/onednn"))
+                                      std::to_string(M) +
+                                      (impl == 0 ? "/onednn" : impl == 1 ? "/small_m" : "/matmul"))
                                          .c_str(),
                                      BM_DecodeGemm)
             ->Args({static_cast<int64_t>(i), M, impl})

@@ -23,6 +23,10 @@ const char* gemm_library_name(GemmLibrary lib);
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc);
+/// C = A B^T (row-major A [M, K], B [N, K], C [M, N]) through oneDNN's matmul primitive, built
+/// once per shape and kept: what sgemm uses for 33-512 rows (docs/gemm.md).
+void sgemm_nt_matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                     const float* B, int64_t ldb, float* C, int64_t ldc);
 /// `batch` independent sgemm calls; matrix i starts at A + i*stride_a etc. (stride 0 broadcasts).
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,

@@ -41,8 +41,8 @@ GemmLibrary& library_slot() {
   return lib;
 }
 
-// x W^T with 65-512 rows (beam search over a batch while decoding): oneDNN's matmul primitive
-// (its brgemm kernels) runs these 1.15-1.8x faster than dnnl_sgemm (docs/gemm.md). A primitive
+// x W^T with 33-512 rows (beam search over a batch while decoding): oneDNN's matmul primitive
+// (its brgemm kernels) runs these 1.1-1.4x faster than dnnl_sgemm (docs/gemm.md). A primitive
 // is built for each shape the first time (0.15-0.6 ms, JIT) and kept; beyond 512 rows (training
 // batches, whose row count changes every step) dnnl_sgemm is as fast and needs no building.
 constexpr int64_t kMatmulMaxM = 512;
@@ -83,8 +83,10 @@ class MatmulCache {
   std::map<Key, dnnl::matmul> prims_;
 };
 
-void matmul_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-               int64_t ldb, float* C, int64_t ldc) {
+}  // namespace
+
+void sgemm_nt_matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                     const float* B, int64_t ldb, float* C, int64_t ldc) {
   static MatmulCache cache;
   try {
     cache.run(M, N, K, A, lda, B, ldb, C, ldc);
@@ -92,8 +94,6 @@ void matmul_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
     ATTEND_FAIL("sgemm: oneDNN matmul failed (M {} N {} K {}): {}", M, N, K, e.what());
   }
 }
-
-}  // namespace
 
 GemmLibrary gemm_library() { return library_slot(); }
 void set_gemm_library(GemmLibrary lib) { library_slot() = lib; }
@@ -115,7 +115,7 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
   }
   if (library_slot() == GemmLibrary::kDnnl) {
     if (!ta && tb && M <= kMatmulMaxM && alpha == 1.f && beta == 0.f) {
-      matmul_nt(M, N, K, A, lda, B, ldb, C, ldc);
+      sgemm_nt_matmul(M, N, K, A, lda, B, ldb, C, ldc);
       return;
     }
     const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B,

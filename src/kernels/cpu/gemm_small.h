@@ -5,8 +5,9 @@
 
 namespace attend::cpu {
 
-/// Largest M sgemm_small_m takes: above it the BLAS's packed kernels win (docs/gemm.md).
-inline constexpr int64_t kSmallM = 64;
+/// Largest M sgemm sends to sgemm_small_m: above it oneDNN's matmul primitive wins on the
+/// decoder's shapes (docs/gemm.md). The kernel itself takes up to 64 rows.
+inline constexpr int64_t kSmallM = 32;
 
 /// Whether sgemm sends this product to sgemm_small_m (an AVX-512 CPU, A not transposed,
 /// B transposed, 1 <= M <= kSmallM).

@@ -56,21 +56,20 @@ class MatmulCache {
     const memory::desc a_md({M, K}, memory::data_type::f32, {lda, 1});
     const memory::desc b_md({K, N}, memory::data_type::f32, {1, ldb});
     const memory::desc c_md({M, N}, memory::data_type::f32, {ldc, 1});
-    const dnnl::matmul* prim = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      const Key key{M, N, K, lda, ldb, ldc};
-      auto it = prims_.find(key);
-      if (it == prims_.end()) {
-        if (prims_.size() >= kMaxPrimitives) prims_.clear();
-        const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), engine_);
-        it = prims_.emplace(key, dnnl::matmul(pd)).first;
-      }
-      prim = &it->second;  // entries are only removed under the lock, by a later miss
+    // One product at a time: oneDNN's default build shares one scratchpad between executions,
+    // so a primitive must not run in two threads at once (sgemm's callers are sequential; the
+    // lock makes a concurrent caller wait instead of corrupting it).
+    std::lock_guard<std::mutex> lock(mu_);
+    const Key key{M, N, K, lda, ldb, ldc};
+    auto it = prims_.find(key);
+    if (it == prims_.end()) {
+      if (prims_.size() >= kMaxPrimitives) prims_.clear();
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), engine_);
+      it = prims_.emplace(key, dnnl::matmul(pd)).first;
     }
     memory a(a_md, engine_, const_cast<float*>(A)), b(b_md, engine_, const_cast<float*>(B)),
         c(c_md, engine_, C);
-    prim->execute(stream_, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    it->second.execute(stream_, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
     stream_.wait();
   }
 

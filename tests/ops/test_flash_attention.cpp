@@ -5,13 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdio>
-#include <utility>
 #include <fstream>
 #include <string>
 
 #include "autograd/functions.h"
-#include "kernels/cpu/attention_amx.h"
 #include "kernels/cpu/flash_attention.h"
 #include "ops/ops.h"
 #include "util.h"
@@ -97,29 +94,6 @@ TEST(FlashAttention, LargerHeadsAndBatches) {
   check_case({2, 8, 97, 300, 32, true, false}, 2);
   check_case({1, 1, 1, 1, 1, false, false}, 3);
   check_case({1, 2, 1, 777, 64, true, true}, 4);
-}
-
-TEST(FlashAttention, AmxAndAvx512ForwardBothMatchReference) {
-  // The forward products run on AMX tiles (three-part bf16 split) where the CPU has them and on
-  // AVX-512 otherwise; both must meet the fp32 tolerance. Widths that are multiples of 32 take
-  // the AMX path; row and key counts around the 16-row and 32-key tile edges.
-  const bool had = cpu::amx::enabled();
-  for (bool on : {false, true}) {
-    cpu::amx::set_enabled(on);
-    if (on && !cpu::amx::enabled()) {
-      std::printf("[ SKIPPED  ] AMX half: this CPU or OS has no AMX tiles\n");
-      continue;
-    }
-    SCOPED_TRACE(on ? "AMX" : "AVX-512");
-    uint64_t seed = 900;
-    for (int64_t Dh : {32, 64, 96, 128})
-      for (auto [Tq, Tk] : {std::pair<int64_t, int64_t>{17, 33}, {64, 64}, {65, 200}, {3, 129}})
-        for (int variant = 0; variant < 4; ++variant) {
-          check_case({2, 2, Tq, Tk, Dh, (variant & 1) != 0, (variant & 2) != 0 && Tq <= Tk}, seed);
-          seed += 11;
-        }
-  }
-  cpu::amx::set_enabled(had);
 }
 
 TEST(FlashAttention, LocalMatchesReferenceWithBandedMask) {

@@ -16,11 +16,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <optional>
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "kernels/cpu/attention_amx.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace attend::cpu {
@@ -417,36 +415,17 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
   if (BH == 0 || Tq == 0) return;
   const T scale = static_cast<T>(scale_d);
   if (Tq == 1) return attention_one_query(q, k, v, o, lse, d, m, scale);
-  // On AMX CPUs (float, Dh a multiple of 32) both products run on bf16 tiles with K and V split
-  // once per head (attention_amx.h); otherwise K is transposed per head and key tile,
-  // kt [BH][ntiles][Dh][kTileK], so S = Q_tile kt_tile is a rows_gemm over a contiguous operand.
-  bool use_amx = false;
-  if constexpr (std::is_same_v<T, float>) use_amx = Dh % 32 == 0 && Dh <= 256 && amx::enabled();
+  // K transposed per head and key tile: kt [BH][ntiles][Dh][kTileK], so S = Q_tile kt_tile is
+  // a rows_gemm over a contiguous operand.
   const int64_t ntiles = (Tk + kTileK - 1) / kTileK, head_kt = ntiles * Dh * kTileK;
   const int64_t kvBH = d.kv_batch() * d.H;
-  const int64_t words = use_amx ? amx::split_words(Tk, Dh) : 0;
-  std::vector<T> kt(use_amx ? 0 : static_cast<size_t>(kvBH * head_kt));
-  std::vector<uint32_t> ksplit(static_cast<size_t>(3 * kvBH * words)),
-      vsplit(static_cast<size_t>(3 * kvBH * words));  // per head: hi, mid, lo
+  std::vector<T> kt(static_cast<size_t>(kvBH * head_kt));
   parallel_for(kvBH, 1, [&](int64_t s, int64_t e) {
-    for (int64_t bh = s; bh < e; ++bh) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (use_amx) {
-          amx::split_keys(k + bh * Tk * Dh, Tk, Dh, ksplit.data() + 3 * bh * words);
-          amx::split_values(v + bh * Tk * Dh, Tk, Dh, vsplit.data() + 3 * bh * words);
-          continue;
-        }
-      }
-      transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.data() + bh * head_kt);
-    }
+    for (int64_t bh = s; bh < e; ++bh) transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.data() + bh * head_kt);
   });
   const int64_t nqt = (Tq + kTileQ - 1) / kTileQ;
   parallel_for(BH * nqt, 1, [&](int64_t s, int64_t e) {
     std::vector<T> S(kTileQ * kTileK), acc(kTileQ * Dh), mrow(kTileQ), lrow(kTileQ);
-    std::vector<uint16_t> qsplit(use_amx ? 3 * kTileQ * Dh : 0),
-        psplit(use_amx ? 3 * kTileQ * kTileK : 0);
-    std::optional<amx::TileScope> tiles;
-    if (use_amx) tiles.emplace();
     for (int64_t item = s; item < e; ++item) {
       const int64_t bh = item / nqt, t = item % nqt;
       // Zig-zag over query tiles so that contiguous ranges mix cheap and costly (causal) tiles.
@@ -454,27 +433,14 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
       const int64_t b = bh / d.H, i0 = qt * kTileQ, i1 = std::min(Tq, i0 + kTileQ), nq = i1 - i0;
       const int64_t kvh = d.kv_row(b) * d.H + bh % d.H;
       const T* qb = q + (bh * Tq + i0) * Dh;
-      std::fill(acc.begin(), acc.end(), T(0));
+      std::fill(acc.begin(), acc.begin() + nq * Dh, T(0));
       std::fill(mrow.begin(), mrow.end(), -std::numeric_limits<T>::infinity());
       std::fill(lrow.begin(), lrow.end(), T(0));
-      if constexpr (std::is_same_v<T, float>)
-        if (use_amx)
-          amx::split_queries(qb, nq, Dh, scale, qsplit.data());
       for (int64_t j0 = 0; j0 < Tk; j0 += kTileK) {
         const int64_t j1 = std::min(Tk, j0 + kTileK), nk = j1 - j0;
         if (!tile_may_be_visible(m, b, i0, i1, j0, j1, Tk)) continue;
-        bool done = false;
-        if constexpr (std::is_same_v<T, float>) {
-          if (use_amx) {
-            amx::scores(qsplit.data(), nq, Dh, ksplit.data() + 3 * kvh * words, words, j0, nk,
-                        S.data());
-            done = true;
-          }
-        }
-        if (!done)
-          rows_gemm<T>(nq, nk, Dh, scale, qb, Dh,
-                       kt.data() + kvh * head_kt + (j0 / kTileK) * Dh * kTileK, kTileK, S.data(),
-                       kTileK, false);
+        rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.data() + kvh * head_kt + (j0 / kTileK) * Dh * kTileK,
+                     kTileK, S.data(), kTileK, false);
         const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
         for (int64_t r = 0; r < nq; ++r) {
           T* srow = S.data() + r * kTileK;
@@ -495,13 +461,6 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
             mrow[r] = mx;
           }
           lrow[r] += sum;
-        }
-        if constexpr (std::is_same_v<T, float>) {
-          if (use_amx) {
-            amx::accumulate_pv(S.data(), nq, nk, Dh, vsplit.data() + 3 * kvh * words, words, j0,
-                               psplit.data(), acc.data());
-            continue;
-          }
         }
         rows_gemm<T>(nq, Dh, nk, T(1), S.data(), kTileK, v + (kvh * Tk + j0) * Dh, Dh, acc.data(), Dh,
                      true);

@@ -13,7 +13,8 @@ struct AttnDims {
   const int32_t* kv_rows = nullptr;
   int64_t Bkv = 0;  // batch of k and v when kv_rows is set
 
-  int64_t kv_row(int64_t b) const { return kv_rows ? kv_rows[b] : b; }
+  /// The (batch, head) of k and v that query (batch, head) bh = b * H + h reads.
+  int64_t kv_head(int64_t bh) const { return (kv_rows ? kv_rows[bh / H] : bh / H) * H + bh % H; }
   int64_t kv_batch() const { return kv_rows ? Bkv : B; }
 };
 

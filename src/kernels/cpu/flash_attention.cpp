@@ -378,7 +378,7 @@ void attention_one_query(const T* q, const T* k, const T* v, T* o, T* lse, const
   parallel_for(BH, 8, [&](int64_t s, int64_t e) {
     std::vector<T> sc(static_cast<size_t>(Tk));
     for (int64_t bh = s; bh < e; ++bh) {
-      const int64_t b = bh / d.H, kvh = d.kv_row(b) * d.H + bh % d.H;
+      const int64_t b = bh / d.H, kvh = d.kv_head(bh);
       const T* qr = q + bh * Dh;
       const T* kb = k + kvh * Tk * Dh;
       const T* vb = v + kvh * Tk * Dh;
@@ -431,7 +431,7 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
       // Zig-zag over query tiles so that contiguous ranges mix cheap and costly (causal) tiles.
       const int64_t qt = (t % 2 == 0) ? t / 2 : nqt - 1 - t / 2;
       const int64_t b = bh / d.H, i0 = qt * kTileQ, i1 = std::min(Tq, i0 + kTileQ), nq = i1 - i0;
-      const int64_t kvh = d.kv_row(b) * d.H + bh % d.H;
+      const int64_t kvh = d.kv_head(bh);
       const T* qb = q + (bh * Tq + i0) * Dh;
       std::fill(acc.begin(), acc.begin() + nq * Dh, T(0));
       std::fill(mrow.begin(), mrow.end(), -std::numeric_limits<T>::infinity());

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -82,10 +83,34 @@ int main(int argc, char** argv) {
   using namespace attend;
   int64_t max_n = 32768, ref_max_n = 8192;
   std::string csv_path;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--max-n")) max_n = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--reference-max-n")) ref_max_n = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--csv")) csv_path = argv[i + 1];
+  const char* usage =
+      "usage: attention_scaling [--max-n N] [--reference-max-n N] [--csv FILE]\n"
+      "  times the reference, fused and local attention for n = 256, 512, ... up to --max-n\n"
+      "  (default 32768); the reference only up to --reference-max-n (default 8192)\n";
+  for (int i = 1; i < argc; i += 2) {
+    const bool known = !std::strcmp(argv[i], "--max-n") ||
+                       !std::strcmp(argv[i], "--reference-max-n") || !std::strcmp(argv[i], "--csv");
+    if (!known || i + 1 >= argc) {
+      const bool help = !std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h");
+      if (!help)
+        std::fprintf(stderr, "attention_scaling: %s '%s'\n",
+                     known ? "missing value after" : "unknown argument", argv[i]);
+      std::fputs(usage, help ? stdout : stderr);
+      return help ? 0 : 2;
+    }
+    if (!std::strcmp(argv[i], "--csv")) {
+      csv_path = argv[i + 1];
+      continue;
+    }
+    char* end = nullptr;
+    const long long v = std::strtoll(argv[i + 1], &end, 10);
+    const bool is_max = !std::strcmp(argv[i], "--max-n");
+    if (end == argv[i + 1] || *end != '\0' || v < (is_max ? 256 : 0)) {
+      std::fprintf(stderr, "attention_scaling: %s needs a whole number >= %d, got '%s'\n",
+                   argv[i], is_max ? 256 : 0, argv[i + 1]);
+      return 2;
+    }
+    (is_max ? max_n : ref_max_n) = v;
   }
   const double peak = bench::measured_fma_peak_gflops();
   const double gemm = gemm_rate_gflops();

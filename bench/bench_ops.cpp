@@ -86,8 +86,33 @@ void BM_Attention(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Attention)->ArgsProduct({{256, 1024}, {0, 1}})->ArgNames({"T", "bwd"})
+BENCHMARK(BM_Attention)->ArgsProduct({{256, 512, 1024, 4096}, {0, 1}})->ArgNames({"T", "bwd"})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Fused attention (the default), same shapes: forward, or backward alone from a saved forward.
+void BM_FusedAttention(benchmark::State& state) {
+  const int64_t T = state.range(0), H = 8, Dh = 64;
+  const Tensor q = rnd({1, H, T, Dh}, 8), k = rnd({1, H, T, Dh}, 9), v = rnd({1, H, T, Dh}, 10);
+  const Tensor dout = rnd({1, H, T, Dh}, 11);
+  const bool backward = state.range(1);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
+  const ops::AttentionOut o = ops::attention(q, k, v, {}, scale);
+  Arena arena;
+  for (auto _ : state) {
+    ArenaScope scope(&arena);
+    if (backward)
+      benchmark::DoNotOptimize(ops::attention_backward(dout, q, k, v, o, {}, scale).dq.raw_data());
+    else
+      benchmark::DoNotOptimize(ops::attention(q, k, v, {}, scale).out.raw_data());
+    arena.reset();
+  }
+  // Useful work only (the backward's recomputation of the scores is not counted).
+  const double flops = (backward ? 8.0 : 4.0) * H * T * T * Dh;
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_FusedAttention)->ArgsProduct({{256, 512, 1024, 4096}, {0, 1}})
+    ->ArgNames({"T", "bwd"})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace attend

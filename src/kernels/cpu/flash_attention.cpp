@@ -70,12 +70,14 @@ __attribute__((target("avx512f"), always_inline)) inline void block_avx512(
   for (int r = 0; r < RB; ++r)
     for (int v = 0; v < NV; ++v) {
       float* c = C + r * ldc + 16 * v;
-      __m512 out = _mm512_mul_ps(acc[r][v], va);
       if (kMasked && v == NV - 1) {
-        if (accumulate) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(last, c));
+        const __m512 out = accumulate
+                               ? _mm512_fmadd_ps(acc[r][v], va, _mm512_maskz_loadu_ps(last, c))
+                               : _mm512_mul_ps(acc[r][v], va);
         _mm512_mask_storeu_ps(c, last, out);
       } else {
-        if (accumulate) out = _mm512_add_ps(out, _mm512_loadu_ps(c));
+        const __m512 out = accumulate ? _mm512_fmadd_ps(acc[r][v], va, _mm512_loadu_ps(c))
+                                      : _mm512_mul_ps(acc[r][v], va);
         _mm512_storeu_ps(c, out);
       }
     }
@@ -150,8 +152,50 @@ void rows_gemm_at(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int64_t 
 // [ntiles][Dh][kTileK] (the last tile zero-padded). A plain [Dh, Tk] transpose would put the rows
 // a product walks through Tk floats apart, and with Tk a multiple of 1024 they all fall into the
 // same L1 set; tile blocks keep each product's operand contiguous (Dh x kTileK).
+// AVX-512: 16 x 16 blocks transposed in registers (unpack, then two rounds of lane shuffles);
+// rows past the end of the keys read as zeros.
+__attribute__((target("avx512f"))) void transpose_tiles_avx512(const float* src, int64_t Tk,
+                                                               int64_t Dh, float* dst) {
+  static_assert(kTileK % 16 == 0, "key tiles are whole 16-key blocks");
+  const int64_t ntiles = (Tk + kTileK - 1) / kTileK;
+  for (int64_t t = 0; t < ntiles; ++t) {
+    float* block = dst + t * Dh * kTileK;
+    for (int64_t j0 = t * kTileK; j0 < (t + 1) * kTileK; j0 += 16)
+      for (int64_t c0 = 0; c0 < Dh; c0 += 16) {
+        __m512 r[16], u[16];
+        for (int i = 0; i < 16; ++i)
+          r[i] = j0 + i < Tk ? _mm512_loadu_ps(src + (j0 + i) * Dh + c0) : _mm512_setzero_ps();
+        for (int i = 0; i < 16; i += 2) {  // per 128-bit lane: (a0 b0 a1 b1), (a2 b2 a3 b3)
+          u[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+          u[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4) {  // r[i + k], lane L: column 4L + k of rows i..i+3
+          r[i] = _mm512_shuffle_ps(u[i], u[i + 2], 0x44);
+          r[i + 1] = _mm512_shuffle_ps(u[i], u[i + 2], 0xEE);
+          r[i + 2] = _mm512_shuffle_ps(u[i + 1], u[i + 3], 0x44);
+          r[i + 3] = _mm512_shuffle_ps(u[i + 1], u[i + 3], 0xEE);
+        }
+        for (int k = 0; k < 4; ++k) {
+          // Lanes (L0, L2) and (L1, L3) of row groups 0/1 and 2/3, then interleaved again.
+          const __m512 a0 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+          const __m512 a1 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
+          const __m512 a2 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+          const __m512 a3 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
+          float* out = block + (c0 + k) * kTileK + (j0 - t * kTileK);
+          _mm512_storeu_ps(out, _mm512_shuffle_f32x4(a0, a2, 0x88));                // column k
+          _mm512_storeu_ps(out + 4 * kTileK, _mm512_shuffle_f32x4(a1, a3, 0x88));   // 4 + k
+          _mm512_storeu_ps(out + 8 * kTileK, _mm512_shuffle_f32x4(a0, a2, 0xDD));   // 8 + k
+          _mm512_storeu_ps(out + 12 * kTileK, _mm512_shuffle_f32x4(a1, a3, 0xDD));  // 12 + k
+        }
+      }
+  }
+}
+
 template <typename T>
 void transpose_tiles(const T* src, int64_t Tk, int64_t Dh, T* dst) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (has_avx512() && Dh % 16 == 0) return transpose_tiles_avx512(src, Tk, Dh, dst);
+  }
   const int64_t ntiles = (Tk + kTileK - 1) / kTileK;
   for (int64_t t = 0; t < ntiles; ++t) {
     T* block = dst + t * Dh * kTileK;

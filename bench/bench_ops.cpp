@@ -64,55 +64,38 @@ void BM_LayerNorm(benchmark::State& state) {
 BENCHMARK(BM_LayerNorm)->ArgsProduct({{512, 1024}, {0, 1}})->ArgNames({"D", "bwd"})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-// Reference attention, 8 heads of width 64, batch 1, sequence length T.
+// Attention, 8 heads of width 64, batch 1, sequence length T: the reference (unfused, keeps the
+// probabilities) or the fused kernel (the default); forward, or backward alone from a saved
+// forward. GFLOP/s counts useful work only (not the fused backward's recomputed scores).
 void BM_Attention(benchmark::State& state) {
   const int64_t T = state.range(0), H = 8, Dh = 64;
   const Tensor q = rnd({1, H, T, Dh}, 8), k = rnd({1, H, T, Dh}, 9), v = rnd({1, H, T, Dh}, 10);
   const Tensor dout = rnd({1, H, T, Dh}, 11);
-  const bool backward = state.range(1);
+  const bool backward = state.range(1), fused = state.range(2);
   const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
-  const ops::ReferenceAttentionOut o = ops::attention_reference(q, k, v, {}, scale);
+  const ops::ReferenceAttentionOut ref = ops::attention_reference(q, k, v, {}, scale);
+  const ops::AttentionOut out = ops::attention(q, k, v, {}, scale);
   Arena arena;
-  for (auto _ : state) {
-    ArenaScope scope(&arena);
+  const auto call = [&]() -> Tensor {
     if (backward)
-      benchmark::DoNotOptimize(
-          ops::attention_reference_backward(dout, q, k, v, o.probs, scale).dq.raw_data());
-    else
-      benchmark::DoNotOptimize(ops::attention_reference(q, k, v, {}, scale).out.raw_data());
+      return fused ? ops::attention_backward(dout, q, k, v, out, {}, scale).dq
+                   : ops::attention_reference_backward(dout, q, k, v, ref.probs, scale).dq;
+    return fused ? ops::attention(q, k, v, {}, scale).out
+                 : ops::attention_reference(q, k, v, {}, scale).out;
+  };
+  for (auto _ : state) {
+    {
+      ArenaScope scope(&arena);
+      benchmark::DoNotOptimize(call().raw_data());
+    }
     arena.reset();
   }
   const double flops = (backward ? 8.0 : 4.0) * H * T * T * Dh;
   state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Attention)->ArgsProduct({{256, 512, 1024, 4096}, {0, 1}})->ArgNames({"T", "bwd"})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
-
-// Fused attention (the default), same shapes: forward, or backward alone from a saved forward.
-void BM_FusedAttention(benchmark::State& state) {
-  const int64_t T = state.range(0), H = 8, Dh = 64;
-  const Tensor q = rnd({1, H, T, Dh}, 8), k = rnd({1, H, T, Dh}, 9), v = rnd({1, H, T, Dh}, 10);
-  const Tensor dout = rnd({1, H, T, Dh}, 11);
-  const bool backward = state.range(1);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
-  const ops::AttentionOut o = ops::attention(q, k, v, {}, scale);
-  Arena arena;
-  for (auto _ : state) {
-    ArenaScope scope(&arena);
-    if (backward)
-      benchmark::DoNotOptimize(ops::attention_backward(dout, q, k, v, o, {}, scale).dq.raw_data());
-    else
-      benchmark::DoNotOptimize(ops::attention(q, k, v, {}, scale).out.raw_data());
-    arena.reset();
-  }
-  // Useful work only (the backward's recomputation of the scores is not counted).
-  const double flops = (backward ? 8.0 : 4.0) * H * T * T * Dh;
-  state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9,
-                                                 benchmark::Counter::kIsRate);
-}
-BENCHMARK(BM_FusedAttention)->ArgsProduct({{256, 512, 1024, 4096}, {0, 1}})
-    ->ArgNames({"T", "bwd"})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Attention)->ArgsProduct({{256, 512, 1024, 4096}, {0, 1}, {0, 1}})
+    ->ArgNames({"T", "bwd", "fused"})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace attend

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -463,9 +464,9 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
   // a rows_gemm over a contiguous operand.
   const int64_t ntiles = (Tk + kTileK - 1) / kTileK, head_kt = ntiles * Dh * kTileK;
   const int64_t kvBH = d.kv_batch() * d.H;
-  std::vector<T> kt(static_cast<size_t>(kvBH * head_kt));
+  const std::unique_ptr<T[]> kt(new T[static_cast<size_t>(kvBH * head_kt)]);  // all written
   parallel_for(kvBH, 1, [&](int64_t s, int64_t e) {
-    for (int64_t bh = s; bh < e; ++bh) transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.data() + bh * head_kt);
+    for (int64_t bh = s; bh < e; ++bh) transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.get() + bh * head_kt);
   });
   const int64_t nqt = (Tq + kTileQ - 1) / kTileQ;
   parallel_for(BH * nqt, 1, [&](int64_t s, int64_t e) {
@@ -483,7 +484,7 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
       for (int64_t j0 = 0; j0 < Tk; j0 += kTileK) {
         const int64_t j1 = std::min(Tk, j0 + kTileK), nk = j1 - j0;
         if (!tile_may_be_visible(m, b, i0, i1, j0, j1, Tk)) continue;
-        rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.data() + kvh * head_kt + (j0 / kTileK) * Dh * kTileK,
+        rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.get() + kvh * head_kt + (j0 / kTileK) * Dh * kTileK,
                      kTileK, S.data(), kTileK, false);
         const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
         for (int64_t r = 0; r < nq; ++r) {
@@ -536,14 +537,15 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
   }
   // delta[i] = <dO_i, O_i> (the softmax-backward row term); V transposed per head.
   const int64_t ntiles = (Tk + kTileK - 1) / kTileK, head_kt = ntiles * Dh * kTileK;
-  std::vector<T> delta(static_cast<size_t>(BH * Tq)), vt(static_cast<size_t>(BH * head_kt)),
-      kt(static_cast<size_t>(BH * head_kt));
+  // Every element is written before it is read (the transposes pad the last tile): not zeroed.
+  const std::unique_ptr<T[]> delta(new T[static_cast<size_t>(BH * Tq)]),
+      vt(new T[static_cast<size_t>(BH * head_kt)]), kt(new T[static_cast<size_t>(BH * head_kt)]);
   parallel_for(BH, 1, [&](int64_t s, int64_t e) {
     for (int64_t bh = s; bh < e; ++bh) {
       for (int64_t i = 0; i < Tq; ++i)
         delta[bh * Tq + i] = dot(dout + (bh * Tq + i) * Dh, o + (bh * Tq + i) * Dh, Dh);
-      transpose_tiles(v + bh * Tk * Dh, Tk, Dh, vt.data() + bh * head_kt);
-      transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.data() + bh * head_kt);
+      transpose_tiles(v + bh * Tk * Dh, Tk, Dh, vt.get() + bh * head_kt);
+      transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.get() + bh * head_kt);
     }
   });
   // Work items: (head, chunk of key tiles). With fewer heads than threads the key tiles of a
@@ -568,7 +570,7 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
           const T* qb = q + (bh * Tq + i0) * Dh;
           const T* dob = dout + (bh * Tq + i0) * Dh;
           // P = exp(scale q k^T - lse), masked entries 0.
-          rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.data() + bh * head_kt + ktile * Dh * kTileK,
+          rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.get() + bh * head_kt + ktile * Dh * kTileK,
                        kTileK, S.data(), kTileK, false);
           const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
           for (int64_t r = 0; r < nq; ++r) {
@@ -586,7 +588,7 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
           // dV += P^T dO
           rows_gemm_at<T>(nk, Dh, nq, T(1), S.data(), kTileK, dob, Dh, dv_acc.data(), Dh, true);
           // dP = dO V^T;  dS = P * (dP - delta)
-          rows_gemm<T>(nq, nk, Dh, T(1), dob, Dh, vt.data() + bh * head_kt + ktile * Dh * kTileK,
+          rows_gemm<T>(nq, nk, Dh, T(1), dob, Dh, vt.get() + bh * head_kt + ktile * Dh * kTileK,
                        kTileK, dS.data(), kTileK, false);
           for (int64_t r = 0; r < nq; ++r)
             ds_row(S.data() + r * kTileK, dS.data() + r * kTileK, nk, delta[bh * Tq + i0 + r]);

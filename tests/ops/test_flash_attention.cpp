@@ -94,6 +94,10 @@ TEST(FlashAttention, LargerHeadsAndBatches) {
   check_case({2, 8, 97, 300, 32, true, false}, 2);
   check_case({1, 1, 1, 1, 1, false, false}, 3);
   check_case({1, 2, 1, 777, 64, true, true}, 4);
+  // Five query tiles over 8 heads: the forward groups query tiles (up to four per pass over the
+  // keys), here a full group and a group of one, the last tile partial.
+  check_case({2, 4, 300, 300, 64, true, true}, 5);
+  check_case({1, 8, 300, 150, 32, false, false}, 6);
 }
 
 TEST(FlashAttention, LocalMatchesReferenceWithBandedMask) {

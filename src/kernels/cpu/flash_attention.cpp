@@ -468,55 +468,70 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
   parallel_for(kvBH, 1, [&](int64_t s, int64_t e) {
     for (int64_t bh = s; bh < e; ++bh) transpose_tiles(k + bh * Tk * Dh, Tk, Dh, kt.get() + bh * head_kt);
   });
+  // Work items are (head, group of up to kMaxGroupQ query tiles): each K and V tile is loaded
+  // once for the whole group and used while it is in L1 (at n = 4,096 the K and V of one head,
+  // 2 MiB, no longer fit the L2 of a core). Groups shrink when there would be too few items.
   const int64_t nqt = (Tq + kTileQ - 1) / kTileQ;
-  parallel_for(BH * nqt, 1, [&](int64_t s, int64_t e) {
-    std::vector<T> S(kTileQ * kTileK), acc(kTileQ * Dh), mrow(kTileQ), lrow(kTileQ);
+  const int64_t G = std::clamp<int64_t>(BH * nqt / (4 * num_threads()), 1, kMaxGroupQ);
+  const int64_t ngroups = (nqt + G - 1) / G;
+  parallel_for(BH * ngroups, 1, [&](int64_t s, int64_t e) {
+    std::vector<T> S(kTileQ * kTileK), acc(G * kTileQ * Dh), mrow(G * kTileQ), lrow(G * kTileQ);
     for (int64_t item = s; item < e; ++item) {
-      const int64_t bh = item / nqt, t = item % nqt;
-      // Zig-zag over query tiles so that contiguous ranges mix cheap and costly (causal) tiles.
-      const int64_t qt = (t % 2 == 0) ? t / 2 : nqt - 1 - t / 2;
-      const int64_t b = bh / d.H, i0 = qt * kTileQ, i1 = std::min(Tq, i0 + kTileQ), nq = i1 - i0;
-      const int64_t kvh = d.kv_head(bh);
-      const T* qb = q + (bh * Tq + i0) * Dh;
-      std::fill(acc.begin(), acc.begin() + nq * Dh, T(0));
+      const int64_t bh = item / ngroups, t = item % ngroups;
+      // Zig-zag over query groups so that contiguous ranges mix cheap and costly (causal) ones.
+      const int64_t g0 = (t % 2 == 0) ? t / 2 : ngroups - 1 - t / 2;
+      const int64_t qt0 = g0 * G, qt1 = std::min(nqt, qt0 + G);
+      const int64_t b = bh / d.H, kvh = d.kv_head(bh);
+      std::fill(acc.begin(), acc.end(), T(0));
       std::fill(mrow.begin(), mrow.end(), -std::numeric_limits<T>::infinity());
       std::fill(lrow.begin(), lrow.end(), T(0));
       for (int64_t j0 = 0; j0 < Tk; j0 += kTileK) {
         const int64_t j1 = std::min(Tk, j0 + kTileK), nk = j1 - j0;
-        if (!tile_may_be_visible(m, b, i0, i1, j0, j1, Tk)) continue;
-        rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.get() + kvh * head_kt + (j0 / kTileK) * Dh * kTileK,
-                     kTileK, S.data(), kTileK, false);
-        const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
-        for (int64_t r = 0; r < nq; ++r) {
-          T* srow = S.data() + r * kTileK;
-          if (!full)
-            for (int64_t c = 0; c < nk; ++c)
-              if (!m.allowed(b, i0 + r, j0 + c, Tk)) srow[c] = -std::numeric_limits<T>::infinity();
-          const T tile_max = max_row(srow, nk);
-          const T mx = tile_max > mrow[r] ? tile_max : mrow[r];
-          if (mx == -std::numeric_limits<T>::infinity()) {  // nothing visible yet in this row
-            std::fill(srow, srow + nk, T(0));
-            continue;
+        const T* ktile = kt.get() + kvh * head_kt + (j0 / kTileK) * Dh * kTileK;
+        const T* vtile = v + (kvh * Tk + j0) * Dh;
+        for (int64_t qt = qt0; qt < qt1; ++qt) {
+          const int64_t i0 = qt * kTileQ, i1 = std::min(Tq, i0 + kTileQ), nq = i1 - i0;
+          if (!tile_may_be_visible(m, b, i0, i1, j0, j1, Tk)) continue;
+          T* accg = acc.data() + (qt - qt0) * kTileQ * Dh;
+          T* mg = mrow.data() + (qt - qt0) * kTileQ;
+          T* lg = lrow.data() + (qt - qt0) * kTileQ;
+          rows_gemm<T>(nq, nk, Dh, scale, q + (bh * Tq + i0) * Dh, Dh, ktile, kTileK, S.data(),
+                       kTileK, false);
+          const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
+          for (int64_t r = 0; r < nq; ++r) {
+            T* srow = S.data() + r * kTileK;
+            if (!full)
+              for (int64_t c = 0; c < nk; ++c)
+                if (!m.allowed(b, i0 + r, j0 + c, Tk)) srow[c] = -std::numeric_limits<T>::infinity();
+            const T tile_max = max_row(srow, nk);
+            const T mx = tile_max > mg[r] ? tile_max : mg[r];
+            if (mx == -std::numeric_limits<T>::infinity()) {  // nothing visible yet in this row
+              std::fill(srow, srow + nk, T(0));
+              continue;
+            }
+            const T sum = exp_sub_sum(srow, nk, mx);
+            if (mx != mg[r]) {  // the running max moved: rescale what was accumulated so far
+              const T alpha = std::exp(mg[r] - mx);
+              lg[r] *= alpha;
+              scale_row(accg + r * Dh, Dh, alpha);
+              mg[r] = mx;
+            }
+            lg[r] += sum;
           }
-          const T sum = exp_sub_sum(srow, nk, mx);
-          if (mx != mrow[r]) {  // the running max moved: rescale what was accumulated so far
-            const T alpha = std::exp(mrow[r] - mx);
-            lrow[r] *= alpha;
-            scale_row(acc.data() + r * Dh, Dh, alpha);
-            mrow[r] = mx;
-          }
-          lrow[r] += sum;
+          rows_gemm<T>(nq, Dh, nk, T(1), S.data(), kTileK, vtile, Dh, accg, Dh, true);
         }
-        rows_gemm<T>(nq, Dh, nk, T(1), S.data(), kTileK, v + (kvh * Tk + j0) * Dh, Dh, acc.data(), Dh,
-                     true);
       }
-      for (int64_t r = 0; r < nq; ++r) {
-        T* orow = o + (bh * Tq + i0 + r) * Dh;
-        const T l = lrow[r];
-        const T inv = l > T(0) ? T(1) / l : T(0);
-        for (int64_t c = 0; c < Dh; ++c) orow[c] = acc[r * Dh + c] * inv;
-        lse[bh * Tq + i0 + r] =
-            l > T(0) ? mrow[r] + std::log(l) : -std::numeric_limits<T>::infinity();
+      for (int64_t qt = qt0; qt < qt1; ++qt) {
+        const int64_t i0 = qt * kTileQ, nq = std::min(Tq, i0 + kTileQ) - i0;
+        for (int64_t r = 0; r < nq; ++r) {
+          const int64_t row = (qt - qt0) * kTileQ + r;
+          T* orow = o + (bh * Tq + i0 + r) * Dh;
+          const T l = lrow[row];
+          const T inv = l > T(0) ? T(1) / l : T(0);
+          for (int64_t c = 0; c < Dh; ++c) orow[c] = acc[row * Dh + c] * inv;
+          lse[bh * Tq + i0 + r] =
+              l > T(0) ? mrow[row] + std::log(l) : -std::numeric_limits<T>::infinity();
+        }
       }
     }
   });
@@ -554,51 +569,64 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(nkt, (num_threads() + BH - 1) / BH));
   std::vector<T> dq_private(chunks > 1 ? static_cast<size_t>(BH * chunks * Tq * Dh) : 0, T(0));
   parallel_for(BH * chunks, 1, [&](int64_t s, int64_t e) {
-    std::vector<T> S(kTileQ * kTileK), dS(kTileQ * kTileK), dk_acc(kTileK * Dh),
-        dv_acc(kTileK * Dh);
+    // Up to kMaxGroupK key tiles share each pass over the query tiles, so the Q, dO and dQ
+    // rows of a query tile are read once per group (they are streamed from beyond the L2 at
+    // n = 4,096) while each key tile keeps its own dK, dV accumulators.
+    std::vector<T> S(kTileQ * kTileK), dS(kTileQ * kTileK), dk_acc(kMaxGroupK * kTileK * Dh),
+        dv_acc(kMaxGroupK * kTileK * Dh);
     for (int64_t item = s; item < e; ++item) {
       const int64_t bh = item / chunks, chunk = item % chunks, b = bh / d.H;
       T* dq_out = chunks > 1 ? dq_private.data() + item * Tq * Dh : dq + bh * Tq * Dh;
       const int64_t kt0 = nkt * chunk / chunks, kt1 = nkt * (chunk + 1) / chunks;
-      for (int64_t ktile = kt0; ktile < kt1; ++ktile) {
-        const int64_t j0 = ktile * kTileK, j1 = std::min(Tk, j0 + kTileK), nk = j1 - j0;
-        std::fill(dk_acc.begin(), dk_acc.begin() + nk * Dh, T(0));
-        std::fill(dv_acc.begin(), dv_acc.begin() + nk * Dh, T(0));
+      for (int64_t kg0 = kt0; kg0 < kt1; kg0 += kMaxGroupK) {
+        const int64_t kg1 = std::min(kt1, kg0 + kMaxGroupK);
+        std::fill(dk_acc.begin(), dk_acc.end(), T(0));
+        std::fill(dv_acc.begin(), dv_acc.end(), T(0));
         for (int64_t i0 = 0; i0 < Tq; i0 += kTileQ) {
           const int64_t i1 = std::min(Tq, i0 + kTileQ), nq = i1 - i0;
-          if (!tile_may_be_visible(m, b, i0, i1, j0, j1, Tk)) continue;
           const T* qb = q + (bh * Tq + i0) * Dh;
           const T* dob = dout + (bh * Tq + i0) * Dh;
-          // P = exp(scale q k^T - lse), masked entries 0.
-          rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.get() + bh * head_kt + ktile * Dh * kTileK,
-                       kTileK, S.data(), kTileK, false);
-          const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
-          for (int64_t r = 0; r < nq; ++r) {
-            const T l = lse[bh * Tq + i0 + r];
-            T* srow = S.data() + r * kTileK;
-            if (l == -std::numeric_limits<T>::infinity()) {
-              std::fill(srow, srow + nk, T(0));
-              continue;
+          for (int64_t ktile = kg0; ktile < kg1; ++ktile) {
+            const int64_t j0 = ktile * kTileK, j1 = std::min(Tk, j0 + kTileK), nk = j1 - j0;
+            if (!tile_may_be_visible(m, b, i0, i1, j0, j1, Tk)) continue;
+            T* dk_g = dk_acc.data() + (ktile - kg0) * kTileK * Dh;
+            T* dv_g = dv_acc.data() + (ktile - kg0) * kTileK * Dh;
+            // P = exp(scale q k^T - lse), masked entries 0.
+            rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.get() + bh * head_kt + ktile * Dh * kTileK,
+                         kTileK, S.data(), kTileK, false);
+            const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
+            for (int64_t r = 0; r < nq; ++r) {
+              const T l = lse[bh * Tq + i0 + r];
+              T* srow = S.data() + r * kTileK;
+              if (l == -std::numeric_limits<T>::infinity()) {
+                std::fill(srow, srow + nk, T(0));
+                continue;
+              }
+              if (!full)
+                for (int64_t c = 0; c < nk; ++c)
+                  if (!m.allowed(b, i0 + r, j0 + c, Tk)) srow[c] = -std::numeric_limits<T>::infinity();
+              exp_sub_sum(srow, nk, l);
             }
-            if (!full)
-              for (int64_t c = 0; c < nk; ++c)
-                if (!m.allowed(b, i0 + r, j0 + c, Tk)) srow[c] = -std::numeric_limits<T>::infinity();
-            exp_sub_sum(srow, nk, l);
+            // dV += P^T dO
+            rows_gemm_at<T>(nk, Dh, nq, T(1), S.data(), kTileK, dob, Dh, dv_g, Dh, true);
+            // dP = dO V^T;  dS = P * (dP - delta)
+            rows_gemm<T>(nq, nk, Dh, T(1), dob, Dh, vt.get() + bh * head_kt + ktile * Dh * kTileK,
+                         kTileK, dS.data(), kTileK, false);
+            for (int64_t r = 0; r < nq; ++r)
+              ds_row(S.data() + r * kTileK, dS.data() + r * kTileK, nk, delta[bh * Tq + i0 + r]);
+            // dQ += scale dS K;  dK += scale dS^T Q
+            rows_gemm<T>(nq, Dh, nk, scale, dS.data(), kTileK, k + (bh * Tk + j0) * Dh, Dh,
+                         dq_out + i0 * Dh, Dh, true);
+            rows_gemm_at<T>(nk, Dh, nq, scale, dS.data(), kTileK, qb, Dh, dk_g, Dh, true);
           }
-          // dV += P^T dO
-          rows_gemm_at<T>(nk, Dh, nq, T(1), S.data(), kTileK, dob, Dh, dv_acc.data(), Dh, true);
-          // dP = dO V^T;  dS = P * (dP - delta)
-          rows_gemm<T>(nq, nk, Dh, T(1), dob, Dh, vt.get() + bh * head_kt + ktile * Dh * kTileK,
-                       kTileK, dS.data(), kTileK, false);
-          for (int64_t r = 0; r < nq; ++r)
-            ds_row(S.data() + r * kTileK, dS.data() + r * kTileK, nk, delta[bh * Tq + i0 + r]);
-          // dQ += scale dS K;  dK += scale dS^T Q
-          rows_gemm<T>(nq, Dh, nk, scale, dS.data(), kTileK, k + (bh * Tk + j0) * Dh, Dh,
-                       dq_out + i0 * Dh, Dh, true);
-          rows_gemm_at<T>(nk, Dh, nq, scale, dS.data(), kTileK, qb, Dh, dk_acc.data(), Dh, true);
         }
-        std::copy(dk_acc.begin(), dk_acc.begin() + nk * Dh, dk + (bh * Tk + j0) * Dh);
-        std::copy(dv_acc.begin(), dv_acc.begin() + nk * Dh, dv + (bh * Tk + j0) * Dh);
+        for (int64_t ktile = kg0; ktile < kg1; ++ktile) {
+          const int64_t j0 = ktile * kTileK, nk = std::min(Tk, j0 + kTileK) - j0;
+          const T* dk_g = dk_acc.data() + (ktile - kg0) * kTileK * Dh;
+          const T* dv_g = dv_acc.data() + (ktile - kg0) * kTileK * Dh;
+          std::copy(dk_g, dk_g + nk * Dh, dk + (bh * Tk + j0) * Dh);
+          std::copy(dv_g, dv_g + nk * Dh, dv + (bh * Tk + j0) * Dh);
+        }
       }
     }
   });

@@ -11,6 +11,9 @@ namespace attend::cpu {
 /// Query/key tile sizes: a tile of scores (kTileQ x kTileK) and the Q, K, V, O tiles of a head
 /// of width <= 128 fit the L2 cache together.
 constexpr int64_t kTileQ = 64, kTileK = 64;
+/// The forward walks the key tiles once for up to kMaxGroupQ query tiles of a head; the
+/// backward walks the query tiles once for up to kMaxGroupK key tiles.
+constexpr int64_t kMaxGroupQ = 4, kMaxGroupK = 4;
 
 /// o = softmax(scale q k^T + mask) v and lse[b, h, i] = log sum_j exp(scale q_i k_j) over the
 /// visible keys (-inf for a row with no visible key; its output is 0).

@@ -1,7 +1,7 @@
 // Fused attention: for each (batch, head, query tile) the key tiles are visited with an online
 // softmax (running max m, running sum l, rescaled accumulator); only the per-row log-sum-exp is
-// saved. Backward (per key tile, FlashAttention-2 order) recomputes P = exp(S - lse) and
-// accumulates dK, dV in the tile, dQ in a per-head (or per-work-item) buffer.
+// saved. Backward (per group of key tiles, FlashAttention-2 order) recomputes P = exp(S - lse)
+// and accumulates dK, dV per key tile, dQ in a per-head (or per-work-item) buffer.
 //
 // All products are C (+)= alpha * A B (or A^T B) with B row-major [K, N]; K and V are transposed
 // once per call so that every product has that form.

@@ -1,8 +1,8 @@
 // attention_scaling: time and peak extra memory of attention forward and forward+backward as the
 // sequence grows, for the unfused reference, the fused kernel and local attention (window 256).
-// 8 heads of width 64, batch 1, causal off, fp32, all pool threads.
+// 8 heads of width 64, batch 1, causal off, fp32, all pool threads (or --threads N).
 //
-// usage: attention_scaling [--max-n N] [--reference-max-n N] [--csv FILE]
+// usage: attention_scaling [--max-n N] [--reference-max-n N] [--csv FILE] [--threads N]
 // Prints a table; --csv writes one row per (n, impl) for tools/plot_attention_scaling.sh.
 // Timing: outputs and saved tensors come from an arena reset after each call, as in a training
 // step (no first-touch page faults for either implementation); implementations are interleaved.
@@ -26,6 +26,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu.h"
 #include "ops/ops.h"
+#include "args.h"
 #include "peak.h"
 
 namespace attend {
@@ -81,37 +82,17 @@ double gemm_rate_gflops() {
 
 int main(int argc, char** argv) {
   using namespace attend;
-  int64_t max_n = 32768, ref_max_n = 8192;
-  std::string csv_path;
   const char* usage =
-      "usage: attention_scaling [--max-n N] [--reference-max-n N] [--csv FILE]\n"
+      "usage: attention_scaling [--max-n N] [--reference-max-n N] [--csv FILE] [--threads N]\n"
       "  times the reference, fused and local attention for n = 256, 512, ... up to --max-n\n"
       "  (default 32768); the reference only up to --reference-max-n (default 8192)\n";
-  for (int i = 1; i < argc; i += 2) {
-    const bool known = !std::strcmp(argv[i], "--max-n") ||
-                       !std::strcmp(argv[i], "--reference-max-n") || !std::strcmp(argv[i], "--csv");
-    if (!known || i + 1 >= argc) {
-      const bool help = !std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h");
-      if (!help)
-        std::fprintf(stderr, "attention_scaling: %s '%s'\n",
-                     known ? "missing value after" : "unknown argument", argv[i]);
-      std::fputs(usage, help ? stdout : stderr);
-      return help ? 0 : 2;
-    }
-    if (!std::strcmp(argv[i], "--csv")) {
-      csv_path = argv[i + 1];
-      continue;
-    }
-    char* end = nullptr;
-    const long long v = std::strtoll(argv[i + 1], &end, 10);
-    const bool is_max = !std::strcmp(argv[i], "--max-n");
-    if (end == argv[i + 1] || *end != '\0' || v < (is_max ? 256 : 0)) {
-      std::fprintf(stderr, "attention_scaling: %s needs a whole number >= %d, got '%s'\n",
-                   argv[i], is_max ? 256 : 0, argv[i + 1]);
-      return 2;
-    }
-    (is_max ? max_n : ref_max_n) = v;
-  }
+  const bench::Args args(argc, argv, "attention_scaling", usage,
+                         {"--max-n", "--reference-max-n", "--csv", "--threads"});
+  const int64_t max_n = args.integer("--max-n", 32768, 256);
+  const int64_t ref_max_n = args.integer("--reference-max-n", 8192, 0);
+  const std::string csv_path = args.str("--csv", "");
+  const int64_t threads = args.integer("--threads", 0, 0, 1024);
+  if (threads > 0) set_num_threads(static_cast<int>(threads));
   const double peak = bench::measured_fma_peak_gflops();
   const double gemm = gemm_rate_gflops();
   std::printf("attention_scaling: batch 1, %lld heads x %lld, fp32, %d threads\n",

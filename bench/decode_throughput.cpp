@@ -24,6 +24,7 @@
 #include "core/thread_pool.h"
 #include "data/batcher.h"
 #include "decode/search.h"
+#include "args.h"
 #include "peak.h"
 
 namespace attend {
@@ -31,8 +32,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-using bench::arg;
-using bench::sarg;
 
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
@@ -41,18 +40,22 @@ double percentile(std::vector<double> v, double q) {
 }
 
 int run(int argc, char** argv) {
-  const std::string preset = sarg(argc, argv, "--preset", "small");
-  const int64_t V = arg(argc, argv, "--vocab", 32000), L = arg(argc, argv, "--len", 24);
-  const int64_t out_len = arg(argc, argv, "--out-len", L);
-  const int64_t beam = arg(argc, argv, "--beam", 1), B = arg(argc, argv, "--batch", 1);
-  const int64_t N = arg(argc, argv, "--sentences", 16), warmup = arg(argc, argv, "--warmup", 1);
-  const int64_t threads = arg(argc, argv, "--threads", 0);
+  const char* usage =
+      "usage: decode_throughput [--preset small|base|tiny|big] [--vocab 32000] [--len 24]\n"
+      "                         [--out-len 24] [--beam 1] [--batch 1] [--sentences 16]\n"
+      "                         [--warmup 1] [--threads N]\n"
+      "  translates random --len-token sources with a random model, every output --out-len\n"
+      "  tokens; prints one JSON object (sentences/s, target tokens/s, latencies, peak RSS)\n";
+  const bench::Args args(argc, argv, "decode_throughput", usage,
+                         {"--preset", "--vocab", "--len", "--out-len", "--beam", "--batch",
+                          "--sentences", "--warmup", "--threads"});
+  const std::string preset = args.str("--preset", "small");
+  const int64_t V = args.integer("--vocab", 32000, 5), L = args.integer("--len", 24, 1);
+  const int64_t out_len = args.integer("--out-len", L, 1);
+  const int64_t beam = args.integer("--beam", 1, 1), B = args.integer("--batch", 1, 1);
+  const int64_t N = args.integer("--sentences", 16, 1), warmup = args.integer("--warmup", 1);
+  const int64_t threads = args.integer("--threads", 0, 0, 1024);
   if (threads > 0) set_num_threads(static_cast<int>(threads));
-  if (L < 1 || out_len < 1 || B < 1 || N < 1 || beam < 1 || V < 5) {
-    std::fprintf(stderr, "decode_throughput: --len, --out-len, --batch, --sentences and --beam "
-                 "must be >= 1 and --vocab >= 5\n");
-    return 2;
-  }
   nn::TransformerConfig c = nn::TransformerConfig::preset(preset);
   c.src_vocab = c.tgt_vocab = V;
   nn::Transformer model(c, 1);

@@ -26,6 +26,7 @@
 #include "nn/transformer.h"
 #include "ops/ops.h"
 #include "train/adam.h"
+#include "args.h"
 #include "peak.h"
 
 namespace attend {
@@ -61,20 +62,26 @@ double forward_flops(const nn::TransformerConfig& c, double B, double S, double 
   return enc + dec + 2 * B * T * d * V;
 }
 
-using bench::arg;
-using bench::sarg;
 
 int run(int argc, char** argv) {
-  const std::string preset = sarg(argc, argv, "--preset", "small");
-  const int64_t B = arg(argc, argv, "--batch", 64), S = arg(argc, argv, "--src-len", 32);
-  const int64_t T = arg(argc, argv, "--tgt-len", 32), V = arg(argc, argv, "--vocab", 8000);
-  const int64_t steps = arg(argc, argv, "--steps", 10), warmup = arg(argc, argv, "--warmup", 3);
-  const int64_t threads = arg(argc, argv, "--threads", 0);
+  const char* usage =
+      "usage: train_throughput [--preset small|base|tiny|big] [--batch 64] [--src-len 32]\n"
+      "                        [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]\n"
+      "                        [--dropout P] [--threads N]\n"
+      "  times full training steps on synthetic batches; prints one JSON object (tokens/s,\n"
+      "  model FLOP utilisation against the measured GEMM peak, peak RSS)\n";
+  const bench::Args args(argc, argv, "train_throughput", usage,
+                         {"--preset", "--batch", "--src-len", "--tgt-len", "--vocab", "--steps",
+                          "--warmup", "--dropout", "--threads"});
+  const std::string preset = args.str("--preset", "small");
+  const int64_t B = args.integer("--batch", 64, 1), S = args.integer("--src-len", 32, 1);
+  const int64_t T = args.integer("--tgt-len", 32, 1), V = args.integer("--vocab", 8000, 5);
+  const int64_t steps = args.integer("--steps", 10, 1), warmup = args.integer("--warmup", 3);
+  const int64_t threads = args.integer("--threads", 0, 0, 1024);
   if (threads > 0) set_num_threads(static_cast<int>(threads));
   nn::TransformerConfig c = nn::TransformerConfig::preset(preset);
   c.src_vocab = c.tgt_vocab = V;
-  const std::string p = sarg(argc, argv, "--dropout", "");
-  if (!p.empty()) c.dropout = std::atof(p.c_str());
+  if (args.has("--dropout")) c.dropout = args.number("--dropout", 0.0, 0.0, 0.99);
   const double peak = gemm_peak_gflops();
 
   nn::Transformer model(c, 1);

@@ -98,6 +98,9 @@ TEST(FlashAttention, LargerHeadsAndBatches) {
   // keys), here a full group and a group of one, the last tile partial.
   check_case({2, 4, 300, 300, 64, true, true}, 5);
   check_case({1, 8, 300, 150, 32, false, false}, 6);
+  // Head widths of 6 and 8 vectors of 16 (the micro-kernel blocks 4 vectors at a time).
+  check_case({1, 3, 130, 70, 96, true, false}, 7);
+  check_case({2, 2, 70, 130, 128, false, true}, 8);
 }
 
 TEST(FlashAttention, LocalMatchesReferenceWithBandedMask) {

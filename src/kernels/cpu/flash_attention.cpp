@@ -571,17 +571,17 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
   parallel_for(BH * chunks, 1, [&](int64_t s, int64_t e) {
     // Up to kMaxGroupK key tiles share each pass over the query tiles, so the Q, dO and dQ
     // rows of a query tile are read once per group (they are streamed from beyond the L2 at
-    // n = 4,096) while each key tile keeps its own dK, dV accumulators.
-    std::vector<T> S(kTileQ * kTileK), dS(kTileQ * kTileK), dk_acc(kMaxGroupK * kTileK * Dh),
-        dv_acc(kMaxGroupK * kTileK * Dh);
+    // n = 4,096); each key tile's dK, dV rows belong to this item and accumulate in place.
+    std::vector<T> S(kTileQ * kTileK), dS(kTileQ * kTileK);
     for (int64_t item = s; item < e; ++item) {
       const int64_t bh = item / chunks, chunk = item % chunks, b = bh / d.H;
       T* dq_out = chunks > 1 ? dq_private.data() + item * Tq * Dh : dq + bh * Tq * Dh;
       const int64_t kt0 = nkt * chunk / chunks, kt1 = nkt * (chunk + 1) / chunks;
       for (int64_t kg0 = kt0; kg0 < kt1; kg0 += kMaxGroupK) {
         const int64_t kg1 = std::min(kt1, kg0 + kMaxGroupK);
-        std::fill(dk_acc.begin(), dk_acc.end(), T(0));
-        std::fill(dv_acc.begin(), dv_acc.end(), T(0));
+        const int64_t rows0 = kg0 * kTileK, rows1 = std::min(Tk, kg1 * kTileK);
+        std::fill(dk + (bh * Tk + rows0) * Dh, dk + (bh * Tk + rows1) * Dh, T(0));
+        std::fill(dv + (bh * Tk + rows0) * Dh, dv + (bh * Tk + rows1) * Dh, T(0));
         for (int64_t i0 = 0; i0 < Tq; i0 += kTileQ) {
           const int64_t i1 = std::min(Tq, i0 + kTileQ), nq = i1 - i0;
           const T* qb = q + (bh * Tq + i0) * Dh;
@@ -589,8 +589,8 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
           for (int64_t ktile = kg0; ktile < kg1; ++ktile) {
             const int64_t j0 = ktile * kTileK, j1 = std::min(Tk, j0 + kTileK), nk = j1 - j0;
             if (!tile_may_be_visible(m, b, i0, i1, j0, j1, Tk)) continue;
-            T* dk_g = dk_acc.data() + (ktile - kg0) * kTileK * Dh;
-            T* dv_g = dv_acc.data() + (ktile - kg0) * kTileK * Dh;
+            T* dk_g = dk + (bh * Tk + j0) * Dh;
+            T* dv_g = dv + (bh * Tk + j0) * Dh;
             // P = exp(scale q k^T - lse), masked entries 0.
             rows_gemm<T>(nq, nk, Dh, scale, qb, Dh, kt.get() + bh * head_kt + ktile * Dh * kTileK,
                          kTileK, S.data(), kTileK, false);
@@ -619,13 +619,6 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
                          dq_out + i0 * Dh, Dh, true);
             rows_gemm_at<T>(nk, Dh, nq, scale, dS.data(), kTileK, qb, Dh, dk_g, Dh, true);
           }
-        }
-        for (int64_t ktile = kg0; ktile < kg1; ++ktile) {
-          const int64_t j0 = ktile * kTileK, nk = std::min(Tk, j0 + kTileK) - j0;
-          const T* dk_g = dk_acc.data() + (ktile - kg0) * kTileK * Dh;
-          const T* dv_g = dv_acc.data() + (ktile - kg0) * kTileK * Dh;
-          std::copy(dk_g, dk_g + nk * Dh, dk + (bh * Tk + j0) * Dh);
-          std::copy(dv_g, dv_g + nk * Dh, dv + (bh * Tk + j0) * Dh);
         }
       }
     }

@@ -72,52 +72,33 @@ AMX_TARGET void configure() {
   _tile_loadd(7, operand + 1536, 64);
 }
 
-// Seconds per tile product, best of 5 runs of n groups of four products.
-AMX_TARGET double independent(long n) {
-  double best = 1e30;
-  for (int r = 0; r < 5; ++r) {
-    const double t0 = thread_seconds();
-    for (long i = 0; i < n; ++i) {
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-    const double t = (thread_seconds() - t0) / (4.0 * static_cast<double>(n));
-    best = t < best ? t : best;
-  }
-  return best;
-}
+enum class Loop { kIndependent, kChained, kWithLoads };
 
-AMX_TARGET double chained(long n) {
+// Seconds per tile product, best of 5 runs of n groups of four products: into four independent
+// accumulators, chained into one, or into four with the four operand tiles loaded first.
+template <Loop kLoop>
+AMX_TARGET double per_product(long n) {
   double best = 1e30;
   for (int r = 0; r < 5; ++r) {
     const double t0 = thread_seconds();
     for (long i = 0; i < n; ++i) {
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(0, 4, 7);
-      _tile_dpbf16ps(0, 5, 6);
-      _tile_dpbf16ps(0, 5, 7);
-    }
-    const double t = (thread_seconds() - t0) / (4.0 * static_cast<double>(n));
-    best = t < best ? t : best;
-  }
-  return best;
-}
-
-AMX_TARGET double with_loads(long n) {
-  double best = 1e30;
-  for (int r = 0; r < 5; ++r) {
-    const double t0 = thread_seconds();
-    for (long i = 0; i < n; ++i) {
-      _tile_loadd(4, operand, 64);
-      _tile_loadd(5, operand + 512, 64);
-      _tile_loadd(6, operand + 1024, 64);
-      _tile_loadd(7, operand + 1536, 64);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
+      if constexpr (kLoop == Loop::kWithLoads) {
+        _tile_loadd(4, operand, 64);
+        _tile_loadd(5, operand + 512, 64);
+        _tile_loadd(6, operand + 1024, 64);
+        _tile_loadd(7, operand + 1536, 64);
+      }
+      if constexpr (kLoop == Loop::kChained) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(0, 4, 7);
+        _tile_dpbf16ps(0, 5, 6);
+        _tile_dpbf16ps(0, 5, 7);
+      } else {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
     }
     const double t = (thread_seconds() - t0) / (4.0 * static_cast<double>(n));
     best = t < best ? t : best;
@@ -165,7 +146,8 @@ int main(int argc, char** argv) {
   constexpr double kFlop = 2.0 * 16 * 16 * 32;  // one TDPBF16PS: 16 x 16 outputs, depth 32
   configure();
   const long n = 500000;
-  const double ind = independent(n), chain = chained(n), load = with_loads(n / 2);
+  const double ind = per_product<Loop::kIndependent>(n), chain = per_product<Loop::kChained>(n),
+               load = per_product<Loop::kWithLoads>(n / 2);
   release();
   const double fma = fma_gflops(20000000);
   std::printf("one core, bf16 tile products (16x16x32, %.0f flop each):\n", kFlop);

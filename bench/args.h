@@ -8,10 +8,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <initializer_list>
 #include <map>
 #include <string>
+
+#include "core/thread_pool.h"
 
 namespace attend::bench {
 
@@ -36,8 +37,6 @@ class Args {
       ++i;
     }
   }
-
-  bool has(const char* flag) const { return values_.count(flag) != 0; }
 
   std::string str(const char* flag, const std::string& def) const {
     const auto it = values_.find(flag);
@@ -69,6 +68,12 @@ class Args {
       fail(std::string(flag) + " needs a number in [" + shortest(lo) + ", " + shortest(hi) +
            "], got '" + s + "'");
     return v;
+  }
+
+  /// Applies --threads N (0 or absent: all cores) to the thread pool.
+  void apply_threads() const {
+    const int64_t n = integer("--threads", 0, 0, 1024);
+    if (n > 0) set_num_threads(static_cast<int>(n));
   }
 
   /// Stops the program: the message and the usage on stderr, exit status 2.

@@ -15,8 +15,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -91,8 +89,7 @@ int main(int argc, char** argv) {
   const int64_t max_n = args.integer("--max-n", 32768, 256);
   const int64_t ref_max_n = args.integer("--reference-max-n", 8192, 0);
   const std::string csv_path = args.str("--csv", "");
-  const int64_t threads = args.integer("--threads", 0, 0, 1024);
-  if (threads > 0) set_num_threads(static_cast<int>(threads));
+  args.apply_threads();
   const double peak = bench::measured_fma_peak_gflops();
   const double gemm = gemm_rate_gflops();
   std::printf("attention_scaling: batch 1, %lld heads x %lld, fp32, %d threads\n",

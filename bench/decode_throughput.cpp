@@ -14,8 +14,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -31,7 +29,6 @@ namespace attend {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
 
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
@@ -54,8 +51,7 @@ int run(int argc, char** argv) {
   const int64_t out_len = args.integer("--out-len", L, 1);
   const int64_t beam = args.integer("--beam", 1, 1), B = args.integer("--batch", 1, 1);
   const int64_t N = args.integer("--sentences", 16, 1), warmup = args.integer("--warmup", 1);
-  const int64_t threads = args.integer("--threads", 0, 0, 1024);
-  if (threads > 0) set_num_threads(static_cast<int>(threads));
+  args.apply_threads();
   nn::TransformerConfig c = nn::TransformerConfig::preset(preset);
   c.src_vocab = c.tgt_vocab = V;
   nn::Transformer model(c, 1);

@@ -13,8 +13,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -62,7 +60,6 @@ double forward_flops(const nn::TransformerConfig& c, double B, double S, double 
   return enc + dec + 2 * B * T * d * V;
 }
 
-
 int run(int argc, char** argv) {
   const char* usage =
       "usage: train_throughput [--preset small|base|tiny|big] [--batch 64] [--src-len 32]\n"
@@ -77,11 +74,10 @@ int run(int argc, char** argv) {
   const int64_t B = args.integer("--batch", 64, 1), S = args.integer("--src-len", 32, 1);
   const int64_t T = args.integer("--tgt-len", 32, 1), V = args.integer("--vocab", 8000, 5);
   const int64_t steps = args.integer("--steps", 10, 1), warmup = args.integer("--warmup", 3);
-  const int64_t threads = args.integer("--threads", 0, 0, 1024);
-  if (threads > 0) set_num_threads(static_cast<int>(threads));
+  args.apply_threads();
   nn::TransformerConfig c = nn::TransformerConfig::preset(preset);
   c.src_vocab = c.tgt_vocab = V;
-  if (args.has("--dropout")) c.dropout = args.number("--dropout", 0.0, 0.0, 0.99);
+  c.dropout = args.number("--dropout", c.dropout, 0.0, 0.99);
   const double peak = gemm_peak_gflops();
 
   nn::Transformer model(c, 1);

@@ -19,7 +19,7 @@ std::string path(const std::string& dir, const std::string& f) { return (fs::pat
 
 void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam* adam,
                      const std::string& config_json, const data::Tokenizer& tokenizer,
-                     const TrainerState& s) {
+                     const TrainerState& s, const Ema* ema) {
   const std::string tmp = dir + ".tmp";
   std::error_code ec;
   fs::remove_all(tmp, ec);
@@ -32,7 +32,13 @@ void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam*
   };
   std::vector<std::pair<std::string, Tensor>> weights;
   for (const auto& [name, v] : model.named_parameters()) weights.emplace_back(name, v.value());
-  put("model.safetensors", io::safetensors_bytes(weights, {{"format", "pt"}}));
+  const bool keeps_ema = ema != nullptr && adam != nullptr;
+  if (ema) {
+    put("model.safetensors", io::safetensors_bytes(ema->named(), {{"format", "pt"}}));
+    if (keeps_ema) put("train_weights.safetensors", io::safetensors_bytes(weights, {{"format", "pt"}}));
+  } else {
+    put("model.safetensors", io::safetensors_bytes(weights, {{"format", "pt"}}));
+  }
   if (adam) {
     std::vector<std::pair<std::string, Tensor>> moments;
     for (auto& m : adam->state()) {
@@ -53,6 +59,7 @@ void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam*
                                {"has_best", s.has_best},
                                {"bad_validations", s.bad_validations},
                                {"validations", s.validations},
+                               {"ema", keeps_ema},
                                {"crc32", sums}};
   io::write_file_atomic(path(tmp, "trainer_state.json"), st.dump(2) + "\n");
   io::fsync_dir(tmp);
@@ -76,6 +83,9 @@ void verify_checkpoint(const std::string& dir, bool need_optimizer) {
   } catch (const nlohmann::json::exception& e) {
     ATTEND_FAIL("{}: corrupt trainer_state.json: {}", dir, e.what());
   }
+  if (need_optimizer && st.value("ema", false))
+    ATTEND_CHECK(io::file_exists(path(dir, "train_weights.safetensors")),
+                 "{}: missing train_weights.safetensors (cannot resume from it)", dir);
   if (!st.contains("crc32")) return;
   for (const auto& [name, want] : st["crc32"].items()) {
     if (!io::file_exists(path(dir, name))) continue;
@@ -91,8 +101,9 @@ data::Tokenizer read_tokenizer(const std::string& dir) {
   return data::Tokenizer::load(path(dir, "tokenizer.model"));
 }
 
-void load_model(const std::string& dir, nn::Transformer& model) {
-  const std::string file = path(dir, "model.safetensors");
+namespace {
+
+void load_weights(const std::string& file, nn::Transformer& model) {
   const io::SafeTensors st = io::load_safetensors(file);
   const auto params = model.named_parameters();
   for (const auto& [name, v] : params) {
@@ -106,6 +117,21 @@ void load_model(const std::string& dir, nn::Transformer& model) {
   ATTEND_CHECK(st.tensors.size() == params.size(),
                "{}: holds {} tensors but the model has {} parameters", file, st.tensors.size(),
                params.size());
+}
+
+}  // namespace
+
+void load_model(const std::string& dir, nn::Transformer& model) {
+  load_weights(path(dir, "model.safetensors"), model);
+}
+
+void load_training_weights(const std::string& dir, nn::Transformer& model) {
+  load_weights(path(dir, load_state(dir).ema ? "train_weights.safetensors" : "model.safetensors"), model);
+}
+
+void load_ema(const std::string& dir, Ema& ema) {
+  const std::string file = path(dir, "model.safetensors");
+  ema.load(io::load_safetensors(file).tensors, file);
 }
 
 void load_optimizer(const std::string& dir, Adam& adam) {
@@ -138,6 +164,7 @@ TrainerState load_state(const std::string& dir) {
     s.has_best = j.at("has_best");
     s.bad_validations = j.at("bad_validations");
     s.validations = j.at("validations");
+    s.ema = j.value("ema", false);  // absent in checkpoints written before moving averages
     return s;
   } catch (const nlohmann::json::exception& e) {
     ATTEND_FAIL("{}: corrupt or incomplete: {}", file, e.what());

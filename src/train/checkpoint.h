@@ -1,7 +1,10 @@
 // Checkpoints: a directory holding model.safetensors (parameter names as in the PyTorch
 // reference), optimizer.safetensors (Adam moments), config.json (every training key),
 // trainer_state.json (step, data position, best score, checksums of the other files) and
-// tokenizer.model (SentencePiece). A checkpoint is written into "<dir>.tmp" and renamed into
+// tokenizer.model (SentencePiece). With an exponential moving average of the weights
+// (train.ema_decay), model.safetensors holds the averaged weights -- the ones to translate
+// and average with -- and train_weights.safetensors the raw weights the optimizer trains,
+// for resuming. A checkpoint is written into "<dir>.tmp" and renamed into
 // place, so a crash (even SIGKILL) leaves either the previous checkpoint or the complete new one.
 #pragma once
 #include <cstdint>
@@ -10,6 +13,7 @@
 #include "data/tokenizer.h"
 #include "nn/transformer.h"
 #include "train/adam.h"
+#include "train/ema.h"
 
 namespace attend::train {
 
@@ -23,12 +27,15 @@ struct TrainerState {
   bool has_best = false;
   int64_t bad_validations = 0;  // validations since the last improvement
   int64_t validations = 0;
+  bool ema = false;  // model.safetensors is a moving average; train_weights.safetensors exists
 };
 
-/// Writes a complete checkpoint to `dir` atomically. `adam` may be null (model only).
+/// Writes a complete checkpoint to `dir` atomically. `adam` may be null (model only). With
+/// `ema`, model.safetensors gets the averaged weights and, when `adam` is given, the model's
+/// own weights go to train_weights.safetensors (state.ema is then recorded as true).
 void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam* adam,
                      const std::string& config_json, const data::Tokenizer& tokenizer,
-                     const TrainerState& state);
+                     const TrainerState& state, const Ema* ema = nullptr);
 
 /// Checks that `dir` holds a checkpoint; throws one message naming the first missing or
 /// corrupt file.
@@ -38,6 +45,11 @@ std::string read_config_json(const std::string& dir);
 data::Tokenizer read_tokenizer(const std::string& dir);
 /// Loads weights into `model`: names and shapes must match exactly (errors name the tensor).
 void load_model(const std::string& dir, nn::Transformer& model);
+/// Loads the weights training continues from: train_weights.safetensors when the checkpoint
+/// keeps a moving average (load_state(dir).ema), else model.safetensors.
+void load_training_weights(const std::string& dir, nn::Transformer& model);
+/// The averaged weights of a checkpoint that keeps a moving average, into `ema`.
+void load_ema(const std::string& dir, Ema& ema);
 void load_optimizer(const std::string& dir, Adam& adam);
 TrainerState load_state(const std::string& dir);
 

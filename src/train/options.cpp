@@ -58,6 +58,7 @@ io::Config train_config() {
       {"train.adam_eps", KeyType::kFloat, "1e-9", "Adam epsilon (paper: 1e-9)"},
       {"train.weight_decay", KeyType::kFloat, "0", "decoupled weight decay (AdamW)"},
       {"train.label_smoothing", KeyType::kFloat, "0.1", "label smoothing epsilon (paper: 0.1)"},
+      {"train.ema_decay", KeyType::kFloat, "0", "moving average of the weights, for validation and checkpoints: decay per step (0: off; 0.999 ~ the last 1,000 steps)"},
       {"train.clip_norm", KeyType::kFloat, "0", "clip the global gradient norm to this (0: off)"},
       {"train.log_every", KeyType::kInt, "50", "steps between progress lines and train.jsonl records"},
       {"train.save_every", KeyType::kInt, "1000", "steps between checkpoints"},

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -237,6 +238,9 @@ TrainResult train(const io::Config& c, bool resume) {
                c.get_int("train.valid_beam"));
   ATTEND_CHECK(c.get_float("train.valid_alpha") >= 0, "train.valid_alpha: expected >= 0, got {}",
                c.get_float("train.valid_alpha"));
+  const double ema_decay = c.get_float("train.ema_decay");
+  ATTEND_CHECK(ema_decay >= 0 && ema_decay < 1, "train.ema_decay: expected a value in [0, 1), got {}",
+               ema_decay);
   if (c.get_int("train.threads") > 0) set_num_threads(static_cast<int>(c.get_int("train.threads")));
   const std::string out = c.get_string("train.out");
   std::error_code ec;
@@ -305,9 +309,18 @@ TrainResult train(const io::Config& c, bool resume) {
   Adam adam(model.named_parameters(), adam_config);
   TrainerState state;
   if (resume) {
-    load_model(ckpt, model);
-    load_optimizer(ckpt, adam);
     state = load_state(ckpt);
+    load_training_weights(ckpt, model);
+    load_optimizer(ckpt, adam);
+  }
+  std::unique_ptr<Ema> ema;
+  if (ema_decay > 0) {
+    ema = std::make_unique<Ema>(model.named_parameters(), ema_decay);
+    if (resume && state.ema) load_ema(ckpt, *ema);
+    std::printf("ema: validation and checkpoints use a moving average of the weights, decay %g%s\n",
+                ema_decay, resume && !state.ema ? " (starting from the resumed weights)" : "");
+  } else if (resume && state.ema) {
+    std::printf("ema: train.ema_decay is 0, so the checkpoint's moving average is dropped\n");
   }
   const auto& mc = model.config();
   std::printf("model: %lld+%lld layers, d_model %lld, FFN %lld, %lld heads, vocab %lld, %lld parameters; "
@@ -352,7 +365,7 @@ TrainResult train(const io::Config& c, bool resume) {
     char name[32];
     std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.step));
     const std::string dir = (fs::path(out) / "checkpoints" / name).string();
-    save_checkpoint(dir, model, &adam, config_json, tok, state);
+    save_checkpoint(dir, model, &adam, config_json, tok, state, ema.get());
     io::write_file_atomic((fs::path(out) / "checkpoints" / "last").string(), std::string(name) + "\n");
     if (std::find(saved.begin(), saved.end(), name) == saved.end()) saved.push_back(name);
     while (static_cast<int64_t>(saved.size()) > keep) {
@@ -415,6 +428,7 @@ TrainResult train(const io::Config& c, bool resume) {
     adam.set_lr(schedule.at(state.step + 1));
     adam.step();
     ++state.step;
+    if (ema) ema->update(state.step);
     state.target_tokens += tokens;
     const double loss_value = loss_sum / static_cast<double>(tokens);
     result.last_loss = loss_value;
@@ -462,6 +476,7 @@ TrainResult train(const io::Config& c, bool resume) {
     // A signal only saves: validating there would add a record the uninterrupted run lacks.
     const bool last = (stop && !result.interrupted) || state.step == max_steps;
     if (!valid_set.empty() && valid_every > 0 && (state.step % valid_every == 0 || last)) {
+      if (ema) ema->swap();  // validate (and keep as best) the averaged weights
       const Validation v = validate(model, tok, valid_set, corpus.valid_tgt, c);
       ++state.validations;
       const double score = use_bleu ? v.bleu : v.loss;
@@ -474,6 +489,7 @@ TrainResult train(const io::Config& c, bool resume) {
       } else {
         ++state.bad_validations;
       }
+      if (ema) ema->swap();
       std::printf("%svalid step %lld: loss %.4f  ppl %.2f", tty ? "\r\033[K" : "",
                   static_cast<long long>(state.step), v.loss, v.ppl);
       if (v.bleu >= 0) std::printf("  BLEU %.2f  exact %.1f%%", v.bleu, 100.0 * v.exact);

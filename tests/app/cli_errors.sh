@@ -57,6 +57,7 @@ expect "score: --metrics expects bleu and/or chrf, got 'ter'" "$ATTEND" score -r
 got=$(printf 'the cat sat on the mat\nhello , world !\n' | "$ATTEND" score -r "$dir/ref.txt" --metrics bleu chrf --json)
 [[ "$got" == '{"bleu": '*'"chrf": '* ]] || { echo "FAIL: score --metrics bleu chrf --json printed: $got"; fails=$((fails + 1)); }
 expect "train.valid_beam: expected >= 1, got 0" "$ATTEND" train "${tiny[@]}" --train.valid_beam 0
+expect "train.ema_decay: expected a value in [0, 1), got 1" "$ATTEND" train "${tiny[@]}" --train.ema_decay 1
 # Translation options and over-long input (the tiny run's checkpoint; its best/ is corrupt now).
 ck="$dir/run/checkpoints/step-00000001"
 expect "translate: --beam must be >= 1, got 0" "$ATTEND" translate -m "$ck" --beam 0

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Exact resume: a run killed with SIGKILL (and one stopped with SIGINT) and then resumed with
 # --resume logs the same per-step losses, learning rates, gradient norms and validation
-# scores as an uninterrupted run, bit for bit (same thread count on the CPU).
+# scores as an uninterrupted run, bit for bit (same thread count on the CPU), and ends with the
+# same weights. Further arguments are added to every run's keys (e.g. --train.ema_decay 0.9).
 set -euo pipefail
 ATTEND=$1
+shift
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 common=(--data.generate numbers-en --data.generate_train 1500 --data.generate_valid 40
@@ -11,7 +13,7 @@ common=(--data.generate numbers-en --data.generate_train 1500 --data.generate_va
         --model.encoder_layers 2 --model.decoder_layers 2 --model.dropout 0.1
         --vocab.size 100 --vocab.split_digits true --train.max_tokens 400 --train.threads 2
         --train.log_every 1 --train.valid_every 10 --train.save_every 5 --train.max_steps 30
-        --train.schedule inverse_sqrt --train.lr 0.002 --train.warmup 10 --train.clip_norm 1.0)
+        --train.schedule inverse_sqrt --train.lr 0.002 --train.warmup 10 --train.clip_norm 1.0 "$@")
 
 # Records without wall-clock fields.
 strip() { sed -E 's/,"tgt_tokens_per_s".*$//' "$1"; }
@@ -50,6 +52,15 @@ for run in b c; do
     echo "run $run differs from the uninterrupted run:"; head -20 "$dir/diff"; exit 1
   fi
 done
+final=checkpoints/step-00000030
+weights=(model.safetensors optimizer.safetensors)
+[[ -f "$dir/a/$final/train_weights.safetensors" ]] && weights+=(train_weights.safetensors)
+for run in b c; do
+  for f in "${weights[@]}"; do
+    cmp -s "$dir/a/$final/$f" "$dir/$run/$final/$f" || { echo "run $run: $final/$f differs"; exit 1; }
+  done
+done
 n=$(grep -c '"loss"' "$dir/a/train.jsonl")
 [[ $n -eq 30 ]] || { echo "expected 30 step records, got $n"; exit 1; }
-echo "resume_exact: SIGKILL and SIGINT runs match the uninterrupted run at all 30 steps"
+echo "resume_exact: SIGKILL and SIGINT runs match the uninterrupted run at all 30 steps" \
+     "and in ${weights[*]}"

@@ -1,5 +1,6 @@
 // Checkpoints (round trip of weights, Adam moments and trainer state; corruption and missing
-// files detected with one clear message), checkpoint averaging, and the learning-rate schedules.
+// files detected with one clear message), checkpoint averaging, the moving average of the
+// weights and its checkpoints, and the learning-rate schedules.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include "data/numbers.h"
 #include "io/file.h"
 #include "train/checkpoint.h"
+#include "train/ema.h"
 #include "train/options.h"
 #include "train/schedule.h"
 #include "util.h"
@@ -120,6 +122,91 @@ TEST(Checkpoint, AverageIsTheElementwiseMean) {
     for (size_t k = 0; k < z.size(); ++k)
       ASSERT_FLOAT_EQ(z[k], static_cast<float>((static_cast<double>(x[k]) + y[k]) / 2)) << pm[i].first;
   }
+}
+
+// Sets every weight of `m` to `value`.
+void fill(nn::Transformer& m, double value) {
+  for (const auto& [n, v] : m.named_parameters()) v.mutable_value().copy_from(Tensor::full(v.shape(), value));
+}
+
+TEST(Ema, FollowsTheRecurrenceWithItsDecayWarmUp) {
+  const data::Tokenizer tok = tokenizer();
+  nn::Transformer m(config(tok.vocab_size()), 1);
+  fill(m, 1.0);
+  train::Ema ema(m.named_parameters(), 0.9);
+  EXPECT_DOUBLE_EQ(ema.decay_at(1), 2.0 / 11.0);  // (1 + t) / (10 + t) below the decay
+  EXPECT_DOUBLE_EQ(ema.decay_at(80), 0.9);        // 81 / 90 = 0.9: the decay from here on
+  EXPECT_DOUBLE_EQ(ema.decay_at(1000), 0.9);
+  // Weights 1 at the start, then 3, 5, 7, ... after steps 1, 2, 3, ...: the average must follow
+  // a <- d_t a + (1 - d_t) w in double to float precision.
+  double want = 1.0;
+  for (int64_t t = 1; t <= 120; ++t) {
+    const double w = 1.0 + 2.0 * static_cast<double>(t);
+    fill(m, w);
+    ema.update(t);
+    want = ema.decay_at(t) * want + (1 - ema.decay_at(t)) * w;
+  }
+  for (const auto& [name, t] : ema.named())
+    for (float x : t.to_vector<float>()) ASSERT_NEAR(x, want, 1e-4 * want) << name;
+  EXPECT_NEAR(want, 241.0 - 2.0 * 0.9 / 0.1, 0.05);  // lags by d / (1 - d) steps of 2
+  // swap() exchanges the averaged and the raw weights exactly, and undoes itself.
+  ema.swap();
+  for (const auto& [n, v] : m.named_parameters())
+    for (float x : v.value().to_vector<float>()) ASSERT_NEAR(x, want, 1e-4 * want) << n;
+  for (const auto& [n, t] : ema.named())
+    for (float x : t.to_vector<float>()) ASSERT_EQ(x, 241.0f) << n;
+  ema.swap();
+  for (const auto& [n, v] : m.named_parameters())
+    for (float x : v.value().to_vector<float>()) ASSERT_EQ(x, 241.0f) << n;
+  EXPECT_THROW(train::Ema(m.named_parameters(), 1.0), Error);
+  EXPECT_THROW(train::Ema(m.named_parameters(), -0.1), Error);
+}
+
+TEST(Ema, CheckpointKeepsTheAverageForInferenceAndTheRawWeightsForResume) {
+  const data::Tokenizer tok = tokenizer();
+  nn::Transformer a(config(tok.vocab_size()), 1);
+  train::Adam adam(a.named_parameters(), {0.01, 0.9, 0.98, 1e-9, 0.0});
+  train::Ema ema(a.named_parameters(), 0.99);
+  fill(a, 2.0);
+  ema.update(1);  // average = (2/11) * initial weights + (9/11) * 2
+  train::TrainerState st;
+  st.step = 1;
+  const std::string dir = tmp_dir("ema");
+  train::save_checkpoint(dir, a, &adam, keys().to_json(), tok, st, &ema);
+  EXPECT_TRUE(train::load_state(dir).ema);
+  EXPECT_TRUE(fs::exists(dir + "/train_weights.safetensors"));
+  train::verify_checkpoint(dir, true);
+
+  // Inference (translate, average) reads the average; resuming reads the raw weights.
+  nn::Transformer b(config(tok.vocab_size()), 5);
+  train::load_model(dir, b);
+  const auto want = ema.named();
+  const auto pb = b.named_parameters();
+  for (size_t i = 0; i < pb.size(); ++i)
+    ASSERT_EQ(pb[i].second.value().to_vector<float>(), want[i].second.to_vector<float>()) << pb[i].first;
+  train::load_training_weights(dir, b);
+  for (const auto& [n, v] : b.named_parameters())
+    for (float x : v.value().to_vector<float>()) ASSERT_EQ(x, 2.0f) << n;
+  train::Ema ema_b(b.named_parameters(), 0.99);
+  train::load_ema(dir, ema_b);
+  const auto got = ema_b.named();
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_EQ(got[i].second.to_vector<float>(), want[i].second.to_vector<float>()) << got[i].first;
+
+  // A checkpoint that keeps an average cannot be resumed without its raw weights.
+  fs::remove(dir + "/train_weights.safetensors");
+  train::verify_checkpoint(dir, false);  // still a model for inference
+  EXPECT_NE(error_of([&] { train::verify_checkpoint(dir, true); }).find("missing train_weights.safetensors"),
+            std::string::npos);
+  // Without an average, model.safetensors is what training continues from.
+  const std::string plain = tmp_dir("ema_plain");
+  train::save_checkpoint(plain, a, &adam, keys().to_json(), tok, st);
+  EXPECT_FALSE(train::load_state(plain).ema);
+  EXPECT_FALSE(fs::exists(plain + "/train_weights.safetensors"));
+  fill(b, 0.0);
+  train::load_training_weights(plain, b);
+  for (const auto& [n, v] : b.named_parameters())
+    for (float x : v.value().to_vector<float>()) ASSERT_EQ(x, 2.0f) << n;
 }
 
 TEST(Schedule, PaperFormulaAndPeak) {

@@ -33,12 +33,8 @@ void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam*
   std::vector<std::pair<std::string, Tensor>> weights;
   for (const auto& [name, v] : model.named_parameters()) weights.emplace_back(name, v.value());
   const bool keeps_ema = ema != nullptr && adam != nullptr;
-  if (ema) {
-    put("model.safetensors", io::safetensors_bytes(ema->named(), {{"format", "pt"}}));
-    if (keeps_ema) put("train_weights.safetensors", io::safetensors_bytes(weights, {{"format", "pt"}}));
-  } else {
-    put("model.safetensors", io::safetensors_bytes(weights, {{"format", "pt"}}));
-  }
+  put("model.safetensors", io::safetensors_bytes(ema ? ema->named() : weights, {{"format", "pt"}}));
+  if (keeps_ema) put("train_weights.safetensors", io::safetensors_bytes(weights, {{"format", "pt"}}));
   if (adam) {
     std::vector<std::pair<std::string, Tensor>> moments;
     for (auto& m : adam->state()) {
@@ -103,20 +99,26 @@ data::Tokenizer read_tokenizer(const std::string& dir) {
 
 namespace {
 
-void load_weights(const std::string& file, nn::Transformer& model) {
+// Copies a safetensors file into `into` (tensor handles: parameters, or a moving average).
+// Names, shapes and dtypes must match exactly, both ways (errors name the file and tensor).
+void load_weights(const std::string& file, const std::vector<std::pair<std::string, Tensor>>& into) {
   const io::SafeTensors st = io::load_safetensors(file);
-  const auto params = model.named_parameters();
-  for (const auto& [name, v] : params) {
+  for (auto [name, dst] : into) {
     const Tensor* t = st.find(name);
     ATTEND_CHECK(t != nullptr, "{}: missing parameter '{}' (checkpoint and config disagree)", file, name);
-    ATTEND_CHECK(t->shape() == v.value().shape() && t->dtype() == v.value().dtype(),
-                 "{}: parameter '{}' is {} but the model expects {}", file, name, t->str(),
-                 v.value().str());
-    v.mutable_value().copy_from(*t);
+    ATTEND_CHECK(t->shape() == dst.shape() && t->dtype() == dst.dtype(),
+                 "{}: parameter '{}' is {} but the model expects {}", file, name, t->str(), dst.str());
+    dst.copy_from(*t);
   }
-  ATTEND_CHECK(st.tensors.size() == params.size(),
+  ATTEND_CHECK(st.tensors.size() == into.size(),
                "{}: holds {} tensors but the model has {} parameters", file, st.tensors.size(),
-               params.size());
+               into.size());
+}
+
+void load_weights(const std::string& file, nn::Transformer& model) {
+  std::vector<std::pair<std::string, Tensor>> into;
+  for (const auto& [name, v] : model.named_parameters()) into.emplace_back(name, v.value());
+  load_weights(file, into);
 }
 
 }  // namespace
@@ -129,10 +131,7 @@ void load_training_weights(const std::string& dir, nn::Transformer& model) {
   load_weights(path(dir, load_state(dir).ema ? "train_weights.safetensors" : "model.safetensors"), model);
 }
 
-void load_ema(const std::string& dir, Ema& ema) {
-  const std::string file = path(dir, "model.safetensors");
-  ema.load(io::load_safetensors(file).tensors, file);
-}
+void load_ema(const std::string& dir, Ema& ema) { load_weights(path(dir, "model.safetensors"), ema.named()); }
 
 void load_optimizer(const std::string& dir, Adam& adam) {
   const std::string file = path(dir, "optimizer.safetensors");

@@ -45,18 +45,4 @@ std::vector<std::pair<std::string, Tensor>> Ema::named() const {
   return out;
 }
 
-void Ema::load(const std::vector<std::pair<std::string, Tensor>>& weights, const std::string& file) {
-  ATTEND_CHECK(weights.size() == params_.size(), "{}: holds {} tensors but the model has {} parameters",
-               file, weights.size(), params_.size());
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const auto it = std::find_if(weights.begin(), weights.end(),
-                                 [&](const auto& w) { return w.first == params_[i].first; });
-    ATTEND_CHECK(it != weights.end(), "{}: missing parameter '{}'", file, params_[i].first);
-    ATTEND_CHECK(it->second.shape() == avg_[i].shape() && it->second.dtype() == avg_[i].dtype(),
-                 "{}: parameter '{}' is {} but the model expects {}", file, it->first,
-                 it->second.str(), avg_[i].str());
-    avg_[i].copy_from(it->second);
-  }
-}
-
 }  // namespace attend::train

@@ -25,10 +25,9 @@ class Ema {
   /// Exchanges the averaged and the raw weights in the model (call again to undo); used to
   /// validate and save with the averaged weights.
   void swap();
-  /// The averaged weights by parameter name (the raw ones while swapped).
+  /// The averaged weights by parameter name (the raw ones while swapped): handles to the
+  /// average's own storage, which a resume loads into (train::load_ema).
   std::vector<std::pair<std::string, Tensor>> named() const;
-  /// Replaces the averaged weights (resume); names and shapes must match (errors name `file`).
-  void load(const std::vector<std::pair<std::string, Tensor>>& weights, const std::string& file);
   double decay() const { return decay_; }
 
  private:

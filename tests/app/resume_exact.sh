@@ -22,27 +22,37 @@ wait_for_step() {  # file step pid
   for _ in $(seq 1 600); do
     if grep -q "\"step\":$2," "$1" 2>/dev/null; then return 0; fi
     if ! kill -0 "$3" 2>/dev/null; then echo "run ended before step $2"; return 1; fi
-    sleep 0.1
+    sleep 0.02
   done
   echo "timed out waiting for step $2"; return 1
 }
 
 "$ATTEND" train "${common[@]}" --train.out "$dir/a" > "$dir/a.log"
 
-# SIGKILL after step 12 (the last checkpoint is step 10), then resume.
-"$ATTEND" train "${common[@]}" --train.out "$dir/b" > "$dir/b1.log" &
-pid=$!
-wait_for_step "$dir/b/train.jsonl" 12 $pid
-kill -9 $pid; wait $pid || true
+# Starts run $1, sends signal $2 once step $3 is logged and waits for it; the tiny run is fast,
+# so when it had logged step $4 before the signal landed, it is started again (up to 5 times).
+interrupt() {  # run signal step too_late -> sets $status
+  local pid
+  for _ in 1 2 3 4 5; do
+    rm -rf "${dir:?}/$1"
+    "$ATTEND" train "${common[@]}" --train.out "$dir/$1" > "$dir/${1}1.log" &
+    pid=$!
+    wait_for_step "$dir/$1/train.jsonl" "$3" $pid
+    kill "-$2" $pid
+    status=0; wait $pid || status=$?
+    grep -q "\"step\":$4," "$dir/$1/train.jsonl" || return 0
+    echo "run $1 finished before the $2 signal; again"
+  done
+  echo "run $1 always finished before the $2 signal"; exit 1
+}
+
+# SIGKILL after step 12, before step 20 (the last checkpoint is step 10 or 15), then resume.
+interrupt b KILL 12 20
 "$ATTEND" train --resume --train.out "$dir/b" > "$dir/b2.log"
 grep -q "resume: .*step-0000001[05]" "$dir/b2.log" || { echo "did not resume from a checkpoint"; cat "$dir/b2.log"; exit 1; }
 
 # SIGINT after step 17: a checkpoint at the current step, exit status 130, then resume.
-"$ATTEND" train "${common[@]}" --train.out "$dir/c" > "$dir/c1.log" &
-pid=$!
-wait_for_step "$dir/c/train.jsonl" 17 $pid
-kill -INT $pid
-status=0; wait $pid || status=$?
+interrupt c INT 17 30
 [[ $status -eq 130 ]] || { echo "SIGINT exit status $status, expected 130"; cat "$dir/c1.log"; exit 1; }
 grep -q "checkpoint saved at step" "$dir/c1.log" || { echo "no checkpoint message"; exit 1; }
 "$ATTEND" train --resume --train.out "$dir/c" > "$dir/c2.log"

@@ -217,8 +217,6 @@ int cmd_translate(const std::vector<std::string>& args) {
       so.top_p = to_float(a, value(args, i));
     } else if (a == "--seed") {
       so.seed = static_cast<uint64_t>(to_int(a, value(args, i)));
-    } else if (a == "--threads") {
-      set_num_threads(static_cast<int>(to_int(a, value(args, i))));
     } else if (a == "--bad-utf8") {
       bad = value(args, i);
       ATTEND_CHECK(bad == "error" || bad == "replace", "--bad-utf8: expected error or replace");

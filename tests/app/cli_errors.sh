@@ -58,6 +58,13 @@ got=$(printf 'the cat sat on the mat\nhello , world !\n' | "$ATTEND" score -r "$
 [[ "$got" == '{"bleu": '*'"chrf": '* ]] || { echo "FAIL: score --metrics bleu chrf --json printed: $got"; fails=$((fails + 1)); }
 expect "train.valid_beam: expected >= 1, got 0" "$ATTEND" train "${tiny[@]}" --train.valid_beam 0
 expect "train.ema_decay: expected a value in [0, 1), got 1" "$ATTEND" train "${tiny[@]}" --train.ema_decay 1
+# --threads is common to every command; for train it is the key train.threads.
+expect "option --threads: expected 1..1024, got 0" "$ATTEND" train "${tiny[@]}" --threads 0
+expect "option --threads: expected an integer, got 'two'" "$ATTEND" score -r "$dir/ref.txt" --threads two
+got=$("$ATTEND" info --threads 3 | grep '^threads:')
+[[ "$got" == "threads: 3" ]] || { echo "FAIL: info --threads 3 printed '$got'"; fails=$((fails + 1)); }
+got=$("$ATTEND" train "${tiny[@]}" --train.out "$dir/run1" --train.threads 2 --threads 1 | grep -o '[0-9]* threads')
+[[ "$got" == "1 threads" ]] || { echo "FAIL: train --threads 1 ran with '$got'"; fails=$((fails + 1)); }
 # Translation options and over-long input (the tiny run's checkpoint; its best/ is corrupt now).
 ck="$dir/run/checkpoints/step-00000001"
 expect "translate: --beam must be >= 1, got 0" "$ATTEND" translate -m "$ck" --beam 0

@@ -258,12 +258,12 @@ int cmd_translate(const std::vector<std::string>& args) {
                    name, i + 1);
       lines[i] = data::repair_utf8(lines[i]);
     }
-    ex[i].src = m.tokenizer.encode(lines[i]);
-    if (static_cast<int64_t>(ex[i].src.size()) > max_input) {
+    std::vector<int32_t> ids = m.tokenizer.encode(lines[i]);
+    const size_t n = m.model->config().source(ids).size();
+    if (static_cast<int64_t>(n) > max_input)
       std::fprintf(stderr, "translate: warning: %s:%zu has %zu subwords; translating the first %lld\n",
-                   name.c_str(), i + 1, ex[i].src.size(), static_cast<long long>(max_input));
-      ex[i].src.resize(static_cast<size_t>(max_input));
-    }
+                   name.c_str(), i + 1, n, static_cast<long long>(max_input));
+    ex[i].src = m.model->config().source(std::move(ids), max_input);
   }
   const auto outs = decode::search_all(*m.model, ex, max_tokens, so);
   std::string text;

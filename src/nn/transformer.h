@@ -5,6 +5,7 @@
 // the shared embedding when the vocabulary is joint. Parameter names match the PyTorch
 // reference in tools/transformer_reference.py. Shapes: B batch, S source, T target, D width.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,7 +24,8 @@ struct TransformerConfig {
   std::string positions = "sinusoidal";  // sinusoidal | learned
   int64_t max_positions = 1024;        // learned positions: table size; both: longest sequence
   bool share_embeddings = true;        // one table for source, target and output projection
-  int32_t pad_id = 0;
+  bool source_eos = false;             // end every non-empty source with the end-of-sentence id
+  int32_t pad_id = 0, eos_id = 3;
   AttentionConfig attention;           // encoder self-attention kind (full | local)
 
   /// The paper's presets: "base" (512/2048/8/6, dropout 0.1), "big" (1024/4096/16/6, 0.3);
@@ -32,6 +34,17 @@ struct TransformerConfig {
   static TransformerConfig preset(const std::string& name);
   /// Throws attend::Error naming the offending key (model.<key>).
   void validate() const;
+  /// The source ids the encoder reads: `ids`, cut to max_len ids in all when max_len > 0, then
+  /// eos_id when source_eos and `ids` is not empty (an empty source stays empty, so it still
+  /// translates to an empty line; a cut source still ends with eos_id). Training, validation
+  /// and translation all go through this.
+  std::vector<int32_t> source(std::vector<int32_t> ids, int64_t max_len = 0) const {
+    const bool eos = source_eos && !ids.empty();
+    if (max_len > 0 && static_cast<int64_t>(ids.size()) + eos > max_len)
+      ids.resize(static_cast<size_t>(std::max<int64_t>(max_len - eos, 0)));
+    if (eos) ids.push_back(eos_id);
+    return ids;
+  }
 };
 
 /// Sinusoidal position table [n, d]: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...).

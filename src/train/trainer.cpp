@@ -107,13 +107,14 @@ Corpus load_corpus(const io::Config& c) {
   return out;
 }
 
-std::vector<data::Example> encode_pairs(const data::Tokenizer& tok, const std::vector<std::string>& src,
+std::vector<data::Example> encode_pairs(const data::Tokenizer& tok, const nn::TransformerConfig& mc,
+                                        const std::vector<std::string>& src,
                                         const std::vector<std::string>& tgt, int64_t max_len,
                                         int64_t* skipped) {
   std::vector<data::Example> out;
   out.reserve(src.size());
   for (size_t i = 0; i < src.size(); ++i) {
-    data::Example e{tok.encode(src[i]), tok.encode(tgt[i])};
+    data::Example e{mc.source(tok.encode(src[i])), tok.encode(tgt[i])};
     if (max_len > 0 && (static_cast<int64_t>(e.src.size()) > max_len ||
                         static_cast<int64_t>(e.tgt.size()) + 1 > max_len)) {
       if (skipped) ++*skipped;
@@ -294,8 +295,9 @@ TrainResult train(const io::Config& c, bool resume) {
   }
   int64_t too_long = 0;
   const int64_t max_len = c.get_int("data.max_length");
-  const auto train_set = encode_pairs(tok, corpus.train_src, corpus.train_tgt, max_len, &too_long);
-  const auto valid_set = encode_pairs(tok, corpus.valid_src, corpus.valid_tgt, 0, nullptr);
+  const nn::TransformerConfig model_cfg = model_config(c, tok.vocab_size());
+  const auto train_set = encode_pairs(tok, model_cfg, corpus.train_src, corpus.train_tgt, max_len, &too_long);
+  const auto valid_set = encode_pairs(tok, model_cfg, corpus.valid_src, corpus.valid_tgt, 0, nullptr);
   std::printf("data: %zu training pairs (%lld longer than %lld subwords skipped), %zu validation pairs\n",
               train_set.size(), static_cast<long long>(too_long), static_cast<long long>(max_len),
               valid_set.size());
@@ -303,7 +305,7 @@ TrainResult train(const io::Config& c, bool resume) {
 
   // Model and optimizer.
   const uint64_t seed = static_cast<uint64_t>(c.get_int("train.seed"));
-  nn::Transformer model(model_config(c, tok.vocab_size()), seed);
+  nn::Transformer model(model_cfg, seed);
   ops::AdamConfig adam_config{0.0, c.get_float("train.adam_beta1"), c.get_float("train.adam_beta2"),
                               c.get_float("train.adam_eps"), c.get_float("train.weight_decay")};
   Adam adam(model.named_parameters(), adam_config);

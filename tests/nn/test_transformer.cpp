@@ -164,5 +164,18 @@ TEST(Transformer, ConfigErrorsNameTheKey) {
   EXPECT_THROW(nn::TransformerConfig::preset("huge"), Error);
 }
 
+TEST(Transformer, SourceEndsWithEosOnlyWhenConfigured) {
+  using Ids = std::vector<int32_t>;
+  auto c = tiny();  // source_eos off: ids pass through, cut to max_len
+  EXPECT_EQ(c.source({5, 6, 7}), (Ids{5, 6, 7}));
+  EXPECT_EQ(c.source({5, 6, 7}, 2), (Ids{5, 6}));
+  c.source_eos = true;
+  EXPECT_EQ(c.source({5, 6, 7}), (Ids{5, 6, 7, c.eos_id}));
+  EXPECT_EQ(c.source({5, 6, 7}, 4), (Ids{5, 6, 7, c.eos_id}));
+  EXPECT_EQ(c.source({5, 6, 7}, 3), (Ids{5, 6, c.eos_id}));  // cut, and still ended
+  EXPECT_EQ(c.source({5}, 1), (Ids{c.eos_id}));
+  EXPECT_EQ(c.source({}), Ids{});  // an empty line stays empty: it translates to nothing
+}
+
 }  // namespace
 }  // namespace attend

@@ -84,6 +84,19 @@ TEST(Checkpoint, RoundTripsWeightsMomentsAndState) {
   EXPECT_FALSE(m.model->training());
 }
 
+TEST(Checkpoint, TheModelDirectoryCarriesHowSourcesAreEnded) {
+  const data::Tokenizer tok = tokenizer();
+  for (const bool eos : {false, true}) {
+    io::Config c = keys();
+    if (eos) c.set("model.source_eos", "true", "test");
+    nn::Transformer a(train::model_config(c, tok.vocab_size()), 1);
+    EXPECT_EQ(a.config().source_eos, eos);
+    const std::string dir = tmp_dir(eos ? "eos" : "noeos");
+    train::save_checkpoint(dir, a, nullptr, c.to_json(), tok, {});
+    EXPECT_EQ(train::load_model_dir(dir).model->config().source_eos, eos);  // what translate reads
+  }
+}
+
 TEST(Checkpoint, CorruptionAndMissingFilesAreNamed) {
   const data::Tokenizer tok = tokenizer();
   nn::Transformer a(config(tok.vocab_size()), 1);

@@ -57,44 +57,38 @@ int run(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
-  {
-    // --threads N is common to every command. For train it becomes the key train.threads, so
-    // that it overrides a value in CONFIG.yaml like any other command-line key.
-    std::vector<std::string> rest;
-    for (int i = 2; i < argc; ++i) {
-      if (std::strcmp(argv[i], "--threads") != 0) {
-        rest.emplace_back(argv[i]);
-        continue;
-      }
-      ATTEND_CHECK(i + 1 < argc, "option --threads needs a value");
-      const int64_t n = parse_int("--threads", argv[++i]);
-      ATTEND_CHECK(n >= 1 && n <= 1024, "option --threads: expected 1..1024, got {}", n);
-      if (cmd == "train") {
-        rest.insert(rest.end(), {"--train.threads", std::to_string(n)});
-      } else {
-        attend::set_num_threads(static_cast<int>(n));
-      }
+  // --threads N is common to every command and taken out of the arguments here. For train it
+  // becomes the key train.threads, so that it overrides CONFIG.yaml like any command-line key.
+  std::vector<std::string> rest;
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--threads") != 0) {
+      rest.emplace_back(argv[i]);
+      continue;
     }
-    if (cmd == "train") return attend::apps::cmd_train(rest);
-    if (cmd == "translate") return attend::apps::cmd_translate(rest);
-    if (cmd == "vocab") return attend::apps::cmd_vocab(rest);
-    if (cmd == "average") return attend::apps::cmd_average(rest);
-    if (cmd == "score") return attend::apps::cmd_score(rest);
+    ATTEND_CHECK(i + 1 < argc, "option --threads needs a value");
+    const int64_t n = parse_int("--threads", argv[++i]);
+    ATTEND_CHECK(n >= 1 && n <= 1024, "option --threads: expected 1..1024, got {}", n);
+    if (cmd == "train") {
+      rest.insert(rest.end(), {"--train.threads", std::to_string(n)});
+    } else {
+      attend::set_num_threads(static_cast<int>(n));
+    }
   }
+  if (cmd == "train") return attend::apps::cmd_train(rest);
+  if (cmd == "translate") return attend::apps::cmd_translate(rest);
+  if (cmd == "vocab") return attend::apps::cmd_vocab(rest);
+  if (cmd == "average") return attend::apps::cmd_average(rest);
+  if (cmd == "score") return attend::apps::cmd_score(rest);
   attend::apps::DemoOptions demo;
   double min_accuracy = -1.0;
-  for (int i = 2; i < argc; ++i) {
-    const std::string flag = argv[i];
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const std::string& flag = rest[i];
     if (flag == "--help" || flag == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (flag == "--threads") {  // applied above
-      ++i;
-      continue;
-    }
-    ATTEND_CHECK(i + 1 < argc, "option {} needs a value", flag);
-    const char* v = argv[++i];
+    ATTEND_CHECK(i + 1 < rest.size(), "option {} needs a value", flag);
+    const char* v = rest[++i].c_str();
     if (flag == "--steps" && cmd == "demo") {
       demo.steps = parse_int(flag, v);
       ATTEND_CHECK(demo.steps >= 1, "option --steps: expected >= 1, got {}", demo.steps);

@@ -259,10 +259,10 @@ int cmd_translate(const std::vector<std::string>& args) {
       lines[i] = data::repair_utf8(lines[i]);
     }
     std::vector<int32_t> ids = m.tokenizer.encode(lines[i]);
-    const size_t n = m.model->config().source(ids).size();
-    if (static_cast<int64_t>(n) > max_input)
-      std::fprintf(stderr, "translate: warning: %s:%zu has %zu subwords; translating the first %lld\n",
-                   name.c_str(), i + 1, n, static_cast<long long>(max_input));
+    const int64_t n = m.model->config().source_length(static_cast<int64_t>(ids.size()));
+    if (n > max_input)
+      std::fprintf(stderr, "translate: warning: %s:%zu has %lld subwords; translating the first %lld\n",
+                   name.c_str(), i + 1, static_cast<long long>(n), static_cast<long long>(max_input));
     ex[i].src = m.model->config().source(std::move(ids), max_input);
   }
   const auto outs = decode::search_all(*m.model, ex, max_tokens, so);

@@ -39,12 +39,15 @@ struct TransformerConfig {
   /// translates to an empty line; a cut source still ends with eos_id). Training, validation
   /// and translation all go through this.
   std::vector<int32_t> source(std::vector<int32_t> ids, int64_t max_len = 0) const {
-    const bool eos = source_eos && !ids.empty();
-    if (max_len > 0 && static_cast<int64_t>(ids.size()) + eos > max_len)
+    const int64_t n = static_cast<int64_t>(ids.size());
+    const bool eos = source_length(n) > n;
+    if (max_len > 0 && source_length(n) > max_len)
       ids.resize(static_cast<size_t>(std::max<int64_t>(max_len - eos, 0)));
     if (eos) ids.push_back(eos_id);
     return ids;
   }
+  /// How many ids source() makes of n subwords when it cuts nothing (n, plus the end token).
+  int64_t source_length(int64_t n) const { return n + (source_eos && n > 0 ? 1 : 0); }
 };
 
 /// Sinusoidal position table [n, d]: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...).

@@ -175,6 +175,10 @@ TEST(Transformer, SourceEndsWithEosOnlyWhenConfigured) {
   EXPECT_EQ(c.source({5, 6, 7}, 3), (Ids{5, 6, c.eos_id}));  // cut, and still ended
   EXPECT_EQ(c.source({5}, 1), (Ids{c.eos_id}));
   EXPECT_EQ(c.source({}), Ids{});  // an empty line stays empty: it translates to nothing
+  EXPECT_EQ(c.source_length(3), 4);
+  EXPECT_EQ(c.source_length(0), 0);
+  c.source_eos = false;
+  EXPECT_EQ(c.source_length(3), 3);
 }
 
 }  // namespace

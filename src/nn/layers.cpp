@@ -6,10 +6,11 @@
 namespace attend::nn {
 
 Linear::Linear(int64_t in, int64_t out, bool with_bias, uint64_t seed, const std::string& path,
-               DType dtype) {
+               DType dtype, double gain) {
   HeapScope heap;
   Tensor w = Tensor::empty({out, in}, dtype);
-  init_uniform(w, std::sqrt(6.0 / static_cast<double>(in + out)), seed, name_stream(path + ".weight"));
+  init_uniform(w, gain * std::sqrt(6.0 / static_cast<double>(in + out)), seed,
+               name_stream(path + ".weight"));
   weight = register_parameter("weight", w);
   if (with_bias) bias = register_parameter("bias", Tensor::zeros({out}, dtype));
 }
@@ -56,13 +57,13 @@ ops::AttentionMask AttentionConfig::apply(ops::AttentionMask mask) const {
 
 MultiHeadAttention::MultiHeadAttention(int64_t dim_, int64_t heads_, uint64_t seed,
                                        const std::string& path, DType dtype,
-                                       AttentionConfig config_)
+                                       AttentionConfig config_, double qkv_gain)
     : dim(dim_),
       heads(heads_),
       config(std::move(config_)),
-      q_proj(dim_, dim_, true, seed, path + ".q_proj", dtype),
-      k_proj(dim_, dim_, true, seed, path + ".k_proj", dtype),
-      v_proj(dim_, dim_, true, seed, path + ".v_proj", dtype),
+      q_proj(dim_, dim_, true, seed, path + ".q_proj", dtype, qkv_gain),
+      k_proj(dim_, dim_, true, seed, path + ".k_proj", dtype, qkv_gain),
+      v_proj(dim_, dim_, true, seed, path + ".v_proj", dtype, qkv_gain),
       out_proj(dim_, dim_, true, seed, path + ".out_proj", dtype) {
   ATTEND_CHECK(heads_ > 0 && dim_ % heads_ == 0,
                "MultiHeadAttention: model width {} is not divisible by {} heads", dim_, heads_);

@@ -6,11 +6,12 @@
 
 namespace attend::nn {
 
-/// y = x W^T + b; W [out, in] (PyTorch layout), Xavier-uniform initialised, b zeros.
+/// y = x W^T + b; W [out, in] (PyTorch layout), Xavier-uniform initialised (bound
+/// gain * sqrt(6 / (in + out))), b zeros.
 class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, bool bias, uint64_t seed, const std::string& path,
-         DType dtype = DType::kF32);
+         DType dtype = DType::kF32, double gain = 1.0);
   ag::Variable forward(const ag::Variable& x) const;  // [..., in] -> [..., out]
   ag::Variable weight, bias;
 };
@@ -51,11 +52,14 @@ struct AttentionConfig {
 };
 
 /// Multi-head scaled dot-product attention with q/k/v/out projections (q_proj, k_proj, v_proj,
-/// out_proj, as PyTorch reference implementations name them).
+/// out_proj, as PyTorch reference implementations name them). q/k/v are initialised with
+/// Xavier gain `qkv_gain` (1/sqrt(2) is the convention of implementations that once fused
+/// the three into one [3D, D] matrix); out_proj with gain 1.
 class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention(int64_t dim, int64_t heads, uint64_t seed, const std::string& path,
-                     DType dtype = DType::kF32, AttentionConfig config = {});
+                     DType dtype = DType::kF32, AttentionConfig config = {},
+                     double qkv_gain = 1.0);
   /// query [B, Tq, D], memory [B, Tk, D] (== query for self-attention) -> [B, Tq, D].
   ag::Variable forward(const ag::Variable& query, const ag::Variable& memory,
                        const ops::AttentionMask& mask) const;

@@ -52,6 +52,8 @@ void TransformerConfig::validate() const {
   ATTEND_CHECK(norm == "post" || norm == "pre", "model.norm: expected post or pre, got '{}'", norm);
   ATTEND_CHECK(positions == "sinusoidal" || positions == "learned",
                "model.positions: expected sinusoidal or learned, got '{}'", positions);
+  ATTEND_CHECK(qkv_init_gain > 0 && std::isfinite(qkv_init_gain),
+               "model.qkv_init_gain: expected a finite value > 0, got {}", qkv_init_gain);
   ATTEND_CHECK(max_positions >= 1, "model.max_positions: expected >= 1, got {}", max_positions);
   ATTEND_CHECK(!share_embeddings || src_vocab == tgt_vocab,
                "model.share_embeddings needs one joint vocabulary (source {} != target {})",
@@ -87,7 +89,8 @@ ag::Variable FeedForward::forward(const ag::Variable& x) const {
 }
 
 EncoderLayer::EncoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path)
-    : self_attn(c.d_model, c.heads, seed, path + ".self_attn", DType::kF32, c.attention),
+    : self_attn(c.d_model, c.heads, seed, path + ".self_attn", DType::kF32, c.attention,
+                c.qkv_init_gain),
       self_attn_layer_norm(c.d_model),
       ffn(c.d_model, c.ffn, c.activation, seed, path),
       final_layer_norm(c.d_model),
@@ -118,9 +121,10 @@ ag::Variable EncoderLayer::forward(const ag::Variable& x, const ops::AttentionMa
 }
 
 DecoderLayer::DecoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path)
-    : self_attn(c.d_model, c.heads, seed, path + ".self_attn"),
+    : self_attn(c.d_model, c.heads, seed, path + ".self_attn", DType::kF32, {}, c.qkv_init_gain),
       self_attn_layer_norm(c.d_model),
-      encoder_attn(c.d_model, c.heads, seed, path + ".encoder_attn"),
+      encoder_attn(c.d_model, c.heads, seed, path + ".encoder_attn", DType::kF32, {},
+                   c.qkv_init_gain),
       encoder_attn_layer_norm(c.d_model),
       ffn(c.d_model, c.ffn, c.activation, seed, path),
       final_layer_norm(c.d_model),

@@ -25,6 +25,7 @@ struct TransformerConfig {
   int64_t max_positions = 1024;        // learned positions: table size; both: longest sequence
   bool share_embeddings = true;        // one table for source, target and output projection
   bool source_eos = false;             // end every non-empty source with the end-of-sentence id
+  double qkv_init_gain = 1.0;          // Xavier gain of the q/k/v projections (training init)
   int32_t pad_id = 0, eos_id = 3;
   AttentionConfig attention;           // encoder self-attention kind (full | local)
 

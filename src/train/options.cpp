@@ -20,6 +20,7 @@ io::Config train_config() {
       {"model.max_positions", KeyType::kInt, "", "longest sequence for learned positions"},
       {"model.share_embeddings", KeyType::kBool, "", "one table for source, target and output (joint vocabulary)"},
       {"model.source_eos", KeyType::kBool, "", "end each source sentence with the end-of-sentence token (default false)"},
+      {"model.qkv_init_gain", KeyType::kFloat, "", "Xavier gain of the attention q/k/v projections at initialisation (default 1)"},
       {"model.attention", KeyType::kString, "", "encoder self-attention: full or local"},
       {"model.window", KeyType::kInt, "", "local attention: keys visible on each side"},
       {"model.global_tokens", KeyType::kInt, "", "local attention: leading positions that see and are seen by all"},
@@ -90,6 +91,7 @@ nn::TransformerConfig model_config(const io::Config& c, int64_t vocab) {
   i("model.max_positions", m.max_positions);
   if (c.is_set("model.share_embeddings")) m.share_embeddings = c.get_bool("model.share_embeddings");
   if (c.is_set("model.source_eos")) m.source_eos = c.get_bool("model.source_eos");
+  if (c.is_set("model.qkv_init_gain")) m.qkv_init_gain = c.get_float("model.qkv_init_gain");
   s("model.attention", m.attention.attention);
   i("model.window", m.attention.window);
   i("model.global_tokens", m.attention.global_tokens);

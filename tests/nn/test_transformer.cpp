@@ -162,6 +162,51 @@ TEST(Transformer, ConfigErrorsNameTheKey) {
   c.norm = "middle";
   EXPECT_THROW(nn::Transformer(c, 1), Error);
   EXPECT_THROW(nn::TransformerConfig::preset("huge"), Error);
+  for (double gain : {0.0, -1.0, std::nan("")}) {
+    c = tiny();
+    c.qkv_init_gain = gain;
+    EXPECT_THROW({ try { nn::Transformer m(c, 1); } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("model.qkv_init_gain"), std::string::npos); throw; } },
+                 Error) << gain;
+  }
+}
+
+// model.qkv_init_gain scales the initial q/k/v projections of every attention block (encoder
+// self, decoder self and cross) and nothing else: same seed, same streams, bound times gain.
+TEST(Transformer, QkvInitGainScalesOnlyQueryKeyValue) {
+  auto c = tiny();
+  nn::Transformer plain(c, 7);
+  c.qkv_init_gain = 0.5;  // a power of two: the scaled bound rounds exactly
+  nn::Transformer scaled(c, 7);
+  const auto a = plain.named_parameters(), b = scaled.named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  int qkv = 0, other = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].first, b[i].first);
+    const std::string& name = a[i].first;
+    const bool is_qkv = name.find("_attn.") != std::string::npos &&
+                        (name.find(".q_proj.weight") != std::string::npos ||
+                         name.find(".k_proj.weight") != std::string::npos ||
+                         name.find(".v_proj.weight") != std::string::npos);
+    const Tensor& x = a[i].second.value();
+    const Tensor& y = b[i].second.value();
+    ASSERT_EQ(x.numel(), y.numel());
+    bool any_nonzero = false;
+    for (int64_t j = 0; j < x.numel(); ++j) {
+      const float want = is_qkv ? 0.5f * x.data<float>()[j] : x.data<float>()[j];
+      ASSERT_EQ(y.data<float>()[j], want) << name << "[" << j << "]";
+      any_nonzero |= x.data<float>()[j] != 0.0f;
+    }
+    if (is_qkv) {
+      EXPECT_TRUE(any_nonzero) << name;
+      ++qkv;
+    } else {
+      ++other;
+    }
+  }
+  // 2 encoder layers x 1 attention + 2 decoder layers x 2 attentions, 3 projections each.
+  EXPECT_EQ(qkv, (2 + 2 * 2) * 3);
+  EXPECT_GT(other, 0);
 }
 
 TEST(Transformer, SourceEndsWithEosOnlyWhenConfigured) {

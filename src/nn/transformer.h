@@ -40,9 +40,9 @@ struct TransformerConfig {
   /// translates to an empty line; a cut source still ends with eos_id). Training, validation
   /// and translation all go through this.
   std::vector<int32_t> source(std::vector<int32_t> ids, int64_t max_len = 0) const {
-    const int64_t n = static_cast<int64_t>(ids.size());
-    const bool eos = source_length(n) > n;
-    if (max_len > 0 && source_length(n) > max_len)
+    const int64_t n = static_cast<int64_t>(ids.size()), len = source_length(n);
+    const bool eos = len > n;
+    if (max_len > 0 && len > max_len)
       ids.resize(static_cast<size_t>(std::max<int64_t>(max_len - eos, 0)));
     if (eos) ids.push_back(eos_id);
     return ids;

@@ -9,11 +9,12 @@
 #include "core/thread_pool.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
-#include "decode/search.h"
+#include "decode/translator.h"
 #include "eval/bleu.h"
 #include "eval/chrf.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "models/model_dir.h"
 #include "train/checkpoint.h"
 #include "train/options.h"
 #include "train/trainer.h"
@@ -152,7 +153,7 @@ int cmd_train(const std::vector<std::string>& args) {
   build(c);
   if (resume) {
     const std::string out = c.get_string("train.out");
-    const std::string ckpt = train::last_checkpoint(out);
+    const std::string ckpt = models::last_checkpoint(out);
     ATTEND_CHECK(!ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
     io::Config r = train::train_config();
     r.load_json(train::read_config_json(ckpt), ckpt + "/config.json");
@@ -239,8 +240,7 @@ int cmd_translate(const std::vector<std::string>& args) {
         m.replace(at, 8 + field.size(), "translate: " + flag);
     throw Error(m);
   }
-  const train::LoadedModel m = train::load_model_dir(model_dir);
-  if (max_input == 0) max_input = m.model->config().max_positions;
+  const models::LoadedModel m = models::load_model_dir(model_dir);
   std::vector<std::string> lines;
   const std::string name = input.empty() ? "<stdin>" : input;
   if (input.empty()) {
@@ -251,31 +251,24 @@ int cmd_translate(const std::vector<std::string>& args) {
   } else {
     lines = data::read_lines(input);
   }
-  std::vector<data::Example> ex(lines.size());
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (!data::valid_utf8(lines[i])) {
-      ATTEND_CHECK(bad == "replace", "{}:{}: invalid UTF-8 (--bad-utf8 replace substitutes U+FFFD)",
-                   name, i + 1);
-      lines[i] = data::repair_utf8(lines[i]);
-    }
-    std::vector<int32_t> ids = m.tokenizer.encode(lines[i]);
-    const int64_t n = m.model->config().source_length(static_cast<int64_t>(ids.size()));
-    if (n > max_input)
-      std::fprintf(stderr, "translate: warning: %s:%zu has %lld subwords; translating the first %lld\n",
-                   name.c_str(), i + 1, static_cast<long long>(n), static_cast<long long>(max_input));
-    ex[i].src = m.model->config().source(std::move(ids), max_input);
-  }
-  const auto outs = decode::search_all(*m.model, ex, max_tokens, so);
+  decode::TranslateOptions to;
+  to.search = so;
+  to.batch_tokens = max_tokens;
+  to.max_input_tokens = max_input;
+  to.replace_bad_utf8 = bad == "replace";
+  std::vector<std::string> warnings;
+  const auto outs = decode::Translator(m).translate(lines, to, name, &warnings);
+  for (const auto& w : warnings) std::fprintf(stderr, "translate: warning: %s\n", w.c_str());
   std::string text;
   for (size_t i = 0; i < outs.size(); ++i) {
     if (!n_best_out) {
-      text += m.tokenizer.decode(outs[i][0].tokens) + "\n";
+      text += outs[i][0].text + "\n";
       continue;
     }
     for (const auto& h : outs[i]) {
       char score[32];
       std::snprintf(score, sizeof score, "%.4f", h.score);
-      text += std::to_string(i) + " ||| " + m.tokenizer.decode(h.tokens) + " ||| " + score + "\n";
+      text += std::to_string(i) + " ||| " + h.text + " ||| " + score + "\n";
     }
   }
   if (output.empty()) {
@@ -313,7 +306,7 @@ int cmd_average(const std::vector<std::string>& args) {
     const fs::path ck = fs::path(run) / "checkpoints";
     ATTEND_CHECK(fs::is_directory(ck), "{}: not a run directory (no checkpoints/)", run);
     std::vector<std::string> all;
-    for (const auto& name : train::list_checkpoints(run)) all.push_back((ck / name).string());
+    for (const auto& name : models::list_checkpoints(run)) all.push_back((ck / name).string());
     ATTEND_CHECK(static_cast<int64_t>(all.size()) >= last, "{}: asked for the last {} checkpoints "
                  "but only {} exist", run, last, all.size());
     dirs.assign(all.end() - last, all.end());

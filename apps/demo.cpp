@@ -126,16 +126,15 @@ double exact_match(const ReverseModel& model, uint64_t seed, int64_t batches, in
   for (int64_t i = 0; i < batches; ++i) {
     const Batch b = make_batch(B, seed, static_cast<uint64_t>(i));
     const Tensor logits = model.forward(b, 0.0, 0).value();
-    const float* lp = logits.data<float>();
+    // The best token of every position (token 0 is never predicted; ties: the lower id).
+    const std::vector<int32_t> best_of =
+        ops::top_k(logits.reshape({-1, kVocab}), 1, {0}).indices.to_vector<int32_t>();
     const int32_t* tg = b.targets.data<int32_t>();
     const int32_t* len = b.lengths.data<int32_t>();
     for (int64_t r = 0; r < B; ++r) {
       bool ok = true;
       for (int64_t t = 0; t < len[r]; ++t) {
-        const float* row = lp + (r * kMaxLen + t) * kVocab;
-        int32_t best = 1;
-        for (int32_t v = 2; v < kVocab; ++v)
-          if (row[v] > row[best]) best = v;
+        const int32_t best = best_of[static_cast<size_t>(r * kMaxLen + t)];
         ok = ok && best == tg[r * kMaxLen + t];
       }
       correct += ok;

@@ -20,8 +20,7 @@
 #include "core/allocator.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
-#include "data/batcher.h"
-#include "decode/search.h"
+#include "decode/session.h"
 #include "args.h"
 #include "peak.h"
 
@@ -57,10 +56,10 @@ int run(int argc, char** argv) {
   nn::Transformer model(c, 1);
   model.set_training(false);
 
-  std::vector<data::Example> ex(static_cast<size_t>(N + warmup * B));
+  std::vector<std::vector<int32_t>> ex(static_cast<size_t>(N + warmup * B));
   for (size_t i = 0; i < ex.size(); ++i)
     for (int64_t t = 0; t < L; ++t)
-      ex[i].src.push_back(4 + static_cast<int32_t>(philox4x32(7, i, static_cast<uint64_t>(t))[0] %
+      ex[i].push_back(4 + static_cast<int32_t>(philox4x32(7, i, static_cast<uint64_t>(t))[0] %
                                                    static_cast<uint32_t>(V - 4)));
   decode::SearchOptions o;
   o.beam = beam;
@@ -71,22 +70,24 @@ int run(int argc, char** argv) {
     return 2;
   }
   HeapScope heap;
+  decode::Session session(model);
   std::vector<double> per_batch;
   int64_t tokens = 0, done = 0;
   double total = 0;
   for (int64_t start = 0; start < static_cast<int64_t>(ex.size()); start += B) {
-    std::vector<int64_t> rows;
+    std::vector<decode::Request> rows;
     for (int64_t r = start; r < std::min<int64_t>(start + B, static_cast<int64_t>(ex.size())); ++r)
-      rows.push_back(r);
-    const data::Batch batch = data::make_batch(ex, rows);
+      rows.push_back({ex[static_cast<size_t>(r)], o, static_cast<uint64_t>(r), r});
     const auto t0 = Clock::now();
-    const auto out = decode::search(model, batch, o);
+    session.admit(rows);  // one session for every batch, as translate runs it
+    while (!session.idle()) session.step();
+    const auto out = session.retire();
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (start < warmup * B) continue;
     per_batch.push_back(s);
     total += s;
     done += static_cast<int64_t>(rows.size());
-    for (const auto& h : out) tokens += static_cast<int64_t>(h[0].tokens.size());
+    for (const auto& r : out) tokens += static_cast<int64_t>(r.hypotheses[0].tokens.size());
   }
   std::printf("{\"impl\": \"attend\", \"preset\": \"%s\", \"vocab\": %lld, \"len\": %lld, "
               "\"out_len\": %lld, \"beam\": %lld, \"batch\": %lld, \"sentences\": %lld, "

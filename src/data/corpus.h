@@ -8,15 +8,15 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace attend::data {
 
 /// Every line of a (possibly gzipped) text file, without the trailing "\n" or "\r\n".
 std::vector<std::string> read_lines(const std::string& path);
 
-/// True when s is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
-bool valid_utf8(std::string_view s);
-/// s with every ill-formed byte sequence replaced by U+FFFD.
-std::string repair_utf8(std::string_view s);
+using attend::repair_utf8;  // core/utf8.h
+using attend::valid_utf8;
 
 enum class BadUtf8 { kError, kSkip };
 

@@ -113,6 +113,10 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 }
 
 int64_t Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
+int32_t Tokenizer::pad_id() const { return sp_->pad_id(); }
+int32_t Tokenizer::unk_id() const { return sp_->unk_id(); }
+int32_t Tokenizer::bos_id() const { return sp_->bos_id(); }
+int32_t Tokenizer::eos_id() const { return sp_->eos_id(); }
 
 void Tokenizer::save(const std::string& path) const { io::write_file_atomic(path, bytes_); }
 

@@ -42,6 +42,11 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
   std::vector<std::string> pieces(const std::string& text) const;
   int64_t vocab_size() const;
+  /// The special ids of this model (what decoding and model configs read; never constants).
+  int32_t pad_id() const;
+  int32_t unk_id() const;
+  int32_t bos_id() const;
+  int32_t eos_id() const;
   /// The serialized model (what `.model` files hold).
   const std::string& bytes() const { return bytes_; }
   void save(const std::string& path) const;  // atomic

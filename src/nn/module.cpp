@@ -37,23 +37,27 @@ void Module::register_module(const std::string& name, Module& child) {
   children_.emplace_back(name, &child);
 }
 
+namespace {
+
+// Writes values computed in double into t (f32 or f64), converting as static_cast does.
+void fill_from(Tensor& t, const std::vector<double>& values) {
+  t.copy_from(Tensor::from_vector(values, t.shape()).to(t.dtype()));
+}
+
+}  // namespace
+
 void init_uniform(Tensor& t, double bound, uint64_t seed, uint64_t stream) {
-  const int64_t n = t.numel();
-  for (int64_t i = 0; i < n; ++i) {
-    const double u = philox_uniform(seed, stream, static_cast<uint64_t>(i));
-    const double v = (2.0 * u - 1.0) * bound;
-    if (t.dtype() == DType::kF64) t.data<double>()[i] = v;
-    else t.data<float>()[i] = static_cast<float>(v);
-  }
+  std::vector<double> v(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = (2.0 * philox_uniform(seed, stream, static_cast<uint64_t>(i)) - 1.0) * bound;
+  fill_from(t, v);
 }
 
 void init_normal(Tensor& t, double std, uint64_t seed, uint64_t stream) {
-  const int64_t n = t.numel();
-  for (int64_t i = 0; i < n; ++i) {
-    const double v = std * philox_normal(seed, stream, static_cast<uint64_t>(i));
-    if (t.dtype() == DType::kF64) t.data<double>()[i] = v;
-    else t.data<float>()[i] = static_cast<float>(v);
-  }
+  std::vector<double> v(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = std * philox_normal(seed, stream, static_cast<uint64_t>(i));
+  fill_from(t, v);
 }
 
 uint64_t name_stream(const std::string& name) {

@@ -2,8 +2,6 @@
 #include "nn/transformer.h"
 
 #include <cmath>
-#include <cstring>
-#include <tuple>
 
 #include "core/rng.h"
 #include "core/thread_pool.h"
@@ -58,13 +56,15 @@ void TransformerConfig::validate() const {
   ATTEND_CHECK(!share_embeddings || src_vocab == tgt_vocab,
                "model.share_embeddings needs one joint vocabulary (source {} != target {})",
                src_vocab, tgt_vocab);
+  for (const int32_t id : {pad_id, unk_id, bos_id, eos_id})
+    ATTEND_CHECK(id >= 0 && id < tgt_vocab && id < src_vocab,
+                 "model: special id {} outside the vocabulary of {}", id, tgt_vocab);
   attention.validate();
 }
 
 Tensor sinusoidal_positions(int64_t n, int64_t d) {
   HeapScope heap;
-  Tensor t = Tensor::empty({n, d}, DType::kF32);
-  float* p = t.data<float>();
+  std::vector<float> p(static_cast<size_t>(n * d));
   for (int64_t pos = 0; pos < n; ++pos)
     for (int64_t i = 0; i < d; i += 2) {
       const double angle = static_cast<double>(pos) /
@@ -72,7 +72,7 @@ Tensor sinusoidal_positions(int64_t n, int64_t d) {
       p[pos * d + i] = static_cast<float>(std::sin(angle));
       if (i + 1 < d) p[pos * d + i + 1] = static_cast<float>(std::cos(angle));
     }
-  return t;
+  return Tensor::from_vector(p, {n, d});
 }
 
 FeedForward::FeedForward(int64_t dim, int64_t ffn, const std::string& activation, uint64_t seed,
@@ -165,33 +165,6 @@ ag::Variable DecoderLayer::forward(const ag::Variable& x, const ag::Variable& me
 
 namespace {
 
-// [B, H, t, Dh] + [B, H, 1, Dh] -> [B, H, t + 1, Dh]
-// The cache with one more position: row r of the result is row rows[r] of `cache` (all rows
-// in order when `rows` is empty) followed by row r of `next`. Gathering here applies a pending
-// beam reorder in the copy the append makes anyway.
-Tensor append_position(const Tensor& cache, const Tensor& next, const std::vector<int64_t>& rows) {
-  if (!cache.defined()) return next;
-  const int64_t B = next.size(0), H = cache.size(1), t = cache.size(2), Dh = cache.size(3);
-  ATTEND_CHECK(rows.empty() ? cache.size(0) == B : static_cast<int64_t>(rows.size()) == B,
-               "decode_step: {} tokens for a cache of {} rows", B,
-               rows.empty() ? cache.size(0) : static_cast<int64_t>(rows.size()));
-  Tensor out = Tensor::empty({B, H, t + 1, Dh});
-  const float* c = cache.data<float>();
-  const float* n = next.data<float>();
-  float* o = out.data<float>();
-  parallel_for(B, 4, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t from = rows.empty() ? b : rows[static_cast<size_t>(b)];
-      for (int64_t h = 0; h < H; ++h) {
-        const int64_t src = from * H + h, dst = b * H + h;
-        std::copy(c + src * t * Dh, c + (src + 1) * t * Dh, o + dst * (t + 1) * Dh);
-        std::copy(n + dst * Dh, n + (dst + 1) * Dh, o + dst * (t + 1) * Dh + t * Dh);
-      }
-    }
-  });
-  return out;
-}
-
 Tensor layer_norm_value(const LayerNorm& ln, const Tensor& x, const Tensor& residual = {}) {
   return ops::layer_norm(x, residual, ln.weight.value(), ln.bias.value(), ln.eps).y;
 }
@@ -203,16 +176,19 @@ Tensor ffn_value(const FeedForward& f, const Tensor& x) {
 
 }  // namespace
 
-Tensor DecoderLayer::step(const Tensor& x, LayerCache& cache, const ops::AttentionMask& memory_mask,
-                          const Tensor& memory_rows, const std::vector<int64_t>& self_rows) const {
-  auto self = [&](const Tensor& y) {  // attends to every cached position (all are earlier)
-    auto [k, v] = self_attn.project_kv(y);
-    cache.self_k = append_position(cache.self_k, k, self_rows);
-    cache.self_v = append_position(cache.self_v, v, self_rows);
-    return self_attn.attend_cached(y, cache.self_k, cache.self_v, {});
+Tensor DecoderLayer::step(const Tensor& x, LayerKv& cache, const DecodeRows& rows) const {
+  auto self = [&](const Tensor& y) {  // attends to the slot's positions up to this one
+    auto [k, v] = self_attn.project_kv(y);  // [n, H, 1, Dh]
+    ops::write_positions(cache.self_k, k, rows.self_slots, rows.positions);
+    ops::write_positions(cache.self_v, v, rows.self_slots, rows.positions);
+    ops::AttentionMask mask;
+    mask.key_lengths = rows.self_lengths;
+    return self_attn.attend_cached(y, cache.self_k, cache.self_v, mask, rows.self_slots);
   };
   auto cross = [&](const Tensor& y) {
-    return encoder_attn.attend_cached(y, cache.memory_k, cache.memory_v, memory_mask, memory_rows);
+    ops::AttentionMask mask;
+    mask.key_lengths = rows.source_lengths;
+    return encoder_attn.attend_cached(y, cache.memory_k, cache.memory_v, mask, rows.memory_slots);
   };
   if (!pre_norm) {
     const Tensor h = layer_norm_value(self_attn_layer_norm, self(x), x);
@@ -222,6 +198,48 @@ Tensor DecoderLayer::step(const Tensor& x, LayerCache& cache, const ops::Attenti
   const Tensor h = ops::add(x, self(layer_norm_value(self_attn_layer_norm, x)));
   const Tensor g = ops::add(h, cross(layer_norm_value(encoder_attn_layer_norm, h)));
   return ops::add(g, ffn_value(ffn, layer_norm_value(final_layer_norm, g)));
+}
+
+KvCache::KvCache(int64_t layers_, int64_t heads, int64_t head_dim)
+    : layers(static_cast<size_t>(layers_)), heads_(heads), head_dim_(head_dim) {}
+
+void KvCache::reserve(int64_t slots, int64_t positions, int64_t memory_slots,
+                      int64_t source_positions) {
+  // Grow by at least doubling, so that admitting requests one by one copies O(1) per position.
+  auto grown = [](int64_t have, int64_t want) {
+    return want <= have ? have : std::max(want, 2 * have);
+  };
+  const int64_t S = grown(slots_, slots), P = grown(positions_, positions);
+  const int64_t M = grown(memory_slots_, memory_slots), L = grown(source_positions_, source_positions);
+  HeapScope heap;  // the cache outlives every step's arena
+  auto regrow = [&](Tensor& t, int64_t rows, int64_t cap, int64_t old_rows) {
+    Tensor bigger = Tensor::empty({rows, heads_, cap, head_dim_});
+    if (t.defined() && old_rows > 0) {  // keep the contents: old slot r -> slot r, positions 0..
+      std::vector<int32_t> r(static_cast<size_t>(old_rows));
+      for (int64_t i = 0; i < old_rows; ++i) r[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+      ops::write_positions(bigger, t, Tensor::from_vector(r, {old_rows}),
+                           Tensor::zeros({old_rows}, DType::kI32));
+    }
+    t = bigger;
+  };
+  if (S != slots_ || P != positions_)
+    for (auto& l : layers) {
+      regrow(l.self_k, S, P, slots_);
+      regrow(l.self_v, S, P, slots_);
+    }
+  if (M != memory_slots_ || L != source_positions_)
+    for (auto& l : layers) {
+      regrow(l.memory_k, M, L, memory_slots_);
+      regrow(l.memory_v, M, L, memory_slots_);
+    }
+  slots_ = S, positions_ = P, memory_slots_ = M, source_positions_ = L;
+}
+
+void KvCache::copy_slots(const Tensor& from, const Tensor& to, const Tensor& lengths) {
+  for (auto& l : layers) {
+    ops::copy_positions(l.self_k, from, to, lengths);
+    ops::copy_positions(l.self_v, from, to, lengths);
+  }
 }
 
 Transformer::Transformer(const TransformerConfig& config, uint64_t seed)
@@ -265,12 +283,14 @@ Transformer::Transformer(const TransformerConfig& config, uint64_t seed)
   register_module("encoder", encoder_);
   register_module("decoder", decoder_);
   if (output_projection_) register_module("output_projection", *output_projection_);
+  if (c.positions == "sinusoidal")
+    sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(c.max_positions, 256), c.d_model));
 }
 
-const ag::Variable& Transformer::sinusoid_table(int64_t n) const {
-  if (!sinusoid_.defined() || sinusoid_.shape()[0] < n)
-    sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(2 * n, 256), config_.d_model));
-  return sinusoid_;
+ag::Variable Transformer::sinusoid_table(int64_t n) const {
+  if (sinusoid_.shape()[0] >= n) return sinusoid_;
+  HeapScope heap;
+  return ag::Variable(sinusoidal_positions(n, config_.d_model));  // longer than max_positions
 }
 
 ag::Variable Transformer::embed(const Embedding& table, const Embedding* learned, const Tensor& ids,
@@ -326,75 +346,40 @@ ag::Variable Transformer::decode(const Tensor& tgt_in, const Tensor& tgt_lengths
   return x;
 }
 
-DecoderState Transformer::start_decoding(const Tensor& memory, const Tensor& src_lengths) const {
-  DecoderState st;
-  st.src_lengths = src_lengths;
-  std::vector<int32_t> identity(static_cast<size_t>(memory.size(0)));
-  for (size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<int32_t>(i);
-  st.memory_rows = Tensor::from_vector(identity, {memory.size(0)});
-  for (const auto& layer : decoder_layers_) {
-    LayerCache c;
-    std::tie(c.memory_k, c.memory_v) = layer->encoder_attn.project_kv(memory);
-    st.layers.push_back(std::move(c));
-  }
-  return st;
+KvCache Transformer::make_cache() const {
+  return KvCache(config_.decoder_layers, config_.heads, config_.d_model / config_.heads);
 }
 
-Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& st) const {
-  const int64_t B = tokens.numel(), D = config_.d_model;
-  ATTEND_CHECK(config_.positions == "sinusoidal" || st.position < config_.max_positions,
-               "transformer: decoding position {} exceeds model.max_positions {}", st.position,
+void Transformer::write_memory(const Tensor& memory, const Tensor& slots, KvCache& cache) const {
+  const int64_t B = memory.size(0), S = memory.size(1);
+  ATTEND_CHECK(S <= cache.source_positions(), "write_memory: {} source positions for a cache of {}",
+               S, cache.source_positions());
+  const Tensor zeros = Tensor::zeros({B}, DType::kI32);
+  for (size_t i = 0; i < decoder_layers_.size(); ++i) {
+    const auto [k, v] = decoder_layers_[i]->encoder_attn.project_kv(memory);  // [B, H, S, Dh]
+    ops::write_positions(cache.layers[i].memory_k, k, slots, zeros);
+    ops::write_positions(cache.layers[i].memory_v, v, slots, zeros);
+  }
+}
+
+Tensor Transformer::decode_rows(const DecodeRows& rows, KvCache& cache) const {
+  const int64_t n = rows.tokens.numel(), D = config_.d_model;
+  const Tensor positions = rows.positions.contiguous();
+  int64_t longest = 0;
+  for (const int32_t p : positions.to_vector<int32_t>()) longest = std::max<int64_t>(longest, p + 1);
+  ATTEND_CHECK(config_.positions == "sinusoidal" || longest <= config_.max_positions,
+               "transformer: decoding position {} exceeds model.max_positions {}", longest - 1,
                config_.max_positions);
   const Embedding& table = shared_ ? *shared_ : *decoder_embed_;
-  Tensor x = ops::embedding(tokens.reshape({B, 1}), table.weight.value());  // [B, 1, D]
-  Tensor pos;
-  if (decoder_positions_) {
-    pos = decoder_positions_->weight.value().slice(0, st.position, st.position + 1).contiguous();
-  } else {
-    pos = sinusoid_table(st.position + 1).value().slice(0, st.position, st.position + 1).contiguous();
-  }
-  x = ops::add(ops::affine(x, std::sqrt(static_cast<double>(D))),
-               ops::embedding(Tensor::from_vector(std::vector<int32_t>(B, 0), {B, 1}), pos));
-  ops::AttentionMask memory_mask;
-  memory_mask.key_lengths = st.src_lengths;
+  const Tensor x0 = ops::embedding(rows.tokens.reshape({n, 1}), table.weight.value());  // [n, 1, D]
+  const Tensor pos = ops::embedding(positions.reshape({n, 1}),
+                                    decoder_positions_ ? decoder_positions_->weight.value()
+                                                       : sinusoid_table(longest).value());
+  Tensor x = ops::add(ops::affine(x0, std::sqrt(static_cast<double>(D))), pos);
   for (size_t i = 0; i < decoder_layers_.size(); ++i)
-    x = decoder_layers_[i]->step(x, st.layers[i], memory_mask, st.memory_rows, st.self_rows);
-  st.self_rows.clear();
+    x = decoder_layers_[i]->step(x, cache.layers[i], rows);
   if (decoder_norm_) x = layer_norm_value(*decoder_norm_, x);
-  ++st.position;
-  return x.reshape({B, D});
-}
-
-void Transformer::select_rows(DecoderState& st, const std::vector<int64_t>& rows, bool self_only) {
-  // Self-attention rows to keep, composed with a reorder still pending from an earlier call.
-  std::vector<int64_t> self_rows = rows;
-  if (!st.self_rows.empty())
-    for (auto& r : self_rows) r = st.self_rows[static_cast<size_t>(r)];
-  if (self_only) {  // deferred: the next decode_step gathers while it appends
-    st.self_rows = std::move(self_rows);
-    return;
-  }
-  auto pick = [&](const Tensor& t, const std::vector<int64_t>& which) {  // rows of dim 0
-    if (!t.defined()) return t;
-    const int64_t row = t.numel() / t.size(0);
-    Shape shape = t.shape();
-    shape[0] = static_cast<int64_t>(which.size());
-    Tensor out = Tensor::empty(shape, t.dtype());
-    const size_t es = dtype_size(t.dtype());
-    parallel_for(static_cast<int64_t>(which.size()), 4, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        std::memcpy(static_cast<char*>(out.raw_data()) + r * row * es,
-                    static_cast<const char*>(t.raw_data()) + which[r] * row * es, row * es);
-    });
-    return out;
-  };
-  for (auto& c : st.layers) {
-    c.self_k = pick(c.self_k, self_rows);
-    c.self_v = pick(c.self_v, self_rows);
-  }
-  st.src_lengths = pick(st.src_lengths, rows);
-  st.memory_rows = pick(st.memory_rows, rows);
-  st.self_rows.clear();
+  return x.reshape({n, D});
 }
 
 ag::Variable Transformer::project(const ag::Variable& hidden) const {

@@ -26,7 +26,9 @@ struct TransformerConfig {
   bool share_embeddings = true;        // one table for source, target and output projection
   bool source_eos = false;             // end every non-empty source with the end-of-sentence id
   double qkv_init_gain = 1.0;          // Xavier gain of the q/k/v projections (training init)
-  int32_t pad_id = 0, eos_id = 3;
+  // Special ids of the model's vocabulary (models::model_config sets them from its tokenizer;
+  // decoding reads them here, never from constants). pad, unk and bos are never emitted.
+  int32_t pad_id = 0, unk_id = 1, bos_id = 2, eos_id = 3;
   AttentionConfig attention;           // encoder self-attention kind (full | local)
 
   /// The paper's presets: "base" (512/2048/8/6, dropout 0.1), "big" (1024/4096/16/6, 0.3);
@@ -75,16 +77,16 @@ class EncoderLayer : public Module {
   bool pre_norm;
 };
 
-struct LayerCache;
+struct LayerKv;
+struct DecodeRows;
 
 class DecoderLayer : public Module {
  public:
   DecoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path);
-  /// Inference step: x [B, 1, D] with the layer's cache -> [B, 1, D]. Row r continues the
-  /// cache's self-attention row self_rows[r] (row r when self_rows is empty).
-  /// Row r reads row memory_rows[r] of the encoder cache (i32 [B]; undefined: row r).
-  Tensor step(const Tensor& x, LayerCache& cache, const ops::AttentionMask& memory_mask,
-              const Tensor& memory_rows = {}, const std::vector<int64_t>& self_rows = {}) const;
+  /// Inference step: x [n, 1, D] -> [n, 1, D]. Row i writes its keys/values at position
+  /// rows.positions[i] of self-attention slot rows.self_slots[i] and attends to that slot's
+  /// positions up to it, and to encoder slot rows.memory_slots[i].
+  Tensor step(const Tensor& x, LayerKv& cache, const DecodeRows& rows) const;
   ag::Variable forward(const ag::Variable& x, const ag::Variable& memory,
                        const ops::AttentionMask& self_mask, const ops::AttentionMask& memory_mask,
                        double dropout, uint64_t stream) const;
@@ -97,19 +99,40 @@ class DecoderLayer : public Module {
   bool pre_norm;
 };
 
-/// Incremental-decoding state of one decoder layer: self-attention keys/values of the
-/// positions decoded so far (grown every step), [rows, H, t, Dh], and the encoder-attention
-/// keys/values (computed once per source batch, never copied), [sentences, H, S, Dh].
-struct LayerCache {
+/// Incremental-decoding cache of one decoder layer, preallocated (see KvCache): self-attention
+/// keys/values [slots, H, capacity, Dh] and encoder-attention keys/values
+/// [memory_slots, H, source_capacity, Dh].
+struct LayerKv {
   Tensor self_k, self_v, memory_k, memory_v;
 };
 
-struct DecoderState {
-  std::vector<LayerCache> layers;
-  Tensor src_lengths;  // i32 [rows]: source length of each row's sentence
-  Tensor memory_rows;  // i32 [rows]: the encoder-cache row (sentence) each row reads
-  int64_t position = 0;  // positions decoded so far
-  std::vector<int64_t> self_rows;  // pending reorder of the self-attention caches (empty: none)
+/// The key/value cache of a decoding session: one LayerKv per decoder layer. A hypothesis owns
+/// a self-attention slot (its positions so far), a sentence an encoder slot. reserve() grows it
+/// (doubling, contents kept); nothing is copied while decoding within the reserved size.
+class KvCache {
+ public:
+  KvCache(int64_t layers, int64_t heads, int64_t head_dim);
+  /// Makes room for at least this many slots and positions (heap memory, kept across calls).
+  void reserve(int64_t slots, int64_t positions, int64_t memory_slots, int64_t source_positions);
+  int64_t slots() const { return slots_; }
+  int64_t positions() const { return positions_; }
+  int64_t memory_slots() const { return memory_slots_; }
+  int64_t source_positions() const { return source_positions_; }
+  /// Copies the first lengths[i] positions of slot from[i] into slot to[i] in every layer.
+  void copy_slots(const Tensor& from, const Tensor& to, const Tensor& lengths);
+  std::vector<LayerKv> layers;
+
+ private:
+  int64_t heads_, head_dim_;
+  int64_t slots_ = 0, positions_ = 0, memory_slots_ = 0, source_positions_ = 0;
+};
+
+/// The rows of one decoding step (all i32 [n], CPU): row i feeds token tokens[i] at position
+/// positions[i] (its slot then holds positions[i] + 1 = self_lengths[i] keys), continuing
+/// self-attention slot self_slots[i], over encoder slot memory_slots[i] whose source has
+/// source_lengths[i] tokens. Rows may sit at different positions (requests join a running batch).
+struct DecodeRows {
+  Tensor tokens, positions, self_slots, self_lengths, memory_slots, source_lengths;
 };
 
 class Transformer : public Module {
@@ -122,17 +145,14 @@ class Transformer : public Module {
   /// tgt_in i32 [B, T] (BOS + target, right-padded), tgt_lengths i32 [B] -> hidden [B, T, D].
   ag::Variable decode(const Tensor& tgt_in, const Tensor& tgt_lengths, const ag::Variable& memory,
                       const Tensor& src_lengths, uint64_t stream) const;
-  /// Starts incremental decoding over `memory` [B, S, D] (inference only, no tape).
-  DecoderState start_decoding(const Tensor& memory, const Tensor& src_lengths) const;
-  /// One decoder step for tokens i32 [B] at position state.position -> hidden [B, D]; the
-  /// caches grow by one position. Equal to decode() over the whole prefix, last position.
-  Tensor decode_step(const Tensor& tokens, DecoderState& state) const;
-  /// Keeps rows `rows` of every cache (beam reordering / dropping finished sentences); the
-  /// encoder keys/values are shared, not copied: rows only change which sentence they read. With
-  /// self_only the sentence of each row stays as it is: right when row j after the call belongs
-  /// to the same sentence as row j before it (beams reordered in place).
-  static void select_rows(DecoderState& state, const std::vector<int64_t>& rows,
-                          bool self_only = false);
+  /// A cache shaped for this model's decoder (empty until reserved).
+  KvCache make_cache() const;
+  /// Writes the encoder-attention keys/values of `memory` [B, S, D] into encoder slots
+  /// `slots` (i32 [B]) of every decoder layer (inference only, no tape).
+  void write_memory(const Tensor& memory, const Tensor& slots, KvCache& cache) const;
+  /// One decoder step for the rows -> hidden [n, D]; each row's keys/values are written into
+  /// its slot. Equal to decode() over the row's whole prefix, last position.
+  Tensor decode_rows(const DecodeRows& rows, KvCache& cache) const;
 
   /// hidden [..., D] -> logits [rows, V] through the (tied) output projection.
   ag::Variable project(const ag::Variable& hidden) const;
@@ -156,9 +176,11 @@ class Transformer : public Module {
   std::vector<std::unique_ptr<EncoderLayer>> encoder_layers_;
   std::vector<std::unique_ptr<DecoderLayer>> decoder_layers_;
   std::unique_ptr<LayerNorm> encoder_norm_, decoder_norm_;  // pre-norm only
-  /// The constant sinusoidal table with at least n rows (grown on demand, doubling).
-  const ag::Variable& sinusoid_table(int64_t n) const;
-  mutable ag::Variable sinusoid_;  // [rows, D]
+  /// The sinusoidal table for n positions: the one built at construction (max_positions rows)
+  /// when it is long enough, else a longer one built for this call (the model never mutates,
+  /// so threads may share it).
+  ag::Variable sinusoid_table(int64_t n) const;
+  ag::Variable sinusoid_;  // [max(max_positions, 256), D], constant
   // Module trees for the "encoder." and "decoder." name prefixes.
   Container encoder_, decoder_;
 };

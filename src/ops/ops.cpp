@@ -363,6 +363,22 @@ void accumulate_(Tensor& y, const Tensor& x_in) {
   }
 }
 
+void scale_(Tensor& x, double alpha) {
+  constexpr std::string_view op = "scale_";
+  check_float(op, "x", x);
+  ATTEND_CHECK(x.is_contiguous(), "scale_: {} must be contiguous", shape_str(x.shape()));
+  if (cpu_path(op, x) == Path::kCpuF32) ref::scale(x.data<float>(), x.numel(), static_cast<float>(alpha));
+  else ref::scale(x.data<double>(), x.numel(), alpha);
+}
+
+double sum_squares(const Tensor& x_in) {
+  constexpr std::string_view op = "sum_squares";
+  check_float(op, "x", x_in);
+  const Tensor x = x_in.contiguous();
+  if (cpu_path(op, x) == Path::kCpuF32) return ref::sum_squares(x.data<float>(), x.numel());
+  return ref::sum_squares(x.data<double>(), x.numel());
+}
+
 Tensor bias_add(const Tensor& x_in, const Tensor& bias_in) {
   constexpr std::string_view op = "bias_add";
   check_float(op, "x", x_in);

@@ -5,6 +5,7 @@
 // Inputs may be non-contiguous views; outputs are contiguous.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 #include "kernels/common.h"
@@ -42,6 +43,11 @@ Tensor log(const Tensor& x);
 Tensor rsqrt(const Tensor& x);
 /// y += x in place (same shape, dtype, device; y contiguous).
 void accumulate_(Tensor& y, const Tensor& x);
+/// x *= alpha in place (x contiguous).
+void scale_(Tensor& x, double alpha);
+/// The sum of squares of x, accumulated in double in element order (so it does not depend on
+/// the thread count): gradient norms.
+double sum_squares(const Tensor& x);
 
 /// y = x + bias broadcast over the last dimension: x [..., C], bias [C].
 Tensor bias_add(const Tensor& x, const Tensor& bias);
@@ -160,6 +166,25 @@ CrossEntropyOut cross_entropy(const Tensor& logits, const Tensor& targets,
 /// dlogits = dloss / normaliser * (softmax - q); dloss is the upstream scalar gradient.
 Tensor cross_entropy_backward(double dloss, const Tensor& logits, const Tensor& targets,
                               const CrossEntropyOut& saved, const CrossEntropyConfig& config);
+
+// ------------------------------------------------------------------ decoding
+// A key/value cache is [slots, H, capacity, Dh] (contiguous, CPU); a decoding row names its
+// slot, and its length is how many positions of the slot hold keys. Any element type.
+/// cache[rows[i], :, offsets[i] + j] = src[i, :, j] for j < src.size(2): src [n, H, t, Dh],
+/// rows and offsets i32 [n].
+void write_positions(Tensor& cache, const Tensor& src, const Tensor& rows, const Tensor& offsets);
+/// cache[to[i], :, j] = cache[from[i], :, j] for j < lengths[i] (a beam that branches); no slot
+/// may be written twice or be both read and written. from, to, lengths i32 [n].
+void copy_positions(Tensor& cache, const Tensor& from, const Tensor& to, const Tensor& lengths);
+struct TopK {
+  Tensor values;   // [n, k], best first (equal values: lower column first)
+  Tensor indices;  // i32 [n, k] (-1 past counts[r])
+  Tensor counts;   // i32 [n]: entries found (< k only when fewer columns are allowed)
+};
+/// The k largest entries of each row of x [n, V] (f32, CPU), skipping columns in `banned` and,
+/// in row r, column row_banned[r] when it is >= 0 (row_banned: i32 [n] or undefined).
+TopK top_k(const Tensor& x, int64_t k, const std::vector<int32_t>& banned = {},
+           const Tensor& row_banned = {});
 
 // ------------------------------------------------------------------ optimizer
 /// One Adam(W) step in place on param, m and v (step counts from 1).

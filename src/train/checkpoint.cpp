@@ -6,12 +6,12 @@
 
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "models/model_dir.h"
+#include "ops/ops.h"
 
 namespace attend::train {
 namespace fs = std::filesystem;
 namespace {
-
-const char* kFiles[] = {"model.safetensors", "config.json", "tokenizer.model"};
 
 std::string path(const std::string& dir, const std::string& f) { return (fs::path(dir) / f).string(); }
 
@@ -65,32 +65,6 @@ void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam*
   io::fsync_dir(fs::path(dir).parent_path().string());
 }
 
-void verify_checkpoint(const std::string& dir, bool need_optimizer) {
-  ATTEND_CHECK(fs::is_directory(dir), "{}: not a model or checkpoint directory", dir);
-  for (const char* f : kFiles)
-    ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (not a complete checkpoint)", dir, f);
-  if (need_optimizer)
-    for (const char* f : {"optimizer.safetensors", "trainer_state.json"})
-      ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (cannot resume from it)", dir, f);
-  if (!io::file_exists(path(dir, "trainer_state.json"))) return;
-  nlohmann::json st;
-  try {
-    st = nlohmann::json::parse(io::read_file(path(dir, "trainer_state.json")));
-  } catch (const nlohmann::json::exception& e) {
-    ATTEND_FAIL("{}: corrupt trainer_state.json: {}", dir, e.what());
-  }
-  if (need_optimizer && st.value("ema", false))
-    ATTEND_CHECK(io::file_exists(path(dir, "train_weights.safetensors")),
-                 "{}: missing train_weights.safetensors (cannot resume from it)", dir);
-  if (!st.contains("crc32")) return;
-  for (const auto& [name, want] : st["crc32"].items()) {
-    if (!io::file_exists(path(dir, name))) continue;
-    const uint32_t got = io::crc32(io::read_file(path(dir, name)));
-    ATTEND_CHECK(want.is_number_unsigned() && want.get<uint32_t>() == got,
-                 "{}: {} is corrupt (checksum {} != recorded {})", dir, name, got, want.dump());
-  }
-}
-
 std::string read_config_json(const std::string& dir) { return io::read_file(path(dir, "config.json")); }
 
 data::Tokenizer read_tokenizer(const std::string& dir) {
@@ -99,26 +73,10 @@ data::Tokenizer read_tokenizer(const std::string& dir) {
 
 namespace {
 
-// Copies a safetensors file into `into` (tensor handles: parameters, or a moving average).
-// Names, shapes and dtypes must match exactly, both ways (errors name the file and tensor).
-void load_weights(const std::string& file, const std::vector<std::pair<std::string, Tensor>>& into) {
-  const io::SafeTensors st = io::load_safetensors(file);
-  for (auto [name, dst] : into) {
-    const Tensor* t = st.find(name);
-    ATTEND_CHECK(t != nullptr, "{}: missing parameter '{}' (checkpoint and config disagree)", file, name);
-    ATTEND_CHECK(t->shape() == dst.shape() && t->dtype() == dst.dtype(),
-                 "{}: parameter '{}' is {} but the model expects {}", file, name, t->str(), dst.str());
-    dst.copy_from(*t);
-  }
-  ATTEND_CHECK(st.tensors.size() == into.size(),
-               "{}: holds {} tensors but the model has {} parameters", file, st.tensors.size(),
-               into.size());
-}
-
 void load_weights(const std::string& file, nn::Transformer& model) {
   std::vector<std::pair<std::string, Tensor>> into;
   for (const auto& [name, v] : model.named_parameters()) into.emplace_back(name, v.value());
-  load_weights(file, into);
+  models::load_weights(file, into);
 }
 
 }  // namespace
@@ -131,7 +89,9 @@ void load_training_weights(const std::string& dir, nn::Transformer& model) {
   load_weights(path(dir, load_state(dir).ema ? "train_weights.safetensors" : "model.safetensors"), model);
 }
 
-void load_ema(const std::string& dir, Ema& ema) { load_weights(path(dir, "model.safetensors"), ema.named()); }
+void load_ema(const std::string& dir, Ema& ema) {
+  models::load_weights(path(dir, "model.safetensors"), ema.named());
+}
 
 void load_optimizer(const std::string& dir, Adam& adam) {
   const std::string file = path(dir, "optimizer.safetensors");
@@ -172,8 +132,6 @@ TrainerState load_state(const std::string& dir) {
 
 }  // namespace attend::train
 
-#include "train/options.h"
-#include "train/trainer.h"
 
 namespace attend::train {
 
@@ -181,7 +139,7 @@ void average_checkpoints(const std::vector<std::string>& dirs, const std::string
   ATTEND_CHECK(!dirs.empty(), "average: no checkpoints given");
   std::vector<std::pair<std::string, Tensor>> sum;
   for (size_t k = 0; k < dirs.size(); ++k) {
-    verify_checkpoint(dirs[k], false);
+    models::verify_model_dir(dirs[k], false);
     const io::SafeTensors st = io::load_safetensors(path(dirs[k], "model.safetensors"));
     if (k == 0) {
       for (const auto& [n, t] : st.tensors) sum.emplace_back(n, t.to(DType::kF64));
@@ -193,17 +151,12 @@ void average_checkpoints(const std::vector<std::string>& dirs, const std::string
       const Tensor t = st.at(n).to(DType::kF64);
       ATTEND_CHECK(t.shape() == acc.shape(), "average: '{}' is {} in {} but {} in {}", n,
                    shape_str(t.shape()), dirs[k], shape_str(acc.shape()), dirs[0]);
-      double* a = acc.data<double>();
-      const double* b = t.data<double>();
-      for (int64_t i = 0; i < t.numel(); ++i) a[i] += b[i];
+      acc = ops::add(acc, t);  // in double: the mean of many checkpoints loses nothing
     }
   }
   std::vector<std::pair<std::string, Tensor>> avg;
-  for (auto& [n, acc] : sum) {
-    double* a = acc.data<double>();
-    for (int64_t i = 0; i < acc.numel(); ++i) a[i] /= static_cast<double>(dirs.size());
-    avg.emplace_back(n, acc.to(DType::kF32));
-  }
+  for (auto& [n, acc] : sum)
+    avg.emplace_back(n, ops::affine(acc, 1.0 / static_cast<double>(dirs.size())).to(DType::kF32));
   std::error_code ec;
   fs::create_directories(out, ec);
   ATTEND_CHECK(!ec, "{}: cannot create: {}", out, ec.message());
@@ -211,25 +164,6 @@ void average_checkpoints(const std::vector<std::string>& dirs, const std::string
                        {{"format", "pt"}, {"averaged", std::to_string(dirs.size())}});
   for (const char* f : {"config.json", "tokenizer.model"})
     io::write_file_atomic(path(out, f), io::read_file(path(dirs.back(), f)));
-}
-
-LoadedModel load_model_dir(const std::string& p) {
-  ATTEND_CHECK(fs::exists(p), "{}: no such model directory", p);
-  std::string dir = p;
-  if (!io::file_exists(path(p, "model.safetensors"))) {
-    if (io::file_exists(path(path(p, "best"), "model.safetensors"))) dir = path(p, "best");
-    else if (!last_checkpoint(p).empty()) dir = last_checkpoint(p);
-  }
-  verify_checkpoint(dir, false);
-  io::Config c = train_config();
-  c.load_json(read_config_json(dir), path(dir, "config.json"));
-  LoadedModel m;
-  m.tokenizer = read_tokenizer(dir);
-  m.model = std::make_unique<nn::Transformer>(model_config(c, m.tokenizer.vocab_size()), 0);
-  load_model(dir, *m.model);
-  m.model->set_training(false);
-  m.dir = dir;
-  return m;
 }
 
 }  // namespace attend::train

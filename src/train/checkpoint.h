@@ -37,10 +37,6 @@ void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam*
                      const std::string& config_json, const data::Tokenizer& tokenizer,
                      const TrainerState& state, const Ema* ema = nullptr);
 
-/// Checks that `dir` holds a checkpoint; throws one message naming the first missing or
-/// corrupt file.
-void verify_checkpoint(const std::string& dir, bool need_optimizer);
-
 std::string read_config_json(const std::string& dir);
 data::Tokenizer read_tokenizer(const std::string& dir);
 /// Loads weights into `model`: names and shapes must match exactly (errors name the tensor).
@@ -60,19 +56,9 @@ TrainerState load_state(const std::string& dir);
 
 namespace attend::train {
 
-struct LoadedModel {
-  std::unique_ptr<nn::Transformer> model;
-  data::Tokenizer tokenizer;
-  std::string dir;  // the checkpoint directory actually read
-};
-
 /// Averages the weights of several checkpoints (element-wise mean in double) into a model
 /// directory `out` (model.safetensors; config.json and tokenizer.model of the last one). All
 /// must hold the same tensor names and shapes (errors name the checkpoint and tensor).
 void average_checkpoints(const std::vector<std::string>& dirs, const std::string& out);
-
-/// A trained model for inference from a checkpoint directory, or from a run directory (its
-/// best/ model when present, else the last checkpoint). The model is in eval mode.
-LoadedModel load_model_dir(const std::string& path);
 
 }  // namespace attend::train

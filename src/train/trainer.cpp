@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -21,9 +22,11 @@
 #include "data/corpus.h"
 #include "data/numbers.h"
 #include "data/tokenizer.h"
-#include "decode/search.h"
+#include "decode/translator.h"
 #include "eval/bleu.h"
 #include "io/file.h"
+#include "models/config.h"
+#include "models/model_dir.h"
 #include "train/checkpoint.h"
 #include "train/options.h"
 #include "train/schedule.h"
@@ -130,24 +133,16 @@ double scale_and_clip(const std::vector<std::pair<std::string, ag::Variable>>& p
                       double clip) {
   double sq = 0;
   for (const auto& [name, v] : params) {
-    float* g = v.grad().data<float>();
-    const int64_t n = v.grad().numel();
-    const float s = static_cast<float>(scale);
-    double part = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      g[i] *= s;
-      part += static_cast<double>(g[i]) * g[i];
-    }
-    sq += part;
+    Tensor g = v.grad();
+    ops::scale_(g, scale);
+    sq += ops::sum_squares(g);
   }
   const double norm = std::sqrt(sq);
-  if (clip > 0 && norm > clip) {
-    const float f = static_cast<float>(clip / norm);
+  if (clip > 0 && norm > clip)
     for (const auto& [name, v] : params) {
-      float* g = v.grad().data<float>();
-      for (int64_t i = 0, n = v.grad().numel(); i < n; ++i) g[i] *= f;
+      Tensor g = v.grad();
+      ops::scale_(g, clip / norm);
     }
-  }
   return norm;
 }
 
@@ -156,7 +151,8 @@ struct Validation {
 };
 
 Validation validate(nn::Transformer& model, const data::Tokenizer& tok,
-                    const std::vector<data::Example>& examples, const std::vector<std::string>& refs,
+                    const std::vector<data::Example>& examples,
+                    const std::vector<std::string>& sources, const std::vector<std::string>& refs,
                     const io::Config& c) {
   const auto t0 = Clock::now();
   model.set_training(false);
@@ -178,14 +174,16 @@ Validation validate(nn::Transformer& model, const data::Tokenizer& tok,
   v.loss = nll / static_cast<double>(std::max<int64_t>(tokens, 1));
   v.ppl = std::exp(v.loss);
   if (c.get_bool("train.valid_bleu")) {
-    decode::SearchOptions so;
-    so.beam = c.get_int("train.valid_beam");
-    so.alpha = c.get_float("train.valid_alpha");
-    const auto outs = decode::search_all(model, examples, c.get_int("train.valid_max_tokens"), so);
+    decode::TranslateOptions o;
+    o.search.beam = c.get_int("train.valid_beam");
+    o.search.alpha = c.get_float("train.valid_alpha");
+    o.batch_tokens = c.get_int("train.valid_max_tokens");
+    o.max_input_tokens = std::numeric_limits<int64_t>::max();  // validation cuts nothing
+    const auto outs = decode::Translator(model, tok).translate(sources, o, "validation");
     std::vector<std::string> hyps;
     int64_t exact = 0;
     for (size_t i = 0; i < outs.size(); ++i) {
-      hyps.push_back(tok.decode(outs[i][0].tokens));
+      hyps.push_back(outs[i][0].text);
       exact += hyps.back() == refs[i];
     }
     v.bleu = eval::corpus_bleu(hyps, {refs}).score;
@@ -215,25 +213,6 @@ void truncate_log(const std::string& file, int64_t step) {
 
 }  // namespace
 
-std::vector<std::string> list_checkpoints(const std::string& run_dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec))
-    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 &&
-        e.path().extension() != ".tmp")
-      names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::string last_checkpoint(const std::string& run_dir) {
-  const std::string marker = (fs::path(run_dir) / "checkpoints" / "last").string();
-  if (!io::file_exists(marker)) return "";
-  std::string name = io::read_file(marker);
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-  return (fs::path(run_dir) / "checkpoints" / name).string();
-}
-
 TrainResult train(const io::Config& c, bool resume) {
   ATTEND_CHECK(c.get_int("train.valid_beam") >= 1, "train.valid_beam: expected >= 1, got {}",
                c.get_int("train.valid_beam"));
@@ -247,7 +226,7 @@ TrainResult train(const io::Config& c, bool resume) {
   std::error_code ec;
   fs::create_directories(fs::path(out) / "checkpoints", ec);
   ATTEND_CHECK(!ec, "train.out: cannot create {}: {}", out, ec.message());
-  if (!resume && !last_checkpoint(out).empty()) {
+  if (!resume && !models::last_checkpoint(out).empty()) {
     ATTEND_CHECK(c.get_bool("train.overwrite"),
                  "train.out: {} already holds a run (continue it with --resume, or start afresh "
                  "with --train.overwrite true, which deletes its checkpoints)", out);
@@ -255,12 +234,12 @@ TrainResult train(const io::Config& c, bool resume) {
     fs::remove_all(fs::path(out) / "best", ec);
     fs::create_directories(fs::path(out) / "checkpoints", ec);
   }
-  const std::string ckpt = resume ? last_checkpoint(out) : "";
+  const std::string ckpt = resume ? models::last_checkpoint(out) : "";
   ATTEND_CHECK(!resume || !ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
-  if (resume) verify_checkpoint(ckpt, true);
+  if (resume) models::verify_model_dir(ckpt, true);
 
   // Model keys are checked before any data is read (vocabulary size not known yet).
-  model_config(c, 8).validate();
+  models::model_config(c, 8).validate();
   // Data and vocabulary.
   const Corpus corpus = load_corpus(c);
   data::Tokenizer tok;
@@ -295,7 +274,7 @@ TrainResult train(const io::Config& c, bool resume) {
   }
   int64_t too_long = 0;
   const int64_t max_len = c.get_int("data.max_length");
-  const nn::TransformerConfig model_cfg = model_config(c, tok.vocab_size());
+  const nn::TransformerConfig model_cfg = models::model_config(c, 0, &tok);
   const auto train_set = encode_pairs(tok, model_cfg, corpus.train_src, corpus.train_tgt, max_len, &too_long);
   const auto valid_set = encode_pairs(tok, model_cfg, corpus.valid_src, corpus.valid_tgt, 0, nullptr);
   std::printf("data: %zu training pairs (%lld longer than %lld subwords skipped), %zu validation pairs\n",
@@ -362,7 +341,7 @@ TrainResult train(const io::Config& c, bool resume) {
     log.flush();
   };
 
-  std::vector<std::string> saved = list_checkpoints(out);  // oldest first
+  std::vector<std::string> saved = models::list_checkpoints(out);  // oldest first
   auto save = [&] {
     char name[32];
     std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.step));
@@ -479,7 +458,7 @@ TrainResult train(const io::Config& c, bool resume) {
     const bool last = (stop && !result.interrupted) || state.step == max_steps;
     if (!valid_set.empty() && valid_every > 0 && (state.step % valid_every == 0 || last)) {
       if (ema) ema->swap();  // validate (and keep as best) the averaged weights
-      const Validation v = validate(model, tok, valid_set, corpus.valid_tgt, c);
+      const Validation v = validate(model, tok, valid_set, corpus.valid_src, corpus.valid_tgt, c);
       ++state.validations;
       const double score = use_bleu ? v.bleu : v.loss;
       const bool better = !state.has_best || (use_bleu ? score > state.best_metric : score < state.best_metric);

@@ -20,13 +20,6 @@ struct TrainResult {
   bool interrupted = false;  // stopped by SIGINT/SIGTERM (a checkpoint was saved)
 };
 
-/// Names of the complete checkpoints of a run directory ("step-N"), oldest first; empty when
-/// the run has none (unfinished "step-N.tmp" directories are not listed).
-std::vector<std::string> list_checkpoints(const std::string& run_dir);
-
-/// The newest complete checkpoint of a run directory ("" when there is none).
-std::string last_checkpoint(const std::string& run_dir);
-
 /// Trains with `config`; when `resume` the run continues from train.out's last checkpoint
 /// (whose state, weights and optimizer moments are loaded).
 TrainResult train(const io::Config& config, bool resume);

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "data/tokenizer.h"
 #include "decode/greedy.h"
-#include "decode/search.h"
+#include "decode/session.h"
 #include "ops/ops.h"
 #include "util.h"
 
@@ -41,12 +41,20 @@ void boost_eos(nn::Transformer& model, float factor) {
   }
 }
 
-std::vector<data::Example> sources() {
-  return {{{5, 6, 7, 8, 9}, {}}, {{10, 11}, {}}, {{12, 13, 14, 4}, {}}, {{15, 16, 17, 18, 19, 20, 21}, {}}};
+using Sources = std::vector<std::vector<int32_t>>;
+
+Sources sources() { return {{5, 6, 7, 8, 9}, {10, 11}, {12, 13, 14, 4}, {15, 16, 17, 18, 19, 20, 21}}; }
+
+Sources source_batch(const std::vector<int64_t>& rows = {0, 1, 2, 3}) {
+  Sources out;
+  for (int64_t r : rows) out.push_back(sources()[static_cast<size_t>(r)]);
+  return out;
 }
 
-data::Batch source_batch(const std::vector<int64_t>& rows = {0, 1, 2, 3}) {
-  return data::make_batch(sources(), rows);
+std::vector<int32_t> lengths_of(const Sources& b) {
+  std::vector<int32_t> l;
+  for (const auto& s : b) l.push_back(static_cast<int32_t>(s.size()));
+  return l;
 }
 
 class Search : public ::testing::TestWithParam<std::tuple<const char*, const char*, bool>> {};
@@ -58,7 +66,7 @@ TEST_P(Search, BeamOneEqualsGreedy) {
     nn::Transformer model(config(norm, positions, shared), seed);
     model.set_training(false);
     boost_eos(model, 2.0f + static_cast<float>(seed % 5));
-    const data::Batch b = source_batch();
+    const Sources b = source_batch();
     decode::GreedyOptions g;
     g.max_extra = 6;
     decode::SearchOptions o;
@@ -67,7 +75,7 @@ TEST_P(Search, BeamOneEqualsGreedy) {
     const auto greedy = decode::greedy(model, b, g);
     const auto beam = decode::search(model, b, o);
     ASSERT_EQ(beam.size(), greedy.size());
-    const int32_t* sl = b.src_lengths.data<int32_t>();
+    const std::vector<int32_t> sl = lengths_of(b);
     for (size_t r = 0; r < greedy.size(); ++r) {
       ASSERT_EQ(beam[r].size(), 1u);
       EXPECT_EQ(beam[r][0].tokens, greedy[r]) << "seed " << seed << " row " << r;
@@ -103,7 +111,7 @@ INSTANTIATE_TEST_SUITE_P(Configs, Search,
                                            std::make_tuple("pre", "sinusoidal", true)));
 
 // log p(y_1 .. y_n [EOS]) under the full decoder, re-run over each prefix (no cache).
-double sequence_log_prob(const nn::Transformer& model, const data::Batch& b, const Tensor& memory,
+double sequence_log_prob(const nn::Transformer& model, const Tensor& src_lengths, const Tensor& memory,
                          const std::vector<int32_t>& tokens, bool eos) {
   std::vector<int32_t> in = {data::kBosId};
   in.insert(in.end(), tokens.begin(), tokens.end());
@@ -113,7 +121,7 @@ double sequence_log_prob(const nn::Transformer& model, const data::Batch& b, con
   in.resize(static_cast<size_t>(T));
   const Tensor h = model.decode(Tensor::from_vector(in, {1, T}),
                                 Tensor::from_vector<int32_t>({static_cast<int32_t>(T)}, {1}),
-                                ag::Variable(memory), b.src_lengths, 0).value();
+                                ag::Variable(memory), src_lengths, 0).value();
   const Tensor lp = ops::log_softmax(model.project(ag::Variable(h)).value());
   const int64_t V = lp.size(1);
   double sum = 0;
@@ -127,8 +135,9 @@ TEST(Search, WideBeamFindsTheExhaustiveRanking) {
   nn::Transformer model(config("pre", "sinusoidal", true, 6), 21);
   model.set_training(false);
   boost_eos(model, 1.5f);
-  const data::Batch b = data::make_batch({{{4, 5}, {}}}, {0});
-  const Tensor memory = model.encode(b.src, b.src_lengths, 0).value();
+  const Sources b = {{4, 5}};
+  const Tensor src_lengths = Tensor::from_vector<int32_t>({2}, {1});
+  const Tensor memory = model.encode(Tensor::from_vector<int32_t>({4, 5}, {1, 2}), src_lengths, 0).value();
   decode::SearchOptions o;
   o.beam = o.n_best = 64;
   o.alpha = 0.6;
@@ -138,12 +147,12 @@ TEST(Search, WideBeamFindsTheExhaustiveRanking) {
   std::vector<decode::Hypothesis> want;
   std::function<void(std::vector<int32_t>)> grow = [&](std::vector<int32_t> y) {
     if (y.size() == 4) {
-      decode::Hypothesis h{y, 0, sequence_log_prob(model, b, memory, y, false)};
+      decode::Hypothesis h{y, 0, sequence_log_prob(model, src_lengths, memory, y, false)};
       h.score = h.log_prob / decode::length_penalty(4, o.alpha);
       want.push_back(h);
       return;
     }
-    decode::Hypothesis h{y, 0, sequence_log_prob(model, b, memory, y, true)};
+    decode::Hypothesis h{y, 0, sequence_log_prob(model, src_lengths, memory, y, true)};
     h.score = h.log_prob / decode::length_penalty(static_cast<int64_t>(y.size()) + 1, o.alpha);
     want.push_back(h);
     for (int32_t v : {4, 5}) {
@@ -173,8 +182,8 @@ TEST(Search, LimitsOrderAndMinLength) {
   nn::Transformer model(config("post", "sinusoidal", true), 5);
   model.set_training(false);
   boost_eos(model, 4.0f);
-  const data::Batch b = source_batch();
-  const int32_t* sl = b.src_lengths.data<int32_t>();
+  const Sources b = source_batch();
+  const std::vector<int32_t> sl = lengths_of(b);
   for (int64_t min_length : {0, 3}) {
     decode::SearchOptions o;
     o.beam = 5;
@@ -202,7 +211,7 @@ TEST(Search, SamplingIsSeededAndTruncates) {
   nn::Transformer model(config("pre", "sinusoidal", true), 9);
   model.set_training(false);
   boost_eos(model, 2.0f);
-  const data::Batch b = source_batch();
+  const Sources b = source_batch();
   decode::GreedyOptions g;
   g.max_extra = 6;
   const auto greedy = decode::greedy(model, b, g);
@@ -211,14 +220,15 @@ TEST(Search, SamplingIsSeededAndTruncates) {
   o.max_extra = 6;
   o.sample = true;
   o.seed = 1;
-  auto tokens = [&](const decode::SearchOptions& opt, const data::Batch& batch) {
+  auto tokens = [&](const decode::SearchOptions& opt, const Sources& batch) {
     std::vector<std::vector<int32_t>> t;
     for (const auto& h : decode::search(model, batch, opt)) t.push_back(h[0].tokens);
     return t;
   };
   const auto a = tokens(o, b);
   EXPECT_EQ(a, tokens(o, b)) << "same seed, same samples";
-  EXPECT_EQ(a[2], tokens(o, source_batch({2}))[0]) << "a sentence's samples do not depend on its batch";
+  const auto alone = decode::search(model, source_batch({2}), o, {2});  // stream 2, as in the batch
+  EXPECT_EQ(a[2], alone[0][0].tokens) << "a sentence's samples do not depend on its batch";
   o.seed = 2;
   EXPECT_NE(a, tokens(o, b)) << "another seed, other samples";
   o.top_k = 1;
@@ -234,8 +244,8 @@ TEST(Search, SamplingIsSeededAndTruncates) {
 TEST(Search, EmptySourcesAndInputOrder) {
   nn::Transformer model(config("post", "sinusoidal", true), 4);
   model.set_training(false);
-  std::vector<data::Example> ex = sources();
-  ex.insert(ex.begin() + 1, data::Example{});
+  Sources ex = sources();
+  ex.insert(ex.begin() + 1, std::vector<int32_t>{});
   decode::SearchOptions o;
   o.beam = 3;
   o.max_extra = 3;
@@ -250,7 +260,7 @@ TEST(Search, EmptySourcesAndInputOrder) {
 TEST(Search, BadOptionsNameTheOption) {
   nn::Transformer model(config("post", "sinusoidal", true), 4);
   model.set_training(false);
-  const data::Batch b = source_batch();
+  const Sources b = source_batch();
   auto error = [&](auto mutate) {
     decode::SearchOptions o;
     mutate(o);

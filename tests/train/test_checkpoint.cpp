@@ -11,6 +11,8 @@
 #include "core/error.h"
 #include "data/numbers.h"
 #include "io/file.h"
+#include "models/config.h"
+#include "models/model_dir.h"
 #include "train/checkpoint.h"
 #include "train/ema.h"
 #include "train/options.h"
@@ -45,7 +47,7 @@ io::Config keys() {
   return c;
 }
 
-nn::TransformerConfig config(int64_t vocab) { return train::model_config(keys(), vocab); }
+nn::TransformerConfig config(int64_t vocab) { return models::model_config(keys(), vocab); }
 
 TEST(Checkpoint, RoundTripsWeightsMomentsAndState) {
   const data::Tokenizer tok = tokenizer();
@@ -60,7 +62,7 @@ TEST(Checkpoint, RoundTripsWeightsMomentsAndState) {
   const std::string dir = tmp_dir("rt");
   train::save_checkpoint(dir, a, &adam, keys().to_json(), tok, st);
   EXPECT_FALSE(fs::exists(dir + ".tmp"));
-  train::verify_checkpoint(dir, true);
+  models::verify_model_dir(dir, true);
 
   nn::Transformer b(config(tok.vocab_size()), 99);  // different initial weights
   train::Adam adam_b(b.named_parameters(), {0.01, 0.9, 0.98, 1e-9, 0.0});
@@ -80,7 +82,7 @@ TEST(Checkpoint, RoundTripsWeightsMomentsAndState) {
   EXPECT_EQ(r.batch_index, 17);
   EXPECT_DOUBLE_EQ(r.best_metric, 12.5);
   EXPECT_EQ(train::read_tokenizer(dir).bytes(), tok.bytes());
-  const train::LoadedModel m = train::load_model_dir(dir);
+  const models::LoadedModel m = models::load_model_dir(dir);
   EXPECT_FALSE(m.model->training());
 }
 
@@ -89,11 +91,11 @@ TEST(Checkpoint, TheModelDirectoryCarriesHowSourcesAreEnded) {
   for (const bool eos : {false, true}) {
     io::Config c = keys();
     if (eos) c.set("model.source_eos", "true", "test");
-    nn::Transformer a(train::model_config(c, tok.vocab_size()), 1);
+    nn::Transformer a(models::model_config(c, 0, &tok), 1);
     EXPECT_EQ(a.config().source_eos, eos);
     const std::string dir = tmp_dir(eos ? "eos" : "noeos");
     train::save_checkpoint(dir, a, nullptr, c.to_json(), tok, {});
-    EXPECT_EQ(train::load_model_dir(dir).model->config().source_eos, eos);  // what translate reads
+    EXPECT_EQ(models::load_model_dir(dir).model->config().source_eos, eos);  // what translate reads
   }
 }
 
@@ -105,12 +107,12 @@ TEST(Checkpoint, CorruptionAndMissingFilesAreNamed) {
   std::string cfg = io::read_file(dir + "/config.json");
   cfg[0] = ' ';
   std::ofstream(dir + "/config.json") << cfg;
-  EXPECT_NE(error_of([&] { train::verify_checkpoint(dir, false); }).find("config.json is corrupt"),
+  EXPECT_NE(error_of([&] { models::verify_model_dir(dir, false); }).find("config.json is corrupt"),
             std::string::npos);
   fs::remove(dir + "/tokenizer.model");
-  EXPECT_NE(error_of([&] { train::verify_checkpoint(dir, false); }).find("missing tokenizer.model"),
+  EXPECT_NE(error_of([&] { models::verify_model_dir(dir, false); }).find("missing tokenizer.model"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { train::verify_checkpoint(dir + "-nope", false); }).find("-nope"),
+  EXPECT_NE(error_of([&] { models::verify_model_dir(dir + "-nope", false); }).find("-nope"),
             std::string::npos);
   // A model of another shape cannot load these weights.
   nn::TransformerConfig other = config(tok.vocab_size());
@@ -188,7 +190,7 @@ TEST(Ema, CheckpointKeepsTheAverageForInferenceAndTheRawWeightsForResume) {
   train::save_checkpoint(dir, a, &adam, keys().to_json(), tok, st, &ema);
   EXPECT_TRUE(train::load_state(dir).ema);
   EXPECT_TRUE(fs::exists(dir + "/train_weights.safetensors"));
-  train::verify_checkpoint(dir, true);
+  models::verify_model_dir(dir, true);
 
   // Inference (translate, average) reads the average; resuming reads the raw weights.
   nn::Transformer b(config(tok.vocab_size()), 5);
@@ -208,8 +210,8 @@ TEST(Ema, CheckpointKeepsTheAverageForInferenceAndTheRawWeightsForResume) {
 
   // A checkpoint that keeps an average cannot be resumed without its raw weights.
   fs::remove(dir + "/train_weights.safetensors");
-  train::verify_checkpoint(dir, false);  // still a model for inference
-  EXPECT_NE(error_of([&] { train::verify_checkpoint(dir, true); }).find("missing train_weights.safetensors"),
+  models::verify_model_dir(dir, false);  // still a model for inference
+  EXPECT_NE(error_of([&] { models::verify_model_dir(dir, true); }).find("missing train_weights.safetensors"),
             std::string::npos);
   // Without an average, model.safetensors is what training continues from.
   const std::string plain = tmp_dir("ema_plain");

@@ -39,6 +39,14 @@ template <typename T> void mul(const T* a, const T* b, T* y, int64_t n) {
 template <typename T> void affine(const T* x, T* y, int64_t n, T alpha, T beta) {
   for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta;
 }
+template <typename T> void scale(T* x, int64_t n, T alpha) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+template <typename T> double sum_squares(const T* x, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  return s;
+}
 template <typename T> void exp(const T* x, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
@@ -312,6 +320,8 @@ void adam(T* param, const T* grad, T* m, T* v, int64_t n, const AdamConfig& c, i
   template void sub<T>(const T*, const T*, T*, int64_t);                                      \
   template void mul<T>(const T*, const T*, T*, int64_t);                                      \
   template void affine<T>(const T*, T*, int64_t, T, T);                                       \
+  template void scale<T>(T*, int64_t, T);                                                     \
+  template double sum_squares<T>(const T*, int64_t);                                          \
   template void exp<T>(const T*, T*, int64_t);                                                \
   template void log<T>(const T*, T*, int64_t);                                                \
   template void rsqrt<T>(const T*, T*, int64_t);                                              \

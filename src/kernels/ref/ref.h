@@ -27,6 +27,10 @@ template <typename T> void log(const T* x, T* y, int64_t n);
 template <typename T> void rsqrt(const T* x, T* y, int64_t n);
 /// y += x
 template <typename T> void accumulate(const T* x, T* y, int64_t n);
+/// x *= alpha in place.
+template <typename T> void scale(T* x, int64_t n, T alpha);
+/// sum of x^2 accumulated in double in element order (the same bits on any thread count).
+template <typename T> double sum_squares(const T* x, int64_t n);
 
 /// y[r, c] = x[r, c] + b[c]
 template <typename T> void bias_add(const T* x, const T* b, T* y, int64_t rows, int64_t cols);

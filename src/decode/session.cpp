@@ -1,0 +1,371 @@
+// Step-level decoding sessions, and search over them (see session.h).
+#include "decode/session.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "ops/ops.h"
+
+namespace attend::decode {
+
+void SearchOptions::validate() const {
+  ATTEND_CHECK(beam >= 1, "search: beam must be >= 1, got {}", beam);
+  ATTEND_CHECK(n_best >= 1 && n_best <= beam, "search: n_best must be in [1, beam = {}], got {}",
+               beam, n_best);
+  ATTEND_CHECK(std::isfinite(alpha) && alpha >= 0, "search: alpha must be >= 0, got {}", alpha);
+  ATTEND_CHECK(max_extra >= 0, "search: max_extra must be >= 0, got {}", max_extra);
+  ATTEND_CHECK(min_length >= 0, "search: min_length must be >= 0, got {}", min_length);
+  if (sample) {
+    ATTEND_CHECK(beam == 1, "search: sampling draws one hypothesis (beam 1), got beam {}", beam);
+    ATTEND_CHECK(std::isfinite(temperature) && temperature > 0,
+                 "search: temperature must be > 0, got {}", temperature);
+    ATTEND_CHECK(top_k >= 0, "search: top_k must be >= 0, got {}", top_k);
+    ATTEND_CHECK(top_p > 0 && top_p <= 1, "search: top_p must be in (0, 1], got {}", top_p);
+  }
+}
+
+double length_penalty(int64_t length, double alpha) {
+  return alpha == 0 ? 1.0 : std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha);
+}
+
+int64_t max_output_length(const nn::Transformer& model, int64_t src_len, int64_t max_extra) {
+  int64_t limit = src_len + max_extra;
+  if (model.config().positions == "learned")
+    limit = std::min<int64_t>(limit, model.config().max_positions);
+  return std::max<int64_t>(limit, 1);
+}
+
+namespace {
+
+using Scored = std::pair<float, int32_t>;  // (logit, token)
+
+// Draws a token from the tempered, top-k / top-p truncated distribution of one logits row
+// (never pad, unk or BOS; EOS only when allowed).
+int32_t draw(const std::vector<float>& row, const nn::TransformerConfig& c, bool allow_eos,
+             const SearchOptions& o, float u) {
+  std::vector<Scored> buf;
+  const int64_t V = static_cast<int64_t>(row.size());
+  for (int32_t v = 0; v < V; ++v) {
+    if (v == c.pad_id || v == c.unk_id || v == c.bos_id || (v == c.eos_id && !allow_eos)) continue;
+    buf.push_back({row[static_cast<size_t>(v)], v});
+  }
+  ATTEND_CHECK(!buf.empty(), "sample: no token may be emitted (vocabulary of {})", V);
+  auto better = [](const Scored& a, const Scored& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  size_t keep = buf.size();
+  if (o.top_k > 0 && static_cast<size_t>(o.top_k) < keep) keep = static_cast<size_t>(o.top_k);
+  std::partial_sort(buf.begin(), buf.begin() + static_cast<int64_t>(keep), buf.end(), better);
+  buf.resize(keep);
+  std::vector<double> p(keep);
+  double total = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    p[i] = std::exp((static_cast<double>(buf[i].first) - buf[0].first) / o.temperature);
+    total += p[i];
+  }
+  if (o.top_p < 1) {  // the smallest prefix whose probability reaches top_p
+    double mass = 0;
+    size_t cut = 0;
+    while (cut < keep) {
+      mass += p[cut++] / total;
+      if (mass >= o.top_p) break;
+    }
+    keep = cut;
+    total = 0;
+    for (size_t i = 0; i < keep; ++i) total += p[i];
+  }
+  double target = static_cast<double>(u) * total;
+  for (size_t i = 0; i < keep; ++i) {
+    target -= p[i];
+    if (target < 0) return buf[i].second;
+  }
+  return buf[keep - 1].second;
+}
+
+Tensor i32(const std::vector<int32_t>& v) {
+  return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
+}
+
+}  // namespace
+
+Session::Session(const nn::Transformer& model) : model_(model), cache_(model.make_cache()) {}
+
+void Session::admit(const std::vector<Request>& requests) {
+  if (requests.empty()) return;
+  const nn::TransformerConfig& c = model_.config();
+  int64_t S = 0, rows = 0, positions = 0;
+  for (const Request& r : requests) {
+    r.options.validate();
+    ATTEND_CHECK(!r.source.empty(), "session: request {} has an empty source", r.id);
+    for (const int32_t id : r.source)
+      ATTEND_CHECK(id >= 0 && id < c.src_vocab, "session: request {} has source id {} outside the "
+                   "vocabulary of {}", r.id, id, c.src_vocab);
+    S = std::max<int64_t>(S, static_cast<int64_t>(r.source.size()));
+    rows += r.options.beam;
+    positions = std::max(positions, max_output_length(model_, static_cast<int64_t>(r.source.size()),
+                                                      r.options.max_extra));
+  }
+  const int64_t B = static_cast<int64_t>(requests.size());
+  // Room for every hypothesis the active requests can have at once (beam each), their
+  // positions and their sources; new slots join the free lists (lowest first).
+  const int64_t old_slots = cache_.slots(), old_memory = cache_.memory_slots();
+  cache_.reserve(reserved_rows_ + rows, std::max(positions, cache_.positions()),
+                 active_ + B, std::max(S, cache_.source_positions()));
+  for (int64_t s = cache_.slots() - 1; s >= old_slots; --s) free_slots_.push_back(static_cast<int32_t>(s));
+  for (int64_t s = cache_.memory_slots() - 1; s >= old_memory; --s)
+    free_memory_slots_.push_back(static_cast<int32_t>(s));
+  reserved_rows_ += rows;
+
+  arena_.reset();
+  ArenaScope scope(&arena_);
+  std::vector<int32_t> src(static_cast<size_t>(B * S), c.pad_id), lengths, memory_slots;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& ids = requests[static_cast<size_t>(b)].source;
+    std::copy(ids.begin(), ids.end(), src.begin() + b * S);
+    lengths.push_back(static_cast<int32_t>(ids.size()));
+    memory_slots.push_back(free_memory_slots_.back());
+    free_memory_slots_.pop_back();
+  }
+  const Tensor memory = model_.encode(Tensor::from_vector(src, {B, S}), i32(lengths), 0).value();
+  model_.write_memory(memory, i32(memory_slots), cache_);
+  for (int64_t b = 0; b < B; ++b) {
+    const Request& r = requests[static_cast<size_t>(b)];
+    int64_t s;
+    if (free_sentences_.empty()) {
+      s = static_cast<int64_t>(sentences_.size());
+      sentences_.emplace_back();
+    } else {
+      s = free_sentences_.back();
+      free_sentences_.pop_back();
+    }
+    Sentence& sent = sentences_[static_cast<size_t>(s)];
+    sent = Sentence{r.id, r.options, r.stream,
+                    max_output_length(model_, static_cast<int64_t>(r.source.size()), r.options.max_extra),
+                    memory_slots[static_cast<size_t>(b)], lengths[static_cast<size_t>(b)], {}};
+    live_.push_back({s, {}, 0.0, free_slots_.back(), c.bos_id});
+    free_slots_.pop_back();
+    ++active_;
+  }
+}
+
+void Session::finish_sentence(int64_t s) {
+  Sentence& sent = sentences_[static_cast<size_t>(s)];
+  auto& f = sent.finished;
+  std::stable_sort(f.begin(), f.end(),
+                   [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+  if (static_cast<int64_t>(f.size()) > sent.options.n_best) f.resize(sent.options.n_best);
+  retired_.push_back({sent.id, std::move(f)});
+  free_memory_slots_.push_back(sent.memory_slot);
+  free_sentences_.push_back(s);
+  reserved_rows_ -= sent.options.beam;
+  --active_;
+}
+
+void Session::step() {
+  if (live_.empty()) return;
+  const nn::TransformerConfig& c = model_.config();
+  arena_.reset();
+  ArenaScope scope(&arena_);
+  const int64_t n = static_cast<int64_t>(live_.size());
+  std::vector<int32_t> tokens(n), positions(n), slots(n), self_lengths(n), memory_slots(n),
+      source_lengths(n), eos_banned(n);
+  int64_t k = 1;
+  for (int64_t r = 0; r < n; ++r) {
+    const Live& h = live_[static_cast<size_t>(r)];
+    const Sentence& s = sentences_[static_cast<size_t>(h.sentence)];
+    tokens[r] = h.input;
+    positions[r] = static_cast<int32_t>(h.tokens.size());
+    slots[r] = h.slot;
+    self_lengths[r] = positions[r] + 1;
+    memory_slots[r] = s.memory_slot;
+    source_lengths[r] = s.source_length;
+    eos_banned[r] = static_cast<int64_t>(h.tokens.size()) >= s.options.min_length ? -1 : c.eos_id;
+    if (!s.options.sample) k = std::max<int64_t>(k, 2 * s.options.beam);
+  }
+  const nn::DecodeRows rows{i32(tokens),       i32(positions),   i32(slots),
+                            i32(self_lengths), i32(memory_slots), i32(source_lengths)};
+  const Tensor hidden = model_.decode_rows(rows, cache_);
+  const Tensor logits = model_.project(ag::Variable(hidden)).value();  // [n, V]
+  // A candidate's log-probability is logit - logsumexp(row): no [n, V] log-softmax is written.
+  const std::vector<float> lse = ops::logsumexp(logits).to_vector<float>();
+  const ops::TopK top = ops::top_k(logits, k, {c.pad_id, c.unk_id, c.bos_id}, i32(eos_banned));
+  const std::vector<float> top_values = top.values.to_vector<float>();
+  const std::vector<int32_t> top_ids = top.indices.to_vector<int32_t>();
+  const std::vector<int32_t> top_counts = top.counts.to_vector<int32_t>();
+
+  struct Candidate {
+    double log_prob;
+    int64_t row;
+    int32_t token;
+  };
+  std::vector<Candidate> cands;
+  std::vector<Live> next;
+  std::vector<int64_t> parent;  // the live row each next hypothesis extends
+  auto finish = [&](Sentence& s, const Live& h, int32_t token, double log_prob) {
+    Hypothesis hyp;
+    hyp.tokens = h.tokens;
+    if (token != c.eos_id) hyp.tokens.push_back(token);
+    hyp.log_prob = log_prob;
+    hyp.score = log_prob / length_penalty(static_cast<int64_t>(h.tokens.size()) + 1, s.options.alpha);
+    s.finished.push_back(std::move(hyp));
+  };
+  for (int64_t g0 = 0, g1 = 0; g0 < n; g0 = g1) {
+    const int64_t si = live_[static_cast<size_t>(g0)].sentence;
+    Sentence& s = sentences_[static_cast<size_t>(si)];
+    const SearchOptions& o = s.options;
+    while (g1 < n && live_[static_cast<size_t>(g1)].sentence == si) ++g1;
+    // Every hypothesis of a sentence has the same length: the steps it has run.
+    const int64_t len = static_cast<int64_t>(live_[static_cast<size_t>(g0)].tokens.size()) + 1;
+    if (o.sample) {  // one row: draw, finish on EOS or at the length limit
+      const Live& h = live_[static_cast<size_t>(g0)];
+      const std::vector<float> row = logits.slice(0, g0, g0 + 1).to_vector<float>();
+      const int32_t v = draw(row, c, eos_banned[g0] < 0, o,
+                             philox_uniform(o.seed, s.stream, static_cast<uint64_t>(len - 1)));
+      const double log_prob = h.log_prob + (row[static_cast<size_t>(v)] - lse[static_cast<size_t>(g0)]);
+      if (v == c.eos_id || len >= s.limit) {
+        finish(s, h, v, log_prob);
+        finish_sentence(si);
+        continue;
+      }
+      Live grown{si, h.tokens, log_prob, h.slot, v};
+      grown.tokens.push_back(v);
+      next.push_back(std::move(grown));
+      parent.push_back(g0);
+      continue;
+    }
+    const int64_t K = o.beam;
+    cands.clear();
+    for (int64_t r = g0; r < g1; ++r) {
+      const double base = live_[static_cast<size_t>(r)].log_prob;
+      for (int64_t i = 0; i < std::min<int64_t>(2 * K, top_counts[r]); ++i)
+        cands.push_back({base + (top_values[r * k + i] - lse[r]), r, top_ids[r * k + i]});
+    }
+    std::stable_sort(cands.begin(), cands.end(),
+                     [](const Candidate& a, const Candidate& b) { return a.log_prob > b.log_prob; });
+    int64_t kept = 0;
+    for (int64_t ci = 0; ci < static_cast<int64_t>(cands.size()) && kept < K; ++ci) {
+      const Candidate& x = cands[ci];
+      const Live& from = live_[static_cast<size_t>(x.row)];
+      if (x.token == c.eos_id || len >= s.limit) {
+        // Only extensions ranked within the beam may finish (a worse EOS is not a contender).
+        if (ci < K) finish(s, from, x.token, x.log_prob);
+        continue;
+      }
+      Live grown{si, from.tokens, x.log_prob, -1, x.token};
+      grown.tokens.push_back(x.token);
+      next.push_back(std::move(grown));
+      parent.push_back(x.row);
+      ++kept;
+    }
+    if (cands.empty())  // nothing may follow (min_length with no token but EOS): stop here
+      for (int64_t r = g0; r < g1; ++r)
+        finish(s, live_[static_cast<size_t>(r)], c.eos_id, live_[static_cast<size_t>(r)].log_prob);
+    // Done once `beam` hypotheses have finished and the best live one, scored at its current
+    // length, cannot beat the worst of the `beam` best finished ones; a confident live
+    // hypothesis is not cut off by early, poorer hypotheses that happened to end first.
+    bool done = kept == 0;
+    auto& f = s.finished;
+    if (!done && static_cast<int64_t>(f.size()) >= K) {
+      std::nth_element(f.begin(), f.begin() + (K - 1), f.end(),
+                       [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+      const double best_live = next[next.size() - static_cast<size_t>(kept)].log_prob;
+      done = f[static_cast<size_t>(K - 1)].score >= best_live / length_penalty(len, o.alpha);
+    }
+    if (done) {
+      next.resize(next.size() - static_cast<size_t>(kept));  // its live rows leave
+      parent.resize(parent.size() - static_cast<size_t>(kept));
+      finish_sentence(si);
+    }
+  }
+  // Slots: a parent's first child inherits its slot, later children get a free slot and a copy
+  // of the parent's positions; slots of parents without children are freed first.
+  std::vector<int32_t> children(static_cast<size_t>(n), 0);
+  for (const int64_t p : parent) ++children[static_cast<size_t>(p)];
+  for (int64_t r = 0; r < n; ++r)
+    if (children[static_cast<size_t>(r)] == 0) free_slots_.push_back(live_[static_cast<size_t>(r)].slot);
+  std::vector<int32_t> from, to, lengths;
+  std::vector<bool> inherited(static_cast<size_t>(n), false);
+  for (size_t j = 0; j < next.size(); ++j) {
+    const Live& p = live_[static_cast<size_t>(parent[j])];
+    if (next[j].slot >= 0) continue;  // sampled: kept its own slot
+    if (!inherited[static_cast<size_t>(parent[j])]) {
+      inherited[static_cast<size_t>(parent[j])] = true;
+      next[j].slot = p.slot;
+      continue;
+    }
+    ATTEND_CHECK(!free_slots_.empty(), "session: out of cache slots");
+    next[j].slot = free_slots_.back();
+    free_slots_.pop_back();
+    from.push_back(p.slot);
+    to.push_back(next[j].slot);
+    lengths.push_back(static_cast<int32_t>(p.tokens.size()) + 1);  // positions 0..t written
+  }
+  if (!from.empty()) cache_.copy_slots(i32(from), i32(to), i32(lengths));
+  live_.swap(next);
+}
+
+std::vector<Result> Session::retire() {
+  std::vector<Result> out;
+  out.swap(retired_);
+  return out;
+}
+
+std::vector<std::vector<Hypothesis>> search(const nn::Transformer& model,
+                                            const std::vector<std::vector<int32_t>>& sources,
+                                            const SearchOptions& options,
+                                            const std::vector<uint64_t>& streams) {
+  options.validate();
+  ATTEND_CHECK(streams.empty() || streams.size() == sources.size(),
+               "search: {} streams for {} sources", streams.size(), sources.size());
+  std::vector<std::vector<Hypothesis>> out(sources.size(), std::vector<Hypothesis>(1));
+  std::vector<Request> requests;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    if (sources[i].empty()) continue;  // an empty source translates to an empty output
+    requests.push_back({sources[i], options, streams.empty() ? i : streams[i],
+                        static_cast<int64_t>(i)});
+  }
+  Session session(model);
+  session.admit(requests);
+  while (!session.idle()) session.step();
+  for (auto& r : session.retire()) out[static_cast<size_t>(r.id)] = std::move(r.hypotheses);
+  return out;
+}
+
+std::vector<std::vector<Hypothesis>> search_all(const nn::Transformer& model,
+                                                const std::vector<std::vector<int32_t>>& sources,
+                                                int64_t max_tokens, const SearchOptions& options) {
+  options.validate();
+  ATTEND_CHECK(max_tokens >= 1, "search: max_tokens must be >= 1, got {}", max_tokens);
+  // Non-empty sources sorted by length (stable), packed while rows * longest <= max_tokens (a
+  // source longer than that gets a batch of its own).
+  std::vector<size_t> order;
+  for (size_t i = 0; i < sources.size(); ++i)
+    if (!sources[i].empty()) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return sources[a].size() < sources[b].size(); });
+  std::vector<std::vector<Hypothesis>> out(sources.size(), std::vector<Hypothesis>(1));
+  Session session(model);  // its cache and arena serve every batch
+  std::vector<Request> batch;
+  int64_t longest = 0;
+  auto run = [&] {
+    session.admit(batch);
+    while (!session.idle()) session.step();
+    for (auto& r : session.retire()) out[static_cast<size_t>(r.id)] = std::move(r.hypotheses);
+    batch.clear();
+    longest = 0;
+  };
+  for (const size_t i : order) {
+    const int64_t len = static_cast<int64_t>(sources[i].size());
+    if (!batch.empty() && std::max(longest, len) * static_cast<int64_t>(batch.size() + 1) > max_tokens)
+      run();
+    batch.push_back({sources[i], options, static_cast<uint64_t>(i), static_cast<int64_t>(i)});
+    longest = std::max(longest, len);
+  }
+  if (!batch.empty()) run();
+  return out;
+}
+
+}  // namespace attend::decode

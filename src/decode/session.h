@@ -1,0 +1,138 @@
+// Step-level decoding: a Session owns a preallocated key/value cache and a set of live
+// hypotheses; requests join it (admit), every step() extends each live hypothesis by one token,
+// and finished requests leave it (retire). Beam search, greedy search and sampling are per
+// request, so one running batch can mix them; a request's result does not depend on what else
+// is in the batch (up to the rounding of batched products). The model is only read: threads
+// may run their own sessions on one shared model.
+//
+// Beam search keeps `beam` live hypotheses per sentence, all sentences side by side in one
+// decoder batch (a sentence's hypotheses are contiguous rows). Each step it takes the 2 * beam
+// best extensions of a sentence's hypotheses by total log-probability; an extension by EOS
+// among the first `beam` of them finishes a hypothesis, the best non-EOS ones fill the next
+// beam. A sentence is done when none is live, or when `beam` hypotheses have finished and the
+// best live one, scored at its current length, is worse than the `beam`-th best finished one.
+// Finished hypotheses are ranked by log_prob / lp(length) with the GNMT length penalty
+// lp(L) = ((5 + L) / 6)^alpha, where L counts the output tokens and the EOS. A hypothesis that
+// reaches the maximum length (source length + max_extra) finishes there without EOS. With
+// beam = 1 the search is exactly greedy search (tested).
+//
+// Cache: each hypothesis owns a self-attention slot. A hypothesis extended once keeps its
+// parent's slot; a parent extended k > 1 times has its prefix copied into k - 1 free slots (the
+// only copies decoding makes); slots of dropped hypotheses return to a free list.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/allocator.h"
+#include "nn/transformer.h"
+
+namespace attend::decode {
+
+struct Hypothesis {
+  std::vector<int32_t> tokens;  // without BOS and EOS
+  double score = 0;             // log_prob / lp(length): what ranks hypotheses
+  double log_prob = 0;          // sum of the tokens' log-probabilities (EOS included if emitted)
+};
+
+struct SearchOptions {
+  int64_t beam = 4;        // hypotheses kept per sentence; 1 = greedy
+  double alpha = 0.6;      // length penalty exponent (0: rank by total log-probability)
+  int64_t n_best = 1;      // hypotheses returned per sentence, best first (<= beam)
+  int64_t max_extra = 50;  // an output has at most source length + max_extra tokens
+  int64_t min_length = 0;  // EOS is not allowed before this many output tokens
+  // Sampling instead of search (beam must be 1): each token is drawn from
+  // softmax(logits / temperature) restricted to the top_k most likely tokens (0: all) and to the
+  // smallest set of most likely tokens whose probability reaches top_p. Deterministic for a
+  // seed: a request's random stream (its input index) fixes its draws, whatever the batching.
+  bool sample = false;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+
+  /// Throws attend::Error naming the offending option.
+  void validate() const;
+};
+
+/// GNMT length penalty ((5 + length) / 6)^alpha.
+double length_penalty(int64_t length, double alpha);
+
+/// Longest output allowed for a source of `src_len` tokens (learned positions cap it too).
+int64_t max_output_length(const nn::Transformer& model, int64_t src_len, int64_t max_extra);
+
+/// One sentence to decode.
+struct Request {
+  std::vector<int32_t> source;  // encoder ids (TransformerConfig::source applied); not empty
+  SearchOptions options;
+  uint64_t stream = 0;          // sampling stream: the input index, so draws ignore batching
+  int64_t id = 0;               // the caller's handle, returned with the result
+};
+
+struct Result {
+  int64_t id = 0;
+  std::vector<Hypothesis> hypotheses;  // n_best, best first
+};
+
+class Session {
+ public:
+  explicit Session(const nn::Transformer& model);
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// Encodes the sources (one encoder batch) and adds one live hypothesis per request; they
+  /// take part from the next step(). Options are validated first (nothing is admitted then).
+  void admit(const std::vector<Request>& requests);
+  /// Extends every live hypothesis by one token; requests that finish move to the retired list.
+  void step();
+  /// The requests finished since the last call, in the order they finished (admission order
+  /// within a step).
+  std::vector<Result> retire();
+  /// Live hypotheses (decoder rows of the next step) and requests still decoding.
+  int64_t live_rows() const { return static_cast<int64_t>(live_.size()); }
+  int64_t active_requests() const { return active_; }
+  bool idle() const { return live_.empty(); }
+
+ private:
+  struct Sentence {
+    int64_t id = 0;
+    SearchOptions options;
+    uint64_t stream = 0;
+    int64_t limit = 0;        // longest output
+    int32_t memory_slot = 0;  // encoder slot
+    int32_t source_length = 0;
+    std::vector<Hypothesis> finished;
+  };
+  struct Live {
+    int64_t sentence;  // index into sentences_
+    std::vector<int32_t> tokens;
+    double log_prob;
+    int32_t slot;   // self-attention slot holding its positions
+    int32_t input;  // the token the next step feeds
+  };
+  void finish_sentence(int64_t s);
+
+  const nn::Transformer& model_;
+  nn::KvCache cache_;
+  Arena arena_;  // one step's tensors; reset at the start of each call
+  std::vector<Sentence> sentences_;  // by index; finished entries are reused
+  std::vector<int64_t> free_sentences_;
+  std::vector<int32_t> free_slots_, free_memory_slots_;
+  std::vector<Live> live_;  // a sentence's hypotheses are contiguous, sentences in admission order
+  std::vector<Result> retired_;
+  int64_t active_ = 0, reserved_rows_ = 0;
+};
+
+/// Decodes `sources` as one batch: the n_best hypotheses of each, best first. streams[i] is
+/// source i's sampling stream (default: i). An empty source gives one empty hypothesis.
+std::vector<std::vector<Hypothesis>> search(const nn::Transformer& model,
+                                            const std::vector<std::vector<int32_t>>& sources,
+                                            const SearchOptions& options,
+                                            const std::vector<uint64_t>& streams = {});
+
+/// `search` over sources in length-sorted batches of about `max_tokens` source tokens (one
+/// session reused); results in input order, source i sampling from stream i.
+std::vector<std::vector<Hypothesis>> search_all(const nn::Transformer& model,
+                                                const std::vector<std::vector<int32_t>>& sources,
+                                                int64_t max_tokens, const SearchOptions& options);
+
+}  // namespace attend::decode

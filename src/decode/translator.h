@@ -1,0 +1,53 @@
+// The inference API for translation: text in, text out. A Translator pairs a model with its
+// tokenizer (both only read, so threads may share one); `attend translate`, validation during
+// training and a server all translate through it. Lines are checked (UTF-8), tokenized, built
+// into encoder input (TransformerConfig::source), decoded in length-sorted batches (beam search,
+// n-best or sampling; see session.h) and detokenized, in input order.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "decode/session.h"
+#include "models/model_dir.h"
+
+namespace attend::decode {
+
+struct TranslateOptions {
+  SearchOptions search;
+  int64_t batch_tokens = 2000;   // source subwords per decoding batch
+  int64_t max_input_tokens = 0;  // longer inputs are cut, with a warning (0: model max_positions)
+  bool replace_bad_utf8 = false; // invalid UTF-8: substitute U+FFFD instead of an error
+  /// Throws attend::Error naming the offending option.
+  void validate() const;
+};
+
+struct Translation {
+  std::string text;
+  std::vector<int32_t> tokens;  // target subword ids, without BOS/EOS
+  double score = 0;             // log_prob / length penalty (what ranks the n-best list)
+  double log_prob = 0;
+};
+
+class Translator {
+ public:
+  Translator(const nn::Transformer& model, const data::Tokenizer& tokenizer);
+  explicit Translator(const models::LoadedModel& loaded);
+
+  /// The n-best translations of every line, in input order (an empty line gives one empty
+  /// translation). `input_name` names the input in errors and warnings ("name:line"); a line
+  /// cut to max_input_tokens adds a warning to `warnings` when given.
+  std::vector<std::vector<Translation>> translate(const std::vector<std::string>& lines,
+                                                  const TranslateOptions& options,
+                                                  const std::string& input_name = "<input>",
+                                                  std::vector<std::string>* warnings = nullptr) const;
+
+  const nn::Transformer& model() const { return model_; }
+  const data::Tokenizer& tokenizer() const { return tokenizer_; }
+
+ private:
+  const nn::Transformer& model_;
+  const data::Tokenizer& tokenizer_;
+};
+
+}  // namespace attend::decode

@@ -1,0 +1,60 @@
+// Model keys (see config.h). Keep configs/README.md in step with this list.
+#include "models/config.h"
+
+namespace attend::models {
+
+std::vector<io::KeySpec> model_keys() {
+  using io::KeyType;
+  return {
+      {"model.preset", KeyType::kString, "small", "starting point: tiny, small, base or big (base/big are the paper's)"},
+      {"model.d_model", KeyType::kInt, "", "model width (default: from the preset)"},
+      {"model.ffn", KeyType::kInt, "", "feed-forward inner width"},
+      {"model.heads", KeyType::kInt, "", "attention heads (d_model must be divisible by it)"},
+      {"model.encoder_layers", KeyType::kInt, "", "encoder layers"},
+      {"model.decoder_layers", KeyType::kInt, "", "decoder layers"},
+      {"model.dropout", KeyType::kFloat, "", "residual and embedding dropout probability"},
+      {"model.activation", KeyType::kString, "", "feed-forward activation: relu (paper) or gelu"},
+      {"model.norm", KeyType::kString, "", "post (paper: LN after the residual add) or pre"},
+      {"model.positions", KeyType::kString, "", "sinusoidal (paper) or learned"},
+      {"model.max_positions", KeyType::kInt, "", "longest sequence for learned positions"},
+      {"model.share_embeddings", KeyType::kBool, "", "one table for source, target and output (joint vocabulary)"},
+      {"model.source_eos", KeyType::kBool, "", "end each source sentence with the end-of-sentence token (default false)"},
+      {"model.qkv_init_gain", KeyType::kFloat, "", "Xavier gain of the attention q/k/v projections at initialisation (default 1)"},
+      {"model.attention", KeyType::kString, "", "encoder self-attention: full or local"},
+      {"model.window", KeyType::kInt, "", "local attention: keys visible on each side"},
+      {"model.global_tokens", KeyType::kInt, "", "local attention: leading positions that see and are seen by all"},
+  };
+}
+
+nn::TransformerConfig model_config(const io::Config& c, int64_t vocab,
+                                   const data::Tokenizer* tokenizer) {
+  nn::TransformerConfig m = nn::TransformerConfig::preset(c.get_string("model.preset"));
+  auto i = [&](const char* k, int64_t& v) { if (c.is_set(k)) v = c.get_int(k); };
+  auto s = [&](const char* k, std::string& v) { if (c.is_set(k)) v = c.get_string(k); };
+  i("model.d_model", m.d_model);
+  i("model.ffn", m.ffn);
+  i("model.heads", m.heads);
+  i("model.encoder_layers", m.encoder_layers);
+  i("model.decoder_layers", m.decoder_layers);
+  if (c.is_set("model.dropout")) m.dropout = c.get_float("model.dropout");
+  s("model.activation", m.activation);
+  s("model.norm", m.norm);
+  s("model.positions", m.positions);
+  i("model.max_positions", m.max_positions);
+  if (c.is_set("model.share_embeddings")) m.share_embeddings = c.get_bool("model.share_embeddings");
+  if (c.is_set("model.source_eos")) m.source_eos = c.get_bool("model.source_eos");
+  if (c.is_set("model.qkv_init_gain")) m.qkv_init_gain = c.get_float("model.qkv_init_gain");
+  s("model.attention", m.attention.attention);
+  i("model.window", m.attention.window);
+  i("model.global_tokens", m.attention.global_tokens);
+  m.src_vocab = m.tgt_vocab = tokenizer ? tokenizer->vocab_size() : vocab;
+  if (tokenizer) {
+    m.pad_id = tokenizer->pad_id();
+    m.unk_id = tokenizer->unk_id();
+    m.bos_id = tokenizer->bos_id();
+    m.eos_id = tokenizer->eos_id();
+  }
+  return m;
+}
+
+}  // namespace attend::models

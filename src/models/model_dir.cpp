@@ -1,0 +1,118 @@
+// Model directories (see model_dir.h).
+#include "models/model_dir.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "io/config.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "models/config.h"
+
+namespace attend::models {
+namespace fs = std::filesystem;
+namespace {
+
+const char* kModelFiles[] = {"model.safetensors", "config.json", "tokenizer.model"};
+
+std::string path(const std::string& dir, const std::string& f) { return (fs::path(dir) / f).string(); }
+
+}  // namespace
+
+std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec))
+    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 &&
+        e.path().extension() != ".tmp")
+      names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string last_checkpoint(const std::string& run_dir) {
+  const std::string marker = (fs::path(run_dir) / "checkpoints" / "last").string();
+  if (!io::file_exists(marker)) return "";
+  std::string name = io::read_file(marker);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return (fs::path(run_dir) / "checkpoints" / name).string();
+}
+
+void verify_model_dir(const std::string& dir, bool need_training_state) {
+  ATTEND_CHECK(fs::is_directory(dir), "{}: not a model or checkpoint directory", dir);
+  for (const char* f : kModelFiles)
+    ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (not a complete checkpoint)", dir, f);
+  if (need_training_state)
+    for (const char* f : {"optimizer.safetensors", "trainer_state.json"})
+      ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (cannot resume from it)", dir, f);
+  if (!io::file_exists(path(dir, "trainer_state.json"))) return;
+  nlohmann::json st;
+  try {
+    st = nlohmann::json::parse(io::read_file(path(dir, "trainer_state.json")));
+  } catch (const nlohmann::json::exception& e) {
+    ATTEND_FAIL("{}: corrupt trainer_state.json: {}", dir, e.what());
+  }
+  if (need_training_state && st.value("ema", false))
+    ATTEND_CHECK(io::file_exists(path(dir, "train_weights.safetensors")),
+                 "{}: missing train_weights.safetensors (cannot resume from it)", dir);
+  if (!st.contains("crc32")) return;
+  for (const auto& [name, want] : st["crc32"].items()) {
+    if (!io::file_exists(path(dir, name))) continue;
+    const uint32_t got = io::crc32(io::read_file(path(dir, name)));
+    ATTEND_CHECK(want.is_number_unsigned() && want.get<uint32_t>() == got,
+                 "{}: {} is corrupt (checksum {} != recorded {})", dir, name, got, want.dump());
+  }
+}
+
+void load_weights(const std::string& file, const std::vector<std::pair<std::string, Tensor>>& into) {
+  const io::SafeTensors st = io::load_safetensors(file);
+  for (auto [name, dst] : into) {
+    const Tensor* t = st.find(name);
+    ATTEND_CHECK(t != nullptr, "{}: missing parameter '{}' (checkpoint and config disagree)", file, name);
+    ATTEND_CHECK(t->shape() == dst.shape() && t->dtype() == dst.dtype(),
+                 "{}: parameter '{}' is {} but the model expects {}", file, name, t->str(), dst.str());
+    dst.copy_from(*t);
+  }
+  ATTEND_CHECK(st.tensors.size() == into.size(),
+               "{}: holds {} tensors but the model has {} parameters", file, st.tensors.size(),
+               into.size());
+}
+
+nn::TransformerConfig read_model_config(const std::string& dir, const data::Tokenizer& tokenizer) {
+  const std::string file = path(dir, "config.json");
+  nlohmann::json all;
+  try {
+    all = nlohmann::json::parse(io::read_file(file));
+  } catch (const nlohmann::json::exception& e) {
+    ATTEND_FAIL("{}: corrupt: {}", file, e.what());
+  }
+  ATTEND_CHECK(all.is_object(), "{}: expected a JSON object of keys", file);
+  nlohmann::json model = nlohmann::json::object();
+  for (const auto& [key, value] : all.items())
+    if (key.rfind("model.", 0) == 0) model[key] = value;
+  io::Config c(model_keys());
+  c.load_json(model.dump(), file);
+  return model_config(c, 0, &tokenizer);
+}
+
+LoadedModel load_model_dir(const std::string& p) {
+  ATTEND_CHECK(fs::exists(p), "{}: no such model directory", p);
+  std::string dir = p;
+  if (!io::file_exists(path(p, "model.safetensors"))) {
+    if (io::file_exists(path(path(p, "best"), "model.safetensors"))) dir = path(p, "best");
+    else if (!last_checkpoint(p).empty()) dir = last_checkpoint(p);
+  }
+  verify_model_dir(dir, false);
+  LoadedModel m;
+  m.tokenizer = data::Tokenizer::load(path(dir, "tokenizer.model"));
+  m.model = std::make_unique<nn::Transformer>(read_model_config(dir, m.tokenizer), 0);
+  std::vector<std::pair<std::string, Tensor>> into;
+  for (const auto& [name, v] : m.model->named_parameters()) into.emplace_back(name, v.value());
+  load_weights(path(dir, "model.safetensors"), into);
+  m.model->set_training(false);
+  m.dir = dir;
+  return m;
+}
+
+}  // namespace attend::models

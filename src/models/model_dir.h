@@ -1,0 +1,47 @@
+// Model directories: what inference reads. A model directory holds model.safetensors (weights
+// named as in the PyTorch reference), config.json (the model.* keys, and training's keys when
+// training wrote it) and tokenizer.model (SentencePiece); a training checkpoint adds
+// optimizer.safetensors and trainer_state.json (with CRC-32s of the other files). A run
+// directory holds checkpoints/step-N/, checkpoints/last (the newest complete one) and best/.
+// Nothing here depends on training: translate, validation and a server load models this way.
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "data/tokenizer.h"
+#include "nn/transformer.h"
+
+namespace attend::models {
+
+/// Names of the complete checkpoints of a run directory ("step-N"), oldest first; empty when
+/// the run has none (unfinished "step-N.tmp" directories are not listed).
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
+/// The newest complete checkpoint of a run directory ("" when there is none).
+std::string last_checkpoint(const std::string& run_dir);
+
+/// Checks that `dir` holds a model (and, with need_training_state, what resuming needs); throws
+/// one message naming the first missing or corrupt file.
+void verify_model_dir(const std::string& dir, bool need_training_state);
+
+/// Copies a safetensors file into existing tensors (parameters, a moving average). Names,
+/// shapes and dtypes must match exactly, both ways (errors name the file and tensor).
+void load_weights(const std::string& file, const std::vector<std::pair<std::string, Tensor>>& into);
+
+/// The model configuration stored in a model directory's config.json (its model.* keys; other
+/// keys are training's and are ignored), with vocabulary size and special ids from `tokenizer`.
+nn::TransformerConfig read_model_config(const std::string& dir, const data::Tokenizer& tokenizer);
+
+struct LoadedModel {
+  std::unique_ptr<nn::Transformer> model;  // eval mode
+  data::Tokenizer tokenizer;
+  std::string dir;  // the directory actually read
+};
+
+/// A trained model for inference from a model or checkpoint directory, or from a run directory
+/// (its best/ model when present, else its last checkpoint).
+LoadedModel load_model_dir(const std::string& path);
+
+}  // namespace attend::models

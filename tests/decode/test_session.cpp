@@ -1,0 +1,144 @@
+// Step-level decoding sessions: requests that join a running batch (with other search options
+// in it) and leave it get the results they get alone; admission errors; two threads running
+// their own sessions on one shared model get the results of one thread (also built under
+// ThreadSanitizer, see tests/CMakeLists.txt).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <thread>
+
+#include "decode/session.h"
+#include "util.h"
+
+namespace attend {
+namespace {
+
+using Sources = std::vector<std::vector<int32_t>>;
+
+std::unique_ptr<nn::Transformer> make_model(uint64_t seed) {
+  nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");
+  c.d_model = 32, c.ffn = 48, c.heads = 4, c.encoder_layers = 2, c.decoder_layers = 2;
+  c.src_vocab = c.tgt_vocab = 29;
+  c.norm = "pre";
+  c.max_positions = 64;
+  auto m = std::make_unique<nn::Transformer>(c, seed);
+  m->set_training(false);
+  return m;
+}
+
+Sources sources() {
+  return {{5, 6, 7, 8, 9}, {10, 11}, {12, 13, 14, 4}, {15, 16, 17, 18, 19, 20, 21}, {22, 23, 24}};
+}
+
+decode::SearchOptions options(int64_t beam, bool sample = false) {
+  decode::SearchOptions o;
+  o.beam = beam;
+  o.n_best = beam;
+  o.max_extra = 7;
+  o.sample = sample;
+  o.seed = 5;
+  return o;
+}
+
+void expect_same(const std::vector<decode::Hypothesis>& got,
+                 const std::vector<decode::Hypothesis>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t k = 0; k < got.size(); ++k) {
+    EXPECT_EQ(got[k].tokens, want[k].tokens) << what << " rank " << k;
+    EXPECT_NEAR(got[k].score, want[k].score, 1e-4) << what << " rank " << k;
+  }
+}
+
+TEST(Session, RequestsJoinAndLeaveARunningBatch) {
+  const auto owned = make_model(7);
+  const nn::Transformer& model = *owned;
+  const Sources src = sources();
+  // Mixed options: beam 4, greedy, sampling, beam 2, beam 3.
+  const std::vector<decode::SearchOptions> opts = {options(4), options(1), options(1, true),
+                                                   options(2), options(3)};
+  std::vector<std::vector<decode::Hypothesis>> alone;
+  for (size_t i = 0; i < src.size(); ++i)
+    alone.push_back(decode::search(model, {src[i]}, opts[i], {i})[0]);
+
+  decode::Session s(model);
+  std::vector<std::vector<decode::Hypothesis>> got(src.size());
+  std::vector<int64_t> finished_at(src.size(), -1);
+  auto collect = [&](int64_t step) {
+    for (auto& r : s.retire()) {
+      got[static_cast<size_t>(r.id)] = std::move(r.hypotheses);
+      finished_at[static_cast<size_t>(r.id)] = step;
+    }
+  };
+  s.admit({{src[0], opts[0], 0, 0}});
+  s.step();
+  s.step();
+  collect(2);
+  // Two more join after two steps, the rest after four (one of them alone in its admit call).
+  s.admit({{src[1], opts[1], 1, 1}, {src[2], opts[2], 2, 2}});
+  EXPECT_EQ(s.active_requests(), 3);
+  s.step();
+  s.step();
+  collect(4);
+  s.admit({{src[3], opts[3], 3, 3}});
+  s.admit({{src[4], opts[4], 4, 4}});
+  int64_t step = 4;
+  while (!s.idle()) {
+    s.step();
+    collect(++step);
+  }
+  EXPECT_EQ(s.active_requests(), 0);
+  for (size_t i = 0; i < src.size(); ++i) {
+    EXPECT_GE(finished_at[i], 0) << "request " << i << " never retired";
+    expect_same(got[i], alone[i], "request " + std::to_string(i));
+  }
+  // The session is reusable once idle, and gives the same again.
+  s.admit({{src[3], opts[0], 3, 9}});
+  while (!s.idle()) s.step();
+  const auto again = s.retire();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, 9);
+  expect_same(again[0].hypotheses, decode::search(model, {src[3]}, opts[0])[0], "reused");
+}
+
+TEST(Session, AdmitRejectsBadRequestsWholly) {
+  const auto owned = make_model(3);
+  const nn::Transformer& model = *owned;
+  decode::Session s(model);
+  decode::SearchOptions bad = options(2);
+  bad.n_best = 3;
+  EXPECT_NE(test::error_of([&] { s.admit({{{5, 6}, options(2), 0, 0}, {{7}, bad, 1, 1}}); })
+                .find("n_best"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { s.admit({{{}, options(2), 0, 4}}); }).find("request 4"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { s.admit({{{5, 99}, options(2), 0, 0}}); }).find("99"),
+            std::string::npos);
+  EXPECT_TRUE(s.idle());
+  EXPECT_EQ(s.active_requests(), 0);
+}
+
+TEST(Session, ThreadsShareOneModel) {
+  const auto owned = make_model(11);
+  const nn::Transformer& model = *owned;
+  Sources a = sources(), b = sources();
+  std::reverse(b.begin(), b.end());
+  const auto want_a = decode::search_all(model, a, 12, options(3));
+  const auto want_b = decode::search_all(model, b, 1000, options(2));
+  std::vector<std::vector<decode::Hypothesis>> got_a, got_b;
+  for (int round = 0; round < 3; ++round) {
+    std::thread ta([&] { got_a = decode::search_all(model, a, 12, options(3)); });
+    std::thread tb([&] { got_b = decode::search_all(model, b, 1000, options(2)); });
+    ta.join();
+    tb.join();
+    ASSERT_EQ(got_a.size(), want_a.size());
+    ASSERT_EQ(got_b.size(), want_b.size());
+    for (size_t i = 0; i < want_a.size(); ++i) {
+      expect_same(got_a[i], want_a[i], "thread a, sentence " + std::to_string(i));
+      expect_same(got_b[i], want_b[i], "thread b, sentence " + std::to_string(i));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace attend

@@ -1,0 +1,101 @@
+// Decoding ops against plain loops: write_positions and copy_positions (cache moves, any dtype),
+// top_k (ties, banned columns, rows with fewer allowed columns than k), scale_ and sum_squares;
+// bad arguments name the op.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "ops/ops.h"
+#include "util.h"
+
+namespace attend {
+namespace {
+
+Tensor i32(const std::vector<int32_t>& v) {
+  return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
+}
+
+Tensor iota(const Shape& shape, DType dt, double base) {
+  std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = base + static_cast<double>(i);
+  return Tensor::from_vector(v, shape).to(dt);
+}
+
+TEST(DecodingOps, WriteAndCopyPositionsMatchLoops) {
+  for (const DType dt : {DType::kF32, DType::kF64, DType::kBF16}) {
+    const int64_t S = 4, H = 2, C = 5, W = 3, n = 2, t = 2;
+    Tensor cache = iota({S, H, C, W}, dt, 0);
+    const std::vector<double> before = cache.to(DType::kF64).to_vector<double>();
+    const Tensor src = iota({n, H, t, W}, dt, 1000);
+    ops::write_positions(cache, src, i32({3, 1}), i32({1, 3}));
+    std::vector<double> want = before;
+    const auto s = src.to(DType::kF64).to_vector<double>();
+    const int32_t rows[] = {3, 1}, offs[] = {1, 3};
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t j = 0; j < t; ++j)
+          for (int64_t w = 0; w < W; ++w)
+            want[((rows[i] * H + h) * C + offs[i] + j) * W + w] = s[((i * H + h) * t + j) * W + w];
+    EXPECT_EQ(cache.to(DType::kF64).to_vector<double>(), want) << dtype_name(dt);
+    ops::copy_positions(cache, i32({3, 1}), i32({0, 2}), i32({4, 2}));
+    const int32_t from[] = {3, 1}, to[] = {0, 2}, len[] = {4, 2};
+    const std::vector<double> mid = want;
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t j = 0; j < len[i]; ++j)
+          for (int64_t w = 0; w < W; ++w)
+            want[((to[i] * H + h) * C + j) * W + w] = mid[((from[i] * H + h) * C + j) * W + w];
+    EXPECT_EQ(cache.to(DType::kF64).to_vector<double>(), want) << dtype_name(dt);
+  }
+}
+
+TEST(DecodingOps, TopKMatchesASort) {
+  // Row 0 has ties (3.0 at columns 2, 5 and 9); column 1 is banned everywhere, column 5 in row 0.
+  const std::vector<float> x = {0, 9, 3, 1, 7, 3, -2, 8, 0.5f, 3, 2, 6, 6, 6, 6, 6, 6, 6, 1, 4, 5, 5,
+                                -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                -1, -1};
+  const int64_t V = 20, n = 2, k = 6;
+  const ops::TopK top = ops::top_k(Tensor::from_vector(x, {n, V}), k, {1}, i32({5, -1}));
+  const auto values = top.values.to_vector<float>();
+  const auto ids = top.indices.to_vector<int32_t>();
+  const auto counts = top.counts.to_vector<int32_t>();
+  for (int64_t r = 0; r < n; ++r) {
+    std::vector<std::pair<float, int32_t>> all;
+    for (int32_t v = 0; v < V; ++v)
+      if (v != 1 && !(r == 0 && v == 5)) all.push_back({x[r * V + v], v});
+    std::stable_sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    ASSERT_EQ(counts[r], k);
+    for (int64_t i = 0; i < k; ++i) {
+      EXPECT_EQ(ids[r * k + i], all[i].second) << "row " << r << " rank " << i;
+      EXPECT_EQ(values[r * k + i], all[i].first);
+    }
+  }
+  // Fewer allowed columns than k: the rest is marked -1.
+  const ops::TopK small = ops::top_k(Tensor::from_vector<float>({1, 2, 3}, {1, 3}), 4, {0});
+  EXPECT_EQ(small.counts.to_vector<int32_t>(), (std::vector<int32_t>{2}));
+  EXPECT_EQ(small.indices.to_vector<int32_t>(), (std::vector<int32_t>{2, 1, -1, -1}));
+}
+
+TEST(DecodingOps, ScaleAndSumSquares) {
+  Tensor x = Tensor::from_vector<float>({1, -2, 3}, {3});
+  ops::scale_(x, 0.5);
+  EXPECT_EQ(x.to_vector<float>(), (std::vector<float>{0.5f, -1, 1.5f}));
+  EXPECT_DOUBLE_EQ(ops::sum_squares(x), 0.25 + 1 + 2.25);
+  EXPECT_DOUBLE_EQ(ops::sum_squares(Tensor::from_vector<double>({1e-3, 2}, {2})), 1e-6 + 4);
+}
+
+TEST(DecodingOps, BadArgumentsNameTheOp) {
+  Tensor cache = Tensor::zeros({2, 1, 3, 2});
+  const Tensor src = Tensor::zeros({1, 1, 2, 2});
+  EXPECT_NE(test::error_of([&] { ops::write_positions(cache, src, i32({2}), i32({0})); })
+                .find("write_positions: rows[0] = 2"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { ops::write_positions(cache, src, i32({0}), i32({2})); })
+                .find("outside the capacity 3"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { ops::copy_positions(cache, i32({0, 1}), i32({1, 0}), i32({1, 1})); })
+                .find("copy_positions: slot"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { ops::top_k(Tensor::zeros({2, 3}), 0); }).find("top_k: k"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace attend

@@ -16,8 +16,8 @@
 #include "core/allocator.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
-#include "kernels/cpu/cpu.h"
 #include "nn/layers.h"
+#include "ops/ops.h"
 #include "train/adam.h"
 
 namespace attend::apps {
@@ -156,7 +156,7 @@ double run_demo(const DemoOptions& o) {
               static_cast<long long>(o.heads),
               static_cast<long long>(o.ffn), static_cast<long long>(model.num_parameters()));
   std::printf("  threads %d, GEMM %s, batch %lld, %lld steps\n", num_threads(),
-              cpu::gemm_library_name(cpu::gemm_library()), static_cast<long long>(o.batch),
+              ops::cpu_gemm_library_name(), static_cast<long long>(o.batch),
               static_cast<long long>(o.steps));
   const ops::CrossEntropyConfig ce{0.0, kPad};
   Arena arena;

@@ -11,7 +11,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "kernels/cpu/cpu.h"
+#include "ops/ops.h"
 
 namespace {
 
@@ -112,7 +112,7 @@ int run(int argc, char** argv) {
   if (cmd == "info") {
     std::printf("attend 0.1.0\nthreads: %d\ngemm: %s\ncuda: %s, %d device(s)\n",
                 attend::num_threads(),
-                attend::cpu::gemm_library_name(attend::cpu::gemm_library()),
+                attend::ops::cpu_gemm_library_name(),
                 attend::built_with_cuda() ? "built" : "not built", attend::cuda_device_count());
     return 0;
   }

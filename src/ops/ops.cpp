@@ -939,4 +939,6 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
               param.numel(), config, step);
 }
 
+const char* cpu_gemm_library_name() { return cpu::gemm_library_name(cpu::gemm_library()); }
+
 }  // namespace attend::ops

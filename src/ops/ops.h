@@ -191,4 +191,8 @@ TopK top_k(const Tensor& x, int64_t k, const std::vector<int32_t>& banned = {},
 void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
                  const AdamConfig& config, int64_t step);
 
+// ------------------------------------------------------------------ backends
+/// The library behind CPU f32 GEMMs in this process ("oneDNN" or "OpenBLAS"), for reports.
+const char* cpu_gemm_library_name();
+
 }  // namespace attend::ops

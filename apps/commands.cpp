@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "core/utf8.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
 #include "decode/translator.h"
@@ -112,7 +113,7 @@ int cmd_vocab(const std::vector<std::string>& args) {
   for (const auto& f : inputs) {
     auto lines = data::read_lines(f);
     for (size_t k = 0; k < lines.size(); ++k)
-      ATTEND_CHECK(data::valid_utf8(lines[k]), "{}:{}: invalid UTF-8", f, k + 1);
+      ATTEND_CHECK(valid_utf8(lines[k]), "{}:{}: invalid UTF-8", f, k + 1);
     all.insert(all.end(), lines.begin(), lines.end());
   }
   const data::Tokenizer tok = data::Tokenizer::train(all, o);
@@ -364,7 +365,7 @@ int cmd_score(const std::vector<std::string>& args) {
   }
   auto check_utf8 = [](const std::vector<std::string>& lines, const std::string& name) {
     for (size_t k = 0; k < lines.size(); ++k)
-      ATTEND_CHECK(data::valid_utf8(lines[k]), "score: {}:{}: invalid UTF-8", name, k + 1);
+      ATTEND_CHECK(valid_utf8(lines[k]), "score: {}:{}: invalid UTF-8", name, k + 1);
   };
   check_utf8(hyps, hyp_name);
   std::vector<std::vector<std::string>> ref_sets;

@@ -8,15 +8,10 @@
 #include <string_view>
 #include <vector>
 
-#include "core/utf8.h"
-
 namespace attend::data {
 
 /// Every line of a (possibly gzipped) text file, without the trailing "\n" or "\r\n".
 std::vector<std::string> read_lines(const std::string& path);
-
-using attend::repair_utf8;  // core/utf8.h
-using attend::valid_utf8;
 
 enum class BadUtf8 { kError, kSkip };
 

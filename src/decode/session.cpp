@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -97,6 +96,7 @@ void Session::admit(const std::vector<Request>& requests) {
   if (requests.empty()) return;
   const nn::TransformerConfig& c = model_.config();
   int64_t S = 0, rows = 0, positions = 0;
+  std::vector<int64_t> limits;
   for (const Request& r : requests) {
     r.options.validate();
     ATTEND_CHECK(!r.source.empty(), "session: request {} has an empty source", r.id);
@@ -105,15 +105,16 @@ void Session::admit(const std::vector<Request>& requests) {
                    "vocabulary of {}", r.id, id, c.src_vocab);
     S = std::max<int64_t>(S, static_cast<int64_t>(r.source.size()));
     rows += r.options.beam;
-    positions = std::max(positions, max_output_length(model_, static_cast<int64_t>(r.source.size()),
-                                                      r.options.max_extra));
+    limits.push_back(max_output_length(model_, static_cast<int64_t>(r.source.size()),
+                                       r.options.max_extra));
+    positions = std::max(positions, limits.back());
   }
   const int64_t B = static_cast<int64_t>(requests.size());
   // Room for every hypothesis the active requests can have at once (beam each), their
   // positions and their sources; new slots join the free lists (lowest first).
   const int64_t old_slots = cache_.slots(), old_memory = cache_.memory_slots();
   cache_.reserve(reserved_rows_ + rows, std::max(positions, cache_.positions()),
-                 active_ + B, std::max(S, cache_.source_positions()));
+                 active_requests() + B, std::max(S, cache_.source_positions()));
   for (int64_t s = cache_.slots() - 1; s >= old_slots; --s) free_slots_.push_back(static_cast<int32_t>(s));
   for (int64_t s = cache_.memory_slots() - 1; s >= old_memory; --s)
     free_memory_slots_.push_back(static_cast<int32_t>(s));
@@ -142,12 +143,10 @@ void Session::admit(const std::vector<Request>& requests) {
       free_sentences_.pop_back();
     }
     Sentence& sent = sentences_[static_cast<size_t>(s)];
-    sent = Sentence{r.id, r.options, r.stream,
-                    max_output_length(model_, static_cast<int64_t>(r.source.size()), r.options.max_extra),
+    sent = Sentence{r.id, r.options, r.stream, limits[static_cast<size_t>(b)],
                     memory_slots[static_cast<size_t>(b)], lengths[static_cast<size_t>(b)], {}};
-    live_.push_back({s, {}, 0.0, free_slots_.back(), c.bos_id});
+    live_.push_back({s, {}, 0.0, free_slots_.back()});
     free_slots_.pop_back();
-    ++active_;
   }
 }
 
@@ -161,7 +160,6 @@ void Session::finish_sentence(int64_t s) {
   free_memory_slots_.push_back(sent.memory_slot);
   free_sentences_.push_back(s);
   reserved_rows_ -= sent.options.beam;
-  --active_;
 }
 
 void Session::step() {
@@ -170,31 +168,34 @@ void Session::step() {
   arena_.reset();
   ArenaScope scope(&arena_);
   const int64_t n = static_cast<int64_t>(live_.size());
-  std::vector<int32_t> tokens(n), positions(n), slots(n), self_lengths(n), memory_slots(n),
-      source_lengths(n), eos_banned(n);
-  int64_t k = 1;
+  std::vector<int32_t> tokens(n), positions(n), slots(n), memory_slots(n), source_lengths(n),
+      eos_banned(n);
+  int64_t k = 0;  // the most candidates a beam row needs (0: every row samples)
   for (int64_t r = 0; r < n; ++r) {
     const Live& h = live_[static_cast<size_t>(r)];
     const Sentence& s = sentences_[static_cast<size_t>(h.sentence)];
-    tokens[r] = h.input;
+    tokens[r] = h.tokens.empty() ? c.bos_id : h.tokens.back();
     positions[r] = static_cast<int32_t>(h.tokens.size());
     slots[r] = h.slot;
-    self_lengths[r] = positions[r] + 1;
     memory_slots[r] = s.memory_slot;
     source_lengths[r] = s.source_length;
     eos_banned[r] = static_cast<int64_t>(h.tokens.size()) >= s.options.min_length ? -1 : c.eos_id;
     if (!s.options.sample) k = std::max<int64_t>(k, 2 * s.options.beam);
   }
-  const nn::DecodeRows rows{i32(tokens),       i32(positions),   i32(slots),
-                            i32(self_lengths), i32(memory_slots), i32(source_lengths)};
+  const nn::DecodeRows rows{i32(tokens), i32(positions), i32(slots), i32(memory_slots),
+                            i32(source_lengths)};
   const Tensor hidden = model_.decode_rows(rows, cache_);
   const Tensor logits = model_.project(ag::Variable(hidden)).value();  // [n, V]
   // A candidate's log-probability is logit - logsumexp(row): no [n, V] log-softmax is written.
   const std::vector<float> lse = ops::logsumexp(logits).to_vector<float>();
-  const ops::TopK top = ops::top_k(logits, k, {c.pad_id, c.unk_id, c.bos_id}, i32(eos_banned));
-  const std::vector<float> top_values = top.values.to_vector<float>();
-  const std::vector<int32_t> top_ids = top.indices.to_vector<int32_t>();
-  const std::vector<int32_t> top_counts = top.counts.to_vector<int32_t>();
+  std::vector<float> top_values;
+  std::vector<int32_t> top_ids, top_counts;
+  if (k > 0) {
+    const ops::TopK top = ops::top_k(logits, k, {c.pad_id, c.unk_id, c.bos_id}, i32(eos_banned));
+    top_values = top.values.to_vector<float>();
+    top_ids = top.indices.to_vector<int32_t>();
+    top_counts = top.counts.to_vector<int32_t>();
+  }
 
   struct Candidate {
     double log_prob;
@@ -230,7 +231,7 @@ void Session::step() {
         finish_sentence(si);
         continue;
       }
-      Live grown{si, h.tokens, log_prob, h.slot, v};
+      Live grown{si, h.tokens, log_prob, -1};
       grown.tokens.push_back(v);
       next.push_back(std::move(grown));
       parent.push_back(g0);
@@ -254,7 +255,7 @@ void Session::step() {
         if (ci < K) finish(s, from, x.token, x.log_prob);
         continue;
       }
-      Live grown{si, from.tokens, x.log_prob, -1, x.token};
+      Live grown{si, from.tokens, x.log_prob, -1};
       grown.tokens.push_back(x.token);
       next.push_back(std::move(grown));
       parent.push_back(x.row);
@@ -290,7 +291,6 @@ void Session::step() {
   std::vector<bool> inherited(static_cast<size_t>(n), false);
   for (size_t j = 0; j < next.size(); ++j) {
     const Live& p = live_[static_cast<size_t>(parent[j])];
-    if (next[j].slot >= 0) continue;  // sampled: kept its own slot
     if (!inherited[static_cast<size_t>(parent[j])]) {
       inherited[static_cast<size_t>(parent[j])] = true;
       next[j].slot = p.slot;
@@ -313,6 +313,18 @@ std::vector<Result> Session::retire() {
   return out;
 }
 
+namespace {
+
+// Decodes `requests` as one batch in `session` to the end; result r goes to out[r.id].
+void run_batch(Session& session, const std::vector<Request>& requests,
+               std::vector<std::vector<Hypothesis>>& out) {
+  session.admit(requests);
+  while (!session.idle()) session.step();
+  for (auto& r : session.retire()) out[static_cast<size_t>(r.id)] = std::move(r.hypotheses);
+}
+
+}  // namespace
+
 std::vector<std::vector<Hypothesis>> search(const nn::Transformer& model,
                                             const std::vector<std::vector<int32_t>>& sources,
                                             const SearchOptions& options,
@@ -328,9 +340,7 @@ std::vector<std::vector<Hypothesis>> search(const nn::Transformer& model,
                         static_cast<int64_t>(i)});
   }
   Session session(model);
-  session.admit(requests);
-  while (!session.idle()) session.step();
-  for (auto& r : session.retire()) out[static_cast<size_t>(r.id)] = std::move(r.hypotheses);
+  run_batch(session, requests, out);
   return out;
 }
 
@@ -351,9 +361,7 @@ std::vector<std::vector<Hypothesis>> search_all(const nn::Transformer& model,
   std::vector<Request> batch;
   int64_t longest = 0;
   auto run = [&] {
-    session.admit(batch);
-    while (!session.idle()) session.step();
-    for (auto& r : session.retire()) out[static_cast<size_t>(r.id)] = std::move(r.hypotheses);
+    run_batch(session, batch, out);
     batch.clear();
     longest = 0;
   };

@@ -89,7 +89,9 @@ class Session {
   std::vector<Result> retire();
   /// Live hypotheses (decoder rows of the next step) and requests still decoding.
   int64_t live_rows() const { return static_cast<int64_t>(live_.size()); }
-  int64_t active_requests() const { return active_; }
+  int64_t active_requests() const {
+    return static_cast<int64_t>(sentences_.size() - free_sentences_.size());
+  }
   bool idle() const { return live_.empty(); }
 
  private:
@@ -106,8 +108,7 @@ class Session {
     int64_t sentence;  // index into sentences_
     std::vector<int32_t> tokens;
     double log_prob;
-    int32_t slot;   // self-attention slot holding its positions
-    int32_t input;  // the token the next step feeds
+    int32_t slot;  // self-attention slot holding its positions (-1: not assigned yet)
   };
   void finish_sentence(int64_t s);
 
@@ -119,7 +120,7 @@ class Session {
   std::vector<int32_t> free_slots_, free_memory_slots_;
   std::vector<Live> live_;  // a sentence's hypotheses are contiguous, sentences in admission order
   std::vector<Result> retired_;
-  int64_t active_ = 0, reserved_rows_ = 0;
+  int64_t reserved_rows_ = 0;  // sum of the active requests' beams: the slots they may hold
 };
 
 /// Decodes `sources` as one batch: the n_best hypotheses of each, best first. streams[i] is

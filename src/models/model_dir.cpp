@@ -79,6 +79,16 @@ void load_weights(const std::string& file, const std::vector<std::pair<std::stri
                into.size());
 }
 
+void load_weights(const std::string& file, const nn::Module& model) {
+  std::vector<std::pair<std::string, Tensor>> into;
+  for (const auto& [name, v] : model.named_parameters()) into.emplace_back(name, v.value());
+  load_weights(file, into);
+}
+
+data::Tokenizer read_tokenizer(const std::string& dir) {
+  return data::Tokenizer::load(path(dir, "tokenizer.model"));
+}
+
 nn::TransformerConfig read_model_config(const std::string& dir, const data::Tokenizer& tokenizer) {
   const std::string file = path(dir, "config.json");
   nlohmann::json all;
@@ -105,11 +115,9 @@ LoadedModel load_model_dir(const std::string& p) {
   }
   verify_model_dir(dir, false);
   LoadedModel m;
-  m.tokenizer = data::Tokenizer::load(path(dir, "tokenizer.model"));
+  m.tokenizer = read_tokenizer(dir);
   m.model = std::make_unique<nn::Transformer>(read_model_config(dir, m.tokenizer), 0);
-  std::vector<std::pair<std::string, Tensor>> into;
-  for (const auto& [name, v] : m.model->named_parameters()) into.emplace_back(name, v.value());
-  load_weights(path(dir, "model.safetensors"), into);
+  load_weights(path(dir, "model.safetensors"), *m.model);
   m.model->set_training(false);
   m.dir = dir;
   return m;

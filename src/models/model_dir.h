@@ -29,6 +29,10 @@ void verify_model_dir(const std::string& dir, bool need_training_state);
 /// Copies a safetensors file into existing tensors (parameters, a moving average). Names,
 /// shapes and dtypes must match exactly, both ways (errors name the file and tensor).
 void load_weights(const std::string& file, const std::vector<std::pair<std::string, Tensor>>& into);
+/// load_weights into the parameters of `model`.
+void load_weights(const std::string& file, const nn::Module& model);
+/// The SentencePiece model of a model directory (tokenizer.model).
+data::Tokenizer read_tokenizer(const std::string& dir);
 
 /// The model configuration stored in a model directory's config.json (its model.* keys; other
 /// keys are training's and are ignored), with vocabulary size and special ids from `tokenizer`.

@@ -176,13 +176,14 @@ Tensor ffn_value(const FeedForward& f, const Tensor& x) {
 
 }  // namespace
 
-Tensor DecoderLayer::step(const Tensor& x, LayerKv& cache, const DecodeRows& rows) const {
+Tensor DecoderLayer::step(const Tensor& x, LayerKv& cache, const DecodeRows& rows,
+                          const Tensor& self_lengths) const {
   auto self = [&](const Tensor& y) {  // attends to the slot's positions up to this one
     auto [k, v] = self_attn.project_kv(y);  // [n, H, 1, Dh]
     ops::write_positions(cache.self_k, k, rows.self_slots, rows.positions);
     ops::write_positions(cache.self_v, v, rows.self_slots, rows.positions);
     ops::AttentionMask mask;
-    mask.key_lengths = rows.self_lengths;
+    mask.key_lengths = self_lengths;
     return self_attn.attend_cached(y, cache.self_k, cache.self_v, mask, rows.self_slots);
   };
   auto cross = [&](const Tensor& y) {
@@ -365,8 +366,10 @@ void Transformer::write_memory(const Tensor& memory, const Tensor& slots, KvCach
 Tensor Transformer::decode_rows(const DecodeRows& rows, KvCache& cache) const {
   const int64_t n = rows.tokens.numel(), D = config_.d_model;
   const Tensor positions = rows.positions.contiguous();
+  std::vector<int32_t> lengths = positions.to_vector<int32_t>();  // keys of each row's slot
   int64_t longest = 0;
-  for (const int32_t p : positions.to_vector<int32_t>()) longest = std::max<int64_t>(longest, p + 1);
+  for (int32_t& l : lengths) longest = std::max<int64_t>(longest, ++l);
+  const Tensor self_lengths = Tensor::from_vector(lengths, {n});
   ATTEND_CHECK(config_.positions == "sinusoidal" || longest <= config_.max_positions,
                "transformer: decoding position {} exceeds model.max_positions {}", longest - 1,
                config_.max_positions);
@@ -377,7 +380,7 @@ Tensor Transformer::decode_rows(const DecodeRows& rows, KvCache& cache) const {
                                                        : sinusoid_table(longest).value());
   Tensor x = ops::add(ops::affine(x0, std::sqrt(static_cast<double>(D))), pos);
   for (size_t i = 0; i < decoder_layers_.size(); ++i)
-    x = decoder_layers_[i]->step(x, cache.layers[i], rows);
+    x = decoder_layers_[i]->step(x, cache.layers[i], rows, self_lengths);
   if (decoder_norm_) x = layer_norm_value(*decoder_norm_, x);
   return x.reshape({n, D});
 }

@@ -85,8 +85,9 @@ class DecoderLayer : public Module {
   DecoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path);
   /// Inference step: x [n, 1, D] -> [n, 1, D]. Row i writes its keys/values at position
   /// rows.positions[i] of self-attention slot rows.self_slots[i] and attends to that slot's
-  /// positions up to it, and to encoder slot rows.memory_slots[i].
-  Tensor step(const Tensor& x, LayerKv& cache, const DecodeRows& rows) const;
+  /// first self_lengths[i] = positions[i] + 1 positions, and to encoder slot rows.memory_slots[i].
+  Tensor step(const Tensor& x, LayerKv& cache, const DecodeRows& rows,
+              const Tensor& self_lengths) const;
   ag::Variable forward(const ag::Variable& x, const ag::Variable& memory,
                        const ops::AttentionMask& self_mask, const ops::AttentionMask& memory_mask,
                        double dropout, uint64_t stream) const;
@@ -128,11 +129,11 @@ class KvCache {
 };
 
 /// The rows of one decoding step (all i32 [n], CPU): row i feeds token tokens[i] at position
-/// positions[i] (its slot then holds positions[i] + 1 = self_lengths[i] keys), continuing
-/// self-attention slot self_slots[i], over encoder slot memory_slots[i] whose source has
-/// source_lengths[i] tokens. Rows may sit at different positions (requests join a running batch).
+/// positions[i], continuing self-attention slot self_slots[i], over encoder slot
+/// memory_slots[i] whose source has source_lengths[i] tokens. Rows may sit at different
+/// positions (requests join a running batch).
 struct DecodeRows {
-  Tensor tokens, positions, self_slots, self_lengths, memory_slots, source_lengths;
+  Tensor tokens, positions, self_slots, memory_slots, source_lengths;
 };
 
 class Transformer : public Module {

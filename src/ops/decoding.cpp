@@ -83,9 +83,7 @@ TopK top_k(const Tensor& x_in, int64_t k, const std::vector<int32_t>& banned,
            const Tensor& row_banned_in) {
   constexpr std::string_view op = "top_k";
   check_dim(op, "x", x_in, 2);
-  check_cpu(op, x_in);
-  ATTEND_CHECK(x_in.dtype() == DType::kF32, "top_k: not implemented for {} {}",
-               x_in.device().str(), dtype_name(x_in.dtype()));
+  if (!x_in.device().is_cpu() || x_in.dtype() != DType::kF32) unsupported(op, x_in);
   ATTEND_CHECK(k >= 1, "top_k: k must be >= 1, got {}", k);
   const int64_t n = x_in.size(0), V = x_in.size(1);
   const Tensor x = x_in.contiguous();

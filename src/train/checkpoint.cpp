@@ -67,26 +67,13 @@ void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam*
 
 std::string read_config_json(const std::string& dir) { return io::read_file(path(dir, "config.json")); }
 
-data::Tokenizer read_tokenizer(const std::string& dir) {
-  return data::Tokenizer::load(path(dir, "tokenizer.model"));
-}
-
-namespace {
-
-void load_weights(const std::string& file, nn::Transformer& model) {
-  std::vector<std::pair<std::string, Tensor>> into;
-  for (const auto& [name, v] : model.named_parameters()) into.emplace_back(name, v.value());
-  models::load_weights(file, into);
-}
-
-}  // namespace
-
 void load_model(const std::string& dir, nn::Transformer& model) {
-  load_weights(path(dir, "model.safetensors"), model);
+  models::load_weights(path(dir, "model.safetensors"), model);
 }
 
 void load_training_weights(const std::string& dir, nn::Transformer& model) {
-  load_weights(path(dir, load_state(dir).ema ? "train_weights.safetensors" : "model.safetensors"), model);
+  models::load_weights(
+      path(dir, load_state(dir).ema ? "train_weights.safetensors" : "model.safetensors"), model);
 }
 
 void load_ema(const std::string& dir, Ema& ema) {

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "data/tokenizer.h"
 #include "nn/transformer.h"
@@ -38,7 +39,6 @@ void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam*
                      const TrainerState& state, const Ema* ema = nullptr);
 
 std::string read_config_json(const std::string& dir);
-data::Tokenizer read_tokenizer(const std::string& dir);
 /// Loads weights into `model`: names and shapes must match exactly (errors name the tensor).
 void load_model(const std::string& dir, nn::Transformer& model);
 /// Loads the weights training continues from: train_weights.safetensors when the checkpoint
@@ -48,13 +48,6 @@ void load_training_weights(const std::string& dir, nn::Transformer& model);
 void load_ema(const std::string& dir, Ema& ema);
 void load_optimizer(const std::string& dir, Adam& adam);
 TrainerState load_state(const std::string& dir);
-
-}  // namespace attend::train
-
-#include <memory>
-#include <vector>
-
-namespace attend::train {
 
 /// Averages the weights of several checkpoints (element-wise mean in double) into a model
 /// directory `out` (model.safetensors; config.json and tokenizer.model of the last one). All

@@ -244,7 +244,7 @@ TrainResult train(const io::Config& c, bool resume) {
   const Corpus corpus = load_corpus(c);
   data::Tokenizer tok;
   if (resume) {
-    tok = read_tokenizer(ckpt);
+    tok = models::read_tokenizer(ckpt);
   } else if (c.is_set("vocab.model")) {
     tok = data::Tokenizer::load(c.get_string("vocab.model"));
   } else {

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "util.h"
 #include "data/batcher.h"
 #include "data/corpus.h"
@@ -44,14 +45,14 @@ TEST(Corpus, ReadsPlainAndGzipWithCrlfAndNoFinalNewline) {
 }
 
 TEST(Corpus, Utf8Validation) {
-  EXPECT_TRUE(data::valid_utf8("plain ascii"));
-  EXPECT_TRUE(data::valid_utf8("Grüße, 東京, 🙂"));
-  EXPECT_FALSE(data::valid_utf8("\xC3"));              // truncated
-  EXPECT_FALSE(data::valid_utf8("\xC0\xAF"));          // overlong '/'
-  EXPECT_FALSE(data::valid_utf8("\xED\xA0\x80"));      // surrogate
-  EXPECT_FALSE(data::valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
-  EXPECT_FALSE(data::valid_utf8("\xFF"));
-  EXPECT_EQ(data::repair_utf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_TRUE(valid_utf8("plain ascii"));
+  EXPECT_TRUE(valid_utf8("Grüße, 東京, 🙂"));
+  EXPECT_FALSE(valid_utf8("\xC3"));              // truncated
+  EXPECT_FALSE(valid_utf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
+  EXPECT_FALSE(valid_utf8("\xFF"));
+  EXPECT_EQ(repair_utf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
 }
 
 TEST(Corpus, ParallelErrorsNameFilesLinesAndCounts) {

@@ -81,7 +81,7 @@ TEST(Checkpoint, RoundTripsWeightsMomentsAndState) {
   EXPECT_EQ(r.epoch, 3);
   EXPECT_EQ(r.batch_index, 17);
   EXPECT_DOUBLE_EQ(r.best_metric, 12.5);
-  EXPECT_EQ(train::read_tokenizer(dir).bytes(), tok.bytes());
+  EXPECT_EQ(models::read_tokenizer(dir).bytes(), tok.bytes());
   const models::LoadedModel m = models::load_model_dir(dir);
   EXPECT_FALSE(m.model->training());
 }

@@ -5,6 +5,8 @@
 // index from the end is t, which only attention can do; the loss falls to near zero.
 #include "apps/demo.h"
 
+#include "apps/cli.h"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -197,6 +199,42 @@ double run_demo(const DemoOptions& o) {
   std::printf("  held-out exact match: %.1f%% of 512 unseen sequences reversed perfectly\n",
               100.0 * acc);
   return acc;
+}
+
+}  // namespace attend::apps
+
+namespace attend::apps {
+
+void add_demo(CLI::App& root, int& exit_code) {
+  struct DemoArgs {
+    DemoOptions demo;
+    double min_accuracy = -1.0;
+    int threads = 0;
+  };
+  auto a = std::make_shared<DemoArgs>();
+  CLI::App* c = root.add_subcommand(
+      "demo", "train a tiny Transformer on generated data (reverse digits); report accuracy");
+  c->footer("Trains a one-layer Transformer encoder to reverse digit sequences and reports its\n"
+            "held-out exact-match accuracy.");
+  c->add_option("--steps", a->demo.steps, "training steps")
+      ->check(integer_in(1, INT64_MAX))
+      ->capture_default_str();
+  c->add_option("--seed", a->demo.seed, "data and initialisation seed")->capture_default_str();
+  c->add_option("--min-accuracy", a->min_accuracy,
+                "exit with status 1 when held-out exact match is below F (0..1)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->option_text("F");
+  add_threads_flag(*c, a->threads);
+  c->callback([a, &exit_code] {
+    apply_threads(a->threads);
+    const double acc = run_demo(a->demo);
+    exit_code = 0;
+    if (a->min_accuracy >= 0 && acc < a->min_accuracy) {
+      std::fprintf(stderr, "attend: held-out accuracy %.3f is below --min-accuracy %.3f\n", acc,
+                   a->min_accuracy);
+      exit_code = 1;
+    }
+  });
 }
 
 }  // namespace attend::apps

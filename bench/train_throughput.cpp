@@ -1,6 +1,7 @@
 // train_throughput: one full training step (forward, backward, Adam) of the encoder-decoder
-// Transformer on synthetic full-length batches, as `attend train` runs it (arena, tape,
-// label-smoothed loss summed and scaled by the target tokens, Adam with the paper's betas).
+// Transformer on synthetic full-length batches, through train::Trainer::step as `attend train`
+// runs it (arena, tape, label-smoothed loss summed and scaled by the target tokens in the flat
+// gradient buffer, Adam with the paper's betas).
 //
 // usage: train_throughput [--preset small|base|tiny|big] [--batch 64] [--src-len 32]
 //                         [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]
@@ -20,10 +21,12 @@
 #include "core/allocator.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
+#include "data/batcher.h"
+#include "data/tokenizer.h"
 #include "kernels/cpu/cpu.h"
 #include "nn/transformer.h"
 #include "ops/ops.h"
-#include "train/adam.h"
+#include "train/trainer.h"
 #include "args.h"
 #include "peak.h"
 
@@ -81,7 +84,15 @@ int run(int argc, char** argv) {
   const double peak = gemm_peak_gflops();
 
   nn::Transformer model(c, 1);
-  train::Adam adam(model.named_parameters(), {1e-4, 0.9, 0.98, 1e-9, 0.0});
+  // The step `attend train` runs: train::Trainer (flat gradient buffer, loss scaled by the target
+  // tokens, global-norm clipping when set, Adam with the schedule's rate).
+  train::TrainOptions options;
+  options.schedule = train::ScheduleKind::kConstant;
+  options.lr = 1e-4;
+  options.warmup = 1;
+  options.label_smoothing = 0.1;
+  const data::Tokenizer no_vocabulary;  // only validation and checkpoints read it
+  train::Trainer trainer(model, no_vocabulary, options);
   auto ids = [&](int64_t rows, int64_t cols, uint64_t stream) {
     std::vector<int32_t> v(static_cast<size_t>(rows * cols));
     for (size_t i = 0; i < v.size(); ++i)
@@ -89,34 +100,19 @@ int run(int argc, char** argv) {
     return Tensor::from_vector(v, {rows, cols});
   };
   HeapScope heap;
-  const Tensor src = ids(B, S, 1), tgt_in = ids(B, T, 2), tgt_out = ids(B, T, 3).reshape({B * T});
-  const Tensor sl = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(S)), {B});
-  const Tensor tl = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(T)), {B});
-  const ops::CrossEntropyConfig ce{0.1, 0};
-  const auto params = model.named_parameters();
-  Arena arena;
+  data::Batch batch;
+  batch.src = ids(B, S, 1);
+  batch.tgt_in = ids(B, T, 2);
+  batch.tgt_out = ids(B, T, 3).reshape({B * T});
+  batch.src_lengths = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(S)), {B});
+  batch.tgt_lengths = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(T)), {B});
+  batch.indices.resize(static_cast<size_t>(B));
+  batch.src_tokens = B * S;
+  batch.tgt_tokens = B * T;
   std::vector<double> times;
   for (int64_t step = 0; step < warmup + steps; ++step) {
     const auto t0 = Clock::now();
-    model.zero_grad();
-    {
-      ArenaScope scope(&arena);
-      ag::Tape tape;
-      ag::Variable loss;
-      {
-        ag::TapeScope rec(&tape);
-        loss = ag::cross_entropy(model.forward(src, sl, tgt_in, tl, static_cast<uint64_t>(step)),
-                                 tgt_out, ce, ops::Reduction::kSum);
-      }
-      tape.backward(loss);
-    }
-    arena.reset();
-    const float inv = 1.f / static_cast<float>(B * T);
-    for (const auto& [name, v] : params) {
-      float* g = v.grad().data<float>();
-      for (int64_t i = 0, n = v.grad().numel(); i < n; ++i) g[i] *= inv;
-    }
-    adam.step();
+    trainer.step({&batch});
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (step >= warmup) times.push_back(s);
   }

@@ -3,7 +3,10 @@
 #   1. release build, every test (GPU-labelled ones skip without a device)
 #   2. CUDA configuration (-DATTEND_CUDA=ON) compiled with nvcc, its gpu-labelled tests run
 #      (they skip cleanly on a machine without a GPU); skipped when no CUDA toolkit is installed
-#   3. AddressSanitizer + UndefinedBehaviorSanitizer build, every test again
+#   3. ThreadSanitizer build of the decoding tests; the session tests run under it (two threads
+#      decoding with one shared model; one worker thread each, so that only attend's own
+#      synchronisation is under test, not the uninstrumented OpenMP runtime)
+#   4. AddressSanitizer + UndefinedBehaviorSanitizer build, every test again
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +27,12 @@ if [[ -x "$CUDA_HOME/bin/nvcc" ]]; then
 else
   echo "== CUDA build skipped: no nvcc under CUDA_HOME=$CUDA_HOME"
 fi
+
+echo "== ThreadSanitizer build, decoding-session tests"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan
+OMP_NUM_THREADS=1 ATTEND_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1" \
+  ctest --test-dir build/tsan -R '^Session\.' --no-tests=error --output-on-failure
 
 echo "== AddressSanitizer + UBSan build and tests"
 cmake --preset asan >/dev/null

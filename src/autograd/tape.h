@@ -9,10 +9,18 @@
 //    (fan-out, e.g. a residual), later gradients are added out of place (the first may alias a
 //    tensor owned by another Variable).
 //  * A leaf without an allocated grad (e.g. a gradcheck input) gets a copy, then +=.
+//  * A leaf's gradient can live in memory the caller owns (set_grad: e.g. a view into one flat
+//    buffer holding every parameter's gradient, which data-parallel training reduces at once).
+//
+// Gradient-ready hooks: while recording, the tape counts how many backward closures will add
+// into each leaf. During Tape::backward, when a leaf's last contribution has been added, its
+// on_grad_ready hook runs (once per backward), so a caller can start reducing that gradient while
+// the rest of the backward pass still runs.
 #pragma once
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/tensor.h"
@@ -25,6 +33,7 @@ struct Node {
   bool requires_grad = false;
   bool is_leaf = true;
   std::string name;
+  std::function<void()> on_grad_ready;  // leaves only; see the header comment
 };
 
 class Variable {
@@ -43,6 +52,12 @@ class Variable {
   void zero_grad() const;
   /// Drops the gradient.
   void clear_grad() const { n_->grad = Tensor(); }
+  /// Makes `storage` (same shape and dtype as the value) this leaf's gradient: backward adds
+  /// into it in place. Used to place every parameter's gradient in one flat buffer.
+  void set_grad(Tensor storage) const;
+  /// Runs `hook` whenever a backward pass has added this leaf's last gradient contribution
+  /// (null: none).
+  void set_grad_ready_hook(std::function<void()> hook) const;
   Node* node() const { return n_.get(); }
 
   /// The result of an op: not a leaf; requires_grad when any input does.
@@ -59,13 +74,23 @@ class Tape {
  public:
   void push(std::function<void()> backward) { entries_.push_back(std::move(backward)); }
   /// Seeds root's gradient (default: 1 for a one-element root) and runs the recorded backward
-  /// closures newest first, releasing each after it ran. The tape is empty afterwards.
+  /// closures newest first, releasing each after it ran; leaves' gradient-ready hooks run as
+  /// their gradients complete. The tape is empty afterwards.
   void backward(const Variable& root, Tensor seed = {});
-  void clear() { entries_.clear(); }
+  void clear() {
+    entries_.clear();
+    pending_.clear();
+  }
   size_t size() const { return entries_.size(); }
+
+  /// Recording: one more backward contribution will reach leaf `n`.
+  void expect_grad(Node* n) { ++pending_[n]; }
+  /// Backward: a contribution reached leaf `n`; runs its hook when it was the last one.
+  void grad_arrived(Node* n);
 
  private:
   std::vector<std::function<void()>> entries_;
+  std::unordered_map<Node*, int64_t> pending_;  // leaf -> contributions still to come
 };
 
 /// While alive, ops on this thread record into `tape` (nullptr: no recording, i.e. inference).

@@ -1,6 +1,9 @@
 // Training configuration keys (see options.h). Keep configs/README.md in step with this list.
 #include "train/options.h"
 
+#include <algorithm>
+
+#include "core/error.h"
 #include "models/config.h"
 
 namespace attend::train {
@@ -60,6 +63,52 @@ io::Config train_config() {
   };
   keys.insert(keys.end(), train_keys.begin(), train_keys.end());
   return io::Config(std::move(keys));
+}
+
+TrainOptions TrainOptions::from_config(const io::Config& c) {
+  TrainOptions o;
+  o.out = c.get_string("train.out");
+  o.overwrite = c.get_bool("train.overwrite");
+  o.seed = static_cast<uint64_t>(c.get_int("train.seed"));
+  const int64_t threads = c.get_int("train.threads");
+  ATTEND_CHECK(threads >= 0 && threads <= 1024, "train.threads: expected 0..1024, got {}", threads);
+  o.threads = static_cast<int>(threads);
+  o.max_tokens = c.get_int("train.max_tokens");
+  ATTEND_CHECK(o.max_tokens >= 1, "train.max_tokens: expected >= 1, got {}", o.max_tokens);
+  o.accumulate = std::max<int64_t>(1, c.get_int("train.accumulate"));
+  o.max_steps = c.get_int("train.max_steps");
+  o.max_epochs = c.get_int("train.max_epochs");
+  o.max_minutes = c.get_float("train.max_minutes");
+  o.schedule = parse_schedule(c.get_string("train.schedule"));
+  o.lr = c.get_float("train.lr");
+  o.warmup = c.get_int("train.warmup");
+  o.adam_beta1 = c.get_float("train.adam_beta1");
+  o.adam_beta2 = c.get_float("train.adam_beta2");
+  o.adam_eps = c.get_float("train.adam_eps");
+  o.weight_decay = c.get_float("train.weight_decay");
+  o.label_smoothing = c.get_float("train.label_smoothing");
+  o.clip_norm = c.get_float("train.clip_norm");
+  o.ema_decay = c.get_float("train.ema_decay");
+  ATTEND_CHECK(o.ema_decay >= 0 && o.ema_decay < 1,
+               "train.ema_decay: expected a value in [0, 1), got {}", o.ema_decay);
+  o.log_every = std::max<int64_t>(1, c.get_int("train.log_every"));
+  o.save_every = c.get_int("train.save_every");
+  o.keep_checkpoints = std::max<int64_t>(1, c.get_int("train.keep_checkpoints"));
+  o.valid_every = c.get_int("train.valid_every");
+  o.valid_bleu = c.get_bool("train.valid_bleu");
+  o.valid_beam = c.get_int("train.valid_beam");
+  ATTEND_CHECK(o.valid_beam >= 1, "train.valid_beam: expected >= 1, got {}", o.valid_beam);
+  o.valid_alpha = c.get_float("train.valid_alpha");
+  ATTEND_CHECK(o.valid_alpha >= 0, "train.valid_alpha: expected >= 0, got {}", o.valid_alpha);
+  const std::string metric = c.get_string("train.valid_metric");
+  ATTEND_CHECK(metric == "bleu" || metric == "loss",
+               "train.valid_metric: expected bleu or loss, got '{}'", metric);
+  o.valid_metric = metric == "bleu" ? ValidMetric::kBleu : ValidMetric::kLoss;
+  o.patience = c.get_int("train.patience");
+  o.valid_max_tokens = c.get_int("train.valid_max_tokens");
+  ATTEND_CHECK(o.valid_max_tokens >= 1, "train.valid_max_tokens: expected >= 1, got {}",
+               o.valid_max_tokens);
+  return o;
 }
 
 }  // namespace attend::train

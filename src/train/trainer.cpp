@@ -128,44 +128,84 @@ std::vector<data::Example> encode_pairs(const data::Tokenizer& tok, const nn::Tr
   return out;
 }
 
-// Global gradient norm after scaling every gradient by `scale`; clipped to `clip` when > 0.
-double scale_and_clip(const std::vector<std::pair<std::string, ag::Variable>>& params, double scale,
-                      double clip) {
-  double sq = 0;
-  for (const auto& [name, v] : params) {
-    Tensor g = v.grad();
-    ops::scale_(g, scale);
-    sq += ops::sum_squares(g);
-  }
-  const double norm = std::sqrt(sq);
-  if (clip > 0 && norm > clip)
-    for (const auto& [name, v] : params) {
-      Tensor g = v.grad();
-      ops::scale_(g, clip / norm);
-    }
-  return norm;
+}  // namespace
+
+Trainer::Trainer(nn::Transformer& model, const data::Tokenizer& tokenizer, const TrainOptions& o)
+    : model_(model),
+      tokenizer_(tokenizer),
+      options_(o),
+      schedule_{o.schedule, o.lr, o.warmup, model.config().d_model},
+      gradients_(model.named_parameters()),
+      adam_(model.named_parameters(),
+            {0.0, o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay}) {
+  if (o.ema_decay > 0) ema_ = std::make_unique<Ema>(model.named_parameters(), o.ema_decay);
+  model_.set_training(true);
 }
 
-struct Validation {
-  double loss = 0, ppl = 0, bleu = -1, exact = -1, seconds = 0;
-};
+void Trainer::resume(const std::string& dir) {
+  state_ = load_state(dir);
+  load_training_weights(dir, model_);
+  load_optimizer(dir, adam_);
+  if (ema_) {  // the average starts from the resumed weights unless the checkpoint kept one
+    ema_ = std::make_unique<Ema>(model_.named_parameters(), options_.ema_decay);
+    if (state_.ema) load_ema(dir, *ema_);
+  }
+}
 
-Validation validate(nn::Transformer& model, const data::Tokenizer& tok,
-                    const std::vector<data::Example>& examples,
-                    const std::vector<std::string>& sources, const std::vector<std::string>& refs,
-                    const io::Config& c) {
+StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t tokens) {
+  ATTEND_CHECK(!batches.empty(), "Trainer::step: no batches");
+  const ops::CrossEntropyConfig ce{options_.label_smoothing, data::kPadId};
+  gradients_.zero();
+  double loss_sum = 0;
+  int64_t own_tokens = 0;
+  for (size_t a = 0; a < batches.size(); ++a) {
+    const data::Batch& b = *batches[a];
+    {
+      ArenaScope scope(&arena_);
+      ag::Tape tape;
+      ag::Variable loss;
+      const uint64_t dropout_stream = mix_stream(mix_stream(options_.seed, static_cast<uint64_t>(state_.step)),
+                                                 static_cast<uint64_t>(a));
+      {
+        ag::TapeScope rec(&tape);
+        const ag::Variable logits = model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths,
+                                                   dropout_stream);
+        loss = ag::cross_entropy(logits, b.tgt_out, ce, ops::Reduction::kSum);
+      }
+      loss_sum += loss.value().item();
+      tape.backward(loss);
+    }
+    arena_.reset();
+    own_tokens += b.tgt_tokens;
+  }
+  StepResult r;
+  r.tokens = tokens > 0 ? tokens : own_tokens;
+  r.grad_norm = gradients_.scale_and_clip(1.0 / static_cast<double>(r.tokens), options_.clip_norm);
+  r.lr = schedule_.at(state_.step + 1);
+  adam_.set_lr(r.lr);
+  adam_.step();
+  ++state_.step;
+  if (ema_) ema_->update(state_.step);
+  state_.target_tokens += own_tokens;
+  r.loss = loss_sum / static_cast<double>(r.tokens);
+  return r;
+}
+
+Validation Trainer::validate(const ValidationSet& set) {
   const auto t0 = Clock::now();
-  model.set_training(false);
+  if (ema_) ema_->swap();  // validate the averaged weights
+  model_.set_training(false);
   Validation v;
   double nll = 0;
   int64_t tokens = 0;
   {
     Arena arena;
-    for (const auto& rows : data::sorted_plan(examples, c.get_int("train.max_tokens"))) {
+    for (const auto& rows : data::sorted_plan(set.examples, options_.max_tokens)) {
       ArenaScope scope(&arena);
-      const data::Batch b = data::make_batch(examples, rows);
-      const ag::Variable logits = model.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, 0);
-      const auto out = ops::cross_entropy(logits.value(), b.tgt_out, {0.0, data::kPadId}, ops::Reduction::kSum);
+      const data::Batch b = data::make_batch(set.examples, rows);
+      const ag::Variable logits = model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, 0);
+      const auto out = ops::cross_entropy(logits.value(), b.tgt_out, {0.0, data::kPadId},
+                                          ops::Reduction::kSum);
       nll += out.loss.item();
       tokens += b.tgt_tokens;
       arena.reset();
@@ -173,26 +213,40 @@ Validation validate(nn::Transformer& model, const data::Tokenizer& tok,
   }
   v.loss = nll / static_cast<double>(std::max<int64_t>(tokens, 1));
   v.ppl = std::exp(v.loss);
-  if (c.get_bool("train.valid_bleu")) {
+  if (options_.valid_bleu) {
     decode::TranslateOptions o;
-    o.search.beam = c.get_int("train.valid_beam");
-    o.search.alpha = c.get_float("train.valid_alpha");
-    o.batch_tokens = c.get_int("train.valid_max_tokens");
+    o.search.beam = options_.valid_beam;
+    o.search.alpha = options_.valid_alpha;
+    o.batch_tokens = options_.valid_max_tokens;
     o.max_input_tokens = std::numeric_limits<int64_t>::max();  // validation cuts nothing
-    const auto outs = decode::Translator(model, tok).translate(sources, o, "validation");
+    const auto outs = decode::Translator(model_, tokenizer_).translate(set.sources, o, "validation");
     std::vector<std::string> hyps;
     int64_t exact = 0;
     for (size_t i = 0; i < outs.size(); ++i) {
       hyps.push_back(outs[i][0].text);
-      exact += hyps.back() == refs[i];
+      exact += hyps.back() == set.references[i];
     }
-    v.bleu = eval::corpus_bleu(hyps, {refs}).score;
+    v.bleu = eval::corpus_bleu(hyps, {set.references}).score;
     v.exact = static_cast<double>(exact) / static_cast<double>(std::max<size_t>(outs.size(), 1));
   }
-  model.set_training(true);
+  model_.set_training(true);
+  if (ema_) ema_->swap();
   v.seconds = seconds_since(t0);
   return v;
 }
+
+void Trainer::save(const std::string& dir, const std::string& config_json, bool with_optimizer) {
+  if (with_optimizer) {
+    save_checkpoint(dir, model_, &adam_, config_json, tokenizer_, state_, ema_.get());
+    return;
+  }
+  // A model-only checkpoint (best/) holds the weights validation saw: the average, if any.
+  if (ema_) ema_->swap();
+  save_checkpoint(dir, model_, nullptr, config_json, tokenizer_, state_);
+  if (ema_) ema_->swap();
+}
+
+namespace {
 
 // train.jsonl keeps one record per line; on resume, records after the checkpoint's step go
 // (the uninterrupted run would not have written them yet).
@@ -214,20 +268,14 @@ void truncate_log(const std::string& file, int64_t step) {
 }  // namespace
 
 TrainResult train(const io::Config& c, bool resume) {
-  ATTEND_CHECK(c.get_int("train.valid_beam") >= 1, "train.valid_beam: expected >= 1, got {}",
-               c.get_int("train.valid_beam"));
-  ATTEND_CHECK(c.get_float("train.valid_alpha") >= 0, "train.valid_alpha: expected >= 0, got {}",
-               c.get_float("train.valid_alpha"));
-  const double ema_decay = c.get_float("train.ema_decay");
-  ATTEND_CHECK(ema_decay >= 0 && ema_decay < 1, "train.ema_decay: expected a value in [0, 1), got {}",
-               ema_decay);
-  if (c.get_int("train.threads") > 0) set_num_threads(static_cast<int>(c.get_int("train.threads")));
-  const std::string out = c.get_string("train.out");
+  const TrainOptions o = TrainOptions::from_config(c);
+  if (o.threads > 0) set_num_threads(o.threads);
+  const std::string& out = o.out;
   std::error_code ec;
   fs::create_directories(fs::path(out) / "checkpoints", ec);
   ATTEND_CHECK(!ec, "train.out: cannot create {}: {}", out, ec.message());
   if (!resume && !models::last_checkpoint(out).empty()) {
-    ATTEND_CHECK(c.get_bool("train.overwrite"),
+    ATTEND_CHECK(o.overwrite,
                  "train.out: {} already holds a run (continue it with --resume, or start afresh "
                  "with --train.overwrite true, which deletes its checkpoints)", out);
     fs::remove_all(fs::path(out) / "checkpoints", ec);
@@ -248,18 +296,18 @@ TrainResult train(const io::Config& c, bool resume) {
   } else if (c.is_set("vocab.model")) {
     tok = data::Tokenizer::load(c.get_string("vocab.model"));
   } else {
-    data::TokenizerOptions o;
-    o.vocab_size = c.get_int("vocab.size");
-    o.model_type = c.get_string("vocab.type");
-    o.split_digits = c.get_bool("vocab.split_digits");
-    o.max_sentences = c.get_int("vocab.max_sentences");
-    o.seed = static_cast<uint64_t>(c.get_int("train.seed"));
+    data::TokenizerOptions to;
+    to.vocab_size = c.get_int("vocab.size");
+    to.model_type = c.get_string("vocab.type");
+    to.split_digits = c.get_bool("vocab.split_digits");
+    to.max_sentences = c.get_int("vocab.max_sentences");
+    to.seed = o.seed;
     std::vector<std::string> all = corpus.train_src;
     all.insert(all.end(), corpus.train_tgt.begin(), corpus.train_tgt.end());
     const auto t0 = Clock::now();
-    tok = data::Tokenizer::train(all, o);
+    tok = data::Tokenizer::train(all, to);
     std::printf("vocab: trained a %s model of %lld pieces on %zu sentences in %.1fs\n",
-                o.model_type.c_str(), static_cast<long long>(tok.vocab_size()), all.size(),
+                to.model_type.c_str(), static_cast<long long>(tok.vocab_size()), all.size(),
                 seconds_since(t0));
   }
   tok.save((fs::path(out) / "tokenizer.model").string());
@@ -276,30 +324,21 @@ TrainResult train(const io::Config& c, bool resume) {
   const int64_t max_len = c.get_int("data.max_length");
   const nn::TransformerConfig model_cfg = models::model_config(c, 0, &tok);
   const auto train_set = encode_pairs(tok, model_cfg, corpus.train_src, corpus.train_tgt, max_len, &too_long);
-  const auto valid_set = encode_pairs(tok, model_cfg, corpus.valid_src, corpus.valid_tgt, 0, nullptr);
+  ValidationSet valid{encode_pairs(tok, model_cfg, corpus.valid_src, corpus.valid_tgt, 0, nullptr),
+                      corpus.valid_src, corpus.valid_tgt};
   std::printf("data: %zu training pairs (%lld longer than %lld subwords skipped), %zu validation pairs\n",
               train_set.size(), static_cast<long long>(too_long), static_cast<long long>(max_len),
-              valid_set.size());
+              valid.examples.size());
   ATTEND_CHECK(!train_set.empty(), "data: no training pairs left after filtering");
 
-  // Model and optimizer.
-  const uint64_t seed = static_cast<uint64_t>(c.get_int("train.seed"));
-  nn::Transformer model(model_cfg, seed);
-  ops::AdamConfig adam_config{0.0, c.get_float("train.adam_beta1"), c.get_float("train.adam_beta2"),
-                              c.get_float("train.adam_eps"), c.get_float("train.weight_decay")};
-  Adam adam(model.named_parameters(), adam_config);
-  TrainerState state;
-  if (resume) {
-    state = load_state(ckpt);
-    load_training_weights(ckpt, model);
-    load_optimizer(ckpt, adam);
-  }
-  std::unique_ptr<Ema> ema;
-  if (ema_decay > 0) {
-    ema = std::make_unique<Ema>(model.named_parameters(), ema_decay);
-    if (resume && state.ema) load_ema(ckpt, *ema);
+  // Model and trainer.
+  nn::Transformer model(model_cfg, o.seed);
+  Trainer trainer(model, tok, o);
+  TrainerState& state = trainer.state();
+  if (resume) trainer.resume(ckpt);
+  if (o.ema_decay > 0) {
     std::printf("ema: validation and checkpoints use a moving average of the weights, decay %g%s\n",
-                ema_decay, resume && !state.ema ? " (starting from the resumed weights)" : "");
+                o.ema_decay, resume && !state.ema ? " (starting from the resumed weights)" : "");
   } else if (resume && state.ema) {
     std::printf("ema: train.ema_decay is 0, so the checkpoint's moving average is dropped\n");
   }
@@ -315,23 +354,8 @@ TrainResult train(const io::Config& c, bool resume) {
                 static_cast<long long>(state.step), static_cast<long long>(state.epoch),
                 static_cast<long long>(state.batch_index));
 
-  const Schedule schedule{c.get_string("train.schedule"), c.get_float("train.lr"),
-                          c.get_int("train.warmup"), mc.d_model};
-  (void)schedule.at(1);  // validates the kind before any work
-  const ops::CrossEntropyConfig ce{c.get_float("train.label_smoothing"), data::kPadId};
-  const int64_t max_steps = c.get_int("train.max_steps"), max_epochs = c.get_int("train.max_epochs");
-  const int64_t accumulate = std::max<int64_t>(1, c.get_int("train.accumulate"));
-  const int64_t log_every = std::max<int64_t>(1, c.get_int("train.log_every"));
-  const int64_t save_every = c.get_int("train.save_every"), valid_every = c.get_int("train.valid_every");
-  const int64_t keep = std::max<int64_t>(1, c.get_int("train.keep_checkpoints"));
-  const int64_t patience = c.get_int("train.patience");
-  const double clip = c.get_float("train.clip_norm"), max_minutes = c.get_float("train.max_minutes");
-  const std::string metric = c.get_string("train.valid_metric");
-  ATTEND_CHECK(metric == "bleu" || metric == "loss", "train.valid_metric: expected bleu or loss, got '{}'", metric);
-  const bool use_bleu = metric == "bleu" && c.get_bool("train.valid_bleu");
   const std::string config_json = c.to_json();
   io::write_file_atomic((fs::path(out) / "config.json").string(), config_json);
-
   const std::string log_file = (fs::path(out) / "train.jsonl").string();
   if (resume) truncate_log(log_file, state.step);
   else io::write_file_atomic(log_file, "");
@@ -345,11 +369,10 @@ TrainResult train(const io::Config& c, bool resume) {
   auto save = [&] {
     char name[32];
     std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.step));
-    const std::string dir = (fs::path(out) / "checkpoints" / name).string();
-    save_checkpoint(dir, model, &adam, config_json, tok, state, ema.get());
+    trainer.save((fs::path(out) / "checkpoints" / name).string(), config_json, true);
     io::write_file_atomic((fs::path(out) / "checkpoints" / "last").string(), std::string(name) + "\n");
     if (std::find(saved.begin(), saved.end(), name) == saved.end()) saved.push_back(name);
-    while (static_cast<int64_t>(saved.size()) > keep) {
+    while (static_cast<int64_t>(saved.size()) > o.keep_checkpoints) {
       fs::remove_all(fs::path(out) / "checkpoints" / saved.front(), ec);
       saved.erase(saved.begin());
     }
@@ -359,9 +382,7 @@ TrainResult train(const io::Config& c, bool resume) {
   std::signal(SIGTERM, on_signal);
   g_signal.store(0);
 
-  data::BatchStream stream(train_set, c.get_int("train.max_tokens"), seed, state.epoch,
-                           state.batch_index);
-  const auto params = model.named_parameters();
+  data::BatchStream stream(train_set, o.max_tokens, o.seed, state.epoch, state.batch_index);
   const bool tty = isatty(fileno(stdout));
   const auto start = Clock::now();
   const double elapsed_before = state.elapsed_seconds;
@@ -371,32 +392,14 @@ TrainResult train(const io::Config& c, bool resume) {
   auto window_start = Clock::now();
   TrainResult result;
   bool stop = false, saved_now = false;
-  Arena arena;
-  model.set_training(true);
+  std::vector<data::BatchStream::Item> items(static_cast<size_t>(o.accumulate));
+  std::vector<const data::Batch*> batches;
 
-  while (!stop && state.step < max_steps) {
-    model.zero_grad();
-    double loss_sum = 0;
-    int64_t tokens = 0;
-    for (int64_t a = 0; a < accumulate; ++a) {
-      data::BatchStream::Item item = stream.next();
-      {
-        ArenaScope scope(&arena);
-        ag::Tape tape;
-        ag::Variable loss;
-        const uint64_t dstream = mix_stream(mix_stream(seed, static_cast<uint64_t>(state.step)),
-                                            static_cast<uint64_t>(a));
-        {
-          ag::TapeScope rec(&tape);
-          const ag::Variable logits = model.forward(item.batch.src, item.batch.src_lengths,
-                                                    item.batch.tgt_in, item.batch.tgt_lengths, dstream);
-          loss = ag::cross_entropy(logits, item.batch.tgt_out, ce, ops::Reduction::kSum);
-        }
-        loss_sum += loss.value().item();
-        tape.backward(loss);
-      }
-      arena.reset();
-      tokens += item.batch.tgt_tokens;
+  while (!stop && state.step < o.max_steps) {
+    batches.clear();
+    for (auto& item : items) {
+      item = stream.next();
+      batches.push_back(&item.batch);
       window_src_tokens += item.batch.src_tokens;
       state.epoch = item.epoch;
       state.batch_index = item.index + 1;
@@ -405,44 +408,38 @@ TrainResult train(const io::Config& c, bool resume) {
         state.batch_index = 0;
       }
     }
-    const double grad_norm = scale_and_clip(params, 1.0 / static_cast<double>(tokens), clip);
-    adam.set_lr(schedule.at(state.step + 1));
-    adam.step();
-    ++state.step;
-    if (ema) ema->update(state.step);
-    state.target_tokens += tokens;
-    const double loss_value = loss_sum / static_cast<double>(tokens);
-    result.last_loss = loss_value;
-    window_loss += loss_value;
-    window_tokens += tokens;
+    const StepResult r = trainer.step(batches);
+    result.last_loss = r.loss;
+    window_loss += r.loss;
+    window_tokens += r.tokens;
     ++window_steps;
     saved_now = false;
     state.elapsed_seconds = elapsed_before + seconds_since(start);
 
-    if (max_epochs > 0 && state.epoch >= max_epochs) stop = true;
-    if (max_minutes > 0 && state.elapsed_seconds >= max_minutes * 60.0) stop = true;
+    if (o.max_epochs > 0 && state.epoch >= o.max_epochs) stop = true;
+    if (o.max_minutes > 0 && state.elapsed_seconds >= o.max_minutes * 60.0) stop = true;
     if (g_signal.load() != 0) {
       stop = true;
       result.interrupted = true;
     }
 
-    const bool log_now = state.step % log_every == 0 || stop || state.step == max_steps;
+    const bool log_now = state.step % o.log_every == 0 || stop || state.step == o.max_steps;
     if (log_now || tty) {
       const double wsec = std::max(1e-9, seconds_since(window_start));
       const double tps = static_cast<double>(window_tokens) / wsec;
       const double per_step = seconds_since(start) / static_cast<double>(state.step - first_step);
-      const double eta = per_step * static_cast<double>(max_steps - state.step);
+      const double eta = per_step * static_cast<double>(o.max_steps - state.step);
       char line[256];
       std::snprintf(line, sizeof(line),
                     "step %lld/%lld  epoch %lld  loss %.4f  lr %.3e  %.0f tgt tok/s  %s elapsed  ETA %s",
-                    static_cast<long long>(state.step), static_cast<long long>(max_steps),
+                    static_cast<long long>(state.step), static_cast<long long>(o.max_steps),
                     static_cast<long long>(state.epoch + 1), window_loss / static_cast<double>(window_steps),
-                    adam.lr(), tps, hms(state.elapsed_seconds).c_str(), hms(eta).c_str());
+                    r.lr, tps, hms(state.elapsed_seconds).c_str(), hms(eta).c_str());
       if (log_now) {
         std::printf("%s%s\n", tty ? "\r\033[K" : "", line);
         record({{"step", state.step}, {"epoch", state.epoch + 1},
-                {"loss", window_loss / static_cast<double>(window_steps)}, {"last_loss", loss_value},
-                {"lr", adam.lr()}, {"grad_norm", grad_norm}, {"tgt_tokens_per_s", tps},
+                {"loss", window_loss / static_cast<double>(window_steps)}, {"last_loss", r.loss},
+                {"lr", r.lr}, {"grad_norm", r.grad_norm}, {"tgt_tokens_per_s", tps},
                 {"src_tgt_tokens_per_s", static_cast<double>(window_tokens + window_src_tokens) / wsec},
                 {"elapsed_s", state.elapsed_seconds}});
         window_loss = 0;
@@ -455,22 +452,21 @@ TrainResult train(const io::Config& c, bool resume) {
     }
 
     // A signal only saves: validating there would add a record the uninterrupted run lacks.
-    const bool last = (stop && !result.interrupted) || state.step == max_steps;
-    if (!valid_set.empty() && valid_every > 0 && (state.step % valid_every == 0 || last)) {
-      if (ema) ema->swap();  // validate (and keep as best) the averaged weights
-      const Validation v = validate(model, tok, valid_set, corpus.valid_src, corpus.valid_tgt, c);
+    const bool last = (stop && !result.interrupted) || state.step == o.max_steps;
+    if (!valid.examples.empty() && o.valid_every > 0 && (state.step % o.valid_every == 0 || last)) {
+      const Validation v = trainer.validate(valid);
       ++state.validations;
-      const double score = use_bleu ? v.bleu : v.loss;
-      const bool better = !state.has_best || (use_bleu ? score > state.best_metric : score < state.best_metric);
+      const bool by_bleu = o.select_by_bleu();
+      const double score = by_bleu ? v.bleu : v.loss;
+      const bool better = !state.has_best || (by_bleu ? score > state.best_metric : score < state.best_metric);
       if (better) {
         state.best_metric = score;
         state.has_best = true;
         state.bad_validations = 0;
-        save_checkpoint((fs::path(out) / "best").string(), model, nullptr, config_json, tok, state);
+        trainer.save((fs::path(out) / "best").string(), config_json, false);
       } else {
         ++state.bad_validations;
       }
-      if (ema) ema->swap();
       std::printf("%svalid step %lld: loss %.4f  ppl %.2f", tty ? "\r\033[K" : "",
                   static_cast<long long>(state.step), v.loss, v.ppl);
       if (v.bleu >= 0) std::printf("  BLEU %.2f  exact %.1f%%", v.bleu, 100.0 * v.exact);
@@ -482,13 +478,13 @@ TrainResult train(const io::Config& c, bool resume) {
       }
       j["best"] = better;
       record(j);
-      if (patience > 0 && state.bad_validations >= patience) {
+      if (o.patience > 0 && state.bad_validations >= o.patience) {
         std::printf("early stopping: %lld validations without improvement\n",
                     static_cast<long long>(state.bad_validations));
         stop = true;
       }
     }
-    if ((save_every > 0 && state.step % save_every == 0) || stop || state.step == max_steps) {
+    if ((o.save_every > 0 && state.step % o.save_every == 0) || stop || state.step == o.max_steps) {
       save();
       saved_now = true;
     }

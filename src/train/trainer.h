@@ -1,16 +1,92 @@
-// `attend train`: reads (or generates) the corpus, trains or loads the SentencePiece model,
-// builds the Transformer from the config, and runs the training loop -- token-based batches
-// from a background thread, label-smoothed loss, gradient accumulation and clipping, Adam
-// with the paper's schedule, progress line + train.jsonl, validation (loss, greedy BLEU,
-// exact match) with best-model keeping and early stopping, periodic atomic checkpoints,
-// exact resume, and a checkpoint on SIGINT/SIGTERM.
+// Training an encoder-decoder Transformer.
+//
+// Trainer is one model's training state -- Adam, the optional moving average, the flat gradient
+// buffer, the step counter and data position -- with step() (forward and backward over the
+// micro-batches of one optimizer step, then scale, clip and update), validate() and save().
+// It reads no files and prints nothing, so that a data-parallel driver or a test can run it.
+//
+// train() is `attend train`: it reads (or generates) the corpus, trains or loads the
+// SentencePiece model, builds the model from the config, and drives a Trainer -- token-based
+// batches from a background thread, progress line + train.jsonl, validation with best-model
+// keeping and early stopping, periodic atomic checkpoints, exact resume, and a checkpoint on
+// SIGINT/SIGTERM.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
+#include "data/batcher.h"
+#include "data/tokenizer.h"
 #include "io/config.h"
+#include "nn/transformer.h"
+#include "train/adam.h"
+#include "train/checkpoint.h"
+#include "train/ema.h"
+#include "train/gradients.h"
+#include "train/options.h"
 
 namespace attend::train {
+
+struct StepResult {
+  double loss = 0;        // summed token loss / tokens
+  int64_t tokens = 0;     // the target tokens the loss was normalised by
+  double grad_norm = 0;   // global gradient norm before clipping
+  double lr = 0;          // the learning rate this step used
+};
+
+struct Validation {
+  double loss = 0, ppl = 0, bleu = -1, exact = -1, seconds = 0;
+};
+
+/// A validation set: encoded pairs for the loss, and the raw sentences for BLEU.
+struct ValidationSet {
+  std::vector<data::Example> examples;
+  std::vector<std::string> sources, references;
+};
+
+class Trainer {
+ public:
+  /// Trains `model` (which must outlive the Trainer) with `options`. `tokenizer` is the model's
+  /// vocabulary (validation decodes with it; checkpoints store it).
+  Trainer(nn::Transformer& model, const data::Tokenizer& tokenizer, const TrainOptions& options);
+
+  /// Continues from checkpoint `dir`: state, training weights, optimizer moments and, when the
+  /// checkpoint has one and train.ema_decay is set, the moving average.
+  void resume(const std::string& dir);
+
+  /// One optimizer step over `batches` (gradient accumulation): each one's label-smoothed
+  /// summed token loss is backpropagated, the summed gradients are divided by `tokens` (0: the
+  /// batches' own target-token count; data-parallel ranks pass the count over all ranks),
+  /// clipped to train.clip_norm, and Adam updates the weights with the schedule's rate.
+  StepResult step(const std::vector<const data::Batch*>& batches, int64_t tokens = 0);
+
+  /// Loss and perplexity on `set` and, with train.valid_bleu, the BLEU and exact-match rate of
+  /// its beam-search translations. Uses the moving average when there is one.
+  Validation validate(const ValidationSet& set);
+
+  /// Writes a checkpoint to `dir` (atomically): weights, optimizer moments when
+  /// `with_optimizer`, `config_json`, the tokenizer and state().
+  void save(const std::string& dir, const std::string& config_json, bool with_optimizer);
+
+  TrainerState& state() { return state_; }
+  const TrainerState& state() const { return state_; }
+  GradientBuffer& gradients() { return gradients_; }
+  const Adam& optimizer() const { return adam_; }
+  const Ema* ema() const { return ema_.get(); }
+  const TrainOptions& options() const { return options_; }
+
+ private:
+  nn::Transformer& model_;
+  const data::Tokenizer& tokenizer_;
+  TrainOptions options_;
+  Schedule schedule_;
+  GradientBuffer gradients_;
+  Adam adam_;
+  std::unique_ptr<Ema> ema_;
+  TrainerState state_;
+  Arena arena_;  // every activation of a step comes from here
+};
 
 struct TrainResult {
   int64_t steps = 0;

@@ -53,24 +53,26 @@ got=$(printf 'the cat sat on the mat\nhello , world !\n' | "$ATTEND" score -r "$
 printf 'the cat is on the mat\nhello , world \xff\n' > "$dir/badref.txt"
 expect "score: $dir/badref.txt:2: invalid UTF-8" \
   bash -c "printf 'a\nb\n' | '$ATTEND' score -r '$dir/badref.txt'"
-expect "score: --metrics expects bleu and/or chrf, got 'ter'" "$ATTEND" score -r "$dir/ref.txt" --metrics ter
+expect "score: --metrics: ter not in {bleu,chrf}" "$ATTEND" score -r "$dir/ref.txt" --metrics ter
 got=$(printf 'the cat sat on the mat\nhello , world !\n' | "$ATTEND" score -r "$dir/ref.txt" --metrics bleu chrf --json)
 [[ "$got" == '{"bleu": '*'"chrf": '* ]] || { echo "FAIL: score --metrics bleu chrf --json printed: $got"; fails=$((fails + 1)); }
 expect "train.valid_beam: expected >= 1, got 0" "$ATTEND" train "${tiny[@]}" --train.valid_beam 0
 expect "train.ema_decay: expected a value in [0, 1), got 1" "$ATTEND" train "${tiny[@]}" --train.ema_decay 1
 # --threads is common to every command; for train it is the key train.threads.
-expect "option --threads: expected 1..1024, got 0" "$ATTEND" train "${tiny[@]}" --threads 0
-expect "option --threads: expected an integer, got 'two'" "$ATTEND" score -r "$dir/ref.txt" --threads two
+expect "train: --threads: expected 1..1024, got 0" "$ATTEND" train "${tiny[@]}" --threads 0
+expect "score: --threads: expected an integer, got 'two'" "$ATTEND" score -r "$dir/ref.txt" --threads two
 got=$("$ATTEND" info --threads 3 | grep '^threads:')
 [[ "$got" == "threads: 3" ]] || { echo "FAIL: info --threads 3 printed '$got'"; fails=$((fails + 1)); }
 got=$("$ATTEND" train "${tiny[@]}" --train.out "$dir/run1" --train.threads 2 --threads 1 | grep -o '[0-9]* threads')
 [[ "$got" == "1 threads" ]] || { echo "FAIL: train --threads 1 ran with '$got'"; fails=$((fails + 1)); }
+expect "translate: --model is required" "$ATTEND" translate
+expect "translate: unknown option '--beams' (see attend translate --help)" "$ATTEND" translate -m "$dir/x" --beams 2
 # Translation options and over-long input (the tiny run's checkpoint; its best/ is corrupt now).
 ck="$dir/run/checkpoints/step-00000001"
 expect "translate: --beam must be >= 1, got 0" "$ATTEND" translate -m "$ck" --beam 0
 expect "translate: --n-best must be in [1, beam = 2], got 3" "$ATTEND" translate -m "$ck" --beam 2 --n-best 3
 expect "translate: --top-p must be in (0, 1], got 1.5" "$ATTEND" translate -m "$ck" --sample --top-p 1.5
-expect "option --alpha: expected a number, got 'x'" "$ATTEND" translate -m "$ck" --alpha x
+expect "translate: Could not convert: --alpha = x" "$ATTEND" translate -m "$ck" --alpha x
 printf '12\n\n1 2 3 4 5 6 7 8 9 10 11 12\n' > "$dir/in.txt"
 out=$("$ATTEND" translate -m "$ck" -i "$dir/in.txt" --max-input-tokens 4 --beam 2 2> "$dir/warn.txt"); st=$?
 lines=$(printf '%s\n' "$out" | wc -l)

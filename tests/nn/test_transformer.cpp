@@ -90,7 +90,7 @@ TEST_P(Golden, MatchesPyTorchReference) {
   }
   // First ten training losses under Adam and the paper's schedule.
   train::Adam adam(model.named_parameters(), {1.0, 0.9, 0.98, 1e-9, 0.0});
-  const train::Schedule sched{"noam", std::stod(st.metadata.at("lr_scale")),
+  const train::Schedule sched{train::ScheduleKind::kNoam, std::stod(st.metadata.at("lr_scale")),
                               std::stoll(st.metadata.at("warmup")), c.d_model};
   const auto want = st.at("train_losses").to_vector<float>();
   for (int step = 1; step <= 10; ++step) {

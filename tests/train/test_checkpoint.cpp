@@ -17,6 +17,7 @@
 #include "train/ema.h"
 #include "train/options.h"
 #include "train/schedule.h"
+#include "tiny.h"
 #include "util.h"
 
 namespace attend {
@@ -26,26 +27,8 @@ namespace fs = std::filesystem;
 using test::error_of;
 std::string tmp_dir(const std::string& name) { return test::tmp_path("ckpt", name); }
 
-data::Tokenizer tokenizer() {
-  std::vector<std::string> s;
-  for (const auto& p : data::generate_numbers(1, 300, 0, 9999, data::NumberLanguage::kEnglish)) {
-    s.push_back(p.digits);
-    s.push_back(p.words);
-  }
-  data::TokenizerOptions o;
-  o.vocab_size = 60;
-  return data::Tokenizer::train(s, o);
-}
-
-io::Config keys() {
-  io::Config c = train::train_config();
-  c.set("model.preset", "tiny", "test");
-  c.set("model.d_model", "16", "test");
-  c.set("model.ffn", "24", "test");
-  c.set("model.encoder_layers", "1", "test");
-  c.set("model.decoder_layers", "2", "test");
-  return c;
-}
+data::Tokenizer tokenizer() { return test::tiny_tokenizer(); }
+io::Config keys() { return test::tiny_keys(); }
 
 nn::TransformerConfig config(int64_t vocab) { return models::model_config(keys(), vocab); }
 
@@ -225,15 +208,16 @@ TEST(Ema, CheckpointKeepsTheAverageForInferenceAndTheRawWeightsForResume) {
 }
 
 TEST(Schedule, PaperFormulaAndPeak) {
-  const train::Schedule noam{"noam", 1.0, 4000, 512};
+  const train::Schedule noam{train::ScheduleKind::kNoam, 1.0, 4000, 512};
   EXPECT_NEAR(noam.at(1), std::pow(512.0, -0.5) * std::pow(4000.0, -1.5), 1e-15);
   EXPECT_NEAR(noam.at(4000), std::pow(512.0, -0.5) / std::sqrt(4000.0), 1e-12);  // the peak
   EXPECT_NEAR(noam.at(16000), std::pow(512.0, -0.5) / std::sqrt(16000.0), 1e-12);
-  const train::Schedule inv{"inverse_sqrt", 0.005, 2000, 128};
+  const train::Schedule inv{train::ScheduleKind::kInverseSqrt, 0.005, 2000, 128};
   EXPECT_NEAR(inv.at(2000), 0.005, 1e-15);
   EXPECT_NEAR(inv.at(1000), 0.0025, 1e-15);
   EXPECT_NEAR(inv.at(8000), 0.0025, 1e-15);
-  EXPECT_THROW(train::Schedule({"cosine", 1.0, 10, 8}).at(1), Error);
+  EXPECT_THROW(train::parse_schedule("cosine"), Error);
+  EXPECT_EQ(train::parse_schedule("constant"), train::ScheduleKind::kConstant);
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 #include <cstring>
 
 // Compile the marked function for AVX-512, AVX2 and baseline x86-64; the loader picks one by
-// CPU *features* ("arch=..." clones would test the CPU model, and miss newer CPUs).
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+// CPU *features* ("arch=..." clones would test the CPU model, and miss newer CPUs). Sanitizer
+// builds compile one version: the clones' resolvers run before the sanitizer runtime starts, and
+// ThreadSanitizer's instrumentation of them crashes at load time.
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define ATTEND_MULTIVERSION __attribute__((target_clones("default", "avx2", "avx512f")))
 #else
 #define ATTEND_MULTIVERSION

@@ -1,0 +1,80 @@
+// `attend train`: configuration keys (defaults < CONFIG.yaml < --section.key VALUE, or the
+// checkpoint's config.json first when resuming), then train::train.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/cli.h"
+#include "core/error.h"
+#include "models/model_dir.h"
+#include "train/checkpoint.h"
+#include "train/options.h"
+#include "train/trainer.h"
+
+namespace attend::apps {
+namespace {
+
+struct TrainArgs {
+  bool resume = false;
+  int threads = 0;
+};
+
+int train_command(const TrainArgs& a, std::vector<std::string> keys) {
+  // --threads N is the key train.threads, given last so that it wins over every other source.
+  if (a.threads > 0) keys.insert(keys.end(), {"--train.threads", std::to_string(a.threads)});
+  // The positional CONFIG.yaml is what remains after the --key value pairs.
+  std::string yaml;
+  {
+    io::Config probe = train::train_config();
+    for (const auto& r : probe.apply_args(keys)) {
+      ATTEND_CHECK(r.rfind("--", 0) != 0, "train: unknown option or key '{}' (attend train --help "
+                   "lists every key)", r);
+      ATTEND_CHECK(yaml.empty(), "train: unexpected argument '{}' (one config file at most)", r);
+      yaml = r;
+    }
+  }
+  auto build = [&](io::Config& cfg) {  // defaults/checkpoint < YAML < command line
+    if (!yaml.empty()) cfg.load_yaml(yaml);
+    cfg.apply_args(keys);
+  };
+  io::Config c = train::train_config();
+  build(c);
+  if (a.resume) {
+    const std::string out = c.get_string("train.out");
+    const std::string ckpt = models::last_checkpoint(out);
+    ATTEND_CHECK(!ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
+    io::Config r = train::train_config();
+    r.load_json(train::read_config_json(ckpt), ckpt + "/config.json");
+    build(r);
+    c = r;
+  }
+  const auto result = train::train(c, a.resume);
+  if (result.has_best)
+    std::printf("best validation %s: %.4f (model in %s/best)\n",
+                c.get_string("train.valid_metric").c_str(), result.best_metric,
+                c.get_string("train.out").c_str());
+  return result.interrupted ? 130 : 0;
+}
+
+}  // namespace
+
+void add_train(CLI::App& root, int& exit_code) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* c = root.add_subcommand("train", "train an encoder-decoder Transformer (--help lists every key)");
+  // The configuration keys are not CLI11 options: io::Config owns their names, types, defaults
+  // and errors (which name the key and where its value came from); CLI11 passes them through.
+  c->allow_extras();
+  c->add_flag("--resume", a->resume, "continue train.out's last checkpoint");
+  add_threads_flag(*c, a->threads)->description("worker threads (the key train.threads)");
+  c->footer(
+      "attend train [CONFIG.yaml] [--section.key VALUE ...] [--resume]\n"
+      "Keys come from the defaults below, then CONFIG.yaml, then the command line. --resume\n"
+      "continues train.out's last checkpoint exactly (its config.json is the base; keys given\n"
+      "here override it, e.g. a larger train.max_steps). Ctrl-C (SIGINT) or SIGTERM saves a\n"
+      "checkpoint before exiting.\n\nconfiguration keys (--section.key VALUE):\n" +
+      train::train_config().help());
+  c->callback([a, c, &exit_code] { exit_code = train_command(*a, c->remaining()); });
+}
+
+}  // namespace attend::apps

@@ -1,0 +1,75 @@
+// Ops: layer norm with a fused residual, and its backward. Validation, allocation and the (device,
+// dtype) dispatch; declared in ops.h.
+#include <cmath>
+#include <vector>
+
+#include "ops/dispatch.h"
+
+namespace attend::ops {
+using namespace detail;
+
+LayerNormOut layer_norm(const Tensor& x_in, const Tensor& residual, const Tensor& gamma,
+                        const Tensor& beta, double eps) {
+  constexpr std::string_view op = "layer_norm";
+  check_float(op, "x", x_in);
+  check_same_dtype(op, x_in, gamma);
+  check_same_dtype(op, x_in, beta);
+  ATTEND_CHECK(x_in.dim() >= 1, "layer_norm: expected at least 1 dimension, got {}",
+               shape_str(x_in.shape()));
+  const int64_t C = x_in.size(-1), R = rows_of(x_in);
+  ATTEND_CHECK(gamma.dim() == 1 && gamma.size(0) == C && beta.shape() == gamma.shape(),
+               "layer_norm: expected gamma and beta of shape [{}] for input {}, got {} and {}", C,
+               shape_str(x_in.shape()), shape_str(gamma.shape()), shape_str(beta.shape()));
+  ATTEND_CHECK(eps > 0.0, "layer_norm: eps must be positive, got {}", eps);
+  if (residual.defined()) {
+    check_same_dtype(op, x_in, residual);
+    check_same_shape(op, x_in, residual);
+  }
+  const Tensor x = x_in.contiguous();
+  const Tensor r = residual.defined() ? residual.contiguous() : Tensor();
+  const Tensor g = gamma.contiguous(), b = beta.contiguous();
+  LayerNormOut out;
+  out.y = like(x);
+  out.sum = residual.defined() ? like(x) : x;
+  out.mean = Tensor::empty({R}, x.dtype(), x.device());
+  out.rstd = Tensor::empty({R}, x.dtype(), x.device());
+  if (cpu_path(op, x) == Path::kCpuF32) {
+    cpu::layer_norm(x.data<float>(), r.defined() ? r.data<float>() : nullptr, g.data<float>(),
+                    b.data<float>(), out.y.data<float>(),
+                    r.defined() ? out.sum.data<float>() : nullptr, out.mean.data<float>(),
+                    out.rstd.data<float>(), R, C, eps);
+  } else {
+    ref::layer_norm(x.data<double>(), r.defined() ? r.data<double>() : nullptr, g.data<double>(),
+                    b.data<double>(), out.y.data<double>(),
+                    r.defined() ? out.sum.data<double>() : nullptr, out.mean.data<double>(),
+                    out.rstd.data<double>(), R, C, eps);
+  }
+  return out;
+}
+
+LayerNormGrads layer_norm_backward(const Tensor& dy_in, const LayerNormOut& saved,
+                                   const Tensor& gamma) {
+  constexpr std::string_view op = "layer_norm_backward";
+  check_float(op, "dy", dy_in);
+  check_same_shape(op, dy_in, saved.sum);
+  check_same_dtype(op, dy_in, saved.sum);
+  const Tensor dy = dy_in.contiguous(), g = gamma.contiguous();
+  const int64_t C = cols_of(dy), R = rows_of(dy);
+  LayerNormGrads out;
+  out.dx = like(dy);
+  out.dgamma = Tensor::empty({C}, dy.dtype(), dy.device());
+  out.dbeta = Tensor::empty({C}, dy.dtype(), dy.device());
+  if (cpu_path(op, dy) == Path::kCpuF32)
+    cpu::layer_norm_backward(dy.data<float>(), saved.sum.data<float>(), g.data<float>(),
+                             saved.mean.data<float>(), saved.rstd.data<float>(),
+                             out.dx.data<float>(), out.dgamma.data<float>(),
+                             out.dbeta.data<float>(), R, C);
+  else
+    ref::layer_norm_backward(dy.data<double>(), saved.sum.data<double>(), g.data<double>(),
+                             saved.mean.data<double>(), saved.rstd.data<double>(),
+                             out.dx.data<double>(), out.dgamma.data<double>(),
+                             out.dbeta.data<double>(), R, C);
+  return out;
+}
+
+}  // namespace attend::ops

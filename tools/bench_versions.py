@@ -1,0 +1,66 @@
+"""Two builds of attend against each other: the training and decoding benchmarks
+(bench/train_throughput, bench/decode_throughput) of an old and a new build directory on the
+same shapes, interleaved (old, new, old, new, ...) --rounds times; prints the medians, their
+range and the new/old ratio. Used to check that a refactoring costs no speed.
+
+  /usr/bin/python3 tools/bench_versions.py --old ../baseline/build/release \
+      --new build/release --presets small base --rounds 5
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import bench_env, run  # noqa: E402
+
+
+def configs(a):
+    for preset in a.presets:
+        yield (f"train {preset} b{a.train_batch} len{a.train_len}", "train_throughput",
+               ["--preset", preset, "--batch", str(a.train_batch), "--src-len", str(a.train_len),
+                "--tgt-len", str(a.train_len), "--vocab", "8000", "--steps", str(a.train_steps),
+                "--threads", str(a.threads)], "tgt_tokens_per_s")
+        for batch in (1, 32):
+            for beam in (1, 4):
+                n = 12 if batch == 1 else 2 * batch
+                yield (f"decode {preset} batch{batch} beam{beam}", "decode_throughput",
+                       ["--preset", preset, "--vocab", "32000", "--len", "24", "--beam", str(beam),
+                        "--batch", str(batch), "--sentences", str(n), "--threads", str(a.threads)],
+                       "tgt_tokens_per_s")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--old", required=True, help="build directory of the old version")
+    ap.add_argument("--new", required=True, help="build directory of the new version")
+    ap.add_argument("--presets", nargs="+", default=["small", "base"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--train-batch", type=int, default=64)
+    ap.add_argument("--train-len", type=int, default=32)
+    ap.add_argument("--train-steps", type=int, default=8)
+    a = ap.parse_args()
+    env = bench_env(a.threads)
+    rows = []
+    for name, binary, args, key in configs(a):
+        old, new = [], []
+        for _ in range(a.rounds):
+            old.append(run([os.path.join(a.old, "bench", binary)] + args, env)[key])
+            new.append(run([os.path.join(a.new, "bench", binary)] + args, env)[key])
+        r = {"config": name, "metric": key, "rounds": a.rounds, "old_median": statistics.median(old),
+             "old_min": min(old), "old_max": max(old), "new_median": statistics.median(new),
+             "new_min": min(new), "new_max": max(new)}
+        r["new_over_old"] = r["new_median"] / r["old_median"]
+        rows.append(r)
+        print(json.dumps(r), file=sys.stderr, flush=True)
+    print("| configuration | old tgt tok/s (median, range) | new tgt tok/s (median, range) | new / old |")
+    print("| --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['config']} | {r['old_median']:.0f} ({r['old_min']:.0f}-{r['old_max']:.0f}) | "
+              f"{r['new_median']:.0f} ({r['new_min']:.0f}-{r['new_max']:.0f}) | {r['new_over_old']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

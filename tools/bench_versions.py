@@ -41,10 +41,13 @@ def main():
     ap.add_argument("--train-batch", type=int, default=64)
     ap.add_argument("--train-len", type=int, default=32)
     ap.add_argument("--train-steps", type=int, default=8)
+    ap.add_argument("--only", default="", help="run only configurations whose name contains this")
     a = ap.parse_args()
     env = bench_env(a.threads)
     rows = []
     for name, binary, args, key in configs(a):
+        if a.only not in name:
+            continue
         old, new = [], []
         for _ in range(a.rounds):
             old.append(run([os.path.join(a.old, "bench", binary)] + args, env)[key])

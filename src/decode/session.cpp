@@ -32,7 +32,7 @@ double length_penalty(int64_t length, double alpha) {
 
 int64_t max_output_length(const nn::Transformer& model, int64_t src_len, int64_t max_extra) {
   int64_t limit = src_len + max_extra;
-  if (model.config().positions == "learned")
+  if (model.config().positions == nn::Positions::kLearned)
     limit = std::min<int64_t>(limit, model.config().max_positions);
   return std::max<int64_t>(limit, 1);
 }
@@ -120,8 +120,9 @@ void Session::admit(const std::vector<Request>& requests) {
     free_memory_slots_.push_back(static_cast<int32_t>(s));
   reserved_rows_ += rows;
 
-  arena_.reset();
-  ArenaScope scope(&arena_);
+  // The encoder runs on the heap: its activations are freed as it goes, so the arena, sized by
+  // the steps' far smaller needs, does not grow to hold a whole encoder pass.
+  HeapScope heap;
   std::vector<int32_t> src(static_cast<size_t>(B * S), c.pad_id), lengths, memory_slots;
   for (int64_t b = 0; b < B; ++b) {
     const auto& ids = requests[static_cast<size_t>(b)].source;

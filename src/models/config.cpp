@@ -30,21 +30,21 @@ nn::TransformerConfig model_config(const io::Config& c, int64_t vocab,
                                    const data::Tokenizer* tokenizer) {
   nn::TransformerConfig m = nn::TransformerConfig::preset(c.get_string("model.preset"));
   auto i = [&](const char* k, int64_t& v) { if (c.is_set(k)) v = c.get_int(k); };
-  auto s = [&](const char* k, std::string& v) { if (c.is_set(k)) v = c.get_string(k); };
   i("model.d_model", m.d_model);
   i("model.ffn", m.ffn);
   i("model.heads", m.heads);
   i("model.encoder_layers", m.encoder_layers);
   i("model.decoder_layers", m.decoder_layers);
   if (c.is_set("model.dropout")) m.dropout = c.get_float("model.dropout");
-  s("model.activation", m.activation);
-  s("model.norm", m.norm);
-  s("model.positions", m.positions);
+  if (c.is_set("model.activation")) m.activation = nn::parse_activation(c.get_string("model.activation"));
+  if (c.is_set("model.norm")) m.norm = nn::parse_norm(c.get_string("model.norm"));
+  if (c.is_set("model.positions")) m.positions = nn::parse_positions(c.get_string("model.positions"));
   i("model.max_positions", m.max_positions);
   if (c.is_set("model.share_embeddings")) m.share_embeddings = c.get_bool("model.share_embeddings");
   if (c.is_set("model.source_eos")) m.source_eos = c.get_bool("model.source_eos");
   if (c.is_set("model.qkv_init_gain")) m.qkv_init_gain = c.get_float("model.qkv_init_gain");
-  s("model.attention", m.attention.attention);
+  if (c.is_set("model.attention"))
+    m.attention.kind = nn::parse_attention_kind(c.get_string("model.attention"));
   i("model.window", m.attention.window);
   i("model.global_tokens", m.attention.global_tokens);
   m.src_vocab = m.tgt_vocab = tokenizer ? tokenizer->vocab_size() : vocab;

@@ -38,16 +38,20 @@ ag::Variable LayerNorm::forward(const ag::Variable& x, const ag::Variable& resid
   return ag::layer_norm(x, residual, weight, bias, eps, sum_out);
 }
 
+AttentionKind parse_attention_kind(const std::string& name) {
+  if (name == "full") return AttentionKind::kFull;
+  if (name == "local") return AttentionKind::kLocal;
+  ATTEND_FAIL("model.attention: expected 'full' or 'local', got '{}'", name);
+}
+
 void AttentionConfig::validate() const {
-  ATTEND_CHECK(attention == "full" || attention == "local",
-               "attention: expected 'full' or 'local', got '{}'", attention);
-  if (attention == "local")
+  if (kind == AttentionKind::kLocal)
     ATTEND_CHECK(window > 0, "window: local attention needs window > 0, got {}", window);
   ATTEND_CHECK(global_tokens >= 0, "global_tokens: must be >= 0, got {}", global_tokens);
 }
 
 ops::AttentionMask AttentionConfig::apply(ops::AttentionMask mask) const {
-  if (attention == "local") {
+  if (kind == AttentionKind::kLocal) {
     mask.local = true;
     mask.window = window;
     mask.global_tokens = global_tokens;

@@ -37,11 +37,15 @@ class LayerNorm : public Module {
 };
 
 /// Which attention a model uses (config keys `attention`, `window`, `global_tokens`):
-/// "full" — exact attention over every visible key (the fused kernel);
-/// "local" — each position sees `window` keys on each side (only backwards under a causal
-/// mask), and the first `global_tokens` positions attend to and are attended by all.
+/// kFull ("full") — exact attention over every visible key (the fused kernel);
+/// kLocal ("local") — each position sees `window` keys on each side (only backwards under a
+/// causal mask), and the first `global_tokens` positions attend to and are attended by all.
+enum class AttentionKind { kFull, kLocal };
+/// "full" or "local"; anything else throws naming model.attention.
+AttentionKind parse_attention_kind(const std::string& name);
+
 struct AttentionConfig {
-  std::string attention = "full";
+  AttentionKind kind = AttentionKind::kFull;
   int64_t window = 0;
   int64_t global_tokens = 0;
   /// Throws attend::Error naming the offending key: unknown kind, window <= 0 for local,

@@ -34,6 +34,24 @@ TransformerConfig TransformerConfig::preset(const std::string& name) {
   return c;
 }
 
+Activation parse_activation(const std::string& name) {
+  if (name == "relu") return Activation::kRelu;
+  if (name == "gelu") return Activation::kGelu;
+  ATTEND_FAIL("model.activation: expected relu or gelu, got '{}'", name);
+}
+
+Norm parse_norm(const std::string& name) {
+  if (name == "post") return Norm::kPost;
+  if (name == "pre") return Norm::kPre;
+  ATTEND_FAIL("model.norm: expected post or pre, got '{}'", name);
+}
+
+Positions parse_positions(const std::string& name) {
+  if (name == "sinusoidal") return Positions::kSinusoidal;
+  if (name == "learned") return Positions::kLearned;
+  ATTEND_FAIL("model.positions: expected sinusoidal or learned, got '{}'", name);
+}
+
 void TransformerConfig::validate() const {
   ATTEND_CHECK(src_vocab > 0 && tgt_vocab > 0, "model: vocabulary sizes must be > 0 (got {} and {})",
                src_vocab, tgt_vocab);
@@ -45,11 +63,6 @@ void TransformerConfig::validate() const {
                "model.encoder_layers / model.decoder_layers must be >= 1 (got {} and {})",
                encoder_layers, decoder_layers);
   ATTEND_CHECK(dropout >= 0 && dropout < 1, "model.dropout: expected [0, 1), got {}", dropout);
-  ATTEND_CHECK(activation == "relu" || activation == "gelu",
-               "model.activation: expected relu or gelu, got '{}'", activation);
-  ATTEND_CHECK(norm == "post" || norm == "pre", "model.norm: expected post or pre, got '{}'", norm);
-  ATTEND_CHECK(positions == "sinusoidal" || positions == "learned",
-               "model.positions: expected sinusoidal or learned, got '{}'", positions);
   ATTEND_CHECK(qkv_init_gain > 0 && std::isfinite(qkv_init_gain),
                "model.qkv_init_gain: expected a finite value > 0, got {}", qkv_init_gain);
   ATTEND_CHECK(max_positions >= 1, "model.max_positions: expected >= 1, got {}", max_positions);
@@ -75,10 +88,10 @@ Tensor sinusoidal_positions(int64_t n, int64_t d) {
   return Tensor::from_vector(p, {n, d});
 }
 
-FeedForward::FeedForward(int64_t dim, int64_t ffn, const std::string& activation, uint64_t seed,
+FeedForward::FeedForward(int64_t dim, int64_t ffn, Activation activation, uint64_t seed,
                          const std::string& path)
     : fc1(dim, ffn, true, seed, path + ".fc1"), fc2(ffn, dim, true, seed, path + ".fc2"),
-      gelu(activation == "gelu") {
+      gelu(activation == Activation::kGelu) {
   register_module("fc1", fc1);
   register_module("fc2", fc2);
 }
@@ -94,7 +107,7 @@ EncoderLayer::EncoderLayer(const TransformerConfig& c, uint64_t seed, const std:
       self_attn_layer_norm(c.d_model),
       ffn(c.d_model, c.ffn, c.activation, seed, path),
       final_layer_norm(c.d_model),
-      pre_norm(c.norm == "pre") {
+      pre_norm(c.norm == Norm::kPre) {
   register_module("self_attn", self_attn);
   register_module("self_attn_layer_norm", self_attn_layer_norm);
   // fc1/fc2 sit directly in the layer (PyTorch reference names: layers.i.fc1.weight).
@@ -128,7 +141,7 @@ DecoderLayer::DecoderLayer(const TransformerConfig& c, uint64_t seed, const std:
       encoder_attn_layer_norm(c.d_model),
       ffn(c.d_model, c.ffn, c.activation, seed, path),
       final_layer_norm(c.d_model),
-      pre_norm(c.norm == "pre") {
+      pre_norm(c.norm == Norm::kPre) {
   register_module("self_attn", self_attn);
   register_module("self_attn_layer_norm", self_attn_layer_norm);
   register_module("encoder_attn", encoder_attn);
@@ -257,7 +270,7 @@ Transformer::Transformer(const TransformerConfig& config, uint64_t seed)
     encoder_.add("embed_tokens", *encoder_embed_);
     decoder_.add("embed_tokens", *decoder_embed_);
   }
-  if (c.positions == "learned") {
+  if (c.positions == Positions::kLearned) {
     encoder_positions_ = std::make_unique<Embedding>(c.max_positions, c.d_model, seed,
                                                      "encoder.embed_positions");
     decoder_positions_ = std::make_unique<Embedding>(c.max_positions, c.d_model, seed,
@@ -275,7 +288,7 @@ Transformer::Transformer(const TransformerConfig& config, uint64_t seed)
     decoder_layers_.push_back(std::make_unique<DecoderLayer>(c, seed, "decoder." + name));
     decoder_.add(name, *decoder_layers_.back());
   }
-  if (c.norm == "pre") {
+  if (c.norm == Norm::kPre) {
     encoder_norm_ = std::make_unique<LayerNorm>(c.d_model);
     decoder_norm_ = std::make_unique<LayerNorm>(c.d_model);
     encoder_.add("layer_norm", *encoder_norm_);
@@ -284,7 +297,7 @@ Transformer::Transformer(const TransformerConfig& config, uint64_t seed)
   register_module("encoder", encoder_);
   register_module("decoder", decoder_);
   if (output_projection_) register_module("output_projection", *output_projection_);
-  if (c.positions == "sinusoidal")
+  if (c.positions == Positions::kSinusoidal)
     sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(c.max_positions, 256), c.d_model));
 }
 
@@ -297,7 +310,7 @@ ag::Variable Transformer::sinusoid_table(int64_t n) const {
 ag::Variable Transformer::embed(const Embedding& table, const Embedding* learned, const Tensor& ids,
                                 uint64_t stream) const {
   const int64_t B = ids.size(0), T = ids.size(1), D = config_.d_model;
-  ATTEND_CHECK(T <= config_.max_positions || config_.positions == "sinusoidal",
+  ATTEND_CHECK(T <= config_.max_positions || config_.positions == Positions::kSinusoidal,
                "transformer: sequence of {} tokens exceeds model.max_positions {}", T,
                config_.max_positions);
   std::vector<int32_t> pos(static_cast<size_t>(B * T));
@@ -370,7 +383,7 @@ Tensor Transformer::decode_rows(const DecodeRows& rows, KvCache& cache) const {
   int64_t longest = 0;
   for (int32_t& l : lengths) longest = std::max<int64_t>(longest, ++l);
   const Tensor self_lengths = Tensor::from_vector(lengths, {n});
-  ATTEND_CHECK(config_.positions == "sinusoidal" || longest <= config_.max_positions,
+  ATTEND_CHECK(config_.positions == Positions::kSinusoidal || longest <= config_.max_positions,
                "transformer: decoding position {} exceeds model.max_positions {}", longest - 1,
                config_.max_positions);
   const Embedding& table = shared_ ? *shared_ : *decoder_embed_;

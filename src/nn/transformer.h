@@ -14,14 +14,23 @@
 
 namespace attend::nn {
 
+enum class Activation { kRelu, kGelu };
+enum class Norm { kPost, kPre };  // post: LN(x + sublayer(x)) (the paper); pre: x + sublayer(LN(x))
+enum class Positions { kSinusoidal, kLearned };
+/// The model.activation / model.norm / model.positions values as enums, parsed once; anything
+/// else throws naming the key.
+Activation parse_activation(const std::string& name);
+Norm parse_norm(const std::string& name);
+Positions parse_positions(const std::string& name);
+
 struct TransformerConfig {
   int64_t src_vocab = 0, tgt_vocab = 0;
   int64_t d_model = 512, ffn = 2048, heads = 8;
   int64_t encoder_layers = 6, decoder_layers = 6;
   double dropout = 0.1;
-  std::string activation = "relu";     // relu | gelu
-  std::string norm = "post";           // post (paper) | pre
-  std::string positions = "sinusoidal";  // sinusoidal | learned
+  Activation activation = Activation::kRelu;
+  Norm norm = Norm::kPost;
+  Positions positions = Positions::kSinusoidal;
   int64_t max_positions = 1024;        // learned positions: table size; both: longest sequence
   bool share_embeddings = true;        // one table for source, target and output projection
   bool source_eos = false;             // end every non-empty source with the end-of-sentence id
@@ -58,7 +67,7 @@ Tensor sinusoidal_positions(int64_t n, int64_t d);
 
 class FeedForward : public Module {
  public:
-  FeedForward(int64_t dim, int64_t ffn, const std::string& activation, uint64_t seed,
+  FeedForward(int64_t dim, int64_t ffn, Activation activation, uint64_t seed,
               const std::string& path);
   ag::Variable forward(const ag::Variable& x) const;  // fc2(act(fc1(x)))
   Linear fc1, fc2;

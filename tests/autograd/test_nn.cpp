@@ -68,16 +68,16 @@ TEST(Nn, TrainingDrivesTheLossDownDeterministically) {
 }
 
 TEST(Nn, AttentionConfigSelectsLocalAttention) {
-  nn::AttentionConfig bad;
-  bad.attention = "sparse";
-  EXPECT_TRUE(test::throws_with([&] { bad.validate(); }, {"attention", "'sparse'"}));
+  EXPECT_TRUE(test::throws_with([] { nn::parse_attention_kind("sparse"); },
+                                {"model.attention", "'sparse'"}));
   nn::AttentionConfig zero;
-  zero.attention = "local";
+  zero.kind = nn::AttentionKind::kLocal;
   EXPECT_TRUE(test::throws_with([&] { nn::MultiHeadAttention(8, 2, 1, "a", DType::kF32, zero); },
                                 {"window", "> 0", "got 0"}));
   // A local layer with a window covering the whole sequence equals the full layer; a narrow
   // window changes the output.
-  nn::AttentionConfig wide{"local", 100, 0}, narrow{"local", 1, 0};
+  nn::AttentionConfig wide{nn::AttentionKind::kLocal, 100, 0},
+      narrow{nn::AttentionKind::kLocal, 1, 0};
   nn::MultiHeadAttention full(8, 2, 7, "attn"), local_wide(8, 2, 7, "attn", DType::kF32, wide),
       local_narrow(8, 2, 7, "attn", DType::kF32, narrow);
   const ag::Variable x(test::randn({2, 9, 8}, 3).to(DType::kF32));

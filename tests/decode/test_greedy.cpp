@@ -13,8 +13,8 @@ nn::TransformerConfig config(const std::string& norm, const std::string& positio
   nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");
   c.d_model = 32, c.ffn = 48, c.heads = 4, c.encoder_layers = 2, c.decoder_layers = 3;
   c.src_vocab = c.tgt_vocab = 23;
-  c.norm = norm;
-  c.positions = positions;
+  c.norm = nn::parse_norm(norm);
+  c.positions = nn::parse_positions(positions);
   c.share_embeddings = shared;
   c.max_positions = 64;
   return c;

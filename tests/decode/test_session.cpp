@@ -20,7 +20,7 @@ std::unique_ptr<nn::Transformer> make_model(uint64_t seed) {
   nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");
   c.d_model = 32, c.ffn = 48, c.heads = 4, c.encoder_layers = 2, c.decoder_layers = 2;
   c.src_vocab = c.tgt_vocab = 29;
-  c.norm = "pre";
+  c.norm = nn::Norm::kPre;
   c.max_positions = 64;
   auto m = std::make_unique<nn::Transformer>(c, seed);
   m->set_training(false);

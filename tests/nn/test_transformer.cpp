@@ -29,9 +29,9 @@ nn::TransformerConfig config_from(const io::SafeTensors& st) {
   c.heads = std::stoll(m("heads"));
   c.encoder_layers = c.decoder_layers = std::stoll(m("layers"));
   c.dropout = 0.0;
-  c.norm = m("norm");
-  c.activation = m("activation");
-  c.positions = m("positions");
+  c.norm = nn::parse_norm(m("norm"));
+  c.activation = nn::parse_activation(m("activation"));
+  c.positions = nn::parse_positions(m("positions"));
   c.max_positions = std::stoll(m("max_positions"));
   c.share_embeddings = m("share_embeddings") == "True";
   return c;
@@ -158,9 +158,9 @@ TEST(Transformer, ConfigErrorsNameTheKey) {
   auto c = tiny();
   c.heads = 5;
   EXPECT_TRUE(test::throws_with([&] { nn::Transformer m(c, 1); }, {"model.heads"}));
-  c = tiny();
-  c.norm = "middle";
-  EXPECT_THROW(nn::Transformer(c, 1), Error);
+  EXPECT_TRUE(test::throws_with([] { nn::parse_norm("middle"); }, {"model.norm", "'middle'"}));
+  EXPECT_TRUE(test::throws_with([] { nn::parse_activation("tanh"); }, {"model.activation", "'tanh'"}));
+  EXPECT_TRUE(test::throws_with([] { nn::parse_positions("rope"); }, {"model.positions", "'rope'"}));
   EXPECT_THROW(nn::TransformerConfig::preset("huge"), Error);
   for (double gain : {0.0, -1.0, std::nan("")}) {
     c = tiny();

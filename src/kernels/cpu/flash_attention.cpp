@@ -366,8 +366,11 @@ __attribute__((target("avx512f"))) void one_query_row_avx512(const float* qr, co
                                                              float scale) {
   __m512 qv[NV];
   for (int c = 0; c < NV; ++c) qv[c] = _mm512_loadu_ps(qr + 16 * c);
+  // Keys below lim are all visible unless a local window cuts holes: check per key only then
+  // (recomputing the limit for every key costs as much as the dot product at Dh = 64).
+  const bool every_key = m.prefix_only();
   for (int64_t j = 0; j < lim; ++j) {
-    if (!m.allowed(b, 0, j, Tk)) {
+    if (!every_key && !m.allowed(b, 0, j, Tk)) {
       sc[j] = -std::numeric_limits<float>::infinity();
       continue;
     }
@@ -436,8 +439,8 @@ void attention_one_query(const T* q, const T* k, const T* v, T* o, T* lse, const
         }
       }
       for (int64_t j = 0; j < lim; ++j)
-        sc[j] = m.allowed(b, 0, j, Tk) ? dot(qr, kb + j * Dh, Dh) * scale
-                                       : -std::numeric_limits<T>::infinity();
+        sc[j] = m.prefix_only() || m.allowed(b, 0, j, Tk) ? dot(qr, kb + j * Dh, Dh) * scale
+                                                          : -std::numeric_limits<T>::infinity();
       std::fill(orow, orow + Dh, T(0));
       const T mx = lim > 0 ? max_row(sc.data(), lim) : -std::numeric_limits<T>::infinity();
       if (mx == -std::numeric_limits<T>::infinity()) {

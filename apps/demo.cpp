@@ -76,11 +76,12 @@ class EncoderLayer : public nn::Module {
   }
   ag::Variable forward(const ag::Variable& x, const ops::AttentionMask& mask, double dropout,
                        uint64_t stream) const {
-    ag::Variable a = ag::dropout(self_attn.forward(x, x, mask), dropout, 0x5eed, mix_stream(stream, 1));
-    ag::Variable h = self_attn_layer_norm.forward(a, x);
-    ag::Variable f = fc2.forward(ag::relu(fc1.forward(h)));
-    f = ag::dropout(f, dropout, 0x5eed, mix_stream(stream, 2));
-    return final_layer_norm.forward(f, h);
+    nn::Residual r(x, false);
+    r.apply(self_attn_layer_norm, [&](const ag::Variable& y) { return self_attn.forward(y, y, mask); },
+            dropout, 0x5eed, mix_stream(stream, 1));
+    r.apply(final_layer_norm, [&](const ag::Variable& y) { return fc2.forward(ag::relu(fc1.forward(y))); },
+            dropout, 0x5eed, mix_stream(stream, 2));
+    return r.finish();
   }
   nn::MultiHeadAttention self_attn;
   nn::LayerNorm self_attn_layer_norm;

@@ -38,6 +38,34 @@ ag::Variable LayerNorm::forward(const ag::Variable& x, const ag::Variable& resid
   return ag::layer_norm(x, residual, weight, bias, eps, sum_out);
 }
 
+void Residual::apply(const LayerNorm& ln, const std::function<ag::Variable(const ag::Variable&)>& f,
+                     double p, uint64_t seed, uint64_t stream) {
+  if (!pre_norm_) {
+    x_ = ln.forward(ag::dropout(f(x_), p, seed, stream), x_);
+    return;
+  }
+  ag::Variable in;
+  if (pending_.defined()) {  // LN(x + pending), keeping x + pending as the stream
+    ag::Variable sum;
+    in = ln.forward(pending_, x_, &sum);
+    x_ = sum;
+  } else {
+    in = ln.forward(x_);
+  }
+  pending_ = ag::dropout(f(in), p, seed, stream);
+}
+
+ag::Variable Residual::finish() const { return pending_.defined() ? ag::add(x_, pending_) : x_; }
+
+Tensor residual_value(const LayerNorm& ln, bool pre_norm, const Tensor& x,
+                      const std::function<Tensor(const Tensor&)>& f) {
+  auto norm = [&](const Tensor& v, const Tensor& residual) {
+    return ops::layer_norm(v, residual, ln.weight.value(), ln.bias.value(), ln.eps).y;
+  };
+  if (!pre_norm) return norm(f(x), x);
+  return ops::add(x, f(norm(x, Tensor())));
+}
+
 AttentionKind parse_attention_kind(const std::string& name) {
   if (name == "full") return AttentionKind::kFull;
   if (name == "local") return AttentionKind::kLocal;

@@ -1,6 +1,7 @@
 // Basic layers: Linear, Embedding, LayerNorm and MultiHeadAttention, written as explicit
 // forward programs over autograd ops (backward comes from the tape). Shapes in comments.
 #pragma once
+#include <functional>
 #include "autograd/functions.h"
 #include "nn/module.h"
 
@@ -35,6 +36,32 @@ class LayerNorm : public Module {
   ag::Variable weight, bias;
   double eps;
 };
+
+/// The residual and layer-norm pattern around every sublayer of a Transformer layer, written
+/// once for every layer kind (encoder, decoder, the demo's encoder):
+///   post-norm (the paper): x <- LN(x + dropout(f(x)))
+///   pre-norm:              x <- x + dropout(f(LN(x)))
+/// Pre-norm fuses each addition into the next sublayer's layer norm (ops::layer_norm with a
+/// residual returns the sum too); finish() adds the last sublayer's output.
+class Residual {
+ public:
+  Residual(ag::Variable x, bool pre_norm) : x_(std::move(x)), pre_norm_(pre_norm) {}
+  /// One sublayer: f under layer norm `ln`, then dropout p (Philox seed, stream) on its output.
+  void apply(const LayerNorm& ln, const std::function<ag::Variable(const ag::Variable&)>& f,
+             double p, uint64_t seed, uint64_t stream);
+  /// The stream after the last sublayer.
+  ag::Variable finish() const;
+
+ private:
+  ag::Variable x_;        // the residual stream
+  ag::Variable pending_;  // pre-norm: the last sublayer's output, not yet added into x_
+  bool pre_norm_;
+};
+
+/// The same pattern for inference on values (no dropout): post-norm LN(x + f(x)), pre-norm
+/// x + f(LN(x)).
+Tensor residual_value(const LayerNorm& ln, bool pre_norm, const Tensor& x,
+                      const std::function<Tensor(const Tensor&)>& f);
 
 /// Which attention a model uses (config keys `attention`, `window`, `global_tokens`):
 /// kFull ("full") — exact attention over every visible key (the fused kernel);

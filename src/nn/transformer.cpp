@@ -118,19 +118,12 @@ EncoderLayer::EncoderLayer(const TransformerConfig& c, uint64_t seed, const std:
 
 ag::Variable EncoderLayer::forward(const ag::Variable& x, const ops::AttentionMask& mask,
                                    double p, uint64_t stream) const {
-  if (!pre_norm) {  // post-norm: h = LN(x + drop(SA(x))); LN(h + drop(FFN(h)))
-    const ag::Variable a = ag::dropout(self_attn.forward(x, x, mask), p, kDropoutSeed, site(stream, 0, 0));
-    const ag::Variable h = self_attn_layer_norm.forward(a, x);
-    const ag::Variable f = ag::dropout(ffn.forward(h), p, kDropoutSeed, site(stream, 0, 1));
-    return final_layer_norm.forward(f, h);
-  }
-  // pre-norm: h = x + drop(SA(LN(x))); h + drop(FFN(LN(h)))
-  const ag::Variable y = self_attn_layer_norm.forward(x);
-  const ag::Variable a = ag::dropout(self_attn.forward(y, y, mask), p, kDropoutSeed, site(stream, 0, 0));
-  ag::Variable h;
-  const ag::Variable z = final_layer_norm.forward(a, x, &h);
-  const ag::Variable f = ag::dropout(ffn.forward(z), p, kDropoutSeed, site(stream, 0, 1));
-  return ag::add(h, f);
+  Residual r(x, pre_norm);
+  r.apply(self_attn_layer_norm, [&](const ag::Variable& y) { return self_attn.forward(y, y, mask); },
+          p, kDropoutSeed, site(stream, 0, 0));
+  r.apply(final_layer_norm, [&](const ag::Variable& y) { return ffn.forward(y); }, p, kDropoutSeed,
+          site(stream, 0, 1));
+  return r.finish();
 }
 
 DecoderLayer::DecoderLayer(const TransformerConfig& c, uint64_t seed, const std::string& path)
@@ -155,25 +148,16 @@ ag::Variable DecoderLayer::forward(const ag::Variable& x, const ag::Variable& me
                                    const ops::AttentionMask& self_mask,
                                    const ops::AttentionMask& memory_mask, double p,
                                    uint64_t stream) const {
-  if (!pre_norm) {
-    const ag::Variable a = ag::dropout(self_attn.forward(x, x, self_mask), p, kDropoutSeed, site(stream, 0, 0));
-    const ag::Variable h = self_attn_layer_norm.forward(a, x);
-    const ag::Variable c = ag::dropout(encoder_attn.forward(h, memory, memory_mask), p, kDropoutSeed,
-                                       site(stream, 0, 1));
-    const ag::Variable g = encoder_attn_layer_norm.forward(c, h);
-    const ag::Variable f = ag::dropout(ffn.forward(g), p, kDropoutSeed, site(stream, 0, 2));
-    return final_layer_norm.forward(f, g);
-  }
-  const ag::Variable y = self_attn_layer_norm.forward(x);
-  const ag::Variable a = ag::dropout(self_attn.forward(y, y, self_mask), p, kDropoutSeed, site(stream, 0, 0));
-  ag::Variable h;
-  const ag::Variable yc = encoder_attn_layer_norm.forward(a, x, &h);
-  const ag::Variable c = ag::dropout(encoder_attn.forward(yc, memory, memory_mask), p, kDropoutSeed,
-                                     site(stream, 0, 1));
-  ag::Variable g;
-  const ag::Variable z = final_layer_norm.forward(c, h, &g);
-  const ag::Variable f = ag::dropout(ffn.forward(z), p, kDropoutSeed, site(stream, 0, 2));
-  return ag::add(g, f);
+  Residual r(x, pre_norm);
+  r.apply(self_attn_layer_norm,
+          [&](const ag::Variable& y) { return self_attn.forward(y, y, self_mask); }, p,
+          kDropoutSeed, site(stream, 0, 0));
+  r.apply(encoder_attn_layer_norm,
+          [&](const ag::Variable& y) { return encoder_attn.forward(y, memory, memory_mask); }, p,
+          kDropoutSeed, site(stream, 0, 1));
+  r.apply(final_layer_norm, [&](const ag::Variable& y) { return ffn.forward(y); }, p, kDropoutSeed,
+          site(stream, 0, 2));
+  return r.finish();
 }
 
 namespace {
@@ -204,14 +188,10 @@ Tensor DecoderLayer::step(const Tensor& x, LayerKv& cache, const DecodeRows& row
     mask.key_lengths = rows.source_lengths;
     return encoder_attn.attend_cached(y, cache.memory_k, cache.memory_v, mask, rows.memory_slots);
   };
-  if (!pre_norm) {
-    const Tensor h = layer_norm_value(self_attn_layer_norm, self(x), x);
-    const Tensor g = layer_norm_value(encoder_attn_layer_norm, cross(h), h);
-    return layer_norm_value(final_layer_norm, ffn_value(ffn, g), g);
-  }
-  const Tensor h = ops::add(x, self(layer_norm_value(self_attn_layer_norm, x)));
-  const Tensor g = ops::add(h, cross(layer_norm_value(encoder_attn_layer_norm, h)));
-  return ops::add(g, ffn_value(ffn, layer_norm_value(final_layer_norm, g)));
+  const Tensor h = residual_value(self_attn_layer_norm, pre_norm, x, self);
+  const Tensor g = residual_value(encoder_attn_layer_norm, pre_norm, h, cross);
+  return residual_value(final_layer_norm, pre_norm, g,
+                        [&](const Tensor& y) { return ffn_value(ffn, y); });
 }
 
 KvCache::KvCache(int64_t layers_, int64_t heads, int64_t head_dim)

@@ -5,8 +5,6 @@
 // index from the end is t, which only attention can do; the loss falls to near zero.
 #include "apps/demo.h"
 
-#include "apps/cli.h"
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli.h"
 #include "autograd/functions.h"
 #include "core/allocator.h"
 #include "core/rng.h"
@@ -25,7 +24,7 @@
 namespace attend::apps {
 namespace {
 
-constexpr int32_t kPad = 0;     // digits are tokens 1..10
+constexpr int32_t kPad = 0;  // digits are tokens 1..10
 constexpr int32_t kVocab = 11;
 constexpr int64_t kMinLen = 4, kMaxLen = 12;
 
@@ -46,8 +45,9 @@ Batch make_batch(int64_t B, uint64_t seed, uint64_t index) {
     const int64_t L = kMinLen + static_cast<int64_t>(r[0] % (kMaxLen - kMinLen + 1));
     len[b] = static_cast<int32_t>(L);
     for (int64_t t = 0; t < L; ++t)
-      src[b * kMaxLen + t] = 1 + static_cast<int32_t>(
-          philox4x32(seed, 0xd161 + row, static_cast<uint64_t>(t))[0] % 10);
+      src[b * kMaxLen + t] =
+          1 +
+          static_cast<int32_t>(philox4x32(seed, 0xd161 + row, static_cast<uint64_t>(t))[0] % 10);
     for (int64_t t = 0; t < L; ++t) {
       tgt[b * kMaxLen + t] = src[b * kMaxLen + (L - 1 - t)];
       pos[b * kMaxLen + t] = static_cast<int32_t>(t);
@@ -55,8 +55,8 @@ Batch make_batch(int64_t B, uint64_t seed, uint64_t index) {
     }
   }
   return {Tensor::from_vector(src, {B, kMaxLen}), Tensor::from_vector(pos, {B, kMaxLen}),
-          Tensor::from_vector(rpos, {B, kMaxLen}),
-          Tensor::from_vector(tgt, {B * kMaxLen}), Tensor::from_vector(len, {B})};
+          Tensor::from_vector(rpos, {B, kMaxLen}), Tensor::from_vector(tgt, {B * kMaxLen}),
+          Tensor::from_vector(len, {B})};
 }
 
 /// One post-norm encoder layer: h = LN(x + MHA(x)), z = LN(h + FFN(h)).
@@ -77,10 +77,13 @@ class EncoderLayer : public nn::Module {
   ag::Variable forward(const ag::Variable& x, const ops::AttentionMask& mask, double dropout,
                        uint64_t stream) const {
     nn::Residual r(x, false);
-    r.apply(self_attn_layer_norm, [&](const ag::Variable& y) { return self_attn.forward(y, y, mask); },
-            dropout, 0x5eed, mix_stream(stream, 1));
-    r.apply(final_layer_norm, [&](const ag::Variable& y) { return fc2.forward(ag::relu(fc1.forward(y))); },
-            dropout, 0x5eed, mix_stream(stream, 2));
+    r.apply(
+        self_attn_layer_norm, [&](const ag::Variable& y) { return self_attn.forward(y, y, mask); },
+        dropout, 0x5eed, mix_stream(stream, 1));
+    r.apply(
+        final_layer_norm,
+        [&](const ag::Variable& y) { return fc2.forward(ag::relu(fc1.forward(y))); }, dropout,
+        0x5eed, mix_stream(stream, 2));
     return r.finish();
   }
   nn::MultiHeadAttention self_attn;
@@ -156,8 +159,8 @@ double run_demo(const DemoOptions& o) {
               static_cast<long long>(kMinLen), static_cast<long long>(kMaxLen));
   std::printf("  model: %lld encoder layers, d_model %lld, %lld heads, FFN %lld, %lld parameters\n",
               static_cast<long long>(o.layers), static_cast<long long>(o.dim),
-              static_cast<long long>(o.heads),
-              static_cast<long long>(o.ffn), static_cast<long long>(model.num_parameters()));
+              static_cast<long long>(o.heads), static_cast<long long>(o.ffn),
+              static_cast<long long>(model.num_parameters()));
   std::printf("  threads %d, GEMM %s, batch %lld, %lld steps\n", num_threads(),
               ops::cpu_gemm_library_name(), static_cast<long long>(o.batch),
               static_cast<long long>(o.steps));
@@ -215,8 +218,9 @@ void add_demo(CLI::App& root, int& exit_code) {
   auto a = std::make_shared<DemoArgs>();
   CLI::App* c = root.add_subcommand(
       "demo", "train a tiny Transformer on generated data (reverse digits); report accuracy");
-  c->footer("Trains a one-layer Transformer encoder to reverse digit sequences and reports its\n"
-            "held-out exact-match accuracy.");
+  c->footer(
+      "Trains a one-layer Transformer encoder to reverse digit sequences and reports its\n"
+      "held-out exact-match accuracy.");
   c->add_option("--steps", a->demo.steps, "training steps")
       ->check(integer_in(1, INT64_MAX))
       ->capture_default_str();

@@ -35,7 +35,9 @@ CLI::Validator integer_in(int64_t lo, int64_t hi) {
 }
 
 CLI::Option* add_threads_flag(CLI::App& command, int& threads) {
-  return command.add_option("--threads", threads, "worker threads (default: all cores, or ATTEND_NUM_THREADS)")
+  return command
+      .add_option("--threads", threads,
+                  "worker threads (default: all cores, or ATTEND_NUM_THREADS)")
       ->check(integer_in(1, 1024))
       ->option_text("N");
 }

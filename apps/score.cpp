@@ -46,7 +46,8 @@ int score(const ScoreArgs& a) {
     if (metric == "bleu") {
       const eval::BleuScore b = eval::corpus_bleu(hyps, ref_sets, o);
       if (a.json) {
-        std::snprintf(buf, sizeof buf, "\"bleu\": %.2f, \"precisions\": [%.2f, %.2f, %.2f, %.2f], "
+        std::snprintf(buf, sizeof buf,
+                      "\"bleu\": %.2f, \"precisions\": [%.2f, %.2f, %.2f, %.2f], "
                       "\"bp\": %.4f, \"hyp_len\": %lld, \"ref_len\": %lld, \"tokenize\": \"%s\", ",
                       b.score, b.precisions[0], b.precisions[1], b.precisions[2], b.precisions[3],
                       b.brevity_penalty, static_cast<long long>(b.sys_len),
@@ -76,12 +77,14 @@ int score(const ScoreArgs& a) {
 
 void add_score(CLI::App& root, int& exit_code) {
   auto a = std::make_shared<ScoreArgs>();
-  CLI::App* c = root.add_subcommand("score", "corpus BLEU / chrF of a translation against references");
+  CLI::App* c =
+      root.add_subcommand("score", "corpus BLEU / chrF of a translation against references");
   c->footer(
       "Scores as sacreBLEU does by default (BLEU: 13a tokenization, exponential smoothing; chrF:\n"
       "character 6-grams, beta 2, whitespace ignored). --json prints one object, e.g.\n"
       "{\"bleu\": 35.12, ..., \"chrf\": 61.30, \"lowercase\": false}.");
-  c->add_option("-r,--refs", a->refs, "reference files (one or more)")->required()
+  c->add_option("-r,--refs", a->refs, "reference files (one or more)")
+      ->required()
       ->option_text("REF ...");
   c->add_option("-i,--input", a->input, "hypotheses (default: standard input)")->option_text("HYP");
   c->add_option("-m,--metrics", a->metrics, "metrics to compute: bleu and/or chrf")

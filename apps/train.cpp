@@ -28,8 +28,10 @@ int train_command(const TrainArgs& a, std::vector<std::string> keys) {
   {
     io::Config probe = train::train_config();
     for (const auto& r : probe.apply_args(keys)) {
-      ATTEND_CHECK(r.rfind("--", 0) != 0, "train: unknown option or key '{}' (attend train --help "
-                   "lists every key)", r);
+      ATTEND_CHECK(r.rfind("--", 0) != 0,
+                   "train: unknown option or key '{}' (attend train --help "
+                   "lists every key)",
+                   r);
       ATTEND_CHECK(yaml.empty(), "train: unexpected argument '{}' (one config file at most)", r);
       yaml = r;
     }
@@ -61,7 +63,8 @@ int train_command(const TrainArgs& a, std::vector<std::string> keys) {
 
 void add_train(CLI::App& root, int& exit_code) {
   auto a = std::make_shared<TrainArgs>();
-  CLI::App* c = root.add_subcommand("train", "train an encoder-decoder Transformer (--help lists every key)");
+  CLI::App* c =
+      root.add_subcommand("train", "train an encoder-decoder Transformer (--help lists every key)");
   // The configuration keys are not CLI11 options: io::Config owns their names, types, defaults
   // and errors (which name the key and where its value came from); CLI11 passes them through.
   c->allow_extras();

@@ -31,10 +31,15 @@ int translate(TranslateArgs a) {
     so.validate();
   } catch (const Error& e) {  // name the flags, not the library's fields
     std::string m = e.what();
-    for (const auto& [field, flag] : std::vector<std::pair<std::string, std::string>>{
-             {"n_best", "--n-best"}, {"max_extra", "--max-extra"}, {"min_length", "--min-length"},
-             {"top_k", "--top-k"}, {"top_p", "--top-p"}, {"beam", "--beam"}, {"alpha", "--alpha"},
-             {"temperature", "--temperature"}})
+    for (const auto& [field, flag] :
+         std::vector<std::pair<std::string, std::string>>{{"n_best", "--n-best"},
+                                                          {"max_extra", "--max-extra"},
+                                                          {"min_length", "--min-length"},
+                                                          {"top_k", "--top-k"},
+                                                          {"top_p", "--top-p"},
+                                                          {"beam", "--beam"},
+                                                          {"alpha", "--alpha"},
+                                                          {"temperature", "--temperature"}})
       if (const auto at = m.find("search: " + field); at != std::string::npos)
         m.replace(at, 8 + field.size(), "translate: " + flag);
     throw Error(m);
@@ -46,10 +51,9 @@ int translate(TranslateArgs a) {
   to.batch_tokens = a.batch_tokens;
   to.max_input_tokens = a.max_input_tokens;
   to.replace_bad_utf8 = a.bad_utf8 == "replace";
-  std::vector<std::string> warnings;
-  const auto outs = decode::Translator(m).translate(lines, to, a.input.empty() ? "<stdin>" : a.input,
-                                                    &warnings);
-  for (const auto& w : warnings) std::fprintf(stderr, "translate: warning: %s\n", w.c_str());
+  const auto outs = decode::Translator(m).translate(
+      lines, to, a.input.empty() ? "<stdin>" : a.input,
+      [](const std::string& w) { std::fprintf(stderr, "translate: warning: %s\n", w.c_str()); });
   std::string text;
   for (size_t i = 0; i < outs.size(); ++i) {
     if (!n_best_out) {
@@ -74,15 +78,19 @@ int translate(TranslateArgs a) {
 
 void add_translate(CLI::App& root, int& exit_code) {
   auto a = std::make_shared<TranslateArgs>();
-  CLI::App* c = root.add_subcommand("translate", "translate text with a trained model (beam, greedy or sampling)");
-  c->footer("Translates one sentence per line (standard input when -i is absent), one output line per\n"
-            "input line in input order.");
+  CLI::App* c = root.add_subcommand(
+      "translate", "translate text with a trained model (beam, greedy or sampling)");
+  c->footer(
+      "Translates one sentence per line (standard input when -i is absent), one output line per\n"
+      "input line in input order.");
   c->add_option("-m,--model", a->model_dir,
                 "a checkpoint or a run directory (its best/ model, else its last checkpoint)")
       ->required()
       ->option_text("MODEL_DIR");
-  c->add_option("-i,--input", a->input, "input text (default: standard input)")->option_text("FILE");
-  c->add_option("-o,--output", a->output, "output file, written atomically (default: standard output)")
+  c->add_option("-i,--input", a->input, "input text (default: standard input)")
+      ->option_text("FILE");
+  c->add_option("-o,--output", a->output,
+                "output file, written atomically (default: standard output)")
       ->option_text("FILE");
   decode::SearchOptions& s = a->search;
   c->add_option("--beam", s.beam, "beam size (1 = greedy)")->capture_default_str();
@@ -96,7 +104,8 @@ void add_translate(CLI::App& root, int& exit_code) {
   c->add_option("--min-length", s.min_length, "no end of sentence before N subwords")
       ->capture_default_str();
   c->add_flag("--sample", s.sample, "draw tokens instead of searching (beam 1)");
-  c->add_option("--temperature", s.temperature, "sampling: softmax temperature")->capture_default_str();
+  c->add_option("--temperature", s.temperature, "sampling: softmax temperature")
+      ->capture_default_str();
   c->add_option("--top-k", s.top_k, "sampling: keep the K most likely tokens (0: all)")
       ->capture_default_str();
   c->add_option("--top-p", s.top_p, "sampling: nucleus mass")->capture_default_str();

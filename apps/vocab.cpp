@@ -42,8 +42,12 @@ void add_vocab(CLI::App& root, int& exit_code) {
   auto a = std::make_shared<VocabArgs>();
   CLI::App* c = root.add_subcommand("vocab", "train a SentencePiece subword model");
   c->footer("Trains one joint model (pad 0, unk 1, bos 2, eos 3) on text files (.gz allowed).");
-  c->add_option("-i,--input", a->inputs, "training text files")->required()->option_text("FILE ...");
-  c->add_option("-o,--output", a->output, "the model file to write")->required()->option_text("MODEL");
+  c->add_option("-i,--input", a->inputs, "training text files")
+      ->required()
+      ->option_text("FILE ...");
+  c->add_option("-o,--output", a->output, "the model file to write")
+      ->required()
+      ->option_text("MODEL");
   c->add_option("--size", a->tokenizer.vocab_size, "vocabulary size")->capture_default_str();
   c->add_option("--type", a->tokenizer.model_type, "subword algorithm")
       ->check(CLI::IsMember({"bpe", "unigram"}))

@@ -8,7 +8,7 @@ namespace attend::ag {
 namespace {
 thread_local Tape* tls_tape = nullptr;
 thread_local Tape* tls_backward = nullptr;  // the tape whose backward runs on this thread
-}
+}  // namespace
 
 Variable::Variable(Tensor value, bool requires_grad, std::string name)
     : n_(std::make_shared<Node>()) {
@@ -35,7 +35,7 @@ void Variable::zero_grad() const {
 
 void Variable::set_grad(Tensor storage) const {
   ATTEND_CHECK(n_->is_leaf && storage.shape() == n_->value.shape() &&
-               storage.dtype() == n_->value.dtype() && storage.device() == n_->value.device(),
+                   storage.dtype() == n_->value.dtype() && storage.device() == n_->value.device(),
                "set_grad: '{}' needs a {} gradient like its value, got {}", n_->name,
                shape_str(n_->value.shape()), shape_str(storage.shape()));
   n_->grad = std::move(storage);
@@ -68,8 +68,10 @@ void accumulate_grad(const Variable& v, Tensor g) {
     if (tls_backward) tls_backward->grad_arrived(n);
     return;
   }
-  if (!n->grad.defined()) n->grad = std::move(g);
-  else n->grad = ops::add(n->grad, g);
+  if (!n->grad.defined())
+    n->grad = std::move(g);
+  else
+    n->grad = ops::add(n->grad, g);
 }
 
 void Tape::backward(const Variable& root, Tensor seed) {

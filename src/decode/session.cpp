@@ -101,12 +101,14 @@ void Session::admit(const std::vector<Request>& requests) {
     r.options.validate();
     ATTEND_CHECK(!r.source.empty(), "session: request {} has an empty source", r.id);
     for (const int32_t id : r.source)
-      ATTEND_CHECK(id >= 0 && id < c.src_vocab, "session: request {} has source id {} outside the "
-                   "vocabulary of {}", r.id, id, c.src_vocab);
+      ATTEND_CHECK(id >= 0 && id < c.src_vocab,
+                   "session: request {} has source id {} outside the "
+                   "vocabulary of {}",
+                   r.id, id, c.src_vocab);
     S = std::max<int64_t>(S, static_cast<int64_t>(r.source.size()));
     rows += r.options.beam;
-    limits.push_back(max_output_length(model_, static_cast<int64_t>(r.source.size()),
-                                       r.options.max_extra));
+    limits.push_back(
+        max_output_length(model_, static_cast<int64_t>(r.source.size()), r.options.max_extra));
     positions = std::max(positions, limits.back());
   }
   const int64_t B = static_cast<int64_t>(requests.size());
@@ -115,7 +117,8 @@ void Session::admit(const std::vector<Request>& requests) {
   const int64_t old_slots = cache_.slots(), old_memory = cache_.memory_slots();
   cache_.reserve(reserved_rows_ + rows, std::max(positions, cache_.positions()),
                  active_requests() + B, std::max(S, cache_.source_positions()));
-  for (int64_t s = cache_.slots() - 1; s >= old_slots; --s) free_slots_.push_back(static_cast<int32_t>(s));
+  for (int64_t s = cache_.slots() - 1; s >= old_slots; --s)
+    free_slots_.push_back(static_cast<int32_t>(s));
   for (int64_t s = cache_.memory_slots() - 1; s >= old_memory; --s)
     free_memory_slots_.push_back(static_cast<int32_t>(s));
   reserved_rows_ += rows;
@@ -144,8 +147,13 @@ void Session::admit(const std::vector<Request>& requests) {
       free_sentences_.pop_back();
     }
     Sentence& sent = sentences_[static_cast<size_t>(s)];
-    sent = Sentence{r.id, r.options, r.stream, limits[static_cast<size_t>(b)],
-                    memory_slots[static_cast<size_t>(b)], lengths[static_cast<size_t>(b)], {}};
+    sent = Sentence{r.id,
+                    r.options,
+                    r.stream,
+                    limits[static_cast<size_t>(b)],
+                    memory_slots[static_cast<size_t>(b)],
+                    lengths[static_cast<size_t>(b)],
+                    {}};
     live_.push_back({s, {}, 0.0, free_slots_.back()});
     free_slots_.pop_back();
   }
@@ -211,7 +219,8 @@ void Session::step() {
     hyp.tokens = h.tokens;
     if (token != c.eos_id) hyp.tokens.push_back(token);
     hyp.log_prob = log_prob;
-    hyp.score = log_prob / length_penalty(static_cast<int64_t>(h.tokens.size()) + 1, s.options.alpha);
+    hyp.score =
+        log_prob / length_penalty(static_cast<int64_t>(h.tokens.size()) + 1, s.options.alpha);
     s.finished.push_back(std::move(hyp));
   };
   for (int64_t g0 = 0, g1 = 0; g0 < n; g0 = g1) {
@@ -226,7 +235,8 @@ void Session::step() {
       const std::vector<float> row = logits.slice(0, g0, g0 + 1).to_vector<float>();
       const int32_t v = draw(row, c, eos_banned[g0] < 0, o,
                              philox_uniform(o.seed, s.stream, static_cast<uint64_t>(len - 1)));
-      const double log_prob = h.log_prob + (row[static_cast<size_t>(v)] - lse[static_cast<size_t>(g0)]);
+      const double log_prob =
+          h.log_prob + (row[static_cast<size_t>(v)] - lse[static_cast<size_t>(g0)]);
       if (v == c.eos_id || len >= s.limit) {
         finish(s, h, v, log_prob);
         finish_sentence(si);
@@ -245,8 +255,9 @@ void Session::step() {
       for (int64_t i = 0; i < std::min<int64_t>(2 * K, top_counts[r]); ++i)
         cands.push_back({base + (top_values[r * k + i] - lse[r]), r, top_ids[r * k + i]});
     }
-    std::stable_sort(cands.begin(), cands.end(),
-                     [](const Candidate& a, const Candidate& b) { return a.log_prob > b.log_prob; });
+    std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+      return a.log_prob > b.log_prob;
+    });
     int64_t kept = 0;
     for (int64_t ci = 0; ci < static_cast<int64_t>(cands.size()) && kept < K; ++ci) {
       const Candidate& x = cands[ci];
@@ -287,7 +298,8 @@ void Session::step() {
   std::vector<int32_t> children(static_cast<size_t>(n), 0);
   for (const int64_t p : parent) ++children[static_cast<size_t>(p)];
   for (int64_t r = 0; r < n; ++r)
-    if (children[static_cast<size_t>(r)] == 0) free_slots_.push_back(live_[static_cast<size_t>(r)].slot);
+    if (children[static_cast<size_t>(r)] == 0)
+      free_slots_.push_back(live_[static_cast<size_t>(r)].slot);
   std::vector<int32_t> from, to, lengths;
   std::vector<bool> inherited(static_cast<size_t>(n), false);
   for (size_t j = 0; j < next.size(); ++j) {
@@ -337,8 +349,8 @@ std::vector<std::vector<Hypothesis>> search(const nn::Transformer& model,
   std::vector<Request> requests;
   for (size_t i = 0; i < sources.size(); ++i) {
     if (sources[i].empty()) continue;  // an empty source translates to an empty output
-    requests.push_back({sources[i], options, streams.empty() ? i : streams[i],
-                        static_cast<int64_t>(i)});
+    requests.push_back(
+        {sources[i], options, streams.empty() ? i : streams[i], static_cast<int64_t>(i)});
   }
   Session session(model);
   run_batch(session, requests, out);
@@ -368,7 +380,8 @@ std::vector<std::vector<Hypothesis>> search_all(const nn::Transformer& model,
   };
   for (const size_t i : order) {
     const int64_t len = static_cast<int64_t>(sources[i].size());
-    if (!batch.empty() && std::max(longest, len) * static_cast<int64_t>(batch.size() + 1) > max_tokens)
+    if (!batch.empty() &&
+        std::max(longest, len) * static_cast<int64_t>(batch.size() + 1) > max_tokens)
       run();
     batch.push_back({sources[i], options, static_cast<uint64_t>(i), static_cast<int64_t>(i)});
     longest = std::max(longest, len);

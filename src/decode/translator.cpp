@@ -20,12 +20,12 @@ Translator::Translator(const nn::Transformer& model, const data::Tokenizer& toke
                tokenizer.vocab_size(), model.config().tgt_vocab);
 }
 
-Translator::Translator(const models::LoadedModel& loaded) : Translator(*loaded.model, loaded.tokenizer) {}
+Translator::Translator(const models::LoadedModel& loaded)
+    : Translator(*loaded.model, loaded.tokenizer) {}
 
-std::vector<std::vector<Translation>> Translator::translate(const std::vector<std::string>& lines,
-                                                            const TranslateOptions& o,
-                                                            const std::string& input_name,
-                                                            std::vector<std::string>* warnings) const {
+std::vector<std::vector<Translation>> Translator::translate(
+    const std::vector<std::string>& lines, const TranslateOptions& o, const std::string& input_name,
+    const std::function<void(const std::string&)>& warn) const {
   o.validate();
   const nn::TransformerConfig& c = model_.config();
   const int64_t max_input = o.max_input_tokens > 0 ? o.max_input_tokens : c.max_positions;
@@ -35,14 +35,15 @@ std::vector<std::vector<Translation>> Translator::translate(const std::vector<st
     if (valid_utf8(lines[i])) {
       ids = tokenizer_.encode(lines[i]);
     } else {
-      ATTEND_CHECK(o.replace_bad_utf8, "{}:{}: invalid UTF-8 (--bad-utf8 replace substitutes U+FFFD)",
-                   input_name, i + 1);
+      ATTEND_CHECK(o.replace_bad_utf8,
+                   "{}:{}: invalid UTF-8 (--bad-utf8 replace substitutes U+FFFD)", input_name,
+                   i + 1);
       ids = tokenizer_.encode(repair_utf8(lines[i]));
     }
     const int64_t n = c.source_length(static_cast<int64_t>(ids.size()));
-    if (n > max_input && warnings)
-      warnings->push_back(input_name + ":" + std::to_string(i + 1) + " has " + std::to_string(n) +
-                          " subwords; translating the first " + std::to_string(max_input));
+    if (n > max_input && warn)
+      warn(input_name + ":" + std::to_string(i + 1) + " has " + std::to_string(n) +
+           " subwords; translating the first " + std::to_string(max_input));
     sources[i] = c.source(std::move(ids), max_input);
   }
   const auto found = search_all(model_, sources, o.batch_tokens, o.search);

@@ -5,6 +5,7 @@
 // n-best or sampling; see session.h) and detokenized, in input order.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,9 +16,9 @@ namespace attend::decode {
 
 struct TranslateOptions {
   SearchOptions search;
-  int64_t batch_tokens = 2000;   // source subwords per decoding batch
-  int64_t max_input_tokens = 0;  // longer inputs are cut, with a warning (0: model max_positions)
-  bool replace_bad_utf8 = false; // invalid UTF-8: substitute U+FFFD instead of an error
+  int64_t batch_tokens = 2000;    // source subwords per decoding batch
+  int64_t max_input_tokens = 0;   // longer inputs are cut, with a warning (0: model max_positions)
+  bool replace_bad_utf8 = false;  // invalid UTF-8: substitute U+FFFD instead of an error
   /// Throws attend::Error naming the offending option.
   void validate() const;
 };
@@ -36,11 +37,12 @@ class Translator {
 
   /// The n-best translations of every line, in input order (an empty line gives one empty
   /// translation). `input_name` names the input in errors and warnings ("name:line"); a line
-  /// cut to max_input_tokens adds a warning to `warnings` when given.
-  std::vector<std::vector<Translation>> translate(const std::vector<std::string>& lines,
-                                                  const TranslateOptions& options,
-                                                  const std::string& input_name = "<input>",
-                                                  std::vector<std::string>* warnings = nullptr) const;
+  /// cut to max_input_tokens is reported to `warn` (when given) as soon as it is read, before
+  /// any translation runs.
+  std::vector<std::vector<Translation>> translate(
+      const std::vector<std::string>& lines, const TranslateOptions& options,
+      const std::string& input_name = "<input>",
+      const std::function<void(const std::string&)>& warn = {}) const;
 
   const nn::Transformer& model() const { return model_; }
   const data::Tokenizer& tokenizer() const { return tokenizer_; }

@@ -141,9 +141,9 @@ Tensor MultiHeadAttention::attend_cached(const Tensor& query, const Tensor& k, c
                        .reshape({B, Tq, heads, Dh})
                        .transpose(1, 2)
                        .contiguous();
-  const Tensor o = ops::attention(q, k, v, config.apply(mask),
-                                  1.0 / std::sqrt(static_cast<double>(Dh)), kv_rows)
-                       .out;
+  const Tensor o =
+      ops::attention(q, k, v, config.apply(mask), 1.0 / std::sqrt(static_cast<double>(Dh)), kv_rows)
+          .out;
   return ops::linear(o.transpose(1, 2).reshape({B, Tq, dim}), out_proj.weight.value(),
                      out_proj.bias.value());
 }

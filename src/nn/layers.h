@@ -2,6 +2,7 @@
 // forward programs over autograd ops (backward comes from the tape). Shapes in comments.
 #pragma once
 #include <functional>
+
 #include "autograd/functions.h"
 #include "nn/module.h"
 
@@ -89,8 +90,7 @@ struct AttentionConfig {
 class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention(int64_t dim, int64_t heads, uint64_t seed, const std::string& path,
-                     DType dtype = DType::kF32, AttentionConfig config = {},
-                     double qkv_gain = 1.0);
+                     DType dtype = DType::kF32, AttentionConfig config = {}, double qkv_gain = 1.0);
   /// query [B, Tq, D], memory [B, Tk, D] (== query for self-attention) -> [B, Tq, D].
   ag::Variable forward(const ag::Variable& query, const ag::Variable& memory,
                        const ops::AttentionMask& mask) const;

@@ -23,8 +23,7 @@ kernels::AttnDims check_attention(std::string_view op, const Tensor& q_in, const
   check_dim(op, "v", v_in, 4);
   ATTEND_CHECK(k_in.shape() == v_in.shape(), "{}: k {} and v {} must have the same shape", op,
                shape_str(k_in.shape()), shape_str(v_in.shape()));
-  ATTEND_CHECK((kv_rows.defined() || q_in.size(0) == k_in.size(0)) &&
-                   q_in.size(1) == k_in.size(1),
+  ATTEND_CHECK((kv_rows.defined() || q_in.size(0) == k_in.size(0)) && q_in.size(1) == k_in.size(1),
                "{}: q {} and k {} must agree in batch and heads", op, shape_str(q_in.shape()),
                shape_str(k_in.shape()));
   ATTEND_CHECK(q_in.size(3) == k_in.size(3), "{}: head width of q {} differs from k {}", op,
@@ -85,13 +84,13 @@ AttentionGrads attention_backward(const Tensor& dout_in, const Tensor& q_in, con
   if (cpu_path(op, q) == Path::kCpuF32)
     cpu::flash_attention_backward<float>(q.data<float>(), k.data<float>(), v.data<float>(),
                                          o.data<float>(), lse.data<float>(), dout.data<float>(),
-                                         g.dq.data<float>(), g.dk.data<float>(),
-                                         g.dv.data<float>(), d, km, scale);
+                                         g.dq.data<float>(), g.dk.data<float>(), g.dv.data<float>(),
+                                         d, km, scale);
   else
     cpu::flash_attention_backward<double>(q.data<double>(), k.data<double>(), v.data<double>(),
-                                          o.data<double>(), lse.data<double>(),
-                                          dout.data<double>(), g.dq.data<double>(),
-                                          g.dk.data<double>(), g.dv.data<double>(), d, km, scale);
+                                          o.data<double>(), lse.data<double>(), dout.data<double>(),
+                                          g.dq.data<double>(), g.dk.data<double>(),
+                                          g.dv.data<double>(), d, km, scale);
   return g;
 }
 

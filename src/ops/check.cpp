@@ -18,9 +18,8 @@ void check_dtype(std::string_view op, const char* arg, const Tensor& t, DType dt
                dtype_name(t.dtype()), shape_str(t.shape()));
 }
 void check_same_dtype(std::string_view op, const Tensor& a, const Tensor& b) {
-  ATTEND_CHECK(a.dtype() == b.dtype(), "{}: dtype mismatch {}{} vs {}{}", op,
-               dtype_name(a.dtype()), shape_str(a.shape()), dtype_name(b.dtype()),
-               shape_str(b.shape()));
+  ATTEND_CHECK(a.dtype() == b.dtype(), "{}: dtype mismatch {}{} vs {}{}", op, dtype_name(a.dtype()),
+               shape_str(a.shape()), dtype_name(b.dtype()), shape_str(b.shape()));
 }
 void check_same_device(std::string_view op, const Tensor& a, const Tensor& b) {
   ATTEND_CHECK(a.device() == b.device(), "{}: device mismatch {} on {} vs {} on {}", op,

@@ -30,7 +30,8 @@ CrossEntropyOut cross_entropy(const Tensor& logits_in, const Tensor& targets_in,
                  t[i], i, V);
     ++out.tokens;
   }
-  out.normaliser = reduction == Reduction::kMean ? static_cast<double>(std::max<int64_t>(out.tokens, 1)) : 1.0;
+  out.normaliser =
+      reduction == Reduction::kMean ? static_cast<double>(std::max<int64_t>(out.tokens, 1)) : 1.0;
   out.lse = Tensor::empty({N}, logits.dtype(), logits.device());
   Tensor per_row = Tensor::empty({N}, logits.dtype(), logits.device());
   out.loss = Tensor::empty({}, logits.dtype(), logits.device());

@@ -1,8 +1,9 @@
 // Decoding ops (see ops.h, "decoding"): validation, then the kernels of kernels/cpu/decoding.h.
+#include "kernels/cpu/decoding.h"
+
 #include <set>
 #include <vector>
 
-#include "kernels/cpu/decoding.h"
 #include "ops/check.h"
 #include "ops/ops.h"
 
@@ -36,9 +37,8 @@ void write_positions(Tensor& cache, const Tensor& src_in, const Tensor& rows_in,
   check_same_device(op, cache, src_in);
   const int64_t n = src_in.size(0), G = cache.size(1), C = cache.size(2), W = cache.size(3);
   const int64_t t = src_in.size(2);
-  ATTEND_CHECK(src_in.size(1) == G && src_in.size(3) == W,
-               "{}: src {} does not fit the cache {}", op, shape_str(src_in.shape()),
-               shape_str(cache.shape()));
+  ATTEND_CHECK(src_in.size(1) == G && src_in.size(3) == W, "{}: src {} does not fit the cache {}",
+               op, shape_str(src_in.shape()), shape_str(cache.shape()));
   const Tensor rows = index_vector(op, "rows", rows_in, n);
   const Tensor offsets = index_vector(op, "offsets", offsets_in, n);
   const int32_t* r = rows.data<int32_t>();
@@ -46,8 +46,10 @@ void write_positions(Tensor& cache, const Tensor& src_in, const Tensor& rows_in,
   for (int64_t i = 0; i < n; ++i) {
     ATTEND_CHECK(r[i] >= 0 && r[i] < cache.size(0), "{}: rows[{}] = {} outside [0, {})", op, i,
                  r[i], cache.size(0));
-    ATTEND_CHECK(o[i] >= 0 && o[i] + t <= C, "{}: positions [{}, {}) of row {} outside the "
-                 "capacity {}", op, o[i], o[i] + t, i, C);
+    ATTEND_CHECK(o[i] >= 0 && o[i] + t <= C,
+                 "{}: positions [{}, {}) of row {} outside the "
+                 "capacity {}",
+                 op, o[i], o[i] + t, i, C);
   }
   const Tensor src = src_in.contiguous();
   const int64_t es = static_cast<int64_t>(dtype_size(cache.dtype()));
@@ -89,7 +91,8 @@ TopK top_k(const Tensor& x_in, int64_t k, const std::vector<int32_t>& banned,
   const Tensor x = x_in.contiguous();
   Tensor row_banned;
   if (row_banned_in.defined()) row_banned = index_vector(op, "row_banned", row_banned_in, n);
-  TopK out{Tensor::empty({n, k}), Tensor::empty({n, k}, DType::kI32), Tensor::empty({n}, DType::kI32)};
+  TopK out{Tensor::empty({n, k}), Tensor::empty({n, k}, DType::kI32),
+           Tensor::empty({n}, DType::kI32)};
   cpu::top_k(x.data<float>(), n, V, k, banned.data(), static_cast<int64_t>(banned.size()),
              row_banned.defined() ? row_banned.data<int32_t>() : nullptr, out.values.data<float>(),
              out.indices.data<int32_t>(), out.counts.data<int32_t>());

@@ -44,8 +44,10 @@ Tensor unary_cpu(std::string_view op, const Tensor& x_in, F32 f32, F64 f64) {
   check_float(op, "x", x_in);
   const Tensor x = x_in.contiguous();
   Tensor y = like(x);
-  if (cpu_path(op, x) == Path::kCpuF32) f32(x.data<float>(), y.data<float>(), x);
-  else f64(x.data<double>(), y.data<double>(), x);
+  if (cpu_path(op, x) == Path::kCpuF32)
+    f32(x.data<float>(), y.data<float>(), x);
+  else
+    f64(x.data<double>(), y.data<double>(), x);
   return y;
 }
 
@@ -58,8 +60,10 @@ Tensor backward_cpu(std::string_view op, const Tensor& saved_in, const Tensor& d
   check_same_shape(op, saved_in, dy_in);
   const Tensor s = saved_in.contiguous(), dy = dy_in.contiguous();
   Tensor dx = like(s);
-  if (cpu_path(op, s) == Path::kCpuF32) f32(s.data<float>(), dy.data<float>(), dx.data<float>(), s);
-  else f64(s.data<double>(), dy.data<double>(), dx.data<double>(), s);
+  if (cpu_path(op, s) == Path::kCpuF32)
+    f32(s.data<float>(), dy.data<float>(), dx.data<float>(), s);
+  else
+    f64(s.data<double>(), dy.data<double>(), dx.data<double>(), s);
   return dx;
 }
 
@@ -110,8 +114,9 @@ inline void check_mask(std::string_view op, const AttentionMask& m, int64_t B, i
 
 // Batched GEMM on one path; strides 0 broadcast an operand.
 inline void gemm_on(Path path, Device dev, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-             double alpha, const Tensor& A, int64_t lda, int64_t sa, const Tensor& B, int64_t ldb,
-             int64_t sb, double beta, Tensor& C, int64_t ldc, int64_t sc, int64_t batch) {
+                    double alpha, const Tensor& A, int64_t lda, int64_t sa, const Tensor& B,
+                    int64_t ldb, int64_t sb, double beta, Tensor& C, int64_t ldc, int64_t sc,
+                    int64_t batch) {
   switch (path) {
     case Path::kCpuF32:
       cpu::sgemm_batched(ta, tb, M, N, K, static_cast<float>(alpha), A.data<float>(), lda, sa,

@@ -23,17 +23,23 @@ Tensor binary(std::string_view op, Binary kind, const Tensor& a_in, const Tensor
     case Path::kCpuF32: {
       const float *pa = a.data<float>(), *pb = b.data<float>();
       float* py = y.data<float>();
-      if (kind == Binary::kAdd) cpu::add(pa, pb, py, n);
-      else if (kind == Binary::kMul) cpu::mul(pa, pb, py, n);
-      else ref::sub(pa, pb, py, n);
+      if (kind == Binary::kAdd)
+        cpu::add(pa, pb, py, n);
+      else if (kind == Binary::kMul)
+        cpu::mul(pa, pb, py, n);
+      else
+        ref::sub(pa, pb, py, n);
       break;
     }
     case Path::kCpuF64: {
       const double *pa = a.data<double>(), *pb = b.data<double>();
       double* py = y.data<double>();
-      if (kind == Binary::kAdd) ref::add(pa, pb, py, n);
-      else if (kind == Binary::kMul) ref::mul(pa, pb, py, n);
-      else ref::sub(pa, pb, py, n);
+      if (kind == Binary::kAdd)
+        ref::add(pa, pb, py, n);
+      else if (kind == Binary::kMul)
+        ref::mul(pa, pb, py, n);
+      else
+        ref::sub(pa, pb, py, n);
       break;
     }
     case Path::kCudaF32:
@@ -55,12 +61,17 @@ Tensor unary(std::string_view op, Unary kind, const Tensor& x_in) {
   Tensor y = like(x);
   const int64_t n = x.numel();
   auto run = [&](auto* px, auto* py) {
-    if (kind == Unary::kExp) ref::exp(px, py, n);
-    else if (kind == Unary::kLog) ref::log(px, py, n);
-    else ref::rsqrt(px, py, n);
+    if (kind == Unary::kExp)
+      ref::exp(px, py, n);
+    else if (kind == Unary::kLog)
+      ref::log(px, py, n);
+    else
+      ref::rsqrt(px, py, n);
   };
-  if (cpu_path(op, x) == Path::kCpuF32) run(x.data<float>(), y.data<float>());
-  else run(x.data<double>(), y.data<double>());
+  if (cpu_path(op, x) == Path::kCpuF32)
+    run(x.data<float>(), y.data<float>());
+  else
+    run(x.data<double>(), y.data<double>());
   return y;
 }
 }  // namespace
@@ -95,8 +106,12 @@ void accumulate_(Tensor& y, const Tensor& x_in) {
                shape_str(y.shape()));
   const Tensor x = x_in.contiguous();
   switch (path_of(op, y)) {
-    case Path::kCpuF32: cpu::accumulate(x.data<float>(), y.data<float>(), y.numel()); break;
-    case Path::kCpuF64: ref::accumulate(x.data<double>(), y.data<double>(), y.numel()); break;
+    case Path::kCpuF32:
+      cpu::accumulate(x.data<float>(), y.data<float>(), y.numel());
+      break;
+    case Path::kCpuF64:
+      ref::accumulate(x.data<double>(), y.data<double>(), y.numel());
+      break;
     case Path::kCudaF32:
 #ifdef ATTEND_WITH_CUDA
       cuda::add(y.device().index, y.data<float>(), x.data<float>(), y.data<float>(), y.numel());
@@ -110,8 +125,10 @@ void scale_(Tensor& x, double alpha) {
   constexpr std::string_view op = "scale_";
   check_float(op, "x", x);
   ATTEND_CHECK(x.is_contiguous(), "scale_: {} must be contiguous", shape_str(x.shape()));
-  if (cpu_path(op, x) == Path::kCpuF32) ref::scale(x.data<float>(), x.numel(), static_cast<float>(alpha));
-  else ref::scale(x.data<double>(), x.numel(), alpha);
+  if (cpu_path(op, x) == Path::kCpuF32)
+    ref::scale(x.data<float>(), x.numel(), static_cast<float>(alpha));
+  else
+    ref::scale(x.data<double>(), x.numel(), alpha);
 }
 
 double sum_squares(const Tensor& x_in) {
@@ -148,8 +165,10 @@ Tensor sum_rows(const Tensor& dy_in) {
   const Tensor dy = dy_in.contiguous();
   const int64_t R = rows_of(dy), C = cols_of(dy);
   Tensor db = Tensor::empty({C}, dy.dtype(), dy.device());
-  if (cpu_path(op, dy) == Path::kCpuF32) cpu::sum_rows(dy.data<float>(), db.data<float>(), R, C);
-  else ref::sum_rows(dy.data<double>(), db.data<double>(), R, C);
+  if (cpu_path(op, dy) == Path::kCpuF32)
+    cpu::sum_rows(dy.data<float>(), db.data<float>(), R, C);
+  else
+    ref::sum_rows(dy.data<double>(), db.data<double>(), R, C);
   return db;
 }
 
@@ -159,8 +178,12 @@ Tensor relu(const Tensor& x_in) {
   const Tensor x = x_in.contiguous();
   Tensor y = like(x);
   switch (path_of(op, x)) {
-    case Path::kCpuF32: cpu::relu(x.data<float>(), y.data<float>(), x.numel()); break;
-    case Path::kCpuF64: ref::relu(x.data<double>(), y.data<double>(), x.numel()); break;
+    case Path::kCpuF32:
+      cpu::relu(x.data<float>(), y.data<float>(), x.numel());
+      break;
+    case Path::kCpuF64:
+      ref::relu(x.data<double>(), y.data<double>(), x.numel());
+      break;
     case Path::kCudaF32:
 #ifdef ATTEND_WITH_CUDA
       cuda::relu(x.device().index, x.data<float>(), y.data<float>(), x.numel());

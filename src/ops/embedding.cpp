@@ -45,8 +45,10 @@ void embedding_backward(const Tensor& ids_in, const Tensor& dout_in, Tensor& dwe
   check_same_dtype(op, dout_in, dweight);
   Shape expect = ids_in.shape();
   expect.push_back(dweight.size(1));
-  ATTEND_CHECK(dout_in.shape() == expect, "embedding_backward: dout {} does not match ids {} and "
-               "width {}", shape_str(dout_in.shape()), shape_str(ids_in.shape()), dweight.size(1));
+  ATTEND_CHECK(dout_in.shape() == expect,
+               "embedding_backward: dout {} does not match ids {} and "
+               "width {}",
+               shape_str(dout_in.shape()), shape_str(ids_in.shape()), dweight.size(1));
   ATTEND_CHECK(dweight.is_contiguous(), "embedding_backward: dweight must be contiguous");
   const Tensor ids = ids_in.contiguous(), dout = dout_in.contiguous();
   if (cpu_path(op, dweight) == Path::kCpuF32)

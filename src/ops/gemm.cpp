@@ -14,8 +14,10 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   check_float(op, "b", b_in);
   check_same_dtype(op, a_in, b_in);
   check_same_device(op, a_in, b_in);
-  ATTEND_CHECK(a_in.dim() >= 2 && b_in.dim() >= 2, "matmul: operands need >= 2 dimensions, got {} "
-               "and {}", shape_str(a_in.shape()), shape_str(b_in.shape()));
+  ATTEND_CHECK(a_in.dim() >= 2 && b_in.dim() >= 2,
+               "matmul: operands need >= 2 dimensions, got {} "
+               "and {}",
+               shape_str(a_in.shape()), shape_str(b_in.shape()));
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const int64_t M = ta ? a.size(-1) : a.size(-2), Ka = ta ? a.size(-2) : a.size(-1);
   const int64_t Kb = tb ? b.size(-1) : b.size(-2), N = tb ? b.size(-2) : b.size(-1);
@@ -38,8 +40,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   return c;
 }
 
-MatmulGrads matmul_backward(const Tensor& dc, const Tensor& a, const Tensor& b, bool ta,
-                            bool tb) {
+MatmulGrads matmul_backward(const Tensor& dc, const Tensor& a, const Tensor& b, bool ta, bool tb) {
   check_float("matmul_backward", "dc", dc);
   if (b.dim() == 2 && a.dim() > 2) {
     // b is shared by every batch entry, so its gradient sums over the batch. Fold the batch into
@@ -101,9 +102,14 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   if (bias.defined()) {
     const Tensor bc = bias.contiguous();
     switch (p) {
-      case Path::kCpuF32: cpu::bias_add(y.data<float>(), bc.data<float>(), y.data<float>(), R, N); break;
-      case Path::kCpuF64: ref::bias_add(y.data<double>(), bc.data<double>(), y.data<double>(), R, N); break;
-      case Path::kCudaF32: unsupported("linear (bias)", x);
+      case Path::kCpuF32:
+        cpu::bias_add(y.data<float>(), bc.data<float>(), y.data<float>(), R, N);
+        break;
+      case Path::kCpuF64:
+        ref::bias_add(y.data<double>(), bc.data<double>(), y.data<double>(), R, N);
+        break;
+      case Path::kCudaF32:
+        unsupported("linear (bias)", x);
     }
   }
   return y;

@@ -26,8 +26,10 @@ Tensor softmax(const Tensor& x_in, const AttentionMask& mask) {
   const Tensor x = x_in.contiguous();
   Tensor y = like(x);
   const kernels::Mask km = to_kernel_mask(mask);
-  if (cpu_path(op, x) == Path::kCpuF32) cpu::softmax(x.data<float>(), y.data<float>(), d, km);
-  else ref::softmax(x.data<double>(), y.data<double>(), d, km);
+  if (cpu_path(op, x) == Path::kCpuF32)
+    cpu::softmax(x.data<float>(), y.data<float>(), d, km);
+  else
+    ref::softmax(x.data<double>(), y.data<double>(), d, km);
   return y;
 }
 

@@ -15,7 +15,8 @@ GradientBuffer::GradientBuffer(std::vector<std::pair<std::string, ag::Variable>>
   const Tensor& first = params_.front().second.value();
   int64_t total = 0;
   for (const auto& [name, v] : params_) {
-    ATTEND_CHECK(v.requires_grad(), "GradientBuffer: parameter '{}' does not require a gradient", name);
+    ATTEND_CHECK(v.requires_grad(), "GradientBuffer: parameter '{}' does not require a gradient",
+                 name);
     ATTEND_CHECK(v.value().dtype() == first.dtype() && v.value().device() == first.device(),
                  "GradientBuffer: parameter '{}' is {} on {}, the first one {} on {}", name,
                  dtype_name(v.value().dtype()), v.value().device().str(), dtype_name(first.dtype()),
@@ -27,7 +28,8 @@ GradientBuffer::GradientBuffer(std::vector<std::pair<std::string, ag::Variable>>
   flat_ = Tensor::zeros({total}, first.dtype(), first.device());
   for (size_t i = 0; i < params_.size(); ++i) {
     const ag::Variable& v = params_[i].second;
-    views_.push_back(flat_.slice(0, offsets_[i], offsets_[i] + v.value().numel()).reshape(v.value().shape()));
+    views_.push_back(
+        flat_.slice(0, offsets_[i], offsets_[i] + v.value().numel()).reshape(v.value().shape()));
     v.set_grad(views_.back());
   }
 }

@@ -17,10 +17,10 @@ enum class ValidMetric { kBleu, kLoss };
 
 /// The train.* keys, typed. from_config reads each once; every error names its key.
 struct TrainOptions {
-  std::string out;        // run directory
+  std::string out;  // run directory
   bool overwrite = false;
   uint64_t seed = 1;
-  int threads = 0;        // 0: leave the worker count as it is
+  int threads = 0;  // 0: leave the worker count as it is
   // batches and stopping
   int64_t max_tokens = 4096, accumulate = 1, max_steps = 100000, max_epochs = 0;
   double max_minutes = 0;

@@ -63,9 +63,11 @@ Corpus load_corpus(const io::Config& c) {
   if (gen != "none") {
     ATTEND_CHECK(gen == "numbers-en" || gen == "numbers-de",
                  "data.generate: expected none, numbers-en or numbers-de, got '{}'", gen);
-    const auto lang = gen == "numbers-en" ? data::NumberLanguage::kEnglish : data::NumberLanguage::kGerman;
+    const auto lang =
+        gen == "numbers-en" ? data::NumberLanguage::kEnglish : data::NumberLanguage::kGerman;
     const uint64_t seed = static_cast<uint64_t>(c.get_int("train.seed"));
-    const int64_t n_train = c.get_int("data.generate_train"), n_valid = c.get_int("data.generate_valid");
+    const int64_t n_train = c.get_int("data.generate_train"),
+                  n_valid = c.get_int("data.generate_valid");
     const int64_t max = c.get_int("data.generate_max");
     // Validation numbers come from a disjoint index range of the same generator.
     for (const auto& p : data::generate_numbers(seed, n_train, 0, max, lang)) {
@@ -85,20 +87,23 @@ Corpus load_corpus(const io::Config& c) {
                "data.train_src and data.train_tgt must name the training corpus (or set "
                "data.generate)");
   const std::string bad = c.get_string("data.bad_utf8");
-  ATTEND_CHECK(bad == "error" || bad == "skip", "data.bad_utf8: expected error or skip, got '{}'", bad);
+  ATTEND_CHECK(bad == "error" || bad == "skip", "data.bad_utf8: expected error or skip, got '{}'",
+               bad);
   const auto policy = bad == "skip" ? data::BadUtf8::kSkip : data::BadUtf8::kError;
-  auto tr = data::read_parallel(c.get_string("data.train_src"), c.get_string("data.train_tgt"), policy);
+  auto tr =
+      data::read_parallel(c.get_string("data.train_src"), c.get_string("data.train_tgt"), policy);
   std::printf("data: %lld training pairs read", static_cast<long long>(tr.lines));
   if (tr.skipped_empty || tr.skipped_utf8)
-    std::printf(" (skipped: %lld empty, %lld invalid UTF-8)", static_cast<long long>(tr.skipped_empty),
-                static_cast<long long>(tr.skipped_utf8));
+    std::printf(" (skipped: %lld empty, %lld invalid UTF-8)",
+                static_cast<long long>(tr.skipped_empty), static_cast<long long>(tr.skipped_utf8));
   std::printf("\n");
   out.train_src = std::move(tr.src);
   out.train_tgt = std::move(tr.tgt);
   if (c.is_set("data.valid_src") || c.is_set("data.valid_tgt")) {
     ATTEND_CHECK(c.is_set("data.valid_src") && c.is_set("data.valid_tgt"),
                  "data.valid_src and data.valid_tgt must be given together");
-    auto va = data::read_parallel(c.get_string("data.valid_src"), c.get_string("data.valid_tgt"), policy);
+    auto va =
+        data::read_parallel(c.get_string("data.valid_src"), c.get_string("data.valid_tgt"), policy);
     out.valid_src = std::move(va.src);
     out.valid_tgt = std::move(va.tgt);
   }
@@ -164,12 +169,12 @@ StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t
       ArenaScope scope(&arena_);
       ag::Tape tape;
       ag::Variable loss;
-      const uint64_t dropout_stream = mix_stream(mix_stream(options_.seed, static_cast<uint64_t>(state_.step)),
-                                                 static_cast<uint64_t>(a));
+      const uint64_t dropout_stream = mix_stream(
+          mix_stream(options_.seed, static_cast<uint64_t>(state_.step)), static_cast<uint64_t>(a));
       {
         ag::TapeScope rec(&tape);
-        const ag::Variable logits = model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths,
-                                                   dropout_stream);
+        const ag::Variable logits =
+            model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, dropout_stream);
         loss = ag::cross_entropy(logits, b.tgt_out, ce, ops::Reduction::kSum);
       }
       loss_sum += loss.value().item();
@@ -204,8 +209,8 @@ Validation Trainer::validate(const ValidationSet& set) {
       ArenaScope scope(&arena);
       const data::Batch b = data::make_batch(set.examples, rows);
       const ag::Variable logits = model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, 0);
-      const auto out = ops::cross_entropy(logits.value(), b.tgt_out, {0.0, data::kPadId},
-                                          ops::Reduction::kSum);
+      const auto out =
+          ops::cross_entropy(logits.value(), b.tgt_out, {0.0, data::kPadId}, ops::Reduction::kSum);
       nll += out.loss.item();
       tokens += b.tgt_tokens;
       arena.reset();
@@ -219,7 +224,8 @@ Validation Trainer::validate(const ValidationSet& set) {
     o.search.alpha = options_.valid_alpha;
     o.batch_tokens = options_.valid_max_tokens;
     o.max_input_tokens = std::numeric_limits<int64_t>::max();  // validation cuts nothing
-    const auto outs = decode::Translator(model_, tokenizer_).translate(set.sources, o, "validation");
+    const auto outs =
+        decode::Translator(model_, tokenizer_).translate(set.sources, o, "validation");
     std::vector<std::string> hyps;
     int64_t exact = 0;
     for (size_t i = 0; i < outs.size(); ++i) {
@@ -277,7 +283,8 @@ TrainResult train(const io::Config& c, bool resume) {
   if (!resume && !models::last_checkpoint(out).empty()) {
     ATTEND_CHECK(o.overwrite,
                  "train.out: {} already holds a run (continue it with --resume, or start afresh "
-                 "with --train.overwrite true, which deletes its checkpoints)", out);
+                 "with --train.overwrite true, which deletes its checkpoints)",
+                 out);
     fs::remove_all(fs::path(out) / "checkpoints", ec);
     fs::remove_all(fs::path(out) / "best", ec);
     fs::create_directories(fs::path(out) / "checkpoints", ec);
@@ -323,12 +330,14 @@ TrainResult train(const io::Config& c, bool resume) {
   int64_t too_long = 0;
   const int64_t max_len = c.get_int("data.max_length");
   const nn::TransformerConfig model_cfg = models::model_config(c, 0, &tok);
-  const auto train_set = encode_pairs(tok, model_cfg, corpus.train_src, corpus.train_tgt, max_len, &too_long);
+  const auto train_set =
+      encode_pairs(tok, model_cfg, corpus.train_src, corpus.train_tgt, max_len, &too_long);
   ValidationSet valid{encode_pairs(tok, model_cfg, corpus.valid_src, corpus.valid_tgt, 0, nullptr),
                       corpus.valid_src, corpus.valid_tgt};
-  std::printf("data: %zu training pairs (%lld longer than %lld subwords skipped), %zu validation pairs\n",
-              train_set.size(), static_cast<long long>(too_long), static_cast<long long>(max_len),
-              valid.examples.size());
+  std::printf(
+      "data: %zu training pairs (%lld longer than %lld subwords skipped), %zu validation pairs\n",
+      train_set.size(), static_cast<long long>(too_long), static_cast<long long>(max_len),
+      valid.examples.size());
   ATTEND_CHECK(!train_set.empty(), "data: no training pairs left after filtering");
 
   // Model and trainer.
@@ -343,12 +352,13 @@ TrainResult train(const io::Config& c, bool resume) {
     std::printf("ema: train.ema_decay is 0, so the checkpoint's moving average is dropped\n");
   }
   const auto& mc = model.config();
-  std::printf("model: %lld+%lld layers, d_model %lld, FFN %lld, %lld heads, vocab %lld, %lld parameters; "
-              "%d threads\n", static_cast<long long>(mc.encoder_layers),
-              static_cast<long long>(mc.decoder_layers), static_cast<long long>(mc.d_model),
-              static_cast<long long>(mc.ffn), static_cast<long long>(mc.heads),
-              static_cast<long long>(mc.src_vocab), static_cast<long long>(model.num_parameters()),
-              num_threads());
+  std::printf(
+      "model: %lld+%lld layers, d_model %lld, FFN %lld, %lld heads, vocab %lld, %lld parameters; "
+      "%d threads\n",
+      static_cast<long long>(mc.encoder_layers), static_cast<long long>(mc.decoder_layers),
+      static_cast<long long>(mc.d_model), static_cast<long long>(mc.ffn),
+      static_cast<long long>(mc.heads), static_cast<long long>(mc.src_vocab),
+      static_cast<long long>(model.num_parameters()), num_threads());
   if (resume)
     std::printf("resume: %s (step %lld, epoch %lld, batch %lld)\n", ckpt.c_str(),
                 static_cast<long long>(state.step), static_cast<long long>(state.epoch),
@@ -357,8 +367,10 @@ TrainResult train(const io::Config& c, bool resume) {
   const std::string config_json = c.to_json();
   io::write_file_atomic((fs::path(out) / "config.json").string(), config_json);
   const std::string log_file = (fs::path(out) / "train.jsonl").string();
-  if (resume) truncate_log(log_file, state.step);
-  else io::write_file_atomic(log_file, "");
+  if (resume)
+    truncate_log(log_file, state.step);
+  else
+    io::write_file_atomic(log_file, "");
   std::ofstream log(log_file, std::ios::app);
   auto record = [&](const nlohmann::ordered_json& j) {
     log << j.dump() << "\n";
@@ -370,7 +382,8 @@ TrainResult train(const io::Config& c, bool resume) {
     char name[32];
     std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.step));
     trainer.save((fs::path(out) / "checkpoints" / name).string(), config_json, true);
-    io::write_file_atomic((fs::path(out) / "checkpoints" / "last").string(), std::string(name) + "\n");
+    io::write_file_atomic((fs::path(out) / "checkpoints" / "last").string(),
+                          std::string(name) + "\n");
     if (std::find(saved.begin(), saved.end(), name) == saved.end()) saved.push_back(name);
     while (static_cast<int64_t>(saved.size()) > o.keep_checkpoints) {
       fs::remove_all(fs::path(out) / "checkpoints" / saved.front(), ec);
@@ -430,17 +443,23 @@ TrainResult train(const io::Config& c, bool resume) {
       const double per_step = seconds_since(start) / static_cast<double>(state.step - first_step);
       const double eta = per_step * static_cast<double>(o.max_steps - state.step);
       char line[256];
-      std::snprintf(line, sizeof(line),
-                    "step %lld/%lld  epoch %lld  loss %.4f  lr %.3e  %.0f tgt tok/s  %s elapsed  ETA %s",
-                    static_cast<long long>(state.step), static_cast<long long>(o.max_steps),
-                    static_cast<long long>(state.epoch + 1), window_loss / static_cast<double>(window_steps),
-                    r.lr, tps, hms(state.elapsed_seconds).c_str(), hms(eta).c_str());
+      std::snprintf(
+          line, sizeof(line),
+          "step %lld/%lld  epoch %lld  loss %.4f  lr %.3e  %.0f tgt tok/s  %s elapsed  ETA %s",
+          static_cast<long long>(state.step), static_cast<long long>(o.max_steps),
+          static_cast<long long>(state.epoch + 1), window_loss / static_cast<double>(window_steps),
+          r.lr, tps, hms(state.elapsed_seconds).c_str(), hms(eta).c_str());
       if (log_now) {
         std::printf("%s%s\n", tty ? "\r\033[K" : "", line);
-        record({{"step", state.step}, {"epoch", state.epoch + 1},
-                {"loss", window_loss / static_cast<double>(window_steps)}, {"last_loss", r.loss},
-                {"lr", r.lr}, {"grad_norm", r.grad_norm}, {"tgt_tokens_per_s", tps},
-                {"src_tgt_tokens_per_s", static_cast<double>(window_tokens + window_src_tokens) / wsec},
+        record({{"step", state.step},
+                {"epoch", state.epoch + 1},
+                {"loss", window_loss / static_cast<double>(window_steps)},
+                {"last_loss", r.loss},
+                {"lr", r.lr},
+                {"grad_norm", r.grad_norm},
+                {"tgt_tokens_per_s", tps},
+                {"src_tgt_tokens_per_s",
+                 static_cast<double>(window_tokens + window_src_tokens) / wsec},
                 {"elapsed_s", state.elapsed_seconds}});
         window_loss = 0;
         window_tokens = window_src_tokens = window_steps = 0;
@@ -458,7 +477,8 @@ TrainResult train(const io::Config& c, bool resume) {
       ++state.validations;
       const bool by_bleu = o.select_by_bleu();
       const double score = by_bleu ? v.bleu : v.loss;
-      const bool better = !state.has_best || (by_bleu ? score > state.best_metric : score < state.best_metric);
+      const bool better =
+          !state.has_best || (by_bleu ? score > state.best_metric : score < state.best_metric);
       if (better) {
         state.best_metric = score;
         state.has_best = true;
@@ -471,7 +491,8 @@ TrainResult train(const io::Config& c, bool resume) {
                   static_cast<long long>(state.step), v.loss, v.ppl);
       if (v.bleu >= 0) std::printf("  BLEU %.2f  exact %.1f%%", v.bleu, 100.0 * v.exact);
       std::printf("  (%.1fs)%s\n", v.seconds, better ? "  new best" : "");
-      nlohmann::ordered_json j = {{"step", state.step}, {"valid_loss", v.loss}, {"valid_ppl", v.ppl}};
+      nlohmann::ordered_json j = {
+          {"step", state.step}, {"valid_loss", v.loss}, {"valid_ppl", v.ppl}};
       if (v.bleu >= 0) {
         j["valid_bleu"] = v.bleu;
         j["valid_exact"] = v.exact;

@@ -29,10 +29,10 @@
 namespace attend::train {
 
 struct StepResult {
-  double loss = 0;        // summed token loss / tokens
-  int64_t tokens = 0;     // the target tokens the loss was normalised by
-  double grad_norm = 0;   // global gradient norm before clipping
-  double lr = 0;          // the learning rate this step used
+  double loss = 0;       // summed token loss / tokens
+  int64_t tokens = 0;    // the target tokens the loss was normalised by
+  double grad_norm = 0;  // global gradient norm before clipping
+  double lr = 0;         // the learning rate this step used
 };
 
 struct Validation {

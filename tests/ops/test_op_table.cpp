@@ -85,16 +85,15 @@ const std::vector<OpCase>& cases() {
                    return Outputs{ops::matmul(on.in(a), on.in(b)), g.da, g.db};
                  }});
     for (bool bias : {false, true})
-      v.push_back({bias ? "linear_bias" : "linear", 1e-4, [bias](const On& on) {
-                     const Tensor x = randn({4, 9, 48}, 7), w = randn({40, 48}, 8, 0.2);
-                     const Tensor b = randn({40}, 9), dy = randn({4, 9, 40}, 10);
-                     const ops::LinearGrads g =
-                         ops::linear_backward(on.in(dy), on.in(x), on.in(w), bias);
-                     Outputs o{ops::linear(on.in(x), on.in(w), bias ? on.in(b) : Tensor()), g.dx,
-                               g.dw};
-                     if (bias) o.push_back(g.dbias);
-                     return o;
-                   }});
+      v.push_back(
+          {bias ? "linear_bias" : "linear", 1e-4, [bias](const On& on) {
+             const Tensor x = randn({4, 9, 48}, 7), w = randn({40, 48}, 8, 0.2);
+             const Tensor b = randn({40}, 9), dy = randn({4, 9, 40}, 10);
+             const ops::LinearGrads g = ops::linear_backward(on.in(dy), on.in(x), on.in(w), bias);
+             Outputs o{ops::linear(on.in(x), on.in(w), bias ? on.in(b) : Tensor()), g.dx, g.dw};
+             if (bias) o.push_back(g.dbias);
+             return o;
+           }});
     const Tensor a = randn({70001}, 11), b = randn({70001}, 12), dy = randn({70001}, 13);
     auto binary = [&](const char* name, Tensor (*f)(const Tensor&, const Tensor&)) {
       v.push_back({name, 1e-5, [a, b, f](const On& on) { return Outputs{f(on.in(a), on.in(b))}; }});
@@ -102,7 +101,8 @@ const std::vector<OpCase>& cases() {
     binary("add", ops::add);
     binary("sub", ops::sub);
     binary("mul", ops::mul);
-    v.push_back({"affine", 1e-5, [a](const On& on) { return Outputs{ops::affine(on.in(a), 0.5, -2.0)}; }});
+    v.push_back(
+        {"affine", 1e-5, [a](const On& on) { return Outputs{ops::affine(on.in(a), 0.5, -2.0)}; }});
     v.push_back({"relu", 1e-5, [a, dy](const On& on) {
                    return Outputs{ops::relu(on.in(a)), ops::relu_backward(on.in(a), on.in(dy))};
                  }});
@@ -133,13 +133,14 @@ const std::vector<OpCase>& cases() {
                                   ops::broadcast_last(ops::sum_last(on.in(x)), 3)};
                  }});
     for (bool causal : {false, true})
-      v.push_back({causal ? "softmax_masked_causal" : "softmax_masked", 1e-5, [causal](const On& on) {
-                     const Tensor x = randn({3, 2, 7, 11}, 16, 3.0), dy = randn({3, 2, 7, 11}, 17);
-                     // full, padded and fully masked rows
-                     const ops::AttentionMask m{test::ids({11, 4, 0}, {3}), causal, 4};
-                     const Tensor y = ops::softmax(on.in(x), m);
-                     return Outputs{y, ops::softmax_backward(y, on.in(dy)), ops::softmax(on.in(x))};
-                   }});
+      v.push_back(
+          {causal ? "softmax_masked_causal" : "softmax_masked", 1e-5, [causal](const On& on) {
+             const Tensor x = randn({3, 2, 7, 11}, 16, 3.0), dy = randn({3, 2, 7, 11}, 17);
+             // full, padded and fully masked rows
+             const ops::AttentionMask m{test::ids({11, 4, 0}, {3}), causal, 4};
+             const Tensor y = ops::softmax(on.in(x), m);
+             return Outputs{y, ops::softmax_backward(y, on.in(dy)), ops::softmax(on.in(x))};
+           }});
     v.push_back({"log_softmax", 1e-5, [](const On& on) {
                    const Tensor x = randn({3, 2, 7, 11}, 16, 3.0), dy = randn({3, 2, 7, 11}, 17);
                    const Tensor ls = ops::log_softmax(on.in(x));
@@ -149,51 +150,53 @@ const std::vector<OpCase>& cases() {
                    return Outputs{ops::logsumexp(on.in(randn({3, 5, 1000}, 41, 4.0)))};
                  }});
     for (bool residual : {false, true})
-      v.push_back({residual ? "layer_norm_residual" : "layer_norm", 1e-4, [residual](const On& on) {
-                     const Tensor x = randn({5, 13, 96}, 18, 2.0), r = randn({5, 13, 96}, 19);
-                     const Tensor g = randn({96}, 20), b = randn({96}, 21), dy = randn({5, 13, 96}, 22);
-                     const ops::LayerNormOut o = ops::layer_norm(
-                         on.in(x), residual ? on.in(r) : Tensor(), on.in(g), on.in(b), 1e-5);
-                     const ops::LayerNormGrads gr = ops::layer_norm_backward(on.in(dy), o, on.in(g));
-                     return Outputs{o.y, o.sum, o.mean, o.rstd, gr.dx, gr.dgamma, gr.dbeta};
-                   }});
+      v.push_back(
+          {residual ? "layer_norm_residual" : "layer_norm", 1e-4, [residual](const On& on) {
+             const Tensor x = randn({5, 13, 96}, 18, 2.0), r = randn({5, 13, 96}, 19);
+             const Tensor g = randn({96}, 20), b = randn({96}, 21), dy = randn({5, 13, 96}, 22);
+             const ops::LayerNormOut o = ops::layer_norm(on.in(x), residual ? on.in(r) : Tensor(),
+                                                         on.in(g), on.in(b), 1e-5);
+             const ops::LayerNormGrads gr = ops::layer_norm_backward(on.in(dy), o, on.in(g));
+             return Outputs{o.y, o.sum, o.mean, o.rstd, gr.dx, gr.dgamma, gr.dbeta};
+           }});
     v.push_back({"embedding", 1e-5, [](const On& on) {
                    const Tensor w = randn({17, 24}, 23), dout = randn({2, 6, 24}, 24);
-                   const Tensor idx =
-                       test::ids({3, 3, 16, 0, 5, 3, 1, 1, 2, 3, 16, 9}, {2, 6});
+                   const Tensor idx = test::ids({3, 3, 16, 0, 5, 3, 1, 1, 2, 3, 16, 9}, {2, 6});
                    Tensor dw = on.in(Tensor::full({17, 24}, 0.5, DType::kF64));  // backward adds
                    ops::embedding_backward(idx, on.in(dout), dw);
                    return Outputs{ops::embedding(idx, on.in(w)), dw};
                  }});
     for (bool fused : {false, true})
       for (bool causal : {false, true})
-        v.push_back({std::string(fused ? "attention" : "attention_reference") + (causal ? "_causal" : ""),
-                     1e-4, [fused, causal](const On& on) {
-                       const Tensor q = randn({2, 3, 9, 16}, 25), k = randn({2, 3, 12, 16}, 26),
-                                    val = randn({2, 3, 12, 16}, 27), dout = randn({2, 3, 9, 16}, 28);
-                       const ops::AttentionMask m{test::ids({12, 5}, {2}), causal, 3};
-                       if (fused) {
-                         const ops::AttentionOut o = ops::attention(on.in(q), on.in(k), on.in(val), m, 0.25);
-                         const ops::AttentionGrads g = ops::attention_backward(
-                             on.in(dout), on.in(q), on.in(k), on.in(val), o, m, 0.25);
-                         return Outputs{o.out, g.dq, g.dk, g.dv};
-                       }
-                       const ops::ReferenceAttentionOut o =
-                           ops::attention_reference(on.in(q), on.in(k), on.in(val), m, 0.25);
-                       const ops::AttentionGrads g = ops::attention_reference_backward(
-                           on.in(dout), on.in(q), on.in(k), on.in(val), o.probs, 0.25);
-                       return Outputs{o.out, o.probs, g.dq, g.dk, g.dv};
-                     }});
+        v.push_back(
+            {std::string(fused ? "attention" : "attention_reference") + (causal ? "_causal" : ""),
+             1e-4, [fused, causal](const On& on) {
+               const Tensor q = randn({2, 3, 9, 16}, 25), k = randn({2, 3, 12, 16}, 26),
+                            val = randn({2, 3, 12, 16}, 27), dout = randn({2, 3, 9, 16}, 28);
+               const ops::AttentionMask m{test::ids({12, 5}, {2}), causal, 3};
+               if (fused) {
+                 const ops::AttentionOut o =
+                     ops::attention(on.in(q), on.in(k), on.in(val), m, 0.25);
+                 const ops::AttentionGrads g = ops::attention_backward(
+                     on.in(dout), on.in(q), on.in(k), on.in(val), o, m, 0.25);
+                 return Outputs{o.out, g.dq, g.dk, g.dv};
+               }
+               const ops::ReferenceAttentionOut o =
+                   ops::attention_reference(on.in(q), on.in(k), on.in(val), m, 0.25);
+               const ops::AttentionGrads g = ops::attention_reference_backward(
+                   on.in(dout), on.in(q), on.in(k), on.in(val), o.probs, 0.25);
+               return Outputs{o.out, o.probs, g.dq, g.dk, g.dv};
+             }});
     for (double eps : {0.0, 0.1})
       for (auto red : {ops::Reduction::kMean, ops::Reduction::kSum})
         v.push_back({std::string("cross_entropy_ls") + (eps > 0 ? "01" : "0") +
                          (red == ops::Reduction::kSum ? "_sum" : "_mean"),
                      1e-5, [eps, red](const On& on) {
                        const Tensor logits = randn({10, 53}, 29, 4.0);
-                       const Tensor tg =
-                           test::ids({3, 0, 52, 7, 0, 7, 11, 0, 1, 2}, {10});
+                       const Tensor tg = test::ids({3, 0, 52, 7, 0, 7, 11, 0, 1, 2}, {10});
                        const ops::CrossEntropyConfig cfg{eps, 0};
-                       const ops::CrossEntropyOut o = ops::cross_entropy(on.in(logits), tg, cfg, red);
+                       const ops::CrossEntropyOut o =
+                           ops::cross_entropy(on.in(logits), tg, cfg, red);
                        EXPECT_EQ(o.tokens, 7);
                        return Outputs{o.loss, o.lse,
                                       ops::cross_entropy_backward(1.5, on.in(logits), tg, o, cfg)};
@@ -202,7 +205,8 @@ const std::vector<OpCase>& cases() {
                    const Tensor p0 = randn({1000}, 30), g = randn({1000}, 31);
                    const ops::AdamConfig cfg{1e-2, 0.9, 0.98, 1e-9, 0.01};
                    Tensor p = on.in(p0).clone(), m = on.zeros({1000}), s = on.zeros({1000});
-                   for (int64_t step = 1; step <= 3; ++step) ops::adam_update(p, on.in(g), m, s, cfg, step);
+                   for (int64_t step = 1; step <= 3; ++step)
+                     ops::adam_update(p, on.in(g), m, s, cfg, step);
                    return Outputs{p, m, s};
                  }});
     return v;

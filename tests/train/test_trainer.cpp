@@ -10,9 +10,9 @@
 #include "data/batcher.h"
 #include "data/numbers.h"
 #include "models/config.h"
+#include "tiny.h"
 #include "train/options.h"
 #include "train/trainer.h"
-#include "tiny.h"
 #include "util.h"
 
 namespace attend {
@@ -101,7 +101,8 @@ TEST(GradientBuffer, ReadyHookFiresOncePerParameterWithItsFinalGradient) {
   backward(m, f.batch(0, 5));
   for (size_t i = 0; i < buffer.size(); ++i) {
     EXPECT_EQ(fired[i], 1) << buffer.name(i);
-    EXPECT_EQ(seen[i], buffer.view(i).to_vector<float>()) << buffer.name(i) << " changed after its hook";
+    EXPECT_EQ(seen[i], buffer.view(i).to_vector<float>())
+        << buffer.name(i) << " changed after its hook";
   }
   // Backward runs from the output to the input: the output layer's parameters are ready before
   // the encoder's first layer.
@@ -201,7 +202,8 @@ TEST(TrainOptions, ErrorsNameTheKey) {
                                 {"train.schedule", "cosine"}));
   c = keys();
   c.set("train.max_tokens", "0", "test");
-  EXPECT_TRUE(test::throws_with([&] { train::TrainOptions::from_config(c); }, {"train.max_tokens"}));
+  EXPECT_TRUE(
+      test::throws_with([&] { train::TrainOptions::from_config(c); }, {"train.max_tokens"}));
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
 // Reference kernels, adam: Adam(W) update. Written for clarity, accumulating in the element type T;
 // declared in ref.h.
-#include "kernels/ref/ref.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "kernels/ref/ref.h"
 
 namespace attend::ref {
 

@@ -1,11 +1,11 @@
 // Reference kernels, attention: Unfused attention (scores, masked softmax, weighted sum) and its
 // backward. Written for clarity, accumulating in the element type T; declared in ref.h.
-#include "kernels/ref/ref.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "kernels/ref/ref.h"
 
 namespace attend::ref {
 
@@ -31,8 +31,8 @@ void attention(const T* q, const T* k, const T* v, T* o, T* p, const AttnDims& d
 }
 
 template <typename T>
-void attention_backward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq,
-                        T* dk, T* dv, const AttnDims& d, double scale) {
+void attention_backward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
+                        T* dv, const AttnDims& d, double scale) {
   std::vector<T> dp(static_cast<size_t>(d.Tq * d.Tk)), ds(dp.size());
   for (int64_t bh = 0; bh < d.B * d.H; ++bh) {
     const T* pb = p + bh * d.Tq * d.Tk;
@@ -51,11 +51,11 @@ void attention_backward(const T* q, const T* k, const T* v, const T* p, const T*
   }
 }
 
-#define ATTEND_REF_INSTANTIATE(T) \
-  template void attention<T>(const T*, const T*, const T*, T*, T*, const AttnDims&,          \
-                             const Mask&, double);                                           \
-  template void attention_backward<T>(const T*, const T*, const T*, const T*, const T*, T*,  \
-                                      T*, T*, const AttnDims&, double);
+#define ATTEND_REF_INSTANTIATE(T)                                                                \
+  template void attention<T>(const T*, const T*, const T*, T*, T*, const AttnDims&, const Mask&, \
+                             double);                                                            \
+  template void attention_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*,  \
+                                      T*, const AttnDims&, double);
 
 ATTEND_REF_INSTANTIATE(float)
 ATTEND_REF_INSTANTIATE(double)

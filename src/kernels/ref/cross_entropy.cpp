@@ -1,11 +1,11 @@
 // Reference kernels, cross entropy: Label-smoothed cross-entropy with an ignore index, and its
 // backward. Written for clarity, accumulating in the element type T; declared in ref.h.
-#include "kernels/ref/ref.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "kernels/ref/ref.h"
 
 namespace attend::ref {
 
@@ -46,10 +46,10 @@ void cross_entropy_backward(const T* logits, const int32_t* targets, const T* ls
   }
 }
 
-#define ATTEND_REF_INSTANTIATE(T) \
-  template void cross_entropy<T>(const T*, const int32_t*, T*, T*, int64_t, int64_t,         \
-                                 const CrossEntropyConfig&);                                 \
-  template void cross_entropy_backward<T>(const T*, const int32_t*, const T*, T*, int64_t,   \
+#define ATTEND_REF_INSTANTIATE(T)                                                          \
+  template void cross_entropy<T>(const T*, const int32_t*, T*, T*, int64_t, int64_t,       \
+                                 const CrossEntropyConfig&);                               \
+  template void cross_entropy_backward<T>(const T*, const int32_t*, const T*, T*, int64_t, \
                                           int64_t, const CrossEntropyConfig&, T);
 
 ATTEND_REF_INSTANTIATE(float)

@@ -1,11 +1,11 @@
 // Reference kernels, gemm: General matrix product C = alpha op(A) op(B) + beta C, three loops.
 // Written for clarity, accumulating in the element type T; declared in ref.h.
-#include "kernels/ref/ref.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "kernels/ref/ref.h"
 
 namespace attend::ref {
 
@@ -26,8 +26,8 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
   }
 }
 
-#define ATTEND_REF_INSTANTIATE(T) \
-  template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*,\
+#define ATTEND_REF_INSTANTIATE(T)                                                              \
+  template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, \
                         int64_t, T, T*, int64_t);
 
 ATTEND_REF_INSTANTIATE(float)

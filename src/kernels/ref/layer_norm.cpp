@@ -1,11 +1,11 @@
 // Reference kernels, layer norm: Layer norm with a fused residual, and its backward. Written for
 // clarity, accumulating in the element type T; declared in ref.h.
-#include "kernels/ref/ref.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "kernels/ref/ref.h"
 
 namespace attend::ref {
 
@@ -58,11 +58,11 @@ void layer_norm_backward(const T* dy, const T* s, const T* gamma, const T* mean,
   }
 }
 
-#define ATTEND_REF_INSTANTIATE(T) \
-  template void layer_norm<T>(const T*, const T*, const T*, const T*, T*, T*, T*, T*, int64_t,\
-                              int64_t, double);                                              \
-  template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, \
-                                       T*, T*, int64_t, int64_t);
+#define ATTEND_REF_INSTANTIATE(T)                                                                \
+  template void layer_norm<T>(const T*, const T*, const T*, const T*, T*, T*, T*, T*, int64_t,   \
+                              int64_t, double);                                                  \
+  template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, \
+                                       T*, int64_t, int64_t);
 
 ATTEND_REF_INSTANTIATE(float)
 ATTEND_REF_INSTANTIATE(double)

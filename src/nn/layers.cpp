@@ -38,6 +38,10 @@ ag::Variable LayerNorm::forward(const ag::Variable& x, const ag::Variable& resid
   return ag::layer_norm(x, residual, weight, bias, eps, sum_out);
 }
 
+Tensor LayerNorm::value(const Tensor& x, const Tensor& residual) const {
+  return ops::layer_norm(x, residual, weight.value(), bias.value(), eps).y;
+}
+
 void Residual::apply(const LayerNorm& ln, const std::function<ag::Variable(const ag::Variable&)>& f,
                      double p, uint64_t seed, uint64_t stream) {
   if (!pre_norm_) {
@@ -59,11 +63,8 @@ ag::Variable Residual::finish() const { return pending_.defined() ? ag::add(x_, 
 
 Tensor residual_value(const LayerNorm& ln, bool pre_norm, const Tensor& x,
                       const std::function<Tensor(const Tensor&)>& f) {
-  auto norm = [&](const Tensor& v, const Tensor& residual) {
-    return ops::layer_norm(v, residual, ln.weight.value(), ln.bias.value(), ln.eps).y;
-  };
-  if (!pre_norm) return norm(f(x), x);
-  return ops::add(x, f(norm(x, Tensor())));
+  if (!pre_norm) return ln.value(f(x), x);
+  return ops::add(x, f(ln.value(x)));
 }
 
 AttentionKind parse_attention_kind(const std::string& name) {

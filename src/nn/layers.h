@@ -34,6 +34,8 @@ class LayerNorm : public Module {
   /// `sum_out`, when given, receives x + residual (the pre-norm residual stream).
   ag::Variable forward(const ag::Variable& x, const ag::Variable& residual = {},
                        ag::Variable* sum_out = nullptr) const;
+  /// The same on values, for inference (no tape): LayerNorm(x + residual).
+  Tensor value(const Tensor& x, const Tensor& residual = {}) const;
   ag::Variable weight, bias;
   double eps;
 };

@@ -162,10 +162,6 @@ ag::Variable DecoderLayer::forward(const ag::Variable& x, const ag::Variable& me
 
 namespace {
 
-Tensor layer_norm_value(const LayerNorm& ln, const Tensor& x, const Tensor& residual = {}) {
-  return ops::layer_norm(x, residual, ln.weight.value(), ln.bias.value(), ln.eps).y;
-}
-
 Tensor ffn_value(const FeedForward& f, const Tensor& x) {
   const Tensor h = ops::linear(x, f.fc1.weight.value(), f.fc1.bias.value());
   return ops::linear(f.gelu ? ops::gelu(h) : ops::relu(h), f.fc2.weight.value(), f.fc2.bias.value());
@@ -374,7 +370,7 @@ Tensor Transformer::decode_rows(const DecodeRows& rows, KvCache& cache) const {
   Tensor x = ops::add(ops::affine(x0, std::sqrt(static_cast<double>(D))), pos);
   for (size_t i = 0; i < decoder_layers_.size(); ++i)
     x = decoder_layers_[i]->step(x, cache.layers[i], rows, self_lengths);
-  if (decoder_norm_) x = layer_norm_value(*decoder_norm_, x);
+  if (decoder_norm_) x = decoder_norm_->value(x);
   return x.reshape({n, D});
 }
 

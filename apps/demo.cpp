@@ -17,7 +17,7 @@
 #include "core/allocator.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
-#include "nn/layers.h"
+#include "nn/transformer.h"
 #include "ops/ops.h"
 #include "train/adam.h"
 
@@ -59,38 +59,15 @@ Batch make_batch(int64_t B, uint64_t seed, uint64_t index) {
           Tensor::from_vector(len, {B})};
 }
 
-/// One post-norm encoder layer: h = LN(x + MHA(x)), z = LN(h + FFN(h)).
-class EncoderLayer : public nn::Module {
- public:
-  EncoderLayer(const DemoOptions& o, const std::string& path)
-      : self_attn(o.dim, o.heads, o.seed, path + ".self_attn"),
-        self_attn_layer_norm(o.dim),
-        fc1(o.dim, o.ffn, true, o.seed, path + ".fc1"),
-        fc2(o.ffn, o.dim, true, o.seed, path + ".fc2"),
-        final_layer_norm(o.dim) {
-    register_module("self_attn", self_attn);
-    register_module("self_attn_layer_norm", self_attn_layer_norm);
-    register_module("fc1", fc1);
-    register_module("fc2", fc2);
-    register_module("final_layer_norm", final_layer_norm);
-  }
-  ag::Variable forward(const ag::Variable& x, const ops::AttentionMask& mask, double dropout,
-                       uint64_t stream) const {
-    nn::Residual r(x, false);
-    r.apply(
-        self_attn_layer_norm, [&](const ag::Variable& y) { return self_attn.forward(y, y, mask); },
-        dropout, 0x5eed, mix_stream(stream, 1));
-    r.apply(
-        final_layer_norm,
-        [&](const ag::Variable& y) { return fc2.forward(ag::relu(fc1.forward(y))); }, dropout,
-        0x5eed, mix_stream(stream, 2));
-    return r.finish();
-  }
-  nn::MultiHeadAttention self_attn;
-  nn::LayerNorm self_attn_layer_norm;
-  nn::Linear fc1, fc2;
-  nn::LayerNorm final_layer_norm;
-};
+/// The library's Transformer layer (nn/blocks.h) as the demo uses it: post-norm, ReLU, no
+/// encoder attention.
+nn::TransformerConfig layer_config(const DemoOptions& o) {
+  nn::TransformerConfig c;
+  c.d_model = o.dim, c.heads = o.heads, c.ffn = o.ffn;
+  c.activation = nn::Activation::kRelu;
+  c.norm = nn::Norm::kPost;
+  return c;
+}
 
 class ReverseModel : public nn::Module {
  public:
@@ -103,7 +80,8 @@ class ReverseModel : public nn::Module {
     register_module("embed_positions", positions);
     register_module("embed_reverse_positions", reverse_positions);
     for (int64_t i = 0; i < o.layers; ++i)
-      layers.push_back(std::make_unique<EncoderLayer>(o, "layers." + std::to_string(i)));
+      layers.push_back(std::make_unique<nn::TransformerLayer>(
+          layer_config(o), false, nn::AttentionConfig{}, o.seed, "layers." + std::to_string(i)));
     for (size_t i = 0; i < layers.size(); ++i)
       register_module("layers." + std::to_string(i), *layers[i]);
   }
@@ -111,19 +89,19 @@ class ReverseModel : public nn::Module {
   /// Returns logits [B * T, V].
   ag::Variable forward(const Batch& b, double dropout, uint64_t step) const {
     const int64_t B = b.src.size(0), T = b.src.size(1);
-    ops::AttentionMask mask;
-    mask.key_lengths = b.lengths;
+    nn::LayerInputs in;
+    in.self_mask.key_lengths = b.lengths;
     ag::Variable x = ag::add(ag::affine(embed.forward(b.src), std::sqrt(static_cast<double>(dim))),
                              ag::add(positions.forward(b.pos), reverse_positions.forward(b.rpos)));
     x = ag::dropout(x, dropout, 0x5eed, mix_stream(step, 0));
     for (size_t i = 0; i < layers.size(); ++i)
-      x = layers[i]->forward(x, mask, dropout, mix_stream(step, 100 + i));
+      x = layers[i]->forward(x, in, dropout, mix_stream(step, 100 + i));
     // Tied output projection: logits = x E^T.
     return ag::linear(ag::reshape(x, {B * T, dim}), embed.weight, ag::Variable());
   }
 
   nn::Embedding embed, positions, reverse_positions;
-  std::vector<std::unique_ptr<EncoderLayer>> layers;
+  std::vector<std::unique_ptr<nn::TransformerLayer>> layers;
   int64_t dim;
 };
 

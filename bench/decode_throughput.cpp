@@ -53,7 +53,7 @@ int run(int argc, char** argv) {
   args.apply_threads();
   nn::TransformerConfig c = nn::TransformerConfig::preset(preset);
   c.src_vocab = c.tgt_vocab = V;
-  nn::Transformer model(c, 1);
+  nn::EncoderDecoder model(c, 1);
   model.set_training(false);
 
   std::vector<std::vector<int32_t>> ex(static_cast<size_t>(N + warmup * B));

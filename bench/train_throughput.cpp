@@ -83,7 +83,7 @@ int run(int argc, char** argv) {
   c.dropout = args.number("--dropout", c.dropout, 0.0, 0.99);
   const double peak = gemm_peak_gflops();
 
-  nn::Transformer model(c, 1);
+  nn::EncoderDecoder model(c, 1);
   // The step `attend train` runs: train::Trainer (flat gradient buffer, loss scaled by the target
   // tokens, global-norm clipping when set, Adam with the schedule's rate).
   train::TrainOptions options;

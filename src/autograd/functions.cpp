@@ -64,6 +64,17 @@ Variable mul(const Variable& a, const Variable& b) {
   return out;
 }
 
+Variable cast(const Variable& x, DType dtype) {
+  if (x.value().dtype() == dtype) return x;
+  Variable out = Variable::from_op(ops::cast(x.value(), dtype), should_record({&x}));
+  if (out.requires_grad())
+    current_tape()->push([x, out] {
+      if (!out.grad().defined()) return;
+      accumulate_grad(x, ops::cast(out.grad(), x.value().dtype()));
+    });
+  return out;
+}
+
 Variable affine(const Variable& x, double alpha, double beta) {
   Variable out = Variable::from_op(ops::affine(x.value(), alpha, beta), should_record({&x}));
   if (out.requires_grad())

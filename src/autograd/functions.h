@@ -13,6 +13,9 @@ Variable linear(const Variable& x, const Variable& w, const Variable& bias);
 Variable add(const Variable& a, const Variable& b);
 Variable sub(const Variable& a, const Variable& b);
 Variable mul(const Variable& a, const Variable& b);
+/// x in another floating dtype; the gradient is cast back to x's dtype (f32 master weights
+/// computing in another dtype get f32 gradients).
+Variable cast(const Variable& x, DType dtype);
 /// alpha * x + beta
 Variable affine(const Variable& x, double alpha, double beta = 0.0);
 Variable exp(const Variable& x);

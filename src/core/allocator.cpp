@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "core/context.h"
 #include "core/error.h"
 
 namespace attend {
@@ -24,9 +25,16 @@ class CpuHeapAllocator final : public Allocator {
   Device device() const override { return Device::cpu(); }
 };
 
-thread_local Allocator* tls_cpu_allocator = nullptr;
+thread_local Context tls_context;
 
 }  // namespace
+
+const Context& current_context() { return tls_context; }
+
+StreamScope::StreamScope(void* stream) : previous_(tls_context.cuda_stream) {
+  tls_context.cuda_stream = stream;
+}
+StreamScope::~StreamScope() { tls_context.cuda_stream = previous_; }
 
 Allocator* cpu_heap_allocator() {
   static CpuHeapAllocator heap;
@@ -34,13 +42,15 @@ Allocator* cpu_heap_allocator() {
 }
 
 Allocator* current_cpu_allocator() {
-  return tls_cpu_allocator ? tls_cpu_allocator : cpu_heap_allocator();
+  return tls_context.workspace ? tls_context.workspace : cpu_heap_allocator();
 }
 
-ArenaScope::ArenaScope(Arena* arena) : previous_(tls_cpu_allocator) { tls_cpu_allocator = arena; }
-ArenaScope::~ArenaScope() { tls_cpu_allocator = previous_; }
-HeapScope::HeapScope() : previous_(tls_cpu_allocator) { tls_cpu_allocator = nullptr; }
-HeapScope::~HeapScope() { tls_cpu_allocator = previous_; }
+ArenaScope::ArenaScope(Arena* arena) : previous_(tls_context.workspace) {
+  tls_context.workspace = arena;
+}
+ArenaScope::~ArenaScope() { tls_context.workspace = previous_; }
+HeapScope::HeapScope() : previous_(tls_context.workspace) { tls_context.workspace = nullptr; }
+HeapScope::~HeapScope() { tls_context.workspace = previous_; }
 
 Arena::Arena(size_t initial_bytes) { add_block(initial_bytes); }
 

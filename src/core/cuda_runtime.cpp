@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/context.h"
 #include "core/cuda_check.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -90,16 +91,38 @@ void cuda_synchronize(int index) {
   ATTEND_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+CudaStream::CudaStream(int device) : device_(device) {
+  ATTEND_CHECK(device >= 0 && device < cuda_device_count(), "CudaStream: no CUDA device {}",
+               device);
+  ATTEND_CUDA_CHECK(cudaSetDevice(device));
+  cudaStream_t s = nullptr;
+  ATTEND_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  handle_ = s;
+}
+
+CudaStream::~CudaStream() {
+  if (handle_) cudaStreamDestroy(static_cast<cudaStream_t>(handle_));
+}
+
+void CudaStream::synchronize() const {
+  ATTEND_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(handle_)));
+}
+
 void cuda_copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t n) {
   cudaMemcpyKind kind = cudaMemcpyDefault;  // unified addressing picks the direction
   if (dd.is_cuda()) ATTEND_CUDA_CHECK(cudaSetDevice(dd.index));
   else if (sd.is_cuda()) ATTEND_CUDA_CHECK(cudaSetDevice(sd.index));
-  ATTEND_CUDA_CHECK(cudaMemcpy(dst, src, n, kind));
+  // On the thread's stream, so a copy sees the work queued before it (a non-blocking stream does
+  // not synchronise with the default one); synchronous for the caller.
+  const auto stream = static_cast<cudaStream_t>(current_context().cuda_stream);
+  ATTEND_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, kind, stream));
+  ATTEND_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
 void cuda_zero_bytes(void* dst, Device d, size_t n) {
   ATTEND_CUDA_CHECK(cudaSetDevice(d.index));
-  ATTEND_CUDA_CHECK(cudaMemset(dst, 0, n));
+  ATTEND_CUDA_CHECK(
+      cudaMemsetAsync(dst, 0, n, static_cast<cudaStream_t>(current_context().cuda_stream)));
 }
 
 }  // namespace attend

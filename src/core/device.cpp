@@ -48,6 +48,12 @@ Allocator* cuda_allocator(int index) {
               index);
 }
 void cuda_synchronize(int) {}
+CudaStream::CudaStream(int device) : device_(device) {
+  ATTEND_FAIL("CudaStream({}): this build has no CUDA backend (configure with -DATTEND_CUDA=ON)",
+              device);
+}
+CudaStream::~CudaStream() = default;
+void CudaStream::synchronize() const {}
 #endif
 
 }  // namespace attend

@@ -27,4 +27,23 @@ Allocator* cuda_allocator(int index);
 /// Blocks until all work queued on the device is done.
 void cuda_synchronize(int index);
 
+/// A CUDA stream of one device (non-blocking with respect to the default stream), destroyed
+/// with the object. Queue work on it with StreamScope (core/context.h). Without the CUDA
+/// backend, or without the device, construction throws attend::Error.
+class CudaStream {
+ public:
+  explicit CudaStream(int device);
+  ~CudaStream();
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  void* handle() const { return handle_; }
+  int device() const { return device_; }
+  /// Blocks until the work queued on this stream is done.
+  void synchronize() const;
+
+ private:
+  int device_;
+  void* handle_ = nullptr;
+};
+
 }  // namespace attend

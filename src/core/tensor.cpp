@@ -1,6 +1,7 @@
 // Tensor implementation: storage ownership, views and copies.
 #include "core/tensor.h"
 
+#include <cmath>
 #include <algorithm>
 #include <sstream>
 
@@ -51,6 +52,7 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
     case DType::kF32: std::fill_n(t.data<float>(), n, static_cast<float>(value)); break;
     case DType::kF64: std::fill_n(t.data<double>(), n, value); break;
     case DType::kI32: std::fill_n(t.data<int32_t>(), n, static_cast<int32_t>(value)); break;
+    case DType::kI8: std::fill_n(t.data<int8_t>(), n, static_cast<int8_t>(value)); break;
     case DType::kBF16: std::fill_n(t.data<bf16>(), n, to_bf16(static_cast<float>(value))); break;
     case DType::kF16: std::fill_n(t.data<f16>(), n, to_f16(static_cast<float>(value))); break;
   }
@@ -68,6 +70,7 @@ Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape) {
 template Tensor Tensor::from_vector(const std::vector<float>&, const Shape&);
 template Tensor Tensor::from_vector(const std::vector<double>&, const Shape&);
 template Tensor Tensor::from_vector(const std::vector<int32_t>&, const Shape&);
+template Tensor Tensor::from_vector(const std::vector<int8_t>&, const Shape&);
 
 int64_t Tensor::size(int64_t d) const {
   const int64_t n = dim();
@@ -235,7 +238,12 @@ float load_f32(const T& v) {
 }
 template <typename T>
 T store_from_double(double v) {
-  if constexpr (std::is_same_v<T, bf16>) return to_bf16(static_cast<float>(v));
+  if constexpr (std::is_same_v<T, int8_t>) {
+    ATTEND_CHECK(v >= -128 && v <= 127 && v == std::floor(v),
+                 "to(i8): value {} is not an integer in [-128, 127] (quantize real values with "
+                 "ops::quantize_rows)", v);
+    return static_cast<int8_t>(v);
+  } else if constexpr (std::is_same_v<T, bf16>) return to_bf16(static_cast<float>(v));
   else if constexpr (std::is_same_v<T, f16>) return to_f16(static_cast<float>(v));
   else return static_cast<T>(v);
 }
@@ -243,7 +251,7 @@ T store_from_double(double v) {
 template <typename Src, typename Dst>
 void convert(const Src* s, Dst* d, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    if constexpr (std::is_same_v<Src, double> || std::is_same_v<Src, int32_t>)
+    if constexpr (std::is_same_v<Src, double> || std::is_integral_v<Src>)
       d[i] = store_from_double<Dst>(static_cast<double>(s[i]));
     else
       d[i] = store_from_double<Dst>(static_cast<double>(load_f32(s[i])));
@@ -257,6 +265,7 @@ void convert_to(const Src* s, void* d, DType dt, int64_t n) {
     case DType::kBF16: convert(s, static_cast<bf16*>(d), n); break;
     case DType::kF16: convert(s, static_cast<f16*>(d), n); break;
     case DType::kI32: convert(s, static_cast<int32_t*>(d), n); break;
+    case DType::kI8: convert(s, static_cast<int8_t*>(d), n); break;
   }
 }
 }  // namespace
@@ -274,6 +283,7 @@ Tensor Tensor::to(DType dt) const {
     case DType::kBF16: convert_to(src.data<bf16>(), t.raw_data(), dt, n); break;
     case DType::kF16: convert_to(src.data<f16>(), t.raw_data(), dt, n); break;
     case DType::kI32: convert_to(src.data<int32_t>(), t.raw_data(), dt, n); break;
+    case DType::kI8: convert_to(src.data<int8_t>(), t.raw_data(), dt, n); break;
   }
   return t;
 }
@@ -301,6 +311,7 @@ std::vector<T> Tensor::to_vector() const {
 template std::vector<float> Tensor::to_vector() const;
 template std::vector<double> Tensor::to_vector() const;
 template std::vector<int32_t> Tensor::to_vector() const;
+template std::vector<int8_t> Tensor::to_vector() const;
 
 double Tensor::item() const {
   ATTEND_CHECK(numel() == 1, "item: tensor {} has {} elements, expected 1", shape_str(shape_),

@@ -65,7 +65,8 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(Device device) const;
-  /// Converts element type (f32 <-> f64/bf16/f16/i32) on the CPU.
+  /// Converts element type (f32 <-> f64/bf16/f16/i32/i8) on the CPU. To i8, every value must
+  /// be an integer in [-128, 127] (quantize real values with ops::quantize_rows).
   Tensor to(DType dtype) const;
   /// Copies the values of src (same shape and dtype, any device) into this tensor.
   void copy_from(const Tensor& src);
@@ -96,6 +97,8 @@ template <>
 constexpr DType dtype_of<double>() { return DType::kF64; }
 template <>
 constexpr DType dtype_of<int32_t>() { return DType::kI32; }
+template <>
+constexpr DType dtype_of<int8_t>() { return DType::kI8; }
 template <>
 constexpr DType dtype_of<bf16>() { return DType::kBF16; }
 template <>

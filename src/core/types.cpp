@@ -16,6 +16,7 @@ size_t dtype_size(DType t) {
     case DType::kBF16: return 2;
     case DType::kF16: return 2;
     case DType::kI32: return 4;
+    case DType::kI8: return 1;
   }
   ATTEND_FAIL("dtype_size: unknown dtype {}", static_cast<int>(t));
 }
@@ -27,6 +28,7 @@ const char* dtype_name(DType t) {
     case DType::kBF16: return "bf16";
     case DType::kF16: return "f16";
     case DType::kI32: return "i32";
+    case DType::kI8: return "i8";
   }
   return "?";
 }

@@ -1,5 +1,6 @@
 // Element types, devices and shapes: the vocabulary shared by every layer, kernels included.
-// bf16/f16 are storage types (converted to f32 for arithmetic on the CPU).
+// bf16/f16 are storage types (converted to f32 for arithmetic on the CPU); i8 holds quantized
+// values with per-row scales.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -9,7 +10,9 @@
 
 namespace attend {
 
-enum class DType : uint8_t { kF32, kF64, kBF16, kF16, kI32 };
+/// kI8 holds quantized values (ops::quantize_rows: symmetric, one f32 scale per row, kept in
+/// a separate tensor); it is not an arithmetic type of its own.
+enum class DType : uint8_t { kF32, kF64, kBF16, kF16, kI32, kI8 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);

@@ -8,7 +8,7 @@
 
 namespace attend::decode {
 
-std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model,
+std::vector<std::vector<int32_t>> greedy(const nn::EncoderDecoder& model,
                                          const std::vector<std::vector<int32_t>>& sources,
                                          const GreedyOptions& o) {
   SearchOptions so;
@@ -20,7 +20,7 @@ std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model,
   return out;
 }
 
-std::vector<std::vector<int32_t>> greedy_reference(const nn::Transformer& model,
+std::vector<std::vector<int32_t>> greedy_reference(const nn::EncoderDecoder& model,
                                                    const std::vector<std::vector<int32_t>>& sources,
                                                    const GreedyOptions& o) {
   HeapScope heap;

@@ -14,12 +14,12 @@ struct GreedyOptions {
 };
 
 /// The ids of each source's greedy translation, without BOS/EOS: a Session with beam 1.
-std::vector<std::vector<int32_t>> greedy(const nn::Transformer& model,
+std::vector<std::vector<int32_t>> greedy(const nn::EncoderDecoder& model,
                                          const std::vector<std::vector<int32_t>>& sources,
                                          const GreedyOptions& options = {});
 
 /// The same search without a cache: every step runs the full decoder over the prefix.
-std::vector<std::vector<int32_t>> greedy_reference(const nn::Transformer& model,
+std::vector<std::vector<int32_t>> greedy_reference(const nn::EncoderDecoder& model,
                                                    const std::vector<std::vector<int32_t>>& sources,
                                                    const GreedyOptions& options = {});
 

@@ -30,7 +30,7 @@ double length_penalty(int64_t length, double alpha) {
   return alpha == 0 ? 1.0 : std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha);
 }
 
-int64_t max_output_length(const nn::Transformer& model, int64_t src_len, int64_t max_extra) {
+int64_t max_output_length(const nn::EncoderDecoder& model, int64_t src_len, int64_t max_extra) {
   int64_t limit = src_len + max_extra;
   if (model.config().positions == nn::Positions::kLearned)
     limit = std::min<int64_t>(limit, model.config().max_positions);
@@ -90,7 +90,7 @@ Tensor i32(const std::vector<int32_t>& v) {
 
 }  // namespace
 
-Session::Session(const nn::Transformer& model) : model_(model), cache_(model.make_cache()) {}
+Session::Session(const nn::EncoderDecoder& model) : model_(model), cache_(model.make_cache()) {}
 
 void Session::admit(const std::vector<Request>& requests) {
   if (requests.empty()) return;
@@ -338,7 +338,7 @@ void run_batch(Session& session, const std::vector<Request>& requests,
 
 }  // namespace
 
-std::vector<std::vector<Hypothesis>> search(const nn::Transformer& model,
+std::vector<std::vector<Hypothesis>> search(const nn::EncoderDecoder& model,
                                             const std::vector<std::vector<int32_t>>& sources,
                                             const SearchOptions& options,
                                             const std::vector<uint64_t>& streams) {
@@ -357,7 +357,7 @@ std::vector<std::vector<Hypothesis>> search(const nn::Transformer& model,
   return out;
 }
 
-std::vector<std::vector<Hypothesis>> search_all(const nn::Transformer& model,
+std::vector<std::vector<Hypothesis>> search_all(const nn::EncoderDecoder& model,
                                                 const std::vector<std::vector<int32_t>>& sources,
                                                 int64_t max_tokens, const SearchOptions& options) {
   options.validate();

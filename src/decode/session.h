@@ -58,7 +58,7 @@ struct SearchOptions {
 double length_penalty(int64_t length, double alpha);
 
 /// Longest output allowed for a source of `src_len` tokens (learned positions cap it too).
-int64_t max_output_length(const nn::Transformer& model, int64_t src_len, int64_t max_extra);
+int64_t max_output_length(const nn::EncoderDecoder& model, int64_t src_len, int64_t max_extra);
 
 /// One sentence to decode.
 struct Request {
@@ -75,7 +75,7 @@ struct Result {
 
 class Session {
  public:
-  explicit Session(const nn::Transformer& model);
+  explicit Session(const nn::EncoderDecoder& model);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -112,7 +112,7 @@ class Session {
   };
   void finish_sentence(int64_t s);
 
-  const nn::Transformer& model_;
+  const nn::EncoderDecoder& model_;
   nn::KvCache cache_;
   Arena arena_;  // one step's tensors; reset at the start of each call
   std::vector<Sentence> sentences_;  // by index; finished entries are reused
@@ -125,14 +125,14 @@ class Session {
 
 /// Decodes `sources` as one batch: the n_best hypotheses of each, best first. streams[i] is
 /// source i's sampling stream (default: i). An empty source gives one empty hypothesis.
-std::vector<std::vector<Hypothesis>> search(const nn::Transformer& model,
+std::vector<std::vector<Hypothesis>> search(const nn::EncoderDecoder& model,
                                             const std::vector<std::vector<int32_t>>& sources,
                                             const SearchOptions& options,
                                             const std::vector<uint64_t>& streams = {});
 
 /// `search` over sources in length-sorted batches of about `max_tokens` source tokens (one
 /// session reused); results in input order, source i sampling from stream i.
-std::vector<std::vector<Hypothesis>> search_all(const nn::Transformer& model,
+std::vector<std::vector<Hypothesis>> search_all(const nn::EncoderDecoder& model,
                                                 const std::vector<std::vector<int32_t>>& sources,
                                                 int64_t max_tokens, const SearchOptions& options);
 

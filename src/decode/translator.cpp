@@ -13,7 +13,7 @@ void TranslateOptions::validate() const {
                max_input_tokens);
 }
 
-Translator::Translator(const nn::Transformer& model, const data::Tokenizer& tokenizer)
+Translator::Translator(const nn::EncoderDecoder& model, const data::Tokenizer& tokenizer)
     : model_(model), tokenizer_(tokenizer) {
   ATTEND_CHECK(tokenizer.vocab_size() == model.config().tgt_vocab,
                "translator: the tokenizer has {} pieces but the model's vocabulary is {}",

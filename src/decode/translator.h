@@ -32,7 +32,7 @@ struct Translation {
 
 class Translator {
  public:
-  Translator(const nn::Transformer& model, const data::Tokenizer& tokenizer);
+  Translator(const nn::EncoderDecoder& model, const data::Tokenizer& tokenizer);
   explicit Translator(const models::LoadedModel& loaded);
 
   /// The n-best translations of every line, in input order (an empty line gives one empty
@@ -44,11 +44,11 @@ class Translator {
       const std::string& input_name = "<input>",
       const std::function<void(const std::string&)>& warn = {}) const;
 
-  const nn::Transformer& model() const { return model_; }
+  const nn::EncoderDecoder& model() const { return model_; }
   const data::Tokenizer& tokenizer() const { return tokenizer_; }
 
  private:
-  const nn::Transformer& model_;
+  const nn::EncoderDecoder& model_;
   const data::Tokenizer& tokenizer_;
 };
 

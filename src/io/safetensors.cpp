@@ -16,6 +16,7 @@ const char* st_dtype(DType t) {
     case DType::kBF16: return "BF16";
     case DType::kF16: return "F16";
     case DType::kI32: return "I32";
+    case DType::kI8: return "I8";
   }
   ATTEND_FAIL("safetensors: unsupported dtype");
 }
@@ -26,6 +27,7 @@ bool parse_dtype(const std::string& s, DType* t) {
   else if (s == "BF16") *t = DType::kBF16;
   else if (s == "F16") *t = DType::kF16;
   else if (s == "I32") *t = DType::kI32;
+  else if (s == "I8") *t = DType::kI8;
   else return false;
   return true;
 }

@@ -116,7 +116,7 @@ LoadedModel load_model_dir(const std::string& p) {
   verify_model_dir(dir, false);
   LoadedModel m;
   m.tokenizer = read_tokenizer(dir);
-  m.model = std::make_unique<nn::Transformer>(read_model_config(dir, m.tokenizer), 0);
+  m.model = std::make_unique<nn::EncoderDecoder>(read_model_config(dir, m.tokenizer), 0);
   load_weights(path(dir, "model.safetensors"), *m.model);
   m.model->set_training(false);
   m.dir = dir;

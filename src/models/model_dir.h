@@ -39,7 +39,7 @@ data::Tokenizer read_tokenizer(const std::string& dir);
 nn::TransformerConfig read_model_config(const std::string& dir, const data::Tokenizer& tokenizer);
 
 struct LoadedModel {
-  std::unique_ptr<nn::Transformer> model;  // eval mode
+  std::unique_ptr<nn::EncoderDecoder> model;  // eval mode
   data::Tokenizer tokenizer;
   std::string dir;  // the directory actually read
 };

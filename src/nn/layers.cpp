@@ -15,7 +15,9 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, uint64_t seed, const std
   if (with_bias) bias = register_parameter("bias", Tensor::zeros({out}, dtype));
 }
 
-ag::Variable Linear::forward(const ag::Variable& x) const { return ag::linear(x, weight, bias); }
+ag::Variable Linear::forward(const ag::Variable& x) const {
+  return ag::linear(x, compute(weight), compute(bias));
+}
 
 Embedding::Embedding(int64_t vocab, int64_t dim, uint64_t seed, const std::string& path,
                      DType dtype) {
@@ -25,7 +27,9 @@ Embedding::Embedding(int64_t vocab, int64_t dim, uint64_t seed, const std::strin
   weight = register_parameter("weight", w);
 }
 
-ag::Variable Embedding::forward(const Tensor& ids) const { return ag::embedding(ids, weight); }
+ag::Variable Embedding::forward(const Tensor& ids) const {
+  return ag::embedding(ids, compute(weight));
+}
 
 LayerNorm::LayerNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
   HeapScope heap;
@@ -35,11 +39,7 @@ LayerNorm::LayerNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
 
 ag::Variable LayerNorm::forward(const ag::Variable& x, const ag::Variable& residual,
                                 ag::Variable* sum_out) const {
-  return ag::layer_norm(x, residual, weight, bias, eps, sum_out);
-}
-
-Tensor LayerNorm::value(const Tensor& x, const Tensor& residual) const {
-  return ops::layer_norm(x, residual, weight.value(), bias.value(), eps).y;
+  return ag::layer_norm(x, residual, compute(weight), compute(bias), eps, sum_out);
 }
 
 void Residual::apply(const LayerNorm& ln, const std::function<ag::Variable(const ag::Variable&)>& f,
@@ -60,12 +60,6 @@ void Residual::apply(const LayerNorm& ln, const std::function<ag::Variable(const
 }
 
 ag::Variable Residual::finish() const { return pending_.defined() ? ag::add(x_, pending_) : x_; }
-
-Tensor residual_value(const LayerNorm& ln, bool pre_norm, const Tensor& x,
-                      const std::function<Tensor(const Tensor&)>& f) {
-  if (!pre_norm) return ln.value(f(x), x);
-  return ops::add(x, f(ln.value(x)));
-}
 
 AttentionKind parse_attention_kind(const std::string& name) {
   if (name == "full") return AttentionKind::kFull;
@@ -108,7 +102,19 @@ MultiHeadAttention::MultiHeadAttention(int64_t dim_, int64_t heads_, uint64_t se
 }
 
 ag::Variable MultiHeadAttention::forward(const ag::Variable& query, const ag::Variable& memory,
-                                         const ops::AttentionMask& mask) const {
+                                         const ops::AttentionMask& mask,
+                                         const KvView* cache) const {
+  if (cache) {
+    if (cache->write_at.defined()) {            // this step's keys/values join the cache first
+      auto [k, v] = project_kv(query.value());  // [n, H, T, Dh]
+      Tensor ck = cache->k, cv = cache->v;      // handles on the cache's storage
+      ops::write_positions(ck, k, cache->slots, cache->write_at);
+      ops::write_positions(cv, v, cache->slots, cache->write_at);
+    }
+    ops::AttentionMask m;  // one query position per row: its slot's first lengths[i] keys
+    m.key_lengths = cache->lengths;
+    return ag::Variable(attend_cached(query.value(), cache->k, cache->v, m, cache->slots));
+  }
   const int64_t B = query.shape()[0], Tq = query.shape()[1], Tk = memory.shape()[1];
   const int64_t Dh = dim / heads;
   auto split = [&](const ag::Variable& x, int64_t T) {  // [B, T, D] -> [B, H, T, Dh]
@@ -126,7 +132,8 @@ ag::Variable MultiHeadAttention::forward(const ag::Variable& query, const ag::Va
 std::pair<Tensor, Tensor> MultiHeadAttention::project_kv(const Tensor& memory) const {
   const int64_t B = memory.size(0), Tk = memory.size(1), Dh = dim / heads;
   auto split = [&](const Linear& proj) {  // [B, Tk, D] -> [B, H, Tk, Dh]
-    return ops::linear(memory, proj.weight.value(), proj.bias.value())
+    return proj.forward(ag::Variable(memory))
+        .value()
         .reshape({B, Tk, heads, Dh})
         .transpose(1, 2)
         .contiguous();
@@ -138,15 +145,15 @@ Tensor MultiHeadAttention::attend_cached(const Tensor& query, const Tensor& k, c
                                          const ops::AttentionMask& mask,
                                          const Tensor& kv_rows) const {
   const int64_t B = query.size(0), Tq = query.size(1), Dh = dim / heads;
-  const Tensor q = ops::linear(query, q_proj.weight.value(), q_proj.bias.value())
+  const Tensor q = q_proj.forward(ag::Variable(query))
+                       .value()
                        .reshape({B, Tq, heads, Dh})
                        .transpose(1, 2)
                        .contiguous();
   const Tensor o =
       ops::attention(q, k, v, config.apply(mask), 1.0 / std::sqrt(static_cast<double>(Dh)), kv_rows)
           .out;
-  return ops::linear(o.transpose(1, 2).reshape({B, Tq, dim}), out_proj.weight.value(),
-                     out_proj.bias.value());
+  return out_proj.forward(ag::Variable(o.transpose(1, 2).reshape({B, Tq, dim}))).value();
 }
 
 }  // namespace attend::nn

@@ -34,8 +34,6 @@ class LayerNorm : public Module {
   /// `sum_out`, when given, receives x + residual (the pre-norm residual stream).
   ag::Variable forward(const ag::Variable& x, const ag::Variable& residual = {},
                        ag::Variable* sum_out = nullptr) const;
-  /// The same on values, for inference (no tape): LayerNorm(x + residual).
-  Tensor value(const Tensor& x, const Tensor& residual = {}) const;
   ag::Variable weight, bias;
   double eps;
 };
@@ -61,11 +59,6 @@ class Residual {
   bool pre_norm_;
 };
 
-/// The same pattern for inference on values (no dropout): post-norm LN(x + f(x)), pre-norm
-/// x + f(LN(x)).
-Tensor residual_value(const LayerNorm& ln, bool pre_norm, const Tensor& x,
-                      const std::function<Tensor(const Tensor&)>& f);
-
 /// Which attention a model uses (config keys `attention`, `window`, `global_tokens`):
 /// kFull ("full") — exact attention over every visible key (the fused kernel);
 /// kLocal ("local") — each position sees `window` keys on each side (only backwards under a
@@ -85,6 +78,15 @@ struct AttentionConfig {
   ops::AttentionMask apply(ops::AttentionMask mask) const;
 };
 
+/// What one attention sublayer reads from (and writes into) the cache in a decoding step.
+struct KvView {
+  Tensor k, v;      // [slots, H, capacity, Dh]
+  Tensor slots;     // i32 [n]: query row i uses slot slots[i]
+  Tensor lengths;   // i32 [n]: row i attends to the first lengths[i] positions of its slot
+  Tensor write_at;  // i32 [n]: row i's new keys/values go to position write_at[i] of its slot;
+                    // undefined: read only (the encoder's keys, written once per sentence)
+};
+
 /// Multi-head scaled dot-product attention with q/k/v/out projections (q_proj, k_proj, v_proj,
 /// out_proj, as PyTorch reference implementations name them). q/k/v are initialised with
 /// Xavier gain `qkv_gain` (1/sqrt(2) is the convention of implementations that once fused
@@ -94,8 +96,12 @@ class MultiHeadAttention : public Module {
   MultiHeadAttention(int64_t dim, int64_t heads, uint64_t seed, const std::string& path,
                      DType dtype = DType::kF32, AttentionConfig config = {}, double qkv_gain = 1.0);
   /// query [B, Tq, D], memory [B, Tk, D] (== query for self-attention) -> [B, Tq, D].
+  /// With `cache` (inference, no tape): memory is unused; when cache->write_at is defined the
+  /// keys/values of `query` are written into the cache first (self-attention), then the query
+  /// attends over the cache: query [n, 1, D], row i sees the first cache->lengths[i] keys of
+  /// its slot (`mask` is unused: the lengths say what each row sees).
   ag::Variable forward(const ag::Variable& query, const ag::Variable& memory,
-                       const ops::AttentionMask& mask) const;
+                       const ops::AttentionMask& mask, const KvView* cache = nullptr) const;
   /// Keys and values of `memory` [B, Tk, D] split into heads: k, v [B, H, Tk, Dh] (inference:
   /// the encoder-attention cache, or one new position of the self-attention cache).
   std::pair<Tensor, Tensor> project_kv(const Tensor& memory) const;

@@ -1,6 +1,7 @@
 // Module tree and parameter initialisation.
 #include "nn/module.h"
 
+#include "autograd/functions.h"
 #include "core/rng.h"
 
 namespace attend::nn {
@@ -20,6 +21,27 @@ int64_t Module::num_parameters() const {
   int64_t n = 0;
   for (const auto& [name, v] : named_parameters()) n += v.value().numel();
   return n;
+}
+
+void Module::to(Device device, DType dtype) {
+  ATTEND_CHECK(
+      dtype == DType::kF32 || dtype == DType::kF64 || dtype == DType::kBF16 || dtype == DType::kF16,
+      "Module::to: the compute dtype must be f32, f64, bf16 or f16, got {}", dtype_name(dtype));
+  if (!(device == device_)) {
+    HeapScope heap;  // parameters outlive every arena
+    for (auto& [name, v] : params_) {
+      v.mutable_value() = v.value().to(device);
+      if (v.grad().defined()) v.set_grad(v.grad().to(device));
+    }
+  }
+  device_ = device;
+  compute_dtype_ = dtype;
+  for (auto& [name, child] : children_) child->to(device, dtype);
+}
+
+ag::Variable Module::compute(const ag::Variable& p) const {
+  if (!p.defined() || p.value().dtype() == compute_dtype_) return p;
+  return ag::cast(p, compute_dtype_);
 }
 
 void Module::set_training(bool training) {

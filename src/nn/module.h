@@ -23,6 +23,19 @@ class Module {
   void zero_grad() const;
   int64_t num_parameters() const;
 
+  /// Moves every parameter (and its gradient) to `device` and makes this module and its
+  /// children compute in `dtype` (f32, f64, bf16 or f16). Parameters stay master weights in
+  /// their own dtype (f32), and so do the optimizer's moments and the gradients: each forward
+  /// casts a parameter to the compute dtype (ag::cast), and its gradient comes back cast to
+  /// the parameter's dtype. Call it before building the optimizer. An op without a kernel
+  /// for the device or dtype fails on first use, naming the op, device and dtype.
+  void to(Device device, DType dtype = DType::kF32);
+  Device device() const { return device_; }
+  DType compute_dtype() const { return compute_dtype_; }
+  /// A parameter (or constant) as this module computes with it: `p` itself, or `p` cast to the
+  /// compute dtype. Undefined stays undefined.
+  ag::Variable compute(const ag::Variable& p) const;
+
   /// Training mode enables dropout.
   void set_training(bool training);
   bool training() const { return training_; }
@@ -35,6 +48,8 @@ class Module {
   std::vector<std::pair<std::string, ag::Variable>> params_;
   std::vector<std::pair<std::string, Module*>> children_;
   bool training_ = true;
+  Device device_ = Device::cpu();
+  DType compute_dtype_ = DType::kF32;
 };
 
 /// A module that only groups children under a name prefix (e.g. "encoder").

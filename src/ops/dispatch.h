@@ -5,6 +5,7 @@
 #pragma once
 #include <string_view>
 
+#include "core/context.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/ref/ref.h"
 #include "ops/check.h"
@@ -35,6 +36,12 @@ inline Path cpu_path(std::string_view op, const Tensor& t) {
   if (p == Path::kCudaF32) unsupported(op, t);
   return p;
 }
+
+#ifdef ATTEND_WITH_CUDA
+/// The CUDA queue of work on `d`: the thread's current stream (core/context.h).
+inline cuda::Queue queue(Device d) { return {d.index, current_context().cuda_stream}; }
+inline cuda::Queue queue(const Tensor& t) { return queue(t.device()); }
+#endif
 
 inline Tensor like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
@@ -130,7 +137,7 @@ inline void gemm_on(Path path, Device dev, bool ta, bool tb, int64_t M, int64_t 
       return;
     case Path::kCudaF32:
 #ifdef ATTEND_WITH_CUDA
-      cuda::sgemm_batched(dev.index, ta, tb, M, N, K, static_cast<float>(alpha), A.data<float>(),
+      cuda::sgemm_batched(queue(dev), ta, tb, M, N, K, static_cast<float>(alpha), A.data<float>(),
                           lda, sa, B.data<float>(), ldb, sb, static_cast<float>(beta),
                           C.data<float>(), ldc, sc, batch);
       return;

@@ -45,7 +45,7 @@ Tensor binary(std::string_view op, Binary kind, const Tensor& a_in, const Tensor
     case Path::kCudaF32:
 #ifdef ATTEND_WITH_CUDA
       if (kind == Binary::kAdd) {
-        cuda::add(a.device().index, a.data<float>(), b.data<float>(), y.data<float>(), n);
+        cuda::add(detail::queue(a), a.data<float>(), b.data<float>(), y.data<float>(), n);
         break;
       }
 #endif
@@ -83,6 +83,21 @@ Tensor exp(const Tensor& x) { return unary("exp", Unary::kExp, x); }
 Tensor log(const Tensor& x) { return unary("log", Unary::kLog, x); }
 Tensor rsqrt(const Tensor& x) { return unary("rsqrt", Unary::kRsqrt, x); }
 
+Tensor cast(const Tensor& x, DType dtype) {
+  constexpr std::string_view op = "cast";
+  check_defined(op, "x", x);
+  auto floating = [](DType t) {
+    return t == DType::kF32 || t == DType::kF64 || t == DType::kBF16 || t == DType::kF16;
+  };
+  ATTEND_CHECK(floating(x.dtype()), "{}: argument 'x' must be a floating type, got {}", op,
+               x.str());
+  ATTEND_CHECK(floating(dtype),
+               "{}: target dtype {} is not a floating type", op, dtype_name(dtype));
+  if (x.dtype() == dtype) return x;
+  if (!x.device().is_cpu()) unsupported(op, x);
+  return x.to(dtype);
+}
+
 Tensor affine(const Tensor& x_in, double alpha, double beta) {
   constexpr std::string_view op = "affine";
   check_float(op, "x", x_in);
@@ -114,7 +129,7 @@ void accumulate_(Tensor& y, const Tensor& x_in) {
       break;
     case Path::kCudaF32:
 #ifdef ATTEND_WITH_CUDA
-      cuda::add(y.device().index, y.data<float>(), x.data<float>(), y.data<float>(), y.numel());
+      cuda::add(detail::queue(y), y.data<float>(), x.data<float>(), y.data<float>(), y.numel());
       break;
 #endif
       unsupported(op, y);
@@ -186,7 +201,7 @@ Tensor relu(const Tensor& x_in) {
       break;
     case Path::kCudaF32:
 #ifdef ATTEND_WITH_CUDA
-      cuda::relu(x.device().index, x.data<float>(), y.data<float>(), x.numel());
+      cuda::relu(detail::queue(x), x.data<float>(), y.data<float>(), x.numel());
 #endif
       break;
   }
@@ -210,7 +225,7 @@ Tensor relu_backward(const Tensor& x_in, const Tensor& dy_in) {
       break;
     case Path::kCudaF32:
 #ifdef ATTEND_WITH_CUDA
-      cuda::relu_backward(x.device().index, x.data<float>(), dy.data<float>(), dx.data<float>(),
+      cuda::relu_backward(detail::queue(x), x.data<float>(), dy.data<float>(), dx.data<float>(),
                           x.numel());
 #endif
       break;

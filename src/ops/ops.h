@@ -38,6 +38,9 @@ Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 /// alpha * x + beta
 Tensor affine(const Tensor& x, double alpha, double beta = 0.0);
+/// x converted to a floating dtype (f32, f64, bf16, f16): rounds to nearest even; x itself when
+/// it already has that dtype. CPU only for now.
+Tensor cast(const Tensor& x, DType dtype);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor rsqrt(const Tensor& x);
@@ -190,6 +193,19 @@ TopK top_k(const Tensor& x, int64_t k, const std::vector<int32_t>& banned = {},
 /// One Adam(W) step in place on param, m and v (step counts from 1).
 void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
                  const AdamConfig& config, int64_t step);
+
+// ------------------------------------------------------------------ quantization
+/// x [..., cols] (f32 or f64) as int8 with one scale per row (symmetric, as quantized weights
+/// are stored): scales[r] = max |x[r, :]| / 127, q = round(x / scale) in [-127, 127]; a zero
+/// row gets scale 0. |dequantize - x| <= scale / 2 elementwise. An infinite or NaN value is an
+/// error naming its row.
+struct QuantizedRows {
+  Tensor q;       // i8, x's shape
+  Tensor scales;  // x's dtype, [rows] (x's shape without the last dimension)
+};
+QuantizedRows quantize_rows(const Tensor& x);
+/// q * scales per row: i8 q [..., cols], scales [rows] (f32 or f64) -> scales' dtype, q's shape.
+Tensor dequantize_rows(const Tensor& q, const Tensor& scales);
 
 // ------------------------------------------------------------------ backends
 /// The library behind CPU f32 GEMMs in this process ("oneDNN" or "OpenBLAS"), for reports.

@@ -17,7 +17,7 @@ std::string path(const std::string& dir, const std::string& f) { return (fs::pat
 
 }  // namespace
 
-void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam* adam,
+void save_checkpoint(const std::string& dir, const nn::EncoderDecoder& model, Adam* adam,
                      const std::string& config_json, const data::Tokenizer& tokenizer,
                      const TrainerState& s, const Ema* ema) {
   const std::string tmp = dir + ".tmp";
@@ -67,11 +67,11 @@ void save_checkpoint(const std::string& dir, const nn::Transformer& model, Adam*
 
 std::string read_config_json(const std::string& dir) { return io::read_file(path(dir, "config.json")); }
 
-void load_model(const std::string& dir, nn::Transformer& model) {
+void load_model(const std::string& dir, nn::EncoderDecoder& model) {
   models::load_weights(path(dir, "model.safetensors"), model);
 }
 
-void load_training_weights(const std::string& dir, nn::Transformer& model) {
+void load_training_weights(const std::string& dir, nn::EncoderDecoder& model) {
   models::load_weights(
       path(dir, load_state(dir).ema ? "train_weights.safetensors" : "model.safetensors"), model);
 }

@@ -135,7 +135,7 @@ std::vector<data::Example> encode_pairs(const data::Tokenizer& tok, const nn::Tr
 
 }  // namespace
 
-Trainer::Trainer(nn::Transformer& model, const data::Tokenizer& tokenizer, const TrainOptions& o)
+Trainer::Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, const TrainOptions& o)
     : model_(model),
       tokenizer_(tokenizer),
       options_(o),
@@ -341,7 +341,7 @@ TrainResult train(const io::Config& c, bool resume) {
   ATTEND_CHECK(!train_set.empty(), "data: no training pairs left after filtering");
 
   // Model and trainer.
-  nn::Transformer model(model_cfg, o.seed);
+  nn::EncoderDecoder model(model_cfg, o.seed);
   Trainer trainer(model, tok, o);
   TrainerState& state = trainer.state();
   if (resume) trainer.resume(ckpt);

@@ -49,7 +49,7 @@ class Trainer {
  public:
   /// Trains `model` (which must outlive the Trainer) with `options`. `tokenizer` is the model's
   /// vocabulary (validation decodes with it; checkpoints store it).
-  Trainer(nn::Transformer& model, const data::Tokenizer& tokenizer, const TrainOptions& options);
+  Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, const TrainOptions& options);
 
   /// Continues from checkpoint `dir`: state, training weights, optimizer moments and, when the
   /// checkpoint has one and train.ema_decay is set, the moving average.
@@ -77,7 +77,7 @@ class Trainer {
   const TrainOptions& options() const { return options_; }
 
  private:
-  nn::Transformer& model_;
+  nn::EncoderDecoder& model_;
   const data::Tokenizer& tokenizer_;
   TrainOptions options_;
   Schedule schedule_;

@@ -37,7 +37,7 @@ class Decode : public ::testing::TestWithParam<std::tuple<const char*, const cha
 
 TEST_P(Decode, CachedStepEqualsFullDecoder) {
   const auto [norm, positions, shared] = GetParam();
-  nn::Transformer model(config(norm, positions, shared), 5);
+  nn::EncoderDecoder model(config(norm, positions, shared), 5);
   model.set_training(false);
   const auto [src, src_lengths] = padded();
   const Tensor memory = model.encode(src, src_lengths, 0).value();
@@ -65,7 +65,7 @@ TEST_P(Decode, CachedStepEqualsFullDecoder) {
 
 TEST_P(Decode, CachedGreedyEqualsUncached) {
   const auto [norm, positions, shared] = GetParam();
-  nn::Transformer model(config(norm, positions, shared), 11);
+  nn::EncoderDecoder model(config(norm, positions, shared), 11);
   model.set_training(false);
   const Sources b = source_batch();
   decode::GreedyOptions o;
@@ -87,7 +87,7 @@ INSTANTIATE_TEST_SUITE_P(Configs, Decode,
 TEST(Decode, RowsAtDifferentPositionsAndCopiedSlots) {
   // Row 1 starts two steps after row 0 (a request joining a running batch); a copied slot
   // continues exactly like its original.
-  nn::Transformer model(config("pre", "learned", false), 3);
+  nn::EncoderDecoder model(config("pre", "learned", false), 3);
   model.set_training(false);
   const auto [src, src_lengths] = padded();
   const Tensor memory = model.encode(src, src_lengths, 0).value();

@@ -31,7 +31,7 @@ nn::TransformerConfig config(const std::string& norm, const std::string& positio
 }
 
 // Makes EOS likelier so that outputs end at different lengths (a random model rarely stops).
-void boost_eos(nn::Transformer& model, float factor) {
+void boost_eos(nn::EncoderDecoder& model, float factor) {
   for (auto& [name, p] : model.named_parameters()) {
     const bool out = name.ends_with("embed_tokens.weight") || name.ends_with("output_projection.weight");
     if (!out || p.value().size(0) != model.config().tgt_vocab) continue;
@@ -63,7 +63,7 @@ TEST_P(Search, BeamOneEqualsGreedy) {
   const auto [norm, positions, shared] = GetParam();
   int ended_early = 0;
   for (uint64_t seed : {3u, 11u, 19u, 23u}) {
-    nn::Transformer model(config(norm, positions, shared), seed);
+    nn::EncoderDecoder model(config(norm, positions, shared), seed);
     model.set_training(false);
     boost_eos(model, 2.0f + static_cast<float>(seed % 5));
     const Sources b = source_batch();
@@ -87,7 +87,7 @@ TEST_P(Search, BeamOneEqualsGreedy) {
 
 TEST_P(Search, BatchedEqualsOneSentenceAtATime) {
   const auto [norm, positions, shared] = GetParam();
-  nn::Transformer model(config(norm, positions, shared), 7);
+  nn::EncoderDecoder model(config(norm, positions, shared), 7);
   model.set_training(false);
   boost_eos(model, 2.5f);
   decode::SearchOptions o;
@@ -111,7 +111,7 @@ INSTANTIATE_TEST_SUITE_P(Configs, Search,
                                            std::make_tuple("pre", "sinusoidal", true)));
 
 // log p(y_1 .. y_n [EOS]) under the full decoder, re-run over each prefix (no cache).
-double sequence_log_prob(const nn::Transformer& model, const Tensor& src_lengths, const Tensor& memory,
+double sequence_log_prob(const nn::EncoderDecoder& model, const Tensor& src_lengths, const Tensor& memory,
                          const std::vector<int32_t>& tokens, bool eos) {
   std::vector<int32_t> in = {data::kBosId};
   in.insert(in.end(), tokens.begin(), tokens.end());
@@ -132,7 +132,7 @@ double sequence_log_prob(const nn::Transformer& model, const Tensor& src_lengths
 TEST(Search, WideBeamFindsTheExhaustiveRanking) {
   // Vocabulary: pad, unk, bos, eos and two real tokens; source of 2, max_extra 2 -> at most 4
   // output tokens. The 31 possible outputs: 0..3 tokens + EOS, or 4 tokens cut at the limit.
-  nn::Transformer model(config("pre", "sinusoidal", true, 6), 21);
+  nn::EncoderDecoder model(config("pre", "sinusoidal", true, 6), 21);
   model.set_training(false);
   boost_eos(model, 1.5f);
   const Sources b = {{4, 5}};
@@ -179,7 +179,7 @@ TEST(Search, WideBeamFindsTheExhaustiveRanking) {
 }
 
 TEST(Search, LimitsOrderAndMinLength) {
-  nn::Transformer model(config("post", "sinusoidal", true), 5);
+  nn::EncoderDecoder model(config("post", "sinusoidal", true), 5);
   model.set_training(false);
   boost_eos(model, 4.0f);
   const Sources b = source_batch();
@@ -208,7 +208,7 @@ TEST(Search, LimitsOrderAndMinLength) {
 }
 
 TEST(Search, SamplingIsSeededAndTruncates) {
-  nn::Transformer model(config("pre", "sinusoidal", true), 9);
+  nn::EncoderDecoder model(config("pre", "sinusoidal", true), 9);
   model.set_training(false);
   boost_eos(model, 2.0f);
   const Sources b = source_batch();
@@ -242,7 +242,7 @@ TEST(Search, SamplingIsSeededAndTruncates) {
 }
 
 TEST(Search, EmptySourcesAndInputOrder) {
-  nn::Transformer model(config("post", "sinusoidal", true), 4);
+  nn::EncoderDecoder model(config("post", "sinusoidal", true), 4);
   model.set_training(false);
   Sources ex = sources();
   ex.insert(ex.begin() + 1, std::vector<int32_t>{});
@@ -258,7 +258,7 @@ TEST(Search, EmptySourcesAndInputOrder) {
 }
 
 TEST(Search, BadOptionsNameTheOption) {
-  nn::Transformer model(config("post", "sinusoidal", true), 4);
+  nn::EncoderDecoder model(config("post", "sinusoidal", true), 4);
   model.set_training(false);
   const Sources b = source_batch();
   auto error = [&](auto mutate) {

@@ -16,13 +16,13 @@ namespace {
 
 using Sources = std::vector<std::vector<int32_t>>;
 
-std::unique_ptr<nn::Transformer> make_model(uint64_t seed) {
+std::unique_ptr<nn::EncoderDecoder> make_model(uint64_t seed) {
   nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");
   c.d_model = 32, c.ffn = 48, c.heads = 4, c.encoder_layers = 2, c.decoder_layers = 2;
   c.src_vocab = c.tgt_vocab = 29;
   c.norm = nn::Norm::kPre;
   c.max_positions = 64;
-  auto m = std::make_unique<nn::Transformer>(c, seed);
+  auto m = std::make_unique<nn::EncoderDecoder>(c, seed);
   m->set_training(false);
   return m;
 }
@@ -52,7 +52,7 @@ void expect_same(const std::vector<decode::Hypothesis>& got,
 
 TEST(Session, RequestsJoinAndLeaveARunningBatch) {
   const auto owned = make_model(7);
-  const nn::Transformer& model = *owned;
+  const nn::EncoderDecoder& model = *owned;
   const Sources src = sources();
   // Mixed options: beam 4, greedy, sampling, beam 2, beam 3.
   const std::vector<decode::SearchOptions> opts = {options(4), options(1), options(1, true),
@@ -103,7 +103,7 @@ TEST(Session, RequestsJoinAndLeaveARunningBatch) {
 
 TEST(Session, AdmitRejectsBadRequestsWholly) {
   const auto owned = make_model(3);
-  const nn::Transformer& model = *owned;
+  const nn::EncoderDecoder& model = *owned;
   decode::Session s(model);
   decode::SearchOptions bad = options(2);
   bad.n_best = 3;
@@ -120,7 +120,7 @@ TEST(Session, AdmitRejectsBadRequestsWholly) {
 
 TEST(Session, ThreadsShareOneModel) {
   const auto owned = make_model(11);
-  const nn::Transformer& model = *owned;
+  const nn::EncoderDecoder& model = *owned;
   Sources a = sources(), b = sources();
   std::reverse(b.begin(), b.end());
   const auto want_a = decode::search_all(model, a, 12, options(3));

@@ -2,6 +2,9 @@
 // same op API, compared with the CPU. Skips cleanly when the build or machine has no GPU.
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "core/context.h"
 #include "core/device.h"
 #include "ops/ops.h"
 #include "util.h"
@@ -59,6 +62,27 @@ TEST_F(Cuda, ElementwiseMatchesCpu) {
   EXPECT_TRUE(test::close(ops::relu_backward(da, db).to(Device::cpu()), ops::relu_backward(a, b), 0, 0));
 }
 
+// Work queued on a stream of the thread's context (StreamScope): products and elementwise ops
+// on two streams from two threads give the CPU's results, and copies see the queued work.
+TEST_F(Cuda, OpsRunOnTheContextsStream) {
+  const Tensor a = test::randn({8, 96, 80}, 8).to(DType::kF32);
+  const Tensor b = test::randn({8, 80, 72}, 9).to(DType::kF32);
+  const Tensor want = ops::relu(ops::add(ops::matmul(a, b), ops::matmul(a, b)));
+  auto run = [&](Tensor* out) {
+    CudaStream stream(0);
+    StreamScope on(stream.handle());
+    const Tensor da = a.to(Device::cuda(0)), db = b.to(Device::cuda(0));
+    const Tensor p = ops::matmul(da, db);
+    *out = ops::relu(ops::add(p, ops::matmul(da, db))).to(Device::cpu());
+  };
+  Tensor r1, r2;
+  std::thread t1(run, &r1), t2(run, &r2);
+  t1.join();
+  t2.join();
+  EXPECT_TRUE(test::close(r1, want, 1e-5, 1e-4));
+  EXPECT_TRUE(test::close(r2, want, 1e-5, 1e-4));
+}
+
 TEST_F(Cuda, MissingKernelsAndMixedDevicesAreClearErrors) {
   const Tensor d = Tensor::zeros({4, 4}, DType::kF32, Device::cuda(0));
   EXPECT_TRUE(test::throws_with([&] { ops::gelu(d); }, {"gelu", "cuda:0"}));
@@ -67,4 +91,19 @@ TEST_F(Cuda, MissingKernelsAndMixedDevicesAreClearErrors) {
 }
 
 }  // namespace
+
+// Without the backend a stream cannot be made, and the error says why.
+TEST(CudaStream, WithoutTheBackendIsAClearError) {
+  if (built_with_cuda()) GTEST_SKIP() << "this build has the CUDA backend";
+  EXPECT_TRUE(test::throws_with([] { CudaStream s(0); }, {"CudaStream", "no CUDA backend"}));
+  EXPECT_EQ(current_context().cuda_stream, nullptr);
+  {
+    int fake = 0;
+    StreamScope on(&fake);  // the scope only records the handle; CPU ops never read it
+    EXPECT_EQ(current_context().cuda_stream, &fake);
+    EXPECT_TRUE(test::close(ops::add(Tensor::full({3}, 1.0), Tensor::full({3}, 2.0)),
+                            Tensor::full({3}, 3.0), 0, 1e-12));
+  }
+  EXPECT_EQ(current_context().cuda_stream, nullptr);
+}
 }  // namespace attend

@@ -55,7 +55,7 @@ class Golden : public ::testing::TestWithParam<const char*> {};
 TEST_P(Golden, MatchesPyTorchReference) {
   const io::SafeTensors st = io::load_safetensors(golden(GetParam()));
   const nn::TransformerConfig c = config_from(st);
-  nn::Transformer model(c, 1);
+  nn::EncoderDecoder model(c, 1);
   // Names must agree both ways: every parameter has a golden weight and vice versa.
   std::set<std::string> ours, theirs;
   for (const auto& [name, v] : model.named_parameters()) {
@@ -123,7 +123,7 @@ nn::TransformerConfig tiny() {
 
 // A sentence's logits do not depend on the padding added to batch it with a longer one.
 TEST(Transformer, PaddingInvariance) {
-  nn::Transformer model(tiny(), 7);
+  nn::EncoderDecoder model(tiny(), 7);
   const Tensor src1 = Tensor::from_vector<int32_t>({5, 6, 7}, {1, 3});
   const Tensor tgt1 = Tensor::from_vector<int32_t>({2, 8, 9}, {1, 3});
   const Tensor l1 = Tensor::from_vector<int32_t>({3}, {1});
@@ -150,14 +150,14 @@ TEST(Transformer, PresetsAreThePapers) {
   EXPECT_DOUBLE_EQ(big.dropout, 0.3);
   auto c = base;
   c.src_vocab = c.tgt_vocab = 37000;
-  nn::Transformer m(c, 1);  // the paper's base model with a 37k joint vocabulary: ~63M
+  nn::EncoderDecoder m(c, 1);  // the paper's base model with a 37k joint vocabulary: ~63M
   EXPECT_NEAR(static_cast<double>(m.num_parameters()), 63.1e6, 0.3e6);
 }
 
 TEST(Transformer, ConfigErrorsNameTheKey) {
   auto c = tiny();
   c.heads = 5;
-  EXPECT_TRUE(test::throws_with([&] { nn::Transformer m(c, 1); }, {"model.heads"}));
+  EXPECT_TRUE(test::throws_with([&] { nn::EncoderDecoder m(c, 1); }, {"model.heads"}));
   EXPECT_TRUE(test::throws_with([] { nn::parse_norm("middle"); }, {"model.norm", "'middle'"}));
   EXPECT_TRUE(test::throws_with([] { nn::parse_activation("tanh"); }, {"model.activation", "'tanh'"}));
   EXPECT_TRUE(test::throws_with([] { nn::parse_positions("rope"); }, {"model.positions", "'rope'"}));
@@ -165,7 +165,7 @@ TEST(Transformer, ConfigErrorsNameTheKey) {
   for (double gain : {0.0, -1.0, std::nan("")}) {
     c = tiny();
     c.qkv_init_gain = gain;
-    EXPECT_TRUE(test::throws_with([&] { nn::Transformer m(c, 1); }, {"model.qkv_init_gain"}))
+    EXPECT_TRUE(test::throws_with([&] { nn::EncoderDecoder m(c, 1); }, {"model.qkv_init_gain"}))
         << gain;
   }
 }
@@ -174,9 +174,9 @@ TEST(Transformer, ConfigErrorsNameTheKey) {
 // self, decoder self and cross) and nothing else: same seed, same streams, bound times gain.
 TEST(Transformer, QkvInitGainScalesOnlyQueryKeyValue) {
   auto c = tiny();
-  nn::Transformer plain(c, 7);
+  nn::EncoderDecoder plain(c, 7);
   c.qkv_init_gain = 0.5;  // a power of two: the scaled bound rounds exactly
-  nn::Transformer scaled(c, 7);
+  nn::EncoderDecoder scaled(c, 7);
   const auto a = plain.named_parameters(), b = scaled.named_parameters();
   ASSERT_EQ(a.size(), b.size());
   int qkv = 0, other = 0;

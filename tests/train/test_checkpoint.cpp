@@ -34,7 +34,7 @@ nn::TransformerConfig config(int64_t vocab) { return models::model_config(keys()
 
 TEST(Checkpoint, RoundTripsWeightsMomentsAndState) {
   const data::Tokenizer tok = tokenizer();
-  nn::Transformer a(config(tok.vocab_size()), 1);
+  nn::EncoderDecoder a(config(tok.vocab_size()), 1);
   train::Adam adam(a.named_parameters(), {0.01, 0.9, 0.98, 1e-9, 0.0});
   a.zero_grad();
   for (const auto& [n, v] : a.named_parameters()) const_cast<Tensor&>(v.grad()).copy_from(Tensor::full(v.shape(), 0.5));
@@ -47,7 +47,7 @@ TEST(Checkpoint, RoundTripsWeightsMomentsAndState) {
   EXPECT_FALSE(fs::exists(dir + ".tmp"));
   models::verify_model_dir(dir, true);
 
-  nn::Transformer b(config(tok.vocab_size()), 99);  // different initial weights
+  nn::EncoderDecoder b(config(tok.vocab_size()), 99);  // different initial weights
   train::Adam adam_b(b.named_parameters(), {0.01, 0.9, 0.98, 1e-9, 0.0});
   train::load_model(dir, b);
   train::load_optimizer(dir, adam_b);
@@ -74,7 +74,7 @@ TEST(Checkpoint, TheModelDirectoryCarriesHowSourcesAreEnded) {
   for (const bool eos : {false, true}) {
     io::Config c = keys();
     if (eos) c.set("model.source_eos", "true", "test");
-    nn::Transformer a(models::model_config(c, 0, &tok), 1);
+    nn::EncoderDecoder a(models::model_config(c, 0, &tok), 1);
     EXPECT_EQ(a.config().source_eos, eos);
     const std::string dir = tmp_dir(eos ? "eos" : "noeos");
     train::save_checkpoint(dir, a, nullptr, c.to_json(), tok, {});
@@ -84,7 +84,7 @@ TEST(Checkpoint, TheModelDirectoryCarriesHowSourcesAreEnded) {
 
 TEST(Checkpoint, CorruptionAndMissingFilesAreNamed) {
   const data::Tokenizer tok = tokenizer();
-  nn::Transformer a(config(tok.vocab_size()), 1);
+  nn::EncoderDecoder a(config(tok.vocab_size()), 1);
   const std::string dir = tmp_dir("bad");
   train::save_checkpoint(dir, a, nullptr, "{}", tok, {});
   std::string cfg = io::read_file(dir + "/config.json");
@@ -100,18 +100,18 @@ TEST(Checkpoint, CorruptionAndMissingFilesAreNamed) {
   // A model of another shape cannot load these weights.
   nn::TransformerConfig other = config(tok.vocab_size());
   other.d_model = 32;
-  nn::Transformer b(other, 1);
+  nn::EncoderDecoder b(other, 1);
   EXPECT_NE(error_of([&] { train::load_model(dir, b); }).find("the model expects"), std::string::npos);
 }
 
 TEST(Checkpoint, AverageIsTheElementwiseMean) {
   const data::Tokenizer tok = tokenizer();
-  nn::Transformer a(config(tok.vocab_size()), 1), b(config(tok.vocab_size()), 2);
+  nn::EncoderDecoder a(config(tok.vocab_size()), 1), b(config(tok.vocab_size()), 2);
   const std::string da = tmp_dir("avg_a"), db = tmp_dir("avg_b"), out = tmp_dir("avg_out");
   train::save_checkpoint(da, a, nullptr, keys().to_json(), tok, {});
   train::save_checkpoint(db, b, nullptr, keys().to_json(), tok, {});
   train::average_checkpoints({da, db}, out);
-  nn::Transformer m(config(tok.vocab_size()), 3);
+  nn::EncoderDecoder m(config(tok.vocab_size()), 3);
   train::load_model(out, m);
   const auto pa = a.named_parameters(), pb = b.named_parameters(), pm = m.named_parameters();
   for (size_t i = 0; i < pm.size(); ++i) {
@@ -123,13 +123,13 @@ TEST(Checkpoint, AverageIsTheElementwiseMean) {
 }
 
 // Sets every weight of `m` to `value`.
-void fill(nn::Transformer& m, double value) {
+void fill(nn::EncoderDecoder& m, double value) {
   for (const auto& [n, v] : m.named_parameters()) v.mutable_value().copy_from(Tensor::full(v.shape(), value));
 }
 
 TEST(Ema, FollowsTheRecurrenceWithItsDecayWarmUp) {
   const data::Tokenizer tok = tokenizer();
-  nn::Transformer m(config(tok.vocab_size()), 1);
+  nn::EncoderDecoder m(config(tok.vocab_size()), 1);
   fill(m, 1.0);
   train::Ema ema(m.named_parameters(), 0.9);
   EXPECT_DOUBLE_EQ(ema.decay_at(1), 2.0 / 11.0);  // (1 + t) / (10 + t) below the decay
@@ -162,7 +162,7 @@ TEST(Ema, FollowsTheRecurrenceWithItsDecayWarmUp) {
 
 TEST(Ema, CheckpointKeepsTheAverageForInferenceAndTheRawWeightsForResume) {
   const data::Tokenizer tok = tokenizer();
-  nn::Transformer a(config(tok.vocab_size()), 1);
+  nn::EncoderDecoder a(config(tok.vocab_size()), 1);
   train::Adam adam(a.named_parameters(), {0.01, 0.9, 0.98, 1e-9, 0.0});
   train::Ema ema(a.named_parameters(), 0.99);
   fill(a, 2.0);
@@ -176,7 +176,7 @@ TEST(Ema, CheckpointKeepsTheAverageForInferenceAndTheRawWeightsForResume) {
   models::verify_model_dir(dir, true);
 
   // Inference (translate, average) reads the average; resuming reads the raw weights.
-  nn::Transformer b(config(tok.vocab_size()), 5);
+  nn::EncoderDecoder b(config(tok.vocab_size()), 5);
   train::load_model(dir, b);
   const auto want = ema.named();
   const auto pb = b.named_parameters();

@@ -41,7 +41,7 @@ struct Fixture {
   }
 };
 
-std::vector<float> flat_grads(const nn::Transformer& m) {
+std::vector<float> flat_grads(const nn::EncoderDecoder& m) {
   std::vector<float> out;
   for (const auto& [name, v] : m.named_parameters()) {
     const auto g = v.grad().to_vector<float>();
@@ -50,7 +50,7 @@ std::vector<float> flat_grads(const nn::Transformer& m) {
   return out;
 }
 
-void backward(nn::Transformer& m, const data::Batch& b) {
+void backward(nn::EncoderDecoder& m, const data::Batch& b) {
   ag::Tape tape;
   ag::Variable loss;
   {
@@ -63,7 +63,7 @@ void backward(nn::Transformer& m, const data::Batch& b) {
 
 TEST(GradientBuffer, HoldsTheSameGradientsAsPerParameterTensors) {
   const Fixture f;
-  nn::Transformer a(f.config, 3), b(f.config, 3);
+  nn::EncoderDecoder a(f.config, 3), b(f.config, 3);
   a.zero_grad();  // per-parameter tensors
   train::GradientBuffer buffer(b.named_parameters());
   const auto params = b.named_parameters();
@@ -88,7 +88,7 @@ TEST(GradientBuffer, HoldsTheSameGradientsAsPerParameterTensors) {
 
 TEST(GradientBuffer, ReadyHookFiresOncePerParameterWithItsFinalGradient) {
   const Fixture f;
-  nn::Transformer m(f.config, 4);
+  nn::EncoderDecoder m(f.config, 4);
   train::GradientBuffer buffer(m.named_parameters());
   std::vector<int> fired(buffer.size(), 0);
   std::vector<std::vector<float>> seen(buffer.size());
@@ -123,7 +123,7 @@ TEST(GradientBuffer, ReadyHookFiresOncePerParameterWithItsFinalGradient) {
 TEST(Trainer, OutsideTokenCountScalesTheStep) {
   const Fixture f;
   train::TrainOptions o = train::TrainOptions::from_config(keys());
-  nn::Transformer a(f.config, 5), b(f.config, 5);
+  nn::EncoderDecoder a(f.config, 5), b(f.config, 5);
   train::Trainer ta(a, f.tok, o), tb(b, f.tok, o);
   const data::Batch b1 = f.batch(0, 4), b2 = f.batch(4, 4);
   const auto ra = ta.step({&b1, &b2});
@@ -142,7 +142,7 @@ TEST(Trainer, StepsLearnAndResumeContinuesExactly) {
   io::Config c = keys();
   c.set("train.ema_decay", "0.5", "test");
   const train::TrainOptions o = train::TrainOptions::from_config(c);
-  nn::Transformer a(f.config, 6);
+  nn::EncoderDecoder a(f.config, 6);
   train::Trainer ta(a, f.tok, o);
   const data::Batch batch = f.batch(0, 8);
   const double first = ta.step({&batch}).loss;
@@ -151,7 +151,7 @@ TEST(Trainer, StepsLearnAndResumeContinuesExactly) {
   const std::string dir = test::tmp_path("trainer", "resume");
   ta.save(dir, c.to_json(), true);
 
-  nn::Transformer b(f.config, 99);  // other initial weights: all must come from the checkpoint
+  nn::EncoderDecoder b(f.config, 99);  // other initial weights: all must come from the checkpoint
   train::Trainer tb(b, f.tok, o);
   tb.resume(dir);
   EXPECT_EQ(tb.state().step, ta.state().step);
@@ -175,7 +175,7 @@ TEST(Trainer, ValidatesWithLossAndBleu) {
   const Fixture f;
   io::Config c = keys();
   c.set("train.valid_beam", "2", "test");
-  nn::Transformer m(f.config, 8);
+  nn::EncoderDecoder m(f.config, 8);
   train::Trainer t(m, f.tok, train::TrainOptions::from_config(c));
   train::ValidationSet set{{f.examples.begin(), f.examples.begin() + 6}, {}, {}};
   for (const auto& p : data::generate_numbers(5, 6, 0, 9999, data::NumberLanguage::kEnglish)) {

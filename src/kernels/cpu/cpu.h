@@ -78,4 +78,8 @@ void cross_entropy_backward(const float* logits, const int32_t* targets, const f
 void adam(float* param, const float* grad, float* m, float* v, int64_t n, const AdamConfig& c,
           int64_t step);
 
+/// Per-row int8 quantization (contract: ref::quantize_rows / ref::dequantize_rows).
+int64_t quantize_rows(const float* x, int8_t* q, float* scales, int64_t rows, int64_t cols);
+void dequantize_rows(const int8_t* q, const float* scales, float* y, int64_t rows, int64_t cols);
+
 }  // namespace attend::cpu

@@ -34,24 +34,24 @@ __global__ void relu_backward_kernel(const float* x, const float* dy, float* dx,
 
 }  // namespace
 
-void add(int device, const float* a, const float* b, float* y, int64_t n) {
+void add(Queue q, const float* a, const float* b, float* y, int64_t n) {
   if (n == 0) return;
-  ATTEND_CUDA_CHECK(cudaSetDevice(device));
-  add_kernel<<<blocks_for(n), kThreads>>>(a, b, y, n);
+  ATTEND_CUDA_CHECK(cudaSetDevice(q.device));
+  add_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(q.stream)>>>(a, b, y, n);
   ATTEND_CUDA_CHECK(cudaGetLastError());
 }
 
-void relu(int device, const float* x, float* y, int64_t n) {
+void relu(Queue q, const float* x, float* y, int64_t n) {
   if (n == 0) return;
-  ATTEND_CUDA_CHECK(cudaSetDevice(device));
-  relu_kernel<<<blocks_for(n), kThreads>>>(x, y, n);
+  ATTEND_CUDA_CHECK(cudaSetDevice(q.device));
+  relu_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(q.stream)>>>(x, y, n);
   ATTEND_CUDA_CHECK(cudaGetLastError());
 }
 
-void relu_backward(int device, const float* x, const float* dy, float* dx, int64_t n) {
+void relu_backward(Queue q, const float* x, const float* dy, float* dx, int64_t n) {
   if (n == 0) return;
-  ATTEND_CUDA_CHECK(cudaSetDevice(device));
-  relu_backward_kernel<<<blocks_for(n), kThreads>>>(x, dy, dx, n);
+  ATTEND_CUDA_CHECK(cudaSetDevice(q.device));
+  relu_backward_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(q.stream)>>>(x, dy, dx, n);
   ATTEND_CUDA_CHECK(cudaGetLastError());
 }
 

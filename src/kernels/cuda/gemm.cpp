@@ -3,7 +3,6 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include <mutex>
 #include <vector>
 
 #include "core/cuda_check.h"
@@ -21,34 +20,49 @@
 namespace attend::cuda {
 namespace {
 
-cublasHandle_t handle(int device) {
-  static std::mutex mu;
-  static std::vector<cublasHandle_t> handles;
-  std::lock_guard<std::mutex> lock(mu);
-  if (handles.size() <= static_cast<size_t>(device)) handles.resize(device + 1, nullptr);
-  ATTEND_CUDA_CHECK(cudaSetDevice(device));
-  if (!handles[device]) {
-    ATTEND_CUBLAS_CHECK(cublasCreate(&handles[device]));
-    // Exact fp32 so results compare with the CPU at fp32 tolerance.
-    ATTEND_CUBLAS_CHECK(cublasSetMathMode(handles[device], CUBLAS_DEFAULT_MATH));
+/// One cuBLAS handle per (thread, device): a handle's stream is set before every call, so
+/// threads queueing on different streams must not share one.
+class Handles {
+ public:
+  ~Handles() {
+    for (cublasHandle_t h : handles_)
+      if (h) cublasDestroy(h);
   }
-  return handles[device];
+  cublasHandle_t get(int device) {
+    if (handles_.size() <= static_cast<size_t>(device)) handles_.resize(device + 1, nullptr);
+    ATTEND_CUDA_CHECK(cudaSetDevice(device));
+    if (!handles_[device]) {
+      ATTEND_CUBLAS_CHECK(cublasCreate(&handles_[device]));
+      // Exact fp32 so results compare with the CPU at fp32 tolerance.
+      ATTEND_CUBLAS_CHECK(cublasSetMathMode(handles_[device], CUBLAS_DEFAULT_MATH));
+    }
+    return handles_[device];
+  }
+
+ private:
+  std::vector<cublasHandle_t> handles_;
+};
+
+cublasHandle_t handle(int device) {
+  thread_local Handles handles;
+  return handles.get(device);
 }
 
 }  // namespace
 
-void sgemm(int device, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+void sgemm(Queue q, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc) {
-  sgemm_batched(device, ta, tb, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+  sgemm_batched(q, ta, tb, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 
-void sgemm_batched(int device, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+void sgemm_batched(Queue q, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
                    int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
                    int64_t batch) {
   if (M == 0 || N == 0 || batch == 0) return;
-  cublasHandle_t h = handle(device);
+  cublasHandle_t h = handle(q.device);
+  ATTEND_CUBLAS_CHECK(cublasSetStream(h, static_cast<cudaStream_t>(q.stream)));
   ATTEND_CUBLAS_CHECK(cublasSgemmStridedBatched(
       h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(N),
       static_cast<int>(M), static_cast<int>(K), &alpha, B, static_cast<int>(ldb), stride_b, A,

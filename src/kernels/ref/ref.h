@@ -102,4 +102,14 @@ void cross_entropy_backward(const T* logits, const int32_t* targets, const T* ls
 template <typename T>
 void adam(T* param, const T* grad, T* m, T* v, int64_t n, const AdamConfig& c, int64_t step);
 
+/// Symmetric per-row int8 quantization of x [rows, cols]: scales[r] = max_c |x[r, c]| / 127,
+/// q[r, c] = round-to-nearest-even(x[r, c] / scales[r]) clamped to [-127, 127] (a zero row:
+/// scale 0, q 0). Returns -1, or the first row holding an infinity or NaN (its outputs are
+/// unspecified).
+template <typename T>
+int64_t quantize_rows(const T* x, int8_t* q, T* scales, int64_t rows, int64_t cols);
+/// y[r, c] = q[r, c] * scales[r].
+template <typename T>
+void dequantize_rows(const int8_t* q, const T* scales, T* y, int64_t rows, int64_t cols);
+
 }  // namespace attend::ref

@@ -1,0 +1,292 @@
+// Transformer blocks (see blocks.h).
+#include "nn/blocks.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/rng.h"
+#include "nn/transformer.h"
+
+namespace attend::nn {
+
+Activation parse_activation(const std::string& name) {
+  if (name == "relu") return Activation::kRelu;
+  if (name == "gelu") return Activation::kGelu;
+  ATTEND_FAIL("model.activation: expected relu or gelu, got '{}'", name);
+}
+
+Norm parse_norm(const std::string& name) {
+  if (name == "post") return Norm::kPost;
+  if (name == "pre") return Norm::kPre;
+  ATTEND_FAIL("model.norm: expected post or pre, got '{}'", name);
+}
+
+Positions parse_positions(const std::string& name) {
+  if (name == "sinusoidal") return Positions::kSinusoidal;
+  if (name == "learned") return Positions::kLearned;
+  ATTEND_FAIL("model.positions: expected sinusoidal or learned, got '{}'", name);
+}
+
+Arch parse_arch(const std::string& name) {
+  if (name == "encoder_decoder") return Arch::kEncoderDecoder;
+  if (name == "decoder_only") return Arch::kDecoderOnly;
+  if (name == "encoder_only") return Arch::kEncoderOnly;
+  ATTEND_FAIL("model.arch: expected encoder_decoder, decoder_only or encoder_only, got '{}'", name);
+}
+
+const char* arch_name(Arch arch) {
+  switch (arch) {
+    case Arch::kEncoderDecoder:
+      return "encoder_decoder";
+    case Arch::kDecoderOnly:
+      return "decoder_only";
+    case Arch::kEncoderOnly:
+      return "encoder_only";
+  }
+  return "?";
+}
+
+Tensor sinusoidal_positions(int64_t n, int64_t d) {
+  HeapScope heap;
+  std::vector<float> p(static_cast<size_t>(n * d));
+  for (int64_t pos = 0; pos < n; ++pos)
+    for (int64_t i = 0; i < d; i += 2) {
+      const double angle = static_cast<double>(pos) /
+                           std::pow(10000.0, static_cast<double>(i) / static_cast<double>(d));
+      p[pos * d + i] = static_cast<float>(std::sin(angle));
+      if (i + 1 < d) p[pos * d + i + 1] = static_cast<float>(std::cos(angle));
+    }
+  return Tensor::from_vector(p, {n, d});
+}
+
+uint64_t dropout_site(uint64_t stream, uint64_t layer, uint64_t where) {
+  return mix_stream(stream, layer * 16 + where);
+}
+
+FeedForward::FeedForward(int64_t dim, int64_t ffn, Activation activation, uint64_t seed,
+                         const std::string& path)
+    : fc1(dim, ffn, true, seed, path + ".fc1"),
+      fc2(ffn, dim, true, seed, path + ".fc2"),
+      gelu(activation == Activation::kGelu) {
+  register_module("fc1", fc1);
+  register_module("fc2", fc2);
+}
+
+ag::Variable FeedForward::forward(const ag::Variable& x) const {
+  const ag::Variable h = fc1.forward(x);  // [.., F]
+  return fc2.forward(gelu ? ag::gelu(h) : ag::relu(h));
+}
+
+TransformerLayer::TransformerLayer(const TransformerConfig& c, bool cross_attention,
+                                   const AttentionConfig& self_attention, uint64_t seed,
+                                   const std::string& path)
+    : self_attn(c.d_model, c.heads, seed, path + ".self_attn", DType::kF32, self_attention,
+                c.qkv_init_gain),
+      self_attn_layer_norm(c.d_model),
+      ffn(c.d_model, c.ffn, c.activation, seed, path),
+      final_layer_norm(c.d_model),
+      pre_norm(c.norm == Norm::kPre) {
+  register_module("self_attn", self_attn);
+  register_module("self_attn_layer_norm", self_attn_layer_norm);
+  if (cross_attention) {
+    encoder_attn =
+        std::make_unique<MultiHeadAttention>(c.d_model, c.heads, seed, path + ".encoder_attn",
+                                             DType::kF32, AttentionConfig{}, c.qkv_init_gain);
+    encoder_attn_layer_norm = std::make_unique<LayerNorm>(c.d_model);
+    register_module("encoder_attn", *encoder_attn);
+    register_module("encoder_attn_layer_norm", *encoder_attn_layer_norm);
+  }
+  // fc1/fc2 sit directly in the layer (PyTorch reference names: layers.i.fc1.weight).
+  register_module("fc1", ffn.fc1);
+  register_module("fc2", ffn.fc2);
+  register_module("final_layer_norm", final_layer_norm);
+}
+
+ag::Variable TransformerLayer::forward(const ag::Variable& x, const LayerInputs& in, double p,
+                                       uint64_t stream, const LayerCache* cache) const {
+  Residual r(x, pre_norm);
+  uint64_t where = 0;
+  r.apply(
+      self_attn_layer_norm,
+      [&](const ag::Variable& y) {
+        return self_attn.forward(y, y, in.self_mask, cache ? &cache->self : nullptr);
+      },
+      p, kDropoutSeed, dropout_site(stream, 0, where++));
+  if (encoder_attn)
+    r.apply(
+        *encoder_attn_layer_norm,
+        [&](const ag::Variable& y) {
+          return encoder_attn->forward(y, in.memory, in.memory_mask,
+                                       cache ? &cache->memory : nullptr);
+        },
+        p, kDropoutSeed, dropout_site(stream, 0, where++));
+  r.apply(
+      final_layer_norm, [&](const ag::Variable& y) { return ffn.forward(y); }, p, kDropoutSeed,
+      dropout_site(stream, 0, where));
+  return r.finish();
+}
+
+KvCache::KvCache(int64_t layers_, int64_t heads, int64_t head_dim, DType dtype, Device device)
+    : layers(static_cast<size_t>(layers_)),
+      heads_(heads),
+      head_dim_(head_dim),
+      dtype_(dtype),
+      device_(device) {}
+
+void KvCache::reserve(int64_t slots, int64_t positions, int64_t memory_slots,
+                      int64_t source_positions) {
+  // Grow by at least doubling, so that admitting requests one by one copies O(1) per position.
+  auto grown = [](int64_t have, int64_t want) {
+    return want <= have ? have : std::max(want, 2 * have);
+  };
+  const int64_t S = grown(slots_, slots), P = grown(positions_, positions);
+  const int64_t M = grown(memory_slots_, memory_slots),
+                L = grown(source_positions_, source_positions);
+  HeapScope heap;  // the cache outlives every step's arena
+  auto regrow = [&](Tensor& t, int64_t rows, int64_t cap, int64_t old_rows) {
+    Tensor bigger = Tensor::empty({rows, heads_, cap, head_dim_}, dtype_, device_);
+    if (t.defined() && old_rows > 0) {  // keep the contents: old slot r -> slot r, positions 0..
+      std::vector<int32_t> r(static_cast<size_t>(old_rows));
+      for (int64_t i = 0; i < old_rows; ++i) r[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+      ops::write_positions(bigger, t, Tensor::from_vector(r, {old_rows}),
+                           Tensor::zeros({old_rows}, DType::kI32));  // indices stay on the CPU
+    }
+    t = bigger;
+  };
+  if (S != slots_ || P != positions_)
+    for (auto& l : layers) {
+      regrow(l.self_k, S, P, slots_);
+      regrow(l.self_v, S, P, slots_);
+    }
+  if (M != memory_slots_ || L != source_positions_)
+    for (auto& l : layers) {
+      regrow(l.memory_k, M, L, memory_slots_);
+      regrow(l.memory_v, M, L, memory_slots_);
+    }
+  slots_ = S, positions_ = P, memory_slots_ = M, source_positions_ = L;
+}
+
+void KvCache::copy_slots(const Tensor& from, const Tensor& to, const Tensor& lengths) {
+  for (auto& l : layers) {
+    ops::copy_positions(l.self_k, from, to, lengths);
+    ops::copy_positions(l.self_v, from, to, lengths);
+  }
+}
+
+Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shared,
+             ag::Variable sinusoid, uint64_t seed, const std::string& name)
+    : o_(o),
+      d_model_(c.d_model),
+      heads_(c.heads),
+      max_positions_(c.max_positions),
+      learned_positions_(c.positions == Positions::kLearned),
+      shared_(shared),
+      sinusoid_(std::move(sinusoid)) {
+  if (!shared_) {
+    own_tokens_ = std::make_unique<Embedding>(o.vocab, c.d_model, seed, name + ".embed_tokens");
+    register_module("embed_tokens", *own_tokens_);
+  }
+  if (learned_positions_) {
+    positions_ =
+        std::make_unique<Embedding>(c.max_positions, c.d_model, seed, name + ".embed_positions");
+    register_module("embed_positions", *positions_);
+  } else {
+    ATTEND_CHECK(sinusoid_.defined(), "{}: sinusoidal positions need the model's table", name);
+  }
+  for (int64_t i = 0; i < o.layers; ++i) {
+    const std::string layer = "layers." + std::to_string(i);
+    layers_.push_back(std::make_unique<TransformerLayer>(c, o.cross_attention, o.attention, seed,
+                                                         name + "." + layer));
+    register_module(layer, *layers_.back());
+  }
+  if (c.norm == Norm::kPre) {
+    final_norm_ = std::make_unique<LayerNorm>(c.d_model);
+    register_module("layer_norm", *final_norm_);
+  }
+}
+
+ag::Variable Stack::sinusoid_table(int64_t n) const {
+  if (sinusoid_.shape()[0] >= n) return sinusoid_;
+  HeapScope heap;
+  return ag::Variable(sinusoidal_positions(n, d_model_));  // longer than max_positions
+}
+
+ag::Variable Stack::embed(const Tensor& ids, const Tensor& positions, int64_t span, double p,
+                          uint64_t stream) const {
+  const ag::Variable pos = learned_positions_
+                               ? positions_->forward(positions)
+                               : ag::embedding(positions, compute(sinusoid_table(span)));
+  const ag::Variable x =
+      ag::add(ag::affine(tokens().forward(ids), std::sqrt(static_cast<double>(d_model_))), pos);
+  return ag::dropout(x, p, kDropoutSeed, stream);
+}
+
+ag::Variable Stack::run(ag::Variable x, const LayerInputs& in, double p, uint64_t stream,
+                        const std::vector<LayerCache>* caches) const {
+  for (size_t i = 0; i < layers_.size(); ++i)
+    x = layers_[i]->forward(x, in, p, dropout_site(stream, o_.first_layer_site + i, 0),
+                            caches ? &(*caches)[i] : nullptr);
+  if (final_norm_) x = final_norm_->forward(x);
+  return x;
+}
+
+ag::Variable Stack::forward(const Tensor& ids, const Tensor& lengths, const ag::Variable& memory,
+                            const Tensor& memory_lengths, double p, uint64_t stream) const {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  ATTEND_CHECK(T <= max_positions_ || !learned_positions_,
+               "transformer: sequence of {} tokens exceeds model.max_positions {}", T,
+               max_positions_);
+  std::vector<int32_t> pos(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) pos[b * T + t] = static_cast<int32_t>(t);
+  ag::Variable x =
+      embed(ids, Tensor::from_vector(pos, {B, T}), T, p, dropout_site(stream, o_.embed_site, 0));
+  LayerInputs in;
+  in.self_mask.key_lengths = lengths;
+  in.self_mask.causal = o_.causal;
+  in.memory = memory;
+  in.memory_mask.key_lengths = memory_lengths;
+  return run(x, in, p, stream, nullptr);
+}
+
+Tensor Stack::step(const DecodeRows& rows, KvCache& cache) const {
+  const int64_t n = rows.tokens.numel();
+  const Tensor positions = rows.positions.contiguous();
+  std::vector<int32_t> lengths = positions.to_vector<int32_t>();  // keys of each row's slot
+  int64_t longest = 0;
+  for (int32_t& l : lengths) longest = std::max<int64_t>(longest, ++l);
+  ATTEND_CHECK(!learned_positions_ || longest <= max_positions_,
+               "transformer: decoding position {} exceeds model.max_positions {}", longest - 1,
+               max_positions_);
+  std::vector<LayerCache> caches(layers_.size());
+  const Tensor self_lengths = Tensor::from_vector(lengths, {n});
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    LayerKv& kv = cache.layers[i];
+    caches[i].self = {kv.self_k, kv.self_v, rows.self_slots, self_lengths, rows.positions};
+    if (layers_[i]->has_cross_attention())
+      caches[i].memory = {kv.memory_k, kv.memory_v, rows.memory_slots, rows.source_lengths, {}};
+  }
+  const ag::Variable x =
+      embed(rows.tokens.reshape({n, 1}), positions.reshape({n, 1}), longest, 0.0, 0);  // [n, 1, D]
+  return run(x, LayerInputs{}, 0.0, 0, &caches).value().reshape({n, d_model_});
+}
+
+void Stack::write_memory(const Tensor& memory, const Tensor& slots, KvCache& cache) const {
+  const int64_t B = memory.size(0), S = memory.size(1);
+  ATTEND_CHECK(S <= cache.source_positions(), "write_memory: {} source positions for a cache of {}",
+               S, cache.source_positions());
+  const Tensor zeros = Tensor::zeros({B}, DType::kI32);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    ATTEND_CHECK(layers_[i]->has_cross_attention(),
+                 "write_memory: a stack without encoder attention");
+    const auto [k, v] = layers_[i]->encoder_attn->project_kv(memory);  // [B, H, S, Dh]
+    ops::write_positions(cache.layers[i].memory_k, k, slots, zeros);
+    ops::write_positions(cache.layers[i].memory_v, v, slots, zeros);
+  }
+}
+
+KvCache Stack::make_cache() const {
+  return KvCache(num_layers(), heads_, d_model_ / heads_, compute_dtype(), device());
+}
+
+}  // namespace attend::nn

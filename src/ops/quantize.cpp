@@ -1,0 +1,58 @@
+// Quantization ops (see ops.h, "quantization"): per-row symmetric int8.
+#include "ops/dispatch.h"
+
+namespace attend::ops {
+using namespace detail;
+
+QuantizedRows quantize_rows(const Tensor& x_in) {
+  constexpr std::string_view op = "quantize_rows";
+  check_float(op, "x", x_in);
+  ATTEND_CHECK(x_in.dim() >= 1, "{}: x must have at least one dimension, got a scalar", op);
+  const Tensor x = x_in.contiguous();
+  const int64_t rows = rows_of(x), cols = cols_of(x);
+  QuantizedRows out{
+      Tensor::empty(x.shape(), DType::kI8, x.device()),
+      Tensor::empty(Shape(x.shape().begin(), x.shape().end() - 1), x.dtype(), x.device())};
+  int64_t bad = -1;
+  switch (cpu_path(op, x)) {
+    case Path::kCpuF32:
+      bad = cpu::quantize_rows(x.data<float>(), out.q.data<int8_t>(), out.scales.data<float>(),
+                               rows, cols);
+      break;
+    case Path::kCpuF64:
+      bad = ref::quantize_rows(x.data<double>(), out.q.data<int8_t>(), out.scales.data<double>(),
+                               rows, cols);
+      break;
+    default:
+      unsupported(op, x);
+  }
+  ATTEND_CHECK(bad < 0, "{}: row {} of {} holds an infinite or NaN value", op, bad, x.str());
+  return out;
+}
+
+Tensor dequantize_rows(const Tensor& q_in, const Tensor& scales_in) {
+  constexpr std::string_view op = "dequantize_rows";
+  check_dtype(op, "q", q_in, DType::kI8);
+  check_float(op, "scales", scales_in);
+  check_same_device(op, q_in, scales_in);
+  ATTEND_CHECK(q_in.dim() >= 1 && scales_in.numel() == rows_of(q_in),
+               "{}: scales {} do not give one scale per row of q {}", op, scales_in.str(),
+               q_in.str());
+  const Tensor q = q_in.contiguous(), s = scales_in.contiguous();
+  Tensor y = Tensor::empty(q.shape(), s.dtype(), q.device());
+  switch (cpu_path(op, s)) {
+    case Path::kCpuF32:
+      cpu::dequantize_rows(q.data<int8_t>(), s.data<float>(), y.data<float>(), rows_of(q),
+                           cols_of(q));
+      break;
+    case Path::kCpuF64:
+      ref::dequantize_rows(q.data<int8_t>(), s.data<double>(), y.data<double>(), rows_of(q),
+                           cols_of(q));
+      break;
+    default:
+      unsupported(op, s);
+  }
+  return y;
+}
+
+}  // namespace attend::ops

@@ -5,7 +5,10 @@
 //
 // usage: train_throughput [--preset small|base|tiny|big] [--batch 64] [--src-len 32]
 //                         [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]
-//                         [--dropout P] [--threads N]
+//                         [--dropout P] [--threads N] [--bucket-mb MB]
+// Under `mpirun -np N` it trains data parallel (one batch per rank, gradients summed over the
+// ranks in buckets) and rank 0 reports the global throughput, with the seconds per step spent
+// all-reducing and the part of them backward did not hide (comm_wait_s_per_step).
 // Prints one JSON object: target tokens/s and source+target tokens/s (median step), model
 // FLOP utilisation against the GEMM peak measured in the same process (oneDNN/OpenBLAS SGEMM,
 // 2048^3, best of 5), model FLOPs counted from the matrix products (training = 3 x forward;
@@ -21,6 +24,7 @@
 #include "core/allocator.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
+#include "dist/communicator.h"
 #include "data/batcher.h"
 #include "data/tokenizer.h"
 #include "kernels/cpu/cpu.h"
@@ -67,12 +71,13 @@ int run(int argc, char** argv) {
   const char* usage =
       "usage: train_throughput [--preset small|base|tiny|big] [--batch 64] [--src-len 32]\n"
       "                        [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]\n"
-      "                        [--dropout P] [--threads N]\n"
+      "                        [--dropout P] [--threads N] [--bucket-mb MB]\n"
+      "  under mpirun -np N: data parallel, one batch per rank, global tokens/s from rank 0\n"
       "  times full training steps on synthetic batches; prints one JSON object (tokens/s,\n"
       "  model FLOP utilisation against the measured GEMM peak, peak RSS)\n";
   const bench::Args args(argc, argv, "train_throughput", usage,
                          {"--preset", "--batch", "--src-len", "--tgt-len", "--vocab", "--steps",
-                          "--warmup", "--dropout", "--threads"});
+                          "--warmup", "--dropout", "--threads", "--bucket-mb"});
   const std::string preset = args.str("--preset", "small");
   const int64_t B = args.integer("--batch", 64, 1), S = args.integer("--src-len", 32, 1);
   const int64_t T = args.integer("--tgt-len", 32, 1), V = args.integer("--vocab", 8000, 5);
@@ -91,8 +96,13 @@ int run(int argc, char** argv) {
   options.lr = 1e-4;
   options.warmup = 1;
   options.label_smoothing = 0.1;
+  options.bucket_mb = args.number("--bucket-mb", 25.0, 1e-3, 1e6);
   const data::Tokenizer no_vocabulary;  // only validation and checkpoints read it
-  train::Trainer trainer(model, no_vocabulary, options);
+  // Under mpirun every rank trains on its own batch and the gradients are summed (data
+  // parallel); rank 0 reports the global throughput.
+  dist::Communicator& comm = dist::world();
+  train::Trainer trainer(model, no_vocabulary, options, &comm);
+  const uint64_t r = static_cast<uint64_t>(comm.rank()) * 3;
   auto ids = [&](int64_t rows, int64_t cols, uint64_t stream) {
     std::vector<int32_t> v(static_cast<size_t>(rows * cols));
     for (size_t i = 0; i < v.size(); ++i)
@@ -101,21 +111,34 @@ int run(int argc, char** argv) {
   };
   HeapScope heap;
   data::Batch batch;
-  batch.src = ids(B, S, 1);
-  batch.tgt_in = ids(B, T, 2);
-  batch.tgt_out = ids(B, T, 3).reshape({B * T});
+  batch.src = ids(B, S, 1 + r);
+  batch.tgt_in = ids(B, T, 2 + r);
+  batch.tgt_out = ids(B, T, 3 + r).reshape({B * T});
   batch.src_lengths = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(S)), {B});
   batch.tgt_lengths = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(T)), {B});
   batch.indices.resize(static_cast<size_t>(B));
   batch.src_tokens = B * S;
   batch.tgt_tokens = B * T;
   std::vector<double> times;
+  double comm0 = 0, wait0 = 0;
   for (int64_t step = 0; step < warmup + steps; ++step) {
+    if (step == warmup && trainer.reducer()) {
+      comm0 = trainer.reducer()->seconds_communicating();
+      wait0 = trainer.reducer()->seconds_waiting();
+    }
     const auto t0 = Clock::now();
     trainer.step({&batch});
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (step >= warmup) times.push_back(s);
   }
+  const double ranks = comm.size();
+  // Per timed step: seconds all-reducing, and seconds backward's end waited for them.
+  const double comm_s = trainer.reducer()
+                            ? (trainer.reducer()->seconds_communicating() - comm0) / steps
+                            : 0.0;
+  const double wait_s =
+      trainer.reducer() ? (trainer.reducer()->seconds_waiting() - wait0) / steps : 0.0;
+  if (comm.rank() != 0) return 0;
   std::sort(times.begin(), times.end());
   const double med = times[times.size() / 2];
   const double flops = 3.0 * forward_flops(c, static_cast<double>(B), static_cast<double>(S),
@@ -125,12 +148,14 @@ int run(int argc, char** argv) {
               "\"step_s\": %.5f, \"tgt_tokens_per_s\": %.1f, \"src_tgt_tokens_per_s\": %.1f, "
               "\"model_gflops_per_step\": %.3f, \"achieved_gflops\": %.2f, "
               "\"gemm_peak_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, "
-              "\"gemm\": \"%s\"}\n",
+              "\"gemm\": \"%s\", \"ranks\": %d, \"comm_s_per_step\": %.5f, "
+              "\"comm_wait_s_per_step\": %.5f}\n",
               preset.c_str(), static_cast<long long>(B), static_cast<long long>(S),
               static_cast<long long>(T), static_cast<long long>(V), num_threads(),
-              static_cast<long long>(model.num_parameters()), med, B * T / med, B * (S + T) / med,
-              flops / 1e9, flops / med / 1e9, peak, flops / med / 1e9 / peak,
-              status_kib("VmHWM:") / 1024.0, cpu::gemm_library_name(cpu::gemm_library()));
+              static_cast<long long>(model.num_parameters()), med, ranks * B * T / med,
+              ranks * B * (S + T) / med, flops / 1e9, ranks * flops / med / 1e9, peak,
+              ranks * flops / med / 1e9 / peak, status_kib("VmHWM:") / 1024.0,
+              cpu::gemm_library_name(cpu::gemm_library()), comm.size(), comm_s, wait_s);
   return 0;
 }
 

@@ -113,10 +113,13 @@ std::vector<std::vector<int64_t>> sorted_plan(const std::vector<Example>& data, 
 }
 
 BatchStream::BatchStream(const std::vector<Example>& data, int64_t max_tokens, uint64_t seed,
-                         int64_t epoch, int64_t index, int64_t prefetch)
+                         int64_t epoch, int64_t index, int64_t prefetch, Share share)
     : data_(data), max_tokens_(max_tokens), seed_(seed), epoch_(epoch), index_(index),
-      prefetch_(static_cast<size_t>(std::max<int64_t>(1, prefetch))) {
+      prefetch_(static_cast<size_t>(std::max<int64_t>(1, prefetch))), share_(share) {
   ATTEND_CHECK(!data.empty(), "batcher: the training set is empty");
+  ATTEND_CHECK(share.ranks >= 1 && share.rank >= 0 && share.rank < share.ranks && share.run >= 1,
+               "batcher: rank {} of {} (run {}) is not a valid share", share.rank, share.ranks,
+               share.run);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -131,11 +134,13 @@ BatchStream::~BatchStream() {
 
 void BatchStream::run() {
   try {
-    int64_t epoch = epoch_, index = index_;
+    int64_t epoch = epoch_, index = index_, k = 0;
     for (;;) {
       const auto plan = epoch_plan(data_, max_tokens_, seed_, epoch);
-      for (; index < static_cast<int64_t>(plan.size()); ++index) {
-        Item item{make_batch(data_, plan[index]), epoch, index, static_cast<int64_t>(plan.size())};
+      for (; index < static_cast<int64_t>(plan.size()); ++index, ++k) {
+        const bool own = share_.owns(k);
+        Item item{own ? make_batch(data_, plan[index]) : Batch{}, epoch, index,
+                  static_cast<int64_t>(plan.size()), own};
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return stop_ || queue_.size() < prefetch_; });
         if (stop_) return;

@@ -50,12 +50,20 @@ std::vector<std::vector<int64_t>> epoch_plan(const std::vector<Example>& data, i
 /// caller restores input order from Batch::indices.
 std::vector<std::vector<int64_t>> sorted_plan(const std::vector<Example>& data, int64_t max_tokens);
 
+/// Which batches of a stream one data-parallel rank builds: counting from the stream's start,
+/// batch k belongs to rank (k / run) % ranks (a global step takes run = train.accumulate
+/// batches per rank, ranks x run in all). The others' items come without a batch.
+struct Share {
+  int64_t rank = 0, ranks = 1, run = 1;
+  bool owns(int64_t k) const { return (k / run) % ranks == rank; }
+};
+
 /// An endless stream of training batches from position (epoch, index), prepared by a
 /// background thread `prefetch` batches ahead.
 class BatchStream {
  public:
   BatchStream(const std::vector<Example>& data, int64_t max_tokens, uint64_t seed, int64_t epoch,
-              int64_t index, int64_t prefetch = 8);
+              int64_t index, int64_t prefetch = 8, Share share = {});
   ~BatchStream();
   BatchStream(const BatchStream&) = delete;
   BatchStream& operator=(const BatchStream&) = delete;
@@ -64,6 +72,7 @@ class BatchStream {
     Batch batch;
     int64_t epoch = 0, index = 0;  // where this batch sits in the plan
     int64_t epoch_batches = 0;     // batches in its epoch
+    bool owned = true;             // false: another rank's batch (not built)
   };
   Item next();
 
@@ -74,6 +83,7 @@ class BatchStream {
   uint64_t seed_;
   int64_t epoch_, index_;
   size_t prefetch_;
+  Share share_;
   std::deque<Item> queue_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -55,6 +55,7 @@ void save_checkpoint(const std::string& dir, const nn::EncoderDecoder& model, Ad
                                {"has_best", s.has_best},
                                {"bad_validations", s.bad_validations},
                                {"validations", s.validations},
+                               {"global_batches", s.global_batches},
                                {"ema", keeps_ema},
                                {"crc32", sums}};
   io::write_file_atomic(path(tmp, "trainer_state.json"), st.dump(2) + "\n");
@@ -111,6 +112,7 @@ TrainerState load_state(const std::string& dir) {
     s.bad_validations = j.at("bad_validations");
     s.validations = j.at("validations");
     s.ema = j.value("ema", false);  // absent in checkpoints written before moving averages
+    s.global_batches = j.value("global_batches", int64_t{0});  // absent before data parallel
     return s;
   } catch (const nlohmann::json::exception& e) {
     ATTEND_FAIL("{}: corrupt or incomplete: {}", file, e.what());

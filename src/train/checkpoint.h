@@ -19,16 +19,17 @@
 namespace attend::train {
 
 struct TrainerState {
-  int64_t step = 0;         // optimizer steps done
-  int64_t epoch = 0;        // data position: the next batch is plan(epoch)[batch_index]
+  int64_t step = 0;   // optimizer steps done
+  int64_t epoch = 0;  // data position: the next batch is plan(epoch)[batch_index]
   int64_t batch_index = 0;
   int64_t target_tokens = 0;  // target tokens trained on so far
   double elapsed_seconds = 0;
-  double best_metric = 0;   // best validation score so far (bleu: higher, loss: lower)
+  double best_metric = 0;  // best validation score so far (bleu: higher, loss: lower)
   bool has_best = false;
   int64_t bad_validations = 0;  // validations since the last improvement
   int64_t validations = 0;
   bool ema = false;  // model.safetensors is a moving average; train_weights.safetensors exists
+  int64_t global_batches = 0;  // batches per optimizer step over all ranks (0: not recorded)
 };
 
 /// Writes a complete checkpoint to `dir` atomically. `adam` may be null (model only). With

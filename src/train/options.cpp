@@ -48,7 +48,10 @@ io::Config train_config() {
       {"train.threads", KeyType::kInt, "0", "worker threads (0: all cores)"},
       {"train.max_tokens", KeyType::kInt, "4096", "tokens per batch per side (padded)"},
       {"train.accumulate", KeyType::kInt, "1",
-       "batches per optimizer step (gradient accumulation)"},
+       "batches per optimizer step and rank (gradient accumulation)"},
+      {"train.bucket_mb", KeyType::kFloat, "25",
+       "data-parallel runs (mpirun): gradients are summed over ranks in buckets of this many MB, "
+       "each started as soon as backward has finished it"},
       {"train.max_steps", KeyType::kInt, "100000", "stop after this many optimizer steps"},
       {"train.max_epochs", KeyType::kInt, "0", "stop after this many epochs (0: no limit)"},
       {"train.max_minutes", KeyType::kFloat, "0",
@@ -98,6 +101,9 @@ TrainOptions TrainOptions::from_config(const io::Config& c) {
   o.max_tokens = c.get_int("train.max_tokens");
   ATTEND_CHECK(o.max_tokens >= 1, "train.max_tokens: expected >= 1, got {}", o.max_tokens);
   o.accumulate = std::max<int64_t>(1, c.get_int("train.accumulate"));
+  o.bucket_mb = c.get_float("train.bucket_mb");
+  ATTEND_CHECK(o.bucket_mb > 0 && o.bucket_mb <= 1e6,
+               "train.bucket_mb: expected a size in MB > 0, got {}", o.bucket_mb);
   o.max_steps = c.get_int("train.max_steps");
   o.max_epochs = c.get_int("train.max_epochs");
   o.max_minutes = c.get_float("train.max_minutes");

@@ -23,6 +23,7 @@ struct TrainOptions {
   int threads = 0;  // 0: leave the worker count as it is
   // batches and stopping
   int64_t max_tokens = 4096, accumulate = 1, max_steps = 100000, max_epochs = 0;
+  double bucket_mb = 25;  // data-parallel all-reduce bucket size
   double max_minutes = 0;
   // optimisation
   ScheduleKind schedule = ScheduleKind::kNoam;

@@ -135,7 +135,8 @@ std::vector<data::Example> encode_pairs(const data::Tokenizer& tok, const nn::Tr
 
 }  // namespace
 
-Trainer::Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, const TrainOptions& o)
+Trainer::Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, const TrainOptions& o,
+                 dist::Communicator* comm)
     : model_(model),
       tokenizer_(tokenizer),
       options_(o),
@@ -143,13 +144,34 @@ Trainer::Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, co
       gradients_(model.named_parameters()),
       adam_(model.named_parameters(),
             {0.0, o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay}) {
+  if (comm && comm->size() > 1) {
+    comm_ = comm;
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    for (size_t i = 0; i < gradients_.size(); ++i)
+      ranges.emplace_back(gradients_.offset(i), gradients_.view(i).numel());
+    reducer_ =
+        std::make_unique<dist::GradientReducer>(*comm, gradients_.flat(), std::move(ranges),
+                                                static_cast<int64_t>(o.bucket_mb * 1024 * 1024));
+    gradients_.on_ready([this](size_t i) { reducer_->ready(i); });
+    broadcast_parameters();
+  }
   if (o.ema_decay > 0) ema_ = std::make_unique<Ema>(model.named_parameters(), o.ema_decay);
   model_.set_training(true);
+}
+
+Trainer::~Trainer() {
+  if (reducer_) gradients_.on_ready(nullptr);
+}
+
+void Trainer::broadcast_parameters() {
+  for (auto& [name, v] : model_.named_parameters())
+    dist::broadcast_tensor(*comm_, v.mutable_value(), 0);
 }
 
 void Trainer::resume(const std::string& dir) {
   state_ = load_state(dir);
   load_training_weights(dir, model_);
+  if (comm_) broadcast_parameters();  // every rank read the same files; rank 0's copy rules
   load_optimizer(dir, adam_);
   if (ema_) {  // the average starts from the resumed weights unless the checkpoint kept one
     ema_ = std::make_unique<Ema>(model_.named_parameters(), options_.ema_decay);
@@ -163,14 +185,17 @@ StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t
   gradients_.zero();
   double loss_sum = 0;
   int64_t own_tokens = 0;
+  const size_t first = comm_ ? static_cast<size_t>(comm_->rank()) * batches.size() : 0;
   for (size_t a = 0; a < batches.size(); ++a) {
     const data::Batch& b = *batches[a];
+    const bool last = a + 1 == batches.size();
     {
       ArenaScope scope(&arena_);
       ag::Tape tape;
       ag::Variable loss;
-      const uint64_t dropout_stream = mix_stream(
-          mix_stream(options_.seed, static_cast<uint64_t>(state_.step)), static_cast<uint64_t>(a));
+      const uint64_t dropout_stream =
+          mix_stream(mix_stream(options_.seed, static_cast<uint64_t>(state_.step)),
+                     static_cast<uint64_t>(first + a));
       {
         ag::TapeScope rec(&tape);
         const ag::Variable logits =
@@ -178,10 +203,18 @@ StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t
         loss = ag::cross_entropy(logits, b.tgt_out, ce, ops::Reduction::kSum);
       }
       loss_sum += loss.value().item();
+      if (reducer_ && last) reducer_->arm();  // buckets start as backward finishes them
       tape.backward(loss);
+      if (reducer_ && last) reducer_->finish();
     }
     arena_.reset();
     own_tokens += b.tgt_tokens;
+  }
+  if (comm_) {  // the loss and token counts of the whole step, over every rank
+    double sums[2] = {loss_sum, static_cast<double>(own_tokens)};
+    comm_->all_reduce_sum(sums, 2);
+    loss_sum = sums[0];
+    own_tokens = static_cast<int64_t>(sums[1]);
   }
   StepResult r;
   r.tokens = tokens > 0 ? tokens : own_tokens;
@@ -271,16 +304,50 @@ void truncate_log(const std::string& file, int64_t step) {
   io::write_file_atomic(file, kept);
 }
 
+// Every rank must train the same thing: rank 0's configuration (all keys, after overrides) is
+// compared with each rank's; a difference stops every rank, naming the first differing key.
+std::string json_text(const nlohmann::json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+void check_same_config(dist::Communicator& comm, const std::string& mine) {
+  const std::string theirs = dist::broadcast_string(comm, mine, 0);
+  std::string diff;
+  if (theirs != mine) {
+    const auto a = nlohmann::json::parse(theirs), b = nlohmann::json::parse(mine);
+    for (auto it = a.begin(); it != a.end() && diff.empty(); ++it)
+      if (!b.contains(it.key()) || b[it.key()] != it.value())
+        diff = format("{} is {} on rank 0 but {} on rank {}", it.key(), json_text(it.value()),
+                      b.contains(it.key()) ? json_text(b[it.key()]) : "unset", comm.rank());
+    for (auto it = b.begin(); it != b.end() && diff.empty(); ++it)
+      if (!a.contains(it.key()))
+        diff = format("{} is unset on rank 0 but {} on rank {}", it.key(), json_text(it.value()),
+                      comm.rank());
+  }
+  int64_t bad = diff.empty() ? 0 : comm.rank() + 1;  // the highest differing rank + 1
+  comm.all_reduce_max(&bad, 1);
+  ATTEND_CHECK(
+      bad == 0, "mpirun: the ranks run different configurations: {}",
+      diff.empty() ? format("rank {} differs from rank 0 (see its message)", bad - 1) : diff);
+}
+
 }  // namespace
 
 TrainResult train(const io::Config& c, bool resume) {
-  const TrainOptions o = TrainOptions::from_config(c);
+  TrainOptions o = TrainOptions::from_config(c);
   if (o.threads > 0) set_num_threads(o.threads);
+  // Data parallel under mpirun: rank 0 prints, logs and writes every file; every rank trains.
+  dist::Communicator& comm = dist::world();
+  const int rank = comm.rank(), ranks = comm.size();
+  const bool lead = rank == 0;
+  if (!lead) std::freopen("/dev/null", "w", stdout);  // errors still reach stderr
+  if (ranks > 1) check_same_config(comm, c.to_json());
   const std::string& out = o.out;
   std::error_code ec;
-  fs::create_directories(fs::path(out) / "checkpoints", ec);
+  if (lead) fs::create_directories(fs::path(out) / "checkpoints", ec);
   ATTEND_CHECK(!ec, "train.out: cannot create {}: {}", out, ec.message());
-  if (!resume && !models::last_checkpoint(out).empty()) {
+  comm.barrier();
+  if (lead && !resume && !models::last_checkpoint(out).empty()) {
     ATTEND_CHECK(o.overwrite,
                  "train.out: {} already holds a run (continue it with --resume, or start afresh "
                  "with --train.overwrite true, which deletes its checkpoints)",
@@ -289,9 +356,31 @@ TrainResult train(const io::Config& c, bool resume) {
     fs::remove_all(fs::path(out) / "best", ec);
     fs::create_directories(fs::path(out) / "checkpoints", ec);
   }
+  comm.barrier();  // rank 0 has cleared an overwritten run
   const std::string ckpt = resume ? models::last_checkpoint(out) : "";
   ATTEND_CHECK(!resume || !ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
-  if (resume) models::verify_model_dir(ckpt, true);
+  if (resume) {
+    models::verify_model_dir(ckpt, true);
+    // A step's global batch (ranks x train.accumulate) is kept across a change of rank count.
+    const int64_t global = load_state(ckpt).global_batches;
+    if (global > 0 && global != ranks * o.accumulate) {
+      // Adjusted unless train.accumulate was changed from the checkpoint's own value.
+      io::Config saved = train_config();
+      saved.load_json(read_config_json(ckpt), ckpt + "/config.json");
+      const bool changed = std::max<int64_t>(1, saved.get_int("train.accumulate")) != o.accumulate;
+      ATTEND_CHECK(
+          !changed && global % ranks == 0,
+          "--resume: the checkpoint's steps take {} batches (ranks x train.accumulate), "
+          "but {} rank(s) x train.accumulate {} take {}{}",
+          global, ranks, o.accumulate, ranks * o.accumulate,
+          global % ranks == 0
+              ? format("; set --train.accumulate {} to continue the same run", global / ranks)
+              : format("; {} batches cannot be split over {} ranks", global, ranks));
+      o.accumulate = global / ranks;
+      std::printf("resume: train.accumulate %lld keeps the checkpoint's %lld batches per step\n",
+                  static_cast<long long>(o.accumulate), static_cast<long long>(global));
+    }
+  }
 
   // Model keys are checked before any data is read (vocabulary size not known yet).
   models::model_config(c, 8).validate();
@@ -302,6 +391,8 @@ TrainResult train(const io::Config& c, bool resume) {
     tok = models::read_tokenizer(ckpt);
   } else if (c.is_set("vocab.model")) {
     tok = data::Tokenizer::load(c.get_string("vocab.model"));
+  } else if (!lead) {  // rank 0 trains the vocabulary; the others receive it
+    tok = data::Tokenizer::from_bytes(dist::broadcast_string(comm, "", 0), "rank 0's vocabulary");
   } else {
     data::TokenizerOptions to;
     to.vocab_size = c.get_int("vocab.size");
@@ -316,9 +407,11 @@ TrainResult train(const io::Config& c, bool resume) {
     std::printf("vocab: trained a %s model of %lld pieces on %zu sentences in %.1fs\n",
                 to.model_type.c_str(), static_cast<long long>(tok.vocab_size()), all.size(),
                 seconds_since(t0));
+    if (ranks > 1) dist::broadcast_string(comm, tok.bytes(), 0);
   }
-  tok.save((fs::path(out) / "tokenizer.model").string());
-  if (c.get_string("data.generate") != "none") {  // the held-out set, for inspection and scoring
+  if (lead) tok.save((fs::path(out) / "tokenizer.model").string());
+  if (lead &&
+      c.get_string("data.generate") != "none") {  // the held-out set, for inspection and scoring
     std::string src, ref;
     for (size_t i = 0; i < corpus.valid_src.size(); ++i) {
       src += corpus.valid_src[i] + "\n";
@@ -342,7 +435,7 @@ TrainResult train(const io::Config& c, bool resume) {
 
   // Model and trainer.
   nn::EncoderDecoder model(model_cfg, o.seed);
-  Trainer trainer(model, tok, o);
+  Trainer trainer(model, tok, o, &comm);
   TrainerState& state = trainer.state();
   if (resume) trainer.resume(ckpt);
   if (o.ema_decay > 0) {
@@ -359,26 +452,37 @@ TrainResult train(const io::Config& c, bool resume) {
       static_cast<long long>(mc.d_model), static_cast<long long>(mc.ffn),
       static_cast<long long>(mc.heads), static_cast<long long>(mc.src_vocab),
       static_cast<long long>(model.num_parameters()), num_threads());
+  if (ranks > 1)
+    std::printf(
+        "data parallel: %d ranks (%s), %lld batch(es) per rank per step, gradients "
+        "summed in %lld bucket(s) of <= %g MB\n",
+        ranks, comm.library().c_str(), static_cast<long long>(o.accumulate),
+        static_cast<long long>(trainer.reducer()->num_buckets()), o.bucket_mb);
   if (resume)
     std::printf("resume: %s (step %lld, epoch %lld, batch %lld)\n", ckpt.c_str(),
                 static_cast<long long>(state.step), static_cast<long long>(state.epoch),
                 static_cast<long long>(state.batch_index));
 
   const std::string config_json = c.to_json();
-  io::write_file_atomic((fs::path(out) / "config.json").string(), config_json);
   const std::string log_file = (fs::path(out) / "train.jsonl").string();
-  if (resume)
-    truncate_log(log_file, state.step);
-  else
-    io::write_file_atomic(log_file, "");
-  std::ofstream log(log_file, std::ios::app);
+  if (lead) {
+    io::write_file_atomic((fs::path(out) / "config.json").string(), config_json);
+    if (resume)
+      truncate_log(log_file, state.step);
+    else
+      io::write_file_atomic(log_file, "");
+  }
+  std::ofstream log;
+  if (lead) log.open(log_file, std::ios::app);
   auto record = [&](const nlohmann::ordered_json& j) {
+    if (!lead) return;
     log << j.dump() << "\n";
     log.flush();
   };
 
   std::vector<std::string> saved = models::list_checkpoints(out);  // oldest first
   auto save = [&] {
+    if (!lead) return;
     char name[32];
     std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.step));
     trainer.save((fs::path(out) / "checkpoints" / name).string(), config_json, true);
@@ -395,8 +499,12 @@ TrainResult train(const io::Config& c, bool resume) {
   std::signal(SIGTERM, on_signal);
   g_signal.store(0);
 
-  data::BatchStream stream(train_set, o.max_tokens, o.seed, state.epoch, state.batch_index);
-  const bool tty = isatty(fileno(stdout));
+  state.global_batches = ranks * o.accumulate;
+  // A global step takes ranks x accumulate batches of the plan; this rank builds its own run.
+  data::BatchStream stream(train_set, o.max_tokens, o.seed, state.epoch, state.batch_index, 8,
+                           {rank, ranks, o.accumulate});
+  // mpirun hands rank 0 a pseudo-terminal even when its output goes to a file: plain lines then.
+  const bool tty = isatty(fileno(stdout)) && !dist::launched_by_mpi();
   const auto start = Clock::now();
   const double elapsed_before = state.elapsed_seconds;
   const int64_t first_step = state.step;
@@ -405,14 +513,14 @@ TrainResult train(const io::Config& c, bool resume) {
   auto window_start = Clock::now();
   TrainResult result;
   bool stop = false, saved_now = false;
-  std::vector<data::BatchStream::Item> items(static_cast<size_t>(o.accumulate));
+  std::vector<data::BatchStream::Item> items(static_cast<size_t>(o.accumulate * ranks));
   std::vector<const data::Batch*> batches;
 
   while (!stop && state.step < o.max_steps) {
     batches.clear();
     for (auto& item : items) {
       item = stream.next();
-      batches.push_back(&item.batch);
+      if (item.owned) batches.push_back(&item.batch);
       window_src_tokens += item.batch.src_tokens;
       state.epoch = item.epoch;
       state.batch_index = item.index + 1;
@@ -431,12 +539,19 @@ TrainResult train(const io::Config& c, bool resume) {
 
     if (o.max_epochs > 0 && state.epoch >= o.max_epochs) stop = true;
     if (o.max_minutes > 0 && state.elapsed_seconds >= o.max_minutes * 60.0) stop = true;
+    if (ranks > 1) {  // every rank stops together: a signal or a time limit on any one counts
+      int64_t flags[2] = {g_signal.load(), stop ? 1 : 0};
+      comm.all_reduce_max(flags, 2);
+      if (flags[0] != 0 && g_signal.load() == 0) g_signal.store(static_cast<int>(flags[0]));
+      stop = flags[1] != 0;
+    }
     if (g_signal.load() != 0) {
       stop = true;
       result.interrupted = true;
     }
 
     const bool log_now = state.step % o.log_every == 0 || stop || state.step == o.max_steps;
+    if (log_now && ranks > 1) comm.all_reduce_sum(&window_src_tokens, 1);  // every rank's share
     if (log_now || tty) {
       const double wsec = std::max(1e-9, seconds_since(window_start));
       const double tps = static_cast<double>(window_tokens) / wsec;
@@ -472,7 +587,15 @@ TrainResult train(const io::Config& c, bool resume) {
 
     // A signal only saves: validating there would add a record the uninterrupted run lacks.
     const bool last = (stop && !result.interrupted) || state.step == o.max_steps;
-    if (!valid.examples.empty() && o.valid_every > 0 && (state.step % o.valid_every == 0 || last)) {
+    const bool validate_now =
+        !valid.examples.empty() && o.valid_every > 0 && (state.step % o.valid_every == 0 || last);
+    if (validate_now && !lead) {  // rank 0 validates; its early-stopping decision reaches all
+      ++state.validations;
+      int64_t stop_now = 0;
+      comm.broadcast(&stop_now, sizeof(stop_now), 0);
+      if (stop_now) stop = true;
+    }
+    if (validate_now && lead) {
       const Validation v = trainer.validate(valid);
       ++state.validations;
       const bool by_bleu = o.select_by_bleu();
@@ -503,6 +626,10 @@ TrainResult train(const io::Config& c, bool resume) {
         std::printf("early stopping: %lld validations without improvement\n",
                     static_cast<long long>(state.bad_validations));
         stop = true;
+      }
+      if (ranks > 1) {
+        int64_t stop_now = stop ? 1 : 0;
+        comm.broadcast(&stop_now, sizeof(stop_now), 0);
       }
     }
     if ((o.save_every > 0 && state.step % o.save_every == 0) || stop || state.step == o.max_steps) {

@@ -18,6 +18,8 @@
 #include "core/allocator.h"
 #include "data/batcher.h"
 #include "data/tokenizer.h"
+#include "dist/communicator.h"
+#include "dist/reducer.h"
 #include "io/config.h"
 #include "nn/transformer.h"
 #include "train/adam.h"
@@ -48,8 +50,13 @@ struct ValidationSet {
 class Trainer {
  public:
   /// Trains `model` (which must outlive the Trainer) with `options`. `tokenizer` is the model's
-  /// vocabulary (validation decodes with it; checkpoints store it).
-  Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, const TrainOptions& options);
+  /// vocabulary (validation decodes with it; checkpoints store it). With a communicator of
+  /// more than one rank (data parallel), the parameters are broadcast from rank 0 and every
+  /// step sums the gradients over the ranks (in buckets of train.bucket_mb, overlapping the
+  /// last micro-batch's backward).
+  Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, const TrainOptions& options,
+          dist::Communicator* comm = nullptr);
+  ~Trainer();
 
   /// Continues from checkpoint `dir`: state, training weights, optimizer moments and, when the
   /// checkpoint has one and train.ema_decay is set, the moving average.
@@ -59,6 +66,10 @@ class Trainer {
   /// summed token loss is backpropagated, the summed gradients are divided by `tokens` (0: the
   /// batches' own target-token count; data-parallel ranks pass the count over all ranks),
   /// clipped to train.clip_norm, and Adam updates the weights with the schedule's rate.
+  /// Data parallel: every rank calls it with its own batches and the global token count; the
+  /// gradients, the reported loss and token counts are sums over the ranks, so every rank
+  /// makes the same update. Micro-batch a of rank r draws dropout as micro-batch
+  /// r * batches.size() + a of one process would.
   StepResult step(const std::vector<const data::Batch*>& batches, int64_t tokens = 0);
 
   /// Loss and perplexity on `set` and, with train.valid_bleu, the BLEU and exact-match rate of
@@ -75,8 +86,11 @@ class Trainer {
   const Adam& optimizer() const { return adam_; }
   const Ema* ema() const { return ema_.get(); }
   const TrainOptions& options() const { return options_; }
+  /// The data-parallel reducer (null in a single process): bucket count, time communicating.
+  const dist::GradientReducer* reducer() const { return reducer_.get(); }
 
  private:
+  void broadcast_parameters();
   nn::EncoderDecoder& model_;
   const data::Tokenizer& tokenizer_;
   TrainOptions options_;
@@ -85,7 +99,9 @@ class Trainer {
   Adam adam_;
   std::unique_ptr<Ema> ema_;
   TrainerState state_;
-  Arena arena_;  // every activation of a step comes from here
+  Arena arena_;                         // every activation of a step comes from here
+  dist::Communicator* comm_ = nullptr;  // set when more than one rank
+  std::unique_ptr<dist::GradientReducer> reducer_;
 };
 
 struct TrainResult {

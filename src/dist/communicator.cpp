@@ -1,0 +1,126 @@
+// The single-rank and MPI communicators (see communicator.h).
+#include "dist/communicator.h"
+
+#include <mpi.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "core/error.h"
+
+namespace attend::dist {
+namespace {
+
+class LocalCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void all_reduce_sum(float*, int64_t) override {}
+  void all_reduce_sum(double*, int64_t) override {}
+  void all_reduce_sum(int64_t*, int64_t) override {}
+  void all_reduce_max(int64_t*, int64_t) override {}
+  void broadcast(void*, size_t, int) override {}
+  void barrier() override {}
+  [[noreturn]] void abort(int code) override { std::exit(code); }
+  std::string library() const override { return "none (one process)"; }
+};
+
+void check_mpi(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  ATTEND_FAIL("MPI: {} failed: {}", what, std::string(msg, static_cast<size_t>(len)));
+}
+
+// MPI counts are int: larger buffers go in chunks.
+constexpr int64_t kChunk = int64_t{1} << 30;
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator() {
+    int provided = 0;
+    check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided),
+              "MPI_Init_thread");
+    ATTEND_CHECK(provided >= MPI_THREAD_SERIALIZED,
+                 "MPI: the library gives thread level {} (need MPI_THREAD_SERIALIZED)", provided);
+    // Errors come back as return codes (turned into attend::Error) instead of aborting inside.
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void all_reduce_sum(float* d, int64_t n) override { reduce(d, n, MPI_FLOAT, MPI_SUM); }
+  void all_reduce_sum(double* d, int64_t n) override { reduce(d, n, MPI_DOUBLE, MPI_SUM); }
+  void all_reduce_sum(int64_t* d, int64_t n) override { reduce(d, n, MPI_INT64_T, MPI_SUM); }
+  void all_reduce_max(int64_t* d, int64_t n) override { reduce(d, n, MPI_INT64_T, MPI_MAX); }
+  void broadcast(void* data, size_t bytes, int root) override {
+    auto* p = static_cast<char*>(data);
+    for (size_t off = 0; off < bytes; off += static_cast<size_t>(kChunk))
+      check_mpi(MPI_Bcast(p + off, static_cast<int>(std::min<size_t>(kChunk, bytes - off)),
+                          MPI_BYTE, root, MPI_COMM_WORLD),
+                "MPI_Bcast");
+  }
+  void barrier() override { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  [[noreturn]] void abort(int code) override {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::exit(code);
+  }
+  std::string library() const override { return mpi_library_version(); }
+
+ private:
+  template <typename T>
+  void reduce(T* d, int64_t n, MPI_Datatype type, MPI_Op op) {
+    for (int64_t off = 0; off < n; off += kChunk)
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, d + off, static_cast<int>(std::min(kChunk, n - off)),
+                              type, op, MPI_COMM_WORLD),
+                "MPI_Allreduce");
+  }
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+Communicator& world() {
+  static std::unique_ptr<Communicator> c =
+      launched_by_mpi() ? std::unique_ptr<Communicator>(new MpiCommunicator)
+                        : std::unique_ptr<Communicator>(new LocalCommunicator);
+  return *c;
+}
+
+std::string mpi_library_version() {
+  char v[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(v, &len);
+  std::string s(v, static_cast<size_t>(len));
+  const size_t comma = s.find(',');
+  return comma == std::string::npos ? s : s.substr(0, comma);
+}
+
+void broadcast_tensor(Communicator& c, Tensor& t, int root) {
+  ATTEND_CHECK(t.device().is_cpu() && t.is_contiguous(),
+               "broadcast_tensor: {} must be contiguous on the CPU", t.str());
+  c.broadcast(t.raw_data(), t.nbytes(), root);
+}
+
+std::string broadcast_string(Communicator& c, const std::string& s, int root) {
+  int64_t n = static_cast<int64_t>(s.size());
+  c.broadcast(&n, sizeof(n), root);
+  std::string out = c.rank() == root ? s : std::string(static_cast<size_t>(n), '\0');
+  if (n > 0) c.broadcast(out.data(), static_cast<size_t>(n), root);
+  return out;
+}
+
+}  // namespace attend::dist

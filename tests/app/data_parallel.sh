@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `mpirun -np 2 attend train` end to end: two ranks log the losses of one process accumulating
-# two batches (within 1e-5 relative); a two-rank checkpoint resumes on one process (the global
+# two batches (within 1e-5 relative); a two-rank run resumed on two ranks continues bit for bit;
+# a two-rank checkpoint resumes on one process (the global
 # batch kept by train.accumulate, set automatically) and continues with the same losses; ranks
 # that disagree on the configuration stop with the first differing key; a global batch that
 # cannot be split over the ranks is a clear error.
@@ -42,6 +43,17 @@ test "$(losses "$dir/two" | wc -l)" -eq 20
 "$ATTEND" train "${common[@]}" --train.max_steps 20 --train.out "$dir/mix" --resume > "$dir/mix2.log"
 grep -q "train.accumulate 2 keeps the checkpoint's 2 batches per step" "$dir/mix2.log"
 same "$dir/mix" "$dir/one"
+
+# Two ranks to step 10, resumed on two ranks: the same records as the uninterrupted two-rank run,
+# bit for bit (wall-clock fields aside).
+"${mpi[@]}" -np 2 "$ATTEND" train "${common[@]}" --train.max_steps 10 --train.out "$dir/re" \
+  > "$dir/re.log" 2>&1 || { cat "$dir/re.log"; exit 1; }
+"${mpi[@]}" -np 2 "$ATTEND" train "${common[@]}" --train.max_steps 20 --train.out "$dir/re" \
+  --resume > "$dir/re2.log" 2>&1 || { cat "$dir/re2.log"; exit 1; }
+strip() { sed -E 's/,"tgt_tokens_per_s".*$//' "$1/train.jsonl"; }
+diff <(strip "$dir/re") <(strip "$dir/two") || { echo "two-rank resume differs"; exit 1; }
+cmp "$dir/re/checkpoints/step-00000020/model.safetensors" \
+    "$dir/two/checkpoints/step-00000020/model.safetensors"
 
 # Ranks with different configurations: one error naming the key, no hang.
 if "${mpi[@]}" -np 1 "$ATTEND" train "${common[@]}" --train.max_steps 5 --train.out "$dir/bad" \

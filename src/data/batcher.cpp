@@ -1,7 +1,10 @@
 // Token-based batching (see batcher.h).
 #include "data/batcher.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <csignal>
 #include <numeric>
 
 #include "core/rng.h"
@@ -11,7 +14,8 @@ namespace attend::data {
 namespace {
 
 int64_t cost(const Example& e) {
-  return std::max<int64_t>(static_cast<int64_t>(e.src.size()), static_cast<int64_t>(e.tgt.size()) + 1);
+  return std::max<int64_t>(static_cast<int64_t>(e.src.size()),
+                           static_cast<int64_t>(e.tgt.size()) + 1);
 }
 
 void shuffle(std::vector<int64_t>& v, uint64_t seed, uint64_t stream) {
@@ -82,12 +86,15 @@ std::vector<std::vector<int64_t>> epoch_plan(const std::vector<Example>& data, i
   shuffle(order, seed, mix_stream(static_cast<uint64_t>(epoch), 1));
   int64_t total = 0;
   for (const auto& e : data) total += cost(e);
-  const int64_t mean = data.empty() ? 1 : std::max<int64_t>(1, total / static_cast<int64_t>(data.size()));
-  const int64_t window = std::max<int64_t>(1, sort_batches * std::max<int64_t>(1, max_tokens / mean));
+  const int64_t mean =
+      data.empty() ? 1 : std::max<int64_t>(1, total / static_cast<int64_t>(data.size()));
+  const int64_t window =
+      std::max<int64_t>(1, sort_batches * std::max<int64_t>(1, max_tokens / mean));
   std::vector<std::vector<int64_t>> batches;
   for (size_t w = 0; w < order.size(); w += static_cast<size_t>(window)) {
-    std::vector<int64_t> chunk(order.begin() + static_cast<int64_t>(w),
-                               order.begin() + static_cast<int64_t>(std::min(order.size(), w + window)));
+    std::vector<int64_t> chunk(
+        order.begin() + static_cast<int64_t>(w),
+        order.begin() + static_cast<int64_t>(std::min(order.size(), w + window)));
     std::stable_sort(chunk.begin(), chunk.end(), [&](int64_t a, int64_t b) {
       return std::make_pair(data[a].src.size(), data[a].tgt.size()) <
              std::make_pair(data[b].src.size(), data[b].tgt.size());
@@ -103,19 +110,24 @@ std::vector<std::vector<int64_t>> epoch_plan(const std::vector<Example>& data, i
   return out;
 }
 
-std::vector<std::vector<int64_t>> sorted_plan(const std::vector<Example>& data, int64_t max_tokens) {
+std::vector<std::vector<int64_t>> sorted_plan(const std::vector<Example>& data,
+                                              int64_t max_tokens) {
   std::vector<int64_t> order(data.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return data[a].src.size() < data[b].src.size();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return data[a].src.size() < data[b].src.size(); });
   return pack_batches(data, order, max_tokens);
 }
 
 BatchStream::BatchStream(const std::vector<Example>& data, int64_t max_tokens, uint64_t seed,
                          int64_t epoch, int64_t index, int64_t prefetch, Share share)
-    : data_(data), max_tokens_(max_tokens), seed_(seed), epoch_(epoch), index_(index),
-      prefetch_(static_cast<size_t>(std::max<int64_t>(1, prefetch))), share_(share) {
+    : data_(data),
+      max_tokens_(max_tokens),
+      seed_(seed),
+      epoch_(epoch),
+      index_(index),
+      prefetch_(static_cast<size_t>(std::max<int64_t>(1, prefetch))),
+      share_(share) {
   ATTEND_CHECK(!data.empty(), "batcher: the training set is empty");
   ATTEND_CHECK(share.ranks >= 1 && share.rank >= 0 && share.rank < share.ranks && share.run >= 1,
                "batcher: rank {} of {} (run {}) is not a valid share", share.rank, share.ranks,
@@ -133,6 +145,12 @@ BatchStream::~BatchStream() {
 }
 
 void BatchStream::run() {
+  // Ctrl-C and SIGTERM are for the training thread (it checkpoints, then stops).
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &block, nullptr);
   try {
     int64_t epoch = epoch_, index = index_, k = 0;
     for (;;) {

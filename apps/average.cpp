@@ -33,13 +33,11 @@ int average(AverageArgs a) {
     std::vector<std::string> all;
     for (const auto& name : models::list_checkpoints(run)) all.push_back((ck / name).string());
     ATTEND_CHECK(static_cast<int64_t>(all.size()) >= n,
-                 "{}: asked for the last {} checkpoints "
-                 "but only {} exist",
-                 run, n, all.size());
+                 "{}: asked for the last {} checkpoints but only {} exist", run, n, all.size());
     a.dirs.assign(all.end() - n, all.end());
   }
-  train::average_checkpoints(a.dirs,
-                             a.output);  // throws "average: no checkpoints given" when empty
+  // Throws "average: no checkpoints given" when empty.
+  train::average_checkpoints(a.dirs, a.output);
   std::printf("average: %zu checkpoints (%s .. %s) -> %s\n", a.dirs.size(), a.dirs.front().c_str(),
               a.dirs.back().c_str(), a.output.c_str());
   return 0;

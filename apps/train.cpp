@@ -29,9 +29,7 @@ int train_command(const TrainArgs& a, std::vector<std::string> keys) {
     io::Config probe = train::train_config();
     for (const auto& r : probe.apply_args(keys)) {
       ATTEND_CHECK(r.rfind("--", 0) != 0,
-                   "train: unknown option or key '{}' (attend train --help "
-                   "lists every key)",
-                   r);
+                   "train: unknown option or key '{}' (attend train --help lists every key)", r);
       ATTEND_CHECK(yaml.empty(), "train: unexpected argument '{}' (one config file at most)", r);
       yaml = r;
     }

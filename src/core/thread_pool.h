@@ -3,6 +3,7 @@
 // no oversubscription, and no BLAS threads spin-waiting against ours between calls. Its size is
 // a run-time setting (set_num_threads, the CLI's --threads), applied to the BLAS as well.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 
@@ -28,6 +29,11 @@ ThreadPool& thread_pool();
 /// Resizes the global pool and the BLAS thread count.
 void set_num_threads(int n);
 int num_threads();
+
+/// The grain of a loop over rows of `cols` elements: rows enough for ~16K elements per chunk.
+inline int64_t row_grain(int64_t cols) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1));
+}
 
 /// parallel_for on the global pool.
 inline void parallel_for(int64_t n, int64_t grain,

@@ -15,6 +15,10 @@ namespace attend {
 enum class DType : uint8_t { kF32, kF64, kBF16, kF16, kI32, kI8 };
 
 size_t dtype_size(DType t);
+/// f32, f64, bf16 or f16.
+inline bool is_floating(DType t) {
+  return t == DType::kF32 || t == DType::kF64 || t == DType::kBF16 || t == DType::kF16;
+}
 const char* dtype_name(DType t);
 std::ostream& operator<<(std::ostream& os, DType t);
 

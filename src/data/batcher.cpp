@@ -1,10 +1,7 @@
 // Token-based batching (see batcher.h).
 #include "data/batcher.h"
 
-#include <pthread.h>
-
 #include <algorithm>
-#include <csignal>
 #include <numeric>
 
 #include "core/rng.h"
@@ -145,12 +142,6 @@ BatchStream::~BatchStream() {
 }
 
 void BatchStream::run() {
-  // Ctrl-C and SIGTERM are for the training thread (it checkpoints, then stops).
-  sigset_t block;
-  sigemptyset(&block);
-  sigaddset(&block, SIGINT);
-  sigaddset(&block, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &block, nullptr);
   try {
     int64_t epoch = epoch_, index = index_, k = 0;
     for (;;) {

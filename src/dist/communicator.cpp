@@ -2,9 +2,7 @@
 #include "dist/communicator.h"
 
 #include <mpi.h>
-#include <pthread.h>
 
-#include <csignal>
 #include <cstdlib>
 #include <vector>
 
@@ -41,19 +39,11 @@ constexpr int64_t kChunk = int64_t{1} << 30;
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator() {
-    // MULTIPLE although one thread at a time calls MPI: the communication thread runs inside
-    // MPI while the training thread allocates and frees memory, and Open MPI then keeps its
-    // own state (memory hooks, registration caches) under locks.
-    // The threads MPI starts inherit a mask without Ctrl-C and SIGTERM: those signals reach
-    // the training thread only.
-    sigset_t block, previous;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &block, &previous);
+    // One thread at a time calls MPI (see communicator.h). Under `attend train` the signal
+    // watcher has blocked Ctrl-C and SIGTERM before this runs, so MPI's own threads inherit
+    // that mask and never take those signals.
     int provided = 0;
-    const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
     check_mpi(rc, "MPI_Init_thread");
     ATTEND_CHECK(provided >= MPI_THREAD_SERIALIZED,
                  "MPI: the library gives thread level {} (need MPI_THREAD_SERIALIZED)", provided);

@@ -5,8 +5,7 @@
 //
 // Every call is collective: all ranks make the same calls in the same order. The training
 // driver calls from one thread at a time (the gradient reducer's communication thread during
-// backward, the driver thread otherwise); MPI is initialised with MPI_THREAD_MULTIPLE all the
-// same (see communicator.cpp).
+// backward, the driver thread otherwise), which MPI_THREAD_SERIALIZED allows.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,10 +1,7 @@
 // Bucketed, overlapped gradient all-reduce (see reducer.h).
 #include "dist/reducer.h"
 
-#include <pthread.h>
-
 #include <chrono>
-#include <csignal>
 
 #include "core/error.h"
 
@@ -82,13 +79,6 @@ void GradientReducer::finish() {
 }
 
 void GradientReducer::run() {
-  // Ctrl-C and SIGTERM go to the training thread (which stops every rank at a step boundary),
-  // never to this one while it is inside MPI.
-  sigset_t block;
-  sigemptyset(&block);
-  sigaddset(&block, SIGINT);
-  sigaddset(&block, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &block, nullptr);
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] {

@@ -24,9 +24,9 @@ int64_t Module::num_parameters() const {
 }
 
 void Module::to(Device device, DType dtype) {
-  ATTEND_CHECK(
-      dtype == DType::kF32 || dtype == DType::kF64 || dtype == DType::kBF16 || dtype == DType::kF16,
-      "Module::to: the compute dtype must be f32, f64, bf16 or f16, got {}", dtype_name(dtype));
+  ATTEND_CHECK(is_floating(dtype),
+               "Module::to: the compute dtype must be f32, f64, bf16 or f16, got {}",
+               dtype_name(dtype));
   if (!(device == device_)) {
     HeapScope heap;  // parameters outlive every arena
     for (auto& [name, v] : params_) {

@@ -47,9 +47,8 @@ void write_positions(Tensor& cache, const Tensor& src_in, const Tensor& rows_in,
     ATTEND_CHECK(r[i] >= 0 && r[i] < cache.size(0), "{}: rows[{}] = {} outside [0, {})", op, i,
                  r[i], cache.size(0));
     ATTEND_CHECK(o[i] >= 0 && o[i] + t <= C,
-                 "{}: positions [{}, {}) of row {} outside the "
-                 "capacity {}",
-                 op, o[i], o[i] + t, i, C);
+                 "{}: positions [{}, {}) of row {} outside the capacity {}", op, o[i], o[i] + t, i,
+                 C);
   }
   const Tensor src = src_in.contiguous();
   const int64_t es = static_cast<int64_t>(dtype_size(cache.dtype()));

@@ -86,13 +86,10 @@ Tensor rsqrt(const Tensor& x) { return unary("rsqrt", Unary::kRsqrt, x); }
 Tensor cast(const Tensor& x, DType dtype) {
   constexpr std::string_view op = "cast";
   check_defined(op, "x", x);
-  auto floating = [](DType t) {
-    return t == DType::kF32 || t == DType::kF64 || t == DType::kBF16 || t == DType::kF16;
-  };
-  ATTEND_CHECK(floating(x.dtype()), "{}: argument 'x' must be a floating type, got {}", op,
+  ATTEND_CHECK(is_floating(x.dtype()), "{}: argument 'x' must be a floating type, got {}", op,
                x.str());
-  ATTEND_CHECK(floating(dtype),
-               "{}: target dtype {} is not a floating type", op, dtype_name(dtype));
+  ATTEND_CHECK(is_floating(dtype), "{}: target dtype {} is not a floating type", op,
+               dtype_name(dtype));
   if (x.dtype() == dtype) return x;
   if (!x.device().is_cpu()) unsupported(op, x);
   return x.to(dtype);

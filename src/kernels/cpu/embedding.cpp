@@ -15,7 +15,7 @@ ATTEND_MULTIVERSION void add_row(const float* src, float* dst, int64_t n) {
 }  // namespace
 
 void embedding(const int32_t* ids, const float* W, float* out, int64_t n, int64_t D) {
-  parallel_for(n, std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)), [&](int64_t b, int64_t e) {
+  parallel_for(n, row_grain(D), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
       std::memcpy(out + i * D, W + static_cast<int64_t>(ids[i]) * D, sizeof(float) * D);
   });

@@ -40,34 +40,31 @@ ATTEND_MULTIVERSION void row_dequantize(const int8_t* q, float s, float* y, int6
 
 int64_t quantize_rows(const float* x, int8_t* q, float* scales, int64_t rows, int64_t cols) {
   std::vector<char> bad(static_cast<size_t>(rows), 0);
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)),
-               [&](int64_t r0, int64_t r1) {
-                 for (int64_t r = r0; r < r1; ++r) {
-                   bool b = false;
-                   const float m = row_absmax(x + r * cols, cols, &b);
-                   if (b) {
-                     bad[static_cast<size_t>(r)] = 1;
-                     continue;
-                   }
-                   const float s = m / 127.f;
-                   scales[r] = s;
-                   if (s == 0.f)
-                     std::fill_n(q + r * cols, cols, int8_t{0});
-                   else
-                     row_quantize(x + r * cols, q + r * cols, cols, s);
-                 }
-               });
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      bool b = false;
+      const float m = row_absmax(x + r * cols, cols, &b);
+      if (b) {
+        bad[static_cast<size_t>(r)] = 1;
+        continue;
+      }
+      const float s = m / 127.f;
+      scales[r] = s;
+      if (s == 0.f)
+        std::fill_n(q + r * cols, cols, int8_t{0});
+      else
+        row_quantize(x + r * cols, q + r * cols, cols, s);
+    }
+  });
   for (int64_t r = 0; r < rows; ++r)
     if (bad[static_cast<size_t>(r)]) return r;
   return -1;
 }
 
 void dequantize_rows(const int8_t* q, const float* scales, float* y, int64_t rows, int64_t cols) {
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)),
-               [&](int64_t r0, int64_t r1) {
-                 for (int64_t r = r0; r < r1; ++r)
-                   row_dequantize(q + r * cols, scales[r], y + r * cols, cols);
-               });
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) row_dequantize(q + r * cols, scales[r], y + r * cols, cols);
+  });
 }
 
 }  // namespace attend::cpu

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -68,6 +69,53 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     ATTEND_FAIL("{}: rename to {} failed: {}", tmp, path, std::strerror(e));
   }
   fsync_dir(std::filesystem::path(path).parent_path().string());
+}
+
+namespace {
+
+std::string parent_of(const std::string& path) {
+  return std::filesystem::path(path).parent_path().string();
+}
+
+}  // namespace
+
+void replace_dir_atomic(const std::string& tmp, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    fs::rename(tmp, dir, ec);
+    ATTEND_CHECK(!ec, "{}: cannot rename {} into place: {}", dir, tmp, ec.message());
+    fsync_dir(parent_of(dir));
+    return;
+  }
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
+    fsync_dir(parent_of(dir));
+    fs::remove_all(tmp, ec);  // now the old contents
+    return;
+  }
+  const int e = errno;
+  ATTEND_CHECK(e == EINVAL || e == ENOSYS || e == ENOTSUP,
+               "{}: cannot swap {} into place: {}", dir, tmp, std::strerror(e));
+  const std::string old = dir + ".old.tmp";  // a name every reader skips
+  fs::remove_all(old, ec);
+  fs::rename(dir, old, ec);
+  ATTEND_CHECK(!ec, "{}: cannot move aside to {}: {}", dir, old, ec.message());
+  fs::rename(tmp, dir, ec);
+  ATTEND_CHECK(!ec, "{}: cannot rename {} into place: {}", dir, tmp, ec.message());
+  fsync_dir(parent_of(dir));
+  fs::remove_all(old, ec);
+}
+
+void remove_dir_atomic(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  const std::string doomed = dir + ".tmp";
+  fs::remove_all(doomed, ec);
+  fs::rename(dir, doomed, ec);
+  ATTEND_CHECK(!ec, "{}: cannot rename to {} for deletion: {}", dir, doomed, ec.message());
+  fsync_dir(parent_of(dir));
+  fs::remove_all(doomed, ec);
 }
 
 uint32_t crc32(std::string_view bytes) {

@@ -60,10 +60,7 @@ void save_checkpoint(const std::string& dir, const nn::EncoderDecoder& model, Ad
                                {"crc32", sums}};
   io::write_file_atomic(path(tmp, "trainer_state.json"), st.dump(2) + "\n");
   io::fsync_dir(tmp);
-  fs::remove_all(dir, ec);
-  fs::rename(tmp, dir, ec);
-  ATTEND_CHECK(!ec, "{}: cannot rename checkpoint into place: {}", dir, ec.message());
-  io::fsync_dir(fs::path(dir).parent_path().string());
+  io::replace_dir_atomic(tmp, dir);
 }
 
 std::string read_config_json(const std::string& dir) { return io::read_file(path(dir, "config.json")); }

@@ -401,6 +401,11 @@ TrainResult train(const io::Config& c, bool resume) {
     fs::remove_all(fs::path(out) / "best", ec);
     fs::create_directories(fs::path(out) / "checkpoints", ec);
   }
+  if (lead) {  // what a killed run left half-written or half-deleted ("*.tmp") goes now
+    for (const fs::path& d : {fs::path(out), fs::path(out) / "checkpoints"})
+      for (const auto& e : fs::directory_iterator(d, ec))
+        if (e.path().extension() == ".tmp") fs::remove_all(e.path(), ec);
+  }
   comm.barrier();  // rank 0 has cleared an overwritten run
   const std::string ckpt = resume ? models::last_checkpoint(out) : "";
   ATTEND_CHECK(!resume || !ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
@@ -535,7 +540,7 @@ TrainResult train(const io::Config& c, bool resume) {
                           std::string(name) + "\n");
     if (std::find(saved.begin(), saved.end(), name) == saved.end()) saved.push_back(name);
     while (static_cast<int64_t>(saved.size()) > o.keep_checkpoints) {
-      fs::remove_all(fs::path(out) / "checkpoints" / saved.front(), ec);
+      io::remove_dir_atomic((fs::path(out) / "checkpoints" / saved.front()).string());
       saved.erase(saved.begin());
     }
   };

@@ -60,6 +60,30 @@ TEST(File, AtomicWriteReplacesWholeFile) {
   EXPECT_FALSE(io::file_exists(p + ".tmp"));
 }
 
+TEST(File, DirectoryReplacementAndRemovalLeaveNoPartialDirectory) {
+  namespace fs = std::filesystem;
+  const std::string dir = tmp_path("ckpt"), tmp = dir + ".new";
+  fs::remove_all(dir);
+  fs::create_directories(tmp);
+  io::write_file_atomic(tmp + "/a", "one");
+  io::replace_dir_atomic(tmp, dir);  // no old directory: a plain rename
+  EXPECT_EQ(io::read_file(dir + "/a"), "one");
+  EXPECT_FALSE(fs::exists(tmp));
+  fs::create_directories(tmp);
+  io::write_file_atomic(tmp + "/b", "two");
+  io::replace_dir_atomic(tmp, dir);  // swapped with the old one, which is then deleted
+  EXPECT_EQ(io::read_file(dir + "/b"), "two");
+  EXPECT_FALSE(fs::exists(dir + "/a"));
+  EXPECT_FALSE(fs::exists(tmp));
+  EXPECT_FALSE(fs::exists(dir + ".old.tmp"));
+  io::remove_dir_atomic(dir);
+  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_FALSE(fs::exists(dir + ".tmp"));
+  io::remove_dir_atomic(dir);  // already gone: nothing to do
+  EXPECT_NE(error_of([&] { io::replace_dir_atomic(tmp_path("absent"), dir); }).find("absent"),
+            std::string::npos);
+}
+
 io::Config schema() {
   using io::KeyType;
   return io::Config({{"model.d_model", KeyType::kInt, "512", "width"},

@@ -1,6 +1,11 @@
-// `attend info`: version, threads, GEMM library and CUDA devices.
+// `attend info`: version, threads, GEMM library, CUDA devices, MPI and NCCL.
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <string>
 
 #include "apps/cli.h"
 #include "core/device.h"
@@ -9,10 +14,27 @@
 #include "ops/ops.h"
 
 namespace attend::apps {
+namespace {
+
+// The first executable `name` on PATH, or "" (what a shell would run for `mpirun`).
+std::string on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "";
+  for (size_t start = 0; start <= dirs.size();) {
+    const size_t end = std::min(dirs.find(':', start), dirs.size());
+    const std::string dir = dirs.substr(start, end - start);
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+}  // namespace
 
 void add_info(CLI::App& root, int& exit_code) {
   auto threads = std::make_shared<int>(0);
-  CLI::App* c = root.add_subcommand("info", "show threads, GEMM library and CUDA devices");
+  CLI::App* c = root.add_subcommand("info", "show threads, GEMM library, CUDA devices, MPI and NCCL");
   c->footer("");
   add_threads_flag(*c, *threads);
   c->callback([threads, &exit_code] {
@@ -21,9 +43,12 @@ void add_info(CLI::App& root, int& exit_code) {
                 ops::cpu_gemm_library_name(), built_with_cuda() ? "built" : "not built",
                 cuda_device_count());
     // MPI is reported without initialising it (info never starts communication).
-    std::printf("mpi: %s%s\nnccl: not built (comes with the CUDA backend)\n",
-                dist::mpi_library_version().c_str(),
-                dist::launched_by_mpi() ? " (this process was started by mpirun)" : "");
+    const std::string mpirun = on_path("mpirun");
+    std::printf("mpi: %s%s\nmpirun: %s\nnccl: %s\n", dist::mpi_library_version().c_str(),
+                dist::launched_by_mpi() ? " (this process was started by mpirun)" : "",
+                mpirun.empty() ? "not found on PATH: install openmpi-bin to start several ranks"
+                               : mpirun.c_str(),
+                dist::nccl_library_version().c_str());
     exit_code = 0;
   });
 }

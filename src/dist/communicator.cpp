@@ -112,6 +112,17 @@ std::string mpi_library_version() {
   return comma == std::string::npos ? s : s.substr(0, comma);
 }
 
+#ifndef ATTEND_WITH_NCCL
+bool built_with_nccl() { return false; }
+
+std::string nccl_library_version() { return "not built (configure with -DATTEND_CUDA=ON)"; }
+
+std::unique_ptr<Communicator> nccl_communicator(Communicator&, int) {
+  ATTEND_FAIL("NCCL: this build has no NCCL communicator (configure with -DATTEND_CUDA=ON and "
+              "the CUDA toolkit's NCCL)");
+}
+#endif
+
 void broadcast_tensor(Communicator& c, Tensor& t, int root) {
   ATTEND_CHECK(t.device().is_cpu() && t.is_contiguous(),
                "broadcast_tensor: {} must be contiguous on the CPU", t.str());

@@ -1,5 +1,6 @@
 // Communication between the processes of a data-parallel run, on an existing distributed
-// engine: Open MPI for CPU ranks (and, with the CUDA backend, NCCL for GPU ranks -- not yet).
+// engine: Open MPI for CPU ranks; with the CUDA backend, NCCL for ranks that each own a GPU
+// (bootstrapped over MPI; compiled and linked, not yet run: no GPU has been lent).
 // A process started without mpirun is a world of one rank and never touches MPI, so a single
 // process behaves exactly as without this layer.
 //
@@ -45,6 +46,18 @@ bool launched_by_mpi();
 
 /// The MPI library this build links ("Open MPI v4.1.4, ..."), whether or not it is in use.
 std::string mpi_library_version();
+
+/// True when this build has the NCCL communicator (the CUDA backend built with NCCL found).
+bool built_with_nccl();
+/// "NCCL 2.27.7", or a line saying why there is none.
+std::string nccl_library_version();
+/// A communicator over NCCL for ranks that each own the CUDA device `device`: the data
+/// pointers given to it are device memory, and each call is queued on the calling thread's
+/// CUDA stream (core/context.h) and returns when its result is in place. NCCL's unique id is
+/// made on rank 0 and sent to every rank over `bootstrap` (the MPI world), which must outlive
+/// the result and supplies rank and size. Collective over all ranks. Without NCCL in the
+/// build, throws attend::Error naming the build option.
+std::unique_ptr<Communicator> nccl_communicator(Communicator& bootstrap, int device);
 
 /// Copies rank `root`'s values of `t` (contiguous, CPU) into every rank's `t`.
 void broadcast_tensor(Communicator& c, Tensor& t, int root);

@@ -63,6 +63,12 @@ expect "train: --threads: expected 1..1024, got 0" "$ATTEND" train "${tiny[@]}" 
 expect "score: --threads: expected an integer, got 'two'" "$ATTEND" score -r "$dir/ref.txt" --threads two
 got=$("$ATTEND" info --threads 3 | grep '^threads:')
 [[ "$got" == "threads: 3" ]] || { echo "FAIL: info --threads 3 printed '$got'"; fails=$((fails + 1)); }
+# Without openmpi-bin on PATH, info says what to install to start ranks.
+got=$(PATH=/nonexistent "$(realpath "$ATTEND")" info | grep '^mpirun:')
+[[ "$got" == "mpirun: not found on PATH: install openmpi-bin"* ]] ||
+  { echo "FAIL: info without mpirun printed '$got'"; fails=$((fails + 1)); }
+got=$("$ATTEND" info | grep -c '^nccl: ')
+[[ "$got" == 1 ]] || { echo "FAIL: info printed no nccl line"; fails=$((fails + 1)); }
 got=$("$ATTEND" train "${tiny[@]}" --train.out "$dir/run1" --train.threads 2 --threads 1 | grep -o '[0-9]* threads')
 [[ "$got" == "1 threads" ]] || { echo "FAIL: train --threads 1 ran with '$got'"; fails=$((fails + 1)); }
 expect "translate: --model is required" "$ATTEND" translate

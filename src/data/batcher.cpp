@@ -4,15 +4,23 @@
 #include <algorithm>
 #include <numeric>
 
+#include "core/error.h"
 #include "core/rng.h"
+#include "data/corpus.h"
 #include "data/tokenizer.h"
 
 namespace attend::data {
 namespace {
 
+// Target positions of an example: BOS + target (a window: its ids but the last; a sequence: its
+// ids).
+int64_t target_positions(const Example& e) {
+  const int64_t n = static_cast<int64_t>(e.tgt.size());
+  return e.layout == Layout::kWindow ? n - 1 : e.layout == Layout::kSequence ? n : n + 1;
+}
+
 int64_t cost(const Example& e) {
-  return std::max<int64_t>(static_cast<int64_t>(e.src.size()),
-                           static_cast<int64_t>(e.tgt.size()) + 1);
+  return std::max<int64_t>(static_cast<int64_t>(e.src.size()), target_positions(e));
 }
 
 void shuffle(std::vector<int64_t>& v, uint64_t seed, uint64_t stream) {
@@ -25,18 +33,69 @@ void shuffle(std::vector<int64_t>& v, uint64_t seed, uint64_t stream) {
 
 }  // namespace
 
+std::vector<int32_t> lm_stream(const Tokenizer& tok, const std::string& text) {
+  std::vector<int32_t> ids;
+  if (tok.is_char()) {
+    ids.push_back(tok.bos_id());
+    for (int32_t id : tok.encode(text)) ids.push_back(id);
+    return ids;
+  }
+  for (const std::string& line : split_lines(text)) {
+    ids.push_back(tok.bos_id());
+    for (int32_t id : tok.encode(line)) ids.push_back(id);
+    ids.push_back(tok.eos_id());
+  }
+  return ids;
+}
+
+std::vector<Example> lm_windows(const std::vector<int32_t>& stream, int64_t block, int64_t stride) {
+  ATTEND_CHECK(block >= 1 && stride >= 1, "lm_windows: block {} and stride {} must be >= 1",
+               block, stride);
+  std::vector<Example> out;
+  const int64_t n = static_cast<int64_t>(stream.size());
+  for (int64_t start = 0; start + 1 < n; start += stride) {
+    const int64_t end = std::min(n, start + block + 1);
+    Example e;
+    e.layout = Layout::kWindow;
+    e.tgt.assign(stream.begin() + start, stream.begin() + end);
+    out.push_back(std::move(e));
+    if (end == n) break;
+  }
+  return out;
+}
+
 Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& indices) {
   HeapScope heap;  // batches outlive the step arena (prefetch)
   const int64_t B = static_cast<int64_t>(indices.size());
   int64_t S = 1, T = 1;
   for (int64_t i : indices) {
     S = std::max<int64_t>(S, static_cast<int64_t>(data[i].src.size()));
-    T = std::max<int64_t>(T, static_cast<int64_t>(data[i].tgt.size()) + 1);
+    T = std::max<int64_t>(T, target_positions(data[i]));
   }
   std::vector<int32_t> src(B * S, kPadId), tin(B * T, kPadId), tout(B * T, kPadId), sl(B), tl(B);
   Batch b;
   for (int64_t r = 0; r < B; ++r) {
     const Example& e = data[indices[r]];
+    if (e.layout == Layout::kSequence) {  // the ids in and out (mask_batch chooses targets)
+      const int64_t n = static_cast<int64_t>(e.tgt.size());
+      ATTEND_CHECK(n >= 1 && e.src.empty(), "make_batch: a sequence needs ids and no source");
+      std::copy(e.tgt.begin(), e.tgt.end(), tin.begin() + r * T);
+      std::copy(e.tgt.begin(), e.tgt.end(), tout.begin() + r * T);
+      sl[r] = 1;
+      tl[r] = static_cast<int32_t>(n);
+      b.tgt_tokens += n;
+      continue;
+    }
+    if (e.layout == Layout::kWindow) {  // ids 0..n-1 in, 1..n out
+      const int64_t n = static_cast<int64_t>(e.tgt.size()) - 1;
+      ATTEND_CHECK(n >= 1 && e.src.empty(), "make_batch: a window needs >= 2 ids and no source");
+      std::copy(e.tgt.begin(), e.tgt.end() - 1, tin.begin() + r * T);
+      std::copy(e.tgt.begin() + 1, e.tgt.end(), tout.begin() + r * T);
+      sl[r] = 1;
+      tl[r] = static_cast<int32_t>(n);
+      b.tgt_tokens += n;
+      continue;
+    }
     std::copy(e.src.begin(), e.src.end(), src.begin() + r * S);
     tin[r * T] = kBosId;
     std::copy(e.tgt.begin(), e.tgt.end(), tin.begin() + r * T + 1);
@@ -54,6 +113,38 @@ Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& i
   b.tgt_lengths = Tensor::from_vector(tl, {B});
   b.indices = indices;
   return b;
+}
+
+Batch mask_batch(const Batch& b, const MaskRule& rule, uint64_t seed, uint64_t stream) {
+  ATTEND_CHECK(rule.mask_id >= 0 && rule.vocab > rule.first_token,
+               "mask_batch: the vocabulary has no mask token (or no ordinary token)");
+  HeapScope heap;
+  std::vector<int32_t> in = b.tgt_in.to_vector<int32_t>(), out(in.size(), kPadId);
+  const std::vector<int32_t> lengths = b.tgt_lengths.to_vector<int32_t>();
+  const int64_t B = b.tgt_in.size(0), T = b.tgt_in.size(1);
+  Batch m = b;
+  m.tgt_tokens = 0;
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t t = 0; t < lengths[r]; ++t) {
+      const size_t i = static_cast<size_t>(r * T + t);
+      if (in[i] < rule.first_token || in[i] == rule.mask_id) continue;
+      const auto u = philox4x32(seed, stream, static_cast<uint64_t>(r) * 1000003u + t);
+      const double chosen = u[0] * 0x1p-32, how = u[1] * 0x1p-32;
+      if (chosen >= rule.rate) continue;
+      out[i] = in[i];
+      ++m.tgt_tokens;
+      if (how < rule.mask) {
+        in[i] = rule.mask_id;
+      } else if (how < rule.mask + rule.random) {
+        const auto span = static_cast<uint32_t>(rule.vocab - rule.first_token);
+        int32_t v = rule.first_token + static_cast<int32_t>(u[2] % span);
+        if (v == rule.mask_id) v = rule.first_token + static_cast<int32_t>((u[2] + 1) % span);
+        in[i] = v;
+      }
+    }
+  m.tgt_in = Tensor::from_vector(in, {B, T});
+  m.tgt_out = Tensor::from_vector(out, {B * T});
+  return m;
 }
 
 std::vector<std::vector<int64_t>> pack_batches(const std::vector<Example>& data,

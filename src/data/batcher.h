@@ -9,6 +9,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,20 +17,56 @@
 
 namespace attend::data {
 
+class Tokenizer;
+
+/// How a batch reads an example's ids.
+enum class Layout : uint8_t {
+  kPair,      // translation: src -> BOS tgt (in), tgt EOS (out)
+  kWindow,    // a language model's window of text (src empty): tgt holds n + 1 consecutive ids
+              // of the token stream; the batch reads ids 0..n-1 and predicts ids 1..n
+  kSequence,  // a masked-LM sentence (src empty): tgt (BOS ids EOS) is both input and output,
+              // until mask_batch chooses what to predict
+};
+
 struct Example {
-  std::vector<int32_t> src, tgt;  // subword ids, without BOS/EOS
+  std::vector<int32_t> src, tgt;  // subword ids, without BOS/EOS (kPair)
+  Layout layout = Layout::kPair;
+};
+
+/// Masked-LM corruption (BERT's rule): every real token (id >= first_token, so no special
+/// id) is chosen with probability `rate`; a chosen token becomes mask_id with probability
+/// `mask`, a random token in [first_token, vocab) with probability `random`, else stays.
+struct MaskRule {
+  int32_t mask_id = -1;
+  int32_t first_token = 5;
+  int64_t vocab = 0;
+  double rate = 0.15, mask = 0.8, random = 0.1;
 };
 
 struct Batch {
   Tensor src;          // i32 [B, S], padded with kPadId
   Tensor src_lengths;  // i32 [B]
-  Tensor tgt_in;       // i32 [B, T]: BOS y_1 .. y_n, padded
-  Tensor tgt_out;      // i32 [B * T]: y_1 .. y_n EOS, padded (ignored by the loss)
-  Tensor tgt_lengths;  // i32 [B]: n + 1
+  Tensor tgt_in;       // i32 [B, T]: BOS y_1 .. y_n, padded (a window: w_0 .. w_n-1)
+  Tensor tgt_out;      // i32 [B * T]: y_1 .. y_n EOS, padded, ignored by the loss (w_1 .. w_n)
+  Tensor tgt_lengths;  // i32 [B]: n + 1 (a window: n)
   std::vector<int64_t> indices;  // example index of each row
   int64_t src_tokens = 0, tgt_tokens = 0;  // real tokens (tgt counts EOS)
   int64_t rows() const { return static_cast<int64_t>(indices.size()); }
 };
+
+/// The token stream of a language model's text: a character vocabulary reads the text as one
+/// stream after a beginning-of-text token; a subword vocabulary reads every non-empty line as a
+/// document: BOS, its ids, EOS. Training, validation and `attend eval-lm` all read text so.
+std::vector<int32_t> lm_stream(const Tokenizer& tok, const std::string& text);
+
+/// Language-model windows (Layout::kWindow) of block + 1 ids of `stream`, one starting every
+/// `stride` ids; the last one may be shorter.
+std::vector<Example> lm_windows(const std::vector<int32_t>& stream, int64_t block, int64_t stride);
+
+/// A kSequence batch corrupted by `rule` with draws from Philox(seed, stream, position): tgt_in
+/// holds the corrupted ids, tgt_out the original id at chosen positions and pad elsewhere, and
+/// tgt_tokens counts the chosen positions (what the loss is normalised by).
+Batch mask_batch(const Batch& b, const MaskRule& rule, uint64_t seed, uint64_t stream);
 
 /// Builds the padded tensors for the given examples (in the given order).
 Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& indices);

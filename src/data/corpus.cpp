@@ -45,6 +45,35 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return lines;
+}
+
+Text read_text(const std::string& path, BadUtf8 policy) {
+  Text t;
+  for (const std::string& line : read_lines(path)) {
+    ++t.lines;
+    if (!valid_utf8(line)) {
+      ATTEND_CHECK(policy == BadUtf8::kSkip,
+                   "{}:{}: invalid UTF-8 (set data.bad_utf8 skip to leave such lines out)", path,
+                   t.lines);
+      ++t.skipped_utf8;
+      continue;
+    }
+    t.text += line;
+    t.text += '\n';
+  }
+  return t;
+}
+
 namespace {
 
 bool blank(const std::string& s) {

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/utf8.h"
 #include "io/file.h"
 
 namespace attend::data {
@@ -30,6 +31,21 @@ class VectorIterator : public sentencepiece::SentenceIterator {
   size_t i_ = 0;
 };
 
+constexpr std::string_view kCharHeader = "attend-char-vocab 1\n";
+
+// The UTF-8 characters of valid UTF-8 text, one string each.
+std::vector<std::string> split_chars(std::string_view text) {
+  std::vector<std::string> out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    const size_t n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+    out.emplace_back(text.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
 }  // namespace
 
 Tokenizer::Tokenizer() : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {}
@@ -39,6 +55,18 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
 Tokenizer Tokenizer::from_bytes(const std::string& serialized, const std::string& name) {
   Tokenizer t;
+  if (serialized.rfind(kCharHeader, 0) == 0) {
+    const std::string_view body = std::string_view(serialized).substr(kCharHeader.size());
+    ATTEND_CHECK(valid_utf8(body), "{}: character vocabulary is not valid UTF-8", name);
+    t.chars_ = split_chars(body);
+    ATTEND_CHECK(!t.chars_.empty(), "{}: character vocabulary has no characters", name);
+    for (size_t i = 0; i < t.chars_.size(); ++i) {
+      const bool fresh = t.char_ids_.emplace(t.chars_[i], static_cast<int32_t>(i) + 4).second;
+      ATTEND_CHECK(fresh, "{}: character vocabulary lists a character twice (id {})", name, i + 4);
+    }
+    t.bytes_ = serialized;
+    return t;
+  }
   const auto st = t.sp_->LoadFromSerializedProto(serialized);
   ATTEND_CHECK(st.ok(), "{}: not a SentencePiece model: {}", name, st.ToString());
   ATTEND_CHECK(t.sp_->pad_id() == kPadId && t.sp_->unk_id() == kUnkId && t.sp_->bos_id() == kBosId &&
@@ -56,7 +84,7 @@ Tokenizer Tokenizer::load(const std::string& path) { return from_bytes(io::read_
 Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const TokenizerOptions& o) {
   ATTEND_CHECK(!sentences.empty(), "vocab: no training sentences");
   ATTEND_CHECK(o.model_type == "bpe" || o.model_type == "unigram",
-               "vocab.type: expected bpe or unigram, got '{}'", o.model_type);
+               "vocab.type: expected bpe, unigram or char, got '{}'", o.model_type);
   ATTEND_CHECK(o.vocab_size >= 8, "vocab.size: expected >= 8, got {}", o.vocab_size);
   // A deterministic sample when the corpus is larger than max_sentences.
   std::vector<const std::string*> sample;
@@ -71,9 +99,10 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const Toke
       "--model_type={} --vocab_size={} --character_coverage={} --split_digits={} "
       "--pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3 --hard_vocab_limit=false "
       "--input_sentence_size={} --shuffle_input_sentence=false --num_threads=2 "
-      "--max_sentence_length=65536 --minloglevel=2",
+      "--max_sentence_length=65536 --minloglevel=2{}",
       o.model_type, o.vocab_size, o.character_coverage, o.split_digits ? "true" : "false",
-      sample.size() > 100 ? sample.size() : 0);  // SentencePiece: 0 (all) or > 100
+      sample.size() > 100 ? sample.size() : 0,  // SentencePiece: 0 (all) or > 100
+      o.mask_token ? std::string(" --user_defined_symbols=") + kMaskPiece : std::string());
   std::string model;
   // SentencePiece logs its command line to stderr before it reads --minloglevel; the outcome
   // comes back in the status, so stderr is muted for the call.
@@ -88,7 +117,29 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const Toke
   return from_bytes(model, "trained tokenizer");
 }
 
+Tokenizer Tokenizer::train_chars(const std::string& text) {
+  ATTEND_CHECK(valid_utf8(text), "vocab: the text is not valid UTF-8");
+  std::vector<std::string> chars = split_chars(text);
+  ATTEND_CHECK(!chars.empty(), "vocab: no text to build a character vocabulary from");
+  // Code-point order is byte order for UTF-8.
+  std::sort(chars.begin(), chars.end());
+  chars.erase(std::unique(chars.begin(), chars.end()), chars.end());
+  std::string bytes(kCharHeader);
+  for (const auto& c : chars) bytes += c;
+  return from_bytes(bytes, "character vocabulary");
+}
+
 std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
+  if (is_char()) {
+    ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8 in '{}'",
+                 repair_utf8(text.substr(0, 80)));
+    std::vector<int32_t> ids;
+    for (const auto& c : split_chars(text)) {
+      const auto it = char_ids_.find(c);
+      ids.push_back(it == char_ids_.end() ? kUnkId : it->second);
+    }
+    return ids;
+  }
   std::vector<int> ids;
   const auto st = sp_->Encode(text, &ids);
   ATTEND_CHECK(st.ok(), "tokenizer: cannot encode '{}': {}", text.substr(0, 80), st.ToString());
@@ -96,6 +147,10 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
 }
 
 std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
+  if (is_char()) {
+    ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8");
+    return split_chars(text);
+  }
   std::vector<std::string> p;
   const auto st = sp_->Encode(text, &p);
   ATTEND_CHECK(st.ok(), "tokenizer: cannot encode: {}", st.ToString());
@@ -103,6 +158,14 @@ std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  if (is_char()) {
+    std::string out;
+    for (int32_t id : ids) {
+      if (id == kUnkId) out += "\u2047";  // what SentencePiece shows for unk
+      else if (id > kEosId && id < vocab_size()) out += chars_[static_cast<size_t>(id - 4)];
+    }
+    return out;
+  }
   std::vector<int> v;
   for (int32_t id : ids)
     if ((id > kEosId || id == kUnkId) && id < vocab_size()) v.push_back(id);
@@ -112,11 +175,18 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   return out;
 }
 
-int64_t Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
-int32_t Tokenizer::pad_id() const { return sp_->pad_id(); }
-int32_t Tokenizer::unk_id() const { return sp_->unk_id(); }
-int32_t Tokenizer::bos_id() const { return sp_->bos_id(); }
-int32_t Tokenizer::eos_id() const { return sp_->eos_id(); }
+int64_t Tokenizer::vocab_size() const {
+  return is_char() ? static_cast<int64_t>(chars_.size()) + 4 : sp_->GetPieceSize();
+}
+int32_t Tokenizer::pad_id() const { return is_char() ? kPadId : sp_->pad_id(); }
+int32_t Tokenizer::unk_id() const { return is_char() ? kUnkId : sp_->unk_id(); }
+int32_t Tokenizer::bos_id() const { return is_char() ? kBosId : sp_->bos_id(); }
+int32_t Tokenizer::eos_id() const { return is_char() ? kEosId : sp_->eos_id(); }
+int32_t Tokenizer::mask_id() const {
+  if (is_char()) return -1;
+  const int id = sp_->PieceToId(kMaskPiece);
+  return id == sp_->unk_id() ? -1 : id;
+}
 
 void Tokenizer::save(const std::string& path) const { io::write_file_atomic(path, bytes_); }
 

@@ -1,10 +1,14 @@
-// Subword tokenization with SentencePiece. attend's models reserve ids pad 0, unk 1, bos 2,
-// eos 3; `train_tokenizer` trains a joint BPE or unigram model on sentences already in memory
-// (so gzipped corpora work) and the serialized model travels inside every checkpoint.
+// Tokenization: SentencePiece subwords, or single characters (language models over raw text).
+// attend's models reserve ids pad 0, unk 1, bos 2, eos 3; `train` makes a joint BPE or unigram
+// model on sentences already in memory (so gzipped corpora work), `train_chars` a character
+// vocabulary (every code point of the text, newline included, one id each, in code-point
+// order). Either serialises to the bytes of tokenizer.model, which travel in every checkpoint: a
+// character vocabulary is the line "attend-char-vocab 1" followed by its characters in id order.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace sentencepiece {
@@ -22,7 +26,11 @@ struct TokenizerOptions {
   bool split_digits = false;       // one piece per digit (numbers tasks)
   int64_t max_sentences = 2000000; // sampled from the corpus when larger
   uint64_t seed = 1;
+  bool mask_token = false;         // reserve the piece "[MASK]" (masked-LM vocabularies: id 4)
 };
+
+/// The mask piece of a masked-LM vocabulary; in `fill-mask` text it marks the blank.
+constexpr const char* kMaskPiece = "[MASK]";
 
 class Tokenizer {
  public:
@@ -36,6 +44,10 @@ class Tokenizer {
   static Tokenizer from_bytes(const std::string& serialized, const std::string& name_for_errors);
   /// Trains a joint model on `sentences` (both languages together).
   static Tokenizer train(const std::vector<std::string>& sentences, const TokenizerOptions& o);
+  /// A character vocabulary of `text` (valid UTF-8): ids 4.. are its distinct code points.
+  static Tokenizer train_chars(const std::string& text);
+  /// True for a character vocabulary (text is a stream of characters, newlines included).
+  bool is_char() const { return !chars_.empty(); }
 
   std::vector<int32_t> encode(const std::string& text) const;
   /// Text of the ids; pad, bos and eos are dropped, unk decodes as SentencePiece shows it.
@@ -47,6 +59,8 @@ class Tokenizer {
   int32_t unk_id() const;
   int32_t bos_id() const;
   int32_t eos_id() const;
+  /// The id of kMaskPiece, or -1 when the vocabulary has none.
+  int32_t mask_id() const;
   /// The serialized model (what `.model` files hold).
   const std::string& bytes() const { return bytes_; }
   void save(const std::string& path) const;  // atomic
@@ -54,6 +68,8 @@ class Tokenizer {
  private:
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
   std::string bytes_;
+  std::vector<std::string> chars_;  // character vocabulary: id 4 + i is chars_[i] (UTF-8)
+  std::unordered_map<std::string, int32_t> char_ids_;
 };
 
 }  // namespace attend::data

@@ -1,6 +1,8 @@
 // Corpus reading and validation, SentencePiece tokenization, token-based batching and the
 // prefetching batch stream (including exact repositioning for resume).
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -99,6 +101,90 @@ TEST(Tokenizer, TrainsEncodesDecodesAndReloads) {
   tok.save(p);
   EXPECT_EQ(data::Tokenizer::load(p).encode(text), ids);
   EXPECT_NE(error_of([&] { data::Tokenizer::load(write("junk.model", "not a model")); }).find("junk.model"),
+            std::string::npos);
+}
+
+TEST(Tokenizer, CharacterVocabularyKeepsEveryCharacterAndNewlines) {
+  const std::string text = "To be, or not\nto be: \xc3\xa9t\xc3\xa9\n";  // "été": 2-byte chars
+  const data::Tokenizer tok = data::Tokenizer::train_chars(text);
+  EXPECT_TRUE(tok.is_char());
+  // distinct characters: space , : T b e n o r t \n é  -> 12, plus 4 specials
+  EXPECT_EQ(tok.vocab_size(), 16);
+  EXPECT_EQ(tok.bos_id(), data::kBosId);
+  const auto ids = tok.encode(text);
+  EXPECT_EQ(ids.size(), 25u);  // one id per character, not per byte
+  for (int32_t id : ids) EXPECT_GT(id, data::kEosId);
+  EXPECT_EQ(tok.decode(ids), text);
+  EXPECT_EQ(tok.encode("\n")[0], 4);  // code-point order: newline is the smallest
+  EXPECT_EQ(tok.pieces("b\xc3\xa9"), (std::vector<std::string>{"b", "\xc3\xa9"}));
+  // Unknown characters map to unk; specials decode to nothing.
+  const auto unk = tok.encode("toZ");
+  EXPECT_EQ(unk[2], data::kUnkId);
+  EXPECT_EQ(tok.decode({data::kBosId, ids[0], data::kEosId, data::kPadId}), "T");
+  // The vocabulary travels as tokenizer.model bytes.
+  const std::string p = tmp_path("chars.model");
+  tok.save(p);
+  const data::Tokenizer back = data::Tokenizer::load(p);
+  EXPECT_TRUE(back.is_char());
+  EXPECT_EQ(back.encode(text), ids);
+  EXPECT_NE(error_of([&] { tok.encode("a\xff"); }).find("invalid UTF-8"), std::string::npos);
+  EXPECT_NE(error_of([&] { data::Tokenizer::train_chars("ok\xc3"); }).find("not valid UTF-8"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              data::Tokenizer::load(write("dup.model", "attend-char-vocab 1\nabca"));
+            }).find("twice"),
+            std::string::npos);
+}
+
+// BERT's masking rule on 200 sentences of 100 tokens: 15% of the real tokens chosen, of those
+// 80% masked, 10% random, 10% kept (each within 4 standard deviations); BOS/EOS never chosen;
+// targets are the original ids at chosen positions and pad elsewhere; a pure function of
+// (seed, stream).
+TEST(Batcher, MaskingFollowsBertsProportions) {
+  std::vector<data::Example> ex(200);
+  for (size_t i = 0; i < ex.size(); ++i) {
+    ex[i].layout = data::Layout::kSequence;
+    ex[i].tgt.push_back(data::kBosId);
+    for (int k = 0; k < 100; ++k) ex[i].tgt.push_back(5 + static_cast<int32_t>((i * 7 + k) % 90));
+    ex[i].tgt.push_back(data::kEosId);
+  }
+  std::vector<int64_t> rows(ex.size());
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int64_t>(i);
+  const data::Batch b = data::make_batch(ex, rows);
+  EXPECT_EQ(b.tgt_tokens, 200 * 102);
+  data::MaskRule rule;
+  rule.mask_id = 4, rule.first_token = 4, rule.vocab = 95;
+  const data::Batch m = data::mask_batch(b, rule, 9, 3);
+  const auto orig = b.tgt_in.to_vector<int32_t>(), in = m.tgt_in.to_vector<int32_t>(),
+             out = m.tgt_out.to_vector<int32_t>();
+  int64_t chosen = 0, masked = 0, random = 0, kept = 0;
+  for (size_t i = 0; i < orig.size(); ++i) {
+    if (out[i] == data::kPadId) {
+      EXPECT_EQ(in[i], orig[i]);  // not chosen: unchanged
+      continue;
+    }
+    ASSERT_GE(orig[i], 5) << "a special id was chosen at " << i;
+    EXPECT_EQ(out[i], orig[i]);
+    ++chosen;
+    if (in[i] == rule.mask_id) ++masked;
+    else if (in[i] == orig[i]) ++kept;
+    else ++random;
+    EXPECT_TRUE(in[i] >= 4 && in[i] < 95);
+  }
+  EXPECT_EQ(m.tgt_tokens, chosen);
+  auto within = [](double got, double p, double n) {
+    return std::abs(got - p * n) <= 4 * std::sqrt(p * (1 - p) * n);
+  };
+  EXPECT_TRUE(within(static_cast<double>(chosen), 0.15, 20000)) << chosen;
+  EXPECT_TRUE(within(static_cast<double>(masked), 0.8, static_cast<double>(chosen))) << masked;
+  EXPECT_TRUE(within(static_cast<double>(random), 0.1, static_cast<double>(chosen))) << random;
+  // "random" excludes draws that happen to equal the original token: ~1/90 of the 10%
+  EXPECT_TRUE(within(static_cast<double>(kept), 0.1 + 0.1 / 90, static_cast<double>(chosen)))
+      << kept;
+  EXPECT_EQ(data::mask_batch(b, rule, 9, 3).tgt_in.to_vector<int32_t>(), in);
+  EXPECT_NE(data::mask_batch(b, rule, 9, 4).tgt_in.to_vector<int32_t>(), in);
+  rule.mask_id = -1;
+  EXPECT_NE(error_of([&] { data::mask_batch(b, rule, 9, 3); }).find("no mask token"),
             std::string::npos);
 }
 

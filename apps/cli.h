@@ -10,11 +10,15 @@
 
 namespace attend::apps {
 
-/// Registers `vocab`, `train`, `translate`, `average`, `score`, `demo` and `info` on `root`;
+/// Registers `vocab`, `train`, `translate`, `generate`, `eval-lm`, `fill-mask`, `average`,
+/// `score`, `demo` and `info` on `root`;
 /// the chosen command's callback sets `exit_code`.
 void add_vocab(CLI::App& root, int& exit_code);
 void add_train(CLI::App& root, int& exit_code);
 void add_translate(CLI::App& root, int& exit_code);
+void add_generate(CLI::App& root, int& exit_code);
+void add_eval_lm(CLI::App& root, int& exit_code);
+void add_fill_mask(CLI::App& root, int& exit_code);
 void add_average(CLI::App& root, int& exit_code);
 void add_score(CLI::App& root, int& exit_code);
 void add_demo(CLI::App& root, int& exit_code);

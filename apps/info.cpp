@@ -34,7 +34,8 @@ std::string on_path(const std::string& name) {
 
 void add_info(CLI::App& root, int& exit_code) {
   auto threads = std::make_shared<int>(0);
-  CLI::App* c = root.add_subcommand("info", "show threads, GEMM library, CUDA devices, MPI and NCCL");
+  CLI::App* c =
+      root.add_subcommand("info", "show threads, GEMM library, CUDA devices, MPI and NCCL");
   c->footer("");
   add_threads_flag(*c, *threads);
   c->callback([threads, &exit_code] {

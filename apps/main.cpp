@@ -67,6 +67,9 @@ int run(int argc, char** argv) {
   int exit_code = 0;
   attend::apps::add_train(app, exit_code);
   attend::apps::add_translate(app, exit_code);
+  attend::apps::add_generate(app, exit_code);
+  attend::apps::add_eval_lm(app, exit_code);
+  attend::apps::add_fill_mask(app, exit_code);
   attend::apps::add_vocab(app, exit_code);
   attend::apps::add_average(app, exit_code);
   attend::apps::add_score(app, exit_code);

@@ -51,9 +51,8 @@ int train_command(const TrainArgs& a, std::vector<std::string> keys) {
   }
   const auto result = train::train(c, a.resume);
   if (result.has_best)
-    std::printf("best validation %s: %.4f (model in %s/best)\n",
-                c.get_string("train.valid_metric").c_str(), result.best_metric,
-                c.get_string("train.out").c_str());
+    std::printf("best validation %s: %.4f (model in %s/best)\n", result.best_metric_name.c_str(),
+                result.best_metric, c.get_string("train.out").c_str());
   return result.interrupted ? 130 : 0;
 }
 
@@ -61,8 +60,8 @@ int train_command(const TrainArgs& a, std::vector<std::string> keys) {
 
 void add_train(CLI::App& root, int& exit_code) {
   auto a = std::make_shared<TrainArgs>();
-  CLI::App* c =
-      root.add_subcommand("train", "train an encoder-decoder Transformer (--help lists every key)");
+  CLI::App* c = root.add_subcommand(
+      "train", "train a translation or language model (--help lists every key)");
   // The configuration keys are not CLI11 options: io::Config owns their names, types, defaults
   // and errors (which name the key and where its value came from); CLI11 passes them through.
   c->allow_extras();
@@ -70,8 +69,11 @@ void add_train(CLI::App& root, int& exit_code) {
   add_threads_flag(*c, a->threads)->description("worker threads (the key train.threads)");
   c->footer(
       "attend train [CONFIG.yaml] [--section.key VALUE ...] [--resume]\n"
-      "Keys come from the defaults below, then CONFIG.yaml, then the command line. --resume\n"
-      "continues train.out's last checkpoint exactly (its config.json is the base; keys given\n"
+      "Trains an encoder-decoder on sentence pairs (data.train_src, data.train_tgt), or on text\n"
+      "(data.train_text) a decoder-only language model (model.arch decoder_only) or an\n"
+      "encoder-only masked-LM model (encoder_only). Keys come from the defaults below, then\n"
+      "CONFIG.yaml, then the command line. --resume continues train.out's last checkpoint\n"
+      "exactly (its config.json is the base; keys given\n"
       "here override it, e.g. a larger train.max_steps). Ctrl-C (SIGINT) or SIGTERM saves a\n"
       "checkpoint before exiting.\n\nconfiguration keys (--section.key VALUE):\n" +
       train::train_config().help());

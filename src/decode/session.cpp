@@ -38,13 +38,11 @@ int64_t max_output_length(const nn::EncoderDecoder& model, int64_t src_len, int6
 }
 
 namespace {
-
 using Scored = std::pair<float, int32_t>;  // (logit, token)
+}  // namespace
 
-// Draws a token from the tempered, top-k / top-p truncated distribution of one logits row
-// (never pad, unk or BOS; EOS only when allowed).
-int32_t draw(const std::vector<float>& row, const nn::TransformerConfig& c, bool allow_eos,
-             const SearchOptions& o, float u) {
+int32_t sample_token(const std::vector<float>& row, const nn::TransformerConfig& c, bool allow_eos,
+                     const SearchOptions& o, float u) {
   std::vector<Scored> buf;
   const int64_t V = static_cast<int64_t>(row.size());
   for (int32_t v = 0; v < V; ++v) {
@@ -83,6 +81,8 @@ int32_t draw(const std::vector<float>& row, const nn::TransformerConfig& c, bool
   }
   return buf[keep - 1].second;
 }
+
+namespace {
 
 Tensor i32(const std::vector<int32_t>& v) {
   return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
@@ -233,8 +233,9 @@ void Session::step() {
     if (o.sample) {  // one row: draw, finish on EOS or at the length limit
       const Live& h = live_[static_cast<size_t>(g0)];
       const std::vector<float> row = logits.slice(0, g0, g0 + 1).to_vector<float>();
-      const int32_t v = draw(row, c, eos_banned[g0] < 0, o,
-                             philox_uniform(o.seed, s.stream, static_cast<uint64_t>(len - 1)));
+      const int32_t v =
+          sample_token(row, c, eos_banned[g0] < 0, o,
+                       philox_uniform(o.seed, s.stream, static_cast<uint64_t>(len - 1)));
       const double log_prob =
           h.log_prob + (row[static_cast<size_t>(v)] - lse[static_cast<size_t>(g0)]);
       if (v == c.eos_id || len >= s.limit) {

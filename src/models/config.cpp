@@ -6,7 +6,8 @@ namespace attend::models {
 std::vector<io::KeySpec> model_keys() {
   using io::KeyType;
   return {
-      {"model.preset", KeyType::kString, "small", "starting point: tiny, small, base or big (base/big are the paper's)"},
+      {"model.arch", KeyType::kString, "", "encoder_decoder (translation; the default, or the preset's), decoder_only (GPT-style language model) or encoder_only (BERT-style masked-LM model)"},
+      {"model.preset", KeyType::kString, "small", "starting point: tiny, small, base or big (base/big are the paper's); gpt-tiny or gpt2-small (decoder-only: pre-norm, GELU, learned positions, tied embeddings)"},
       {"model.d_model", KeyType::kInt, "", "model width (default: from the preset)"},
       {"model.ffn", KeyType::kInt, "", "feed-forward inner width"},
       {"model.heads", KeyType::kInt, "", "attention heads (d_model must be divisible by it)"},
@@ -30,6 +31,7 @@ nn::TransformerConfig model_config(const io::Config& c, int64_t vocab,
                                    const data::Tokenizer* tokenizer) {
   nn::TransformerConfig m = nn::TransformerConfig::preset(c.get_string("model.preset"));
   auto i = [&](const char* k, int64_t& v) { if (c.is_set(k)) v = c.get_int(k); };
+  if (c.is_set("model.arch")) m.arch = nn::parse_arch(c.get_string("model.arch"));
   i("model.d_model", m.d_model);
   i("model.ffn", m.ffn);
   i("model.heads", m.heads);

@@ -106,7 +106,7 @@ nn::TransformerConfig read_model_config(const std::string& dir, const data::Toke
   return model_config(c, 0, &tokenizer);
 }
 
-LoadedModel load_model_dir(const std::string& p) {
+std::string resolve_model_dir(const std::string& p) {
   ATTEND_CHECK(fs::exists(p), "{}: no such model directory", p);
   std::string dir = p;
   if (!io::file_exists(path(p, "model.safetensors"))) {
@@ -114,13 +114,56 @@ LoadedModel load_model_dir(const std::string& p) {
     else if (!last_checkpoint(p).empty()) dir = last_checkpoint(p);
   }
   verify_model_dir(dir, false);
-  LoadedModel m;
+  return dir;
+}
+
+namespace {
+
+// The family check of the loaders: a model of another family names the commands that take it.
+void expect_arch(const std::string& dir, const nn::TransformerConfig& c, nn::Arch want,
+                 const char* commands) {
+  if (c.arch == want) return;
+  const char* fits = c.arch == nn::Arch::kEncoderDecoder ? "attend translate"
+                     : c.arch == nn::Arch::kDecoderOnly  ? "attend generate or attend eval-lm"
+                                                         : "attend fill-mask or attend eval-lm";
+  const char* article = c.arch == nn::Arch::kDecoderOnly ? "a" : "an";
+  ATTEND_FAIL("{}: this is {} {} model, but {} take {} models (for this one: {})", dir, article,
+              nn::arch_name(c.arch), commands, nn::arch_name(want), fits);
+}
+
+}  // namespace
+
+namespace {
+
+template <typename Loaded, typename Family>
+Loaded load_family(const std::string& p, nn::Arch arch, const char* commands) {
+  const std::string dir = resolve_model_dir(p);
+  Loaded m;
   m.tokenizer = read_tokenizer(dir);
-  m.model = std::make_unique<nn::EncoderDecoder>(read_model_config(dir, m.tokenizer), 0);
+  const nn::TransformerConfig c = read_model_config(dir, m.tokenizer);
+  expect_arch(dir, c, arch, commands);
+  m.model = std::make_unique<Family>(c, 0);
   load_weights(path(dir, "model.safetensors"), *m.model);
   m.model->set_training(false);
   m.dir = dir;
   return m;
+}
+
+}  // namespace
+
+LoadedModel load_model_dir(const std::string& p) {
+  return load_family<LoadedModel, nn::EncoderDecoder>(p, nn::Arch::kEncoderDecoder,
+                                                      "translate and score");
+}
+
+LoadedLanguageModel load_language_model_dir(const std::string& p) {
+  return load_family<LoadedLanguageModel, nn::DecoderOnly>(p, nn::Arch::kDecoderOnly,
+                                                           "generate and eval-lm");
+}
+
+LoadedMaskedModel load_masked_model_dir(const std::string& p) {
+  return load_family<LoadedMaskedModel, nn::EncoderOnly>(p, nn::Arch::kEncoderOnly,
+                                                         "fill-mask and eval-lm");
 }
 
 }  // namespace attend::models

@@ -44,8 +44,32 @@ struct LoadedModel {
   std::string dir;  // the directory actually read
 };
 
-/// A trained model for inference from a model or checkpoint directory, or from a run directory
-/// (its best/ model when present, else its last checkpoint).
+/// The directory a model path names: itself when it holds model.safetensors, else a run
+/// directory's best/ model when present, else its last checkpoint; verified (files present,
+/// checksums right).
+std::string resolve_model_dir(const std::string& path);
+
+/// A trained encoder-decoder for inference from a model, checkpoint or run directory
+/// (resolve_model_dir). A model of another family is an error naming its family and the
+/// commands that take it.
 LoadedModel load_model_dir(const std::string& path);
+
+struct LoadedLanguageModel {
+  std::unique_ptr<nn::DecoderOnly> model;  // eval mode
+  data::Tokenizer tokenizer;
+  std::string dir;
+};
+
+/// A trained decoder-only language model, loaded as load_model_dir loads an encoder-decoder.
+LoadedLanguageModel load_language_model_dir(const std::string& path);
+
+struct LoadedMaskedModel {
+  std::unique_ptr<nn::EncoderOnly> model;  // eval mode
+  data::Tokenizer tokenizer;
+  std::string dir;
+};
+
+/// A trained encoder-only (masked-LM) model, loaded the same way.
+LoadedMaskedModel load_masked_model_dir(const std::string& path);
 
 }  // namespace attend::models

@@ -16,8 +16,21 @@ TransformerConfig TransformerConfig::preset(const std::string& name) {
   } else if (name == "tiny") {
     c.d_model = 128, c.ffn = 256, c.heads = 4, c.encoder_layers = c.decoder_layers = 4;
     c.dropout = 0.3;
+  } else if (name == "gpt-tiny" || name == "gpt2-small") {
+    // GPT-2's layout: pre-norm with a final layer norm, GELU, learned positions, tied embeddings
+    c.arch = Arch::kDecoderOnly;
+    c.norm = Norm::kPre;
+    c.activation = Activation::kGelu;
+    c.positions = Positions::kLearned;
+    if (name == "gpt-tiny") {  // CPU-sized
+      c.d_model = 256, c.ffn = 1024, c.heads = 4, c.decoder_layers = 4, c.max_positions = 256;
+    } else {  // GPT-2 small, 124M parameters with its 50,257-token vocabulary
+      c.d_model = 768, c.ffn = 3072, c.heads = 12, c.decoder_layers = 12, c.max_positions = 1024;
+    }
+    c.encoder_layers = 0;
   } else {
-    ATTEND_FAIL("model.preset: unknown preset '{}' (expected base, big, small or tiny)", name);
+    ATTEND_FAIL("model.preset: unknown preset '{}' (expected base, big, small, tiny, gpt-tiny or "
+                "gpt2-small)", name);
   }
   return c;
 }

@@ -17,7 +17,7 @@ std::string path(const std::string& dir, const std::string& f) { return (fs::pat
 
 }  // namespace
 
-void save_checkpoint(const std::string& dir, const nn::EncoderDecoder& model, Adam* adam,
+void save_checkpoint(const std::string& dir, const nn::Module& model, Adam* adam,
                      const std::string& config_json, const data::Tokenizer& tokenizer,
                      const TrainerState& s, const Ema* ema) {
   const std::string tmp = dir + ".tmp";
@@ -65,11 +65,11 @@ void save_checkpoint(const std::string& dir, const nn::EncoderDecoder& model, Ad
 
 std::string read_config_json(const std::string& dir) { return io::read_file(path(dir, "config.json")); }
 
-void load_model(const std::string& dir, nn::EncoderDecoder& model) {
+void load_model(const std::string& dir, nn::Module& model) {
   models::load_weights(path(dir, "model.safetensors"), model);
 }
 
-void load_training_weights(const std::string& dir, nn::EncoderDecoder& model) {
+void load_training_weights(const std::string& dir, nn::Module& model) {
   models::load_weights(
       path(dir, load_state(dir).ema ? "train_weights.safetensors" : "model.safetensors"), model);
 }

@@ -35,16 +35,16 @@ struct TrainerState {
 /// Writes a complete checkpoint to `dir` atomically. `adam` may be null (model only). With
 /// `ema`, model.safetensors gets the averaged weights and, when `adam` is given, the model's
 /// own weights go to train_weights.safetensors (state.ema is then recorded as true).
-void save_checkpoint(const std::string& dir, const nn::EncoderDecoder& model, Adam* adam,
+void save_checkpoint(const std::string& dir, const nn::Module& model, Adam* adam,
                      const std::string& config_json, const data::Tokenizer& tokenizer,
                      const TrainerState& state, const Ema* ema = nullptr);
 
 std::string read_config_json(const std::string& dir);
 /// Loads weights into `model`: names and shapes must match exactly (errors name the tensor).
-void load_model(const std::string& dir, nn::EncoderDecoder& model);
+void load_model(const std::string& dir, nn::Module& model);
 /// Loads the weights training continues from: train_weights.safetensors when the checkpoint
 /// keeps a moving average (load_state(dir).ema), else model.safetensors.
-void load_training_weights(const std::string& dir, nn::EncoderDecoder& model);
+void load_training_weights(const std::string& dir, nn::Module& model);
 /// The averaged weights of a checkpoint that keeps a moving average, into `ema`.
 void load_ema(const std::string& dir, Ema& ema);
 void load_optimizer(const std::string& dir, Adam& adam);

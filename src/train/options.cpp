@@ -19,6 +19,21 @@ io::Config train_config() {
        "training target file, line-aligned with data.train_src"},
       {"data.valid_src", KeyType::kString, "", "validation source file (optional)"},
       {"data.valid_tgt", KeyType::kString, "", "validation target file"},
+      {"data.train_text", KeyType::kString, "",
+       "language models (model.arch decoder_only): the training text, UTF-8, .gz allowed; "
+       "a character vocabulary reads it as one stream of characters (newlines included), a "
+       "subword vocabulary as one document per line"},
+      {"data.valid_text", KeyType::kString, "",
+       "language models: validation text (default: the last data.valid_fraction of "
+       "data.train_text)"},
+      {"data.valid_fraction", KeyType::kFloat, "0.1",
+       "language models without data.valid_text: this share of data.train_text's characters, "
+       "from its end, is held out for validation (nanoGPT's split: 0.1)"},
+      {"data.block", KeyType::kInt, "256",
+       "language models: tokens per training window (the context trained; <= model.max_positions)"},
+      {"data.block_stride", KeyType::kInt, "0",
+       "language models: tokens between the starts of consecutive training windows (0: "
+       "data.block, no overlap)"},
       {"data.generate", KeyType::kString, "none",
        "built-in corpus instead of files: none, numbers-en or numbers-de (digits -> words)"},
       {"data.generate_train", KeyType::kInt, "20000", "generated corpus: training pairs"},
@@ -35,7 +50,9 @@ io::Config train_config() {
       {"vocab.model", KeyType::kString, "",
        "existing SentencePiece .model to use (else one is trained)"},
       {"vocab.size", KeyType::kInt, "8000", "subword vocabulary size when training one"},
-      {"vocab.type", KeyType::kString, "bpe", "bpe or unigram"},
+      {"vocab.type", KeyType::kString, "bpe",
+       "bpe or unigram (SentencePiece subwords), or char (one id per character; language "
+       "models)"},
       {"vocab.split_digits", KeyType::kBool, "false", "one subword per digit"},
       {"vocab.max_sentences", KeyType::kInt, "1000000",
        "sentences sampled to train the vocabulary"},

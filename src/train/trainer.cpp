@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -177,9 +178,57 @@ std::vector<data::Example> encode_pairs(const data::Tokenizer& tok, const nn::Tr
   return out;
 }
 
+// A language model's text: training and validation parts.
+struct LmText {
+  std::string train, valid;
+};
+
+// The byte offset of character `k` of valid UTF-8 text (its size when k is past the end).
+size_t char_offset(const std::string& s, int64_t k) {
+  int64_t seen = 0;
+  for (size_t i = 0; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && seen++ == k) return i;
+  return s.size();
+}
+
+int64_t char_count(const std::string& s) {
+  int64_t n = 0;
+  for (char ch : s) n += (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+  return n;
+}
+
+LmText load_lm_text(const io::Config& c, nn::Arch arch) {
+  ATTEND_CHECK(c.is_set("data.train_text"),
+               "model.arch {} trains on text: set data.train_text (data.train_src and "
+               "data.train_tgt are for translation)", nn::arch_name(arch));
+  const std::string bad = c.get_string("data.bad_utf8");
+  ATTEND_CHECK(bad == "error" || bad == "skip", "data.bad_utf8: expected error or skip, got '{}'",
+               bad);
+  const auto policy = bad == "skip" ? data::BadUtf8::kSkip : data::BadUtf8::kError;
+  data::Text t = data::read_text(c.get_string("data.train_text"), policy);
+  std::printf("data: %lld lines of text read", static_cast<long long>(t.lines));
+  if (t.skipped_utf8)
+    std::printf(" (%lld with invalid UTF-8 left out)", static_cast<long long>(t.skipped_utf8));
+  std::printf("\n");
+  LmText out;
+  if (c.is_set("data.valid_text")) {
+    out.train = std::move(t.text);
+    out.valid = data::read_text(c.get_string("data.valid_text"), policy).text;
+    return out;
+  }
+  const double f = c.get_float("data.valid_fraction");
+  ATTEND_CHECK(f >= 0 && f < 1, "data.valid_fraction: expected a share in [0, 1), got {}", f);
+  // nanoGPT's split: the first (1 - f) of the characters train, the rest validates.
+  const int64_t n = char_count(t.text);
+  const size_t cut = char_offset(t.text, static_cast<int64_t>(static_cast<double>(n) * (1 - f)));
+  out.train = t.text.substr(0, cut);
+  out.valid = t.text.substr(cut);
+  return out;
+}
+
 }  // namespace
 
-Trainer::Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, const TrainOptions& o,
+Trainer::Trainer(nn::Model& model, const data::Tokenizer& tokenizer, const TrainOptions& o,
                  dist::Communicator* comm)
     : model_(model),
       tokenizer_(tokenizer),
@@ -200,7 +249,44 @@ Trainer::Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, co
     broadcast_parameters();
   }
   if (o.ema_decay > 0) ema_ = std::make_unique<Ema>(model.named_parameters(), o.ema_decay);
+  if (dynamic_cast<const nn::EncoderOnly*>(&model)) {
+    mlm_ = true;
+    mask_rule_.mask_id = tokenizer.mask_id();
+    mask_rule_.first_token = 4;
+    mask_rule_.vocab = model.config().src_vocab;
+    ATTEND_CHECK(mask_rule_.mask_id >= 0,
+                 "model.arch encoder_only: the vocabulary has no {} piece (train one with "
+                 "attend train, which adds it, or give a SentencePiece model that has it)",
+                 data::kMaskPiece);
+  }
   model_.set_training(true);
+}
+
+namespace {
+
+// Masked positions (targets not pad) whose most likely token is the target.
+int64_t masked_correct(const Tensor& logits, const Tensor& targets) {
+  const std::vector<int32_t> t = targets.to_vector<int32_t>();
+  int64_t correct = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t[i] == data::kPadId) continue;
+    const auto row = logits.slice(0, static_cast<int64_t>(i), static_cast<int64_t>(i) + 1)
+                         .to_vector<float>();
+    correct += std::max_element(row.begin(), row.end()) - row.begin() == t[i];
+  }
+  return correct;
+}
+
+}  // namespace
+
+ag::Variable Trainer::logits(const data::Batch& b, uint64_t dropout_stream) const {
+  if (const auto* ed = dynamic_cast<const nn::EncoderDecoder*>(&model_))
+    return ed->forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, dropout_stream);
+  if (const auto* lm = dynamic_cast<const nn::DecoderOnly*>(&model_))
+    return lm->forward(b.tgt_in, b.tgt_lengths, dropout_stream);
+  if (const auto* mlm = dynamic_cast<const nn::EncoderOnly*>(&model_))
+    return mlm->forward(b.tgt_in, b.tgt_lengths, dropout_stream);
+  ATTEND_FAIL("train: model.arch {} cannot be trained", nn::arch_name(model_.config().arch));
 }
 
 Trainer::~Trainer() {
@@ -231,7 +317,11 @@ StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t
   int64_t own_tokens = 0;
   const size_t first = comm_ ? static_cast<size_t>(comm_->rank()) * batches.size() : 0;
   for (size_t a = 0; a < batches.size(); ++a) {
-    const data::Batch& b = *batches[a];
+    data::Batch masked;  // masked-LM: this micro-batch's corruption, a function of (step, a)
+    if (mlm_)
+      masked = data::mask_batch(*batches[a], mask_rule_, options_.seed ^ kMaskSeed,
+                                mix_stream(static_cast<uint64_t>(state_.step), first + a));
+    const data::Batch& b = mlm_ ? masked : *batches[a];
     const bool last = a + 1 == batches.size();
     {
       ArenaScope scope(&arena_);
@@ -242,9 +332,7 @@ StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t
                      static_cast<uint64_t>(first + a));
       {
         ag::TapeScope rec(&tape);
-        const ag::Variable logits =
-            model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, dropout_stream);
-        loss = ag::cross_entropy(logits, b.tgt_out, ce, ops::Reduction::kSum);
+        loss = ag::cross_entropy(logits(b, dropout_stream), b.tgt_out, ce, ops::Reduction::kSum);
       }
       loss_sum += loss.value().item();
       if (reducer_ && last) reducer_->arm();  // buckets start as backward finishes them
@@ -282,27 +370,34 @@ Validation Trainer::validate(const ValidationSet& set) {
   int64_t tokens = 0;
   {
     Arena arena;
+    int64_t k = 0, correct = 0;
     for (const auto& rows : data::sorted_plan(set.examples, options_.max_tokens)) {
       ArenaScope scope(&arena);
-      const data::Batch b = data::make_batch(set.examples, rows);
-      const ag::Variable logits = model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, 0);
-      const auto out =
-          ops::cross_entropy(logits.value(), b.tgt_out, {0.0, data::kPadId}, ops::Reduction::kSum);
+      data::Batch b = data::make_batch(set.examples, rows);
+      // masked-LM: the same corruption at every validation (batch k's own stream)
+      if (mlm_) b = data::mask_batch(b, mask_rule_, options_.seed ^ kMaskSeed ^ 1, k++);
+      const Tensor out_logits = logits(b, 0).value();
+      const auto out = ops::cross_entropy(out_logits, b.tgt_out, {0.0, data::kPadId},
+                                          ops::Reduction::kSum);
       nll += out.loss.item();
       tokens += b.tgt_tokens;
+      if (mlm_) correct += masked_correct(out_logits, b.tgt_out);
       arena.reset();
     }
+    if (mlm_)
+      v.accuracy = static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(tokens, 1));
   }
   v.loss = nll / static_cast<double>(std::max<int64_t>(tokens, 1));
   v.ppl = std::exp(v.loss);
-  if (options_.valid_bleu) {
+  const auto* translation = dynamic_cast<const nn::EncoderDecoder*>(&model_);
+  if (options_.valid_bleu && translation && !set.sources.empty()) {
     decode::TranslateOptions o;
     o.search.beam = options_.valid_beam;
     o.search.alpha = options_.valid_alpha;
     o.batch_tokens = options_.valid_max_tokens;
     o.max_input_tokens = std::numeric_limits<int64_t>::max();  // validation cuts nothing
     const auto outs =
-        decode::Translator(model_, tokenizer_).translate(set.sources, o, "validation");
+        decode::Translator(*translation, tokenizer_).translate(set.sources, o, "validation");
     std::vector<std::string> hyps;
     int64_t exact = 0;
     for (size_t i = 0; i < outs.size(); ++i) {
@@ -433,9 +528,22 @@ TrainResult train(const io::Config& c, bool resume) {
   }
 
   // Model keys are checked before any data is read (vocabulary size not known yet).
-  models::model_config(c, 8).validate();
+  const nn::TransformerConfig checked = models::model_config(c, 8);
+  checked.validate();
+  const bool mlm = checked.arch == nn::Arch::kEncoderOnly;
+  const bool lm = checked.arch == nn::Arch::kDecoderOnly || mlm;  // trains on text
+  ATTEND_CHECK(!mlm || c.get_string("vocab.type") != "char",
+               "vocab.type char: masked-LM training (model.arch encoder_only) needs a subword "
+               "vocabulary (bpe or unigram), which holds the {} piece", data::kMaskPiece);
+  if (lm) o.valid_bleu = false;  // a language model is validated (and selected) by its loss
   // Data and vocabulary.
-  const Corpus corpus = load_corpus(c);
+  Corpus corpus;
+  LmText text;
+  if (lm) {
+    text = load_lm_text(c, checked.arch);
+  } else {
+    corpus = load_corpus(c);
+  }
   data::Tokenizer tok;
   if (resume) {
     tok = models::read_tokenizer(ckpt);
@@ -444,19 +552,34 @@ TrainResult train(const io::Config& c, bool resume) {
   } else if (!lead) {  // rank 0 trains the vocabulary; the others receive it
     tok = data::Tokenizer::from_bytes(dist::broadcast_string(comm, "", 0), "rank 0's vocabulary");
   } else {
-    data::TokenizerOptions to;
-    to.vocab_size = c.get_int("vocab.size");
-    to.model_type = c.get_string("vocab.type");
-    to.split_digits = c.get_bool("vocab.split_digits");
-    to.max_sentences = c.get_int("vocab.max_sentences");
-    to.seed = o.seed;
-    std::vector<std::string> all = corpus.train_src;
-    all.insert(all.end(), corpus.train_tgt.begin(), corpus.train_tgt.end());
     const auto t0 = Clock::now();
-    tok = data::Tokenizer::train(all, to);
-    std::printf("vocab: trained a %s model of %lld pieces on %zu sentences in %.1fs\n",
-                to.model_type.c_str(), static_cast<long long>(tok.vocab_size()), all.size(),
-                seconds_since(t0));
+    std::vector<std::string> all;  // the sentences (lines) the vocabulary is trained on
+    if (lm) {
+      if (c.get_string("vocab.type") != "char") all = data::split_lines(text.train);
+    } else {
+      all = corpus.train_src;
+      all.insert(all.end(), corpus.train_tgt.begin(), corpus.train_tgt.end());
+    }
+    if (c.get_string("vocab.type") == "char") {
+      std::string joined = text.train;
+      for (const auto& line : all) joined += line + "\n";
+      tok = data::Tokenizer::train_chars(joined);
+      std::printf("vocab: %lld characters (and 4 special ids) in %.1fs\n",
+                  static_cast<long long>(tok.vocab_size() - 4), seconds_since(t0));
+    } else {
+      data::TokenizerOptions to;
+      to.vocab_size = c.get_int("vocab.size");
+      to.model_type = c.get_string("vocab.type");
+      to.split_digits = c.get_bool("vocab.split_digits");
+      to.max_sentences = c.get_int("vocab.max_sentences");
+      to.seed = o.seed;
+      to.mask_token = mlm;
+      ATTEND_CHECK(!all.empty(), "vocab: no training text to learn a vocabulary from");
+      tok = data::Tokenizer::train(all, to);
+      std::printf("vocab: trained a %s model of %lld pieces on %zu sentences in %.1fs\n",
+                  to.model_type.c_str(), static_cast<long long>(tok.vocab_size()), all.size(),
+                  seconds_since(t0));
+    }
     if (ranks > 1) dist::broadcast_string(comm, tok.bytes(), 0);
   }
   if (lead) tok.save((fs::path(out) / "tokenizer.model").string());
@@ -470,22 +593,72 @@ TrainResult train(const io::Config& c, bool resume) {
     io::write_file_atomic((fs::path(out) / "valid.src").string(), src);
     io::write_file_atomic((fs::path(out) / "valid.ref").string(), ref);
   }
-  int64_t too_long = 0;
-  const int64_t max_len = c.get_int("data.max_length");
   const nn::TransformerConfig model_cfg = models::model_config(c, 0, &tok);
-  const auto train_set =
-      encode_pairs(tok, model_cfg, corpus.train_src, corpus.train_tgt, max_len, &too_long);
-  ValidationSet valid{encode_pairs(tok, model_cfg, corpus.valid_src, corpus.valid_tgt, 0, nullptr),
-                      corpus.valid_src, corpus.valid_tgt};
-  std::printf(
-      "data: %zu training pairs (%lld longer than %lld subwords skipped), %zu validation pairs\n",
-      train_set.size(), static_cast<long long>(too_long), static_cast<long long>(max_len),
-      valid.examples.size());
-  ATTEND_CHECK(!train_set.empty(), "data: no training pairs left after filtering");
+  std::vector<data::Example> train_set;
+  ValidationSet valid;
+  if (mlm) {  // one sentence per line: BOS ids EOS, cut to the model's positions
+    auto sentences = [&](const std::string& t) {
+      std::vector<data::Example> out;
+      for (const std::string& line : data::split_lines(t)) {
+        data::Example e;
+        e.layout = data::Layout::kSequence;
+        e.tgt.push_back(tok.bos_id());
+        for (int32_t id : tok.encode(line)) e.tgt.push_back(id);
+        if (static_cast<int64_t>(e.tgt.size()) + 1 > model_cfg.max_positions)
+          e.tgt.resize(static_cast<size_t>(model_cfg.max_positions - 1));
+        e.tgt.push_back(tok.eos_id());
+        out.push_back(std::move(e));
+      }
+      return out;
+    };
+    train_set = sentences(text.train);
+    valid.examples = sentences(text.valid);
+    std::printf("data: %zu training sentences, %zu validation sentences (masked-LM: 15%% of the "
+                "tokens chosen, 80%% of those masked, 10%% random, 10%% kept)\n",
+                train_set.size(), valid.examples.size());
+    ATTEND_CHECK(!train_set.empty(), "data.train_text: no sentences");
+  } else if (lm) {
+    const int64_t block = c.get_int("data.block");
+    const int64_t stride =
+        c.get_int("data.block_stride") > 0 ? c.get_int("data.block_stride") : block;
+    ATTEND_CHECK(block >= 1 && block <= model_cfg.max_positions,
+                 "data.block: expected 1..model.max_positions ({}), got {}",
+                 model_cfg.max_positions, block);
+    ATTEND_CHECK(c.get_int("data.block_stride") >= 0, "data.block_stride: expected >= 0, got {}",
+                 c.get_int("data.block_stride"));
+    const std::vector<int32_t> train_ids = data::lm_stream(tok, text.train);
+    const std::vector<int32_t> valid_ids = data::lm_stream(tok, text.valid);
+    train_set = data::lm_windows(train_ids, block, stride);
+    valid.examples = data::lm_windows(valid_ids, block, block);
+    std::printf("data: %zu training tokens in %zu windows of %lld (stride %lld), %zu validation "
+                "tokens in %zu windows\n",
+                train_ids.size(), train_set.size(), static_cast<long long>(block),
+                static_cast<long long>(stride), valid_ids.size(), valid.examples.size());
+    ATTEND_CHECK(!train_set.empty(), "data.train_text: too little text for one training window");
+  } else {
+    int64_t too_long = 0;
+    const int64_t max_len = c.get_int("data.max_length");
+    train_set =
+        encode_pairs(tok, model_cfg, corpus.train_src, corpus.train_tgt, max_len, &too_long);
+    valid = {encode_pairs(tok, model_cfg, corpus.valid_src, corpus.valid_tgt, 0, nullptr),
+             corpus.valid_src, corpus.valid_tgt};
+    std::printf(
+        "data: %zu training pairs (%lld longer than %lld subwords skipped), %zu validation pairs\n",
+        train_set.size(), static_cast<long long>(too_long), static_cast<long long>(max_len),
+        valid.examples.size());
+    ATTEND_CHECK(!train_set.empty(), "data: no training pairs left after filtering");
+  }
 
   // Model and trainer.
-  nn::EncoderDecoder model(model_cfg, o.seed);
-  Trainer trainer(model, tok, o, &comm);
+  std::unique_ptr<nn::Model> model;
+  if (mlm) {
+    model = std::make_unique<nn::EncoderOnly>(model_cfg, o.seed);
+  } else if (lm) {
+    model = std::make_unique<nn::DecoderOnly>(model_cfg, o.seed);
+  } else {
+    model = std::make_unique<nn::EncoderDecoder>(model_cfg, o.seed);
+  }
+  Trainer trainer(*model, tok, o, &comm);
   TrainerState& state = trainer.state();
   if (resume) trainer.resume(ckpt);
   if (o.ema_decay > 0) {
@@ -494,14 +667,18 @@ TrainResult train(const io::Config& c, bool resume) {
   } else if (resume && state.ema) {
     std::printf("ema: train.ema_decay is 0, so the checkpoint's moving average is dropped\n");
   }
-  const auto& mc = model.config();
-  std::printf(
-      "model: %lld+%lld layers, d_model %lld, FFN %lld, %lld heads, vocab %lld, %lld parameters; "
-      "%d threads\n",
-      static_cast<long long>(mc.encoder_layers), static_cast<long long>(mc.decoder_layers),
-      static_cast<long long>(mc.d_model), static_cast<long long>(mc.ffn),
-      static_cast<long long>(mc.heads), static_cast<long long>(mc.src_vocab),
-      static_cast<long long>(model.num_parameters()), num_threads());
+  const auto& mc = model->config();
+  if (mlm)
+    std::printf("model: encoder-only, %lld layers", static_cast<long long>(mc.encoder_layers));
+  else if (lm)
+    std::printf("model: decoder-only, %lld layers", static_cast<long long>(mc.decoder_layers));
+  else
+    std::printf("model: %lld+%lld layers", static_cast<long long>(mc.encoder_layers),
+                static_cast<long long>(mc.decoder_layers));
+  std::printf(", d_model %lld, FFN %lld, %lld heads, vocab %lld, %lld parameters; %d threads\n",
+              static_cast<long long>(mc.d_model), static_cast<long long>(mc.ffn),
+              static_cast<long long>(mc.heads), static_cast<long long>(mc.src_vocab),
+              static_cast<long long>(model->num_parameters()), num_threads());
   if (ranks > 1)
     std::printf(
         "data parallel: %d ranks (%s), %lld batch(es) per rank per step, gradients "
@@ -602,7 +779,9 @@ TrainResult train(const io::Config& c, bool resume) {
       const double wsec = std::max(1e-9, seconds_since(window_start));
       const double tps = static_cast<double>(window_tokens) / wsec;
       const double per_step = seconds_since(start) / static_cast<double>(state.step - first_step);
-      const double eta = per_step * static_cast<double>(o.max_steps - state.step);
+      double eta = per_step * static_cast<double>(o.max_steps - state.step);
+      if (o.max_minutes > 0)  // the time limit comes first
+        eta = std::max(0.0, std::min(eta, o.max_minutes * 60.0 - state.elapsed_seconds));
       char line[256];
       std::snprintf(
           line, sizeof(line),
@@ -659,6 +838,7 @@ TrainResult train(const io::Config& c, bool resume) {
       std::printf("%svalid step %lld: loss %.4f  ppl %.2f", tty ? "\r\033[K" : "",
                   static_cast<long long>(state.step), v.loss, v.ppl);
       if (v.bleu >= 0) std::printf("  BLEU %.2f  exact %.1f%%", v.bleu, 100.0 * v.exact);
+      if (v.accuracy >= 0) std::printf("  masked accuracy %.1f%%", 100.0 * v.accuracy);
       std::printf("  (%.1fs)%s\n", v.seconds, better ? "  new best" : "");
       nlohmann::ordered_json j = {
           {"step", state.step}, {"valid_loss", v.loss}, {"valid_ppl", v.ppl}};
@@ -666,6 +846,7 @@ TrainResult train(const io::Config& c, bool resume) {
         j["valid_bleu"] = v.bleu;
         j["valid_exact"] = v.exact;
       }
+      if (v.accuracy >= 0) j["valid_masked_accuracy"] = v.accuracy;
       j["best"] = better;
       record(j);
       if (o.patience > 0 && state.bad_validations >= o.patience) {
@@ -690,6 +871,7 @@ TrainResult train(const io::Config& c, bool resume) {
   result.steps = state.step;
   result.has_best = state.has_best;
   result.best_metric = state.best_metric;
+  result.best_metric_name = o.select_by_bleu() ? "bleu" : "loss";
   return result;
 }
 

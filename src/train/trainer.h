@@ -1,4 +1,6 @@
-// Training an encoder-decoder Transformer.
+// Training a Transformer: the encoder-decoder on sentence pairs, the decoder-only language model
+// on windows of text (data::Layout::kWindow), the encoder-only model by masked-token prediction
+// on sentences (data::Layout::kSequence, corrupted by data::mask_batch each step).
 //
 // Trainer is one model's training state -- Adam, the optional moving average, the flat gradient
 // buffer, the step counter and data position -- with step() (forward and backward over the
@@ -39,6 +41,7 @@ struct StepResult {
 
 struct Validation {
   double loss = 0, ppl = 0, bleu = -1, exact = -1, seconds = 0;
+  double accuracy = -1;  // masked-LM: share of the masked tokens predicted exactly
 };
 
 /// A validation set: encoded pairs for the loss, and the raw sentences for BLEU.
@@ -54,7 +57,9 @@ class Trainer {
   /// more than one rank (data parallel), the parameters are broadcast from rank 0 and every
   /// step sums the gradients over the ranks (in buckets of train.bucket_mb, overlapping the
   /// last micro-batch's backward).
-  Trainer(nn::EncoderDecoder& model, const data::Tokenizer& tokenizer, const TrainOptions& options,
+  /// `model` is an nn::EncoderDecoder, nn::DecoderOnly or nn::EncoderOnly (whose vocabulary
+  /// must have the mask piece).
+  Trainer(nn::Model& model, const data::Tokenizer& tokenizer, const TrainOptions& options,
           dist::Communicator* comm = nullptr);
   ~Trainer();
 
@@ -72,8 +77,9 @@ class Trainer {
   /// r * batches.size() + a of one process would.
   StepResult step(const std::vector<const data::Batch*>& batches, int64_t tokens = 0);
 
-  /// Loss and perplexity on `set` and, with train.valid_bleu, the BLEU and exact-match rate of
-  /// its beam-search translations. Uses the moving average when there is one.
+  /// Loss and perplexity on `set` and, with train.valid_bleu (encoder-decoder only), the BLEU
+  /// and exact-match rate of its beam-search translations. Uses the moving average when there
+  /// is one.
   Validation validate(const ValidationSet& set);
 
   /// Writes a checkpoint to `dir` (atomically): weights, optimizer moments when
@@ -91,7 +97,9 @@ class Trainer {
 
  private:
   void broadcast_parameters();
-  nn::EncoderDecoder& model_;
+  /// The batch's logits [B * T, V] (the model family's forward; row r predicts tgt_out[r]).
+  ag::Variable logits(const data::Batch& b, uint64_t dropout_stream) const;
+  nn::Model& model_;
   const data::Tokenizer& tokenizer_;
   TrainOptions options_;
   Schedule schedule_;
@@ -102,6 +110,9 @@ class Trainer {
   Arena arena_;                         // every activation of a step comes from here
   dist::Communicator* comm_ = nullptr;  // set when more than one rank
   std::unique_ptr<dist::GradientReducer> reducer_;
+  bool mlm_ = false;           // an encoder-only model: masked-LM batches
+  data::MaskRule mask_rule_;   // (its mask id, vocabulary)
+  static constexpr uint64_t kMaskSeed = 0x6d61736b;  // the masking draws' key, beside dropout's
 };
 
 struct TrainResult {
@@ -109,6 +120,7 @@ struct TrainResult {
   double last_loss = 0;
   bool has_best = false;
   double best_metric = 0;
+  std::string best_metric_name;  // "bleu" or "loss": what selected the best model
   bool interrupted = false;  // stopped by SIGINT/SIGTERM (a checkpoint was saved)
 };
 

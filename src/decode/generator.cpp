@@ -1,0 +1,274 @@
+// Text generation (see generator.h).
+#include "decode/generator.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/utf8.h"
+#include "data/batcher.h"
+#include "data/corpus.h"
+#include "ops/ops.h"
+
+namespace attend::decode {
+
+void GenerateOptions::validate() const {
+  ATTEND_CHECK(max_new >= 0, "generate: --max-new must be >= 0, got {}", max_new);
+  ATTEND_CHECK(std::isfinite(temperature) && temperature >= 0,
+               "generate: --temperature must be >= 0 (0: greedy), got {}", temperature);
+  ATTEND_CHECK(top_k >= 0, "generate: --top-k must be >= 0, got {}", top_k);
+  ATTEND_CHECK(top_p > 0 && top_p <= 1, "generate: --top-p must be in (0, 1], got {}", top_p);
+}
+
+namespace {
+
+// The length of the longest prefix of `text` that does not end inside a UTF-8 character.
+size_t complete_prefix(const std::string& text) {
+  size_t start = text.size();
+  while (start > 0 && (static_cast<unsigned char>(text[start - 1]) & 0xC0) == 0x80) --start;
+  if (start == 0) return 0;
+  const auto lead = static_cast<unsigned char>(text[start - 1]);
+  const size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+  return text.size() - (start - 1) >= need ? text.size() : start - 1;
+}
+
+}  // namespace
+
+LmScore score_text(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer,
+                   const std::string& text, int64_t block, int64_t max_tokens) {
+  ATTEND_CHECK(block >= 1 && block <= model.config().max_positions,
+               "eval-lm: --block must be in 1..{} (the model's context), got {}",
+               model.config().max_positions, block);
+  const std::vector<data::Example> windows =
+      data::lm_windows(data::lm_stream(tokenizer, text), block, block);
+  LmScore score;
+  score.windows = static_cast<int64_t>(windows.size());
+  for (const auto& rows : data::sorted_plan(windows, max_tokens)) {
+    const data::Batch b = data::make_batch(windows, rows);
+    const Tensor logits = model.forward(b.tgt_in, b.tgt_lengths, 0).value();
+    score.nll +=
+        ops::cross_entropy(logits, b.tgt_out, {0.0, model.config().pad_id}, ops::Reduction::kSum)
+            .loss.item();
+    score.tokens += b.tgt_tokens;
+  }
+  return score;
+}
+
+MaskedScore score_masked(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
+                         const std::string& text, uint64_t seed, int64_t max_tokens) {
+  const nn::TransformerConfig& c = model.config();
+  data::MaskRule rule;
+  rule.mask_id = tokenizer.mask_id();
+  rule.first_token = 4;
+  rule.vocab = c.src_vocab;
+  ATTEND_CHECK(rule.mask_id >= 0, "eval-lm: the model's vocabulary has no {} piece",
+               data::kMaskPiece);
+  std::vector<data::Example> sentences;
+  for (const std::string& line : data::split_lines(text)) {
+    data::Example e;
+    e.layout = data::Layout::kSequence;
+    e.tgt.push_back(c.bos_id);
+    for (int32_t id : tokenizer.encode(line)) e.tgt.push_back(id);
+    if (static_cast<int64_t>(e.tgt.size()) + 1 > c.max_positions)
+      e.tgt.resize(static_cast<size_t>(c.max_positions - 1));
+    e.tgt.push_back(c.eos_id);
+    sentences.push_back(std::move(e));
+  }
+  MaskedScore score;
+  score.sentences = static_cast<int64_t>(sentences.size());
+  uint64_t k = 0;
+  for (const auto& rows : data::sorted_plan(sentences, max_tokens)) {
+    const data::Batch b = data::mask_batch(data::make_batch(sentences, rows), rule, seed, k++);
+    const Tensor logits = model.forward(b.tgt_in, b.tgt_lengths, 0).value();
+    score.nll +=
+        ops::cross_entropy(logits, b.tgt_out, {0.0, c.pad_id}, ops::Reduction::kSum).loss.item();
+    score.masked += b.tgt_tokens;
+    const std::vector<int32_t> t = b.tgt_out.to_vector<int32_t>();
+    for (size_t i = 0; i < t.size(); ++i) {
+      if (t[i] == c.pad_id) continue;
+      const auto row =
+          logits.slice(0, static_cast<int64_t>(i), static_cast<int64_t>(i) + 1).to_vector<float>();
+      score.correct += std::max_element(row.begin(), row.end()) - row.begin() == t[i];
+    }
+  }
+  return score;
+}
+
+std::vector<Filler> fill_mask(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
+                              const std::string& text, int64_t top_k) {
+  ATTEND_CHECK(valid_utf8(text), "fill-mask: invalid UTF-8 in the text");
+  ATTEND_CHECK(top_k >= 1, "fill-mask: --top-k must be >= 1, got {}", top_k);
+  const std::string mask = data::kMaskPiece;
+  const size_t at = text.find(mask);
+  int64_t count = 0;
+  for (size_t p = text.find(mask); p != std::string::npos; p = text.find(mask, p + mask.size()))
+    ++count;
+  ATTEND_CHECK(count == 1, "fill-mask: the text must hold exactly one {}, it holds {}", mask,
+               count);
+  const nn::TransformerConfig& c = model.config();
+  const int32_t mask_id = tokenizer.mask_id();
+  ATTEND_CHECK(mask_id >= 0, "fill-mask: the model's vocabulary has no {} piece", mask);
+  const std::string left = text.substr(0, at), right = text.substr(at + mask.size());
+  std::vector<int32_t> ids = {c.bos_id};
+  for (int32_t id : tokenizer.encode(left)) ids.push_back(id);
+  const int64_t blank = static_cast<int64_t>(ids.size());
+  ids.push_back(mask_id);
+  for (int32_t id : tokenizer.encode(right)) ids.push_back(id);
+  ids.push_back(c.eos_id);
+  const int64_t T = static_cast<int64_t>(ids.size());
+  ATTEND_CHECK(T <= c.max_positions, "fill-mask: the text has {} tokens but the model takes {}", T,
+               c.max_positions);
+  const Tensor logits =
+      model
+          .forward(Tensor::from_vector(ids, {1, T}),
+                   Tensor::from_vector(std::vector<int32_t>{static_cast<int32_t>(T)}, {1}), 0)
+          .value();
+  const std::vector<float> row = logits.slice(0, blank, blank + 1).to_vector<float>();
+  const double mx = *std::max_element(row.begin(), row.end());
+  double z = 0;
+  for (float x : row) z += std::exp(x - mx);
+  std::vector<int32_t> order;
+  for (int32_t v = 4; v < static_cast<int32_t>(row.size()); ++v)
+    if (v != mask_id) order.push_back(v);
+  const size_t k = std::min<size_t>(static_cast<size_t>(top_k), order.size());
+  std::partial_sort(
+      order.begin(), order.begin() + static_cast<int64_t>(k), order.end(),
+      [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+  std::vector<Filler> out;
+  for (size_t i = 0; i < k; ++i) {
+    Filler f;
+    f.id = order[i];
+    f.piece = tokenizer.decode({f.id});
+    f.probability = std::exp(row[f.id] - mx) / z;
+    f.text = left + f.piece + right;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+Generator::Generator(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer)
+    : model_(model), tokenizer_(tokenizer) {}
+
+int64_t Generator::context() const { return model_.config().max_positions; }
+
+std::vector<int32_t> Generator::prompt_ids(const std::string& prompt,
+                                           const std::string& where) const {
+  ATTEND_CHECK(valid_utf8(prompt), "{}: invalid UTF-8 in the prompt", where);
+  std::vector<int32_t> ids;
+  if (prompt.empty() || !tokenizer_.is_char()) ids.push_back(model_.config().bos_id);
+  for (int32_t id : tokenizer_.encode(prompt)) ids.push_back(id);
+  return ids;
+}
+
+std::vector<Generation> Generator::generate(
+    const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
+    const std::function<void(size_t, const std::string&)>& on_token) const {
+  o.validate();
+  const nn::TransformerConfig& c = model_.config();
+  const int64_t ctx = context();
+  const size_t B = prompts.size();
+  std::vector<Generation> out(B);
+  std::vector<std::vector<int32_t>> seq(B);  // prompt (after any cut), then generated ids
+  std::vector<size_t> prompt_len(B);
+  std::vector<bool> live(B, true);
+  for (size_t i = 0; i < B; ++i) {
+    std::vector<int32_t> p = prompts[i];
+    ATTEND_CHECK(!p.empty(),
+                 "generate: prompt {} has no ids (an empty prompt is the "
+                 "beginning-of-text token)",
+                 i + 1);
+    for (int32_t id : p)
+      ATTEND_CHECK(id >= 0 && id < c.tgt_vocab,
+                   "generate: prompt {} has id {} outside the "
+                   "vocabulary of {}",
+                   i + 1, id, c.tgt_vocab);
+    if (static_cast<int64_t>(p.size()) > ctx) {
+      ATTEND_CHECK(o.truncate_left,
+                   "generate: prompt {} has {} tokens but the model's context "
+                   "is {} (cut it, or keep its last tokens with --truncate left)",
+                   i + 1, p.size(), ctx);
+      out[i].cut = static_cast<int64_t>(p.size()) - ctx;
+      p.erase(p.begin(), p.begin() + out[i].cut);
+    }
+    out[i].prompt_tokens = static_cast<int64_t>(p.size());
+    prompt_len[i] = p.size();
+    seq[i] = std::move(p);
+    if (o.max_new == 0) live[i] = false;
+  }
+  nn::KvCache cache = model_.make_cache();
+  int64_t longest = 0;
+  for (size_t i = 0; i < B; ++i)
+    longest = std::max<int64_t>(
+        longest, std::min<int64_t>(ctx, static_cast<int64_t>(prompt_len[i]) + o.max_new));
+  cache.reserve(static_cast<int64_t>(B), std::max<int64_t>(longest, 1), 0, 0);
+  SearchOptions draw;  // the sampling part of the search options
+  draw.temperature = o.temperature > 0 ? o.temperature : 1.0;
+  draw.top_k = o.top_k;
+  draw.top_p = o.top_p;
+  std::vector<size_t> fed(B, 0);   // ids of seq[i] already in the cache
+  std::vector<size_t> sent(B, 0);  // bytes of the decoded text already sent
+
+  for (;;) {
+    std::vector<int32_t> tok, pos, slot;
+    std::vector<size_t> who;
+    for (size_t i = 0; i < B; ++i) {
+      if (!live[i]) continue;
+      tok.push_back(seq[i][fed[i]]);
+      pos.push_back(static_cast<int32_t>(fed[i]));
+      slot.push_back(static_cast<int32_t>(i));
+      who.push_back(i);
+    }
+    if (who.empty()) break;
+    const int64_t n = static_cast<int64_t>(who.size());
+    nn::DecodeRows rows;
+    rows.tokens = Tensor::from_vector(tok, {n});
+    rows.positions = Tensor::from_vector(pos, {n});
+    rows.self_slots = Tensor::from_vector(slot, {n});
+    const Tensor hidden = model_.decode_rows(rows, cache);               // [n, D]
+    const Tensor logits = model_.project(ag::Variable(hidden)).value();  // [n, V]
+    for (int64_t r = 0; r < n; ++r) {
+      const size_t i = who[static_cast<size_t>(r)];
+      ++fed[i];
+      if (fed[i] < seq[i].size()) continue;  // still reading the prompt
+      const std::vector<float> row = logits.slice(0, r, r + 1).to_vector<float>();
+      const uint64_t step = seq[i].size() - prompt_len[i];
+      int32_t v;
+      if (o.temperature == 0) {  // greedy: the most likely token (lowest id on ties)
+        v = -1;
+        for (int32_t k = 0; k < static_cast<int32_t>(row.size()); ++k) {
+          if (k == c.pad_id || k == c.unk_id || k == c.bos_id) continue;
+          if (v < 0 || row[static_cast<size_t>(k)] > row[static_cast<size_t>(v)]) v = k;
+        }
+      } else {
+        v = sample_token(row, c, true, draw, philox_uniform(o.seed, i, step));
+      }
+      if (v == c.eos_id && o.stop_at_eos) {
+        out[i].ended = true;
+        live[i] = false;
+        continue;
+      }
+      seq[i].push_back(v);
+      out[i].tokens.push_back(v);
+      if (on_token) {  // the text this token completes (whole UTF-8 characters only)
+        const std::string text = tokenizer_.decode(out[i].tokens);
+        const size_t end = complete_prefix(text);
+        if (end > sent[i]) {
+          on_token(i, text.substr(sent[i], end - sent[i]));
+          sent[i] = end;
+        }
+      }
+      // The next step would feed this token at position seq.size() - 1: past the context, stop.
+      if (static_cast<int64_t>(out[i].tokens.size()) >= o.max_new ||
+          static_cast<int64_t>(seq[i].size()) > ctx)
+        live[i] = false;
+    }
+  }
+  for (size_t i = 0; i < B; ++i) {
+    out[i].text = tokenizer_.decode(out[i].tokens);
+    if (on_token && out[i].text.size() > sent[i]) on_token(i, out[i].text.substr(sent[i]));
+  }
+  return out;
+}
+
+}  // namespace attend::decode

@@ -1,0 +1,106 @@
+// Text generation with a decoder-only language model: each prompt is fed token by token through
+// the model's key/value cache (one slot per prompt, all prompts side by side in one batch, each
+// at its own position), then continued one drawn token per step. Deterministic for a seed: the
+// draws of prompt i come from the random stream (seed, i), whatever else is in the batch (up to
+// the rounding of batched products).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/tokenizer.h"
+#include "decode/session.h"
+#include "nn/transformer.h"
+
+namespace attend::decode {
+
+struct GenerateOptions {
+  int64_t max_new = 256;     // tokens generated per prompt at most
+  double temperature = 1.0;  // 0: greedy (the most likely token)
+  int64_t top_k = 0;         // 0: no cut
+  double top_p = 1.0;        // 1: no cut
+  uint64_t seed = 1;
+  bool stop_at_eos = true;  // an end-of-text token ends a generation (it is not returned)
+  /// Prompts longer than the context: false -> error, true -> keep their last tokens.
+  bool truncate_left = false;
+
+  /// Throws attend::Error naming the offending option.
+  void validate() const;
+};
+
+struct Generation {
+  std::vector<int32_t> tokens;  // generated ids (no prompt, no EOS)
+  std::string text;             // their text
+  int64_t prompt_tokens = 0;    // ids the prompt became (after any cut)
+  int64_t cut = 0;              // prompt ids dropped from the left to fit the context
+  bool ended = false;           // stopped by the end-of-text token
+};
+
+/// The summed next-token loss of a text under a language model.
+struct LmScore {
+  double nll = 0;      // sum of -log p(token | its window's earlier tokens), in nats
+  int64_t tokens = 0;  // tokens predicted
+  int64_t windows = 0;
+  double loss() const { return tokens ? nll / static_cast<double>(tokens) : 0; }
+};
+
+/// Scores `text` read as training reads it (data::lm_stream), cut into windows of `block` ids
+/// (each predicted from its own window only, as validation does), batched `max_tokens` at a
+/// time. For a character model a token is a character, so loss() / ln 2 is bits per character.
+LmScore score_text(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer,
+                   const std::string& text, int64_t block, int64_t max_tokens = 8192);
+
+/// A masked-LM model's loss and accuracy on the masked tokens of a text (one sentence per
+/// line), corrupted as training corrupts sentences (data::mask_batch) with a fixed seed.
+struct MaskedScore {
+  double nll = 0;
+  int64_t masked = 0, correct = 0, sentences = 0;
+  double loss() const { return masked ? nll / static_cast<double>(masked) : 0; }
+  double accuracy() const {
+    return masked ? static_cast<double>(correct) / static_cast<double>(masked) : 0;
+  }
+};
+MaskedScore score_masked(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
+                         const std::string& text, uint64_t seed, int64_t max_tokens = 8192);
+
+struct Filler {
+  int32_t id = 0;
+  std::string piece;  // the token's text
+  double probability = 0;
+  std::string text;  // the input with the blank filled
+};
+
+/// The `top_k` most likely tokens for the one data::kMaskPiece in `text` (no special ids, not
+/// the mask itself), most likely first. Text without exactly one mask, or invalid UTF-8, is an
+/// error saying so.
+std::vector<Filler> fill_mask(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
+                              const std::string& text, int64_t top_k);
+
+class Generator {
+ public:
+  /// The model (eval mode) and its tokenizer must outlive the generator.
+  Generator(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer);
+
+  /// The model's context: the most tokens it reads (a prompt plus what it generated, all but the
+  /// newest token).
+  int64_t context() const;
+  /// The ids a prompt becomes: a character model reads the text as it is (an empty prompt
+  /// starts from the beginning-of-text token); a subword model's documents start with it.
+  /// Invalid UTF-8 is an error naming `where`.
+  std::vector<int32_t> prompt_ids(const std::string& prompt, const std::string& where) const;
+
+  /// Generates a continuation of every prompt (ids from prompt_ids), all in one batch; returns
+  /// them in prompt order. on_token(i, text), when given, receives each new token's text of
+  /// prompt i as it is drawn (text of a token that ends inside a UTF-8 character waits for the
+  /// rest of it).
+  std::vector<Generation> generate(
+      const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
+      const std::function<void(size_t, const std::string&)>& on_token = nullptr) const;
+
+ private:
+  const nn::DecoderOnly& model_;
+  const data::Tokenizer& tokenizer_;
+};
+
+}  // namespace attend::decode

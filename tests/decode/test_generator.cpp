@@ -1,0 +1,160 @@
+// Generation with a decoder-only model (decode::Generator) and text scoring: greedy generation
+// through the cache equals the argmax of the uncached full forward pass token for token; draws
+// depend on the seed and the prompt's own stream, not on the batching; prompts longer than the
+// context are an error or cut from the left; streamed pieces add up to the text; score_text
+// equals the cross-entropy summed by hand.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "data/batcher.h"
+#include "data/tokenizer.h"
+#include "decode/generator.h"
+#include "ops/ops.h"
+#include "util.h"
+
+namespace attend {
+namespace {
+
+const std::string kText = "the cat sat on the mat.\nthe dog sat on the log.\n";
+
+struct Lm {
+  data::Tokenizer tok = data::Tokenizer::train_chars(kText);
+  std::unique_ptr<nn::DecoderOnly> model;
+  explicit Lm(int64_t context = 24) {
+    nn::TransformerConfig c = nn::TransformerConfig::preset("gpt-tiny");
+    c.d_model = 32, c.ffn = 64, c.heads = 4, c.decoder_layers = 2, c.max_positions = context;
+    c.dropout = 0;
+    c.tgt_vocab = c.src_vocab = tok.vocab_size();
+    model = std::make_unique<nn::DecoderOnly>(c, 7);
+    model->set_training(false);
+  }
+};
+
+// The most likely next token after `seq` by one full forward pass (no cache).
+int32_t full_argmax(const nn::DecoderOnly& m, const std::vector<int32_t>& seq) {
+  const int64_t T = static_cast<int64_t>(seq.size());
+  const Tensor logits =
+      m.forward(test::ids(seq, {1, T}), test::ids({static_cast<int32_t>(T)}, {1}), 0)
+          .value();  // [T, V]
+  const std::vector<float> row = logits.slice(0, T - 1, T).to_vector<float>();
+  int32_t best = -1;
+  for (int32_t v = 0; v < static_cast<int32_t>(row.size()); ++v) {
+    if (v == m.config().pad_id || v == m.config().unk_id || v == m.config().bos_id) continue;
+    if (best < 0 || row[v] > row[best]) best = v;
+  }
+  return best;
+}
+
+TEST(Generator, GreedyThroughTheCacheEqualsTheFullPass) {
+  const Lm lm;
+  const decode::Generator gen(*lm.model, lm.tok);
+  decode::GenerateOptions o;
+  o.temperature = 0;
+  o.max_new = 12;
+  o.stop_at_eos = false;
+  const std::vector<std::vector<int32_t>> prompts = {
+      gen.prompt_ids("the c", "p1"), gen.prompt_ids("", "p2"), gen.prompt_ids("on the m", "p3")};
+  EXPECT_EQ(prompts[1], (std::vector<int32_t>{lm.tok.bos_id()}));  // empty: beginning of text
+  EXPECT_EQ(prompts[0].size(), 5u);  // a character model reads the text as it is
+  const auto outs = gen.generate(prompts, o);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int32_t> seq = prompts[i];
+    std::vector<int32_t> want;
+    while (static_cast<int64_t>(want.size()) < o.max_new &&
+           static_cast<int64_t>(seq.size()) <= gen.context()) {
+      want.push_back(full_argmax(*lm.model, seq));
+      seq.push_back(want.back());
+    }
+    EXPECT_EQ(outs[i].tokens, want) << "prompt " << i;
+    EXPECT_EQ(outs[i].text, lm.tok.decode(want));
+  }
+}
+
+TEST(Generator, SamplingDependsOnTheSeedNotOnTheBatching) {
+  const Lm lm;
+  const decode::Generator gen(*lm.model, lm.tok);
+  decode::GenerateOptions o;
+  o.max_new = 15;
+  o.top_k = 5;
+  o.top_p = 0.9;
+  o.seed = 11;
+  const std::vector<std::vector<int32_t>> prompts = {
+      gen.prompt_ids("the", "a"), gen.prompt_ids("sat on", "b"), gen.prompt_ids("dog", "c")};
+  const auto together = gen.generate(prompts, o);
+  // Prompt i alone draws from stream i too: generate it in a batch where it sits at index i.
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<std::vector<int32_t>> alone(i + 1, prompts[i]);
+    const auto out = gen.generate(alone, o);
+    EXPECT_EQ(out[i].tokens, together[i].tokens) << "prompt " << i;
+  }
+  EXPECT_EQ(gen.generate(prompts, o)[1].tokens, together[1].tokens);  // same seed, same text
+  o.seed = 12;
+  const auto other = gen.generate(prompts, o);
+  EXPECT_TRUE(other[0].tokens != together[0].tokens || other[1].tokens != together[1].tokens ||
+              other[2].tokens != together[2].tokens);
+}
+
+TEST(Generator, LongPromptsAreAnErrorOrCutFromTheLeft) {
+  const Lm lm(8);
+  const decode::Generator gen(*lm.model, lm.tok);
+  decode::GenerateOptions o;
+  o.max_new = 5;
+  const std::vector<int32_t> p = gen.prompt_ids("the cat sat on", "p");  // 14 > 8
+  EXPECT_TRUE(test::throws_with([&] { gen.generate({p}, o); },
+                                {"prompt 1", "14 tokens", "context is 8", "--truncate left"}));
+  o.truncate_left = true;
+  const auto out = gen.generate({p}, o);
+  EXPECT_EQ(out[0].cut, 6);
+  EXPECT_EQ(out[0].prompt_tokens, 8);
+  EXPECT_EQ(out[0].tokens.size(), 1u);  // the cut prompt fills the context: one prediction left
+  EXPECT_TRUE(test::throws_with([&] { gen.prompt_ids("a\xff", "prompts.txt:3"); },
+                                {"prompts.txt:3", "invalid UTF-8"}));
+  o.top_p = 0;
+  EXPECT_TRUE(test::throws_with([&] { gen.generate({p}, o); }, {"--top-p"}));
+}
+
+TEST(Generator, StreamedPiecesAddUpToTheText) {
+  const Lm lm;
+  const decode::Generator gen(*lm.model, lm.tok);
+  decode::GenerateOptions o;
+  o.max_new = 10;
+  std::vector<std::string> streamed(2);
+  const auto outs = gen.generate({gen.prompt_ids("the", "a"), gen.prompt_ids("log", "b")}, o,
+                                 [&](size_t i, const std::string& piece) { streamed[i] += piece; });
+  EXPECT_EQ(streamed[0], outs[0].text);
+  EXPECT_EQ(streamed[1], outs[1].text);
+}
+
+TEST(Generator, ScoreTextIsTheSummedCrossEntropyOfItsWindows) {
+  const Lm lm;
+  const int64_t block = 9;
+  const decode::LmScore s = decode::score_text(*lm.model, lm.tok, kText, block, 40);
+  const std::vector<int32_t> stream = data::lm_stream(lm.tok, kText);
+  EXPECT_EQ(stream.size(), kText.size() + 1);  // BOS, then one id per character
+  EXPECT_EQ(s.tokens, static_cast<int64_t>(stream.size()) - 1);
+  EXPECT_EQ(s.windows, (s.tokens + block - 1) / block);
+  // By hand, one window at a time, in double.
+  double nll = 0;
+  for (size_t start = 0; start + 1 < stream.size(); start += block) {
+    const size_t end = std::min(stream.size(), start + block + 1);
+    const std::vector<int32_t> in(stream.begin() + start, stream.begin() + end - 1);
+    const int64_t T = static_cast<int64_t>(in.size());
+    const Tensor logits =
+        lm.model->forward(test::ids(in, {1, T}), test::ids({static_cast<int32_t>(T)}, {1}), 0)
+            .value();
+    for (int64_t t = 0; t < T; ++t) {
+      const std::vector<float> row = logits.slice(0, t, t + 1).to_vector<float>();
+      double mx = row[0], z = 0;
+      for (float x : row) mx = std::max<double>(mx, x);
+      for (float x : row) z += std::exp(x - mx);
+      nll -= row[stream[start + t + 1]] - mx - std::log(z);
+    }
+  }
+  EXPECT_NEAR(s.nll, nll, 1e-4 * nll);
+  EXPECT_TRUE(test::throws_with([&] { decode::score_text(*lm.model, lm.tok, kText, 25); },
+                                {"--block", "1..24"}));
+}
+
+}  // namespace
+}  // namespace attend

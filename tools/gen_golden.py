@@ -1,10 +1,11 @@
-"""Generates the golden files for tests/nn/test_golden.cpp from tools/transformer_reference.py.
+"""Generates the golden files for tests/nn/test_transformer.cpp from tools/transformer_reference.py.
 
   /usr/bin/python3 tools/gen_golden.py      (Debian's python3-torch, CPU)
 
 For each configuration: random weights (torch seed), a padded batch, the logits, the
 label-smoothed loss, every parameter gradient, and the losses of the first ten Adam steps
-under the paper's learning-rate schedule. Written as safetensors (header, JSON, raw
+under the paper's learning-rate schedule; the same for the decoder-only language model on
+padded windows of token ids (next-token targets, no label smoothing). Written as safetensors (header, JSON, raw
 little-endian data) without extra packages; each file is a few tens of kB.
 """
 import json
@@ -13,7 +14,7 @@ import struct
 
 import torch
 
-from transformer_reference import Transformer, noam_lr
+from transformer_reference import DecoderOnly, Transformer, noam_lr
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden")
 BOS, EOS, PAD = 2, 3, 0
@@ -101,6 +102,60 @@ def generate(name, c, seed):
     print(name, "loss", loss.item(), "losses", [round(x, 4) for x in losses])
 
 
+def lm_batch(gen, B, T, vocab):
+    lengths = torch.randint(2, T + 1, (B,), generator=gen)
+    lengths[0] = T
+    ids = torch.zeros(B, T, dtype=torch.int64)
+    targets = torch.zeros(B, T, dtype=torch.int64)
+    for b in range(B):
+        w = torch.randint(4, vocab, (int(lengths[b]) + 1,), generator=gen)  # a window of text
+        ids[b, : lengths[b]] = w[:-1]
+        targets[b, : lengths[b]] = w[1:]
+    return ids, lengths, targets.reshape(-1)
+
+
+def generate_lm(name, c, seed):
+    torch.manual_seed(seed)
+    model = DecoderOnly(c)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "embed" in n:
+                p.normal_(0.0, c["d_model"] ** -0.5)
+            elif n.endswith("layer_norm.weight") or n.endswith("layer_norm.bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+    gen = torch.Generator().manual_seed(seed + 1)
+    batches = [lm_batch(gen, 3, 9, c["vocab"]) for _ in range(2)]
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ids, lengths, targets = batches[0]
+    logits = model(ids, lengths)
+    loss = torch.nn.functional.cross_entropy(logits, targets, ignore_index=PAD)
+    loss.backward()
+    tensors = {"weight." + n: w for n, w in weights.items()}
+    tensors.update({"grad." + n: p.grad.clone() for n, p in model.named_parameters()})
+    for i, (x, l, t) in enumerate(batches):
+        tensors[f"batch{i}.ids"] = x.int()
+        tensors[f"batch{i}.lengths"] = l.int()
+        tensors[f"batch{i}.targets"] = t.int()
+    tensors["logits"] = logits
+    tensors["loss"] = loss.reshape(1)
+    opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
+    losses = []
+    for step in range(1, 11):
+        x, l, t = batches[(step - 1) % 2]
+        for g in opt.param_groups:
+            g["lr"] = noam_lr(step, c["d_model"], c["warmup"], c["lr_scale"])
+        opt.zero_grad()
+        lo = torch.nn.functional.cross_entropy(model(x, l), t, ignore_index=PAD)
+        lo.backward()
+        opt.step()
+        losses.append(lo.item())
+    tensors["train_losses"] = torch.tensor(losses, dtype=torch.float32)
+    meta = dict(c, arch="decoder_only", tgt_vocab=c["vocab"])
+    meta["generator"] = "tools/gen_golden.py, torch " + torch.__version__
+    save_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
+    print(name, "loss", loss.item(), "losses", [round(x, 4) for x in losses])
+
+
 BASE = dict(d_model=16, ffn=32, heads=2, layers=2, warmup=4, lr_scale=2.0, max_positions=16)
 generate("transformer_post_relu_shared",
          dict(BASE, vocab=13, tgt_vocab=13, norm="post", activation="relu", positions="sinusoidal",
@@ -108,3 +163,9 @@ generate("transformer_post_relu_shared",
 generate("transformer_pre_gelu_learned",
          dict(BASE, vocab=11, tgt_vocab=14, norm="pre", activation="gelu", positions="learned",
               share_embeddings=False), 23)
+generate_lm("decoder_only_pre_gelu_learned_shared",
+            dict(BASE, vocab=13, norm="pre", activation="gelu", positions="learned",
+                 share_embeddings=True), 31)
+generate_lm("decoder_only_post_relu_sinusoidal",
+            dict(BASE, vocab=12, norm="post", activation="relu", positions="sinusoidal",
+                 share_embeddings=False), 37)

@@ -1,4 +1,5 @@
-"""An independent PyTorch implementation of attend's encoder-decoder Transformer.
+"""An independent PyTorch implementation of attend's encoder-decoder Transformer and of its
+decoder-only language model.
 
 Written from the paper ("Attention Is All You Need") with plain torch ops -- not attend's
 code -- and used as the oracle for the golden tests (tools/gen_golden.py). Parameter names
@@ -11,6 +12,9 @@ are the ones attend uses, so weights map one-to-one:
   encoder.layers.{i}.{fc1,fc2}.{weight,bias}
   decoder.layers.{i}.encoder_attn.* and encoder_attn_layer_norm.* in addition
   encoder.layer_norm.*, decoder.layer_norm.* (pre-norm only)
+The decoder-only model (DecoderOnly) has embed_tokens (or decoder.embed_tokens and
+output_projection), decoder.embed_positions, decoder.layers.{i}.* with causal self-attention
+and no encoder attention, and decoder.layer_norm (pre-norm).
 Dropout (config key "dropout", default 0) sits where attend puts it: on the embeddings and on
 each sublayer's output before the residual add. Runs with Debian's python3-torch
 (/usr/bin/python3).
@@ -47,6 +51,8 @@ class Attention(nn.Module):
 
 
 class EncoderLayer(nn.Module):
+    causal = False  # self-attention over every position (CausalLayer: over earlier ones only)
+
     def __init__(self, c):
         super().__init__()
         d = c["d_model"]
@@ -66,10 +72,15 @@ class EncoderLayer(nn.Module):
         ffn = lambda y: self.drop(self.fc2(self.act(self.fc1(y))))
         if self.pre:
             y = self.self_attn_layer_norm(x)
-            x = x + self.drop(self.self_attn(y, y, src_lengths, False))
+            x = x + self.drop(self.self_attn(y, y, src_lengths, self.causal))
             return x + ffn(self.final_layer_norm(x))
-        x = self.self_attn_layer_norm(x + self.drop(self.self_attn(x, x, src_lengths, False)))
+        x = self.self_attn_layer_norm(x + self.drop(self.self_attn(x, x, src_lengths, self.causal)))
         return self.final_layer_norm(x + ffn(x))
+
+
+class CausalLayer(EncoderLayer):
+    """A decoder-only model's layer: causal self-attention and the feed-forward block."""
+    causal = True
 
 
 class DecoderLayer(EncoderLayer):
@@ -143,6 +154,30 @@ class Transformer(nn.Module):
         y = self.embed(self.decoder, tgt_in)
         for layer in self.decoder.layers:
             y = layer(y, tgt_lengths, x, src_lengths)
+        if self.c["norm"] == "pre":
+            y = self.decoder.layer_norm(y)
+        y = y.reshape(-1, self.c["d_model"])
+        if self.c["share_embeddings"]:
+            return y @ self.embed_tokens.weight.t()
+        return self.output_projection(y)
+
+
+class DecoderOnly(nn.Module):
+    """The decoder-only language model: token ids [B, T] -> next-token logits [B * T, V]."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        if c["share_embeddings"]:
+            self.embed_tokens = nn.Embedding(c["vocab"], c["d_model"])
+        self.decoder = Stack(c, CausalLayer, c["vocab"])
+        if not c["share_embeddings"]:
+            self.output_projection = nn.Linear(c["d_model"], c["vocab"], bias=False)
+
+    def forward(self, ids, lengths):
+        y = Transformer.embed(self, self.decoder, ids)
+        for layer in self.decoder.layers:
+            y = layer(y, lengths)
         if self.c["norm"] == "pre":
             y = self.decoder.layer_norm(y)
         y = y.reshape(-1, self.c["d_model"])

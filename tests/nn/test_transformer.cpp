@@ -113,6 +113,76 @@ INSTANTIATE_TEST_SUITE_P(Transformer, Golden,
                          ::testing::Values("transformer_post_relu_shared",
                                            "transformer_pre_gelu_learned"));
 
+// The decoder-only language model against the same reference (DecoderOnly in
+// tools/transformer_reference.py): logits, loss, every gradient, ten Adam steps.
+class GoldenLm : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GoldenLm, MatchesPyTorchReference) {
+  const io::SafeTensors st = io::load_safetensors(golden(GetParam()));
+  ASSERT_EQ(st.metadata.at("arch"), "decoder_only");
+  nn::TransformerConfig c = config_from(st);
+  c.arch = nn::Arch::kDecoderOnly;
+  nn::DecoderOnly model(c, 1);
+  std::set<std::string> ours, theirs;
+  for (const auto& [name, v] : model.named_parameters()) {
+    ours.insert(name);
+    const_cast<Tensor&>(v.value()).copy_from(st.at("weight." + name));
+  }
+  for (const auto& [name, t] : st.tensors)
+    if (name.rfind("weight.", 0) == 0) theirs.insert(name.substr(7));
+  EXPECT_EQ(ours, theirs);
+  auto run = [&](int b) {
+    const std::string p = "batch" + std::to_string(b) + ".";
+    return std::make_tuple(st.at(p + "ids"), st.at(p + "lengths"), st.at(p + "targets"));
+  };
+  const ops::CrossEntropyConfig ce{0.0, 0};
+  {
+    auto [ids, lengths, targets] = run(0);
+    model.zero_grad();
+    ag::Tape tape;
+    ag::Variable logits, loss;
+    {
+      ag::TapeScope rec(&tape);
+      logits = model.forward(ids, lengths, 0);
+      loss = ag::cross_entropy(logits, targets, ce);
+    }
+    tape.backward(loss);
+    // Rows past a window's length are padding: their logits are not compared (PyTorch attends
+    // them to the real positions, attend to nothing), and the loss ignores them in both.
+    const auto len = lengths.to_vector<int32_t>();
+    const int64_t T = ids.size(1);
+    for (int64_t b = 0; b < ids.size(0); ++b)
+      expect_close(logits.value().slice(0, b * T, b * T + len[b]),
+                   st.at("logits").slice(0, b * T, b * T + len[b]).contiguous(), 1e-5, 1e-6,
+                   "logits of window " + std::to_string(b));
+    EXPECT_NEAR(loss.value().item(), st.at("loss").to_vector<float>()[0], 1e-5);
+    for (const auto& [name, v] : model.named_parameters())
+      expect_close(v.grad(), st.at("grad." + name), 1e-4, 1e-7, "grad " + name);
+  }
+  train::Adam adam(model.named_parameters(), {1.0, 0.9, 0.98, 1e-9, 0.0});
+  const train::Schedule sched{train::ScheduleKind::kNoam, std::stod(st.metadata.at("lr_scale")),
+                              std::stoll(st.metadata.at("warmup")), c.d_model};
+  const auto want = st.at("train_losses").to_vector<float>();
+  for (int step = 1; step <= 10; ++step) {
+    auto [ids, lengths, targets] = run((step - 1) % 2);
+    adam.set_lr(sched.at(step));
+    model.zero_grad();
+    ag::Tape tape;
+    ag::Variable loss;
+    {
+      ag::TapeScope rec(&tape);
+      loss = ag::cross_entropy(model.forward(ids, lengths, 0), targets, ce);
+    }
+    tape.backward(loss);
+    adam.step();
+    EXPECT_NEAR(loss.value().item(), want[step - 1], 2e-4 * want[step - 1]) << "step " << step;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(DecoderOnly, GoldenLm,
+                         ::testing::Values("decoder_only_pre_gelu_learned_shared",
+                                           "decoder_only_post_relu_sinusoidal"));
+
 nn::TransformerConfig tiny() {
   nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");
   c.d_model = 32, c.ffn = 64, c.heads = 4, c.encoder_layers = c.decoder_layers = 2;

@@ -73,9 +73,9 @@ void add_train(CLI::App& root, int& exit_code) {
       "(data.train_text) a decoder-only language model (model.arch decoder_only) or an\n"
       "encoder-only masked-LM model (encoder_only). Keys come from the defaults below, then\n"
       "CONFIG.yaml, then the command line. --resume continues train.out's last checkpoint\n"
-      "exactly (its config.json is the base; keys given\n"
-      "here override it, e.g. a larger train.max_steps). Ctrl-C (SIGINT) or SIGTERM saves a\n"
-      "checkpoint before exiting.\n\nconfiguration keys (--section.key VALUE):\n" +
+      "exactly (its config.json is the base; keys given here override it, e.g. a larger\n"
+      "train.max_steps). Ctrl-C (SIGINT) or SIGTERM saves a checkpoint before exiting.\n\n"
+      "configuration keys (--section.key VALUE):\n" +
       train::train_config().help());
   c->callback([a, c, &exit_code] { exit_code = train_command(*a, c->remaining()); });
 }

@@ -224,6 +224,21 @@ TEST(Transformer, PresetsAreThePapers) {
   EXPECT_NEAR(static_cast<double>(m.num_parameters()), 63.1e6, 0.3e6);
 }
 
+// gpt2-small with GPT-2's 50,257-token vocabulary has GPT-2 small's 124,439,808 parameters
+// (tied embeddings, learned positions for 1,024 tokens, 12 pre-norm layers, final layer norm).
+TEST(Transformer, Gpt2SmallPresetIsGpt2Small) {
+  auto c = nn::TransformerConfig::preset("gpt2-small");
+  EXPECT_EQ(c.arch, nn::Arch::kDecoderOnly);
+  EXPECT_EQ(c.norm, nn::Norm::kPre);
+  EXPECT_EQ(c.activation, nn::Activation::kGelu);
+  EXPECT_EQ(c.positions, nn::Positions::kLearned);
+  EXPECT_EQ(c.max_positions, 1024);
+  c.src_vocab = c.tgt_vocab = 50257;
+  const nn::DecoderOnly m(c, 1);
+  EXPECT_EQ(m.num_parameters(), 124439808);
+  EXPECT_EQ(nn::TransformerConfig::preset("gpt-tiny").arch, nn::Arch::kDecoderOnly);
+}
+
 TEST(Transformer, ConfigErrorsNameTheKey) {
   auto c = tiny();
   c.heads = 5;

@@ -48,6 +48,24 @@ std::vector<int32_t> lm_stream(const Tokenizer& tok, const std::string& text) {
   return ids;
 }
 
+std::vector<Example> mlm_sentences(const Tokenizer& tok, const std::string& text,
+                                   int64_t max_positions) {
+  ATTEND_CHECK(max_positions >= 3, "mlm_sentences: max_positions {} leaves no room for a token",
+               max_positions);
+  std::vector<Example> out;
+  for (const std::string& line : split_lines(text)) {
+    Example e;
+    e.layout = Layout::kSequence;
+    e.tgt.push_back(tok.bos_id());
+    for (int32_t id : tok.encode(line)) e.tgt.push_back(id);
+    if (static_cast<int64_t>(e.tgt.size()) + 1 > max_positions)
+      e.tgt.resize(static_cast<size_t>(max_positions - 1));
+    e.tgt.push_back(tok.eos_id());
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 std::vector<Example> lm_windows(const std::vector<int32_t>& stream, int64_t block, int64_t stride) {
   ATTEND_CHECK(block >= 1 && stride >= 1, "lm_windows: block {} and stride {} must be >= 1",
                block, stride);
@@ -113,6 +131,14 @@ Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& i
   b.tgt_lengths = Tensor::from_vector(tl, {B});
   b.indices = indices;
   return b;
+}
+
+MaskRule mask_rule(const Tokenizer& tok, int64_t vocab) {
+  MaskRule r;
+  r.mask_id = tok.mask_id();
+  r.first_token = 4;
+  r.vocab = vocab;
+  return r;
 }
 
 Batch mask_batch(const Batch& b, const MaskRule& rule, uint64_t seed, uint64_t stream) {

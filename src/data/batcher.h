@@ -63,10 +63,19 @@ std::vector<int32_t> lm_stream(const Tokenizer& tok, const std::string& text);
 /// `stride` ids; the last one may be shorter.
 std::vector<Example> lm_windows(const std::vector<int32_t>& stream, int64_t block, int64_t stride);
 
+/// BERT's rule for a vocabulary: its mask id (-1 when it has none), ordinary ids from 4 (the
+/// specials pad, unk, bos, eos come first).
+MaskRule mask_rule(const Tokenizer& tok, int64_t vocab);
+
 /// A kSequence batch corrupted by `rule` with draws from Philox(seed, stream, position): tgt_in
 /// holds the corrupted ids, tgt_out the original id at chosen positions and pad elsewhere, and
 /// tgt_tokens counts the chosen positions (what the loss is normalised by).
 Batch mask_batch(const Batch& b, const MaskRule& rule, uint64_t seed, uint64_t stream);
+
+/// Masked-LM sentences (Layout::kSequence): every non-empty line of `text` as BOS, its ids (cut
+/// so that the whole fits in max_positions), EOS. Training, validation and eval-lm read so.
+std::vector<Example> mlm_sentences(const Tokenizer& tok, const std::string& text,
+                                   int64_t max_positions);
 
 /// Builds the padded tensors for the given examples (in the given order).
 Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& indices);

@@ -8,7 +8,6 @@
 #include "core/rng.h"
 #include "core/utf8.h"
 #include "data/batcher.h"
-#include "data/corpus.h"
 #include "ops/ops.h"
 
 namespace attend::decode {
@@ -58,23 +57,11 @@ LmScore score_text(const nn::DecoderOnly& model, const data::Tokenizer& tokenize
 MaskedScore score_masked(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
                          const std::string& text, uint64_t seed, int64_t max_tokens) {
   const nn::TransformerConfig& c = model.config();
-  data::MaskRule rule;
-  rule.mask_id = tokenizer.mask_id();
-  rule.first_token = 4;
-  rule.vocab = c.src_vocab;
+  const data::MaskRule rule = data::mask_rule(tokenizer, c.src_vocab);
   ATTEND_CHECK(rule.mask_id >= 0, "eval-lm: the model's vocabulary has no {} piece",
                data::kMaskPiece);
-  std::vector<data::Example> sentences;
-  for (const std::string& line : data::split_lines(text)) {
-    data::Example e;
-    e.layout = data::Layout::kSequence;
-    e.tgt.push_back(c.bos_id);
-    for (int32_t id : tokenizer.encode(line)) e.tgt.push_back(id);
-    if (static_cast<int64_t>(e.tgt.size()) + 1 > c.max_positions)
-      e.tgt.resize(static_cast<size_t>(c.max_positions - 1));
-    e.tgt.push_back(c.eos_id);
-    sentences.push_back(std::move(e));
-  }
+  const std::vector<data::Example> sentences =
+      data::mlm_sentences(tokenizer, text, c.max_positions);
   MaskedScore score;
   score.sentences = static_cast<int64_t>(sentences.size());
   uint64_t k = 0;

@@ -251,9 +251,7 @@ Trainer::Trainer(nn::Model& model, const data::Tokenizer& tokenizer, const Train
   if (o.ema_decay > 0) ema_ = std::make_unique<Ema>(model.named_parameters(), o.ema_decay);
   if (dynamic_cast<const nn::EncoderOnly*>(&model)) {
     mlm_ = true;
-    mask_rule_.mask_id = tokenizer.mask_id();
-    mask_rule_.first_token = 4;
-    mask_rule_.vocab = model.config().src_vocab;
+    mask_rule_ = data::mask_rule(tokenizer, model.config().src_vocab);
     ATTEND_CHECK(mask_rule_.mask_id >= 0,
                  "model.arch encoder_only: the vocabulary has no {} piece (train one with "
                  "attend train, which adds it, or give a SentencePiece model that has it)",
@@ -597,22 +595,8 @@ TrainResult train(const io::Config& c, bool resume) {
   std::vector<data::Example> train_set;
   ValidationSet valid;
   if (mlm) {  // one sentence per line: BOS ids EOS, cut to the model's positions
-    auto sentences = [&](const std::string& t) {
-      std::vector<data::Example> out;
-      for (const std::string& line : data::split_lines(t)) {
-        data::Example e;
-        e.layout = data::Layout::kSequence;
-        e.tgt.push_back(tok.bos_id());
-        for (int32_t id : tok.encode(line)) e.tgt.push_back(id);
-        if (static_cast<int64_t>(e.tgt.size()) + 1 > model_cfg.max_positions)
-          e.tgt.resize(static_cast<size_t>(model_cfg.max_positions - 1));
-        e.tgt.push_back(tok.eos_id());
-        out.push_back(std::move(e));
-      }
-      return out;
-    };
-    train_set = sentences(text.train);
-    valid.examples = sentences(text.valid);
+    train_set = data::mlm_sentences(tok, text.train, model_cfg.max_positions);
+    valid.examples = data::mlm_sentences(tok, text.valid, model_cfg.max_positions);
     std::printf("data: %zu training sentences, %zu validation sentences (masked-LM: 15%% of the "
                 "tokens chosen, 80%% of those masked, 10%% random, 10%% kept)\n",
                 train_set.size(), valid.examples.size());

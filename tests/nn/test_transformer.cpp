@@ -50,13 +50,8 @@ void expect_close(const Tensor& got, const Tensor& want, double rtol, double ato
   EXPECT_LE(err, rtol * scale + atol) << what << ": max error " << err << " (scale " << scale << ")";
 }
 
-class Golden : public ::testing::TestWithParam<const char*> {};
-
-TEST_P(Golden, MatchesPyTorchReference) {
-  const io::SafeTensors st = io::load_safetensors(golden(GetParam()));
-  const nn::TransformerConfig c = config_from(st);
-  nn::EncoderDecoder model(c, 1);
-  // Names must agree both ways: every parameter has a golden weight and vice versa.
+// Copies the golden weights into `model`; every parameter must have one and vice versa.
+void load_golden_weights(const io::SafeTensors& st, const nn::Module& model) {
   std::set<std::string> ours, theirs;
   for (const auto& [name, v] : model.named_parameters()) {
     ours.insert(name);
@@ -65,6 +60,15 @@ TEST_P(Golden, MatchesPyTorchReference) {
   for (const auto& [name, t] : st.tensors)
     if (name.rfind("weight.", 0) == 0) theirs.insert(name.substr(7));
   EXPECT_EQ(ours, theirs);
+}
+
+class Golden : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Golden, MatchesPyTorchReference) {
+  const io::SafeTensors st = io::load_safetensors(golden(GetParam()));
+  const nn::TransformerConfig c = config_from(st);
+  nn::EncoderDecoder model(c, 1);
+  load_golden_weights(st, model);
 
   auto run = [&](int b) {
     const std::string p = "batch" + std::to_string(b) + ".";
@@ -123,14 +127,7 @@ TEST_P(GoldenLm, MatchesPyTorchReference) {
   nn::TransformerConfig c = config_from(st);
   c.arch = nn::Arch::kDecoderOnly;
   nn::DecoderOnly model(c, 1);
-  std::set<std::string> ours, theirs;
-  for (const auto& [name, v] : model.named_parameters()) {
-    ours.insert(name);
-    const_cast<Tensor&>(v.value()).copy_from(st.at("weight." + name));
-  }
-  for (const auto& [name, t] : st.tensors)
-    if (name.rfind("weight.", 0) == 0) theirs.insert(name.substr(7));
-  EXPECT_EQ(ours, theirs);
+  load_golden_weights(st, model);
   auto run = [&](int b) {
     const std::string p = "batch" + std::to_string(b) + ".";
     return std::make_tuple(st.at(p + "ids"), st.at(p + "lengths"), st.at(p + "targets"));

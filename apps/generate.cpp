@@ -123,11 +123,8 @@ int eval_lm(const EvalArgs& a) {
   const data::Text t =
       data::read_text(a.input, a.bad_utf8 == "skip" ? data::BadUtf8::kSkip : data::BadUtf8::kError);
   ATTEND_CHECK(!t.text.empty(), "{}: no text to evaluate", a.input);
-  {  // an encoder-only model is scored on masked tokens
-    const std::string dir = models::resolve_model_dir(a.model_dir);
-    if (models::read_model_config(dir, models::read_tokenizer(dir)).arch == nn::Arch::kEncoderOnly)
-      return eval_masked(a, t.text);
-  }
+  // an encoder-only model is scored on masked tokens
+  if (models::model_arch(a.model_dir) == nn::Arch::kEncoderOnly) return eval_masked(a, t.text);
   const models::LoadedLanguageModel m = models::load_language_model_dir(a.model_dir);
   const int64_t block = a.block > 0 ? a.block : m.model->config().max_positions;
   const decode::LmScore s = decode::score_text(*m.model, m.tokenizer, t.text, block, a.max_tokens);

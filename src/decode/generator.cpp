@@ -54,6 +54,18 @@ LmScore score_text(const nn::DecoderOnly& model, const data::Tokenizer& tokenize
   return score;
 }
 
+int64_t count_correct(const Tensor& logits, const Tensor& targets, int32_t ignore_id) {
+  const std::vector<int32_t> t = targets.to_vector<int32_t>();
+  int64_t correct = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t[i] == ignore_id) continue;
+    const auto row =
+        logits.slice(0, static_cast<int64_t>(i), static_cast<int64_t>(i) + 1).to_vector<float>();
+    correct += std::max_element(row.begin(), row.end()) - row.begin() == t[i];
+  }
+  return correct;
+}
+
 MaskedScore score_masked(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
                          const std::string& text, uint64_t seed, int64_t max_tokens) {
   const nn::TransformerConfig& c = model.config();
@@ -71,13 +83,7 @@ MaskedScore score_masked(const nn::EncoderOnly& model, const data::Tokenizer& to
     score.nll +=
         ops::cross_entropy(logits, b.tgt_out, {0.0, c.pad_id}, ops::Reduction::kSum).loss.item();
     score.masked += b.tgt_tokens;
-    const std::vector<int32_t> t = b.tgt_out.to_vector<int32_t>();
-    for (size_t i = 0; i < t.size(); ++i) {
-      if (t[i] == c.pad_id) continue;
-      const auto row =
-          logits.slice(0, static_cast<int64_t>(i), static_cast<int64_t>(i) + 1).to_vector<float>();
-      score.correct += std::max_element(row.begin(), row.end()) - row.begin() == t[i];
-    }
+    score.correct += count_correct(logits, b.tgt_out, c.pad_id);
   }
   return score;
 }
@@ -157,7 +163,6 @@ std::vector<Generation> Generator::generate(
   const size_t B = prompts.size();
   std::vector<Generation> out(B);
   std::vector<std::vector<int32_t>> seq(B);  // prompt (after any cut), then generated ids
-  std::vector<size_t> prompt_len(B);
   std::vector<bool> live(B, true);
   for (size_t i = 0; i < B; ++i) {
     std::vector<int32_t> p = prompts[i];
@@ -179,7 +184,6 @@ std::vector<Generation> Generator::generate(
       p.erase(p.begin(), p.begin() + out[i].cut);
     }
     out[i].prompt_tokens = static_cast<int64_t>(p.size());
-    prompt_len[i] = p.size();
     seq[i] = std::move(p);
     if (o.max_new == 0) live[i] = false;
   }
@@ -187,7 +191,7 @@ std::vector<Generation> Generator::generate(
   int64_t longest = 0;
   for (size_t i = 0; i < B; ++i)
     longest = std::max<int64_t>(
-        longest, std::min<int64_t>(ctx, static_cast<int64_t>(prompt_len[i]) + o.max_new));
+        longest, std::min<int64_t>(ctx, out[i].prompt_tokens + o.max_new));
   cache.reserve(static_cast<int64_t>(B), std::max<int64_t>(longest, 1), 0, 0);
   SearchOptions draw;  // the sampling part of the search options
   draw.temperature = o.temperature > 0 ? o.temperature : 1.0;
@@ -219,7 +223,7 @@ std::vector<Generation> Generator::generate(
       ++fed[i];
       if (fed[i] < seq[i].size()) continue;  // still reading the prompt
       const std::vector<float> row = logits.slice(0, r, r + 1).to_vector<float>();
-      const uint64_t step = seq[i].size() - prompt_len[i];
+      const uint64_t step = out[i].tokens.size();  // tokens generated so far
       int32_t v;
       if (o.temperature == 0) {  // greedy: the most likely token (lowest id on ties)
         v = -1;

@@ -61,6 +61,10 @@ struct MaskedScore {
     return masked ? static_cast<double>(correct) / static_cast<double>(masked) : 0;
   }
 };
+/// How many rows of `logits` [rows, V] have their most likely token equal to `targets[row]`,
+/// over the rows whose target is not `ignore_id` (masked-LM accuracy).
+int64_t count_correct(const Tensor& logits, const Tensor& targets, int32_t ignore_id);
+
 MaskedScore score_masked(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
                          const std::string& text, uint64_t seed, int64_t max_tokens = 8192);
 

@@ -89,7 +89,10 @@ data::Tokenizer read_tokenizer(const std::string& dir) {
   return data::Tokenizer::load(path(dir, "tokenizer.model"));
 }
 
-nn::TransformerConfig read_model_config(const std::string& dir, const data::Tokenizer& tokenizer) {
+namespace {
+
+// The model.* keys of a model directory's config.json.
+io::Config read_model_keys(const std::string& dir) {
   const std::string file = path(dir, "config.json");
   nlohmann::json all;
   try {
@@ -103,16 +106,33 @@ nn::TransformerConfig read_model_config(const std::string& dir, const data::Toke
     if (key.rfind("model.", 0) == 0) model[key] = value;
   io::Config c(model_keys());
   c.load_json(model.dump(), file);
-  return model_config(c, 0, &tokenizer);
+  return c;
+}
+
+// The directory a model path names (resolve_model_dir without the verification).
+std::string locate_model_dir(const std::string& p) {
+  ATTEND_CHECK(fs::exists(p), "{}: no such model directory", p);
+  if (io::file_exists(path(p, "model.safetensors"))) return p;
+  if (io::file_exists(path(path(p, "best"), "model.safetensors"))) return path(p, "best");
+  if (!last_checkpoint(p).empty()) return last_checkpoint(p);
+  return p;
+}
+
+}  // namespace
+
+nn::TransformerConfig read_model_config(const std::string& dir, const data::Tokenizer& tokenizer) {
+  return model_config(read_model_keys(dir), 0, &tokenizer);
+}
+
+nn::Arch model_arch(const std::string& p) {
+  const std::string dir = locate_model_dir(p);
+  // a directory without config.json: verification names what is missing
+  if (!io::file_exists(path(dir, "config.json"))) verify_model_dir(dir, false);
+  return model_config(read_model_keys(dir), 8).arch;
 }
 
 std::string resolve_model_dir(const std::string& p) {
-  ATTEND_CHECK(fs::exists(p), "{}: no such model directory", p);
-  std::string dir = p;
-  if (!io::file_exists(path(p, "model.safetensors"))) {
-    if (io::file_exists(path(path(p, "best"), "model.safetensors"))) dir = path(p, "best");
-    else if (!last_checkpoint(p).empty()) dir = last_checkpoint(p);
-  }
+  const std::string dir = locate_model_dir(p);
   verify_model_dir(dir, false);
   return dir;
 }

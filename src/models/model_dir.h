@@ -49,6 +49,10 @@ struct LoadedModel {
 /// checksums right).
 std::string resolve_model_dir(const std::string& path);
 
+/// The family of the model a path names (read from its config.json only, nothing verified or
+/// loaded), so a command that takes several families can pick the loader.
+nn::Arch model_arch(const std::string& path);
+
 /// A trained encoder-decoder for inference from a model, checkpoint or run directory
 /// (resolve_model_dir). A model of another family is an error naming its family and the
 /// commands that take it.

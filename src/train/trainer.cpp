@@ -24,6 +24,7 @@
 #include "data/corpus.h"
 #include "data/numbers.h"
 #include "data/tokenizer.h"
+#include "decode/generator.h"
 #include "decode/translator.h"
 #include "eval/bleu.h"
 #include "io/file.h"
@@ -260,23 +261,6 @@ Trainer::Trainer(nn::Model& model, const data::Tokenizer& tokenizer, const Train
   model_.set_training(true);
 }
 
-namespace {
-
-// Masked positions (targets not pad) whose most likely token is the target.
-int64_t masked_correct(const Tensor& logits, const Tensor& targets) {
-  const std::vector<int32_t> t = targets.to_vector<int32_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < t.size(); ++i) {
-    if (t[i] == data::kPadId) continue;
-    const auto row = logits.slice(0, static_cast<int64_t>(i), static_cast<int64_t>(i) + 1)
-                         .to_vector<float>();
-    correct += std::max_element(row.begin(), row.end()) - row.begin() == t[i];
-  }
-  return correct;
-}
-
-}  // namespace
-
 ag::Variable Trainer::logits(const data::Batch& b, uint64_t dropout_stream) const {
   if (const auto* ed = dynamic_cast<const nn::EncoderDecoder*>(&model_))
     return ed->forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, dropout_stream);
@@ -379,7 +363,7 @@ Validation Trainer::validate(const ValidationSet& set) {
                                           ops::Reduction::kSum);
       nll += out.loss.item();
       tokens += b.tgt_tokens;
-      if (mlm_) correct += masked_correct(out_logits, b.tgt_out);
+      if (mlm_) correct += decode::count_correct(out_logits, b.tgt_out, data::kPadId);
       arena.reset();
     }
     if (mlm_)

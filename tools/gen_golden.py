@@ -5,7 +5,8 @@
 For each configuration: random weights (torch seed), a padded batch, the logits, the
 label-smoothed loss, every parameter gradient, and the losses of the first ten Adam steps
 under the paper's learning-rate schedule; the same for the decoder-only language model on
-padded windows of token ids (next-token targets, no label smoothing). Written as safetensors (header, JSON, raw
+padded windows of token ids (next-token targets, no label smoothing), and for the encoder-only
+model on padded sentences with masked-LM targets (the loss on the chosen positions only). Written as safetensors (header, JSON, raw
 little-endian data) without extra packages; each file is a few tens of kB.
 """
 import json
@@ -14,7 +15,7 @@ import struct
 
 import torch
 
-from transformer_reference import DecoderOnly, Transformer, noam_lr
+from transformer_reference import DecoderOnly, EncoderOnly, Transformer, noam_lr
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden")
 BOS, EOS, PAD = 2, 3, 0
@@ -156,6 +157,69 @@ def generate_lm(name, c, seed):
     print(name, "loss", loss.item(), "losses", [round(x, 4) for x in losses])
 
 
+def mlm_batch(gen, B, T, vocab, mask_id):
+    """Sentences of 2..T ids; about a third of the real positions chosen, their targets the
+    original ids (PAD elsewhere: no loss), and the chosen inputs corrupted as BERT does (80%
+    mask, 10% random, 10% kept)."""
+    lengths = torch.randint(2, T + 1, (B,), generator=gen)
+    lengths[0] = T
+    ids = torch.zeros(B, T, dtype=torch.int64)
+    targets = torch.zeros(B, T, dtype=torch.int64)
+    for b in range(B):
+        n = int(lengths[b])
+        x = torch.randint(5, vocab, (n,), generator=gen)
+        chosen = torch.rand(n, generator=gen) < 0.35
+        chosen[0] = True  # at least one
+        targets[b, :n] = torch.where(chosen, x, torch.zeros_like(x))
+        u = torch.rand(n, generator=gen)
+        rand = torch.randint(5, vocab, (n,), generator=gen)
+        corrupted = torch.where(u < 0.8, torch.full_like(x, mask_id), torch.where(u < 0.9, rand, x))
+        ids[b, :n] = torch.where(chosen, corrupted, x)
+    return ids, lengths, targets.reshape(-1)
+
+
+def generate_mlm(name, c, seed):
+    torch.manual_seed(seed)
+    model = EncoderOnly(c)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "embed" in n:
+                p.normal_(0.0, c["d_model"] ** -0.5)
+            elif n.endswith("layer_norm.weight") or n.endswith("layer_norm.bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+    gen = torch.Generator().manual_seed(seed + 1)
+    batches = [mlm_batch(gen, 3, 9, c["vocab"], 4) for _ in range(2)]
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ids, lengths, targets = batches[0]
+    logits = model(ids, lengths)
+    loss = torch.nn.functional.cross_entropy(logits, targets, ignore_index=PAD)
+    loss.backward()
+    tensors = {"weight." + n: w for n, w in weights.items()}
+    tensors.update({"grad." + n: p.grad.clone() for n, p in model.named_parameters()})
+    for i, (x, l, t) in enumerate(batches):
+        tensors[f"batch{i}.ids"] = x.int()
+        tensors[f"batch{i}.lengths"] = l.int()
+        tensors[f"batch{i}.targets"] = t.int()
+    tensors["logits"] = logits
+    tensors["loss"] = loss.reshape(1)
+    opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
+    losses = []
+    for step in range(1, 11):
+        x, l, t = batches[(step - 1) % 2]
+        for g in opt.param_groups:
+            g["lr"] = noam_lr(step, c["d_model"], c["warmup"], c["lr_scale"])
+        opt.zero_grad()
+        lo = torch.nn.functional.cross_entropy(model(x, l), t, ignore_index=PAD)
+        lo.backward()
+        opt.step()
+        losses.append(lo.item())
+    tensors["train_losses"] = torch.tensor(losses, dtype=torch.float32)
+    meta = dict(c, arch="encoder_only", tgt_vocab=c["vocab"])
+    meta["generator"] = "tools/gen_golden.py, torch " + torch.__version__
+    save_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
+    print(name, "loss", loss.item(), "losses", [round(x, 4) for x in losses])
+
+
 BASE = dict(d_model=16, ffn=32, heads=2, layers=2, warmup=4, lr_scale=2.0, max_positions=16)
 generate("transformer_post_relu_shared",
          dict(BASE, vocab=13, tgt_vocab=13, norm="post", activation="relu", positions="sinusoidal",
@@ -169,3 +233,9 @@ generate_lm("decoder_only_pre_gelu_learned_shared",
 generate_lm("decoder_only_post_relu_sinusoidal",
             dict(BASE, vocab=12, norm="post", activation="relu", positions="sinusoidal",
                  share_embeddings=False), 37)
+generate_mlm("encoder_only_pre_gelu_learned_shared",
+             dict(BASE, vocab=14, norm="pre", activation="gelu", positions="learned",
+                  share_embeddings=True), 41)
+generate_mlm("encoder_only_post_relu_sinusoidal",
+             dict(BASE, vocab=13, norm="post", activation="relu", positions="sinusoidal",
+                  share_embeddings=False), 43)

@@ -1,5 +1,5 @@
-"""An independent PyTorch implementation of attend's encoder-decoder Transformer and of its
-decoder-only language model.
+"""An independent PyTorch implementation of attend's encoder-decoder Transformer, of its
+decoder-only language model and of its encoder-only (masked-LM) model.
 
 Written from the paper ("Attention Is All You Need") with plain torch ops -- not attend's
 code -- and used as the oracle for the golden tests (tools/gen_golden.py). Parameter names
@@ -14,7 +14,9 @@ are the ones attend uses, so weights map one-to-one:
   encoder.layer_norm.*, decoder.layer_norm.* (pre-norm only)
 The decoder-only model (DecoderOnly) has embed_tokens (or decoder.embed_tokens and
 output_projection), decoder.embed_positions, decoder.layers.{i}.* with causal self-attention
-and no encoder attention, and decoder.layer_norm (pre-norm).
+and no encoder attention, and decoder.layer_norm (pre-norm). The encoder-only model
+(EncoderOnly) has embed_tokens (or encoder.embed_tokens and output_projection), encoder.* with
+bidirectional self-attention, and encoder.layer_norm (pre-norm).
 Dropout (config key "dropout", default 0) sits where attend puts it: on the embeddings and on
 each sublayer's output before the residual add. Runs with Debian's python3-torch
 (/usr/bin/python3).
@@ -180,6 +182,31 @@ class DecoderOnly(nn.Module):
             y = layer(y, lengths)
         if self.c["norm"] == "pre":
             y = self.decoder.layer_norm(y)
+        y = y.reshape(-1, self.c["d_model"])
+        if self.c["share_embeddings"]:
+            return y @ self.embed_tokens.weight.t()
+        return self.output_projection(y)
+
+
+class EncoderOnly(nn.Module):
+    """The encoder-only (masked-LM) model: token ids [B, T] -> per-position logits [B * T, V],
+    bidirectional self-attention over the first lengths[b] positions."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        if c["share_embeddings"]:
+            self.embed_tokens = nn.Embedding(c["vocab"], c["d_model"])
+        self.encoder = Stack(c, EncoderLayer, c["vocab"])
+        if not c["share_embeddings"]:
+            self.output_projection = nn.Linear(c["d_model"], c["vocab"], bias=False)
+
+    def forward(self, ids, lengths):
+        y = Transformer.embed(self, self.encoder, ids)
+        for layer in self.encoder.layers:
+            y = layer(y, lengths)
+        if self.c["norm"] == "pre":
+            y = self.encoder.layer_norm(y)
         y = y.reshape(-1, self.c["d_model"])
         if self.c["share_embeddings"]:
             return y @ self.embed_tokens.weight.t()

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/allocator.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/utf8.h"
@@ -141,16 +142,19 @@ std::vector<Filler> fill_mask(const nn::EncoderOnly& model, const data::Tokenize
 }
 
 Generator::Generator(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer)
-    : model_(model), tokenizer_(tokenizer) {}
+    : model_(model), tokenizer_(&tokenizer) {}
+
+Generator::Generator(const nn::DecoderOnly& model) : model_(model), tokenizer_(nullptr) {}
 
 int64_t Generator::context() const { return model_.config().max_positions; }
 
 std::vector<int32_t> Generator::prompt_ids(const std::string& prompt,
                                            const std::string& where) const {
+  ATTEND_CHECK(tokenizer_, "{}: a generator built without a tokenizer reads ids, not text", where);
   ATTEND_CHECK(valid_utf8(prompt), "{}: invalid UTF-8 in the prompt", where);
   std::vector<int32_t> ids;
-  if (prompt.empty() || !tokenizer_.is_char()) ids.push_back(model_.config().bos_id);
-  for (int32_t id : tokenizer_.encode(prompt)) ids.push_back(id);
+  if (prompt.empty() || !tokenizer_->is_char()) ids.push_back(model_.config().bos_id);
+  for (int32_t id : tokenizer_->encode(prompt)) ids.push_back(id);
   return ids;
 }
 
@@ -158,6 +162,7 @@ std::vector<Generation> Generator::generate(
     const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
     const std::function<void(size_t, const std::string&)>& on_token) const {
   o.validate();
+  ATTEND_CHECK(!on_token || tokenizer_, "generate: streaming text needs the model's tokenizer");
   const nn::TransformerConfig& c = model_.config();
   const int64_t ctx = context();
   const size_t B = prompts.size();
@@ -197,16 +202,95 @@ std::vector<Generation> Generator::generate(
   draw.temperature = o.temperature > 0 ? o.temperature : 1.0;
   draw.top_k = o.top_k;
   draw.top_p = o.top_p;
-  std::vector<size_t> fed(B, 0);   // ids of seq[i] already in the cache
   std::vector<size_t> sent(B, 0);  // bytes of the decoded text already sent
 
-  for (;;) {
+  // Draws prompt i's next token from row r of logits [n, V], and ends its generation where it
+  // must. Greedy reads the row in place; sampling copies it.
+  const int64_t V = c.tgt_vocab;
+  auto take = [&](size_t i, const Tensor& logits, int64_t r) {
+    const uint64_t step = out[i].tokens.size();  // tokens generated so far
+    int32_t v;
+    if (o.temperature == 0) {  // greedy: the most likely token (lowest id on ties)
+      const float* row = logits.data<float>() + r * V;
+      v = -1;
+      float best = 0;
+      for (int32_t k = 0; k < static_cast<int32_t>(V); ++k) {
+        if (k == c.pad_id || k == c.unk_id || k == c.bos_id) continue;
+        if (v < 0 || row[k] > best) v = k, best = row[k];
+      }
+    } else {
+      v = sample_token(logits.slice(0, r, r + 1).to_vector<float>(), c, true, draw,
+                       philox_uniform(o.seed, i, step));
+    }
+    if (v == c.eos_id && o.stop_at_eos) {
+      out[i].ended = true;
+      live[i] = false;
+      return;
+    }
+    seq[i].push_back(v);
+    out[i].tokens.push_back(v);
+    if (on_token) {  // the text this token completes (whole UTF-8 characters only)
+      const std::string text = tokenizer_->decode(out[i].tokens);
+      const size_t end = complete_prefix(text);
+      if (end > sent[i]) {
+        on_token(i, text.substr(sent[i], end - sent[i]));
+        sent[i] = end;
+      }
+    }
+    // The next step would feed this token at position seq.size() - 1: past the context, stop.
+    if (static_cast<int64_t>(out[i].tokens.size()) >= o.max_new ||
+        static_cast<int64_t>(seq[i].size()) > ctx)
+      live[i] = false;
+  };
+
+  // Prompts are read in one pass each (prefill), in batches of similar length holding about
+  // kPrefillTokens padded positions (a longer prompt gets a batch of its own); only each
+  // prompt's last position is projected onto the vocabulary.
+  constexpr int64_t kPrefillTokens = 8192;
+  std::vector<size_t> order;
+  for (size_t i = 0; i < B; ++i)
+    if (live[i]) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return seq[a].size() < seq[b].size(); });
+  const int64_t D = c.d_model;
+  for (size_t a = 0; a < order.size();) {
+    size_t b = a + 1;
+    int64_t T = static_cast<int64_t>(seq[order[a]].size());
+    while (b < order.size()) {
+      const int64_t t = static_cast<int64_t>(seq[order[b]].size());  // sorted: the longest
+      if (t * static_cast<int64_t>(b - a + 1) > kPrefillTokens) break;
+      T = t;
+      ++b;
+    }
+    const int64_t n = static_cast<int64_t>(b - a);
+    std::vector<int32_t> ids(static_cast<size_t>(n * T), c.pad_id), lengths, slots, last;
+    for (int64_t r = 0; r < n; ++r) {
+      const std::vector<int32_t>& p = seq[order[a + static_cast<size_t>(r)]];
+      std::copy(p.begin(), p.end(), ids.begin() + r * T);
+      lengths.push_back(static_cast<int32_t>(p.size()));
+      slots.push_back(static_cast<int32_t>(order[a + static_cast<size_t>(r)]));
+      last.push_back(static_cast<int32_t>(r * T + static_cast<int64_t>(p.size()) - 1));
+    }
+    const Tensor hidden =
+        model_.prefill(Tensor::from_vector(ids, {n, T}), Tensor::from_vector(lengths, {n}),
+                       Tensor::from_vector(slots, {n}), cache);  // [n, T, D]
+    const Tensor rows_last = ops::embedding(Tensor::from_vector(last, {n}),
+                                            hidden.reshape({n * T, D}));  // [n, D]
+    const Tensor logits = model_.project(ag::Variable(rows_last)).value().contiguous();
+    for (int64_t r = 0; r < n; ++r) take(order[a + static_cast<size_t>(r)], logits, r);
+    a = b;
+  }
+
+  Arena arena;  // one step's tensors, reused every step
+  for (;;) {  // then one token per live prompt per step, each at its own position
+    arena.reset();
+    ArenaScope scope(&arena);
     std::vector<int32_t> tok, pos, slot;
     std::vector<size_t> who;
     for (size_t i = 0; i < B; ++i) {
       if (!live[i]) continue;
-      tok.push_back(seq[i][fed[i]]);
-      pos.push_back(static_cast<int32_t>(fed[i]));
+      tok.push_back(seq[i].back());
+      pos.push_back(static_cast<int32_t>(seq[i].size() - 1));
       slot.push_back(static_cast<int32_t>(i));
       who.push_back(i);
     }
@@ -217,46 +301,11 @@ std::vector<Generation> Generator::generate(
     rows.positions = Tensor::from_vector(pos, {n});
     rows.self_slots = Tensor::from_vector(slot, {n});
     const Tensor hidden = model_.decode_rows(rows, cache);               // [n, D]
-    const Tensor logits = model_.project(ag::Variable(hidden)).value();  // [n, V]
-    for (int64_t r = 0; r < n; ++r) {
-      const size_t i = who[static_cast<size_t>(r)];
-      ++fed[i];
-      if (fed[i] < seq[i].size()) continue;  // still reading the prompt
-      const std::vector<float> row = logits.slice(0, r, r + 1).to_vector<float>();
-      const uint64_t step = out[i].tokens.size();  // tokens generated so far
-      int32_t v;
-      if (o.temperature == 0) {  // greedy: the most likely token (lowest id on ties)
-        v = -1;
-        for (int32_t k = 0; k < static_cast<int32_t>(row.size()); ++k) {
-          if (k == c.pad_id || k == c.unk_id || k == c.bos_id) continue;
-          if (v < 0 || row[static_cast<size_t>(k)] > row[static_cast<size_t>(v)]) v = k;
-        }
-      } else {
-        v = sample_token(row, c, true, draw, philox_uniform(o.seed, i, step));
-      }
-      if (v == c.eos_id && o.stop_at_eos) {
-        out[i].ended = true;
-        live[i] = false;
-        continue;
-      }
-      seq[i].push_back(v);
-      out[i].tokens.push_back(v);
-      if (on_token) {  // the text this token completes (whole UTF-8 characters only)
-        const std::string text = tokenizer_.decode(out[i].tokens);
-        const size_t end = complete_prefix(text);
-        if (end > sent[i]) {
-          on_token(i, text.substr(sent[i], end - sent[i]));
-          sent[i] = end;
-        }
-      }
-      // The next step would feed this token at position seq.size() - 1: past the context, stop.
-      if (static_cast<int64_t>(out[i].tokens.size()) >= o.max_new ||
-          static_cast<int64_t>(seq[i].size()) > ctx)
-        live[i] = false;
-    }
+    const Tensor logits = model_.project(ag::Variable(hidden)).value().contiguous();  // [n, V]
+    for (int64_t r = 0; r < n; ++r) take(who[static_cast<size_t>(r)], logits, r);
   }
   for (size_t i = 0; i < B; ++i) {
-    out[i].text = tokenizer_.decode(out[i].tokens);
+    if (tokenizer_) out[i].text = tokenizer_->decode(out[i].tokens);
     if (on_token && out[i].text.size() > sent[i]) on_token(i, out[i].text.substr(sent[i]));
   }
   return out;

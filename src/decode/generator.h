@@ -1,8 +1,8 @@
-// Text generation with a decoder-only language model: each prompt is fed token by token through
-// the model's key/value cache (one slot per prompt, all prompts side by side in one batch, each
-// at its own position), then continued one drawn token per step. Deterministic for a seed: the
-// draws of prompt i come from the random stream (seed, i), whatever else is in the batch (up to
-// the rounding of batched products).
+// Text generation with a decoder-only language model: each prompt is read in one causal pass
+// (prefill) that fills its slot of the model's key/value cache, then continued one drawn token
+// per step, all prompts side by side in one batch, each at its own position. Deterministic for
+// a seed: the draws of prompt i come from the random stream (seed, i), whatever else is in the
+// batch (up to the rounding of batched products).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -85,6 +85,9 @@ class Generator {
  public:
   /// The model (eval mode) and its tokenizer must outlive the generator.
   Generator(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer);
+  /// A generator of ids only (benchmarks, callers that tokenize themselves): Generation::text
+  /// stays empty, and prompt_ids and on_token are errors.
+  explicit Generator(const nn::DecoderOnly& model);
 
   /// The model's context: the most tokens it reads (a prompt plus what it generated, all but the
   /// newest token).
@@ -104,7 +107,7 @@ class Generator {
 
  private:
   const nn::DecoderOnly& model_;
-  const data::Tokenizer& tokenizer_;
+  const data::Tokenizer* tokenizer_;  // null: ids only
 };
 
 }  // namespace attend::decode

@@ -144,7 +144,10 @@ void KvCache::reserve(int64_t slots, int64_t positions, int64_t memory_slots,
                 L = grown(source_positions_, source_positions);
   HeapScope heap;  // the cache outlives every step's arena
   auto regrow = [&](Tensor& t, int64_t rows, int64_t cap, int64_t old_rows) {
-    Tensor bigger = Tensor::empty({rows, heads_, cap, head_dim_}, dtype_, device_);
+    // Zeroed: a prompt read in one pass (Stack::prefill) runs attention's tiled path, whose
+    // products read whole tiles of values, masked keys' included (with probability 0, which
+    // would still turn uninitialised NaN bits into NaN).
+    Tensor bigger = Tensor::zeros({rows, heads_, cap, head_dim_}, dtype_, device_);
     if (t.defined() && old_rows > 0) {  // keep the contents: old slot r -> slot r, positions 0..
       std::vector<int32_t> r(static_cast<size_t>(old_rows));
       for (int64_t i = 0; i < old_rows; ++i) r[static_cast<size_t>(i)] = static_cast<int32_t>(i);
@@ -269,6 +272,35 @@ Tensor Stack::step(const DecodeRows& rows, KvCache& cache) const {
   const ag::Variable x =
       embed(rows.tokens.reshape({n, 1}), positions.reshape({n, 1}), longest, 0.0, 0);  // [n, 1, D]
   return run(x, LayerInputs{}, 0.0, 0, &caches).value().reshape({n, d_model_});
+}
+
+Tensor Stack::prefill(const Tensor& ids, const Tensor& lengths, const Tensor& slots,
+                      KvCache& cache) const {
+  ATTEND_CHECK(o_.causal && !o_.cross_attention,
+               "prefill: only a causal stack without encoder attention reads prompts");
+  ATTEND_CHECK(ids.dim() == 2 && ids.dtype() == DType::kI32, "prefill: expected i32 ids [B, T]");
+  const int64_t B = ids.size(0), T = ids.size(1);
+  ATTEND_CHECK(lengths.numel() == B && slots.numel() == B,
+               "prefill: {} rows of ids but {} lengths and {} slots", B, lengths.numel(),
+               slots.numel());
+  ATTEND_CHECK(T <= cache.positions(), "prefill: {} positions for a cache of {}", T,
+               cache.positions());
+  ATTEND_CHECK(!learned_positions_ || T <= max_positions_,
+               "transformer: sequence of {} tokens exceeds model.max_positions {}", T,
+               max_positions_);
+  for (const int32_t l : lengths.to_vector<int32_t>())
+    ATTEND_CHECK(l >= 1 && l <= T, "prefill: length {} outside 1..{}", l, T);
+  std::vector<int32_t> pos(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) pos[b * T + t] = static_cast<int32_t>(t);
+  const Tensor zeros = Tensor::zeros({B}, DType::kI32);
+  std::vector<LayerCache> caches(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i)
+    caches[i].self = {cache.layers[i].self_k, cache.layers[i].self_v, slots, lengths, zeros};
+  LayerInputs in;
+  in.self_mask.causal = true;  // position t of a row sees its positions 0..t
+  const ag::Variable x = embed(ids, Tensor::from_vector(pos, {B, T}), T, 0.0, 0);
+  return run(x, in, 0.0, 0, &caches).value();
 }
 
 void Stack::write_memory(const Tensor& memory, const Tensor& slots, KvCache& cache) const {

@@ -154,6 +154,13 @@ class Stack : public Module {
   /// cache (each row's keys/values are written into its slot). Equal to forward() over the
   /// row's whole prefix, last position.
   Tensor step(const DecodeRows& rows, KvCache& cache) const;
+  /// Reads whole prefixes in one pass (a causal stack without encoder attention: a language
+  /// model's prompts): ids i32 [B, T] (right-padded), lengths i32 [B] (>= 1), slots i32 [B] ->
+  /// hidden [B, T, D]. Row b's keys/values of positions 0..T-1 are written into slot slots[b]
+  /// (those past lengths[b] are padding, overwritten by later steps); the next step() of that
+  /// slot continues at position lengths[b]. Equal to forward() over the same ids.
+  Tensor prefill(const Tensor& ids, const Tensor& lengths, const Tensor& slots,
+                 KvCache& cache) const;
   /// Writes the encoder-attention keys/values of `memory` [B, S, D] into encoder slots
   /// `slots` (i32 [B]) of every layer (inference only, no tape).
   void write_memory(const Tensor& memory, const Tensor& slots, KvCache& cache) const;

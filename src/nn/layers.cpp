@@ -111,8 +111,12 @@ ag::Variable MultiHeadAttention::forward(const ag::Variable& query, const ag::Va
       ops::write_positions(ck, k, cache->slots, cache->write_at);
       ops::write_positions(cv, v, cache->slots, cache->write_at);
     }
-    ops::AttentionMask m;  // one query position per row: its slot's first lengths[i] keys
+    // Row i sees its slot's first lengths[i] keys; several query positions per row (a prompt
+    // read in one pass) are causal when the mask says so.
+    ops::AttentionMask m;
     m.key_lengths = cache->lengths;
+    m.causal = mask.causal;
+    m.query_offset = mask.query_offset;
     return ag::Variable(attend_cached(query.value(), cache->k, cache->v, m, cache->slots));
   }
   const int64_t B = query.shape()[0], Tq = query.shape()[1], Tk = memory.shape()[1];

@@ -98,8 +98,9 @@ class MultiHeadAttention : public Module {
   /// query [B, Tq, D], memory [B, Tk, D] (== query for self-attention) -> [B, Tq, D].
   /// With `cache` (inference, no tape): memory is unused; when cache->write_at is defined the
   /// keys/values of `query` are written into the cache first (self-attention), then the query
-  /// attends over the cache: query [n, 1, D], row i sees the first cache->lengths[i] keys of
-  /// its slot (`mask` is unused: the lengths say what each row sees).
+  /// attends over the cache: query [n, T, D], row i sees the first cache->lengths[i] keys of
+  /// its slot; of `mask` only causal and query_offset are read (T > 1: a prompt's positions
+  /// written and read in one pass).
   ag::Variable forward(const ag::Variable& query, const ag::Variable& memory,
                        const ops::AttentionMask& mask, const KvView* cache = nullptr) const;
   /// Keys and values of `memory` [B, Tk, D] split into heads: k, v [B, H, Tk, Dh] (inference:

@@ -127,6 +127,11 @@ class DecoderOnly : public Model {
   /// One cached step (memory_slots/source_lengths of the rows are unused) -> hidden [n, D];
   /// equal to hidden() over the row's whole prefix, last position.
   Tensor decode_rows(const DecodeRows& rows, KvCache& cache) const;
+  /// Reads prompts in one pass into their cache slots (see Stack::prefill) -> hidden [B, T, D].
+  Tensor prefill(const Tensor& ids, const Tensor& lengths, const Tensor& slots,
+                 KvCache& cache) const {
+    return decoder_->prefill(ids, lengths, slots, cache);
+  }
 
  private:
   std::unique_ptr<Stack> decoder_;

@@ -1,4 +1,5 @@
-// Generation with a decoder-only model (decode::Generator) and text scoring: greedy generation
+// Generation with a decoder-only model (decode::Generator) and text scoring: reading prompts in
+// one pass (prefill) equals the full pass and fills the cache; greedy generation
 // through the cache equals the argmax of the uncached full forward pass token for token; draws
 // depend on the seed and the prompt's own stream, not on the batching; prompts longer than the
 // context are an error or cut from the left; streamed pieces add up to the text; score_text
@@ -69,6 +70,51 @@ TEST(Generator, GreedyThroughTheCacheEqualsTheFullPass) {
     EXPECT_EQ(outs[i].tokens, want) << "prompt " << i;
     EXPECT_EQ(outs[i].text, lm.tok.decode(want));
   }
+}
+
+// A padded batch of prompts read in one pass equals the full forward pass at every real
+// position, and the cache it fills serves the next step as token-by-token reading would.
+TEST(Generator, PrefillEqualsTheFullPassAndFillsTheCache) {
+  const Lm lm;
+  const nn::DecoderOnly& m = *lm.model;
+  const int64_t D = m.config().d_model, T = 7;
+  const std::vector<std::vector<int32_t>> p = {{2, 4, 5, 6, 7, 8, 9}, {2, 10, 11}};
+  std::vector<int32_t> ids(2 * T, m.config().pad_id);
+  for (size_t b = 0; b < p.size(); ++b) std::copy(p[b].begin(), p[b].end(), ids.begin() + b * T);
+  nn::KvCache cache = m.make_cache();
+  cache.reserve(3, 20, 0, 0);
+  const Tensor lengths = test::ids({7, 3}, {2});
+  const Tensor hidden = m.prefill(test::ids(ids, {2, T}), lengths, test::ids({2, 0}, {2}), cache);
+  const Tensor full = m.hidden(test::ids(ids, {2, T}), lengths, 0).value();  // [2, T, D]
+  for (int64_t b = 0; b < 2; ++b) {
+    const int64_t len = static_cast<int64_t>(p[static_cast<size_t>(b)].size());
+    EXPECT_TRUE(test::close(hidden.slice(0, b, b + 1).slice(1, 0, len),
+                            full.slice(0, b, b + 1).slice(1, 0, len), 1e-5, 1e-5))
+        << "row " << b;
+  }
+  // One step of each prompt after its prefill (slot 2 holds prompt 0, slot 0 prompt 1) equals
+  // the full pass over the prompt and the new token, last position.
+  nn::DecodeRows rows;
+  rows.tokens = test::ids({12, 13}, {2});
+  rows.positions = test::ids({7, 3}, {2});
+  rows.self_slots = test::ids({2, 0}, {2});
+  const Tensor next = m.decode_rows(rows, cache);  // [2, D]
+  for (int64_t b = 0; b < 2; ++b) {
+    std::vector<int32_t> seq = p[static_cast<size_t>(b)];
+    seq.push_back(b == 0 ? 12 : 13);
+    const int64_t n = static_cast<int64_t>(seq.size());
+    const Tensor want = m.hidden(test::ids(seq, {1, n}), test::ids({static_cast<int32_t>(n)}, {1}),
+                                 0)
+                            .value()
+                            .reshape({n, D})
+                            .slice(0, n - 1, n);
+    EXPECT_TRUE(test::close(next.slice(0, b, b + 1), want, 1e-5, 1e-5)) << "row " << b;
+  }
+  EXPECT_NE(test::error_of([&] {
+              m.prefill(test::ids(ids, {2, T}), test::ids({0, 3}, {2}), test::ids({0, 1}, {2}),
+                        cache);
+            }).find("length 0 outside 1..7"),
+            std::string::npos);
 }
 
 TEST(Generator, SamplingDependsOnTheSeedNotOnTheBatching) {

@@ -119,22 +119,24 @@ INSTANTIATE_TEST_SUITE_P(Transformer, Golden,
 
 // The decoder-only language model against the same reference (DecoderOnly in
 // tools/transformer_reference.py): logits, loss, every gradient, ten Adam steps.
-class GoldenLm : public ::testing::TestWithParam<const char*> {};
-
-TEST_P(GoldenLm, MatchesPyTorchReference) {
-  const io::SafeTensors st = io::load_safetensors(golden(GetParam()));
-  ASSERT_EQ(st.metadata.at("arch"), "decoder_only");
+// The language models' golden check: logits of the real positions, the loss, every gradient
+// and ten Adam steps, for a decoder-only (next-token targets) or an encoder-only (masked-LM
+// targets: PAD where no loss) model.
+template <class Model>
+void check_lm_golden(const std::string& name, nn::Arch arch) {
+  const io::SafeTensors st = io::load_safetensors(golden(name));
+  ASSERT_EQ(st.metadata.at("arch"), nn::arch_name(arch));
   nn::TransformerConfig c = config_from(st);
-  c.arch = nn::Arch::kDecoderOnly;
-  nn::DecoderOnly model(c, 1);
+  c.arch = arch;
+  Model model(c, 1);
   load_golden_weights(st, model);
-  auto run = [&](int b) {
+  auto run = [&](int b) -> std::tuple<Tensor, Tensor, Tensor> {
     const std::string p = "batch" + std::to_string(b) + ".";
-    return std::make_tuple(st.at(p + "ids"), st.at(p + "lengths"), st.at(p + "targets"));
+    return {st.at(p + "ids"), st.at(p + "lengths"), st.at(p + "targets")};
   };
   const ops::CrossEntropyConfig ce{0.0, 0};
   {
-    auto [ids, lengths, targets] = run(0);
+    const auto [ids, lengths, targets] = run(0);
     model.zero_grad();
     ag::Tape tape;
     ag::Variable logits, loss;
@@ -144,17 +146,17 @@ TEST_P(GoldenLm, MatchesPyTorchReference) {
       loss = ag::cross_entropy(logits, targets, ce);
     }
     tape.backward(loss);
-    // Rows past a window's length are padding: their logits are not compared (PyTorch attends
-    // them to the real positions, attend to nothing), and the loss ignores them in both.
-    const auto len = lengths.to_vector<int32_t>();
+    // Rows past a sequence's length are padding: their logits are not compared (what they
+    // attend to differs between the implementations), and the loss ignores them in both.
+    const std::vector<int32_t> len = Tensor(lengths).to_vector<int32_t>();
     const int64_t T = ids.size(1);
     for (int64_t b = 0; b < ids.size(0); ++b)
       expect_close(logits.value().slice(0, b * T, b * T + len[b]),
                    st.at("logits").slice(0, b * T, b * T + len[b]).contiguous(), 1e-5, 1e-6,
-                   "logits of window " + std::to_string(b));
+                   "logits of sequence " + std::to_string(b));
     EXPECT_NEAR(loss.value().item(), st.at("loss").to_vector<float>()[0], 1e-5);
-    for (const auto& [name, v] : model.named_parameters())
-      expect_close(v.grad(), st.at("grad." + name), 1e-4, 1e-7, "grad " + name);
+    for (const auto& [param, v] : model.named_parameters())
+      expect_close(v.grad(), st.at("grad." + param), 1e-4, 1e-7, "grad " + param);
   }
   train::Adam adam(model.named_parameters(), {1.0, 0.9, 0.98, 1e-9, 0.0});
   const train::Schedule sched{train::ScheduleKind::kNoam, std::stod(st.metadata.at("lr_scale")),
@@ -176,9 +178,25 @@ TEST_P(GoldenLm, MatchesPyTorchReference) {
   }
 }
 
+class GoldenLm : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GoldenLm, MatchesPyTorchReference) {
+  check_lm_golden<nn::DecoderOnly>(GetParam(), nn::Arch::kDecoderOnly);
+}
+
 INSTANTIATE_TEST_SUITE_P(DecoderOnly, GoldenLm,
                          ::testing::Values("decoder_only_pre_gelu_learned_shared",
                                            "decoder_only_post_relu_sinusoidal"));
+
+class GoldenMlm : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GoldenMlm, MatchesPyTorchReference) {
+  check_lm_golden<nn::EncoderOnly>(GetParam(), nn::Arch::kEncoderOnly);
+}
+
+INSTANTIATE_TEST_SUITE_P(EncoderOnly, GoldenMlm,
+                         ::testing::Values("encoder_only_pre_gelu_learned_shared",
+                                           "encoder_only_post_relu_sinusoidal"));
 
 nn::TransformerConfig tiny() {
   nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");

@@ -211,6 +211,13 @@ void add_generate(CLI::App& root, int& exit_code) {
   c->add_option("--top-p", o.top_p, "nucleus: the most likely tokens of this much probability")
       ->capture_default_str();
   c->add_option("--seed", o.seed, "random seed")->capture_default_str();
+  c->add_option("--beam", o.beam,
+                "> 1: beam search with this many hypotheses (deterministic: --temperature, "
+                "--top-k, --top-p and --seed unused; the text is printed when the search ends)")
+      ->check(integer_in(1, 4096))
+      ->capture_default_str();
+  c->add_option("--alpha", o.alpha, "beam search: length penalty exponent (0: none)")
+      ->capture_default_str();
   c->add_option("--truncate", a->truncate,
                 "a prompt longer than the model's context: error, or keep its last tokens (left)")
       ->check(CLI::IsMember({"error", "left"}))

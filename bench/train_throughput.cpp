@@ -1,9 +1,11 @@
 // train_throughput: one full training step (forward, backward, Adam) of the encoder-decoder
 // Transformer on synthetic full-length batches, through train::Trainer::step as `attend train`
 // runs it (arena, tape, label-smoothed loss summed and scaled by the target tokens in the flat
-// gradient buffer, Adam with the paper's betas).
+// gradient buffer, Adam with the paper's betas). A decoder-only preset (gpt-tiny, gpt2-small)
+// trains the language model instead on --batch windows of --tgt-len tokens (next-token loss,
+// no label smoothing; --src-len unused).
 //
-// usage: train_throughput [--preset small|base|tiny|big] [--batch 64] [--src-len 32]
+// usage: train_throughput [--preset small|base|tiny|big|gpt-tiny|gpt2-small] [--batch 64] [--src-len 32]
 //                         [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]
 //                         [--dropout P] [--threads N] [--bucket-mb MB]
 // Under `mpirun -np N` it trains data parallel (one batch per rank, gradients summed over the
@@ -18,6 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -67,9 +70,18 @@ double forward_flops(const nn::TransformerConfig& c, double B, double S, double 
   return enc + dec + 2 * B * T * d * V;
 }
 
+// The same for a decoder-only model on B windows of T tokens (no encoder, no cross-attention).
+double lm_forward_flops(const nn::TransformerConfig& c, double B, double T) {
+  const double d = static_cast<double>(c.d_model), F = static_cast<double>(c.ffn);
+  const double V = static_cast<double>(c.tgt_vocab);
+  return c.decoder_layers * (B * T * (8 * d * d + 4 * d * F) + 2 * B * T * T * d) +
+         2 * B * T * d * V;
+}
+
 int run(int argc, char** argv) {
   const char* usage =
-      "usage: train_throughput [--preset small|base|tiny|big] [--batch 64] [--src-len 32]\n"
+      "usage: train_throughput [--preset small|base|tiny|big|gpt-tiny|gpt2-small] [--batch 64]\n"
+      "                        [--src-len 32]\n"
       "                        [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]\n"
       "                        [--dropout P] [--threads N] [--bucket-mb MB]\n"
       "  under mpirun -np N: data parallel, one batch per rank, global tokens/s from rank 0\n"
@@ -88,14 +100,20 @@ int run(int argc, char** argv) {
   c.dropout = args.number("--dropout", c.dropout, 0.0, 0.99);
   const double peak = gemm_peak_gflops();
 
-  nn::EncoderDecoder model(c, 1);
+  const bool lm = c.arch == nn::Arch::kDecoderOnly;
+  std::unique_ptr<nn::Model> owned;
+  if (lm)
+    owned = std::make_unique<nn::DecoderOnly>(c, 1);
+  else
+    owned = std::make_unique<nn::EncoderDecoder>(c, 1);
+  nn::Model& model = *owned;
   // The step `attend train` runs: train::Trainer (flat gradient buffer, loss scaled by the target
   // tokens, global-norm clipping when set, Adam with the schedule's rate).
   train::TrainOptions options;
   options.schedule = train::ScheduleKind::kConstant;
   options.lr = 1e-4;
   options.warmup = 1;
-  options.label_smoothing = 0.1;
+  options.label_smoothing = lm ? 0.0 : 0.1;
   options.bucket_mb = args.number("--bucket-mb", 25.0, 1e-3, 1e6);
   const data::Tokenizer no_vocabulary;  // only validation and checkpoints read it
   // Under mpirun every rank trains on its own batch and the gradients are summed (data
@@ -111,13 +129,15 @@ int run(int argc, char** argv) {
   };
   HeapScope heap;
   data::Batch batch;
-  batch.src = ids(B, S, 1 + r);
+  if (!lm) batch.src = ids(B, S, 1 + r);
   batch.tgt_in = ids(B, T, 2 + r);
   batch.tgt_out = ids(B, T, 3 + r).reshape({B * T});
-  batch.src_lengths = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(S)), {B});
+  if (!lm)
+    batch.src_lengths =
+        Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(S)), {B});
   batch.tgt_lengths = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(T)), {B});
   batch.indices.resize(static_cast<size_t>(B));
-  batch.src_tokens = B * S;
+  batch.src_tokens = lm ? 0 : B * S;
   batch.tgt_tokens = B * T;
   std::vector<double> times;
   double comm0 = 0, wait0 = 0;
@@ -141,8 +161,10 @@ int run(int argc, char** argv) {
   if (comm.rank() != 0) return 0;
   std::sort(times.begin(), times.end());
   const double med = times[times.size() / 2];
-  const double flops = 3.0 * forward_flops(c, static_cast<double>(B), static_cast<double>(S),
-                                           static_cast<double>(T));
+  const double flops =
+      3.0 * (lm ? lm_forward_flops(c, static_cast<double>(B), static_cast<double>(T))
+                : forward_flops(c, static_cast<double>(B), static_cast<double>(S),
+                                static_cast<double>(T)));
   std::printf("{\"impl\": \"attend\", \"preset\": \"%s\", \"batch\": %lld, \"src_len\": %lld, "
               "\"tgt_len\": %lld, \"vocab\": %lld, \"threads\": %d, \"params\": %lld, "
               "\"step_s\": %.5f, \"tgt_tokens_per_s\": %.1f, \"src_tgt_tokens_per_s\": %.1f, "
@@ -150,10 +172,10 @@ int run(int argc, char** argv) {
               "\"gemm_peak_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, "
               "\"gemm\": \"%s\", \"ranks\": %d, \"comm_s_per_step\": %.5f, "
               "\"comm_wait_s_per_step\": %.5f}\n",
-              preset.c_str(), static_cast<long long>(B), static_cast<long long>(S),
+              preset.c_str(), static_cast<long long>(B), static_cast<long long>(lm ? 0 : S),
               static_cast<long long>(T), static_cast<long long>(V), num_threads(),
               static_cast<long long>(model.num_parameters()), med, ranks * B * T / med,
-              ranks * B * (S + T) / med, flops / 1e9, ranks * flops / med / 1e9, peak,
+              ranks * B * ((lm ? 0 : S) + T) / med, flops / 1e9, ranks * flops / med / 1e9, peak,
               ranks * flops / med / 1e9 / peak, status_kib("VmHWM:") / 1024.0,
               cpu::gemm_library_name(cpu::gemm_library()), comm.size(), comm_s, wait_s);
   return 0;

@@ -5,6 +5,10 @@ and divided by the target tokens, Adam (0.9, 0.98, 1e-9); median step time over 
 
   OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 tools/train_peer.py --preset small --threads 2
 
+A decoder-only preset (gpt-tiny, gpt2-small) trains tools/transformer_reference.py's DecoderOnly
+(pre-norm, GELU, learned positions, tied embeddings, dropout 0.1) on --batch windows of
+--tgt-len tokens with the next-token loss (no label smoothing), as train_throughput does.
+
 Run it through tools/bench_train.py, which interleaves it with attend and checks that torch
 runs on OpenBLAS (Debian's python3-torch takes whatever libblas.so.3 the alternatives select).
 """
@@ -18,13 +22,18 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from transformer_reference import Transformer  # noqa: E402
+from transformer_reference import DecoderOnly, Transformer  # noqa: E402
 
 PRESETS = {
     "tiny": dict(d_model=128, ffn=256, heads=4, layers=4, dropout=0.3),
     "small": dict(d_model=256, ffn=1024, heads=4, layers=3, dropout=0.1),
     "base": dict(d_model=512, ffn=2048, heads=8, layers=6, dropout=0.1),
     "big": dict(d_model=1024, ffn=4096, heads=16, layers=6, dropout=0.3),
+}
+LM_PRESETS = {  # decoder-only (attend's gpt-tiny and gpt2-small)
+    "gpt-tiny": dict(d_model=256, ffn=1024, heads=4, layers=4, dropout=0.1, max_positions=256),
+    "gpt2-small": dict(d_model=768, ffn=3072, heads=12, layers=12, dropout=0.1,
+                       max_positions=1024),
 }
 
 
@@ -42,11 +51,17 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    c = dict(PRESETS[a.preset], vocab=a.vocab, tgt_vocab=a.vocab, norm="post", activation="relu",
-             positions="sinusoidal", share_embeddings=True, max_positions=1024)
+    lm = a.preset in LM_PRESETS
+    if lm:
+        c = dict(LM_PRESETS[a.preset], vocab=a.vocab, tgt_vocab=a.vocab, norm="pre",
+                 activation="gelu", positions="learned", share_embeddings=True)
+    else:
+        c = dict(PRESETS[a.preset], vocab=a.vocab, tgt_vocab=a.vocab, norm="post",
+                 activation="relu", positions="sinusoidal", share_embeddings=True,
+                 max_positions=1024)
     if a.dropout is not None:
         c["dropout"] = a.dropout
-    model = Transformer(c)
+    model = DecoderOnly(c) if lm else Transformer(c)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
     B, S, T = a.batch, a.src_len, a.tgt_len
@@ -59,9 +74,10 @@ def main():
     for step in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad()
-        logits = model(src, sl, tgt_in, tl)
+        logits = model(tgt_in, tl) if lm else model(src, sl, tgt_in, tl)
         loss = torch.nn.functional.cross_entropy(logits, tgt_out, ignore_index=0,
-                                                 label_smoothing=0.1, reduction="sum")
+                                                 label_smoothing=0.0 if lm else 0.1,
+                                                 reduction="sum")
         (loss / (B * T)).backward()
         opt.step()
         if step >= a.warmup:
@@ -78,9 +94,9 @@ def main():
         best = max(best, 2 * 2048 ** 3 / (time.perf_counter() - t0) / 1e9)
     print(json.dumps({
         "impl": "pytorch", "torch": torch.__version__, "preset": a.preset, "batch": B,
-        "src_len": S, "tgt_len": T, "vocab": a.vocab, "threads": torch.get_num_threads(),
+        "src_len": 0 if lm else S, "tgt_len": T, "vocab": a.vocab, "threads": torch.get_num_threads(),
         "params": sum(p.numel() for p in model.parameters()), "step_s": med,
-        "tgt_tokens_per_s": B * T / med, "src_tgt_tokens_per_s": B * (S + T) / med,
+        "tgt_tokens_per_s": B * T / med, "src_tgt_tokens_per_s": B * ((0 if lm else S) + T) / med,
         "torch_gemm_gflops": best,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "blas": "openblas" if "openblas" in open("/proc/self/maps").read() else "other",

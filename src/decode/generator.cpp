@@ -19,6 +19,9 @@ void GenerateOptions::validate() const {
                "generate: --temperature must be >= 0 (0: greedy), got {}", temperature);
   ATTEND_CHECK(top_k >= 0, "generate: --top-k must be >= 0, got {}", top_k);
   ATTEND_CHECK(top_p > 0 && top_p <= 1, "generate: --top-p must be in (0, 1], got {}", top_p);
+  ATTEND_CHECK(beam >= 1, "generate: --beam must be >= 1, got {}", beam);
+  ATTEND_CHECK(std::isfinite(alpha) && alpha >= 0, "generate: --alpha must be >= 0, got {}",
+               alpha);
 }
 
 namespace {
@@ -158,6 +161,51 @@ std::vector<int32_t> Generator::prompt_ids(const std::string& prompt,
   return ids;
 }
 
+void Generator::read_prompts(
+    const std::vector<std::vector<int32_t>>& seq, const std::vector<size_t>& which,
+    const std::vector<size_t>& slots, nn::KvCache& cache,
+    const std::function<void(size_t, const Tensor&, int64_t)>& use) const {
+  // Batches of similar length holding about kPrefillTokens padded positions (a longer prompt
+  // gets a batch of its own); only each prompt's last position is projected onto the
+  // vocabulary. Runs on the heap: a batch's activations are freed as it goes.
+  constexpr int64_t kPrefillTokens = 8192;
+  const nn::TransformerConfig& c = model_.config();
+  std::vector<size_t> order(which.size());  // positions in `which`, shortest prompt first
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return seq[which[a]].size() < seq[which[b]].size();
+  });
+  HeapScope heap;
+  for (size_t a = 0; a < order.size();) {
+    size_t b = a + 1;
+    int64_t T = static_cast<int64_t>(seq[which[order[a]]].size());
+    while (b < order.size()) {
+      const int64_t t = static_cast<int64_t>(seq[which[order[b]]].size());  // the longest
+      if (t * static_cast<int64_t>(b - a + 1) > kPrefillTokens) break;
+      T = t;
+      ++b;
+    }
+    const int64_t n = static_cast<int64_t>(b - a);
+    std::vector<int32_t> ids(static_cast<size_t>(n * T), c.pad_id), lengths, slot, last;
+    for (int64_t r = 0; r < n; ++r) {
+      const size_t k = order[a + static_cast<size_t>(r)];
+      const std::vector<int32_t>& p = seq[which[k]];
+      std::copy(p.begin(), p.end(), ids.begin() + r * T);
+      lengths.push_back(static_cast<int32_t>(p.size()));
+      slot.push_back(static_cast<int32_t>(slots[k]));
+      last.push_back(static_cast<int32_t>(r * T + static_cast<int64_t>(p.size()) - 1));
+    }
+    const Tensor hidden =
+        model_.prefill(Tensor::from_vector(ids, {n, T}), Tensor::from_vector(lengths, {n}),
+                       Tensor::from_vector(slot, {n}), cache);  // [n, T, D]
+    const Tensor rows_last = ops::embedding(Tensor::from_vector(last, {n}),
+                                            hidden.reshape({n * T, c.d_model}));  // [n, D]
+    const Tensor logits = model_.project(ag::Variable(rows_last)).value().contiguous();
+    for (int64_t r = 0; r < n; ++r) use(which[order[a + static_cast<size_t>(r)]], logits, r);
+    a = b;
+  }
+}
+
 std::vector<Generation> Generator::generate(
     const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
     const std::function<void(size_t, const std::string&)>& on_token) const {
@@ -191,6 +239,13 @@ std::vector<Generation> Generator::generate(
     out[i].prompt_tokens = static_cast<int64_t>(p.size());
     seq[i] = std::move(p);
     if (o.max_new == 0) live[i] = false;
+  }
+  if (o.beam > 1) {
+    out = beam_search(std::move(out), std::move(seq), o);
+    if (on_token)
+      for (size_t i = 0; i < B; ++i)
+        if (!out[i].text.empty()) on_token(i, out[i].text);
+    return out;
   }
   nn::KvCache cache = model_.make_cache();
   int64_t longest = 0;
@@ -243,43 +298,11 @@ std::vector<Generation> Generator::generate(
       live[i] = false;
   };
 
-  // Prompts are read in one pass each (prefill), in batches of similar length holding about
-  // kPrefillTokens padded positions (a longer prompt gets a batch of its own); only each
-  // prompt's last position is projected onto the vocabulary.
-  constexpr int64_t kPrefillTokens = 8192;
-  std::vector<size_t> order;
+  std::vector<size_t> reading;
   for (size_t i = 0; i < B; ++i)
-    if (live[i]) order.push_back(i);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return seq[a].size() < seq[b].size(); });
-  const int64_t D = c.d_model;
-  for (size_t a = 0; a < order.size();) {
-    size_t b = a + 1;
-    int64_t T = static_cast<int64_t>(seq[order[a]].size());
-    while (b < order.size()) {
-      const int64_t t = static_cast<int64_t>(seq[order[b]].size());  // sorted: the longest
-      if (t * static_cast<int64_t>(b - a + 1) > kPrefillTokens) break;
-      T = t;
-      ++b;
-    }
-    const int64_t n = static_cast<int64_t>(b - a);
-    std::vector<int32_t> ids(static_cast<size_t>(n * T), c.pad_id), lengths, slots, last;
-    for (int64_t r = 0; r < n; ++r) {
-      const std::vector<int32_t>& p = seq[order[a + static_cast<size_t>(r)]];
-      std::copy(p.begin(), p.end(), ids.begin() + r * T);
-      lengths.push_back(static_cast<int32_t>(p.size()));
-      slots.push_back(static_cast<int32_t>(order[a + static_cast<size_t>(r)]));
-      last.push_back(static_cast<int32_t>(r * T + static_cast<int64_t>(p.size()) - 1));
-    }
-    const Tensor hidden =
-        model_.prefill(Tensor::from_vector(ids, {n, T}), Tensor::from_vector(lengths, {n}),
-                       Tensor::from_vector(slots, {n}), cache);  // [n, T, D]
-    const Tensor rows_last = ops::embedding(Tensor::from_vector(last, {n}),
-                                            hidden.reshape({n * T, D}));  // [n, D]
-    const Tensor logits = model_.project(ag::Variable(rows_last)).value().contiguous();
-    for (int64_t r = 0; r < n; ++r) take(order[a + static_cast<size_t>(r)], logits, r);
-    a = b;
-  }
+    if (live[i]) reading.push_back(i);
+  read_prompts(seq, reading, reading, cache,
+               [&](size_t i, const Tensor& logits, int64_t r) { take(i, logits, r); });
 
   Arena arena;  // one step's tensors, reused every step
   for (;;) {  // then one token per live prompt per step, each at its own position
@@ -307,6 +330,180 @@ std::vector<Generation> Generator::generate(
   for (size_t i = 0; i < B; ++i) {
     if (tokenizer_) out[i].text = tokenizer_->decode(out[i].tokens);
     if (on_token && out[i].text.size() > sent[i]) on_token(i, out[i].text.substr(sent[i]));
+  }
+  return out;
+}
+
+}  // namespace attend::decode
+
+namespace attend::decode {
+
+std::vector<Generation> Generator::beam_search(std::vector<Generation> out,
+                                               std::vector<std::vector<int32_t>> seq,
+                                               const GenerateOptions& o) const {
+  const nn::TransformerConfig& c = model_.config();
+  const int64_t ctx = context(), K = o.beam;
+  const size_t B = seq.size();
+  struct Hyp {
+    std::vector<int32_t> tokens;  // generated, the newest not yet in the cache
+    double log_prob;
+    int32_t slot;
+  };
+  struct Finished {
+    std::vector<int32_t> tokens;
+    double log_prob, score;
+    bool ended;
+  };
+  std::vector<std::vector<Hyp>> live(B);
+  std::vector<std::vector<Finished>> finished(B);
+  std::vector<int64_t> limit(B);  // tokens a prompt may generate: max_new, and the context
+  int64_t positions = 1;
+  for (size_t i = 0; i < B; ++i) {
+    const int64_t P = static_cast<int64_t>(seq[i].size());
+    limit[i] = std::min<int64_t>(o.max_new, ctx + 1 - P);
+    positions = std::max<int64_t>(positions, P + limit[i] - 1);
+  }
+  nn::KvCache cache = model_.make_cache();
+  cache.reserve(static_cast<int64_t>(B) * K, positions, 0, 0);
+  std::vector<int32_t> free_slots;
+  for (int64_t s = static_cast<int64_t>(B) * K - 1; s >= 0; --s)
+    free_slots.push_back(static_cast<int32_t>(s));
+  const std::vector<int32_t> never = {c.pad_id, c.unk_id, c.bos_id};
+
+  // Extends prompt i's live hypotheses, rows r0.. of logits [n, V], by the 2K best tokens
+  // each; keeps the K best, finishes hypotheses that end or reach the limit, decides whether
+  // prompt i is done; assigns cache slots (a parent's first child inherits its slot, further
+  // children copy its positions into free ones).
+  struct Copy {
+    std::vector<int32_t> from, to, lengths;
+  } copies;
+  auto extend = [&](size_t i, const Tensor& logits, int64_t r0) {
+    const std::vector<Hyp>& hyps = live[i];
+    const int64_t n = static_cast<int64_t>(hyps.size());
+    const Tensor rows = logits.slice(0, r0, r0 + n);
+    const std::vector<float> lse = ops::logsumexp(rows).to_vector<float>();
+    const ops::TopK top = ops::top_k(rows, 2 * K, never);
+    const std::vector<float> values = top.values.to_vector<float>();
+    const std::vector<int32_t> ids = top.indices.to_vector<int32_t>(),
+                               counts = top.counts.to_vector<int32_t>();
+    struct Cand {
+      double log_prob;
+      int64_t parent;
+      int32_t token;
+    };
+    std::vector<Cand> cands;
+    for (int64_t h = 0; h < n; ++h)
+      for (int64_t j = 0; j < counts[static_cast<size_t>(h)]; ++j)
+        cands.push_back({hyps[static_cast<size_t>(h)].log_prob +
+                             (values[static_cast<size_t>(h * 2 * K + j)] - lse[static_cast<size_t>(h)]),
+                         h, ids[static_cast<size_t>(h * 2 * K + j)]});
+    std::stable_sort(cands.begin(), cands.end(),
+                     [](const Cand& a, const Cand& b) { return a.log_prob > b.log_prob; });
+    const int64_t len = static_cast<int64_t>(hyps[0].tokens.size()) + 1;  // after this token
+    std::vector<Hyp> next;
+    std::vector<int64_t> parent;
+    for (size_t ci = 0; ci < cands.size() && static_cast<int64_t>(next.size()) < K; ++ci) {
+      const Cand& x = cands[ci];
+      const Hyp& from = hyps[static_cast<size_t>(x.parent)];
+      const bool ends = x.token == c.eos_id && o.stop_at_eos;
+      if (ends || len >= limit[i]) {  // only extensions ranked within the beam may finish
+        if (static_cast<int64_t>(ci) < K) {
+          Finished f{from.tokens, x.log_prob, x.log_prob / length_penalty(len, o.alpha), ends};
+          if (!ends) f.tokens.push_back(x.token);
+          finished[i].push_back(std::move(f));
+        }
+        continue;
+      }
+      Hyp g{from.tokens, x.log_prob, -1};
+      g.tokens.push_back(x.token);
+      next.push_back(std::move(g));
+      parent.push_back(x.parent);
+    }
+    bool done = next.empty();
+    auto& f = finished[i];
+    if (!done && static_cast<int64_t>(f.size()) >= K) {
+      std::nth_element(f.begin(), f.begin() + (K - 1), f.end(),
+                       [](const Finished& a, const Finished& b) { return a.score > b.score; });
+      done = f[static_cast<size_t>(K - 1)].score >=
+             next.front().log_prob / length_penalty(len, o.alpha);
+    }
+    if (done) next.clear(), parent.clear();
+    std::vector<int32_t> children(static_cast<size_t>(n), 0);
+    for (const int64_t p : parent) ++children[static_cast<size_t>(p)];
+    for (int64_t h = 0; h < n; ++h)
+      if (children[static_cast<size_t>(h)] == 0)
+        free_slots.push_back(hyps[static_cast<size_t>(h)].slot);
+    std::vector<bool> inherited(static_cast<size_t>(n), false);
+    for (size_t j = 0; j < next.size(); ++j) {
+      const Hyp& p = hyps[static_cast<size_t>(parent[j])];
+      if (!inherited[static_cast<size_t>(parent[j])]) {
+        inherited[static_cast<size_t>(parent[j])] = true;
+        next[j].slot = p.slot;
+        continue;
+      }
+      next[j].slot = free_slots.back();
+      free_slots.pop_back();
+      copies.from.push_back(p.slot);
+      copies.to.push_back(next[j].slot);
+      copies.lengths.push_back(static_cast<int32_t>(seq[i].size() + p.tokens.size()));
+    }
+    live[i] = std::move(next);
+  };
+  auto flush_copies = [&] {
+    if (copies.from.empty()) return;
+    const int64_t m = static_cast<int64_t>(copies.from.size());
+    cache.copy_slots(Tensor::from_vector(copies.from, {m}), Tensor::from_vector(copies.to, {m}),
+                     Tensor::from_vector(copies.lengths, {m}));
+    copies = {};
+  };
+
+  std::vector<size_t> reading, slots;
+  for (size_t i = 0; i < B; ++i) {
+    if (limit[i] <= 0) continue;
+    live[i].push_back({{}, 0.0, free_slots.back()});
+    free_slots.pop_back();
+    reading.push_back(i);
+    slots.push_back(static_cast<size_t>(live[i][0].slot));
+  }
+  read_prompts(seq, reading, slots, cache,
+               [&](size_t i, const Tensor& logits, int64_t r) { extend(i, logits, r); });
+  flush_copies();
+  Arena arena;
+  for (;;) {
+    arena.reset();
+    ArenaScope scope(&arena);
+    std::vector<int32_t> tok, pos, slot;
+    std::vector<std::pair<size_t, int64_t>> groups;  // (prompt, first row)
+    for (size_t i = 0; i < B; ++i) {
+      if (live[i].empty()) continue;
+      groups.push_back({i, static_cast<int64_t>(tok.size())});
+      for (const Hyp& h : live[i]) {
+        tok.push_back(h.tokens.back());
+        pos.push_back(static_cast<int32_t>(seq[i].size() + h.tokens.size() - 1));
+        slot.push_back(h.slot);
+      }
+    }
+    if (groups.empty()) break;
+    const int64_t n = static_cast<int64_t>(tok.size());
+    nn::DecodeRows rows;
+    rows.tokens = Tensor::from_vector(tok, {n});
+    rows.positions = Tensor::from_vector(pos, {n});
+    rows.self_slots = Tensor::from_vector(slot, {n});
+    const Tensor hidden = model_.decode_rows(rows, cache);
+    const Tensor logits = model_.project(ag::Variable(hidden)).value().contiguous();
+    for (const auto& [i, r0] : groups) extend(i, logits, r0);
+    flush_copies();
+  }
+  for (size_t i = 0; i < B; ++i) {
+    auto& f = finished[i];
+    if (f.empty()) continue;  // max_new 0
+    const auto best = std::max_element(f.begin(), f.end(), [](const Finished& a, const Finished& b) {
+      return a.score < b.score;  // the first of equal scores
+    });
+    out[i].tokens = best->tokens;
+    out[i].log_prob = best->log_prob;
+    out[i].ended = best->ended;
+    if (tokenizer_) out[i].text = tokenizer_->decode(out[i].tokens);
   }
   return out;
 }

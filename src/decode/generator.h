@@ -24,6 +24,12 @@ struct GenerateOptions {
   bool stop_at_eos = true;  // an end-of-text token ends a generation (it is not returned)
   /// Prompts longer than the context: false -> error, true -> keep their last tokens.
   bool truncate_left = false;
+  /// > 1: beam search instead of drawing (deterministic; temperature, top_k, top_p and seed
+  /// unused): `beam` hypotheses per prompt, the 2 * beam best extensions by total
+  /// log-probability each step, finished ones ranked by log_prob / ((5 + L) / 6)^alpha
+  /// (L: generated tokens, the end-of-text token included), as translation's beam search.
+  int64_t beam = 1;
+  double alpha = 0.6;
 
   /// Throws attend::Error naming the offending option.
   void validate() const;
@@ -35,6 +41,7 @@ struct Generation {
   int64_t prompt_tokens = 0;    // ids the prompt became (after any cut)
   int64_t cut = 0;              // prompt ids dropped from the left to fit the context
   bool ended = false;           // stopped by the end-of-text token
+  double log_prob = 0;          // beam search: the hypothesis's log-probability (nats)
 };
 
 /// The summed next-token loss of a text under a language model.
@@ -100,12 +107,21 @@ class Generator {
   /// Generates a continuation of every prompt (ids from prompt_ids), all in one batch; returns
   /// them in prompt order. on_token(i, text), when given, receives each new token's text of
   /// prompt i as it is drawn (text of a token that ends inside a UTF-8 character waits for the
-  /// rest of it).
+  /// rest of it; with beam > 1 each prompt's text comes once, when its search ends).
   std::vector<Generation> generate(
       const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
       const std::function<void(size_t, const std::string&)>& on_token = nullptr) const;
 
  private:
+  /// Reads prompts seq[which[k]] into cache slots slots[k] (prefill) and calls use(which[k],
+  /// logits, r) with row r of the logits of each prompt's last position.
+  void read_prompts(const std::vector<std::vector<int32_t>>& seq, const std::vector<size_t>& which,
+                    const std::vector<size_t>& slots, nn::KvCache& cache,
+                    const std::function<void(size_t, const Tensor&, int64_t)>& use) const;
+  std::vector<Generation> beam_search(std::vector<Generation> out,
+                                      std::vector<std::vector<int32_t>> seq,
+                                      const GenerateOptions& o) const;
+
   const nn::DecoderOnly& model_;
   const data::Tokenizer* tokenizer_;  // null: ids only
 };

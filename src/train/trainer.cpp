@@ -234,7 +234,7 @@ Trainer::Trainer(nn::Model& model, const data::Tokenizer& tokenizer, const Train
     : model_(model),
       tokenizer_(tokenizer),
       options_(o),
-      schedule_{o.schedule, o.lr, o.warmup, model.config().d_model},
+      schedule_{o.schedule, o.lr, o.warmup, model.config().d_model, o.max_steps},
       gradients_(model.named_parameters()),
       adam_(model.named_parameters(),
             {0.0, o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay}) {

@@ -69,6 +69,15 @@ printf 'x\nthe cat\n' > "$dir/p2.txt"
    "$(sed -n 2p "$dir/out.jsonl" | sed -E 's/.*"text":("[^"]*").*/\1/')" ]] ||
   fail "the same prompt and stream gave different text in another batch"
 echo "ok: generate streams, batches in input order, same text whatever the batch"
+# --beam: deterministic (the seed is unused), the same text alone as in the batch
+"$ATTEND" generate -m "$model" -i "$dir/prompts.txt" --max-new 20 --beam 3 > "$dir/beam.jsonl"
+printf 'the cat\n' > "$dir/p3.txt"
+"$ATTEND" generate -m "$model" -i "$dir/p3.txt" --max-new 20 --beam 3 --seed 9 > "$dir/beam1.jsonl"
+text_of() { sed -E 's/.*"text":("[^"]*").*/\1/'; }
+[[ "$(sed -n 2p "$dir/beam.jsonl" | text_of)" == "$(text_of < "$dir/beam1.jsonl")" &&
+   "$(text_of < "$dir/beam1.jsonl")" != '""' ]] ||
+  fail "beam search gave $(cat "$dir/beam1.jsonl") alone but $(sed -n 2p "$dir/beam.jsonl") in the batch"
+echo "ok: generate --beam is deterministic and batch-independent"
 
 # Bad input: one clear message each, non-zero exit.
 expect() {  # expect "substring" command...
@@ -78,6 +87,7 @@ expect() {  # expect "substring" command...
   [[ "$out" == *"$want"* ]] || fail "wanted '$want', got: $out"
   echo "ok: $want"
 }
+expect "--beam" "$ATTEND" generate -m "$model" --prompt "the" --beam 0
 expect "this is a decoder_only model, but translate and score take encoder_decoder models (for this one: attend generate or attend eval-lm)" \
   "$ATTEND" translate -m "$model" <<< "the cat"
 "$ATTEND" train --data.generate numbers-en --data.generate_train 200 --data.generate_valid 20 \

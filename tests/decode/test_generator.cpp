@@ -2,7 +2,8 @@
 // one pass (prefill) equals the full pass and fills the cache; greedy generation
 // through the cache equals the argmax of the uncached full forward pass token for token; draws
 // depend on the seed and the prompt's own stream, not on the batching; prompts longer than the
-// context are an error or cut from the left; streamed pieces add up to the text; score_text
+// context are an error or cut from the left; beam search finds the most likely continuation
+// (brute force) whatever the batching; streamed pieces add up to the text; score_text
 // equals the cross-entropy summed by hand.
 #include <gtest/gtest.h>
 
@@ -139,6 +140,73 @@ TEST(Generator, SamplingDependsOnTheSeedNotOnTheBatching) {
   const auto other = gen.generate(prompts, o);
   EXPECT_TRUE(other[0].tokens != together[0].tokens || other[1].tokens != together[1].tokens ||
               other[2].tokens != together[2].tokens);
+}
+
+// log p(token | seq) by one full forward pass.
+double full_log_prob(const nn::DecoderOnly& m, const std::vector<int32_t>& seq, int32_t token) {
+  const int64_t T = static_cast<int64_t>(seq.size());
+  const Tensor logits =
+      m.forward(test::ids(seq, {1, T}), test::ids({static_cast<int32_t>(T)}, {1}), 0).value();
+  const std::vector<float> row = logits.slice(0, T - 1, T).to_vector<float>();
+  double mx = row[0], z = 0;
+  for (float x : row) mx = std::max<double>(mx, x);
+  for (float x : row) z += std::exp(x - mx);
+  return row[static_cast<size_t>(token)] - mx - std::log(z);
+}
+
+// With a beam as wide as the vocabulary and two new tokens, beam search keeps every first token
+// and so must return the most likely of all two-token continuations, found here by brute force.
+TEST(Generator, BeamSearchFindsTheMostLikelyContinuation) {
+  const Lm lm;
+  const nn::DecoderOnly& m = *lm.model;
+  const decode::Generator gen(m, lm.tok);
+  decode::GenerateOptions o;
+  o.beam = 16;  // the 19-token vocabulary without pad, unk and bos
+  o.alpha = 0;
+  o.max_new = 2;
+  o.stop_at_eos = false;
+  const std::vector<int32_t> prompt = gen.prompt_ids("the d", "p");
+  const auto out = gen.generate({prompt}, o);
+  double best = -INFINITY;
+  std::vector<int32_t> want;
+  for (int32_t a = 3; a < m.config().tgt_vocab; ++a) {
+    const double la = full_log_prob(m, prompt, a);
+    std::vector<int32_t> seq = prompt;
+    seq.push_back(a);
+    for (int32_t b = 3; b < m.config().tgt_vocab; ++b) {
+      const double l = la + full_log_prob(m, seq, b);
+      if (l > best) best = l, want = {a, b};
+    }
+  }
+  EXPECT_EQ(out[0].tokens, want);
+  EXPECT_NEAR(out[0].log_prob, best, 1e-4);
+  EXPECT_EQ(out[0].text, lm.tok.decode(want));
+  // A narrower beam cannot find more: its best is at most the exhaustive one.
+  o.beam = 2;
+  EXPECT_LE(gen.generate({prompt}, o)[0].log_prob, best + 1e-4);
+}
+
+// A prompt's beam search does not depend on what else is in the batch, and stops at the context.
+TEST(Generator, BeamSearchIgnoresTheBatchingAndKeepsToTheContext) {
+  const Lm lm(10);
+  const decode::Generator gen(*lm.model, lm.tok);
+  decode::GenerateOptions o;
+  o.beam = 3;
+  o.max_new = 6;
+  const std::vector<std::vector<int32_t>> prompts = {
+      gen.prompt_ids("the", "a"), gen.prompt_ids("sat on t", "b"), gen.prompt_ids("", "c")};
+  const auto together = gen.generate(prompts, o);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto alone = gen.generate({prompts[i]}, o);
+    EXPECT_EQ(alone[0].tokens, together[i].tokens) << "prompt " << i;
+    EXPECT_NEAR(alone[0].log_prob, together[i].log_prob, 1e-4) << "prompt " << i;
+    EXPECT_LT(together[i].log_prob, 0);
+  }
+  // "sat on t" has 8 ids: with a context of 10 at most 3 tokens follow (the last is not read).
+  EXPECT_LE(together[1].tokens.size(), 3u);
+  EXPECT_TRUE(together[1].ended || together[1].tokens.size() == 3u);
+  o.beam = 0;
+  EXPECT_TRUE(test::throws_with([&] { gen.generate(prompts, o); }, {"--beam"}));
 }
 
 TEST(Generator, LongPromptsAreAnErrorOrCutFromTheLeft) {

@@ -216,8 +216,15 @@ TEST(Schedule, PaperFormulaAndPeak) {
   EXPECT_NEAR(inv.at(2000), 0.005, 1e-15);
   EXPECT_NEAR(inv.at(1000), 0.0025, 1e-15);
   EXPECT_NEAR(inv.at(8000), 0.0025, 1e-15);
-  EXPECT_THROW(train::parse_schedule("cosine"), Error);
+  const train::Schedule cos{train::ScheduleKind::kCosine, 0.002, 100, 192, 1100};
+  EXPECT_NEAR(cos.at(50), 0.001, 1e-15);             // warming up
+  EXPECT_NEAR(cos.at(100), 0.002, 1e-15);            // the peak
+  EXPECT_NEAR(cos.at(600), 0.002 * 0.55, 1e-15);     // half way: the mean of peak and floor
+  EXPECT_NEAR(cos.at(1100), 0.0002, 1e-15);          // peak / 10 at max_steps ...
+  EXPECT_NEAR(cos.at(5000), 0.0002, 1e-15);          // ... and after
+  EXPECT_THROW(train::parse_schedule("linear"), Error);
   EXPECT_EQ(train::parse_schedule("constant"), train::ScheduleKind::kConstant);
+  EXPECT_EQ(train::parse_schedule("cosine"), train::ScheduleKind::kCosine);
 }
 
 }  // namespace

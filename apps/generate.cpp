@@ -23,6 +23,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model_dir, prompt, input, output, truncate = "error", bad_utf8 = "error";
+  std::string precision = "fp32";
   bool has_prompt = false;
   decode::GenerateOptions o;
   int threads = 0;
@@ -35,6 +36,7 @@ int generate(const GenerateArgs& a) {
   o.truncate_left = a.truncate == "left";
   o.validate();
   const models::LoadedLanguageModel m = models::load_language_model_dir(a.model_dir);
+  if (a.precision == "bf16") m.model->store_weights(DType::kBF16);
   const decode::Generator gen(*m.model, m.tokenizer);
   std::vector<std::string> prompts;
   if (!a.input.empty()) {
@@ -217,6 +219,10 @@ void add_generate(CLI::App& root, int& exit_code) {
       ->check(integer_in(1, 4096))
       ->capture_default_str();
   c->add_option("--alpha", o.alpha, "beam search: length penalty exponent (0: none)")
+      ->capture_default_str();
+  c->add_option("--precision", a->precision,
+                "weights in fp32, or stored in bf16 (half the bytes per step; f32 arithmetic)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   c->add_option("--truncate", a->truncate,
                 "a prompt longer than the model's context: error, or keep its last tokens (left)")

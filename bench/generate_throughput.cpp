@@ -6,7 +6,7 @@
 //
 // usage: generate_throughput [--preset gpt-tiny|gpt2-small] [--vocab 50257] [--context 1024]
 //                            [--batch 1] [--prompt 64] [--new 256] [--runs 3] [--warmup 1]
-//                            [--threads N]
+//                            [--threads N] [--precision fp32|bf16]
 // Prints one JSON object: the median seconds of one generate() call over --runs (after
 // --warmup), new tokens/s (batch * new / median), peak RSS. --new 1 times the first token:
 // the prompt's pass and one projection.
@@ -33,12 +33,12 @@ int run(int argc, char** argv) {
   const char* usage =
       "usage: generate_throughput [--preset gpt-tiny|gpt2-small] [--vocab 50257]\n"
       "                           [--context 1024] [--batch 1] [--prompt 64] [--new 256]\n"
-      "                           [--runs 3] [--warmup 1] [--threads N]\n"
+      "                           [--runs 3] [--warmup 1] [--threads N] [--precision fp32|bf16]\n"
       "  greedy generation of exactly --new tokens after random --prompt-token prompts with a\n"
       "  random model; prints one JSON object (median seconds per call, new tokens/s, peak RSS)\n";
   const bench::Args args(argc, argv, "generate_throughput", usage,
                          {"--preset", "--vocab", "--context", "--batch", "--prompt", "--new",
-                          "--runs", "--warmup", "--threads"});
+                          "--runs", "--warmup", "--threads", "--precision"});
   const std::string preset = args.str("--preset", "gpt-tiny");
   const int64_t V = args.integer("--vocab", 50257, 5), ctx = args.integer("--context", 1024, 2);
   const int64_t B = args.integer("--batch", 1, 1), P = args.integer("--prompt", 64, 1);
@@ -58,6 +58,14 @@ int run(int argc, char** argv) {
   c.dropout = 0;
   nn::DecoderOnly model(c, 1);
   model.set_training(false);
+  const std::string precision = args.str("--precision", "fp32");
+  if (precision == "bf16") {
+    model.store_weights(DType::kBF16);  // bf16 weights, f32 arithmetic
+  } else if (precision != "fp32") {
+    std::fprintf(stderr, "generate_throughput: --precision must be fp32 or bf16, got '%s'\n",
+                 precision.c_str());
+    return 2;
+  }
   const decode::Generator gen(model);
   decode::GenerateOptions o;
   o.temperature = 0;
@@ -83,10 +91,10 @@ int run(int argc, char** argv) {
   }
   std::sort(times.begin(), times.end());
   const double med = times[times.size() / 2];
-  std::printf("{\"impl\": \"attend\", \"preset\": \"%s\", \"vocab\": %lld, \"batch\": %lld, "
+  std::printf("{\"impl\": \"attend\", \"precision\": \"%s\", \"preset\": \"%s\", \"vocab\": %lld, \"batch\": %lld, "
               "\"prompt\": %lld, \"new\": %lld, \"threads\": %d, \"params\": %lld, "
               "\"seconds\": %.5f, \"new_tokens_per_s\": %.1f, \"peak_rss_mib\": %.1f}\n",
-              preset.c_str(), static_cast<long long>(V), static_cast<long long>(B),
+              precision.c_str(), preset.c_str(), static_cast<long long>(V), static_cast<long long>(B),
               static_cast<long long>(P), static_cast<long long>(N), num_threads(),
               static_cast<long long>(model.num_parameters()), med,
               static_cast<double>(B * N) / med, bench::status_kib("VmHWM:") / 1024.0);

@@ -7,7 +7,10 @@ configuration.
 
 Configurations: each --shapes entry (preset:vocab) at batch 1 and --large-batch, --prompt
 tokens -> --new tokens (greedy, no end-of-text stop); then the time to the first token after a
---ttft-prompt-token prompt (batch 1, one new token). Both run with the same thread count; torch
+--ttft-prompt-token prompt (batch 1, one new token). attend runs once per --precisions entry
+(fp32; bf16: weights stored in bf16, f32 arithmetic), torch in fp32, interleaved in each round;
+the speed-up of each attend precision is against that torch run. Both run with the same thread
+count; torch
 on Debian's OpenBLAS (OPENBLAS_CORETYPE=SkylakeX, see docs/gemm.md) -- the script refuses to
 report otherwise.
 """
@@ -32,6 +35,7 @@ def main():
     ap.add_argument("--large-batch", type=int, default=16)
     ap.add_argument("--ttft-prompt", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=1, help="timed calls per process (after one warm-up)")
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/bench/generate_throughput"))
     a = ap.parse_args()
     env = bench_env(a.threads)
@@ -45,23 +49,27 @@ def main():
             args = ["--preset", preset, "--vocab", vocab, "--context", "1024", "--batch", str(batch),
                     "--prompt", str(prompt), "--new", str(new), "--runs", str(a.runs),
                     "--threads", str(a.threads)]
-            ours, theirs = [], []
+            ours = {p: [] for p in a.precisions}
+            theirs = []
             for _ in range(a.rounds):
-                ours.append(run([a.binary] + args, env))
+                for p in a.precisions:
+                    ours[p].append(run([a.binary] + args + ["--precision", p], env))
                 theirs.append(run(peer + args, env))
                 require_openblas(theirs[-1])
-            r = {"preset": preset, "vocab": int(vocab), "params": ours[0]["params"], "batch": batch,
-                 "prompt": prompt, "new": new, "threads": a.threads, "rounds": a.rounds}
-            for who, rs in (("attend", ours), ("torch", theirs)):
-                for k in ("seconds", "new_tokens_per_s", "peak_rss_mib"):
-                    vals = [x[k] for x in rs]
-                    r[f"{who}_{k}"] = statistics.median(vals)
-                    r[f"{who}_{k}_range"] = [min(vals), max(vals)]
-            r["speedup"] = r["torch_seconds"] / r["attend_seconds"]
-            results.append(r)
-            print(json.dumps(r), file=sys.stderr, flush=True)
-    print("| model | vocab | batch | prompt -> new | attend | PyTorch | speed-up | attend / PyTorch peak RSS MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+            for p in a.precisions:
+                r = {"preset": preset, "vocab": int(vocab), "params": ours[p][0]["params"],
+                     "precision": p, "batch": batch, "prompt": prompt, "new": new,
+                     "threads": a.threads, "rounds": a.rounds}
+                for who, rs in (("attend", ours[p]), ("torch", theirs)):
+                    for k in ("seconds", "new_tokens_per_s", "peak_rss_mib"):
+                        vals = [x[k] for x in rs]
+                        r[f"{who}_{k}"] = statistics.median(vals)
+                        r[f"{who}_{k}_range"] = [min(vals), max(vals)]
+                r["speedup"] = r["torch_seconds"] / r["attend_seconds"]
+                results.append(r)
+                print(json.dumps(r), file=sys.stderr, flush=True)
+    print("| model | vocab | batch | prompt -> new | attend precision | attend | PyTorch (fp32) | speed-up | attend / PyTorch peak RSS MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         if r["new"] == 1:
             cell = lambda who: (f"{1000 * r[who + '_seconds']:.0f} ms to first token "
@@ -70,7 +78,7 @@ def main():
             cell = lambda who: (f"{r[who + '_new_tokens_per_s']:.0f} tok/s "
                                 f"({r[who + '_new_tokens_per_s_range'][0]:.0f}-{r[who + '_new_tokens_per_s_range'][1]:.0f})")
         print(f"| {r['preset']} ({r['params'] / 1e6:.1f}M) | {r['vocab']} | {r['batch']} | {r['prompt']} -> {r['new']} | "
-              f"{cell('attend')} | {cell('torch')} | {r['speedup']:.2f}x | "
+              f"{r['precision']} | {cell('attend')} | {cell('torch')} | {r['speedup']:.2f}x | "
               f"{r['attend_peak_rss_mib']:.0f} / {r['torch_peak_rss_mib']:.0f} |")
     for r in results:
         print(json.dumps(r))

@@ -3,6 +3,7 @@
 
 #include "autograd/functions.h"
 #include "core/rng.h"
+#include "ops/ops.h"
 
 namespace attend::nn {
 
@@ -41,7 +42,26 @@ void Module::to(Device device, DType dtype) {
 
 ag::Variable Module::compute(const ag::Variable& p) const {
   if (!p.defined() || p.value().dtype() == compute_dtype_) return p;
+  if (weight_dtype_ != DType::kF32 && p.value().dtype() == weight_dtype_) return p;  // stored
   return ag::cast(p, compute_dtype_);
+}
+
+void Module::store_weights(DType dtype) {
+  if (dtype == DType::kF32) return;
+  ATTEND_CHECK(dtype == DType::kBF16, "store_weights: weights are stored in f32 or bf16, not {}",
+               dtype_name(dtype));
+  ATTEND_CHECK(ops::bf16_weights_supported(),
+               "precision bf16: this CPU lacks AVX-512 BW/VL (avx512bw, avx512vl), which the "
+               "bf16-weight kernels need; use --precision fp32");
+  ATTEND_CHECK(device_.is_cpu() && compute_dtype_ == DType::kF32,
+               "store_weights: bf16 weights are for f32 inference on the CPU");
+  HeapScope heap;  // the weights outlive every arena
+  for (auto& [name, v] : params_)
+    if (v.value().dim() == 2 && v.value().dtype() == DType::kF32)
+      v.mutable_value() = v.value().to(DType::kBF16);
+  weight_dtype_ = dtype;
+  training_ = false;
+  for (auto& [name, child] : children_) child->store_weights(dtype);
 }
 
 void Module::set_training(bool training) {

@@ -33,8 +33,17 @@ class Module {
   Device device() const { return device_; }
   DType compute_dtype() const { return compute_dtype_; }
   /// A parameter (or constant) as this module computes with it: `p` itself, or `p` cast to the
-  /// compute dtype. Undefined stays undefined.
+  /// compute dtype (a weight stored by store_weights is used as stored). Undefined stays
+  /// undefined.
   ag::Variable compute(const ag::Variable& p) const;
+  /// Inference with the weights stored in `dtype` (kBF16; kF32 changes nothing): every matrix
+  /// parameter of this module and its children (linear weights, embedding and position
+  /// tables) is converted once, in place; biases, layer norms, activations and arithmetic stay
+  /// f32 (the products widen the weights as they read them, ops::linear). Halves the bytes a
+  /// decoding step streams. The model can no longer train or be saved. A CPU without the
+  /// kernels (AVX-512 BW) is an error naming the missing feature.
+  void store_weights(DType dtype);
+  DType weight_dtype() const { return weight_dtype_; }
 
   /// Training mode enables dropout.
   void set_training(bool training);
@@ -50,6 +59,7 @@ class Module {
   bool training_ = true;
   Device device_ = Device::cpu();
   DType compute_dtype_ = DType::kF32;
+  DType weight_dtype_ = DType::kF32;
 };
 
 /// A module that only groups children under a name prefix (e.g. "encoder").

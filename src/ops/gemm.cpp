@@ -1,8 +1,11 @@
 // Ops: matmul and linear (batched GEMM with broadcasting, fused bias). Validation, allocation and
 // the (device, dtype) dispatch; declared in ops.h.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/gemm_small.h"
+#include "kernels/cpu/vec_math.h"
 #include "ops/dispatch.h"
 
 namespace attend::ops {
@@ -75,9 +78,64 @@ MatmulGrads matmul_backward(const Tensor& dc, const Tensor& a, const Tensor& b, 
   return g;
 }
 
+namespace {
+
+// y = x w^T + bias with f32 x and bias and a bf16 weight (inference: the weight's bytes halved,
+// the arithmetic f32). Up to kBf16SmallM rows the weight streams straight from bf16
+// (cpu::gemm_small_m_bf16w); more rows (a prompt read in one pass) widen blocks of weight rows
+// to f32 and run the f32 product on each, which costs one pass over the weight per call.
+constexpr int64_t kBf16SmallM = 64;
+
+Tensor linear_bf16_weight(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  constexpr std::string_view op = "linear";
+  check_cpu(op, x);
+  check_cpu(op, w);
+  check_dim(op, "weight", w, 2);
+  ATTEND_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1),
+               "linear: input {} does not match weight {} (expected last dim {})",
+               shape_str(x.shape()), shape_str(w.shape()), w.size(1));
+  ATTEND_CHECK(cpu::has_avx512_bw(),
+               "linear: bf16 weights need a CPU with AVX-512 (BW); this one has none: run in "
+               "fp32 (--precision fp32)");
+  const int64_t K = w.size(1), N = w.size(0), R = rows_of(x);
+  const Tensor xc = x.contiguous(), wc = w.contiguous();
+  Shape out_shape = x.shape();
+  out_shape.back() = N;
+  Tensor y = Tensor::empty(out_shape, DType::kF32, x.device());
+  const float* A = xc.data<float>();
+  const auto* B = reinterpret_cast<const uint16_t*>(wc.data<bf16>());
+  float* C = y.data<float>();
+  if (R <= kBf16SmallM) {
+    cpu::gemm_small_m_bf16w(R, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+  } else {
+    const int64_t block = std::max<int64_t>(16, (int64_t{1} << 18) / K);  // ~1 MiB of f32
+    std::vector<float> wide(static_cast<size_t>(std::min(block, N) * K));
+    for (int64_t n0 = 0; n0 < N; n0 += block) {
+      const int64_t nb = std::min(block, N - n0);
+      const uint16_t* src = B + n0 * K;
+      for (int64_t i = 0; i < nb * K; ++i) wide[static_cast<size_t>(i)] = from_bf16(bf16{src[i]});
+      cpu::sgemm(false, true, R, nb, K, 1.0f, A, K, wide.data(), K, 0.0f, C + n0, N);
+    }
+  }
+  if (bias.defined()) {
+    check_dtype(op, "bias", bias, DType::kF32);
+    ATTEND_CHECK(bias.dim() == 1 && bias.size(0) == N, "linear: bias {} does not match weight {}",
+                 shape_str(bias.shape()), shape_str(w.shape()));
+    const Tensor bc = bias.contiguous();
+    cpu::bias_add(C, bc.data<float>(), C, R, N);
+  }
+  return y;
+}
+
+}  // namespace
+
+bool bf16_weights_supported() { return cpu::has_avx512_bw(); }
+
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   constexpr std::string_view op = "linear";
   check_float(op, "x", x);
+  check_defined(op, "weight", w);
+  if (x.dtype() == DType::kF32 && w.dtype() == DType::kBF16) return linear_bf16_weight(x, w, bias);
   check_float(op, "weight", w);
   check_same_dtype(op, x, w);
   check_same_device(op, x, w);

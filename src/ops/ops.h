@@ -25,8 +25,12 @@ struct MatmulGrads {
 MatmulGrads matmul_backward(const Tensor& dc, const Tensor& a, const Tensor& b, bool trans_a,
                             bool trans_b);
 
-/// y = x w^T + bias: x [..., K], w [N, K] (PyTorch layout), bias [N] or undefined.
+/// y = x w^T + bias: x [..., K], w [N, K] (PyTorch layout), bias [N] or undefined. Also f32 x
+/// and bias with a bf16 w (CPU inference with bf16 weights: f32 arithmetic on the widened
+/// weights, f32 y; no backward).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
+/// Whether this CPU runs linear with bf16 weights (AVX-512 BW).
+bool bf16_weights_supported();
 struct LinearGrads {
   Tensor dx, dw, dbias;
 };
@@ -119,7 +123,8 @@ LayerNormGrads layer_norm_backward(const Tensor& dy, const LayerNormOut& saved,
                                    const Tensor& gamma);
 
 // ------------------------------------------------------------------ embedding
-/// out [..., D] = weight[ids]: ids i32 [...] with values in [0, V), weight [V, D].
+/// out [..., D] = weight[ids]: ids i32 [...] with values in [0, V), weight [V, D]. A bf16
+/// weight (CPU inference) gives f32 rows.
 Tensor embedding(const Tensor& ids, const Tensor& weight);
 /// dweight[ids[i]] += dout[i] (sparse accumulation into an existing [V, D] gradient).
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dweight);

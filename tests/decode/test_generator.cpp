@@ -209,6 +209,38 @@ TEST(Generator, BeamSearchIgnoresTheBatchingAndKeepsToTheContext) {
   EXPECT_TRUE(test::throws_with([&] { gen.generate(prompts, o); }, {"--beam"}));
 }
 
+// A model whose weights are stored in bf16 computes what the same model computes in f32 with
+// its weights rounded to bf16: the kernels widen each weight exactly, the arithmetic is f32.
+TEST(Generator, Bf16WeightsComputeTheRoundedWeightsInF32) {
+  if (!ops::bf16_weights_supported()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
+  const Lm rounded, stored;  // the same weights (seed 7)
+  for (const auto& [name, v] : rounded.model->named_parameters())
+    if (v.value().dim() == 2) v.mutable_value() = v.value().to(DType::kBF16).to(DType::kF32);
+  stored.model->store_weights(DType::kBF16);
+  int64_t matrices = 0;
+  for (const auto& [name, v] : stored.model->named_parameters()) {
+    EXPECT_EQ(v.value().dtype(), v.value().dim() == 2 ? DType::kBF16 : DType::kF32) << name;
+    matrices += v.value().dim() == 2;
+  }
+  EXPECT_EQ(matrices, 1 + 1 + 2 * 6);  // tokens, positions, 2 layers x (q, k, v, out, fc1, fc2)
+  const std::vector<int32_t> ids = {2, 4, 5, 6, 7, 8, 9, 10, 11, 0, 2, 12, 13, 0, 0, 0, 0, 0};
+  const Tensor lengths = test::ids({9, 3}, {2});
+  const Tensor want = rounded.model->forward(test::ids(ids, {2, 9}), lengths, 0).value();
+  const Tensor got = stored.model->forward(test::ids(ids, {2, 9}), lengths, 0).value();
+  EXPECT_EQ(got.dtype(), DType::kF32);
+  EXPECT_TRUE(test::close(got.slice(0, 0, 12), want.slice(0, 0, 12), 1e-5, 1e-5));
+  decode::GenerateOptions o;
+  o.temperature = 0;
+  o.max_new = 12;
+  o.stop_at_eos = false;
+  const decode::Generator a(*rounded.model, rounded.tok), b(*stored.model, stored.tok);
+  const std::vector<std::vector<int32_t>> p = {a.prompt_ids("the c", "p"), a.prompt_ids("", "q")};
+  const auto ga = a.generate(p, o), gb = b.generate(p, o);
+  EXPECT_EQ(ga[0].tokens, gb[0].tokens);
+  EXPECT_EQ(ga[1].tokens, gb[1].tokens);
+  EXPECT_TRUE(test::throws_with([&] { stored.model->store_weights(DType::kI8); }, {"f32 or bf16"}));
+}
+
 TEST(Generator, LongPromptsAreAnErrorOrCutFromTheLeft) {
   const Lm lm(8);
   const decode::Generator gen(*lm.model, lm.tok);

@@ -108,3 +108,55 @@ TEST(CpuKernels, MidMGemmMatchesDoubleSums) {
 
 }  // namespace
 }  // namespace attend
+
+namespace attend {
+namespace {
+
+// linear with a bf16 weight, on the three paths (1-15 rows: dot products along k; 16-64: the
+// broadcast blocks; more: weight blocks widened for the f32 product). The widened weights are
+// exactly the bf16 values, so against the f64 product with those weights the error is f32
+// accumulation only: |err| <= K 2^-24 sum_k |x_k w_k| (a loose bound on recursive summation).
+// Against the original f32 weights, rounding each to bf16 (8 significant bits, unit roundoff
+// 2^-8) adds at most 2^-8 sum_k |x_k w_k|.
+TEST(CpuKernels, LinearWithBf16WeightsIsTheF32ProductOfTheRoundedWeights) {
+  if (!ops::bf16_weights_supported()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
+  const int64_t K = 100, N = 37;  // K not a multiple of 16: the masked tail
+  const Tensor w = randn({N, K}, 5, 0.3).to(DType::kF32), wb = w.to(DType::kBF16);
+  const Tensor bias = randn({N}, 6).to(DType::kF32);
+  const std::vector<float> wv = w.to_vector<float>(), bv = bias.to_vector<float>();
+  const Tensor wr = wb.to(DType::kF32);  // the rounded weights, exactly
+  const std::vector<float> wrv = wr.to_vector<float>();
+  for (const int64_t R : {1, 3, 15, 16, 17, 40, 64, 65, 130}) {
+    const Tensor x = randn({R, K}, 7 + static_cast<uint64_t>(R)).to(DType::kF32);
+    const Tensor y = ops::linear(x, wb, bias);
+    ASSERT_EQ(y.dtype(), DType::kF32);
+    ASSERT_EQ(y.shape(), (Shape{R, N}));
+    const std::vector<float> xv = x.to_vector<float>(), yv = y.to_vector<float>();
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t n = 0; n < N; ++n) {
+        double rounded = bv[n], exact = bv[n], mag = std::abs(bv[n]);
+        for (int64_t k = 0; k < K; ++k) {
+          rounded += static_cast<double>(xv[r * K + k]) * wrv[n * K + k];
+          exact += static_cast<double>(xv[r * K + k]) * wv[n * K + k];
+          mag += std::abs(static_cast<double>(xv[r * K + k]) * wv[n * K + k]);
+        }
+        const double got = yv[r * N + n];
+        ASSERT_LE(std::abs(got - rounded), K * std::ldexp(mag, -24) + 1e-7)
+            << "rows " << R << " at " << r << "," << n;
+        ASSERT_LE(std::abs(got - exact), std::ldexp(mag, -8) + K * std::ldexp(mag, -24) + 1e-7)
+            << "rows " << R << " at " << r << "," << n;
+      }
+  }
+  // A bf16 table's rows come back as f32, exactly the stored values.
+  const Tensor rows = ops::embedding(test::ids({3, 0, 36}, {3}), wb);
+  ASSERT_EQ(rows.dtype(), DType::kF32);
+  const std::vector<float> rv = rows.to_vector<float>();
+  for (int64_t k = 0; k < K; ++k) {
+    EXPECT_EQ(rv[k], wrv[3 * K + k]);
+    EXPECT_EQ(rv[2 * K + k], wrv[36 * K + k]);
+  }
+  EXPECT_THROW(ops::linear(Tensor::zeros({2, K + 1}), wb, bias), Error);  // shapes still checked
+}
+
+}  // namespace
+}  // namespace attend

@@ -197,9 +197,9 @@ TEST(TrainOptions, ErrorsNameTheKey) {
   EXPECT_TRUE(test::throws_with([&] { train::TrainOptions::from_config(c); },
                                 {"train.valid_metric", "chrf"}));
   c = keys();
-  c.set("train.schedule", "cosine", "test");
+  c.set("train.schedule", "linear", "test");
   EXPECT_TRUE(test::throws_with([&] { train::TrainOptions::from_config(c); },
-                                {"train.schedule", "cosine"}));
+                                {"train.schedule", "linear", "cosine"}));
   c = keys();
   c.set("train.max_tokens", "0", "test");
   EXPECT_TRUE(

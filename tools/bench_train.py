@@ -3,6 +3,8 @@ the same model and batch, interleaved, --rounds times each; prints medians as a 
 one JSON object per configuration.
 
   /usr/bin/python3 tools/bench_train.py --presets small base --rounds 3
+  /usr/bin/python3 tools/bench_train.py --presets gpt2-small --batch 8 --len 256 --vocab 50257 \
+      --steps 3 --warmup 2 --rounds 3      # a decoder-only preset: windows of --len tokens
 
 Both run with the same thread count. torch uses Debian's OpenBLAS (OPENBLAS_CORETYPE=SkylakeX:
 OpenBLAS 0.3.21 misdetects this CPU as Prescott, see docs/gemm.md); the script refuses to
@@ -27,6 +29,7 @@ def main():
     ap.add_argument("--len", type=int, default=32)
     ap.add_argument("--vocab", type=int, default=8000)
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed ones")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/bench/train_throughput"))
     a = ap.parse_args()
     env = bench_env(a.threads)
@@ -34,6 +37,7 @@ def main():
     for preset in a.presets:
         shape = ["--preset", preset, "--batch", str(a.batch), "--src-len", str(a.len),
                  "--tgt-len", str(a.len), "--vocab", str(a.vocab), "--steps", str(a.steps),
+                 "--warmup", str(a.warmup),
                  "--threads", str(a.threads)]
         ours, peer = [], []
         for _ in range(a.rounds):

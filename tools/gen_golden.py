@@ -115,48 +115,6 @@ def lm_batch(gen, B, T, vocab):
     return ids, lengths, targets.reshape(-1)
 
 
-def generate_lm(name, c, seed):
-    torch.manual_seed(seed)
-    model = DecoderOnly(c)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "embed" in n:
-                p.normal_(0.0, c["d_model"] ** -0.5)
-            elif n.endswith("layer_norm.weight") or n.endswith("layer_norm.bias"):
-                p.add_(torch.randn_like(p) * 0.1)
-    gen = torch.Generator().manual_seed(seed + 1)
-    batches = [lm_batch(gen, 3, 9, c["vocab"]) for _ in range(2)]
-    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
-    ids, lengths, targets = batches[0]
-    logits = model(ids, lengths)
-    loss = torch.nn.functional.cross_entropy(logits, targets, ignore_index=PAD)
-    loss.backward()
-    tensors = {"weight." + n: w for n, w in weights.items()}
-    tensors.update({"grad." + n: p.grad.clone() for n, p in model.named_parameters()})
-    for i, (x, l, t) in enumerate(batches):
-        tensors[f"batch{i}.ids"] = x.int()
-        tensors[f"batch{i}.lengths"] = l.int()
-        tensors[f"batch{i}.targets"] = t.int()
-    tensors["logits"] = logits
-    tensors["loss"] = loss.reshape(1)
-    opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
-    losses = []
-    for step in range(1, 11):
-        x, l, t = batches[(step - 1) % 2]
-        for g in opt.param_groups:
-            g["lr"] = noam_lr(step, c["d_model"], c["warmup"], c["lr_scale"])
-        opt.zero_grad()
-        lo = torch.nn.functional.cross_entropy(model(x, l), t, ignore_index=PAD)
-        lo.backward()
-        opt.step()
-        losses.append(lo.item())
-    tensors["train_losses"] = torch.tensor(losses, dtype=torch.float32)
-    meta = dict(c, arch="decoder_only", tgt_vocab=c["vocab"])
-    meta["generator"] = "tools/gen_golden.py, torch " + torch.__version__
-    save_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
-    print(name, "loss", loss.item(), "losses", [round(x, 4) for x in losses])
-
-
 def mlm_batch(gen, B, T, vocab, mask_id):
     """Sentences of 2..T ids; about a third of the real positions chosen, their targets the
     original ids (PAD elsewhere: no loss), and the chosen inputs corrupted as BERT does (80%
@@ -178,9 +136,11 @@ def mlm_batch(gen, B, T, vocab, mask_id):
     return ids, lengths, targets.reshape(-1)
 
 
-def generate_mlm(name, c, seed):
+def generate_lm(name, c, seed, arch="decoder_only"):
+    """A language model's golden file: the decoder-only model on next-token windows, or the
+    encoder-only model on masked-LM sentences (loss on the chosen positions only)."""
     torch.manual_seed(seed)
-    model = EncoderOnly(c)
+    model = DecoderOnly(c) if arch == "decoder_only" else EncoderOnly(c)
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "embed" in n:
@@ -188,7 +148,10 @@ def generate_mlm(name, c, seed):
             elif n.endswith("layer_norm.weight") or n.endswith("layer_norm.bias"):
                 p.add_(torch.randn_like(p) * 0.1)
     gen = torch.Generator().manual_seed(seed + 1)
-    batches = [mlm_batch(gen, 3, 9, c["vocab"], 4) for _ in range(2)]
+    if arch == "decoder_only":
+        batches = [lm_batch(gen, 3, 9, c["vocab"]) for _ in range(2)]
+    else:
+        batches = [mlm_batch(gen, 3, 9, c["vocab"], 4) for _ in range(2)]
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     ids, lengths, targets = batches[0]
     logits = model(ids, lengths)
@@ -214,7 +177,7 @@ def generate_mlm(name, c, seed):
         opt.step()
         losses.append(lo.item())
     tensors["train_losses"] = torch.tensor(losses, dtype=torch.float32)
-    meta = dict(c, arch="encoder_only", tgt_vocab=c["vocab"])
+    meta = dict(c, arch=arch, tgt_vocab=c["vocab"])
     meta["generator"] = "tools/gen_golden.py, torch " + torch.__version__
     save_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
     print(name, "loss", loss.item(), "losses", [round(x, 4) for x in losses])
@@ -233,9 +196,9 @@ generate_lm("decoder_only_pre_gelu_learned_shared",
 generate_lm("decoder_only_post_relu_sinusoidal",
             dict(BASE, vocab=12, norm="post", activation="relu", positions="sinusoidal",
                  share_embeddings=False), 37)
-generate_mlm("encoder_only_pre_gelu_learned_shared",
-             dict(BASE, vocab=14, norm="pre", activation="gelu", positions="learned",
-                  share_embeddings=True), 41)
-generate_mlm("encoder_only_post_relu_sinusoidal",
-             dict(BASE, vocab=13, norm="post", activation="relu", positions="sinusoidal",
-                  share_embeddings=False), 43)
+generate_lm("encoder_only_pre_gelu_learned_shared",
+            dict(BASE, vocab=14, norm="pre", activation="gelu", positions="learned",
+                 share_embeddings=True), 41, "encoder_only")
+generate_lm("encoder_only_post_relu_sinusoidal",
+            dict(BASE, vocab=13, norm="post", activation="relu", positions="sinusoidal",
+                 share_embeddings=False), 43, "encoder_only")

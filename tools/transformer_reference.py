@@ -164,53 +164,46 @@ class Transformer(nn.Module):
         return self.output_projection(y)
 
 
-class DecoderOnly(nn.Module):
-    """The decoder-only language model: token ids [B, T] -> next-token logits [B * T, V]."""
+class OneStack(nn.Module):
+    """A single-stack model: token ids [B, T] -> per-position logits [B * T, V]. Its stack is
+    named `stack_name` (decoder: causal layers; encoder: bidirectional ones)."""
 
-    def __init__(self, c):
+    def __init__(self, c, stack_name, layer):
         super().__init__()
         self.c = c
+        self.stack_name = stack_name
         if c["share_embeddings"]:
             self.embed_tokens = nn.Embedding(c["vocab"], c["d_model"])
-        self.decoder = Stack(c, CausalLayer, c["vocab"])
+        setattr(self, stack_name, Stack(c, layer, c["vocab"]))
         if not c["share_embeddings"]:
             self.output_projection = nn.Linear(c["d_model"], c["vocab"], bias=False)
 
     def forward(self, ids, lengths):
-        y = Transformer.embed(self, self.decoder, ids)
-        for layer in self.decoder.layers:
+        stack = getattr(self, self.stack_name)
+        y = Transformer.embed(self, stack, ids)
+        for layer in stack.layers:
             y = layer(y, lengths)
         if self.c["norm"] == "pre":
-            y = self.decoder.layer_norm(y)
+            y = stack.layer_norm(y)
         y = y.reshape(-1, self.c["d_model"])
         if self.c["share_embeddings"]:
             return y @ self.embed_tokens.weight.t()
         return self.output_projection(y)
 
 
-class EncoderOnly(nn.Module):
-    """The encoder-only (masked-LM) model: token ids [B, T] -> per-position logits [B * T, V],
-    bidirectional self-attention over the first lengths[b] positions."""
+class DecoderOnly(OneStack):
+    """The decoder-only language model: next-token logits, causal self-attention."""
 
     def __init__(self, c):
-        super().__init__()
-        self.c = c
-        if c["share_embeddings"]:
-            self.embed_tokens = nn.Embedding(c["vocab"], c["d_model"])
-        self.encoder = Stack(c, EncoderLayer, c["vocab"])
-        if not c["share_embeddings"]:
-            self.output_projection = nn.Linear(c["d_model"], c["vocab"], bias=False)
+        super().__init__(c, "decoder", CausalLayer)
 
-    def forward(self, ids, lengths):
-        y = Transformer.embed(self, self.encoder, ids)
-        for layer in self.encoder.layers:
-            y = layer(y, lengths)
-        if self.c["norm"] == "pre":
-            y = self.encoder.layer_norm(y)
-        y = y.reshape(-1, self.c["d_model"])
-        if self.c["share_embeddings"]:
-            return y @ self.embed_tokens.weight.t()
-        return self.output_projection(y)
+
+class EncoderOnly(OneStack):
+    """The encoder-only (masked-LM) model: bidirectional self-attention over the first
+    lengths[b] positions."""
+
+    def __init__(self, c):
+        super().__init__(c, "encoder", EncoderLayer)
 
 
 def noam_lr(step, d_model, warmup, scale):

@@ -2,8 +2,8 @@
 # Language models end to end. Decoder-only (`model.arch decoder_only`): a character model
 # trains on a text file (the loss falls), resumes bit for bit, `attend eval-lm` on the held-out
 # text gives the loss validation logged, `attend generate` streams one prompt and writes a file
-# of prompts as JSON lines in input order with the same text as each prompt in another batch.
-# Encoder-only (`encoder_only`): masked-LM training, fill-mask, masked accuracy. Bad input (a
+# of prompts as JSON lines in input order with the same text as each prompt in another batch;
+# `--beam` is deterministic and batch-independent; `--precision bf16` runs. Encoder-only (`encoder_only`): masked-LM training, fill-mask, masked accuracy. Bad input (a
 # model of the wrong family, a prompt past the context, invalid UTF-8, a window past the
 # context, a text without one [MASK]) is one clear error.
 set -euo pipefail
@@ -88,6 +88,12 @@ expect() {  # expect "substring" command...
   echo "ok: $want"
 }
 expect "--beam" "$ATTEND" generate -m "$model" --prompt "the" --beam 0
+expect "--precision" "$ATTEND" generate -m "$model" --prompt "the" --precision int8
+if grep -q avx512bw /proc/cpuinfo && grep -q avx512vl /proc/cpuinfo; then  # bf16 weights
+  out=$("$ATTEND" generate -m "$model" --prompt "the cat" --max-new 20 --precision bf16 --seed 5)
+  [[ ${#out} -ge 10 ]] || fail "generate --precision bf16 printed '$out'"
+  echo "ok: generate --precision bf16"
+fi
 expect "this is a decoder_only model, but translate and score take encoder_decoder models (for this one: attend generate or attend eval-lm)" \
   "$ATTEND" translate -m "$model" <<< "the cat"
 "$ATTEND" train --data.generate numbers-en --data.generate_train 200 --data.generate_valid 20 \

@@ -334,10 +334,6 @@ std::vector<Generation> Generator::generate(
   return out;
 }
 
-}  // namespace attend::decode
-
-namespace attend::decode {
-
 std::vector<Generation> Generator::beam_search(std::vector<Generation> out,
                                                std::vector<std::vector<int32_t>> seq,
                                                const GenerateOptions& o) const {
@@ -372,11 +368,8 @@ std::vector<Generation> Generator::beam_search(std::vector<Generation> out,
 
   // Extends prompt i's live hypotheses, rows r0.. of logits [n, V], by the 2K best tokens
   // each; keeps the K best, finishes hypotheses that end or reach the limit, decides whether
-  // prompt i is done; assigns cache slots (a parent's first child inherits its slot, further
-  // children copy its positions into free ones).
-  struct Copy {
-    std::vector<int32_t> from, to, lengths;
-  } copies;
+  // prompt i is done; assigns cache slots (child_slots, as translation's beam search does).
+  SlotCopies copies;
   auto extend = [&](size_t i, const Tensor& logits, int64_t r0) {
     const std::vector<Hyp>& hyps = live[i];
     const int64_t n = static_cast<int64_t>(hyps.size());
@@ -428,25 +421,13 @@ std::vector<Generation> Generator::beam_search(std::vector<Generation> out,
              next.front().log_prob / length_penalty(len, o.alpha);
     }
     if (done) next.clear(), parent.clear();
-    std::vector<int32_t> children(static_cast<size_t>(n), 0);
-    for (const int64_t p : parent) ++children[static_cast<size_t>(p)];
-    for (int64_t h = 0; h < n; ++h)
-      if (children[static_cast<size_t>(h)] == 0)
-        free_slots.push_back(hyps[static_cast<size_t>(h)].slot);
-    std::vector<bool> inherited(static_cast<size_t>(n), false);
-    for (size_t j = 0; j < next.size(); ++j) {
-      const Hyp& p = hyps[static_cast<size_t>(parent[j])];
-      if (!inherited[static_cast<size_t>(parent[j])]) {
-        inherited[static_cast<size_t>(parent[j])] = true;
-        next[j].slot = p.slot;
-        continue;
-      }
-      next[j].slot = free_slots.back();
-      free_slots.pop_back();
-      copies.from.push_back(p.slot);
-      copies.to.push_back(next[j].slot);
-      copies.lengths.push_back(static_cast<int32_t>(seq[i].size() + p.tokens.size()));
+    std::vector<int32_t> slots, written;  // a hypothesis's cache holds the prompt and its tokens
+    for (const Hyp& h : hyps) {
+      slots.push_back(h.slot);
+      written.push_back(static_cast<int32_t>(seq[i].size() + h.tokens.size()));
     }
+    const std::vector<int32_t> child = child_slots(slots, written, parent, free_slots, copies);
+    for (size_t j = 0; j < next.size(); ++j) next[j].slot = child[j];
     live[i] = std::move(next);
   };
   auto flush_copies = [&] {

@@ -37,6 +37,34 @@ int64_t max_output_length(const nn::EncoderDecoder& model, int64_t src_len, int6
   return std::max<int64_t>(limit, 1);
 }
 
+std::vector<int32_t> child_slots(const std::vector<int32_t>& slots,
+                                 const std::vector<int32_t>& written,
+                                 const std::vector<int64_t>& parent,
+                                 std::vector<int32_t>& free_slots, SlotCopies& copies) {
+  const size_t n = slots.size();
+  std::vector<int32_t> children(n, 0);
+  for (const int64_t p : parent) ++children[static_cast<size_t>(p)];
+  for (size_t r = 0; r < n; ++r)
+    if (children[r] == 0) free_slots.push_back(slots[r]);
+  std::vector<int32_t> out(parent.size());
+  std::vector<bool> inherited(n, false);
+  for (size_t j = 0; j < parent.size(); ++j) {
+    const size_t p = static_cast<size_t>(parent[j]);
+    if (!inherited[p]) {
+      inherited[p] = true;
+      out[j] = slots[p];
+      continue;
+    }
+    ATTEND_CHECK(!free_slots.empty(), "session: out of cache slots");
+    out[j] = free_slots.back();
+    free_slots.pop_back();
+    copies.from.push_back(slots[p]);
+    copies.to.push_back(out[j]);
+    copies.lengths.push_back(written[p]);
+  }
+  return out;
+}
+
 namespace {
 using Scored = std::pair<float, int32_t>;  // (logit, token)
 }  // namespace
@@ -295,29 +323,15 @@ void Session::step() {
     }
   }
   // Slots: a parent's first child inherits its slot, later children get a free slot and a copy
-  // of the parent's positions; slots of parents without children are freed first.
-  std::vector<int32_t> children(static_cast<size_t>(n), 0);
-  for (const int64_t p : parent) ++children[static_cast<size_t>(p)];
+  // of the parent's positions (0..t written); slots of parents without children are freed first.
+  std::vector<int32_t> written(static_cast<size_t>(n));
   for (int64_t r = 0; r < n; ++r)
-    if (children[static_cast<size_t>(r)] == 0)
-      free_slots_.push_back(live_[static_cast<size_t>(r)].slot);
-  std::vector<int32_t> from, to, lengths;
-  std::vector<bool> inherited(static_cast<size_t>(n), false);
-  for (size_t j = 0; j < next.size(); ++j) {
-    const Live& p = live_[static_cast<size_t>(parent[j])];
-    if (!inherited[static_cast<size_t>(parent[j])]) {
-      inherited[static_cast<size_t>(parent[j])] = true;
-      next[j].slot = p.slot;
-      continue;
-    }
-    ATTEND_CHECK(!free_slots_.empty(), "session: out of cache slots");
-    next[j].slot = free_slots_.back();
-    free_slots_.pop_back();
-    from.push_back(p.slot);
-    to.push_back(next[j].slot);
-    lengths.push_back(static_cast<int32_t>(p.tokens.size()) + 1);  // positions 0..t written
-  }
-  if (!from.empty()) cache_.copy_slots(i32(from), i32(to), i32(lengths));
+    written[static_cast<size_t>(r)] = positions[static_cast<size_t>(r)] + 1;
+  SlotCopies copies;
+  const std::vector<int32_t> child = child_slots(slots, written, parent, free_slots_, copies);
+  for (size_t j = 0; j < next.size(); ++j) next[j].slot = child[j];
+  if (!copies.from.empty())
+    cache_.copy_slots(i32(copies.from), i32(copies.to), i32(copies.lengths));
   live_.swap(next);
 }
 

@@ -63,6 +63,19 @@ int32_t sample_token(const std::vector<float>& row, const nn::TransformerConfig&
 /// GNMT length penalty ((5 + length) / 6)^alpha.
 double length_penalty(int64_t length, double alpha);
 
+/// Cache-slot copies a beam step asks for: positions 0..lengths[i]-1 of slot from[i] into to[i].
+struct SlotCopies {
+  std::vector<int32_t> from, to, lengths;
+};
+/// Cache slots of the hypotheses a beam step keeps: child j extends parent[j], one of the step's
+/// hypotheses, which holds slot slots[p] with written[p] positions. Slots of hypotheses without
+/// children return to free_slots; a parent's first child inherits its slot, later children
+/// take a free one, and the copy of the parent's positions is appended to `copies`.
+std::vector<int32_t> child_slots(const std::vector<int32_t>& slots,
+                                 const std::vector<int32_t>& written,
+                                 const std::vector<int64_t>& parent,
+                                 std::vector<int32_t>& free_slots, SlotCopies& copies);
+
 /// Longest output allowed for a source of `src_len` tokens (learned positions cap it too).
 int64_t max_output_length(const nn::EncoderDecoder& model, int64_t src_len, int64_t max_extra);
 

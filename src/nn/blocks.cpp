@@ -214,6 +214,16 @@ ag::Variable Stack::sinusoid_table(int64_t n) const {
   return ag::Variable(sinusoidal_positions(n, d_model_));  // longer than max_positions
 }
 
+Tensor Stack::positions(int64_t B, int64_t T) const {
+  ATTEND_CHECK(T <= max_positions_ || !learned_positions_,
+               "transformer: sequence of {} tokens exceeds model.max_positions {}", T,
+               max_positions_);
+  std::vector<int32_t> pos(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) pos[b * T + t] = static_cast<int32_t>(t);
+  return Tensor::from_vector(pos, {B, T});
+}
+
 ag::Variable Stack::embed(const Tensor& ids, const Tensor& positions, int64_t span, double p,
                           uint64_t stream) const {
   const ag::Variable pos = learned_positions_
@@ -235,15 +245,9 @@ ag::Variable Stack::run(ag::Variable x, const LayerInputs& in, double p, uint64_
 
 ag::Variable Stack::forward(const Tensor& ids, const Tensor& lengths, const ag::Variable& memory,
                             const Tensor& memory_lengths, double p, uint64_t stream) const {
-  const int64_t B = ids.size(0), T = ids.size(1);
-  ATTEND_CHECK(T <= max_positions_ || !learned_positions_,
-               "transformer: sequence of {} tokens exceeds model.max_positions {}", T,
-               max_positions_);
-  std::vector<int32_t> pos(static_cast<size_t>(B * T));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) pos[b * T + t] = static_cast<int32_t>(t);
+  const int64_t T = ids.size(1);
   ag::Variable x =
-      embed(ids, Tensor::from_vector(pos, {B, T}), T, p, dropout_site(stream, o_.embed_site, 0));
+      embed(ids, positions(ids.size(0), T), T, p, dropout_site(stream, o_.embed_site, 0));
   LayerInputs in;
   in.self_mask.key_lengths = lengths;
   in.self_mask.causal = o_.causal;
@@ -285,22 +289,16 @@ Tensor Stack::prefill(const Tensor& ids, const Tensor& lengths, const Tensor& sl
                slots.numel());
   ATTEND_CHECK(T <= cache.positions(), "prefill: {} positions for a cache of {}", T,
                cache.positions());
-  ATTEND_CHECK(!learned_positions_ || T <= max_positions_,
-               "transformer: sequence of {} tokens exceeds model.max_positions {}", T,
-               max_positions_);
+  const Tensor pos = positions(B, T);
   for (const int32_t l : lengths.to_vector<int32_t>())
     ATTEND_CHECK(l >= 1 && l <= T, "prefill: length {} outside 1..{}", l, T);
-  std::vector<int32_t> pos(static_cast<size_t>(B * T));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) pos[b * T + t] = static_cast<int32_t>(t);
   const Tensor zeros = Tensor::zeros({B}, DType::kI32);
   std::vector<LayerCache> caches(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i)
     caches[i].self = {cache.layers[i].self_k, cache.layers[i].self_v, slots, lengths, zeros};
   LayerInputs in;
   in.self_mask.causal = true;  // position t of a row sees its positions 0..t
-  const ag::Variable x = embed(ids, Tensor::from_vector(pos, {B, T}), T, 0.0, 0);
-  return run(x, in, 0.0, 0, &caches).value();
+  return run(embed(ids, pos, T, 0.0, 0), in, 0.0, 0, &caches).value();
 }
 
 void Stack::write_memory(const Tensor& memory, const Tensor& slots, KvCache& cache) const {

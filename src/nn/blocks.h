@@ -171,6 +171,8 @@ class Stack : public Module {
   const TransformerLayer& layer(int64_t i) const { return *layers_[static_cast<size_t>(i)]; }
 
  private:
+  /// Positions 0..T-1 of every row, i32 [B, T]; T past a learned table is an error.
+  Tensor positions(int64_t B, int64_t T) const;
   /// sqrt(D) E[ids] + P[positions] then dropout; positions i32 like ids, every position
   /// below `span`.
   ag::Variable embed(const Tensor& ids, const Tensor& positions, int64_t span, double dropout,

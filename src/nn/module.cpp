@@ -51,8 +51,8 @@ void Module::store_weights(DType dtype) {
   ATTEND_CHECK(dtype == DType::kBF16, "store_weights: weights are stored in f32 or bf16, not {}",
                dtype_name(dtype));
   ATTEND_CHECK(ops::bf16_weights_supported(),
-               "precision bf16: this CPU lacks AVX-512 BW/VL (avx512bw, avx512vl), which the "
-               "bf16-weight kernels need; use --precision fp32");
+               "precision bf16: this CPU lacks AVX-512 (avx512f), which the bf16-weight kernels "
+               "need; use --precision fp32");
   ATTEND_CHECK(device_.is_cpu() && compute_dtype_ == DType::kF32,
                "store_weights: bf16 weights are for f32 inference on the CPU");
   HeapScope heap;  // the weights outlive every arena

@@ -41,7 +41,7 @@ class Module {
   /// tables) is converted once, in place; biases, layer norms, activations and arithmetic stay
   /// f32 (the products widen the weights as they read them, ops::linear). Halves the bytes a
   /// decoding step streams. The model can no longer train or be saved. A CPU without the
-  /// kernels (AVX-512 BW) is an error naming the missing feature.
+  /// kernels (AVX-512) is an error naming the missing feature.
   void store_weights(DType dtype);
   DType weight_dtype() const { return weight_dtype_; }
 

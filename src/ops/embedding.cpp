@@ -23,15 +23,19 @@ void check_ids(std::string_view op, const Tensor& ids, int64_t V) {
 Tensor embedding(const Tensor& ids_in, const Tensor& weight) {
   constexpr std::string_view op = "embedding";
   check_defined(op, "weight", weight);
-  if (weight.dtype() == DType::kBF16) {  // a bf16 table (inference): rows widened to f32 exactly
-    check_dim(op, "weight", weight, 2);
+  const bool bf16_table = weight.dtype() == DType::kBF16;  // inference: rows widened to f32
+  if (bf16_table)
     check_cpu(op, weight);
-    check_ids(op, ids_in, weight.size(0));
-    const Tensor ids = ids_in.contiguous(), w = weight.contiguous();
-    const int64_t D = w.size(1), n = ids.numel();
-    Shape s = ids.shape();
-    s.push_back(D);
-    Tensor out = Tensor::empty(s, DType::kF32, w.device());
+  else
+    check_float(op, "weight", weight);
+  check_dim(op, "weight", weight, 2);
+  check_ids(op, ids_in, weight.size(0));
+  const Tensor ids = ids_in.contiguous(), w = weight.contiguous();
+  const int64_t D = w.size(1), n = ids.numel();
+  Shape s = ids.shape();
+  s.push_back(D);
+  Tensor out = Tensor::empty(s, bf16_table ? DType::kF32 : w.dtype(), w.device());
+  if (bf16_table) {  // exactly the stored values
     const int32_t* id = ids.data<int32_t>();
     const bf16* table = w.data<bf16>();
     float* o = out.data<float>();
@@ -39,15 +43,6 @@ Tensor embedding(const Tensor& ids_in, const Tensor& weight) {
       for (int64_t d = 0; d < D; ++d) o[i * D + d] = from_bf16(table[id[i] * D + d]);
     return out;
   }
-  check_float(op, "weight", weight);
-  check_dim(op, "weight", weight, 2);
-  check_ids(op, ids_in, weight.size(0));
-  const Tensor ids = ids_in.contiguous(), w = weight.contiguous();
-  const int64_t D = w.size(1), n = ids.numel();
-  Shape s = ids.shape();
-  s.push_back(D);
-
-  Tensor out = Tensor::empty(s, w.dtype(), w.device());
   if (cpu_path(op, w) == Path::kCpuF32)
     cpu::embedding(ids.data<int32_t>(), w.data<float>(), out.data<float>(), n, D);
   else

@@ -80,64 +80,48 @@ MatmulGrads matmul_backward(const Tensor& dc, const Tensor& a, const Tensor& b, 
 
 namespace {
 
-// y = x w^T + bias with f32 x and bias and a bf16 weight (inference: the weight's bytes halved,
-// the arithmetic f32). Up to kBf16SmallM rows the weight streams straight from bf16
-// (cpu::gemm_small_m_bf16w); more rows (a prompt read in one pass) widen blocks of weight rows
-// to f32 and run the f32 product on each, which costs one pass over the weight per call.
+// Up to kBf16SmallM rows a bf16 weight streams straight from bf16 (cpu::gemm_small_m_bf16w);
+// more rows (a prompt read in one pass) widen blocks of weight rows to f32 and run the f32
+// product on each, which costs one pass over the weight per call.
 constexpr int64_t kBf16SmallM = 64;
 
-Tensor linear_bf16_weight(const Tensor& x, const Tensor& w, const Tensor& bias) {
-  constexpr std::string_view op = "linear";
-  check_cpu(op, x);
-  check_cpu(op, w);
-  check_dim(op, "weight", w, 2);
-  ATTEND_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1),
-               "linear: input {} does not match weight {} (expected last dim {})",
-               shape_str(x.shape()), shape_str(w.shape()), w.size(1));
-  ATTEND_CHECK(cpu::has_avx512_bw(),
-               "linear: bf16 weights need a CPU with AVX-512 (BW); this one has none: run in "
-               "fp32 (--precision fp32)");
-  const int64_t K = w.size(1), N = w.size(0), R = rows_of(x);
-  const Tensor xc = x.contiguous(), wc = w.contiguous();
-  Shape out_shape = x.shape();
-  out_shape.back() = N;
-  Tensor y = Tensor::empty(out_shape, DType::kF32, x.device());
-  const float* A = xc.data<float>();
-  const auto* B = reinterpret_cast<const uint16_t*>(wc.data<bf16>());
-  float* C = y.data<float>();
+// C [R, N] = A [R, K] B^T with B bf16 [N, K] (raw bits): the arithmetic is f32.
+void gemm_bf16_weight(int64_t R, int64_t N, int64_t K, const float* A, const uint16_t* B,
+                      float* C) {
   if (R <= kBf16SmallM) {
     cpu::gemm_small_m_bf16w(R, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
-  } else {
-    const int64_t block = std::max<int64_t>(16, (int64_t{1} << 18) / K);  // ~1 MiB of f32
-    std::vector<float> wide(static_cast<size_t>(std::min(block, N) * K));
-    for (int64_t n0 = 0; n0 < N; n0 += block) {
-      const int64_t nb = std::min(block, N - n0);
-      const uint16_t* src = B + n0 * K;
-      for (int64_t i = 0; i < nb * K; ++i) wide[static_cast<size_t>(i)] = from_bf16(bf16{src[i]});
-      cpu::sgemm(false, true, R, nb, K, 1.0f, A, K, wide.data(), K, 0.0f, C + n0, N);
-    }
+    return;
   }
-  if (bias.defined()) {
-    check_dtype(op, "bias", bias, DType::kF32);
-    ATTEND_CHECK(bias.dim() == 1 && bias.size(0) == N, "linear: bias {} does not match weight {}",
-                 shape_str(bias.shape()), shape_str(w.shape()));
-    const Tensor bc = bias.contiguous();
-    cpu::bias_add(C, bc.data<float>(), C, R, N);
+  const int64_t block = std::max<int64_t>(16, (int64_t{1} << 18) / K);  // ~1 MiB of f32
+  std::vector<float> wide(static_cast<size_t>(std::min(block, N) * K));
+  for (int64_t n0 = 0; n0 < N; n0 += block) {
+    const int64_t nb = std::min(block, N - n0);
+    const uint16_t* src = B + n0 * K;
+    for (int64_t i = 0; i < nb * K; ++i) wide[static_cast<size_t>(i)] = from_bf16(bf16{src[i]});
+    cpu::sgemm(false, true, R, nb, K, 1.0f, A, K, wide.data(), K, 0.0f, C + n0, N);
   }
-  return y;
 }
 
 }  // namespace
 
-bool bf16_weights_supported() { return cpu::has_avx512_bw(); }
+bool bf16_weights_supported() { return cpu::has_avx512(); }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   constexpr std::string_view op = "linear";
   check_float(op, "x", x);
   check_defined(op, "weight", w);
-  if (x.dtype() == DType::kF32 && w.dtype() == DType::kBF16) return linear_bf16_weight(x, w, bias);
-  check_float(op, "weight", w);
-  check_same_dtype(op, x, w);
+  // f32 activations with a bf16 weight: CPU inference with weights stored in bf16
+  // (Module::store_weights); otherwise x and w share a dtype.
+  const bool bf16_weight = x.dtype() == DType::kF32 && w.dtype() == DType::kBF16;
+  if (bf16_weight) {
+    check_cpu(op, x);
+    ATTEND_CHECK(bf16_weights_supported(),
+                 "linear: bf16 weights need a CPU with AVX-512; this one has none: run in fp32 "
+                 "(--precision fp32)");
+  } else {
+    check_float(op, "weight", w);
+    check_same_dtype(op, x, w);
+  }
   check_same_device(op, x, w);
   check_dim(op, "weight", w, 2);
   ATTEND_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1),
@@ -155,6 +139,13 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   Shape out_shape = x.shape();
   out_shape.back() = N;
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
+  if (bf16_weight) {
+    gemm_bf16_weight(R, N, K, xc.data<float>(), reinterpret_cast<const uint16_t*>(wc.data<bf16>()),
+                     y.data<float>());
+    if (bias.defined())
+      cpu::bias_add(y.data<float>(), bias.contiguous().data<float>(), y.data<float>(), R, N);
+    return y;
+  }
   const Path p = path_of(op, x);
   gemm_on(p, x.device(), false, true, R, N, K, 1.0, xc, K, 0, wc, K, 0, 0.0, y, N, 0, 1);
   if (bias.defined()) {

@@ -29,7 +29,7 @@ MatmulGrads matmul_backward(const Tensor& dc, const Tensor& a, const Tensor& b, 
 /// and bias with a bf16 w (CPU inference with bf16 weights: f32 arithmetic on the widened
 /// weights, f32 y; no backward).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
-/// Whether this CPU runs linear with bf16 weights (AVX-512 BW).
+/// Whether this CPU runs linear with bf16 weights (AVX-512).
 bool bf16_weights_supported();
 struct LinearGrads {
   Tensor dx, dw, dbias;

@@ -89,7 +89,7 @@ expect() {  # expect "substring" command...
 }
 expect "--beam" "$ATTEND" generate -m "$model" --prompt "the" --beam 0
 expect "--precision" "$ATTEND" generate -m "$model" --prompt "the" --precision int8
-if grep -q avx512bw /proc/cpuinfo && grep -q avx512vl /proc/cpuinfo; then  # bf16 weights
+if grep -q avx512f /proc/cpuinfo; then  # bf16 weights
   out=$("$ATTEND" generate -m "$model" --prompt "the cat" --max-new 20 --precision bf16 --seed 5)
   [[ ${#out} -ge 10 ]] || fail "generate --precision bf16 printed '$out'"
   echo "ok: generate --precision bf16"

@@ -33,13 +33,18 @@ struct Lm {
   }
 };
 
-// The most likely next token after `seq` by one full forward pass (no cache).
-int32_t full_argmax(const nn::DecoderOnly& m, const std::vector<int32_t>& seq) {
+// The next-token logits after `seq` by one full forward pass (no cache).
+std::vector<float> full_next_logits(const nn::DecoderOnly& m, const std::vector<int32_t>& seq) {
   const int64_t T = static_cast<int64_t>(seq.size());
   const Tensor logits =
       m.forward(test::ids(seq, {1, T}), test::ids({static_cast<int32_t>(T)}, {1}), 0)
           .value();  // [T, V]
-  const std::vector<float> row = logits.slice(0, T - 1, T).to_vector<float>();
+  return logits.slice(0, T - 1, T).to_vector<float>();
+}
+
+// The most likely next token after `seq` by one full forward pass (no cache).
+int32_t full_argmax(const nn::DecoderOnly& m, const std::vector<int32_t>& seq) {
+  const std::vector<float> row = full_next_logits(m, seq);
   int32_t best = -1;
   for (int32_t v = 0; v < static_cast<int32_t>(row.size()); ++v) {
     if (v == m.config().pad_id || v == m.config().unk_id || v == m.config().bos_id) continue;
@@ -144,10 +149,7 @@ TEST(Generator, SamplingDependsOnTheSeedNotOnTheBatching) {
 
 // log p(token | seq) by one full forward pass.
 double full_log_prob(const nn::DecoderOnly& m, const std::vector<int32_t>& seq, int32_t token) {
-  const int64_t T = static_cast<int64_t>(seq.size());
-  const Tensor logits =
-      m.forward(test::ids(seq, {1, T}), test::ids({static_cast<int32_t>(T)}, {1}), 0).value();
-  const std::vector<float> row = logits.slice(0, T - 1, T).to_vector<float>();
+  const std::vector<float> row = full_next_logits(m, seq);
   double mx = row[0], z = 0;
   for (float x : row) mx = std::max<double>(mx, x);
   for (float x : row) z += std::exp(x - mx);
@@ -212,7 +214,7 @@ TEST(Generator, BeamSearchIgnoresTheBatchingAndKeepsToTheContext) {
 // A model whose weights are stored in bf16 computes what the same model computes in f32 with
 // its weights rounded to bf16: the kernels widen each weight exactly, the arithmetic is f32.
 TEST(Generator, Bf16WeightsComputeTheRoundedWeightsInF32) {
-  if (!ops::bf16_weights_supported()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
+  if (!ops::bf16_weights_supported()) GTEST_SKIP() << "no AVX-512 on this CPU";
   const Lm rounded, stored;  // the same weights (seed 7)
   for (const auto& [name, v] : rounded.model->named_parameters())
     if (v.value().dim() == 2) v.mutable_value() = v.value().to(DType::kBF16).to(DType::kF32);

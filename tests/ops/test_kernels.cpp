@@ -119,7 +119,7 @@ namespace {
 // Against the original f32 weights, rounding each to bf16 (8 significant bits, unit roundoff
 // 2^-8) adds at most 2^-8 sum_k |x_k w_k|.
 TEST(CpuKernels, LinearWithBf16WeightsIsTheF32ProductOfTheRoundedWeights) {
-  if (!ops::bf16_weights_supported()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
+  if (!ops::bf16_weights_supported()) GTEST_SKIP() << "no AVX-512 on this CPU";
   const int64_t K = 100, N = 37;  // K not a multiple of 16: the masked tail
   const Tensor w = randn({N, K}, 5, 0.3).to(DType::kF32), wb = w.to(DType::kBF16);
   const Tensor bias = randn({N}, 6).to(DType::kF32);

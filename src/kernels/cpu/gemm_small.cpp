@@ -36,14 +36,16 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 load16(const uin
   const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-__attribute__((target("avx512f"), always_inline)) inline __m512 maskz_load16(__mmask16 m,
-                                                                             const float* p) {
-  return _mm512_maskz_loadu_ps(m, p);
+// The first n < 16 weights, the rest zero.
+__attribute__((target("avx512f"), always_inline)) inline __m512 load_head(const float* p,
+                                                                          int64_t n) {
+  return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
 }
-__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline __m512 maskz_load16(
-    __mmask16 m, const uint16_t* p) {
-  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+__attribute__((target("avx512f"), always_inline)) inline __m512 load_head(const uint16_t* p,
+                                                                          int64_t n) {
+  alignas(32) uint16_t h[16] = {};  // a masked 16-bit load would need AVX-512 BW/VL
+  std::copy(p, p + n, h);
+  return load16(h);
 }
 inline float scalar(float x) { return x; }
 inline float scalar(uint16_t x) { return from_bf16(bf16{x}); }
@@ -77,11 +79,13 @@ __attribute__((target("avx512f"))) void block(int64_t K, const float* At,
     for (int r = 0; r < NR; ++r)
       _mm_prefetch(reinterpret_cast<const char*>(B + (NR + r) * ldb + k), _MM_HINT_T0);
     if constexpr (std::is_same_v<W, float>) {
-      for (int64_t j = 0; j < 16; ++j) step<NR, MV, W>(acc, At + (k + j) * kPanel, B, ldb, k + j);
+      for (int64_t j = 0; j < 16; ++j)
+        step<NR, MV, W>(acc, At + (k + j) * kPanel, B, ldb, k + j);
     } else {  // bf16: widen the NR x 16 weights once (vector), then broadcast them as f32
       alignas(64) float wide[NR * 16];
       for (int r = 0; r < NR; ++r) _mm512_store_ps(wide + 16 * r, load16(B + r * ldb + k));
-      for (int64_t j = 0; j < 16; ++j) step<NR, MV, float>(acc, At + (k + j) * kPanel, wide, 16, j);
+      for (int64_t j = 0; j < 16; ++j)
+        step<NR, MV, float>(acc, At + (k + j) * kPanel, wide, 16, j);
     }
   }
   for (; k < K; ++k) step<NR, MV, W>(acc, At + k * kPanel, B, ldb, k);
@@ -118,7 +122,7 @@ __attribute__((target("avx512f"))) void weight_rows(int64_t M, int64_t nr, int64
 // is MR x NR dot products along k instead (16 k per vector, sums reduced at the end), reading
 // each weight row once per MR rows of A.
 template <int MR, int NR, typename W>
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void dot_block(int64_t K, float alpha, const float* A,
+__attribute__((target("avx512f"))) void dot_block(int64_t K, float alpha, const float* A,
                                                   int64_t lda, const W* B, int64_t ldb,
                                                   float beta, float* C, int64_t ldc) {
   __m512 acc[MR][NR];
@@ -139,7 +143,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void dot_block(int64_t K, f
         _mm_prefetch(reinterpret_cast<const char*>(B + (NR + r) * ldb + k), _MM_HINT_T0);
       }
       for (int i = 0; i < MR; ++i) {
-        const __m512 a0 = _mm512_loadu_ps(A + i * lda + k), a1 = _mm512_loadu_ps(A + i * lda + k + 16);
+        const __m512 a0 = _mm512_loadu_ps(A + i * lda + k);
+        const __m512 a1 = _mm512_loadu_ps(A + i * lda + k + 16);
         for (int r = 0; r < NR; ++r) acc[i][r] = _mm512_fmadd_ps(a0, lo[r], acc[i][r]);
         for (int r = 0; r < NR; ++r) acc[i][r] = _mm512_fmadd_ps(a1, hi[r], acc[i][r]);
       }
@@ -159,7 +164,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void dot_block(int64_t K, f
   if (k < K) {
     const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
     __m512 b[NR];
-    for (int r = 0; r < NR; ++r) b[r] = maskz_load16(m, B + r * ldb + k);
+    for (int r = 0; r < NR; ++r) b[r] = load_head(B + r * ldb + k, K - k);
     for (int i = 0; i < MR; ++i) {
       const __m512 a = _mm512_maskz_loadu_ps(m, A + i * lda + k);
       for (int r = 0; r < NR; ++r) acc[i][r] = _mm512_fmadd_ps(a, b[r], acc[i][r]);
@@ -177,7 +182,7 @@ constexpr int64_t kDotRows = 4;  // weight rows per dot block (MR x 4 accumulato
 
 // Weight rows [n0, n0 + nr) against all M (< 16) rows of A, in groups of up to 4 rows of A.
 template <int NR, typename W>
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void dot_rows(int64_t M, int64_t K, float alpha,
+__attribute__((target("avx512f"))) void dot_rows(int64_t M, int64_t K, float alpha,
                                                  const float* A, int64_t lda, const W* B,
                                                  int64_t ldb, float beta, float* C, int64_t ldc) {
   int64_t i = 0;

@@ -18,7 +18,8 @@ void sgemm_small_m(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 /// The same with bf16 weights B (raw bf16 bits), widened to f32 exactly as they are read: the
 /// weight matrix streams at half the bytes, the arithmetic is the f32 kernel's (same order).
-/// Needs AVX-512 with BW; any M >= 1 (M > 64 is slower than widening B and calling sgemm).
+/// Needs AVX-512 (F, as sgemm_small_m); any M >= 1 (M > 64 is slower than widening B and
+/// calling sgemm).
 void gemm_small_m_bf16w(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                         int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C,
                         int64_t ldc);

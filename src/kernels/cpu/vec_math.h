@@ -20,12 +20,6 @@ inline bool has_avx512() {
   static const bool yes = __builtin_cpu_supports("avx512f");
   return yes;
 }
-/// AVX-512 with the byte/word and 256-bit forms (the bf16-weight kernels' masked 16-bit loads).
-inline bool has_avx512_bw() {
-  static const bool yes = __builtin_cpu_supports("avx512f") &&
-                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  return yes;
-}
 
 /// e^x with ~2 ulp relative error for x in [-87, 88]; exactly 0 below -87.3 (so -inf gives 0,
 /// as masked scores need) and clamped above 88.

@@ -1,4 +1,5 @@
-// `attend info`: version, threads, GEMM library, CUDA devices, MPI and NCCL.
+// `attend info`: version, threads, the CPU's extensions and the precisions they make native, GEMM
+// library, CUDA devices, MPI and NCCL.
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "apps/cli.h"
+#include "core/cpu_info.h"
 #include "core/device.h"
 #include "core/thread_pool.h"
 #include "dist/communicator.h"
@@ -34,8 +36,8 @@ std::string on_path(const std::string& name) {
 
 void add_info(CLI::App& root, int& exit_code) {
   auto threads = std::make_shared<int>(0);
-  CLI::App* c =
-      root.add_subcommand("info", "show threads, GEMM library, CUDA devices, MPI and NCCL");
+  CLI::App* c = root.add_subcommand(
+      "info", "show threads, CPU features, precisions, GEMM library, CUDA, MPI");
   c->footer("");
   add_threads_flag(*c, *threads);
   c->callback([threads, &exit_code] {
@@ -43,6 +45,14 @@ void add_info(CLI::App& root, int& exit_code) {
     std::printf("attend 0.1.0\nthreads: %d\ngemm: %s\ncuda: %s, %d device(s)\n", num_threads(),
                 ops::cpu_gemm_library_name(), built_with_cuda() ? "built" : "not built",
                 cuda_device_count());
+    // What this CPU has, and which precisions attend runs on it: fp32 everywhere; bf16 weight
+    // storage (f32 arithmetic) for `generate --precision bf16` where AVX-512 runs its kernel.
+    const CpuInfo& cpu = cpu_info();
+    std::printf("cpu: %s\ncpu features: %s\n",
+                cpu.brand.empty() ? "(no brand string)" : cpu.brand.c_str(),
+                cpu_feature_line(cpu).c_str());
+    std::printf("precisions: fp32; bf16 weights (generate --precision bf16): %s\n",
+                ops::bf16_weights_supported() ? "yes" : "no (needs avx512f)");
     // MPI is reported without initialising it (info never starts communication).
     const std::string mpirun = on_path("mpirun");
     std::printf("mpi: %s%s\nmpirun: %s\nnccl: %s\n", dist::mpi_library_version().c_str(),

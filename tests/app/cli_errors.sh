@@ -69,6 +69,16 @@ got=$(PATH=/nonexistent "$(realpath "$ATTEND")" info | grep '^mpirun:')
   { echo "FAIL: info without mpirun printed '$got'"; fails=$((fails + 1)); }
 got=$("$ATTEND" info | grep -c '^nccl: ')
 [[ "$got" == 1 ]] || { echo "FAIL: info printed no nccl line"; fails=$((fails + 1)); }
+# The CPU's extensions, each named on the side it belongs to, and the precisions they make
+# native: the AVX-512 answer agrees with /proc/cpuinfo's flags.
+got=$("$ATTEND" info | grep '^cpu features: ')
+for name in avx2 avx512f avx512bw avx512_bf16 avx512_vnni amx_bf16 amx_int8; do
+  [[ " $got " == *" $name"[\ \;]* ]] || { echo "FAIL: info does not name $name: '$got'"; fails=$((fails + 1)); }
+done
+got=$("$ATTEND" info | grep '^precisions: ')
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then want=yes; else want=no; fi
+[[ "$got" == "precisions: fp32; bf16 weights (generate --precision bf16): $want"* ]] ||
+  { echo "FAIL: info printed '$got' (avx512f: $want)"; fails=$((fails + 1)); }
 got=$("$ATTEND" train "${tiny[@]}" --train.out "$dir/run1" --train.threads 2 --threads 1 | grep -o '[0-9]* threads')
 [[ "$got" == "1 threads" ]] || { echo "FAIL: train --threads 1 ran with '$got'"; fails=$((fails + 1)); }
 expect "translate: --model is required" "$ATTEND" translate

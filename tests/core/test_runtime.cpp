@@ -3,8 +3,10 @@
 
 #include <atomic>
 #include <set>
+#include <string>
 
 #include "core/allocator.h"
+#include "core/cpu_info.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -36,7 +38,8 @@ TEST(Arena, TensorsComeFromTheArenaAndStopGrowing) {
     if (step == 0) {
       allocs_after_first_step = arena.system_allocations();
     } else {
-      EXPECT_EQ(arena.system_allocations(), allocs_after_first_step) << "arena grew at step " << step;
+      EXPECT_EQ(arena.system_allocations(), allocs_after_first_step)
+          << "arena grew at step " << step;
     }
   }
   EXPECT_GE(arena.peak_bytes(), 420000u);
@@ -101,6 +104,44 @@ TEST(Rng, DropoutMaskDoesNotDependOnThreadCount) {
   int zeros = 0;
   for (float v : one) zeros += v == 0.f;
   EXPECT_NEAR(zeros / 4099.0, 0.3, 0.03);
+}
+
+TEST(CpuInfo, AgreesWithTheCompilersFeatureTestsAndNamesEveryExtension) {
+  const CpuInfo& c = cpu_info();
+  EXPECT_EQ(&c, &cpu_info());  // read once
+#if defined(__x86_64__)
+  EXPECT_EQ(c.avx2, static_cast<bool>(__builtin_cpu_supports("avx2")));
+  EXPECT_EQ(c.avx512f, static_cast<bool>(__builtin_cpu_supports("avx512f")));
+  EXPECT_EQ(c.avx512bw, static_cast<bool>(__builtin_cpu_supports("avx512bw")));
+  EXPECT_EQ(c.avx512_vnni, static_cast<bool>(__builtin_cpu_supports("avx512vnni")));
+  EXPECT_EQ(c.avx512_bf16, static_cast<bool>(__builtin_cpu_supports("avx512bf16")));
+#endif
+  if (c.amx_bf16 || c.amx_int8) {
+    EXPECT_TRUE(c.amx_tile);
+  }
+  if (c.amx_permitted) {
+    EXPECT_TRUE(c.amx_tile);
+  }
+  // Each extension is named once, on the side it belongs to.
+  const std::string line = cpu_feature_line(c);
+  for (const char* name :
+       {"avx2", "avx512f", "avx512bw", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"}) {
+    const size_t at = line.find(name);
+    ASSERT_NE(at, std::string::npos) << name << " missing from '" << line << "'";
+  }
+  const size_t split = line.find("; not: ");
+  const std::string has = line.substr(0, split);
+  EXPECT_EQ(c.avx512f, has.find("avx512f") != std::string::npos) << line;
+  EXPECT_EQ(c.amx_bf16 && c.amx_tile, has.find("amx_bf16") != std::string::npos) << line;
+  CpuInfo none;
+  EXPECT_EQ(cpu_feature_line(none),
+            "none; not: avx2 avx512f avx512bw avx512_bf16 avx512_vnni "
+            "amx_bf16 amx_int8");
+  none.avx2 = none.avx512f = none.avx512bw = none.avx512_bf16 = none.avx512_vnni = true;
+  none.amx_tile = none.amx_bf16 = none.amx_int8 = true;
+  EXPECT_EQ(cpu_feature_line(none),
+            "avx2 avx512f avx512bw avx512_bf16 avx512_vnni amx_bf16 amx_int8 (AMX present, but "
+            "the OS refused the tile state)");
 }
 
 }  // namespace

@@ -36,6 +36,13 @@ StreamScope::StreamScope(void* stream) : previous_(tls_context.cuda_stream) {
 }
 StreamScope::~StreamScope() { tls_context.cuda_stream = previous_; }
 
+ProductsScope::ProductsScope(DType products) : previous_(tls_context.products) {
+  ATTEND_CHECK(products == DType::kF32 || products == DType::kBF16,
+               "products: expected f32 or bf16, got {}", dtype_name(products));
+  tls_context.products = products;
+}
+ProductsScope::~ProductsScope() { tls_context.products = previous_; }
+
 Allocator* cpu_heap_allocator() {
   static CpuHeapAllocator heap;
   return &heap;

@@ -126,6 +126,12 @@ inline void gemm_on(Path path, Device dev, bool ta, bool tb, int64_t M, int64_t 
                     int64_t batch) {
   switch (path) {
     case Path::kCpuF32:
+      if (current_context().products == DType::kBF16) {  // mixed precision: bf16 operands
+        cpu::gemm_bf16_batched(ta, tb, M, N, K, static_cast<float>(alpha), A.data<float>(), lda, sa,
+                               B.data<float>(), ldb, sb, static_cast<float>(beta), C.data<float>(),
+                               ldc, sc, batch);
+        return;
+      }
       cpu::sgemm_batched(ta, tb, M, N, K, static_cast<float>(alpha), A.data<float>(), lda, sa,
                          B.data<float>(), ldb, sb, static_cast<float>(beta), C.data<float>(), ldc,
                          sc, batch);

@@ -3,6 +3,7 @@
 // rest. Same contracts as kernels/ref (see ref.h), which is their test oracle.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "kernels/common.h"
 
@@ -20,18 +21,32 @@ void set_gemm_library(GemmLibrary lib);
 const char* gemm_library_name(GemmLibrary lib);
 
 /// C = alpha * op(A) op(B) + beta * C, row-major.
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-           int64_t ldc);
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 /// C = A B^T (row-major A [M, K], B [N, K], C [M, N]) through oneDNN's matmul primitive, built
 /// once per shape and kept: what sgemm uses for 33-512 rows (docs/gemm.md).
-void sgemm_nt_matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                     const float* B, int64_t ldb, float* C, int64_t ldc);
+void sgemm_nt_matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                     int64_t ldb, float* C, int64_t ldc);
 /// `batch` independent sgemm calls; matrix i starts at A + i*stride_a etc. (stride 0 broadcasts).
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
                    int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
                    int64_t batch);
+
+/// sgemm_batched's contract with bf16 products: A and B rounded to bf16 (nearest even), the
+/// products summed in f32 (oneDNN's matmul primitive, gemm_bf16.cpp). What gemm runs on f32
+/// tensors while the thread's context asks for bf16 products (core/context.h).
+void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
+                       int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
+                       int64_t batch);
+/// y[i] = x[i] rounded to bf16 (raw bits), nearest even, as to_bf16 (core/types.h).
+void round_to_bf16(const float* x, uint16_t* y, int64_t n);
+/// oneDNN's kernel for bf16 products on this CPU (e.g. "brg:avx512_core_amx",
+/// "brg:avx512_core_bf16"), and whether it computes them natively (AMX or AVX-512 BF16) rather
+/// than by widening them to f32.
+const std::string& bf16_product_kernel();
+bool bf16_products_native();
 
 void add(const float* a, const float* b, float* y, int64_t n);
 void accumulate(const float* x, float* y, int64_t n);

@@ -46,13 +46,18 @@ void add_info(CLI::App& root, int& exit_code) {
                 ops::cpu_gemm_library_name(), built_with_cuda() ? "built" : "not built",
                 cuda_device_count());
     // What this CPU has, and which precisions attend runs on it: fp32 everywhere; bf16 weight
-    // storage (f32 arithmetic) for `generate --precision bf16` where AVX-512 runs its kernel.
+    // storage (f32 arithmetic) for `generate --precision bf16` where AVX-512 runs its kernel;
+    // bf16 products for training where oneDNN has a native kernel (AMX or AVX-512 BF16).
     const CpuInfo& cpu = cpu_info();
     std::printf("cpu: %s\ncpu features: %s\n",
                 cpu.brand.empty() ? "(no brand string)" : cpu.brand.c_str(),
                 cpu_feature_line(cpu).c_str());
-    std::printf("precisions: fp32; bf16 weights (generate --precision bf16): %s\n",
-                ops::bf16_weights_supported() ? "yes" : "no (needs avx512f)");
+    std::printf(
+        "precisions: fp32; bf16 weights (generate --precision bf16): %s; bf16 products "
+        "(train.precision bf16): %s (oneDNN %s)\n",
+        ops::bf16_weights_supported() ? "yes" : "no (needs avx512f)",
+        ops::bf16_products_native() ? "yes" : "no (needs amx_bf16 or avx512_bf16)",
+        ops::bf16_products_kernel().c_str());
     // MPI is reported without initialising it (info never starts communication).
     const std::string mpirun = on_path("mpirun");
     std::printf("mpi: %s%s\nmpirun: %s\nnccl: %s\n", dist::mpi_library_version().c_str(),

@@ -5,9 +5,12 @@
 // trains the language model instead on --batch windows of --tgt-len tokens (next-token loss,
 // no label smoothing; --src-len unused).
 //
-// usage: train_throughput [--preset small|base|tiny|big|gpt-tiny|gpt2-small] [--batch 64] [--src-len 32]
+// usage: train_throughput [--preset small|base|tiny|big|gpt-tiny|gpt2-small] [--batch 64]
+// [--src-len 32]
 //                         [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]
-//                         [--dropout P] [--threads N] [--bucket-mb MB]
+//                         [--dropout P] [--threads N] [--bucket-mb MB] [--precision fp32|bf16]
+// --precision bf16 trains as train.precision bf16 does (bf16 products, f32 sums) and measures
+// the GEMM peak with bf16 products too, so that MFU is against the rate of the unit it used.
 // Under `mpirun -np N` it trains data parallel (one batch per rank, gradients summed over the
 // ranks in buckets) and rank 0 reports the global throughput, with the seconds per step spent
 // all-reducing and the part of them backward did not hide (comm_wait_s_per_step).
@@ -21,21 +24,23 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "core/allocator.h"
+#include "core/context.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
-#include "dist/communicator.h"
 #include "data/batcher.h"
 #include "data/tokenizer.h"
+#include "dist/communicator.h"
 #include "kernels/cpu/cpu.h"
 #include "nn/transformer.h"
 #include "ops/ops.h"
-#include "train/trainer.h"
-#include "args.h"
 #include "peak.h"
+#include "train/trainer.h"
 
 namespace attend {
 namespace {
@@ -63,10 +68,10 @@ double forward_flops(const nn::TransformerConfig& c, double B, double S, double 
   const double d = static_cast<double>(c.d_model), F = static_cast<double>(c.ffn);
   const double V = static_cast<double>(c.tgt_vocab);
   const double enc = c.encoder_layers * (B * S * (8 * d * d + 4 * d * F) + 4 * B * S * S * d);
-  const double dec = c.decoder_layers * (B * T * (8 * d * d + 4 * d * F)      // self q,k,v,o + FFN
+  const double dec = c.decoder_layers * (B * T * (8 * d * d + 4 * d * F)  // self q,k,v,o + FFN
                                          + B * T * 4 * d * d + B * S * 4 * d * d  // cross q,o / k,v
-                                         + 2 * B * T * T * d                     // causal half
-                                         + 4 * B * T * S * d);                   // cross scores + PV
+                                         + 2 * B * T * T * d                      // causal half
+                                         + 4 * B * T * S * d);  // cross scores + PV
   return enc + dec + 2 * B * T * d * V;
 }
 
@@ -84,12 +89,13 @@ int run(int argc, char** argv) {
       "                        [--src-len 32]\n"
       "                        [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]\n"
       "                        [--dropout P] [--threads N] [--bucket-mb MB]\n"
+      "                        [--precision fp32|bf16]\n"
       "  under mpirun -np N: data parallel, one batch per rank, global tokens/s from rank 0\n"
       "  times full training steps on synthetic batches; prints one JSON object (tokens/s,\n"
       "  model FLOP utilisation against the measured GEMM peak, peak RSS)\n";
   const bench::Args args(argc, argv, "train_throughput", usage,
                          {"--preset", "--batch", "--src-len", "--tgt-len", "--vocab", "--steps",
-                          "--warmup", "--dropout", "--threads", "--bucket-mb"});
+                          "--warmup", "--dropout", "--threads", "--bucket-mb", "--precision"});
   const std::string preset = args.str("--preset", "small");
   const int64_t B = args.integer("--batch", 64, 1), S = args.integer("--src-len", 32, 1);
   const int64_t T = args.integer("--tgt-len", 32, 1), V = args.integer("--vocab", 8000, 5);
@@ -98,7 +104,15 @@ int run(int argc, char** argv) {
   nn::TransformerConfig c = nn::TransformerConfig::preset(preset);
   c.src_vocab = c.tgt_vocab = V;
   c.dropout = args.number("--dropout", c.dropout, 0.0, 0.99);
-  const double peak = gemm_peak_gflops();
+  const std::string precision = args.str("--precision", "fp32");
+  if (precision != "fp32" && precision != "bf16")
+    throw std::runtime_error("--precision: expected fp32 or bf16, got '" + precision + "'");
+  const DType products = precision == "bf16" ? DType::kBF16 : DType::kF32;
+  double peak = 0;
+  {
+    ProductsScope scope(products);
+    peak = gemm_peak_gflops();
+  }
 
   const bool lm = c.arch == nn::Arch::kDecoderOnly;
   std::unique_ptr<nn::Model> owned;
@@ -115,6 +129,7 @@ int run(int argc, char** argv) {
   options.warmup = 1;
   options.label_smoothing = lm ? 0.0 : 0.1;
   options.bucket_mb = args.number("--bucket-mb", 25.0, 1e-3, 1e6);
+  options.precision = products;
   const data::Tokenizer no_vocabulary;  // only validation and checkpoints read it
   // Under mpirun every rank trains on its own batch and the gradients are summed (data
   // parallel); rank 0 reports the global throughput.
@@ -133,8 +148,7 @@ int run(int argc, char** argv) {
   batch.tgt_in = ids(B, T, 2 + r);
   batch.tgt_out = ids(B, T, 3 + r).reshape({B * T});
   if (!lm)
-    batch.src_lengths =
-        Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(S)), {B});
+    batch.src_lengths = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(S)), {B});
   batch.tgt_lengths = Tensor::from_vector(std::vector<int32_t>(B, static_cast<int32_t>(T)), {B});
   batch.indices.resize(static_cast<size_t>(B));
   batch.src_tokens = lm ? 0 : B * S;
@@ -153,9 +167,8 @@ int run(int argc, char** argv) {
   }
   const double ranks = comm.size();
   // Per timed step: seconds all-reducing, and seconds backward's end waited for them.
-  const double comm_s = trainer.reducer()
-                            ? (trainer.reducer()->seconds_communicating() - comm0) / steps
-                            : 0.0;
+  const double comm_s =
+      trainer.reducer() ? (trainer.reducer()->seconds_communicating() - comm0) / steps : 0.0;
   const double wait_s =
       trainer.reducer() ? (trainer.reducer()->seconds_waiting() - wait0) / steps : 0.0;
   if (comm.rank() != 0) return 0;
@@ -165,19 +178,21 @@ int run(int argc, char** argv) {
       3.0 * (lm ? lm_forward_flops(c, static_cast<double>(B), static_cast<double>(T))
                 : forward_flops(c, static_cast<double>(B), static_cast<double>(S),
                                 static_cast<double>(T)));
-  std::printf("{\"impl\": \"attend\", \"preset\": \"%s\", \"batch\": %lld, \"src_len\": %lld, "
-              "\"tgt_len\": %lld, \"vocab\": %lld, \"threads\": %d, \"params\": %lld, "
-              "\"step_s\": %.5f, \"tgt_tokens_per_s\": %.1f, \"src_tgt_tokens_per_s\": %.1f, "
-              "\"model_gflops_per_step\": %.3f, \"achieved_gflops\": %.2f, "
-              "\"gemm_peak_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, "
-              "\"gemm\": \"%s\", \"ranks\": %d, \"comm_s_per_step\": %.5f, "
-              "\"comm_wait_s_per_step\": %.5f}\n",
-              preset.c_str(), static_cast<long long>(B), static_cast<long long>(lm ? 0 : S),
-              static_cast<long long>(T), static_cast<long long>(V), num_threads(),
-              static_cast<long long>(model.num_parameters()), med, ranks * B * T / med,
-              ranks * B * ((lm ? 0 : S) + T) / med, flops / 1e9, ranks * flops / med / 1e9, peak,
-              ranks * flops / med / 1e9 / peak, status_kib("VmHWM:") / 1024.0,
-              cpu::gemm_library_name(cpu::gemm_library()), comm.size(), comm_s, wait_s);
+  std::printf(
+      "{\"impl\": \"attend\", \"preset\": \"%s\", \"batch\": %lld, \"src_len\": %lld, "
+      "\"tgt_len\": %lld, \"vocab\": %lld, \"threads\": %d, \"precision\": \"%s\", \"params\": "
+      "%lld, "
+      "\"step_s\": %.5f, \"tgt_tokens_per_s\": %.1f, \"src_tgt_tokens_per_s\": %.1f, "
+      "\"model_gflops_per_step\": %.3f, \"achieved_gflops\": %.2f, "
+      "\"gemm_peak_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, "
+      "\"gemm\": \"%s\", \"ranks\": %d, \"comm_s_per_step\": %.5f, "
+      "\"comm_wait_s_per_step\": %.5f}\n",
+      preset.c_str(), static_cast<long long>(B), static_cast<long long>(lm ? 0 : S),
+      static_cast<long long>(T), static_cast<long long>(V), num_threads(), precision.c_str(),
+      static_cast<long long>(model.num_parameters()), med, ranks * B * T / med,
+      ranks * B * ((lm ? 0 : S) + T) / med, flops / 1e9, ranks * flops / med / 1e9, peak,
+      ranks * flops / med / 1e9 / peak, status_kib("VmHWM:") / 1024.0,
+      cpu::gemm_library_name(cpu::gemm_library()), comm.size(), comm_s, wait_s);
   return 0;
 }
 

@@ -5,6 +5,10 @@ and divided by the target tokens, Adam (0.9, 0.98, 1e-9); median step time over 
 
   OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 tools/train_peer.py --preset small --threads 2
 
+--precision bf16 runs forward and loss under torch.autocast("cpu", dtype=torch.bfloat16)
+(PyTorch's CPU mixed precision: its matmuls in bf16 through oneDNN, weights and Adam in fp32),
+the peer of train_throughput --precision bf16.
+
 A decoder-only preset (gpt-tiny, gpt2-small) trains tools/transformer_reference.py's DecoderOnly
 (pre-norm, GELU, learned positions, tied embeddings, dropout 0.1) on --batch windows of
 --tgt-len tokens with the next-token loss (no label smoothing), as train_throughput does.
@@ -48,6 +52,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dropout", type=float, default=None)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -74,10 +79,11 @@ def main():
     for step in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad()
-        logits = model(tgt_in, tl) if lm else model(src, sl, tgt_in, tl)
-        loss = torch.nn.functional.cross_entropy(logits, tgt_out, ignore_index=0,
-                                                 label_smoothing=0.0 if lm else 0.1,
-                                                 reduction="sum")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            logits = model(tgt_in, tl) if lm else model(src, sl, tgt_in, tl)
+            loss = torch.nn.functional.cross_entropy(logits.float(), tgt_out, ignore_index=0,
+                                                     label_smoothing=0.0 if lm else 0.1,
+                                                     reduction="sum")
         (loss / (B * T)).backward()
         opt.step()
         if step >= a.warmup:
@@ -85,8 +91,9 @@ def main():
     times.sort()
     med = times[len(times) // 2]
     # GEMM rate of this torch build on the same 2048^3 product attend measures.
-    x = torch.full((2048, 2048), 0.5)
-    y = torch.full((2048, 2048), 0.25)
+    dtype = torch.bfloat16 if a.precision == "bf16" else torch.float32
+    x = torch.full((2048, 2048), 0.5, dtype=dtype)
+    y = torch.full((2048, 2048), 0.25, dtype=dtype)
     best = 0.0
     for _ in range(5):
         t0 = time.perf_counter()
@@ -94,7 +101,7 @@ def main():
         best = max(best, 2 * 2048 ** 3 / (time.perf_counter() - t0) / 1e9)
     print(json.dumps({
         "impl": "pytorch", "torch": torch.__version__, "preset": a.preset, "batch": B,
-        "src_len": 0 if lm else S, "tgt_len": T, "vocab": a.vocab, "threads": torch.get_num_threads(),
+        "src_len": 0 if lm else S, "tgt_len": T, "vocab": a.vocab, "threads": torch.get_num_threads(), "precision": a.precision,
         "params": sum(p.numel() for p in model.parameters()), "step_s": med,
         "tgt_tokens_per_s": B * T / med, "src_tgt_tokens_per_s": B * ((0 if lm else S) + T) / med,
         "torch_gemm_gflops": best,

@@ -105,6 +105,8 @@ void gemm_bf16_weight(int64_t R, int64_t N, int64_t K, const float* A, const uin
 }  // namespace
 
 bool bf16_weights_supported() { return cpu::has_avx512(); }
+const std::string& bf16_products_kernel() { return cpu::bf16_product_kernel(); }
+bool bf16_products_native() { return cpu::bf16_products_native(); }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   constexpr std::string_view op = "linear";

@@ -5,6 +5,7 @@
 // Inputs may be non-contiguous views; outputs are contiguous.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -31,6 +32,11 @@ MatmulGrads matmul_backward(const Tensor& dc, const Tensor& a, const Tensor& b, 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 /// Whether this CPU runs linear with bf16 weights (AVX-512).
 bool bf16_weights_supported();
+/// bf16 products (ProductsScope in core/context.h): oneDNN's kernel for them on this CPU
+/// (e.g. "brg:avx512_core_amx"), and whether it is native (AMX or AVX-512 BF16) rather than a
+/// widening to f32, which would be slower than f32 products.
+const std::string& bf16_products_kernel();
+bool bf16_products_native();
 struct LinearGrads {
   Tensor dx, dw, dbias;
 };
@@ -140,8 +146,8 @@ struct AttentionOut {
 /// kv_rows (optional, i32 [B], CPU, no backward): query batch row b attends to row kv_rows[b]
 /// of k and v, whose batch may then differ from q's (the beams of a sentence sharing its
 /// encoder keys/values while decoding).
-AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                       const AttentionMask& mask, double scale, const Tensor& kv_rows = {});
+AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
+                       double scale, const Tensor& kv_rows = {});
 struct AttentionGrads {
   Tensor dq, dk, dv;
 };
@@ -161,8 +167,8 @@ AttentionGrads attention_reference_backward(const Tensor& dout, const Tensor& q,
 
 // ------------------------------------------------------------------ loss
 struct CrossEntropyOut {
-  Tensor loss;       // [] : sum of per-token losses / normaliser
-  Tensor lse;        // [N] saved log-sum-exp
+  Tensor loss;         // [] : sum of per-token losses / normaliser
+  Tensor lse;          // [N] saved log-sum-exp
   int64_t tokens = 0;  // rows whose target is not ignore_index
   double normaliser = 1.0;
 };
@@ -196,8 +202,8 @@ TopK top_k(const Tensor& x, int64_t k, const std::vector<int32_t>& banned = {},
 
 // ------------------------------------------------------------------ optimizer
 /// One Adam(W) step in place on param, m and v (step counts from 1).
-void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
-                 const AdamConfig& config, int64_t step);
+void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamConfig& config,
+                 int64_t step);
 
 // ------------------------------------------------------------------ quantization
 /// x [..., cols] (f32 or f64) as int8 with one scale per row (symmetric, as quantized weights

@@ -22,8 +22,10 @@ void Adam::step() {
   ++step_;
   for (size_t i = 0; i < params_.size(); ++i) {
     const ag::Variable& p = params_[i].second;
-    ATTEND_CHECK(p.grad().defined(), "adam: parameter '{}' has no gradient (call zero_grad() "
-                 "before the forward pass)", params_[i].first);
+    ATTEND_CHECK(p.grad().defined(),
+                 "adam: parameter '{}' has no gradient (call zero_grad() "
+                 "before the forward pass)",
+                 params_[i].first);
     ops::adam_update(p.mutable_value(), p.grad(), m_[i], v_[i], config_, step_);
   }
 }

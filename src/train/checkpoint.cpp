@@ -13,7 +13,9 @@ namespace attend::train {
 namespace fs = std::filesystem;
 namespace {
 
-std::string path(const std::string& dir, const std::string& f) { return (fs::path(dir) / f).string(); }
+std::string path(const std::string& dir, const std::string& f) {
+  return (fs::path(dir) / f).string();
+}
 
 }  // namespace
 
@@ -34,7 +36,8 @@ void save_checkpoint(const std::string& dir, const nn::Module& model, Adam* adam
   for (const auto& [name, v] : model.named_parameters()) weights.emplace_back(name, v.value());
   const bool keeps_ema = ema != nullptr && adam != nullptr;
   put("model.safetensors", io::safetensors_bytes(ema ? ema->named() : weights, {{"format", "pt"}}));
-  if (keeps_ema) put("train_weights.safetensors", io::safetensors_bytes(weights, {{"format", "pt"}}));
+  if (keeps_ema)
+    put("train_weights.safetensors", io::safetensors_bytes(weights, {{"format", "pt"}}));
   if (adam) {
     std::vector<std::pair<std::string, Tensor>> moments;
     for (auto& m : adam->state()) {
@@ -63,7 +66,9 @@ void save_checkpoint(const std::string& dir, const nn::Module& model, Adam* adam
   io::replace_dir_atomic(tmp, dir);
 }
 
-std::string read_config_json(const std::string& dir) { return io::read_file(path(dir, "config.json")); }
+std::string read_config_json(const std::string& dir) {
+  return io::read_file(path(dir, "config.json"));
+}
 
 void load_model(const std::string& dir, nn::Module& model) {
   models::load_weights(path(dir, "model.safetensors"), model);
@@ -117,7 +122,6 @@ TrainerState load_state(const std::string& dir) {
 }
 
 }  // namespace attend::train
-
 
 namespace attend::train {
 

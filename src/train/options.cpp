@@ -86,6 +86,9 @@ io::Config train_config() {
       {"train.ema_decay", KeyType::kFloat, "0",
        "moving average of the weights, for validation and checkpoints: decay per step (0: off; "
        "0.999 ~ the last 1,000 steps)"},
+      {"train.precision", KeyType::kString, "fp32",
+       "fp32, or bf16: the matrix products of forward and backward with bf16 operands and f32 "
+       "sums (AMX or AVX-512 BF16); weights, gradients, Adam and checkpoints stay fp32"},
       {"train.clip_norm", KeyType::kFloat, "0", "clip the global gradient norm to this (0: off)"},
       {"train.log_every", KeyType::kInt, "50",
        "steps between progress lines and train.jsonl records"},
@@ -134,6 +137,10 @@ TrainOptions TrainOptions::from_config(const io::Config& c) {
   o.weight_decay = c.get_float("train.weight_decay");
   o.label_smoothing = c.get_float("train.label_smoothing");
   o.clip_norm = c.get_float("train.clip_norm");
+  const std::string precision = c.get_string("train.precision");
+  ATTEND_CHECK(precision == "fp32" || precision == "bf16",
+               "train.precision: expected fp32 or bf16, got '{}'", precision);
+  o.precision = precision == "bf16" ? DType::kBF16 : DType::kF32;
   o.ema_decay = c.get_float("train.ema_decay");
   ATTEND_CHECK(o.ema_decay >= 0 && o.ema_decay < 1,
                "train.ema_decay: expected a value in [0, 1), got {}", o.ema_decay);

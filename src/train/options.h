@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/types.h"
 #include "io/config.h"
 #include "train/schedule.h"
 
@@ -31,6 +32,9 @@ struct TrainOptions {
   int64_t warmup = 4000;
   double adam_beta1 = 0.9, adam_beta2 = 0.98, adam_eps = 1e-9, weight_decay = 0;
   double label_smoothing = 0.1, clip_norm = 0, ema_decay = 0;
+  // precision of the matrix products in forward and backward: kF32 or kBF16 (mixed precision:
+  // bf16 operands, f32 sums; weights, gradients, optimizer state and every other op stay f32)
+  DType precision = DType::kF32;
   // progress, checkpoints, validation
   int64_t log_every = 50, save_every = 1000, keep_checkpoints = 20, valid_every = 1000;
   bool valid_bleu = true;

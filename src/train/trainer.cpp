@@ -18,6 +18,8 @@
 #include <set>
 
 #include "core/allocator.h"
+#include "core/context.h"
+#include "core/cpu_info.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "data/batcher.h"
@@ -201,7 +203,8 @@ int64_t char_count(const std::string& s) {
 LmText load_lm_text(const io::Config& c, nn::Arch arch) {
   ATTEND_CHECK(c.is_set("data.train_text"),
                "model.arch {} trains on text: set data.train_text (data.train_src and "
-               "data.train_tgt are for translation)", nn::arch_name(arch));
+               "data.train_tgt are for translation)",
+               nn::arch_name(arch));
   const std::string bad = c.get_string("data.bad_utf8");
   ATTEND_CHECK(bad == "error" || bad == "skip", "data.bad_utf8: expected error or skip, got '{}'",
                bad);
@@ -248,6 +251,16 @@ Trainer::Trainer(nn::Model& model, const data::Tokenizer& tokenizer, const Train
                                                 static_cast<int64_t>(o.bucket_mb * 1024 * 1024));
     gradients_.on_ready([this](size_t i) { reducer_->ready(i); });
     broadcast_parameters();
+  }
+  if (o.precision == DType::kBF16) {
+    const CpuInfo& cpu = cpu_info();
+    ATTEND_CHECK(
+        ops::bf16_products_native(),
+        "train.precision bf16: this CPU has neither AMX-BF16{} nor AVX-512 BF16 "
+        "(avx512_bf16), so bf16 products would run slower than fp32 (oneDNN's kernel "
+        "here: {}); use train.precision fp32",
+        cpu.amx_bf16 && !cpu.amx_permitted ? " (present, but the OS denies the tile state)" : "",
+        ops::bf16_products_kernel());
   }
   if (o.ema_decay > 0) ema_ = std::make_unique<Ema>(model.named_parameters(), o.ema_decay);
   if (dynamic_cast<const nn::EncoderOnly*>(&model)) {
@@ -307,6 +320,7 @@ StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t
     const bool last = a + 1 == batches.size();
     {
       ArenaScope scope(&arena_);
+      ProductsScope products(options_.precision);  // train.precision: forward and backward
       ag::Tape tape;
       ag::Variable loss;
       const uint64_t dropout_stream =
@@ -359,8 +373,8 @@ Validation Trainer::validate(const ValidationSet& set) {
       // masked-LM: the same corruption at every validation (batch k's own stream)
       if (mlm_) b = data::mask_batch(b, mask_rule_, options_.seed ^ kMaskSeed ^ 1, k++);
       const Tensor out_logits = logits(b, 0).value();
-      const auto out = ops::cross_entropy(out_logits, b.tgt_out, {0.0, data::kPadId},
-                                          ops::Reduction::kSum);
+      const auto out =
+          ops::cross_entropy(out_logits, b.tgt_out, {0.0, data::kPadId}, ops::Reduction::kSum);
       nll += out.loss.item();
       tokens += b.tgt_tokens;
       if (mlm_) correct += decode::count_correct(out_logits, b.tgt_out, data::kPadId);
@@ -516,7 +530,8 @@ TrainResult train(const io::Config& c, bool resume) {
   const bool lm = checked.arch == nn::Arch::kDecoderOnly || mlm;  // trains on text
   ATTEND_CHECK(!mlm || c.get_string("vocab.type") != "char",
                "vocab.type char: masked-LM training (model.arch encoder_only) needs a subword "
-               "vocabulary (bpe or unigram), which holds the {} piece", data::kMaskPiece);
+               "vocabulary (bpe or unigram), which holds the {} piece",
+               data::kMaskPiece);
   if (lm) o.valid_bleu = false;  // a language model is validated (and selected) by its loss
   // Data and vocabulary.
   Corpus corpus;
@@ -581,9 +596,10 @@ TrainResult train(const io::Config& c, bool resume) {
   if (mlm) {  // one sentence per line: BOS ids EOS, cut to the model's positions
     train_set = data::mlm_sentences(tok, text.train, model_cfg.max_positions);
     valid.examples = data::mlm_sentences(tok, text.valid, model_cfg.max_positions);
-    std::printf("data: %zu training sentences, %zu validation sentences (masked-LM: 15%% of the "
-                "tokens chosen, 80%% of those masked, 10%% random, 10%% kept)\n",
-                train_set.size(), valid.examples.size());
+    std::printf(
+        "data: %zu training sentences, %zu validation sentences (masked-LM: 15%% of the "
+        "tokens chosen, 80%% of those masked, 10%% random, 10%% kept)\n",
+        train_set.size(), valid.examples.size());
     ATTEND_CHECK(!train_set.empty(), "data.train_text: no sentences");
   } else if (lm) {
     const int64_t block = c.get_int("data.block");
@@ -598,10 +614,11 @@ TrainResult train(const io::Config& c, bool resume) {
     const std::vector<int32_t> valid_ids = data::lm_stream(tok, text.valid);
     train_set = data::lm_windows(train_ids, block, stride);
     valid.examples = data::lm_windows(valid_ids, block, block);
-    std::printf("data: %zu training tokens in %zu windows of %lld (stride %lld), %zu validation "
-                "tokens in %zu windows\n",
-                train_ids.size(), train_set.size(), static_cast<long long>(block),
-                static_cast<long long>(stride), valid_ids.size(), valid.examples.size());
+    std::printf(
+        "data: %zu training tokens in %zu windows of %lld (stride %lld), %zu validation "
+        "tokens in %zu windows\n",
+        train_ids.size(), train_set.size(), static_cast<long long>(block),
+        static_cast<long long>(stride), valid_ids.size(), valid.examples.size());
     ATTEND_CHECK(!train_set.empty(), "data.train_text: too little text for one training window");
   } else {
     int64_t too_long = 0;
@@ -647,6 +664,11 @@ TrainResult train(const io::Config& c, bool resume) {
               static_cast<long long>(mc.d_model), static_cast<long long>(mc.ffn),
               static_cast<long long>(mc.heads), static_cast<long long>(mc.src_vocab),
               static_cast<long long>(model->num_parameters()), num_threads());
+  if (o.precision == DType::kBF16)
+    std::printf(
+        "precision: bf16 products, f32 sums (oneDNN %s); weights, gradients, Adam and "
+        "checkpoints fp32\n",
+        ops::bf16_products_kernel().c_str());
   if (ranks > 1)
     std::printf(
         "data parallel: %d ranks (%s), %lld batch(es) per rank per step, gradients "

@@ -110,8 +110,8 @@ class Trainer {
   Arena arena_;                         // every activation of a step comes from here
   dist::Communicator* comm_ = nullptr;  // set when more than one rank
   std::unique_ptr<dist::GradientReducer> reducer_;
-  bool mlm_ = false;           // an encoder-only model: masked-LM batches
-  data::MaskRule mask_rule_;   // (its mask id, vocabulary)
+  bool mlm_ = false;                                 // an encoder-only model: masked-LM batches
+  data::MaskRule mask_rule_;                         // (its mask id, vocabulary)
   static constexpr uint64_t kMaskSeed = 0x6d61736b;  // the masking draws' key, beside dropout's
 };
 
@@ -121,7 +121,7 @@ struct TrainResult {
   bool has_best = false;
   double best_metric = 0;
   std::string best_metric_name;  // "bleu" or "loss": what selected the best model
-  bool interrupted = false;  // stopped by SIGINT/SIGTERM (a checkpoint was saved)
+  bool interrupted = false;      // stopped by SIGINT/SIGTERM (a checkpoint was saved)
 };
 
 /// Trains with `config`; when `resume` the run continues from train.out's last checkpoint

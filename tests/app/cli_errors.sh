@@ -79,6 +79,17 @@ got=$("$ATTEND" info | grep '^precisions: ')
 if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then want=yes; else want=no; fi
 [[ "$got" == "precisions: fp32; bf16 weights (generate --precision bf16): $want"* ]] ||
   { echo "FAIL: info printed '$got' (avx512f: $want)"; fails=$((fails + 1)); }
+# bf16 products are native where oneDNN runs them on AMX (when the OS grants the tile state,
+# which every kernel since 5.16 does) or AVX-512 BF16.
+if grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null; then want=yes; else want=no; fi
+[[ "$got" == *"; bf16 products (train.precision bf16): $want"* ]] ||
+  { echo "FAIL: info printed '$got' (bf16 products: $want)"; fails=$((fails + 1)); }
+expect "train.precision: expected fp32 or bf16, got 'fp16'" "$ATTEND" train "${tiny[@]}" --train.precision fp16
+if [[ $want == yes ]]; then
+  got=$("$ATTEND" train "${tiny[@]}" --train.out "$dir/run-bf16" --train.precision bf16 | grep '^precision: ')
+  [[ "$got" == "precision: bf16 products, f32 sums (oneDNN "*"); weights, gradients, Adam and checkpoints fp32" ]] ||
+    { echo "FAIL: train --train.precision bf16 printed '$got'"; fails=$((fails + 1)); }
+fi
 got=$("$ATTEND" train "${tiny[@]}" --train.out "$dir/run1" --train.threads 2 --threads 1 | grep -o '[0-9]* threads')
 [[ "$got" == "1 threads" ]] || { echo "FAIL: train --threads 1 ran with '$got'"; fails=$((fails + 1)); }
 expect "translate: --model is required" "$ATTEND" translate

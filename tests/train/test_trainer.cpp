@@ -3,13 +3,16 @@
 // an outside token count normalises the step, steps learn, and save + resume continues exactly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "core/error.h"
 #include "data/batcher.h"
 #include "data/numbers.h"
 #include "models/config.h"
+#include "ops/ops.h"
 #include "tiny.h"
 #include "train/options.h"
 #include "train/trainer.h"
@@ -171,6 +174,71 @@ TEST(Trainer, StepsLearnAndResumeContinuesExactly) {
   std::filesystem::remove_all(dir);
 }
 
+// train.precision bf16: the products of forward and backward take bf16 operands (f32 sums),
+// everything else stays f32. Tolerances: each product's operands lose at most 2^-8 relative
+// (bf16's 8-bit significand), so the first step's loss -- the same weights, only the products'
+// rounding differs -- moves by a few 2^-8 of the logits' scale: 2^-6 relative is asserted.
+// After that the two runs take different (rounded) gradients and drift apart like two seeds
+// of one recipe, but must learn alike: over 50 steps every loss within 2% of fp32's and the
+// last one below 3/4 of the first in both. They must also differ somewhere (else bf16 was not
+// used). Resume continues bit for bit, and the checkpoint's weights are f32.
+TEST(Trainer, Bf16ProductsTrackFp32AndResumeExactly) {
+  const Fixture f;
+  io::Config c = keys();
+  c.set("train.precision", "bf16", "test");
+  const train::TrainOptions o16 = train::TrainOptions::from_config(c);
+  EXPECT_EQ(o16.precision, DType::kBF16);
+  nn::EncoderDecoder a(f.config, 6), b(f.config, 6);
+  if (!ops::bf16_products_native()) {  // a CPU without AMX or AVX-512 BF16: a clear refusal
+    EXPECT_TRUE(test::throws_with([&] { train::Trainer t(a, f.tok, o16); },
+                                  {"train.precision bf16", "avx512_bf16", "fp32"}));
+    GTEST_SKIP() << "no native bf16 products here (oneDNN: " << ops::bf16_products_kernel()
+                 << "); the refusal was checked";
+  }
+  train::Trainer t16(a, f.tok, o16), t32(b, f.tok, train::TrainOptions::from_config(keys()));
+  const data::Batch batch = f.batch(0, 8);
+  double first = 0, last16 = 0, last32 = 0, worst = 0;
+  bool differ = false;
+  for (int i = 0; i < 50; ++i) {
+    const auto r16 = t16.step({&batch}), r32 = t32.step({&batch});
+    if (i == 0) {
+      first = r32.loss;
+      EXPECT_LE(std::abs(r16.loss - r32.loss), std::ldexp(r32.loss, -6)) << "first step";
+    }
+    worst = std::max(worst, std::abs(r16.loss - r32.loss) / r32.loss);
+    differ = differ || r16.loss != r32.loss;
+    last16 = r16.loss;
+    last32 = r32.loss;
+  }
+  EXPECT_LE(worst, 0.02) << "the largest relative loss difference over 50 steps";
+  std::printf("bf16 vs fp32 over 50 steps: largest relative loss difference %.2e\n", worst);
+  EXPECT_TRUE(differ) << "bf16 products gave fp32's losses bit for bit: were they used?";
+  EXPECT_LT(last16, 0.75 * first);
+  EXPECT_LT(last32, 0.75 * first);
+
+  const std::string dir = test::tmp_path("trainer", "resume-bf16");
+  t16.save(dir, c.to_json(), true);
+  for (const auto& [name, v] : a.named_parameters()) EXPECT_EQ(v.value().dtype(), DType::kF32);
+  nn::EncoderDecoder r(f.config, 99);
+  train::Trainer tr(r, f.tok, o16);
+  tr.resume(dir);
+  for (int i = 0; i < 3; ++i) {
+    const auto ra = t16.step({&batch}), rb = tr.step({&batch});
+    EXPECT_EQ(ra.loss, rb.loss);
+    EXPECT_EQ(ra.grad_norm, rb.grad_norm);
+  }
+  const auto pa = a.named_parameters(), pr = r.named_parameters();
+  for (size_t i = 0; i < pa.size(); ++i)
+    EXPECT_EQ(pa[i].second.value().to_vector<float>(), pr[i].second.value().to_vector<float>())
+        << pa[i].first;
+  // The checkpoint loads into an fp32 trainer too (it holds fp32 weights and moments).
+  nn::EncoderDecoder plain(f.config, 98);
+  train::Trainer tp(plain, f.tok, train::TrainOptions::from_config(keys()));
+  tp.resume(dir);
+  EXPECT_TRUE(std::isfinite(tp.step({&batch}).loss));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Trainer, ValidatesWithLossAndBleu) {
   const Fixture f;
   io::Config c = keys();
@@ -200,6 +268,10 @@ TEST(TrainOptions, ErrorsNameTheKey) {
   c.set("train.schedule", "linear", "test");
   EXPECT_TRUE(test::throws_with([&] { train::TrainOptions::from_config(c); },
                                 {"train.schedule", "linear", "cosine"}));
+  c = keys();
+  c.set("train.precision", "int8", "test");
+  EXPECT_TRUE(test::throws_with([&] { train::TrainOptions::from_config(c); },
+                                {"train.precision", "int8", "fp32 or bf16"}));
   c = keys();
   c.set("train.max_tokens", "0", "test");
   EXPECT_TRUE(

@@ -103,15 +103,17 @@ TEST(Bf16Products, KernelScalesAccumulatesAndKeepsStridedOutputs) {
   // C = alpha op(A) op(B) + beta C on a C with leading dimension > N and a batch stride with a
   // gap, as attention's scaled products and accumulated gradients call it; the padding between
   // rows and matrices must stay untouched.
+  // A is strided too (lda > K, a gap between matrices): its rows are rounded one by one.
   const int64_t M = 19, N = 23, K = 40, ldc = 31, sc = M * ldc + 5, batch = 2;
-  const std::vector<double> av = randn({batch, M, K}, 41).to_vector<double>(),
+  const int64_t lda = K + 3, sa = M * lda + 2;
+  const std::vector<double> av = randn({batch * sa}, 41).to_vector<double>(),
                             bv = randn({batch, N, K}, 42).to_vector<double>();
   std::vector<float> a(av.begin(), av.end()), b(bv.begin(), bv.end());
   for (const auto& [alpha, beta] :
        std::vector<std::pair<float, float>>{{1.f, 0.f}, {0.125f, 0.f}, {1.f, 1.f}, {-0.5f, 2.f}}) {
     std::vector<float> c(static_cast<size_t>(batch * sc), 7.f);
-    cpu::gemm_bf16_batched(false, true, M, N, K, alpha, a.data(), K, M * K, b.data(), K, N * K,
-                           beta, c.data(), ldc, sc, batch);
+    cpu::gemm_bf16_batched(false, true, M, N, K, alpha, a.data(), lda, sa, b.data(), K, N * K, beta,
+                           c.data(), ldc, sc, batch);
     for (int64_t i = 0; i < batch; ++i)
       for (int64_t r = 0; r < M; ++r)
         for (int64_t j = 0; j < ldc; ++j) {
@@ -122,7 +124,7 @@ TEST(Bf16Products, KernelScalesAccumulatesAndKeepsStridedOutputs) {
           }
           double want = 0, mag = 0;
           for (int64_t k = 0; k < K; ++k) {
-            const double x = from_bf16(to_bf16(a[static_cast<size_t>((i * M + r) * K + k)])),
+            const double x = from_bf16(to_bf16(a[static_cast<size_t>(i * sa + r * lda + k)])),
                          y = from_bf16(to_bf16(b[static_cast<size_t>((i * N + j) * K + k)]));
             want += x * y;
             mag += std::abs(x * y);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "core/types.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/vec_math.h"
@@ -31,15 +32,22 @@ void round_to_bf16(const float* x, uint16_t* y, int64_t n) {
 
 namespace {
 
-// Copies op(X) [rows, cols] of a row-major matrix (leading dimension ld) into a dense bf16
-// [rows, cols] or, transposed, keeps the memory order and lets the descriptor's strides say it.
-// Only the elements the product reads are converted.
-void to_bf16_matrix(const float* X, int64_t ld, int64_t r, int64_t c, uint16_t* out) {
-  if (ld == c) {
-    round_to_bf16(X, out, r * c);
-    return;
-  }
-  for (int64_t i = 0; i < r; ++i) round_to_bf16(X + i * ld, out + i * c, c);
+// Rounds the stored matrices X_i [r, c] (leading dimension ld, matrix i at X + i * stride) of
+// a batch into dense bf16 [count, r, c], rows split over the pool's threads. Only the elements
+// the product reads are converted; a transposed operand keeps its memory order (the matmul
+// descriptor's strides say it).
+void to_bf16_matrices(const float* X, int64_t ld, int64_t stride, int64_t count, int64_t r,
+                      int64_t c, uint16_t* out) {
+  parallel_for(count * r, row_grain(c), [&](int64_t begin, int64_t end) {
+    if (ld == c && (count == 1 || stride == r * c)) {  // one dense block
+      round_to_bf16(X + begin * c, out + begin * c, (end - begin) * c);
+      return;
+    }
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t i = row / r, j = row % r;
+      round_to_bf16(X + i * stride + j * ld, out + row * c, c);
+    }
+  });
 }
 
 class Bf16MatmulCache {
@@ -138,8 +146,8 @@ void gemm_bf16_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float 
   thread_local std::vector<uint16_t> a16, b16;
   if (a16.size() < static_cast<size_t>(batch * ar * ac)) a16.resize(batch * ar * ac);
   if (b16.size() < static_cast<size_t>(b_count * br * bc)) b16.resize(b_count * br * bc);
-  for (int64_t i = 0; i < batch; ++i) to_bf16_matrix(A + i * sa, lda, ar, ac, &a16[i * ar * ac]);
-  for (int64_t i = 0; i < b_count; ++i) to_bf16_matrix(B + i * sb, ldb, br, bc, &b16[i * br * bc]);
+  to_bf16_matrices(A, lda, sa, batch, ar, ac, a16.data());
+  to_bf16_matrices(B, ldb, sb, b_count, br, bc, b16.data());
   try {
     cache().run(ta, tb, M, N, K, alpha, a16.data(), b16.data(), b_shared, beta, C, ldc,
                 batch > 1 ? sc : M * ldc, batch);

@@ -2,6 +2,7 @@
 // `attend eval-lm`: its loss, perplexity and bits per character on a text (an encoder-only
 // model's: masked-token loss and accuracy); `attend fill-mask`: an encoder-only model's fillers.
 // Inference commands: models come through the model layer; nothing here includes train/.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -61,6 +62,17 @@ int generate(const GenerateArgs& a) {
                    "generate: {}: the prompt has {} tokens but the model's "
                    "context is {} (keep its last tokens with --truncate left)",
                    where, n, gen.context());
+    // Generation stops where the next token would not fit the context: say so when that cuts
+    // --max-new short, rather than return fewer tokens without a word.
+    const int64_t room = gen.context() + 1 - std::min<int64_t>(n, gen.context());
+    if (o.max_new > room)
+      std::fprintf(stderr,
+                   "generate: warning: %s: the prompt's %lld tokens leave room for %lld of the "
+                   "%lld new tokens asked for (the model's context is %lld); generation stops "
+                   "there\n",
+                   where.c_str(), static_cast<long long>(std::min<int64_t>(n, gen.context())),
+                   static_cast<long long>(room), static_cast<long long>(o.max_new),
+                   static_cast<long long>(gen.context()));
   }
   if (a.input.empty()) {  // one prompt: its tokens stream to standard output as they come
     gen.generate(ids, o, [](size_t, const std::string& piece) {

@@ -106,6 +106,12 @@ expect "the prompt has 72 tokens but the model's context is 64 (keep its last to
   "$ATTEND" generate -m "$model" --prompt "$long"
 out=$("$ATTEND" generate -m "$model" --prompt "$long" --truncate left --max-new 3 2>&1)
 [[ "$out" == *"kept the last 64 of 72 prompt tokens"* ]] || fail "no truncation warning: $out"
+# --max-new beyond the context: the tokens that fit, and a warning saying how many.
+out=$("$ATTEND" generate -m "$model" --prompt "the cat" --max-new 500 --seed 5 2>&1 >/dev/null)
+[[ "$out" == *"leave room for "*" of the 500 new tokens asked for (the model's context is 64)"* ]] ||
+  fail "no warning for --max-new past the context: $out"
+out=$("$ATTEND" generate -m "$model" --prompt "the cat" --max-new 20 --seed 5 2>&1 >/dev/null)
+[[ -z "$out" ]] || fail "a warning for --max-new inside the context: $out"
 printf 'ok\nbad \xff here\n' > "$dir/bad.txt"
 expect "$dir/bad.txt:2: invalid UTF-8 in the prompt" "$ATTEND" generate -m "$model" -i "$dir/bad.txt"
 "$ATTEND" generate -m "$model" -i "$dir/bad.txt" --bad-utf8 replace --max-new 2 > /dev/null ||

@@ -64,15 +64,14 @@ int generate(const GenerateArgs& a) {
                    where, n, gen.context());
     // Generation stops where the next token would not fit the context: say so when that cuts
     // --max-new short, rather than return fewer tokens without a word.
-    const int64_t room = gen.context() + 1 - std::min<int64_t>(n, gen.context());
+    const int64_t kept = std::min<int64_t>(n, gen.context()), room = gen.context() + 1 - kept;
     if (o.max_new > room)
       std::fprintf(stderr,
                    "generate: warning: %s: the prompt's %lld tokens leave room for %lld of the "
                    "%lld new tokens asked for (the model's context is %lld); generation stops "
                    "there\n",
-                   where.c_str(), static_cast<long long>(std::min<int64_t>(n, gen.context())),
-                   static_cast<long long>(room), static_cast<long long>(o.max_new),
-                   static_cast<long long>(gen.context()));
+                   where.c_str(), static_cast<long long>(kept), static_cast<long long>(room),
+                   static_cast<long long>(o.max_new), static_cast<long long>(gen.context()));
   }
   if (a.input.empty()) {  // one prompt: its tokens stream to standard output as they come
     gen.generate(ids, o, [](size_t, const std::string& piece) {

@@ -6,8 +6,7 @@
 // no label smoothing; --src-len unused).
 //
 // usage: train_throughput [--preset small|base|tiny|big|gpt-tiny|gpt2-small] [--batch 64]
-// [--src-len 32]
-//                         [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]
+//                         [--src-len 32] [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]
 //                         [--dropout P] [--threads N] [--bucket-mb MB] [--precision fp32|bf16]
 // --precision bf16 trains as train.precision bf16 does (bf16 products, f32 sums) and measures
 // the GEMM peak with bf16 products too, so that MFU is against the rate of the unit it used.
@@ -180,9 +179,9 @@ int run(int argc, char** argv) {
                                 static_cast<double>(T)));
   std::printf(
       "{\"impl\": \"attend\", \"preset\": \"%s\", \"batch\": %lld, \"src_len\": %lld, "
-      "\"tgt_len\": %lld, \"vocab\": %lld, \"threads\": %d, \"precision\": \"%s\", \"params\": "
-      "%lld, "
-      "\"step_s\": %.5f, \"tgt_tokens_per_s\": %.1f, \"src_tgt_tokens_per_s\": %.1f, "
+      "\"tgt_len\": %lld, \"vocab\": %lld, \"threads\": %d, \"precision\": \"%s\", "
+      "\"params\": %lld, \"step_s\": %.5f, \"tgt_tokens_per_s\": %.1f, \"src_tgt_tokens_per_s\": "
+      "%.1f, "
       "\"model_gflops_per_step\": %.3f, \"achieved_gflops\": %.2f, "
       "\"gemm_peak_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, "
       "\"gemm\": \"%s\", \"ranks\": %d, \"comm_s_per_step\": %.5f, "

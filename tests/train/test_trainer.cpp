@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "data/batcher.h"
 #include "data/numbers.h"
+#include "io/safetensors.h"
 #include "models/config.h"
 #include "ops/ops.h"
 #include "tiny.h"
@@ -123,6 +124,21 @@ TEST(GradientBuffer, ReadyHookFiresOncePerParameterWithItsFinalGradient) {
   for (int n : fired) EXPECT_EQ(n, 0);
 }
 
+// `steps` more steps of ta and tb on `batch` give the same losses and gradient norms, bit for
+// bit, and leave a and b with the same weights (a resumed run continues the original exactly).
+void expect_same_course(train::Trainer& ta, const nn::EncoderDecoder& a, train::Trainer& tb,
+                        const nn::EncoderDecoder& b, const data::Batch& batch, int steps) {
+  for (int i = 0; i < steps; ++i) {
+    const auto ra = ta.step({&batch}), rb = tb.step({&batch});
+    EXPECT_EQ(ra.loss, rb.loss) << "step " << i;
+    EXPECT_EQ(ra.grad_norm, rb.grad_norm) << "step " << i;
+  }
+  const auto pa = a.named_parameters(), pb = b.named_parameters();
+  for (size_t i = 0; i < pa.size(); ++i)
+    EXPECT_EQ(pa[i].second.value().to_vector<float>(), pb[i].second.value().to_vector<float>())
+        << pa[i].first;
+}
+
 TEST(Trainer, OutsideTokenCountScalesTheStep) {
   const Fixture f;
   train::TrainOptions o = train::TrainOptions::from_config(keys());
@@ -158,15 +174,7 @@ TEST(Trainer, StepsLearnAndResumeContinuesExactly) {
   train::Trainer tb(b, f.tok, o);
   tb.resume(dir);
   EXPECT_EQ(tb.state().step, ta.state().step);
-  for (int i = 0; i < 2; ++i) {
-    const auto ra = ta.step({&batch}), rb = tb.step({&batch});
-    EXPECT_EQ(ra.loss, rb.loss);
-    EXPECT_EQ(ra.grad_norm, rb.grad_norm);
-  }
-  const auto pa = a.named_parameters(), pb = b.named_parameters();
-  for (size_t i = 0; i < pa.size(); ++i)
-    EXPECT_EQ(pa[i].second.value().to_vector<float>(), pb[i].second.value().to_vector<float>())
-        << pa[i].first;
+  expect_same_course(ta, a, tb, b, batch, 2);
   ASSERT_NE(ta.ema(), nullptr);
   const auto ea = ta.ema()->named(), eb = tb.ema()->named();
   for (size_t i = 0; i < ea.size(); ++i)
@@ -218,19 +226,14 @@ TEST(Trainer, Bf16ProductsTrackFp32AndResumeExactly) {
 
   const std::string dir = test::tmp_path("trainer", "resume-bf16");
   t16.save(dir, c.to_json(), true);
-  for (const auto& [name, v] : a.named_parameters()) EXPECT_EQ(v.value().dtype(), DType::kF32);
+  // The checkpoint's weights are f32 as written to disk, not only in memory.
+  const io::SafeTensors saved = io::load_safetensors(dir + "/model.safetensors");
+  ASSERT_FALSE(saved.tensors.empty());
+  for (const auto& [name, t] : saved.tensors) EXPECT_EQ(t.dtype(), DType::kF32) << name;
   nn::EncoderDecoder r(f.config, 99);
   train::Trainer tr(r, f.tok, o16);
   tr.resume(dir);
-  for (int i = 0; i < 3; ++i) {
-    const auto ra = t16.step({&batch}), rb = tr.step({&batch});
-    EXPECT_EQ(ra.loss, rb.loss);
-    EXPECT_EQ(ra.grad_norm, rb.grad_norm);
-  }
-  const auto pa = a.named_parameters(), pr = r.named_parameters();
-  for (size_t i = 0; i < pa.size(); ++i)
-    EXPECT_EQ(pa[i].second.value().to_vector<float>(), pr[i].second.value().to_vector<float>())
-        << pa[i].first;
+  expect_same_course(t16, a, tr, r, batch, 3);
   // The checkpoint loads into an fp32 trainer too (it holds fp32 weights and moments).
   nn::EncoderDecoder plain(f.config, 98);
   train::Trainer tp(plain, f.tok, train::TrainOptions::from_config(keys()));

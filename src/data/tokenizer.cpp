@@ -157,6 +157,16 @@ std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
   return p;
 }
 
+std::string Tokenizer::piece(int32_t id) const {
+  ATTEND_CHECK(id >= 0 && id < vocab_size(), "tokenizer: id {} outside the vocabulary of {}", id,
+               vocab_size());
+  if (is_char()) {
+    static const char* const kSpecial[] = {"<pad>", "<unk>", "<s>", "</s>"};
+    return id > kEosId ? chars_[static_cast<size_t>(id - 4)] : kSpecial[id];
+  }
+  return sp_->IdToPiece(id);
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   if (is_char()) {
     std::string out;

@@ -53,6 +53,9 @@ class Tokenizer {
   /// Text of the ids; pad, bos and eos are dropped, unk decodes as SentencePiece shows it.
   std::string decode(const std::vector<int32_t>& ids) const;
   std::vector<std::string> pieces(const std::string& text) const;
+  /// The piece of one id as the vocabulary spells it ("▁the", "<unk>"); an id outside the
+  /// vocabulary is an error naming it.
+  std::string piece(int32_t id) const;
   int64_t vocab_size() const;
   /// The special ids of this model (what decoding and model configs read; never constants).
   int32_t pad_id() const;

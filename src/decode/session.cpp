@@ -181,7 +181,8 @@ void Session::admit(const std::vector<Request>& requests) {
                     limits[static_cast<size_t>(b)],
                     memory_slots[static_cast<size_t>(b)],
                     lengths[static_cast<size_t>(b)],
-                    {}};
+                    {},
+                    true};
     live_.push_back({s, {}, 0.0, free_slots_.back()});
     free_slots_.pop_back();
   }
@@ -194,9 +195,37 @@ void Session::finish_sentence(int64_t s) {
                    [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
   if (static_cast<int64_t>(f.size()) > sent.options.n_best) f.resize(sent.options.n_best);
   retired_.push_back({sent.id, std::move(f)});
+  release_sentence(s);
+}
+
+void Session::release_sentence(int64_t s) {
+  Sentence& sent = sentences_[static_cast<size_t>(s)];
   free_memory_slots_.push_back(sent.memory_slot);
   free_sentences_.push_back(s);
   reserved_rows_ -= sent.options.beam;
+  sent.finished.clear();
+  sent.active = false;
+}
+
+bool Session::cancel(int64_t id) {
+  for (size_t s = 0; s < sentences_.size(); ++s) {
+    if (!sentences_[s].active || sentences_[s].id != id) continue;
+    // Its live rows are contiguous; their slots go back to the free list.
+    const int64_t si = static_cast<int64_t>(s);
+    std::vector<Live> kept;
+    kept.reserve(live_.size());
+    for (Live& h : live_) {
+      if (h.sentence != si) {
+        kept.push_back(std::move(h));
+      } else if (h.slot >= 0) {
+        free_slots_.push_back(h.slot);
+      }
+    }
+    live_.swap(kept);
+    release_sentence(si);
+    return true;
+  }
+  return false;
 }
 
 void Session::step() {

@@ -106,6 +106,10 @@ class Session {
   /// The requests finished since the last call, in the order they finished (admission order
   /// within a step).
   std::vector<Result> retire();
+  /// Drops request `id` (a client that left): its hypotheses and cache slots are freed and it
+  /// gives no result. Returns false when no active request has that id (it finished already or
+  /// never joined).
+  bool cancel(int64_t id);
   /// Live hypotheses (decoder rows of the next step) and requests still decoding.
   int64_t live_rows() const { return static_cast<int64_t>(live_.size()); }
   int64_t active_requests() const {
@@ -122,6 +126,7 @@ class Session {
     int32_t memory_slot = 0;  // encoder slot
     int32_t source_length = 0;
     std::vector<Hypothesis> finished;
+    bool active = false;  // decoding (false: a free entry)
   };
   struct Live {
     int64_t sentence;  // index into sentences_
@@ -130,6 +135,7 @@ class Session {
     int32_t slot;  // self-attention slot holding its positions (-1: not assigned yet)
   };
   void finish_sentence(int64_t s);
+  void release_sentence(int64_t s);
 
   const nn::EncoderDecoder& model_;
   nn::KvCache cache_;

@@ -101,6 +101,54 @@ TEST(Session, RequestsJoinAndLeaveARunningBatch) {
   expect_same(again[0].hypotheses, decode::search(model, {src[3]}, opts[0])[0], "reused");
 }
 
+TEST(Session, CancelledRequestsLeaveAndFreeTheirSlots) {
+  const auto owned = make_model(5);
+  const nn::EncoderDecoder& model = *owned;
+  const Sources src = sources();
+  const decode::SearchOptions o = options(3);
+  std::vector<std::vector<decode::Hypothesis>> alone;
+  for (size_t i = 0; i < src.size(); ++i)
+    alone.push_back(decode::search(model, {src[i]}, o, {i})[0]);
+
+  decode::Session s(model);
+  s.admit({{src[0], o, 0, 0}, {src[1], o, 1, 1}, {src[2], o, 2, 2}});
+  s.step();
+  s.step();
+  const int64_t rows_before = s.live_rows();
+  EXPECT_TRUE(s.cancel(1));   // mid-batch
+  EXPECT_FALSE(s.cancel(1));  // already gone
+  EXPECT_FALSE(s.cancel(42));
+  EXPECT_LT(s.live_rows(), rows_before);
+  EXPECT_EQ(s.active_requests(), 2);
+  // Newcomers take the freed entries and slots; the others are undisturbed.
+  for (int round = 0; round < 3; ++round) {
+    s.admit({{src[3], o, 3, 10 + round}});
+    s.step();
+    EXPECT_TRUE(s.cancel(10 + round));
+  }
+  s.admit({{src[4], o, 4, 4}});
+  std::vector<std::vector<decode::Hypothesis>> got(src.size());
+  std::vector<bool> seen(src.size(), false);
+  while (!s.idle()) {
+    s.step();
+    for (auto& r : s.retire()) {
+      ASSERT_LT(r.id, 5) << "a cancelled request gave a result";
+      seen[static_cast<size_t>(r.id)] = true;
+      got[static_cast<size_t>(r.id)] = std::move(r.hypotheses);
+    }
+  }
+  for (const size_t i : {0u, 2u, 4u}) {
+    EXPECT_TRUE(seen[i]) << "request " << i;
+    expect_same(got[i], alone[i], "request " + std::to_string(i));
+  }
+  EXPECT_FALSE(seen[1]);
+  EXPECT_EQ(s.active_requests(), 0);
+  // After the cancels, new requests still decode as they do alone.
+  s.admit({{src[3], o, 3, 20}, {src[1], o, 1, 21}});
+  while (!s.idle()) s.step();
+  for (auto& r : s.retire()) expect_same(r.hypotheses, alone[r.id == 20 ? 3 : 1], "after cancels");
+}
+
 TEST(Session, AdmitRejectsBadRequestsWholly) {
   const auto owned = make_model(3);
   const nn::EncoderDecoder& model = *owned;

@@ -11,7 +11,7 @@
 namespace attend::apps {
 
 /// Registers `vocab`, `train`, `translate`, `generate`, `eval-lm`, `fill-mask`, `average`,
-/// `score`, `demo` and `info` on `root`;
+/// `score`, `demo`, `info` and `serve` on `root`;
 /// the chosen command's callback sets `exit_code`.
 void add_vocab(CLI::App& root, int& exit_code);
 void add_train(CLI::App& root, int& exit_code);
@@ -23,6 +23,7 @@ void add_average(CLI::App& root, int& exit_code);
 void add_score(CLI::App& root, int& exit_code);
 void add_demo(CLI::App& root, int& exit_code);
 void add_info(CLI::App& root, int& exit_code);
+void add_serve(CLI::App& root, int& exit_code);
 
 /// Accepts an integer in [lo, hi]; errors read "--flag: expected an integer, got 'x'" and
 /// "--flag: expected lo..hi, got n".

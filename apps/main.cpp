@@ -75,6 +75,7 @@ int run(int argc, char** argv) {
   attend::apps::add_score(app, exit_code);
   attend::apps::add_demo(app, exit_code);
   attend::apps::add_info(app, exit_code);
+  attend::apps::add_serve(app, exit_code);
   if (argc < 2) {
     std::fputs(app.help().c_str(), stderr);
     return 2;

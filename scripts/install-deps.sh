@@ -9,7 +9,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libgtest-dev libgmock-dev libbenchmark-dev
       libopenblas-openmp-dev libdnnl-dev
       zlib1g-dev nlohmann-json3-dev libsentencepiece-dev libyaml-cpp-dev libcli11-dev
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin libboost-dev curl)
 if [[ "${1:-}" == "--peer" ]]; then
   pkgs+=(python3-torch python3-numpy libopenblas0-openmp)
 fi

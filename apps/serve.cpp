@@ -1,0 +1,140 @@
+// `attend serve`: translation over HTTP (src/serve/server.h). Models load before the socket
+// opens, so a bad model directory or a port in use stops start-up with one message. SIGTERM and
+// SIGINT stop accepting, let the requests being served finish, and exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "apps/cli.h"
+#include "core/error.h"
+#include "io/file.h"
+#include "models/model_dir.h"
+#include "serve/server.h"
+
+namespace attend::apps {
+namespace {
+
+struct ServeArgs {
+  std::vector<std::string> models;
+  std::string api_key_file;
+  serve::ServerOptions server;
+  int threads = 0;
+};
+
+// "NAME=DIR", or "DIR" named by its last path component.
+std::pair<std::string, std::string> model_flag(const std::string& s) {
+  const auto eq = s.find('=');
+  if (eq != std::string::npos && s.substr(0, eq).find('/') == std::string::npos) {
+    ATTEND_CHECK(eq > 0 && eq + 1 < s.size(), "serve: -m '{}': expected NAME=DIR or DIR", s);
+    return {s.substr(0, eq), s.substr(eq + 1)};
+  }
+  std::string dir = s;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const auto slash = dir.rfind('/');
+  return {slash == std::string::npos ? dir : dir.substr(slash + 1), s};
+}
+
+std::string read_key(const std::string& file) {
+  std::string key = io::read_file(file);
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
+    key.pop_back();
+  ATTEND_CHECK(!key.empty(), "serve: --api-key-file {}: the file is empty", file);
+  ATTEND_CHECK(key.find_first_of("\r\n") == std::string::npos,
+               "serve: --api-key-file {}: the key must be one line", file);
+  return key;
+}
+
+int serve_command(ServeArgs a) {
+  apply_threads(a.threads);
+  if (!a.api_key_file.empty()) a.server.api_key = read_key(a.api_key_file);
+  // Signals go to one waiting thread (blocked here, before any thread starts, so every thread
+  // inherits the mask).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::vector<models::LoadedModel> loaded;
+  std::vector<serve::ModelEntry> entries;
+  for (const std::string& flag : a.models) {
+    const auto [name, dir] = model_flag(flag);
+    try {
+      loaded.push_back(models::load_model_dir(dir));
+    } catch (const Error& e) {
+      throw Error("serve: model '" + name + "': " + e.what());
+    }
+  }
+  for (size_t i = 0; i < loaded.size(); ++i)
+    entries.push_back({model_flag(a.models[i]).first, loaded[i].model.get(), &loaded[i].tokenizer,
+                       loaded[i].dir});
+  serve::Server server(std::move(entries), a.server);
+  std::thread([&server, signals] {
+    int got = 0;
+    sigwait(&signals, &got);
+    std::fprintf(stderr, "serve: %s: finishing the requests being served\n",
+                 got == SIGTERM ? "SIGTERM" : "SIGINT");
+    server.stop();
+  }).detach();
+  std::printf("listening on http://%s:%d\n", a.server.host.c_str(), server.port());
+  std::fflush(stdout);
+  server.run();
+  std::fprintf(stderr, "serve: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+void add_serve(CLI::App& root, int& exit_code) {
+  auto a = std::make_shared<ServeArgs>();
+  serve::ServerOptions& o = a->server;
+  CLI::App* c = root.add_subcommand("serve", "serve translation models over HTTP");
+  c->footer(
+      "Endpoints: POST /v1/translate, GET /v1/models, GET /health, GET /metrics (see\n"
+      "docs/serving.md). Requests join the running batch between decoder steps.");
+  c->add_option("-m,--model", a->models,
+                "a model, checkpoint or run directory, optionally named (NAME=DIR; default name:\n"
+                "the directory's name); repeat for more models, the first is the default")
+      ->required()
+      ->option_text("[NAME=]DIR");
+  c->add_option("--host", o.host, "address to listen on")->capture_default_str();
+  c->add_option("--port", o.port, "TCP port (0: any free port)")
+      ->check(integer_in(0, 65535))
+      ->capture_default_str();
+  c->add_option("--max-batch-tokens", o.scheduling.max_batch_tokens,
+                "source subwords decoding at once, per model")
+      ->check(integer_in(1, INT64_MAX))
+      ->capture_default_str();
+  c->add_option("--max-queue", o.scheduling.max_queue,
+                "sentences waiting per model; more: 503 with Retry-After")
+      ->check(integer_in(1, INT64_MAX))
+      ->capture_default_str();
+  c->add_option("--max-body-bytes", o.limits.max_body_bytes, "larger request bodies: 413")
+      ->check(integer_in(1, INT64_MAX))
+      ->capture_default_str();
+  c->add_option("--max-sentences", o.limits.max_sentences, "texts per request")
+      ->check(integer_in(1, INT64_MAX))
+      ->capture_default_str();
+  c->add_option("--max-sentence-tokens", o.max_sentence_tokens,
+                "subwords per text (default: the model's max_positions)")
+      ->check(integer_in(1, INT64_MAX));
+  c->add_option("--max-connections", o.max_connections, "open connections; more: 503")
+      ->check(integer_in(1, 100000))
+      ->capture_default_str();
+  c->add_option("--timeout", o.timeout_s, "seconds a request may take; more: 504")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--api-key-file", a->api_key_file,
+                "requests must carry the key in this file (Authorization: Bearer KEY)")
+      ->check(CLI::ExistingFile)
+      ->option_text("FILE");
+  add_threads_flag(*c, a->threads);
+  c->callback([a, &exit_code] { exit_code = serve_command(*a); });
+}
+
+}  // namespace attend::apps

@@ -1,0 +1,170 @@
+// Request parsing and reply building for the HTTP API (see api.h).
+#include "serve/api.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/utf8.h"
+
+namespace attend::serve {
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void bad(const std::string& message) { throw ApiError(400, "bad_request", message); }
+
+int64_t integer_field(const json& v, const std::string& name, int64_t lo, int64_t hi) {
+  if (!v.is_number_integer() && !v.is_number_unsigned()) bad(name + ": expected an integer");
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    bad(name + ": expected " + std::to_string(lo) + ".." + std::to_string(hi));
+  const int64_t x = v.get<int64_t>();
+  if (x < lo || x > hi)
+    bad(name + ": expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " +
+        std::to_string(x));
+  return x;
+}
+
+double number_field(const json& v, const std::string& name) {
+  if (!v.is_number()) bad(name + ": expected a number");
+  const double x = v.get<double>();
+  if (!std::isfinite(x)) bad(name + ": expected a finite number");
+  return x;
+}
+
+bool bool_field(const json& v, const std::string& name) {
+  if (!v.is_boolean()) bad(name + ": expected true or false");
+  return v.get<bool>();
+}
+
+std::string text_field(const json& v, const std::string& name, const Limits& limits) {
+  if (!v.is_string()) bad(name + ": expected a string");
+  std::string s = v.get<std::string>();
+  if (static_cast<int64_t>(s.size()) > limits.max_sentence_bytes)
+    bad(name + ": " + std::to_string(s.size()) + " bytes, more than the server's limit of " +
+        std::to_string(limits.max_sentence_bytes));
+  // The JSON parser has checked the encoding; a text must also be one line.
+  if (s.find('\n') != std::string::npos || s.find('\r') != std::string::npos)
+    bad(name + ": a text is one sentence without line breaks");
+  return s;
+}
+
+}  // namespace
+
+TranslateRequest parse_translate(const std::string& body, const Limits& limits) {
+  if (static_cast<int64_t>(body.size()) > limits.max_body_bytes)
+    throw ApiError(413, "too_large",
+                   "the body has " + std::to_string(body.size()) +
+                       " bytes, more than the server's limit of " +
+                       std::to_string(limits.max_body_bytes));
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::exception& e) {
+    bad(std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) bad("the body must be a JSON object");
+  TranslateRequest r;
+  decode::SearchOptions& o = r.search;
+  bool have_text = false;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "model") {
+      if (!v.is_string()) bad("model: expected a string");
+      r.model = v.get<std::string>();
+    } else if (key == "text") {
+      have_text = true;
+      if (v.is_array()) {
+        if (v.empty()) bad("text: the list is empty");
+        if (static_cast<int64_t>(v.size()) > limits.max_sentences)
+          bad("text: " + std::to_string(v.size()) + " texts, more than the server's limit of " +
+              std::to_string(limits.max_sentences));
+        for (size_t i = 0; i < v.size(); ++i)
+          r.texts.push_back(text_field(v[i], "text[" + std::to_string(i) + "]", limits));
+      } else {
+        r.texts.push_back(text_field(v, "text", limits));
+      }
+    } else if (key == "beam") {
+      o.beam = integer_field(v, key, 1, 64);
+    } else if (key == "alpha") {
+      o.alpha = number_field(v, key);
+      if (o.alpha < 0) bad("alpha: expected >= 0");
+    } else if (key == "n_best") {
+      o.n_best = integer_field(v, key, 1, 64);
+    } else if (key == "max_extra") {
+      o.max_extra = integer_field(v, key, 0, 1024);
+    } else if (key == "min_length") {
+      o.min_length = integer_field(v, key, 0, 1024);
+    } else if (key == "sample") {
+      o.sample = bool_field(v, key);
+    } else if (key == "temperature") {
+      o.temperature = number_field(v, key);
+      if (o.temperature <= 0) bad("temperature: expected > 0");
+    } else if (key == "top_k") {
+      o.top_k = integer_field(v, key, 0, INT32_MAX);
+    } else if (key == "top_p") {
+      o.top_p = number_field(v, key);
+      if (o.top_p <= 0 || o.top_p > 1) bad("top_p: expected a number in (0, 1]");
+    } else if (key == "seed") {
+      if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+        bad("seed: expected an integer >= 0");
+      o.seed = v.get<uint64_t>();
+    } else if (key == "precision") {
+      if (!v.is_string()) bad("precision: expected a string");
+      // The server holds each model in the precision it was loaded in (fp32 today).
+      if (v.get<std::string>() != "fp32")
+        bad("precision: this server runs fp32 models, got '" + v.get<std::string>() + "'");
+    } else {
+      bad("unknown field '" + key + "'");
+    }
+  }
+  if (!have_text) bad("text: required (a string or a list of strings)");
+  if (o.sample) o.beam = 1;
+  try {
+    o.validate();
+  } catch (const Error& e) {  // name the request's fields, not the library's
+    std::string m = e.what();
+    if (const auto at = m.find("search: "); at != std::string::npos) m.erase(at, 8);
+    if (const auto at = m.rfind(" ("); at != std::string::npos && m.back() == ')')
+      m.erase(at);  // the library's source location means nothing to a client
+    bad(m);
+  }
+  return r;
+}
+
+std::string translate_reply(const std::string& model,
+                            const std::vector<std::vector<TranslationOut>>& translations,
+                            int64_t source_tokens, int64_t target_tokens, double time_ms) {
+  json out = json::array();
+  for (const auto& nbest : translations) {
+    json list = json::array();
+    for (const TranslationOut& t : nbest)
+      list.push_back({{"text", t.text}, {"score", t.score}, {"tokens", t.tokens}});
+    out.push_back(std::move(list));
+  }
+  const json reply = {
+      {"model", model},
+      {"translations", std::move(out)},
+      {"usage", {{"source_tokens", source_tokens}, {"target_tokens", target_tokens}}},
+      {"time_ms", time_ms}};
+  // Pieces and texts are valid UTF-8 (the tokenizer decodes to UTF-8); replace anything else.
+  return reply.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string error_body(const std::string& code, const std::string& message) {
+  return json{{"error", {{"code", code}, {"message", message}}}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
+}
+
+bool same_key(const std::string& given, const std::string& key) {
+  // Every byte of both is read whatever they hold; only the lengths decide the time.
+  const size_t n = std::max(given.size(), key.size());
+  unsigned char diff = given.size() == key.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char a = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    const unsigned char b = i < key.size() ? static_cast<unsigned char>(key[i]) : 0;
+    diff |= static_cast<unsigned char>(a ^ b);
+  }
+  return diff == 0;
+}
+
+}  // namespace attend::serve

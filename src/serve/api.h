@@ -1,0 +1,66 @@
+// The HTTP API's requests and replies, apart from any socket: bodies are parsed and validated
+// here (every field's type and range, unknown fields, the request limits), so the parsers of
+// untrusted input can be tested and fuzzed on their own. A bad request becomes an ApiError
+// carrying its HTTP status and a message naming the field; the reply is
+// {"error": {"code", "message"}}.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "decode/session.h"
+
+namespace attend::serve {
+
+/// A request the server refuses: HTTP status, a short machine-readable code, a message.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, std::string code, const std::string& message)
+      : std::runtime_error(message), status_(status), code_(std::move(code)) {}
+  int status() const { return status_; }
+  const std::string& code() const { return code_; }
+
+ private:
+  int status_;
+  std::string code_;
+};
+
+/// What one request may ask for (the server's flags).
+struct Limits {
+  int64_t max_body_bytes = 1 << 20;   // larger bodies: 413
+  int64_t max_sentences = 64;         // texts per request: 400
+  int64_t max_sentence_bytes = 4096;  // bytes per text: 400 (before tokenizing)
+};
+
+/// POST /v1/translate, parsed.
+struct TranslateRequest {
+  std::string model;               // "" when not given (the server's only or first model)
+  std::vector<std::string> texts;  // one or more sentences ("text": a string or a list)
+  decode::SearchOptions search;    // the request's decoding options, validated
+};
+
+/// Parses and validates a translate body; throws ApiError (400 for bad JSON, types, ranges,
+/// unknown fields or too many / too long texts). Defaults are `attend translate`'s.
+TranslateRequest parse_translate(const std::string& body, const Limits& limits);
+
+/// One translation in a reply.
+struct TranslationOut {
+  std::string text;
+  double score = 0;
+  std::vector<std::string> tokens;  // target subword pieces
+};
+
+/// The reply body of a translate request.
+std::string translate_reply(const std::string& model,
+                            const std::vector<std::vector<TranslationOut>>& translations,
+                            int64_t source_tokens, int64_t target_tokens, double time_ms);
+
+/// {"error": {"code": ..., "message": ...}}
+std::string error_body(const std::string& code, const std::string& message);
+
+/// Whether `given` equals `key`, in time that depends on the lengths only (never on where the
+/// first difference is).
+bool same_key(const std::string& given, const std::string& key);
+
+}  // namespace attend::serve

@@ -1,0 +1,172 @@
+// Continuous batching over one decoding session (see scheduler.h).
+#include "serve/scheduler.h"
+
+#include <exception>
+#include <utility>
+
+namespace attend::serve {
+
+bool Ticket::wait_until(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  return done_cv_.wait_until(lock, deadline, [&] { return done_; });
+}
+
+Scheduler::Scheduler(const nn::EncoderDecoder& model, SchedulerOptions options)
+    : model_(model),
+      options_(options),
+      session_(std::make_unique<decode::Session>(model)),
+      thread_([this] { loop(); }) {}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  thread_.join();
+}
+
+std::shared_ptr<Ticket> Scheduler::submit(const std::vector<std::vector<int32_t>>& sources,
+                                          const decode::SearchOptions& options) {
+  auto t = std::make_shared<Ticket>();
+  t->results_.resize(sources.size());
+  t->ids_.assign(sources.size(), -1);
+  int64_t needed = 0;
+  for (const auto& s : sources) needed += s.empty() ? 0 : 1;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || static_cast<int64_t>(queue_.size()) + needed > options_.max_queue)
+      return nullptr;
+    for (size_t i = 0; i < sources.size(); ++i) {
+      if (sources[i].empty()) {  // as translate: an empty source, one empty translation
+        t->results_[i].emplace_back();
+        continue;
+      }
+      const int64_t id = next_id_++;
+      t->ids_[i] = id;
+      queue_.push_back({t, i, decode::Request{sources[i], options, i, id}});
+    }
+    t->remaining_ = needed;
+    t->done_ = needed == 0;
+    stats_.queued = static_cast<int64_t>(queue_.size());
+  }
+  work_cv_.notify_all();
+  return t;
+}
+
+void Scheduler::cancel(const std::shared_ptr<Ticket>& ticket) {
+  if (ticket->cancelled_.exchange(true)) return;
+  {
+    std::lock_guard lock(mutex_);
+    cancelled_.push_back(ticket);
+  }
+  work_cv_.notify_all();
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void Scheduler::fail(const std::vector<Pending>& batch, const std::string& message) {
+  for (const Pending& p : batch) {
+    {
+      std::lock_guard lock(p.ticket->mutex_);
+      if (p.ticket->done_) continue;
+      p.ticket->failure_ = message;
+      p.ticket->done_ = true;
+    }
+    p.ticket->done_cv_.notify_all();
+  }
+}
+
+void Scheduler::deliver(std::vector<decode::Result> results) {
+  int64_t tokens = 0;
+  for (decode::Result& r : results) {
+    const auto it = running_.find(r.id);
+    if (it == running_.end()) continue;  // its request was cancelled meanwhile
+    Running run = std::move(it->second);
+    running_.erase(it);
+    running_tokens_ -= run.source_tokens;
+    for (const auto& h : r.hypotheses) tokens += static_cast<int64_t>(h.tokens.size());
+    bool done = false;
+    {
+      std::lock_guard lock(run.ticket->mutex_);
+      if (run.ticket->done_) continue;  // failed already
+      run.ticket->results_[run.index] = std::move(r.hypotheses);
+      done = --run.ticket->remaining_ == 0;
+      run.ticket->done_ = done;
+    }
+    if (done) run.ticket->done_cv_.notify_all();
+  }
+  std::lock_guard lock(mutex_);
+  stats_.target_tokens += tokens;
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    std::vector<Pending> batch;
+    std::vector<std::shared_ptr<Ticket>> cancelled;
+    {
+      std::unique_lock lock(mutex_);
+      work_cv_.wait(lock, [&] {
+        return stopping_ || !queue_.empty() || !cancelled_.empty() || !running_.empty();
+      });
+      if (stopping_ && queue_.empty() && running_.empty()) return;
+      cancelled.swap(cancelled_);
+      // Admission: first come, first served, while the batch's source subwords stay within the
+      // budget (a sentence longer than the budget decodes alone).
+      int64_t tokens = running_tokens_;
+      while (!queue_.empty()) {
+        Pending& p = queue_.front();
+        if (p.ticket->cancelled_) {
+          queue_.pop_front();
+          continue;
+        }
+        const auto n = static_cast<int64_t>(p.request.source.size());
+        if ((!running_.empty() || !batch.empty()) && tokens + n > options_.max_batch_tokens) break;
+        tokens += n;
+        batch.push_back(std::move(p));
+        queue_.pop_front();
+      }
+      stats_.queued = static_cast<int64_t>(queue_.size());
+    }
+    for (const auto& t : cancelled)
+      for (const int64_t id : t->ids_) {
+        const auto it = running_.find(id);
+        if (it == running_.end()) continue;
+        running_tokens_ -= it->second.source_tokens;
+        running_.erase(it);
+        session_->cancel(id);
+      }
+    try {
+      if (!batch.empty()) {
+        std::vector<decode::Request> requests;
+        for (const Pending& p : batch) {
+          requests.push_back(p.request);
+          const auto n = static_cast<int64_t>(p.request.source.size());
+          running_[p.request.id] = {p.ticket, p.index, n};
+          running_tokens_ += n;
+        }
+        session_->admit(requests);
+      }
+      session_->step();
+    } catch (const std::exception& e) {
+      // The session may be half-way through a step: every request in it fails with the
+      // message, and decoding goes on in a new session.
+      std::vector<Pending> all;
+      for (auto& [id, run] : running_) all.push_back({run.ticket, run.index, {}});
+      fail(all, e.what());
+      running_.clear();
+      running_tokens_ = 0;
+      session_ = std::make_unique<decode::Session>(model_);
+    }
+    deliver(session_->retire());
+    std::lock_guard lock(mutex_);
+    stats_.decoding = session_->active_requests();
+    stats_.rows = session_->live_rows();
+    ++stats_.steps;
+  }
+}
+
+}  // namespace attend::serve

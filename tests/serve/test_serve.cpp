@@ -1,0 +1,383 @@
+// The HTTP server end to end, in process, on a loopback port: replies equal Translator's for
+// concurrent requests with mixed options (continuous batching changes nothing), every error is
+// a JSON 4xx/5xx with the right status, a client that leaves is cancelled, stop() lets
+// in-flight requests finish; and the request parser on its own.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "decode/translator.h"
+#include "serve/api.h"
+#include "serve/server.h"
+#include "util.h"
+
+namespace attend {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using json = nlohmann::json;
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  std::string retry_after;
+  json j() const { return json::parse(body); }
+};
+
+Reply call(int port, http::verb verb, const std::string& target, const std::string& body = "",
+           const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  http::request<http::string_body> req{verb, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  if (verb == http::verb::post) req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  http::write(s, req);
+  boost::beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  return {static_cast<int>(res.result_int()), res.body(),
+          std::string(res[http::field::retry_after])};
+}
+
+Reply post(int port, const json& body) {
+  return call(port, http::verb::post, "/v1/translate", body.dump());
+}
+
+const char* kAlphabet = "abcdefghijklmnopqrstuvwxyz .,!?";
+
+// A random tiny model over a character vocabulary (its outputs are gibberish, but
+// deterministic: what matters is that every path gives the same gibberish).
+struct Fixture {
+  data::Tokenizer tokenizer = data::Tokenizer::train_chars(kAlphabet);
+  std::unique_ptr<nn::EncoderDecoder> model;
+  explicit Fixture(uint64_t seed = 3) {
+    nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");
+    c.d_model = 32, c.ffn = 48, c.heads = 4, c.encoder_layers = 2, c.decoder_layers = 2;
+    c.src_vocab = c.tgt_vocab = tokenizer.vocab_size();
+    c.norm = nn::Norm::kPre;
+    c.max_positions = 2048;
+    model = std::make_unique<nn::EncoderDecoder>(c, seed);
+    model->set_training(false);
+  }
+  std::vector<serve::ModelEntry> entries() const {
+    return {{"tiny", model.get(), &tokenizer, "(in memory)"}};
+  }
+};
+
+// A server running on its own thread, stopped and joined at scope exit.
+struct Running {
+  serve::Server server;
+  std::thread thread;
+  Running(std::vector<serve::ModelEntry> models, serve::ServerOptions o)
+      : server(std::move(models),
+               [&] {
+                 o.port = 0;
+                 return o;
+               }()),
+        thread([this] { server.run(); }) {}
+  ~Running() {
+    server.stop();
+    thread.join();
+  }
+  int port() const { return server.port(); }
+};
+
+int64_t metric(int port, const std::string& name) {
+  const std::string text = call(port, http::verb::get, "/metrics").body;
+  const auto at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + name.size() + 2));
+}
+
+TEST(Serve, RepliesEqualTranslatorUnderConcurrentLoad) {
+  const Fixture f;
+  serve::ServerOptions o;
+  o.scheduling.max_batch_tokens = 60;  // small: requests queue and join mid-batch
+  Running srv(f.entries(), o);
+  const decode::Translator translator(*f.model, f.tokenizer);
+
+  struct Case {
+    std::vector<std::string> texts;
+    json options;
+  };
+  std::vector<Case> cases;
+  const std::vector<std::string> words = {
+      "the cat sat", "a dog", "hello world!", "quiet, please", "zebra crossing", "", "x"};
+  for (int i = 0; i < 12; ++i) {
+    Case c;
+    c.texts = {words[static_cast<size_t>(i) % words.size()],
+               words[static_cast<size_t>(i * 3 + 1) % words.size()]};
+    const int kind = i % 4;
+    if (kind == 0) c.options = {{"beam", 4}, {"n_best", 2}, {"max_extra", 12}};
+    if (kind == 1) c.options = {{"beam", 1}, {"max_extra", 9}};
+    if (kind == 2) c.options = {{"sample", true}, {"seed", 7 + i}, {"top_k", 5}, {"max_extra", 10}};
+    if (kind == 3) c.options = {{"beam", 3}, {"alpha", 1.0}, {"max_extra", 15}};
+    cases.push_back(std::move(c));
+  }
+  std::vector<Reply> replies(cases.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < cases.size(); ++i)
+    clients.emplace_back([&, i] {
+      json body = cases[i].options;
+      body["text"] = cases[i].texts;
+      replies[i] = post(srv.port(), body);
+    });
+  for (auto& t : clients) t.join();
+
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE("request " + std::to_string(i));
+    ASSERT_EQ(replies[i].status, 200) << replies[i].body;
+    const json r = replies[i].j();
+    decode::TranslateOptions to;
+    const json& op = cases[i].options;
+    to.search.beam = op.value("beam", 4);
+    to.search.n_best = op.value("n_best", 1);
+    to.search.alpha = op.value("alpha", 0.6);
+    to.search.max_extra = op.value("max_extra", 50);
+    to.search.sample = op.value("sample", false);
+    to.search.seed = op.value("seed", 0);
+    to.search.top_k = op.value("top_k", 0);
+    if (to.search.sample) to.search.beam = 1;
+    const auto want = translator.translate(cases[i].texts, to);
+    EXPECT_EQ(r["model"], "tiny");
+    ASSERT_EQ(r["translations"].size(), want.size());
+    int64_t target_tokens = 0;
+    for (size_t s = 0; s < want.size(); ++s) {
+      const json& got = r["translations"][s];
+      ASSERT_EQ(got.size(), want[s].size());
+      for (size_t k = 0; k < want[s].size(); ++k) {
+        EXPECT_EQ(got[k]["text"], want[s][k].text);
+        EXPECT_NEAR(got[k]["score"].get<double>(), want[s][k].score, 1e-4);
+        ASSERT_EQ(got[k]["tokens"].size(), want[s][k].tokens.size());
+        for (size_t t = 0; t < want[s][k].tokens.size(); ++t)
+          EXPECT_EQ(got[k]["tokens"][t], f.tokenizer.piece(want[s][k].tokens[t]));
+        target_tokens += static_cast<int64_t>(want[s][k].tokens.size());
+      }
+    }
+    EXPECT_EQ(r["usage"]["target_tokens"], target_tokens);
+    EXPECT_GE(r["time_ms"].get<double>(), 0);
+  }
+  // The metrics saw them all, and the batch is empty again.
+  const std::string text = call(srv.port(), http::verb::get, "/metrics").body;
+  EXPECT_NE(text.find("attend_requests_total{endpoint=\"/v1/translate\",status=\"200\"} 12"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(metric(srv.port(), "attend_translate_seconds_count"), 12);
+  EXPECT_NE(text.find("attend_queue_sentences{model=\"tiny\"} 0"), std::string::npos);
+  EXPECT_GT(metric(srv.port(), "attend_target_tokens_total"), 0);
+}
+
+TEST(Serve, BadRequestsGetJsonErrorsAndTheServerGoesOn) {
+  const Fixture f;
+  serve::ServerOptions o;
+  o.limits.max_body_bytes = 2000;
+  o.limits.max_sentences = 3;
+  o.max_sentence_tokens = 20;
+  o.scheduling.max_queue = 2;
+  Running srv(f.entries(), o);
+  const int port = srv.port();
+  auto expect_error = [&](const Reply& r, int status, const std::string& code,
+                          const std::string& says) {
+    EXPECT_EQ(r.status, status) << r.body;
+    const json j = r.j();
+    EXPECT_EQ(j["error"]["code"], code) << r.body;
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(says), std::string::npos) << r.body;
+  };
+  expect_error(call(port, http::verb::post, "/v1/translate", "{\"text\": "), 400, "bad_request",
+               "not valid JSON");
+  expect_error(post(port, {{"text", "a"}, {"beam", 0}}), 400, "bad_request", "beam");
+  expect_error(post(port, {{"text", "a"}, {"colour", "red"}}), 400, "bad_request", "colour");
+  expect_error(post(port, {{"text", {"a", "b", "c", "d"}}}), 400, "bad_request", "limit of 3");
+  expect_error(post(port, {{"text", std::string(25, 'a')}}), 400, "too_long", "limit of 20");
+  expect_error(post(port, {{"text", "a"}, {"model", "big"}}), 404, "unknown_model", "'tiny'");
+  expect_error(call(port, http::verb::post, "/v1/translate", std::string(3000, ' ')), 413,
+               "too_large", "2000");
+  expect_error(call(port, http::verb::get, "/v1/nothing"), 404, "not_found", "/v1/nothing");
+  expect_error(call(port, http::verb::get, "/v1/translate"), 405, "method_not_allowed", "POST");
+  const Reply full = post(port, {{"text", {"a", "b", "c"}}});  // 3 sentences, queue of 2
+  expect_error(full, 503, "overloaded", "full queue");
+  EXPECT_EQ(full.retry_after, "1");
+  // A raw malformed request line.
+  {
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+    asio::write(s, asio::buffer(std::string("NOT HTTP AT ALL\r\n\r\n")));
+    boost::beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    EXPECT_EQ(res.result_int(), 400u) << res.body();
+  }
+  // Still serving.
+  const Reply ok = post(port, {{"text", "the cat"}, {"max_extra", 5}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(call(port, http::verb::get, "/health").j()["status"], "ok");
+  const json models = call(port, http::verb::get, "/v1/models").j();
+  EXPECT_EQ(models["data"][0]["id"], "tiny");
+  EXPECT_EQ(models["data"][0]["max_sentence_tokens"], 20);
+}
+
+TEST(Serve, ApiKeyIsRequiredWhenSet) {
+  const Fixture f;
+  serve::ServerOptions o;
+  o.api_key = "s3cret-key";
+  Running srv(f.entries(), o);
+  const std::string body = json{{"text", "a"}, {"max_extra", 3}}.dump();
+  EXPECT_EQ(call(srv.port(), http::verb::post, "/v1/translate", body).status, 401);
+  EXPECT_EQ(call(srv.port(), http::verb::post, "/v1/translate", body,
+                 {{"Authorization", "Bearer s3cret-kez"}})
+                .status,
+            401);
+  EXPECT_EQ(call(srv.port(), http::verb::get, "/metrics").status, 401);
+  EXPECT_EQ(call(srv.port(), http::verb::post, "/v1/translate", body,
+                 {{"Authorization", "Bearer s3cret-key"}})
+                .status,
+            200);
+  EXPECT_EQ(
+      call(srv.port(), http::verb::get, "/v1/models", "", {{"X-API-Key", "s3cret-key"}}).status,
+      200);
+  EXPECT_EQ(call(srv.port(), http::verb::get, "/health").status, 200);  // open for probes
+}
+
+// A request that decodes for many steps: EOS is barred until min_length.
+json long_request() {
+  return {{"text", "a long one"}, {"beam", 4}, {"min_length", 1000}, {"max_extra", 1020}};
+}
+
+TEST(Serve, AClientThatLeavesIsCancelled) {
+  const Fixture f;
+  Running srv(f.entries(), {});
+  {
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(srv.port())});
+    http::request<http::string_body> req{http::verb::post, "/v1/translate", 11};
+    req.body() = long_request().dump();
+    req.prepare_payload();
+    http::write(s, req);
+    // Wait until it decodes, then hang up.
+    for (int i = 0; i < 200 && metric(srv.port(), "attend_decoder_steps_total{model=\"tiny\"}") < 3;
+         ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  int64_t cancelled = 0;
+  for (int i = 0; i < 300 && cancelled == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    cancelled = metric(srv.port(), "attend_cancelled_requests_total");
+  }
+  EXPECT_EQ(cancelled, 1);
+  // Its sentence left the batch long before 1,000 steps: the batch is empty.
+  int64_t decoding = 1;
+  for (int i = 0; i < 100 && decoding != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    decoding = metric(srv.port(), "attend_batch_sentences{model=\"tiny\"}");
+  }
+  EXPECT_EQ(decoding, 0);
+  EXPECT_LT(metric(srv.port(), "attend_decoder_steps_total{model=\"tiny\"}"), 1000);
+}
+
+TEST(Serve, ARequestPastItsTimeoutGets504) {
+  const Fixture f;
+  serve::ServerOptions o;
+  o.timeout_s = 0.05;
+  Running srv(f.entries(), o);
+  const Reply r = post(srv.port(), long_request());
+  EXPECT_EQ(r.status, 504) << r.body;
+  EXPECT_EQ(r.j()["error"]["code"], "timeout");
+}
+
+TEST(Serve, StopFinishesInFlightRequests) {
+  const Fixture f;
+  auto srv = std::make_unique<Running>(f.entries(), serve::ServerOptions{});
+  Reply r;
+  std::thread client([&] {
+    json body = long_request();
+    body["min_length"] = 120;
+    body["max_extra"] = 130;
+    r = post(srv->port(), body);
+  });
+  for (int i = 0; i < 300 && metric(srv->port(), "attend_batch_sentences{model=\"tiny\"}") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  srv.reset();  // stop() and join run(): returns only after the reply went out
+  client.join();
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+TEST(Serve, APortInUseIsOneClearError) {
+  const Fixture f;
+  Running first(f.entries(), {});
+  serve::ServerOptions o;
+  o.port = first.port();
+  const std::string e = test::error_of([&] { serve::Server second(f.entries(), o); });
+  EXPECT_NE(e.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())), std::string::npos)
+      << e;
+  EXPECT_NE(e.find("in use"), std::string::npos) << e;
+  o.port = 0;
+  o.host = "no.such.host.invalid";
+  EXPECT_NE(test::error_of([&] { serve::Server s(f.entries(), o); }).find("--host"),
+            std::string::npos);
+}
+
+TEST(ServeApi, ParseTranslateChecksEveryField) {
+  const serve::Limits lim;
+  const serve::TranslateRequest r = serve::parse_translate(
+      R"({"text": ["a", "b"], "beam": 2, "n_best": 2, "alpha": 0.5, "model": "m"})", lim);
+  EXPECT_EQ(r.texts, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(r.search.beam, 2);
+  EXPECT_EQ(r.search.n_best, 2);
+  EXPECT_EQ(r.model, "m");
+  EXPECT_EQ(serve::parse_translate(R"({"text": "x", "sample": true})", lim).search.beam, 1);
+  auto status_of = [&](const std::string& body) {
+    try {
+      serve::parse_translate(body, lim);
+    } catch (const serve::ApiError& e) {
+      return std::to_string(e.status()) + " " + e.what();
+    }
+    return std::string("ok");
+  };
+  EXPECT_EQ(status_of("[1]").substr(0, 3), "400");
+  EXPECT_EQ(status_of("{}").substr(0, 3), "400");
+  EXPECT_NE(status_of(R"({"text": []})").find("empty"), std::string::npos);
+  EXPECT_NE(status_of(R"({"text": [1]})").find("text[0]"), std::string::npos);
+  EXPECT_NE(status_of(R"({"text": "a\nb"})").find("line breaks"), std::string::npos);
+  EXPECT_NE(status_of(R"({"text": "a", "beam": 2.5})").find("beam"), std::string::npos);
+  EXPECT_NE(status_of(R"({"text": "a", "beam": 2, "n_best": 3})").find("n_best"),
+            std::string::npos);
+  EXPECT_NE(status_of(R"({"text": "a", "seed": -1})").find("seed"), std::string::npos);
+  EXPECT_NE(status_of(R"({"text": "a", "top_p": 1.5})").find("top_p"), std::string::npos);
+  EXPECT_NE(status_of(R"({"text": "a", "precision": "int8"})").find("precision"),
+            std::string::npos);
+  EXPECT_NE(status_of("{\"text\": \"\xff\"}").find("JSON"), std::string::npos);  // bad UTF-8
+  EXPECT_EQ(status_of(R"({"text": "a", "precision": "fp32"})"), "ok");
+  EXPECT_EQ(status_of(std::string(lim.max_body_bytes + 1, ' ')).substr(0, 3), "413");
+  // No library file:line in what clients read.
+  EXPECT_EQ(status_of(R"({"text": "a", "beam": 2, "n_best": 3})").find(".cpp"), std::string::npos);
+}
+
+TEST(ServeApi, KeysCompareWhole) {
+  EXPECT_TRUE(serve::same_key("abc", "abc"));
+  EXPECT_FALSE(serve::same_key("abd", "abc"));
+  EXPECT_FALSE(serve::same_key("ab", "abc"));
+  EXPECT_FALSE(serve::same_key("abcd", "abc"));
+  EXPECT_FALSE(serve::same_key("", "abc"));
+}
+
+}  // namespace
+}  // namespace attend

@@ -54,4 +54,37 @@ std::vector<std::vector<Translation>> Translator::translate(
   return out;
 }
 
+std::vector<Tensor> cross_attention(const nn::EncoderDecoder& model,
+                                    const std::vector<int32_t>& source,
+                                    const std::vector<int32_t>& target) {
+  const nn::TransformerConfig& c = model.config();
+  const auto S = static_cast<int64_t>(source.size());
+  auto T = static_cast<int64_t>(target.size()) + 1;
+  // An output cut at the learned positions' end had no position to emit an end token from.
+  if (c.positions == nn::Positions::kLearned && T > c.max_positions) --T;
+  ATTEND_CHECK(S >= 1, "cross_attention: the source is empty");
+  ATTEND_CHECK(T <= c.max_positions || c.positions != nn::Positions::kLearned,
+               "cross_attention: {} target tokens, more than the model's {} positions",
+               target.size(), c.max_positions);
+  for (const int32_t id : source)
+    ATTEND_CHECK(id >= 0 && id < c.src_vocab, "cross_attention: source id {} outside [0, {})", id,
+                 c.src_vocab);
+  for (const int32_t id : target)
+    ATTEND_CHECK(id >= 0 && id < c.tgt_vocab, "cross_attention: target id {} outside [0, {})", id,
+                 c.tgt_vocab);
+  std::vector<int32_t> tgt_in = {c.bos_id};
+  tgt_in.insert(tgt_in.end(), target.begin(), target.begin() + (T - 1));
+  const Tensor src = Tensor::from_vector(source, {1, S});
+  const Tensor src_lengths =
+      Tensor::from_vector(std::vector<int32_t>{static_cast<int32_t>(S)}, {1});
+  const ag::Variable memory = model.encode(src, src_lengths, 0);
+  nn::CrossAttentionProbe probe;
+  model.decode(Tensor::from_vector(tgt_in, {1, T}),
+               Tensor::from_vector(std::vector<int32_t>{static_cast<int32_t>(T)}, {1}), memory,
+               src_lengths, 0);
+  std::vector<Tensor> out;
+  for (const Tensor& w : probe.weights()) out.push_back(w.reshape({c.heads, T, S}).contiguous());
+  return out;
+}
+
 }  // namespace attend::decode

@@ -30,6 +30,17 @@ struct Translation {
   double log_prob = 0;
 };
 
+/// The encoder-attention weights behind one translation: one teacher-forced pass of the decoder
+/// over BOS + `target` (its tokens, without BOS/EOS) reading `source` (encoder ids), with the
+/// reference attention's probabilities recorded (nn::CrossAttentionProbe). One f32 tensor
+/// [H, T + 1, S] per decoder layer, T = target.size(), S = source.size(): row t is the position
+/// that predicts target token t (row T predicts the end token; an output that filled a learned
+/// position table has no row T); each row sums to 1. Exact:
+/// the same weights the search's cached steps used, up to the rounding of the fused kernel.
+std::vector<Tensor> cross_attention(const nn::EncoderDecoder& model,
+                                    const std::vector<int32_t>& source,
+                                    const std::vector<int32_t>& target);
+
 class Translator {
  public:
   Translator(const nn::EncoderDecoder& model, const data::Tokenizer& tokenizer);

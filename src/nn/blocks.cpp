@@ -8,6 +8,13 @@
 #include "nn/transformer.h"
 
 namespace attend::nn {
+namespace {
+thread_local CrossAttentionProbe* tls_probe = nullptr;
+}  // namespace
+
+CrossAttentionProbe::CrossAttentionProbe() : previous_(tls_probe) { tls_probe = this; }
+CrossAttentionProbe::~CrossAttentionProbe() { tls_probe = previous_; }
+CrossAttentionProbe* CrossAttentionProbe::active() { return tls_probe; }
 
 Activation parse_activation(const std::string& name) {
   if (name == "relu") return Activation::kRelu;
@@ -116,6 +123,8 @@ ag::Variable TransformerLayer::forward(const ag::Variable& x, const LayerInputs&
     r.apply(
         *encoder_attn_layer_norm,
         [&](const ag::Variable& y) {
+          if (CrossAttentionProbe* probe = CrossAttentionProbe::active(); probe && !cache)
+            probe->add(encoder_attn->probabilities(y.value(), in.memory.value(), in.memory_mask));
           return encoder_attn->forward(y, in.memory, in.memory_mask,
                                        cache ? &cache->memory : nullptr);
         },

@@ -61,6 +61,25 @@ struct LayerInputs {
 
 struct TransformerConfig;
 
+/// While alive, every encoder attention that a layer computes on this thread without a cache
+/// (a whole teacher-forced pass) also records its weights: one [B, H, T, S] tensor per decoder
+/// layer, in layer order (MultiHeadAttention::probabilities). Outputs are unchanged.
+class CrossAttentionProbe {
+ public:
+  CrossAttentionProbe();
+  ~CrossAttentionProbe();
+  CrossAttentionProbe(const CrossAttentionProbe&) = delete;
+  CrossAttentionProbe& operator=(const CrossAttentionProbe&) = delete;
+  const std::vector<Tensor>& weights() const { return weights_; }
+  /// The probe alive on this thread (null: none).
+  static CrossAttentionProbe* active();
+  void add(Tensor probabilities) { weights_.push_back(std::move(probabilities)); }
+
+ private:
+  std::vector<Tensor> weights_;
+  CrossAttentionProbe* previous_;
+};
+
 /// One Transformer layer: self-attention, encoder attention (`cross_attention`: the decoder of
 /// an encoder-decoder), feed-forward; each sublayer wrapped by Residual (post- or pre-norm).
 /// Parameter names are those of the PyTorch reference (self_attn, self_attn_layer_norm,

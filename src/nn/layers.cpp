@@ -160,4 +160,18 @@ Tensor MultiHeadAttention::attend_cached(const Tensor& query, const Tensor& k, c
   return out_proj.forward(ag::Variable(o.transpose(1, 2).reshape({B, Tq, dim}))).value();
 }
 
+Tensor MultiHeadAttention::probabilities(const Tensor& query, const Tensor& memory,
+                                         const ops::AttentionMask& mask) const {
+  const int64_t B = query.size(0), Tq = query.size(1), Dh = dim / heads;
+  const Tensor q = q_proj.forward(ag::Variable(query))
+                       .value()
+                       .reshape({B, Tq, heads, Dh})
+                       .transpose(1, 2)
+                       .contiguous();
+  const auto [k, v] = project_kv(memory);
+  return ops::attention_reference(q, k, v, config.apply(mask),
+                                  1.0 / std::sqrt(static_cast<double>(Dh)))
+      .probs;
+}
+
 }  // namespace attend::nn

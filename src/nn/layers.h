@@ -110,6 +110,11 @@ class MultiHeadAttention : public Module {
   /// kv_rows (i32 [B]) row b of the query reads row kv_rows[b] of k and v (see ops::attention).
   Tensor attend_cached(const Tensor& query, const Tensor& k, const Tensor& v,
                        const ops::AttentionMask& mask, const Tensor& kv_rows = {}) const;
+  /// The attention weights of query [B, Tq, D] over memory [B, Tk, D] under `mask`:
+  /// probabilities [B, H, Tq, Tk] from the reference (unfused) attention, each row summing to 1
+  /// over the visible keys (inference, no tape; for showing what the model attends to).
+  Tensor probabilities(const Tensor& query, const Tensor& memory,
+                       const ops::AttentionMask& mask) const;
   int64_t dim, heads;
   AttentionConfig config;
   Linear q_proj, k_proj, v_proj, out_proj;

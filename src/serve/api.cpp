@@ -108,6 +108,8 @@ TranslateRequest parse_translate(const std::string& body, const Limits& limits) 
       if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
         bad("seed: expected an integer >= 0");
       o.seed = v.get<uint64_t>();
+    } else if (key == "attention") {
+      r.attention = bool_field(v, key);
     } else if (key == "precision") {
       if (!v.is_string()) bad("precision: expected a string");
       // The server holds each model in the precision it was loaded in (fp32 today).
@@ -137,8 +139,30 @@ std::string translate_reply(const std::string& model,
   json out = json::array();
   for (const auto& nbest : translations) {
     json list = json::array();
-    for (const TranslationOut& t : nbest)
-      list.push_back({{"text", t.text}, {"score", t.score}, {"tokens", t.tokens}});
+    for (const TranslationOut& t : nbest) {
+      json item = {{"text", t.text}, {"score", t.score}, {"tokens", t.tokens}};
+      if (t.attention) {
+        // Four decimals are what a heatmap can show, and keep the body small.
+        json layers = json::array();
+        for (const auto& layer : t.attention->weights) {
+          json heads = json::array();
+          for (const auto& head : layer) {
+            json rows = json::array();
+            for (const auto& row : head) {
+              json cells = json::array();
+              for (const float w : row) cells.push_back(std::round(w * 1e4) / 1e4);
+              rows.push_back(std::move(cells));
+            }
+            heads.push_back(std::move(rows));
+          }
+          layers.push_back(std::move(heads));
+        }
+        item["attention"] = {{"source_tokens", t.attention->source},
+                             {"target_tokens", t.attention->target},
+                             {"layers", std::move(layers)}};
+      }
+      list.push_back(std::move(item));
+    }
     out.push_back(std::move(list));
   }
   const json reply = {

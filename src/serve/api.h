@@ -5,6 +5,7 @@
 // {"error": {"code", "message"}}.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,17 +39,28 @@ struct TranslateRequest {
   std::string model;               // "" when not given (the server's only or first model)
   std::vector<std::string> texts;  // one or more sentences ("text": a string or a list)
   decode::SearchOptions search;    // the request's decoding options, validated
+  bool attention = false;          // add the best translation's encoder-attention weights
 };
 
 /// Parses and validates a translate body; throws ApiError (400 for bad JSON, types, ranges,
 /// unknown fields or too many / too long texts). Defaults are `attend translate`'s.
 TranslateRequest parse_translate(const std::string& body, const Limits& limits);
 
+/// Encoder-attention weights of one translation (decode::cross_attention): weights[l][h][t][s]
+/// is how much target position t (the one that emits target[t]; the last emits "</s>") of
+/// layer l, head h reads source subword s.
+struct AttentionOut {
+  std::vector<std::string> source;  // the encoder's subword pieces
+  std::vector<std::string> target;  // the translation's pieces, then "</s>"
+  std::vector<std::vector<std::vector<std::vector<float>>>> weights;
+};
+
 /// One translation in a reply.
 struct TranslationOut {
   std::string text;
   double score = 0;
   std::vector<std::string> tokens;  // target subword pieces
+  std::optional<AttentionOut> attention;
 };
 
 /// The reply body of a translate request.

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "decode/translator.h"
 
 namespace attend::serve {
 namespace {
@@ -120,6 +121,27 @@ bool peer_gone(int fd) {
   char c;
   const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+AttentionOut attention_of(const nn::EncoderDecoder& model, const data::Tokenizer& tok,
+                          const std::vector<int32_t>& source, const std::vector<int32_t>& target,
+                          const std::vector<std::string>& target_pieces) {
+  AttentionOut a;
+  for (const int32_t id : source) a.source.push_back(tok.piece(id));
+  const size_t S = source.size();
+  const std::vector<Tensor> layers = decode::cross_attention(model, source, target);  // [H, T, S]
+  const auto T = static_cast<size_t>(layers.front().size(1));
+  a.target = target_pieces;
+  if (T > target.size()) a.target.push_back("</s>");
+  for (const Tensor& layer : layers) {
+    const std::vector<float> w = layer.to_vector<float>();
+    auto& heads = a.weights.emplace_back(static_cast<size_t>(layer.size(0)));
+    for (size_t h = 0; h < heads.size(); ++h)
+      for (size_t t = 0; t < T; ++t)
+        heads[h].emplace_back(w.begin() + static_cast<std::ptrdiff_t>((h * T + t) * S),
+                              w.begin() + static_cast<std::ptrdiff_t>((h * T + t + 1) * S));
+  }
+  return a;
 }
 
 std::string prometheus_label(const std::string& s) {
@@ -401,12 +423,17 @@ std::optional<HttpResponse> Server::Impl::translate(const HttpRequest& req, int 
     throw ApiError(500, "decoding_failed", "decoding failed: " + ticket->failure());
   std::vector<std::vector<TranslationOut>> outs;
   int64_t target_tokens = 0;
-  for (const auto& nbest : ticket->results()) {
+  for (size_t i = 0; i < ticket->results().size(); ++i) {
+    const auto& nbest = ticket->results()[i];
     std::vector<TranslationOut>& list = outs.emplace_back();
     for (const decode::Hypothesis& h : nbest) {
-      TranslationOut t{tok.decode(h.tokens), h.score, {}};
+      TranslationOut t{tok.decode(h.tokens), h.score, {}, std::nullopt};
       for (const int32_t id : h.tokens) t.tokens.push_back(tok.piece(id));
       target_tokens += static_cast<int64_t>(h.tokens.size());
+      // The best translation's weights, from one teacher-forced pass on this thread (the model
+      // is only read); an empty source attends to nothing.
+      if (r.attention && list.empty() && !sources[i].empty())
+        t.attention = attention_of(*m->entry.model, tok, sources[i], h.tokens, t.tokens);
       list.push_back(std::move(t));
     }
   }

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <thread>
 
 #include "decode/session.h"
+#include "decode/translator.h"
 #include "util.h"
 
 namespace attend {
@@ -155,12 +157,17 @@ TEST(Session, AdmitRejectsBadRequestsWholly) {
   decode::Session s(model);
   decode::SearchOptions bad = options(2);
   bad.n_best = 3;
-  EXPECT_NE(test::error_of([&] { s.admit({{{5, 6}, options(2), 0, 0}, {{7}, bad, 1, 1}}); })
-                .find("n_best"),
+  EXPECT_NE(test::error_of([&] {
+              s.admit({{{5, 6}, options(2), 0, 0}, {{7}, bad, 1, 1}});
+            }).find("n_best"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { s.admit({{{}, options(2), 0, 4}}); }).find("request 4"),
+  EXPECT_NE(test::error_of([&] {
+              s.admit({{{}, options(2), 0, 4}});
+            }).find("request 4"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { s.admit({{{5, 99}, options(2), 0, 0}}); }).find("99"),
+  EXPECT_NE(test::error_of([&] {
+              s.admit({{{5, 99}, options(2), 0, 0}});
+            }).find("99"),
             std::string::npos);
   EXPECT_TRUE(s.idle());
   EXPECT_EQ(s.active_requests(), 0);
@@ -186,6 +193,70 @@ TEST(Session, ThreadsShareOneModel) {
       expect_same(got_b[i], want_b[i], "thread b, sentence " + std::to_string(i));
     }
   }
+}
+
+// The weights shown to a server's users: one teacher-forced pass over the greedy output.
+// Its logits pick the same tokens the cached search picked (the pass is aligned with decoding),
+// recording changes no output, and each layer's weights are probabilities over the source.
+TEST(CrossAttention, WeightsOfTheTeacherForcedPassBehindATranslation) {
+  const auto owned = make_model(7);
+  const nn::EncoderDecoder& model = *owned;
+  const nn::TransformerConfig& c = model.config();
+  const std::vector<int32_t> source = {15, 16, 17, 18, 19, 20, 21};
+  const auto found = decode::search(model, {source}, options(1));
+  const std::vector<int32_t>& target = found[0][0].tokens;
+  ASSERT_FALSE(target.empty());
+  const auto S = static_cast<int64_t>(source.size()), T = static_cast<int64_t>(target.size()) + 1;
+
+  const std::vector<Tensor> w = decode::cross_attention(model, source, target);
+  ASSERT_EQ(static_cast<int64_t>(w.size()), c.decoder_layers);
+  for (const Tensor& layer : w) {
+    ASSERT_EQ(layer.shape(), (Shape{c.heads, T, S}));
+    const std::vector<float> p = layer.to_vector<float>();
+    for (int64_t row = 0; row < c.heads * T; ++row) {
+      double sum = 0;
+      for (int64_t s = 0; s < S; ++s) {
+        EXPECT_GE(p[static_cast<size_t>(row * S + s)], 0.0f);
+        sum += p[static_cast<size_t>(row * S + s)];
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5) << "row " << row;
+    }
+  }
+  // Head 0 of layer 0 differs between two target positions: the rows are not one row copied.
+  const std::vector<float> p0 = w[0].to_vector<float>();
+  double diff = 0;
+  for (int64_t s = 0; s < S; ++s)
+    diff += std::abs(p0[static_cast<size_t>(s)] - p0[static_cast<size_t>((T - 1) * S + s)]);
+  EXPECT_GT(diff, 1e-4);
+
+  std::vector<int32_t> tgt_in = {c.bos_id};
+  tgt_in.insert(tgt_in.end(), target.begin(), target.end());
+  const Tensor src = Tensor::from_vector(source, {1, S});
+  const Tensor src_len = Tensor::from_vector(std::vector<int32_t>{static_cast<int32_t>(S)}, {1});
+  const Tensor tgt = Tensor::from_vector(tgt_in, {1, T});
+  const Tensor tgt_len = Tensor::from_vector(std::vector<int32_t>{static_cast<int32_t>(T)}, {1});
+  const std::vector<float> plain =
+      model.forward(src, src_len, tgt, tgt_len, 0).value().to_vector<float>();
+  std::vector<float> probed;
+  {
+    nn::CrossAttentionProbe probe;
+    probed = model.forward(src, src_len, tgt, tgt_len, 0).value().to_vector<float>();
+    EXPECT_EQ(static_cast<int64_t>(probe.weights().size()), c.decoder_layers);
+  }
+  EXPECT_EQ(plain, probed);
+  const int64_t V = c.tgt_vocab;
+  for (int64_t t = 0; t + 1 < T; ++t) {
+    int32_t best = -1;
+    float top = -INFINITY;
+    for (int32_t v = 0; v < V; ++v) {
+      if (v == c.pad_id || v == c.unk_id || v == c.bos_id) continue;
+      if (plain[static_cast<size_t>(t * V + v)] > top)
+        top = plain[static_cast<size_t>(t * V + v)], best = v;
+    }
+    EXPECT_EQ(best, target[static_cast<size_t>(t)]) << "position " << t;
+  }
+  EXPECT_THROW(decode::cross_attention(model, {}, target), Error);
+  EXPECT_THROW(decode::cross_attention(model, source, {static_cast<int32_t>(V)}), Error);
 }
 
 }  // namespace

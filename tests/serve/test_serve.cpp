@@ -184,6 +184,50 @@ TEST(Serve, RepliesEqualTranslatorUnderConcurrentLoad) {
   EXPECT_GT(metric(srv.port(), "attend_target_tokens_total"), 0);
 }
 
+// "attention": true adds the best translation's encoder-attention weights, those of
+// decode::cross_attention (to the reply's four decimals), labelled with the subwords.
+TEST(Serve, AttentionWeightsOfTheBestTranslation) {
+  const Fixture f;
+  Running srv(f.entries(), {});
+  const Reply r = post(srv.port(), {{"text", {"the cat sat", ""}},
+                                    {"beam", 3},
+                                    {"n_best", 2},
+                                    {"max_extra", 8},
+                                    {"attention", true}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json reply = r.j();
+  const json& best = reply["translations"][0][0];
+  ASSERT_TRUE(best.contains("attention"));
+  EXPECT_FALSE(reply["translations"][0][1].contains("attention"));  // the best one only
+  EXPECT_FALSE(reply["translations"][1][0].contains("attention"));  // an empty source
+  const json& a = best["attention"];
+  const std::vector<int32_t> source = f.model->config().source(f.tokenizer.encode("the cat sat"));
+  std::vector<int32_t> target;
+  for (const auto& piece : best["tokens"]) target.push_back(f.tokenizer.encode(piece)[0]);
+  ASSERT_EQ(a["source_tokens"].size(), source.size());
+  for (size_t s = 0; s < source.size(); ++s)
+    EXPECT_EQ(a["source_tokens"][s], f.tokenizer.piece(source[s]));
+  ASSERT_EQ(a["target_tokens"].size(), target.size() + 1);
+  EXPECT_EQ(a["target_tokens"].back(), "</s>");
+  const std::vector<Tensor> want = decode::cross_attention(*f.model, source, target);
+  ASSERT_EQ(a["layers"].size(), want.size());
+  for (size_t l = 0; l < want.size(); ++l) {
+    const std::vector<float> w = want[l].to_vector<float>();
+    const auto H = static_cast<size_t>(want[l].size(0)), T = static_cast<size_t>(want[l].size(1)),
+               S = static_cast<size_t>(want[l].size(2));
+    ASSERT_EQ(a["layers"][l].size(), H);
+    for (size_t h = 0; h < H; ++h) {
+      ASSERT_EQ(a["layers"][l][h].size(), T);
+      for (size_t t = 0; t < T; ++t) {
+        ASSERT_EQ(a["layers"][l][h][t].size(), S);
+        for (size_t s = 0; s < S; ++s)
+          EXPECT_NEAR(a["layers"][l][h][t][s].get<double>(), w[(h * T + t) * S + s], 0.5e-4 + 1e-7);
+      }
+    }
+  }
+  EXPECT_EQ(post(srv.port(), {{"text", "a"}, {"attention", 1}}).status, 400);
+}
+
 TEST(Serve, BadRequestsGetJsonErrorsAndTheServerGoesOn) {
   const Fixture f;
   serve::ServerOptions o;

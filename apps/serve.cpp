@@ -1,6 +1,7 @@
-// `attend serve`: translation over HTTP (src/serve/server.h). Models load before the socket
-// opens, so a bad model directory or a port in use stops start-up with one message. SIGTERM and
-// SIGINT stop accepting, let the requests being served finish, and exit 0.
+// `attend serve`: translation and language models over HTTP, with a web page (src/serve/server.h).
+// Models load before the socket opens, so a bad model directory or a port in use stops start-up
+// with one message. SIGTERM and SIGINT stop accepting, let the requests being served finish, and
+// exit 0.
 #include <pthread.h>
 #include <signal.h>
 
@@ -14,6 +15,7 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "models/model_dir.h"
+#include "nn/transformer.h"
 #include "serve/server.h"
 
 namespace attend::apps {
@@ -60,19 +62,29 @@ int serve_command(ServeArgs a) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  std::vector<models::LoadedModel> loaded;
+  // Translation models and language models, each loaded by its family's loader.
+  std::vector<std::unique_ptr<models::LoadedModel>> translators;
+  std::vector<std::unique_ptr<models::LoadedLanguageModel>> lms;
   std::vector<serve::ModelEntry> entries;
   for (const std::string& flag : a.models) {
     const auto [name, dir] = model_flag(flag);
     try {
-      loaded.push_back(models::load_model_dir(dir));
+      const nn::Arch arch = models::model_arch(dir);
+      if (arch == nn::Arch::kDecoderOnly) {
+        auto& m = lms.emplace_back(
+            std::make_unique<models::LoadedLanguageModel>(models::load_language_model_dir(dir)));
+        entries.push_back({name, nullptr, &m->tokenizer, m->dir, m->model.get()});
+      } else {
+        // Encoder-only models have nothing to serve yet: the loader's error names the commands
+        // that take them.
+        auto& m = translators.emplace_back(
+            std::make_unique<models::LoadedModel>(models::load_model_dir(dir)));
+        entries.push_back({name, m->model.get(), &m->tokenizer, m->dir, nullptr});
+      }
     } catch (const Error& e) {
       throw Error("serve: model '" + name + "': " + e.what());
     }
   }
-  for (size_t i = 0; i < loaded.size(); ++i)
-    entries.push_back({model_flag(a.models[i]).first, loaded[i].model.get(), &loaded[i].tokenizer,
-                       loaded[i].dir});
   serve::Server server(std::move(entries), a.server);
   std::thread([&server, signals] {
     int got = 0;
@@ -93,10 +105,12 @@ int serve_command(ServeArgs a) {
 void add_serve(CLI::App& root, int& exit_code) {
   auto a = std::make_shared<ServeArgs>();
   serve::ServerOptions& o = a->server;
-  CLI::App* c = root.add_subcommand("serve", "serve translation models over HTTP");
+  CLI::App* c = root.add_subcommand(
+      "serve", "serve translation and language models over HTTP, with a web page");
   c->footer(
-      "Endpoints: POST /v1/translate, GET /v1/models, GET /health, GET /metrics (see\n"
-      "docs/serving.md). Requests join the running batch between decoder steps.");
+      "Endpoints: GET / (the web page), POST /v1/translate, POST /v1/completions, GET /v1/models,\n"
+      "GET /health, GET /metrics (see docs/serving.md). Translation requests join the running\n"
+      "batch between decoder steps.");
   c->add_option("-m,--model", a->models,
                 "a model, checkpoint or run directory, optionally named (NAME=DIR; default name:\n"
                 "the directory's name); repeat for more models, the first is the default")

@@ -133,6 +133,110 @@ TranslateRequest parse_translate(const std::string& body, const Limits& limits) 
   return r;
 }
 
+CompletionRequest parse_completion(const std::string& body, const Limits& limits) {
+  if (static_cast<int64_t>(body.size()) > limits.max_body_bytes)
+    throw ApiError(413, "too_large",
+                   "the body has " + std::to_string(body.size()) +
+                       " bytes, more than the server's limit of " +
+                       std::to_string(limits.max_body_bytes));
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::exception& e) {
+    bad(std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) bad("the body must be a JSON object");
+  CompletionRequest r;
+  decode::GenerateOptions& o = r.generate;
+  o.max_new = 16;  // the completions API's default
+  o.temperature = 1.0;
+  o.seed = 0;
+  bool have_prompt = false;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "model") {
+      if (!v.is_string()) bad("model: expected a string");
+      r.model = v.get<std::string>();
+    } else if (key == "prompt") {
+      have_prompt = true;
+      // Prompts may hold line breaks (a language model reads text), so not text_field's rule.
+      auto one = [&](const json& p, const std::string& name) {
+        if (!p.is_string()) bad(name + ": expected a string");
+        std::string t = p.get<std::string>();
+        if (static_cast<int64_t>(t.size()) > limits.max_sentence_bytes)
+          bad(name + ": " + std::to_string(t.size()) + " bytes, more than the server's limit of " +
+              std::to_string(limits.max_sentence_bytes));
+        r.prompts.push_back(std::move(t));
+      };
+      if (v.is_array()) {
+        if (v.empty()) bad("prompt: the list is empty");
+        if (static_cast<int64_t>(v.size()) > limits.max_sentences)
+          bad("prompt: " + std::to_string(v.size()) + " prompts, more than the server's limit of " +
+              std::to_string(limits.max_sentences));
+        for (size_t i = 0; i < v.size(); ++i) one(v[i], "prompt[" + std::to_string(i) + "]");
+      } else {
+        one(v, "prompt");
+      }
+    } else if (key == "max_tokens") {
+      o.max_new = integer_field(v, key, 1, 1 << 20);
+    } else if (key == "temperature") {
+      o.temperature = number_field(v, key);
+      if (o.temperature < 0) bad("temperature: expected >= 0 (0: the most likely token)");
+    } else if (key == "top_p") {
+      o.top_p = number_field(v, key);
+      if (o.top_p <= 0 || o.top_p > 1) bad("top_p: expected a number in (0, 1]");
+    } else if (key == "top_k") {
+      o.top_k = integer_field(v, key, 0, INT32_MAX);
+    } else if (key == "seed") {
+      if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+        bad("seed: expected an integer >= 0");
+      o.seed = v.get<uint64_t>();
+    } else if (key == "stream") {
+      r.stream = bool_field(v, key);
+    } else {
+      bad("unknown field '" + key + "'");
+    }
+  }
+  if (!have_prompt) bad("prompt: required (a string or a list of strings)");
+  return r;
+}
+
+std::string completion_reply(const std::string& id, const std::string& model, int64_t created,
+                             const std::vector<CompletionOut>& choices) {
+  json list = json::array();
+  int64_t prompt = 0, completion = 0;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    list.push_back(
+        {{"text", choices[i].text}, {"index", i}, {"finish_reason", choices[i].finish_reason}});
+    prompt += choices[i].prompt_tokens;
+    completion += choices[i].completion_tokens;
+  }
+  const json reply = {{"id", id},
+                      {"object", "text_completion"},
+                      {"created", created},
+                      {"model", model},
+                      {"choices", std::move(list)},
+                      {"usage",
+                       {{"prompt_tokens", prompt},
+                        {"completion_tokens", completion},
+                        {"total_tokens", prompt + completion}}}};
+  return reply.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string completion_event(const std::string& id, const std::string& model, int64_t created,
+                             size_t index, const std::string& text,
+                             const std::string& finish_reason) {
+  const json event = {
+      {"id", id},
+      {"object", "text_completion"},
+      {"created", created},
+      {"model", model},
+      {"choices", json::array({{{"text", text},
+                                {"index", index},
+                                {"finish_reason",
+                                 finish_reason.empty() ? json(nullptr) : json(finish_reason)}}})}};
+  return "data: " + event.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
 std::string translate_reply(const std::string& model,
                             const std::vector<std::vector<TranslationOut>>& translations,
                             int64_t source_tokens, int64_t target_tokens, double time_ms) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "decode/generator.h"
 #include "decode/session.h"
 
 namespace attend::serve {
@@ -67,6 +68,35 @@ struct TranslationOut {
 std::string translate_reply(const std::string& model,
                             const std::vector<std::vector<TranslationOut>>& translations,
                             int64_t source_tokens, int64_t target_tokens, double time_ms);
+
+/// POST /v1/completions (decoder-only models), parsed: the fields of the completions API that
+/// LLM users know (prompt, max_tokens, temperature, top_p, seed, stream), plus top_k.
+struct CompletionRequest {
+  std::string model;
+  std::vector<std::string> prompts;  // "prompt": a string or a list
+  decode::GenerateOptions generate;  // max_new = max_tokens; stop_at_eos
+  bool stream = false;               // server-sent events, one per token
+};
+
+/// Parses and validates a completions body; throws ApiError as parse_translate does.
+CompletionRequest parse_completion(const std::string& body, const Limits& limits);
+
+/// One finished completion: its text, why it ended ("stop": the end-of-text token; "length":
+/// max_tokens or the model's context), and its token counts.
+struct CompletionOut {
+  std::string text;
+  std::string finish_reason;
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+};
+
+/// The reply body of a completions request (non-streaming).
+std::string completion_reply(const std::string& id, const std::string& model, int64_t created,
+                             const std::vector<CompletionOut>& choices);
+/// One server-sent event of a streamed completion: "data: {...}\n\n" with a text piece of
+/// choice `index`, or (finish_reason non-empty) its end.
+std::string completion_event(const std::string& id, const std::string& model, int64_t created,
+                             size_t index, const std::string& text,
+                             const std::string& finish_reason);
 
 /// {"error": {"code": ..., "message": ...}}
 std::string error_body(const std::string& code, const std::string& message);

@@ -169,4 +169,103 @@ void Scheduler::loop() {
   }
 }
 
+// ---------------------------------------------------------------- language models
+
+namespace {
+// Thrown from the token callback to end a cancelled request's batch.
+struct Cancelled {};
+}  // namespace
+
+bool Job::wait_pieces(std::chrono::steady_clock::time_point deadline,
+                      std::vector<std::pair<size_t, std::string>>& pieces) {
+  std::unique_lock lock(mutex_);
+  cv_.wait_until(lock, deadline, [&] { return ended_ || !pieces_.empty(); });
+  for (auto& p : pieces_) pieces.push_back(std::move(p));
+  pieces_.clear();
+  return ended_;
+}
+
+LmWorker::LmWorker(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer,
+                   int64_t max_queue)
+    : generator_(model, tokenizer), max_queue_(max_queue), thread_([this] { loop(); }) {}
+
+LmWorker::~LmWorker() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  thread_.join();
+}
+
+std::shared_ptr<Job> LmWorker::submit(std::vector<std::vector<int32_t>> prompts,
+                                      const decode::GenerateOptions& options) {
+  auto job = std::make_shared<Job>();
+  job->prompts_ = std::move(prompts);
+  job->options_ = options;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || static_cast<int64_t>(queue_.size()) >= max_queue_) return nullptr;
+    queue_.push_back(job);
+    stats_.queued = static_cast<int64_t>(queue_.size());
+  }
+  work_cv_.notify_all();
+  return job;
+}
+
+void LmWorker::cancel(const std::shared_ptr<Job>& job) { job->cancelled_ = true; }
+
+LmStats LmWorker::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void LmWorker::loop() {
+  for (;;) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock lock(mutex_);
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      stats_.queued = static_cast<int64_t>(queue_.size());
+      stats_.generating = job->cancelled_ ? 0 : static_cast<int64_t>(job->prompts_.size());
+    }
+    std::vector<decode::Generation> results;
+    std::string failure;
+    int64_t tokens = 0;
+    if (!job->cancelled_) {
+      try {
+        results = generator_.generate(job->prompts_, job->options_,
+                                      [&](size_t i, const std::string& text) {
+                                        if (job->cancelled_) throw Cancelled{};
+                                        {
+                                          std::lock_guard lock(job->mutex_);
+                                          job->pieces_.emplace_back(i, text);
+                                        }
+                                        job->cv_.notify_all();
+                                      });
+        for (const auto& g : results) tokens += static_cast<int64_t>(g.tokens.size());
+      } catch (const Cancelled&) {
+        failure = "cancelled";
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+    } else {
+      failure = "cancelled";
+    }
+    {
+      std::lock_guard lock(job->mutex_);
+      job->results_ = std::move(results);
+      job->failure_ = std::move(failure);
+      job->ended_ = true;
+    }
+    job->cv_.notify_all();
+    std::lock_guard lock(mutex_);
+    stats_.generating = 0;
+    stats_.target_tokens += tokens;
+  }
+}
+
 }  // namespace attend::serve

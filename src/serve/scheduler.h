@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "decode/generator.h"
 #include "decode/session.h"
 
 namespace attend::serve {
@@ -110,6 +111,70 @@ class Scheduler {
   std::unordered_map<int64_t, Running> running_;
   int64_t running_tokens_ = 0;
 
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------- language models
+// Completions for one decoder-only model: a worker thread takes requests in arrival order and
+// generates each request's prompts as one batch (decode::Generator), handing every new token's
+// text to the request as it is drawn, so an HTTP thread can stream it. Requests do not join a
+// running batch: the generator has no step-level session yet (see docs/serving.md).
+
+/// One completion request's prompts, streamed pieces and results.
+class Job {
+ public:
+  /// Waits until new pieces arrive, the job ends, or `deadline` passes; moves the pieces that
+  /// arrived (prompt index, text) into `pieces`. Returns whether the job has ended.
+  bool wait_pieces(std::chrono::steady_clock::time_point deadline,
+                   std::vector<std::pair<size_t, std::string>>& pieces);
+  const std::string& failure() const { return failure_; }                      // once ended
+  const std::vector<decode::Generation>& results() const { return results_; }  // once ended
+
+ private:
+  friend class LmWorker;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::vector<int32_t>> prompts_;
+  decode::GenerateOptions options_;
+  std::vector<std::pair<size_t, std::string>> pieces_;
+  std::vector<decode::Generation> results_;
+  std::string failure_;
+  bool ended_ = false;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct LmStats {
+  int64_t queued = 0;         // requests waiting
+  int64_t generating = 0;     // prompts in the running batch
+  int64_t target_tokens = 0;  // tokens generated
+};
+
+class LmWorker {
+ public:
+  /// The model (eval mode) and tokenizer must outlive the worker. Starts the worker thread.
+  LmWorker(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer, int64_t max_queue);
+  ~LmWorker();  // finishes every queued and running request, then stops the thread
+  LmWorker(const LmWorker&) = delete;
+  LmWorker& operator=(const LmWorker&) = delete;
+
+  const decode::Generator& generator() const { return generator_; }
+  /// Queues one request (prompt ids from generator().prompt_ids); null when the queue is full.
+  std::shared_ptr<Job> submit(std::vector<std::vector<int32_t>> prompts,
+                              const decode::GenerateOptions& options);
+  /// Stops a request: dropped from the queue, or its batch ends at the next token.
+  void cancel(const std::shared_ptr<Job>& job);
+  LmStats stats() const;
+
+ private:
+  void loop();
+
+  decode::Generator generator_;
+  const int64_t max_queue_;
+  mutable std::mutex mutex_;
+  std::condition_variable work_cv_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  bool stopping_ = false;
+  LmStats stats_;
   std::thread thread_;
 };
 

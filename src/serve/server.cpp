@@ -24,6 +24,7 @@
 
 #include "core/error.h"
 #include "decode/translator.h"
+#include "serve/page.h"
 
 namespace attend::serve {
 namespace {
@@ -163,8 +164,10 @@ constexpr std::array<double, 13> kLatencyBounds = {0.005, 0.01, 0.025, 0.05, 0.1
 
 struct Served {
   ModelEntry entry;
-  std::unique_ptr<Scheduler> scheduler;
+  std::unique_ptr<Scheduler> scheduler;  // translation models
+  std::unique_ptr<LmWorker> lm;          // language models
   int64_t max_tokens = 0;
+  const char* task() const { return lm ? "generation" : "translation"; }
 };
 
 }  // namespace
@@ -192,8 +195,11 @@ struct Server::Impl {
   int64_t source_tokens = 0;
 
   void serve_connection(tcp::socket& socket);
-  std::optional<HttpResponse> handle(const HttpRequest& req, int fd, std::string& endpoint);
+  std::optional<HttpResponse> handle(const HttpRequest& req, TimedStream& stream, int fd,
+                                     std::string& endpoint);
   std::optional<HttpResponse> translate(const HttpRequest& req, int fd);
+  std::optional<HttpResponse> complete(const HttpRequest& req, TimedStream& stream, int fd);
+  Served& find_model(const std::string& name, const char* task);
   HttpResponse models_reply(const HttpRequest& req) const;
   HttpResponse metrics_reply(const HttpRequest& req);
   void count(const std::string& endpoint, int status, std::optional<double> latency_s);
@@ -235,10 +241,12 @@ void reply_and_close(tcp::socket& socket, TimedStream& stream, HttpResponse res)
 }
 
 const std::map<std::string, http::verb>& routes() {
-  static const std::map<std::string, http::verb> r = {{"/health", http::verb::get},
+  static const std::map<std::string, http::verb> r = {{"/", http::verb::get},
+                                                      {"/health", http::verb::get},
                                                       {"/metrics", http::verb::get},
                                                       {"/v1/models", http::verb::get},
-                                                      {"/v1/translate", http::verb::post}};
+                                                      {"/v1/translate", http::verb::post},
+                                                      {"/v1/completions", http::verb::post}};
   return r;
 }
 
@@ -274,17 +282,23 @@ void Server::Impl::check_key(const HttpRequest& req) const {
 HttpResponse Server::Impl::models_reply(const HttpRequest& req) const {
   json list = json::array();
   for (const Served& m : models) {
-    const nn::TransformerConfig& c = m.entry.model->config();
-    list.push_back({{"id", m.entry.name},
-                    {"task", "translation"},
-                    {"dir", m.entry.dir},
-                    {"d_model", c.d_model},
-                    {"heads", c.heads},
-                    {"encoder_layers", c.encoder_layers},
-                    {"decoder_layers", c.decoder_layers},
-                    {"vocab", c.tgt_vocab},
-                    {"max_sentence_tokens", m.max_tokens},
-                    {"precision", "fp32"}});
+    const nn::TransformerConfig& c = m.lm ? m.entry.lm->config() : m.entry.model->config();
+    json item = {{"id", m.entry.name},
+                 {"object", "model"},
+                 {"task", m.task()},
+                 {"dir", m.entry.dir},
+                 {"d_model", c.d_model},
+                 {"heads", c.heads},
+                 {"decoder_layers", c.decoder_layers},
+                 {"vocab", c.tgt_vocab},
+                 {"precision", "fp32"}};
+    if (m.lm) {
+      item["context"] = c.max_positions;
+    } else {
+      item["encoder_layers"] = c.encoder_layers;
+      item["max_sentence_tokens"] = m.max_tokens;
+    }
+    list.push_back(std::move(item));
   }
   return reply(req.version(), req.keep_alive(), http::status::ok,
                json{{"object", "list"}, {"data", std::move(list)}}.dump(
@@ -307,8 +321,8 @@ HttpResponse Server::Impl::metrics_reply(const HttpRequest& req) {
       line("attend_requests_total{endpoint=\"" + prometheus_label(key.first) + "\",status=\"" +
            std::to_string(key.second) + "\"} " + std::to_string(n));
     line(
-        "# HELP attend_translate_seconds Time from a translate request's last byte to its "
-        "reply.");
+        "# HELP attend_translate_seconds Time from a translate or completions request's last "
+        "byte to its (last) reply byte.");
     line("# TYPE attend_translate_seconds histogram");
     int64_t cumulative = 0;
     for (size_t b = 0; b < kLatencyBounds.size(); ++b) {
@@ -359,9 +373,25 @@ HttpResponse Server::Impl::metrics_reply(const HttpRequest& req) {
     line(std::string("# HELP ") + gauges[g][0] + " " + gauges[g][1]);
     line(std::string("# TYPE ") + gauges[g][0] + (g == 3 ? " counter" : " gauge"));
     for (const Served& m : models) {
+      if (m.lm) continue;
       const SchedulerStats s = m.scheduler->stats();
       const int64_t v = g == 0 ? s.queued : g == 1 ? s.decoding : g == 2 ? s.rows : s.steps;
       line(std::string(gauges[g][0]) + "{model=\"" + prometheus_label(m.entry.name) + "\"} " +
+           std::to_string(v));
+    }
+  }
+  const char* lm_gauges[][3] = {
+      {"attend_lm_queue_requests", "gauge", "Completion requests waiting."},
+      {"attend_lm_batch_prompts", "gauge", "Prompts in the running generation batch."},
+      {"attend_lm_tokens_total", "counter", "Tokens generated."}};
+  for (int g = 0; g < 3; ++g) {
+    line(std::string("# HELP ") + lm_gauges[g][0] + " " + lm_gauges[g][2]);
+    line(std::string("# TYPE ") + lm_gauges[g][0] + " " + lm_gauges[g][1]);
+    for (const Served& m : models) {
+      if (!m.lm) continue;
+      const LmStats s = m.lm->stats();
+      const int64_t v = g == 0 ? s.queued : g == 1 ? s.generating : s.target_tokens;
+      line(std::string(lm_gauges[g][0]) + "{model=\"" + prometheus_label(m.entry.name) + "\"} " +
            std::to_string(v));
     }
   }
@@ -369,21 +399,152 @@ HttpResponse Server::Impl::metrics_reply(const HttpRequest& req) {
                "text/plain; version=0.0.4");
 }
 
+Served& Server::Impl::find_model(const std::string& name, const char* task) {
+  const char* endpoint = std::string(task) == "translation" ? "/v1/translate" : "/v1/completions";
+  for (Served& s : models)
+    if (name.empty() ? std::string(s.task()) == task : s.entry.name == name) {
+      if (std::string(s.task()) != task)
+        throw ApiError(400, "wrong_model",
+                       "model '" + name + "' is a " + s.task() + " model; " + endpoint + " takes " +
+                           task + " models");
+      return s;
+    }
+  std::string names;
+  for (const Served& s : models)
+    if (std::string(s.task()) == task) names += (names.empty() ? "'" : ", '") + s.entry.name + "'";
+  if (name.empty())
+    throw ApiError(404, "unknown_model", std::string("this server has no ") + task + " model");
+  throw ApiError(
+      404, "unknown_model",
+      "model '" + name + "' is not served" +
+          (names.empty() ? std::string() : " (" + std::string(task) + ": " + names + ")"));
+}
+
+std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, TimedStream& stream,
+                                                   int fd) {
+  const auto start = Clock::now();
+  CompletionRequest r = parse_completion(req.body(), options.limits);
+  Served& m = find_model(r.model, "generation");
+  const decode::Generator& gen = m.lm->generator();
+  const int64_t context = gen.context();
+  std::vector<std::vector<int32_t>> prompts;
+  for (size_t i = 0; i < r.prompts.size(); ++i) {
+    const std::string name = r.prompts.size() > 1 ? "prompt[" + std::to_string(i) + "]" : "prompt";
+    std::vector<int32_t> ids;
+    try {
+      ids = gen.prompt_ids(r.prompts[i], name);
+    } catch (const Error& e) {
+      throw ApiError(400, "bad_request", e.what());
+    }
+    if (static_cast<int64_t>(ids.size()) >= context)
+      throw ApiError(400, "too_long",
+                     name + ": " + std::to_string(ids.size()) + " tokens; the model's context of " +
+                         std::to_string(context) + " leaves no room to generate");
+    prompts.push_back(std::move(ids));
+  }
+  const std::shared_ptr<Job> job = m.lm->submit(prompts, r.generate);
+  if (!job)
+    throw ApiError(503, "overloaded",
+                   "model '" + m.entry.name + "' has a full queue; retry after a second");
+  const std::string id =
+      "cmpl-" + std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   Clock::now().time_since_epoch())
+                                   .count());
+  const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  const auto deadline = start + seconds(options.timeout_s);
+  auto finish_reason = [&](const decode::Generation& g) {
+    return g.ended ? std::string("stop") : std::string("length");
+  };
+  auto count_tokens = [&] {
+    int64_t n = 0;
+    for (const auto& g : job->results()) n += static_cast<int64_t>(g.tokens.size());
+    std::lock_guard lock(metrics_mutex);
+    target_tokens += n;
+    token_marks.emplace_back(Clock::now(), target_tokens);
+    while (token_marks.size() > 4096) token_marks.pop_front();
+  };
+
+  if (!r.stream) {
+    std::vector<std::pair<size_t, std::string>> ignored;
+    while (!job->wait_pieces(std::min(deadline, Clock::now() + std::chrono::milliseconds(20)),
+                             ignored)) {
+      ignored.clear();
+      if (peer_gone(fd)) {
+        m.lm->cancel(job);
+        std::lock_guard lock(metrics_mutex);
+        ++cancelled;
+        return std::nullopt;
+      }
+      if (Clock::now() >= deadline) {
+        m.lm->cancel(job);
+        throw ApiError(504, "timeout", "the request ran past the server's timeout");
+      }
+    }
+    if (!job->failure().empty())
+      throw ApiError(500, "generation_failed", "generation failed: " + job->failure());
+    std::vector<CompletionOut> outs;
+    for (const auto& g : job->results())
+      outs.push_back(
+          {g.text, finish_reason(g), g.prompt_tokens, static_cast<int64_t>(g.tokens.size())});
+    count_tokens();
+    return reply(req.version(), req.keep_alive(), http::status::ok,
+                 completion_reply(id, m.entry.name, created, outs));
+  }
+
+  // Server-sent events over a chunked reply; the connection closes after the last event.
+  http::response<http::empty_body> head{http::status::ok, req.version()};
+  head.set(http::field::server, "attend");
+  head.set(http::field::content_type, "text/event-stream");
+  head.set(http::field::cache_control, "no-cache");
+  head.chunked(true);
+  head.keep_alive(false);
+  http::response_serializer<http::empty_body> serializer{head};
+  error_code ec;
+  stream.expire_at(Clock::now() + seconds(options.timeout_s), false);
+  http::write_header(stream, serializer, ec);
+  auto send = [&](const std::string& data) {
+    if (!ec) asio::write(stream, http::make_chunk(asio::buffer(data)), ec);
+    return !ec;
+  };
+  bool ended = false;
+  while (!ended) {
+    std::vector<std::pair<size_t, std::string>> pieces;
+    ended =
+        job->wait_pieces(std::min(deadline, Clock::now() + std::chrono::milliseconds(50)), pieces);
+    for (const auto& [i, text] : pieces)
+      send(completion_event(id, m.entry.name, created, i, text, ""));
+    if (ec || (!ended && peer_gone(fd))) {
+      m.lm->cancel(job);
+      std::lock_guard lock(metrics_mutex);
+      ++cancelled;
+      return std::nullopt;
+    }
+    if (!ended && Clock::now() >= deadline) {
+      m.lm->cancel(job);
+      send("data: " + error_body("timeout", "the request ran past the server's timeout") + "\n\n");
+      break;
+    }
+  }
+  if (ended && !job->failure().empty()) {
+    send("data: " + error_body("generation_failed", "generation failed: " + job->failure()) +
+         "\n\n");
+  } else if (ended) {
+    for (size_t i = 0; i < job->results().size(); ++i)
+      send(completion_event(id, m.entry.name, created, i, "", finish_reason(job->results()[i])));
+    count_tokens();
+  }
+  send("data: [DONE]\n\n");
+  if (!ec) asio::write(stream, http::make_chunk_last(), ec);
+  count("/v1/completions", 200, std::chrono::duration<double>(Clock::now() - start).count());
+  return std::nullopt;
+}
+
 std::optional<HttpResponse> Server::Impl::translate(const HttpRequest& req, int fd) {
   const auto start = Clock::now();
   TranslateRequest r = parse_translate(req.body(), options.limits);
-  Served* m = nullptr;
-  if (r.model.empty()) {
-    m = &models.front();
-  } else {
-    for (Served& s : models)
-      if (s.entry.name == r.model) m = &s;
-  }
-  if (m == nullptr) {
-    std::string names;
-    for (const Served& s : models) names += (names.empty() ? "'" : ", '") + s.entry.name + "'";
-    throw ApiError(404, "unknown_model", "model '" + r.model + "' is not served (" + names + ")");
-  }
+  Served* m = &find_model(r.model, "translation");
   const nn::TransformerConfig& c = m->entry.model->config();
   const data::Tokenizer& tok = *m->entry.tokenizer;
   std::vector<std::vector<int32_t>> sources;
@@ -449,8 +610,8 @@ std::optional<HttpResponse> Server::Impl::translate(const HttpRequest& req, int 
                translate_reply(m->entry.name, outs, source_tokens, target_tokens, ms));
 }
 
-std::optional<HttpResponse> Server::Impl::handle(const HttpRequest& req, int fd,
-                                                 std::string& endpoint) {
+std::optional<HttpResponse> Server::Impl::handle(const HttpRequest& req, TimedStream& stream,
+                                                 int fd, std::string& endpoint) {
   const std::string target(req.target());
   const std::string path = target.substr(0, target.find('?'));
   const auto route = routes().find(path);
@@ -458,8 +619,8 @@ std::optional<HttpResponse> Server::Impl::handle(const HttpRequest& req, int fd,
     endpoint = "other";
     throw ApiError(404, "not_found",
                    "no endpoint " + path +
-                       " (this server has GET /health, GET /v1/models, POST /v1/translate, "
-                       "GET /metrics)");
+                       " (this server has GET /, GET /health, GET /v1/models, POST "
+                       "/v1/translate, POST /v1/completions, GET /metrics)");
   }
   endpoint = path;
   if (req.method() != route->second)
@@ -470,9 +631,18 @@ std::optional<HttpResponse> Server::Impl::handle(const HttpRequest& req, int fd,
     return reply(req.version(), req.keep_alive(),
                  stopping ? http::status::service_unavailable : http::status::ok,
                  stopping ? R"({"status":"stopping"})" : R"({"status":"ok"})");
+  if (path == "/") {
+    HttpResponse res = reply(req.version(), req.keep_alive(), http::status::ok,
+                             std::string(page_html()), "text/html; charset=utf-8");
+    // The page is self-contained: nothing may load from anywhere else.
+    res.set("Content-Security-Policy",
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+    return res;
+  }
   if (!options.api_key.empty()) check_key(req);
   if (path == "/v1/models") return models_reply(req);
   if (path == "/metrics") return metrics_reply(req);
+  if (path == "/v1/completions") return complete(req, stream, fd);
   return translate(req, fd);
 }
 
@@ -524,7 +694,7 @@ void Server::Impl::serve_connection(tcp::socket& socket) {
     std::string endpoint = "other";
     std::optional<HttpResponse> res;
     try {
-      res = handle(req, socket.native_handle(), endpoint);
+      res = handle(req, stream, socket.native_handle(), endpoint);
     } catch (const ApiError& e) {
       res = error_reply(req.version(), req.keep_alive(), e);
     } catch (const std::exception& e) {
@@ -534,8 +704,9 @@ void Server::Impl::serve_connection(tcp::socket& socket) {
     if (!res) return;  // the client left; nobody reads a reply
     const double latency = std::chrono::duration<double>(Clock::now() - start).count();
     count(endpoint, res->result_int(),
-          endpoint == "/v1/translate" && res->result_int() == 200 ? std::optional(latency)
-                                                                  : std::nullopt);
+          (endpoint == "/v1/translate" || endpoint == "/v1/completions") && res->result_int() == 200
+              ? std::optional(latency)
+              : std::nullopt);
     if (stopping) res->keep_alive(false);
     stream.expire_at(Clock::now() + seconds(options.timeout_s), false);
     http::write(stream, *res, ec);
@@ -586,17 +757,20 @@ Server::Server(std::vector<ModelEntry> models, ServerOptions options)
   port_ = I.acceptor.local_endpoint().port();
 
   for (ModelEntry& e : models) {
-    ATTEND_CHECK(e.model != nullptr && e.tokenizer != nullptr, "serve: model '{}' is not loaded",
-                 e.name);
-    ATTEND_CHECK(e.tokenizer->vocab_size() == e.model->config().tgt_vocab,
+    ATTEND_CHECK((e.model != nullptr) != (e.lm != nullptr) && e.tokenizer != nullptr,
+                 "serve: model '{}' is not loaded", e.name);
+    const nn::TransformerConfig& c = e.model ? e.model->config() : e.lm->config();
+    ATTEND_CHECK(e.tokenizer->vocab_size() == c.tgt_vocab,
                  "serve: model '{}': the tokenizer has {} pieces but the model's vocabulary is {}",
-                 e.name, e.tokenizer->vocab_size(), e.model->config().tgt_vocab);
+                 e.name, e.tokenizer->vocab_size(), c.tgt_vocab);
     Served s;
-    const int64_t max_positions = e.model->config().max_positions;
     s.max_tokens = I.options.max_sentence_tokens > 0
-                       ? std::min(I.options.max_sentence_tokens, max_positions)
-                       : max_positions;
-    s.scheduler = std::make_unique<Scheduler>(*e.model, I.options.scheduling);
+                       ? std::min(I.options.max_sentence_tokens, c.max_positions)
+                       : c.max_positions;
+    if (e.model)
+      s.scheduler = std::make_unique<Scheduler>(*e.model, I.options.scheduling);
+    else
+      s.lm = std::make_unique<LmWorker>(*e.lm, *e.tokenizer, I.options.scheduling.max_queue);
     s.entry = std::move(e);
     I.models.push_back(std::move(s));
   }

@@ -1,9 +1,11 @@
 // `attend serve`'s HTTP server: Boost.Beast over blocking sockets, one thread per connection
 // (HTTP/1.1 with keep-alive), one continuous-batching scheduler per model (scheduler.h).
 //
+//   GET  /               the web page (src/serve/web/index.html, compiled in; no key needed)
 //   GET  /health         {"status": "ok"} (no key needed; 503 "stopping" while draining)
 //   GET  /v1/models      the models served
-//   POST /v1/translate   see api.h
+//   POST /v1/translate   translation models, see api.h
+//   POST /v1/completions language models; "stream": true sends server-sent events
 //   GET  /metrics        Prometheus text: requests by endpoint and status, latency histogram,
 //                        queue depth, batch rows and sentences, decoder steps, target tokens
 //
@@ -31,12 +33,14 @@
 
 namespace attend::serve {
 
-/// One model the server translates with (both only read; they outlive the server).
+/// One model the server runs: a translation model (`model`) or a decoder-only language model
+/// (`lm`), with its tokenizer (all only read; they outlive the server).
 struct ModelEntry {
   std::string name;  // what requests name in "model"
   const nn::EncoderDecoder* model = nullptr;
   const data::Tokenizer* tokenizer = nullptr;
-  std::string dir;  // where it was loaded from (shown by /v1/models)
+  std::string dir;                      // where it was loaded from (shown by /v1/models)
+  const nn::DecoderOnly* lm = nullptr;  // set instead of `model` for a language model
 };
 
 struct ServerOptions {

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "decode/generator.h"
 #include "decode/translator.h"
 #include "serve/api.h"
 #include "serve/server.h"
@@ -377,6 +378,158 @@ TEST(Serve, APortInUseIsOneClearError) {
   o.host = "no.such.host.invalid";
   EXPECT_NE(test::error_of([&] { serve::Server s(f.entries(), o); }).find("--host"),
             std::string::npos);
+}
+
+// A random tiny character language model, served beside the translation model.
+struct LmFixture {
+  data::Tokenizer tokenizer = data::Tokenizer::train_chars("the cat sat on the mat.\n");
+  std::unique_ptr<nn::DecoderOnly> model;
+  LmFixture() {
+    nn::TransformerConfig c = nn::TransformerConfig::preset("gpt-tiny");
+    c.d_model = 32, c.ffn = 64, c.heads = 4, c.decoder_layers = 2, c.max_positions = 48;
+    c.dropout = 0;
+    c.tgt_vocab = c.src_vocab = tokenizer.vocab_size();
+    model = std::make_unique<nn::DecoderOnly>(c, 5);
+    model->set_training(false);
+  }
+};
+
+// The SSE stream of a completions request: the raw reply of a plain socket, de-chunked.
+std::string stream_body(int port, const json& body) {
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
+  req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::content_type, "application/json");
+  req.body() = body.dump();
+  req.prepare_payload();
+  http::write(s, req);
+  boost::beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);  // Beast removes the chunk framing
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res[http::field::content_type], "text/event-stream");
+  return res.body();
+}
+
+// Completions equal the generator's output for the same options, streamed or not; the
+// streamed pieces add up to the text; each endpoint refuses the other family's models.
+TEST(Serve, CompletionsEqualTheGeneratorStreamedOrNot) {
+  const Fixture f;
+  const LmFixture lm;
+  std::vector<serve::ModelEntry> models = f.entries();
+  models.push_back({"lm", nullptr, &lm.tokenizer, "(in memory)", lm.model.get()});
+  Running srv(models, {});
+  const decode::Generator gen(*lm.model, lm.tokenizer);
+  for (const double temperature : {0.0, 0.9}) {
+    SCOPED_TRACE("temperature " + std::to_string(temperature));
+    decode::GenerateOptions o;
+    o.max_new = 20;
+    o.temperature = temperature;
+    o.seed = 11;
+    const std::vector<std::string> prompts = {"the c", "on t"};
+    std::vector<std::vector<int32_t>> ids;
+    for (const auto& p : prompts) ids.push_back(gen.prompt_ids(p, "prompt"));
+    const auto want = gen.generate(ids, o);
+    const json body = {{"model", "lm"},
+                       {"prompt", prompts},
+                       {"max_tokens", 20},
+                       {"temperature", temperature},
+                       {"seed", 11}};
+    const Reply r = call(srv.port(), http::verb::post, "/v1/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json j = r.j();
+    ASSERT_EQ(j["choices"].size(), 2u);
+    int64_t completion_tokens = 0;
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(j["choices"][i]["text"], want[i].text);
+      EXPECT_EQ(j["choices"][i]["index"], i);
+      EXPECT_EQ(j["choices"][i]["finish_reason"], want[i].ended ? "stop" : "length");
+      completion_tokens += static_cast<int64_t>(want[i].tokens.size());
+    }
+    EXPECT_EQ(j["usage"]["completion_tokens"], completion_tokens);
+    EXPECT_EQ(j["usage"]["prompt_tokens"], 9);
+    EXPECT_EQ(j["object"], "text_completion");
+
+    json streamed = body;
+    streamed["stream"] = true;
+    const std::string events = stream_body(srv.port(), streamed);
+    std::vector<std::string> text(2);
+    std::vector<std::string> reasons(2);
+    size_t at = 0, n_events = 0;
+    bool done = false;
+    while ((at = events.find("data: ", at)) != std::string::npos) {
+      const size_t end = events.find("\n\n", at);
+      ASSERT_NE(end, std::string::npos);
+      const std::string data = events.substr(at + 6, end - at - 6);
+      at = end + 2;
+      ++n_events;
+      if (data == "[DONE]") {
+        done = true;
+        continue;
+      }
+      ASSERT_FALSE(done) << "an event after [DONE]";
+      const json e = json::parse(data);
+      const auto i = e["choices"][0]["index"].get<size_t>();
+      text[i] += e["choices"][0]["text"].get<std::string>();
+      if (!e["choices"][0]["finish_reason"].is_null())
+        reasons[i] = e["choices"][0]["finish_reason"];
+    }
+    EXPECT_TRUE(done);
+    EXPECT_GT(n_events, 4u);  // token by token, not one blob
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(text[i], want[i].text);
+      EXPECT_EQ(reasons[i], want[i].ended ? "stop" : "length");
+    }
+  }
+  // Each endpoint takes its own family; a prompt that fills the context is refused.
+  Reply r = call(srv.port(), http::verb::post, "/v1/completions",
+                 json{{"prompt", "a"}, {"model", "tiny"}}.dump());
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j()["error"]["code"], "wrong_model");
+  r = post(srv.port(), {{"text", "a"}, {"model", "lm"}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  r = call(srv.port(), http::verb::post, "/v1/completions",
+           json{{"prompt", std::string(60, 't')}}.dump());
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j()["error"]["code"], "too_long");
+  r = call(srv.port(), http::verb::post, "/v1/completions", json{{"prompt", "a"}, {"n", 2}}.dump());
+  EXPECT_EQ(r.status, 400) << r.body;
+  const json list = call(srv.port(), http::verb::get, "/v1/models").j();
+  ASSERT_EQ(list["data"].size(), 2u);
+  EXPECT_EQ(list["data"][1]["task"], "generation");
+  EXPECT_EQ(list["data"][1]["context"], 48);
+  // Without a language model, completions are a 404 naming the missing family.
+  Running only_translation(f.entries(), {});
+  r = call(only_translation.port(), http::verb::post, "/v1/completions",
+           json{{"prompt", "a"}}.dump());
+  EXPECT_EQ(r.status, 404) << r.body;
+}
+
+// GET / is the self-contained page: HTML that draws the heatmap, nothing loaded from elsewhere.
+TEST(Serve, ThePageIsServedWithoutAKey) {
+  const Fixture f;
+  serve::ServerOptions o;
+  o.api_key = "k";
+  Running srv(f.entries(), o);
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(srv.port())});
+  http::request<http::string_body> req{http::verb::get, "/", 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(s, req);
+  boost::beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res[http::field::content_type], "text/html; charset=utf-8");
+  EXPECT_NE(res["Content-Security-Policy"].find("default-src 'self'"), std::string::npos);
+  EXPECT_NE(res.body().find("<canvas id=\"heat\">"), std::string::npos);
+  EXPECT_NE(res.body().find("/v1/completions"), std::string::npos);
+  EXPECT_EQ(res.body().find("http://"), std::string::npos);  // no external resource
+  EXPECT_EQ(res.body().find("https://"), std::string::npos);
+  EXPECT_EQ(call(srv.port(), http::verb::get, "/v1/models").status, 401);
 }
 
 TEST(ServeApi, ParseTranslateChecksEveryField) {

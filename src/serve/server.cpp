@@ -636,7 +636,8 @@ std::optional<HttpResponse> Server::Impl::handle(const HttpRequest& req, TimedSt
                              std::string(page_html()), "text/html; charset=utf-8");
     // The page is self-contained: nothing may load from anywhere else.
     res.set("Content-Security-Policy",
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+            "img-src data:");
     return res;
   }
   if (!options.api_key.empty()) check_key(req);

@@ -16,7 +16,9 @@ namespace {
 
 const char* kModelFiles[] = {"model.safetensors", "config.json", "tokenizer.model"};
 
-std::string path(const std::string& dir, const std::string& f) { return (fs::path(dir) / f).string(); }
+std::string path(const std::string& dir, const std::string& f) {
+  return (fs::path(dir) / f).string();
+}
 
 }  // namespace
 
@@ -42,7 +44,8 @@ std::string last_checkpoint(const std::string& run_dir) {
 void verify_model_dir(const std::string& dir, bool need_training_state) {
   ATTEND_CHECK(fs::is_directory(dir), "{}: not a model or checkpoint directory", dir);
   for (const char* f : kModelFiles)
-    ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (not a complete checkpoint)", dir, f);
+    ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (not a complete checkpoint)", dir,
+                 f);
   if (need_training_state)
     for (const char* f : {"optimizer.safetensors", "trainer_state.json"})
       ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (cannot resume from it)", dir, f);
@@ -53,11 +56,22 @@ void verify_model_dir(const std::string& dir, bool need_training_state) {
   } catch (const nlohmann::json::exception& e) {
     ATTEND_FAIL("{}: corrupt trainer_state.json: {}", dir, e.what());
   }
-  if (need_training_state && st.value("ema", false))
-    ATTEND_CHECK(io::file_exists(path(dir, "train_weights.safetensors")),
-                 "{}: missing train_weights.safetensors (cannot resume from it)", dir);
+  ATTEND_CHECK(st.is_object(), "{}: corrupt trainer_state.json: not a JSON object", dir);
+  if (need_training_state && st.contains("ema")) {
+    ATTEND_CHECK(st["ema"].is_boolean(),
+                 "{}: corrupt trainer_state.json: \"ema\" must be true or false", dir);
+    if (st["ema"].get<bool>())
+      ATTEND_CHECK(io::file_exists(path(dir, "train_weights.safetensors")),
+                   "{}: missing train_weights.safetensors (cannot resume from it)", dir);
+  }
   if (!st.contains("crc32")) return;
+  ATTEND_CHECK(st["crc32"].is_object(),
+               "{}: corrupt trainer_state.json: \"crc32\" must be an object", dir);
   for (const auto& [name, want] : st["crc32"].items()) {
+    // Checksums name files of this directory only.
+    ATTEND_CHECK(
+        !name.empty() && name.find('/') == std::string::npos && name != "." && name != "..",
+        "{}: corrupt trainer_state.json: checksum of '{}', not a file of the directory", dir, name);
     if (!io::file_exists(path(dir, name))) continue;
     const uint32_t got = io::crc32(io::read_file(path(dir, name)));
     ATTEND_CHECK(want.is_number_unsigned() && want.get<uint32_t>() == got,
@@ -65,13 +79,16 @@ void verify_model_dir(const std::string& dir, bool need_training_state) {
   }
 }
 
-void load_weights(const std::string& file, const std::vector<std::pair<std::string, Tensor>>& into) {
+void load_weights(const std::string& file,
+                  const std::vector<std::pair<std::string, Tensor>>& into) {
   const io::SafeTensors st = io::load_safetensors(file);
   for (auto [name, dst] : into) {
     const Tensor* t = st.find(name);
-    ATTEND_CHECK(t != nullptr, "{}: missing parameter '{}' (checkpoint and config disagree)", file, name);
+    ATTEND_CHECK(t != nullptr, "{}: missing parameter '{}' (checkpoint and config disagree)", file,
+                 name);
     ATTEND_CHECK(t->shape() == dst.shape() && t->dtype() == dst.dtype(),
-                 "{}: parameter '{}' is {} but the model expects {}", file, name, t->str(), dst.str());
+                 "{}: parameter '{}' is {} but the model expects {}", file, name, t->str(),
+                 dst.str());
     dst.copy_from(*t);
   }
   ATTEND_CHECK(st.tensors.size() == into.size(),

@@ -103,22 +103,52 @@ TrainerState load_state(const std::string& dir) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(io::read_file(file));
-    TrainerState s;
-    s.step = j.at("step");
-    s.epoch = j.at("epoch");
-    s.batch_index = j.at("batch_index");
-    s.target_tokens = j.at("target_tokens");
-    s.elapsed_seconds = j.at("elapsed_seconds");
-    s.best_metric = j.at("best_metric");
-    s.has_best = j.at("has_best");
-    s.bad_validations = j.at("bad_validations");
-    s.validations = j.at("validations");
-    s.ema = j.value("ema", false);  // absent in checkpoints written before moving averages
-    s.global_batches = j.value("global_batches", int64_t{0});  // absent before data parallel
-    return s;
   } catch (const nlohmann::json::exception& e) {
     ATTEND_FAIL("{}: corrupt or incomplete: {}", file, e.what());
   }
+  ATTEND_CHECK(j.is_object(), "{}: corrupt: not a JSON object", file);
+  // Each field by its type: a number of the wrong kind (a float where a count belongs, one
+  // past int64's range) is an error naming it, never a conversion with an undefined result.
+  auto count = [&](const char* key, bool required) -> int64_t {
+    if (!j.contains(key)) {
+      ATTEND_CHECK(!required, "{}: corrupt or incomplete: no \"{}\"", file, key);
+      return 0;
+    }
+    const nlohmann::json& v = j[key];
+    ATTEND_CHECK(
+        v.is_number_integer() &&
+            (!v.is_number_unsigned() || v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) &&
+            v.get<int64_t>() >= 0,
+        "{}: corrupt: \"{}\" must be a whole number >= 0, got {}", file, key, v.dump());
+    return v.get<int64_t>();
+  };
+  auto real = [&](const char* key) {
+    ATTEND_CHECK(j.contains(key) && j[key].is_number(),
+                 "{}: corrupt or incomplete: \"{}\" must be a number", file, key);
+    return j[key].get<double>();
+  };
+  auto flag = [&](const char* key, bool required) {
+    if (!j.contains(key)) {
+      ATTEND_CHECK(!required, "{}: corrupt or incomplete: no \"{}\"", file, key);
+      return false;
+    }
+    ATTEND_CHECK(j[key].is_boolean(), "{}: corrupt: \"{}\" must be true or false, got {}", file,
+                 key, j[key].dump());
+    return j[key].get<bool>();
+  };
+  TrainerState s;
+  s.step = count("step", true);
+  s.epoch = count("epoch", true);
+  s.batch_index = count("batch_index", true);
+  s.target_tokens = count("target_tokens", true);
+  s.elapsed_seconds = real("elapsed_seconds");
+  s.best_metric = real("best_metric");
+  s.has_best = flag("has_best", true);
+  s.bad_validations = count("bad_validations", true);
+  s.validations = count("validations", true);
+  s.ema = flag("ema", false);                         // absent before moving averages
+  s.global_batches = count("global_batches", false);  // absent before data parallel
+  return s;
 }
 
 }  // namespace attend::train

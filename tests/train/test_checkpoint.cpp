@@ -104,6 +104,41 @@ TEST(Checkpoint, CorruptionAndMissingFilesAreNamed) {
   EXPECT_NE(error_of([&] { train::load_model(dir, b); }).find("the model expects"), std::string::npos);
 }
 
+// Found by fuzz/fuzz_config.cpp: a trainer_state.json with a count out of int64's range (or of
+// the wrong type) was converted with undefined behaviour; now each field is checked and named.
+TEST(Checkpoint, TrainerStateFieldsAreCheckedByType) {
+  const std::string dir = test::tmp_path("checkpoint", "state");
+  std::filesystem::create_directories(dir);
+  const std::string good =
+      R"({"step": 5, "epoch": 1, "batch_index": 2, "target_tokens": 90, "elapsed_seconds": 1.5,
+          "best_metric": 3.25, "has_best": true, "bad_validations": 0, "validations": 1})";
+  io::write_file_atomic(dir + "/trainer_state.json", good);
+  const train::TrainerState s = train::load_state(dir);
+  EXPECT_EQ(s.step, 5);
+  EXPECT_EQ(s.target_tokens, 90);
+  EXPECT_FALSE(s.ema);
+  EXPECT_EQ(s.global_batches, 0);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"("step": 5,)", R"("step": 1e300,)"},
+      {R"("step": 5,)", R"("step": -3,)"},
+      {R"("epoch": 1,)", R"("epoch": 1.5,)"},
+      {R"("has_best": true,)", R"("has_best": 1,)"},
+      {R"("best_metric": 3.25,)", R"("best_metric": "x",)"},
+      {R"("step": 5,)", ""}};
+  for (const auto& [from, to] : bad) {
+    std::string text = good;
+    text.replace(text.find(from), from.size(), to);
+    io::write_file_atomic(dir + "/trainer_state.json", text);
+    const std::string key = from.substr(2, from.find('"', 2) - 2);
+    const std::string e = test::error_of([&] { train::load_state(dir); });
+    EXPECT_NE(e.find("trainer_state.json"), std::string::npos) << text;
+    EXPECT_NE(e.find(key), std::string::npos) << e;
+  }
+  io::write_file_atomic(dir + "/trainer_state.json", "[1, 2]");
+  EXPECT_NE(test::error_of([&] { train::load_state(dir); }).find("not a JSON object"),
+            std::string::npos);
+}
+
 TEST(Checkpoint, AverageIsTheElementwiseMean) {
   const data::Tokenizer tok = tokenizer();
   nn::EncoderDecoder a(config(tok.vocab_size()), 1), b(config(tok.vocab_size()), 2);

@@ -9,7 +9,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libgtest-dev libgmock-dev libbenchmark-dev
       libopenblas-openmp-dev libdnnl-dev
       zlib1g-dev nlohmann-json3-dev libsentencepiece-dev libyaml-cpp-dev libcli11-dev
-      libopenmpi-dev openmpi-bin libboost-dev curl
+      libopenmpi-dev openmpi-bin libboost-dev libcpp-httplib-dev curl
       chromium nodejs python3
       clang libclang-rt-14-dev libomp-14-dev)
 # npm ships with some nodejs builds and is Debian's own package otherwise (the browser test's

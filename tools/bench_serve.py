@@ -9,10 +9,14 @@ bounded in time):
          get 4xx, the others 200.
   soak   half the clients for --soak-seconds: resident memory at the start and the end.
   ttft   time to the first streamed token of a completion (with --lm MODEL_DIR).
+  http   the two HTTP libraries (bench/http_libs: Boost.Beast as attend uses it, cpp-httplib
+         with its default pool and with one thread per client) serving a stand-in handler that
+         waits --work-us per request, under the same 64-client load, interleaved.
 
 usage: tools/bench_serve.py --model DIR --input SENTENCES [--rounds 3] [--seconds 30]
                             [--clients 64] [--beam 4] [--threads 2] [--bad 0.1]
-                            [--soak-seconds 300] [--lm DIR] [--skip load,mixed,soak,ttft]
+                            [--soak-seconds 300] [--lm DIR] [--work-us 2000]
+                            [--skip load,mixed,soak,ttft,http]
 Prints one JSON object per measurement and a summary table."""
 import argparse
 import http.client
@@ -28,6 +32,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTEND = os.path.join(ROOT, "build/release/attend")
 LOAD = os.path.join(ROOT, "build/release/bench/serve_load")
+HTTP_LIBS = os.path.join(ROOT, "build/release/bench/http_libs")
 
 
 class Server:
@@ -95,6 +100,17 @@ def ttft(port, prompt, rounds=5):
     return statistics.median(times), min(times), max(times)
 
 
+def http_lib(args, path, clients, seconds):
+    """serve_load against one bench/http_libs server."""
+    proc = subprocess.Popen([HTTP_LIBS, "--seconds", str(seconds + 5)] + args,
+                            stdout=subprocess.PIPE, text=True)
+    port = int(re.match(r"listening on (\d+)", proc.stdout.readline()).group(1))
+    res = load(port, path, clients, seconds, 1)
+    proc.kill()
+    proc.wait()
+    return res
+
+
 def spread(xs):
     return "%.1f (%.1f-%.1f)" % (statistics.median(xs), min(xs), max(xs))
 
@@ -112,7 +128,8 @@ def main():
     ap.add_argument("--bad", type=float, default=0.1)
     ap.add_argument("--soak-seconds", type=float, default=300)
     ap.add_argument("--lm", help="a language model for the time to first token")
-    ap.add_argument("--skip", default="", help="comma-separated: load,mixed,soak,ttft")
+    ap.add_argument("--work-us", type=int, default=2000)
+    ap.add_argument("--skip", default="", help="comma-separated: load,mixed,soak,ttft,http")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     path = a.input
@@ -173,6 +190,24 @@ def main():
         print(json.dumps({"ttft_ms": {"median": med, "min": lo, "max": hi}}), flush=True)
         summary.append(("time to first token (streamed completion), ms",
                         "%.1f (%.1f-%.1f)" % (med, lo, hi)))
+    if "http" not in skip:
+        libs = {"beast (thread per connection)": ["--lib", "beast"],
+                "cpp-httplib (default pool)": ["--lib", "httplib"],
+                "cpp-httplib (pool of %d)" % a.clients: ["--lib", "httplib", "--pool",
+                                                         str(a.clients)]}
+        rates = {k: [] for k in libs}
+        p99 = {k: [] for k in libs}
+        for r in range(a.rounds):
+            for name, args in libs.items():
+                res = http_lib(args + ["--work-us", str(a.work_us)], path, a.clients,
+                               min(a.seconds, 10))
+                print(json.dumps({"http": name, "round": r, "load": res}), flush=True)
+                rates[name].append(res["sentences_per_s"])
+                p99[name].append(res["latency_ms"]["p99"])
+        for name in libs:
+            summary.append(("%s, %d clients, %d us handler: requests/s; p99 ms"
+                            % (name, a.clients, a.work_us),
+                            "%s; %s" % (spread(rates[name]), spread(p99[name]))))
     print()
     for k, v in summary:
         print("| %s | %s |" % (k, v))

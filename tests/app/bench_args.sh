@@ -28,6 +28,12 @@ expect 2 "decode_throughput: --beam needs a whole number in [1, inf], got '0'" \
   "$B/decode_throughput" --beam 0
 expect 2 "train_throughput: --dropout needs a number in [0, 0.99], got 'high'" \
   "$B/train_throughput" --dropout high
+expect 0 "usage: serve_load" "$B/serve_load" --help
+expect 2 "serve_load: --port is required" "$B/serve_load" --input /dev/null
+expect 2 "serve_load: --bad needs a number in [0, 1], got '2'" "$B/serve_load" --port 1 --input /dev/null --bad 2
+if [[ -x "$B/http_libs" ]]; then
+  expect 2 "http_libs: --lib must be beast or httplib, got 'nginx'" "$B/http_libs" --lib nginx
+fi
 # A good flag set still runs: one tiny decode, one JSON object out.
 expect 0 '"sentences_per_s"' "$B/decode_throughput" --preset tiny --vocab 64 --len 4 --out-len 4 \
   --sentences 2 --warmup 0 --threads 1

@@ -4,7 +4,7 @@
 #      headless Chromium included)
 #   2. CUDA configuration (-DATTEND_CUDA=ON) compiled with nvcc, its gpu-labelled tests run
 #      (they skip cleanly on a machine without a GPU); skipped when no CUDA toolkit is installed
-#   3. ThreadSanitizer build of the decoding tests; the session tests run under it (two threads
+#   3. ThreadSanitizer build of the decoding and server tests, run under it (two threads
 #      decoding with one shared model; one worker thread each, so that only attend's own
 #      synchronisation is under test, not the uninstrumented OpenMP runtime)
 #   4. AddressSanitizer + UndefinedBehaviorSanitizer build, every test again
@@ -33,11 +33,11 @@ else
   echo "== CUDA build skipped: no nvcc under CUDA_HOME=$CUDA_HOME"
 fi
 
-echo "== ThreadSanitizer build, decoding-session tests"
+echo "== ThreadSanitizer build, decoding-session and server tests"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan
 OMP_NUM_THREADS=1 ATTEND_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1" \
-  ctest --test-dir build/tsan -R '^Session\.' --no-tests=error --output-on-failure
+  ctest --test-dir build/tsan -R '^(Session|Serve)\.' --no-tests=error --output-on-failure
 
 echo "== AddressSanitizer + UBSan build and tests"
 cmake --preset asan >/dev/null

@@ -113,7 +113,8 @@ void add_serve(CLI::App& root, int& exit_code) {
       "batch between decoder steps.");
   c->add_option("-m,--model", a->models,
                 "a model, checkpoint or run directory, optionally named (NAME=DIR; default name:\n"
-                "the directory's name); repeat for more models, the first is the default")
+                "the directory's name); repeat for more models (translation or language models;\n"
+                "the first of each kind answers requests that name no model)")
       ->required()
       ->option_text("[NAME=]DIR");
   c->add_option("--host", o.host, "address to listen on")->capture_default_str();
@@ -124,8 +125,9 @@ void add_serve(CLI::App& root, int& exit_code) {
                 "source subwords decoding at once, per model")
       ->check(integer_in(1, INT64_MAX))
       ->capture_default_str();
-  c->add_option("--max-queue", o.scheduling.max_queue,
-                "sentences waiting per model; more: 503 with Retry-After")
+  c->add_option(
+       "--max-queue", o.scheduling.max_queue,
+       "sentences (language models: requests) waiting per model; more: 503 with Retry-After")
       ->check(integer_in(1, INT64_MAX))
       ->capture_default_str();
   c->add_option("--max-body-bytes", o.limits.max_body_bytes, "larger request bodies: 413")

@@ -109,8 +109,8 @@ void add_serve(CLI::App& root, int& exit_code) {
       "serve", "serve translation and language models over HTTP, with a web page");
   c->footer(
       "Endpoints: GET / (the web page), POST /v1/translate, POST /v1/completions, GET /v1/models,\n"
-      "GET /health, GET /metrics (see docs/serving.md). Translation requests join the running\n"
-      "batch between decoder steps.");
+      "GET /health, GET /metrics (see docs/serving.md). Requests join the running batch between\n"
+      "decoder steps.");
   c->add_option("-m,--model", a->models,
                 "a model, checkpoint or run directory, optionally named (NAME=DIR; default name:\n"
                 "the directory's name); repeat for more models (translation or language models;\n"
@@ -122,7 +122,8 @@ void add_serve(CLI::App& root, int& exit_code) {
       ->check(integer_in(0, 65535))
       ->capture_default_str();
   c->add_option("--max-batch-tokens", o.scheduling.max_batch_tokens,
-                "source subwords decoding at once, per model")
+                "source subwords decoding at once, per model (language models: cache positions,\n"
+                "prompt + max_tokens per prompt)")
       ->check(integer_in(1, INT64_MAX))
       ->capture_default_str();
   c->add_option(

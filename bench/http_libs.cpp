@@ -5,7 +5,8 @@
 // translation would take, spent off the CPU so that the libraries' own costs show), and a reply
 // shaped like the translate reply is sent. beast: attend's model -- one thread per connection,
 // blocking reads and writes, keep-alive (src/serve/server.cpp without the deadlines).
-// httplib: cpp-httplib's Server with its default thread pool, or --pool N threads. Prints
+// httplib: cpp-httplib's Server (TCP_NODELAY, as attend sets it) with its default thread pool,
+// or --pool N threads. Prints
 // "listening on PORT", serves for --seconds, then exits.
 #include <httplib.h>
 
@@ -82,6 +83,7 @@ void serve_beast(int port, int64_t work_us, double seconds) {
 
 void serve_httplib(int port, int64_t work_us, double seconds, int64_t pool) {
   httplib::Server server;
+  server.set_tcp_nodelay(true);  // as attend's server: no Nagle delay on small replies
   if (pool > 0)
     server.new_task_queue = [pool] { return new httplib::ThreadPool(static_cast<size_t>(pool)); };
   server.Post("/v1/translate", [work_us](const httplib::Request& req, httplib::Response& res) {

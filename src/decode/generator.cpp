@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "core/allocator.h"
 #include "core/error.h"
@@ -20,8 +21,7 @@ void GenerateOptions::validate() const {
   ATTEND_CHECK(top_k >= 0, "generate: --top-k must be >= 0, got {}", top_k);
   ATTEND_CHECK(top_p > 0 && top_p <= 1, "generate: --top-p must be in (0, 1], got {}", top_p);
   ATTEND_CHECK(beam >= 1, "generate: --beam must be >= 1, got {}", beam);
-  ATTEND_CHECK(std::isfinite(alpha) && alpha >= 0, "generate: --alpha must be >= 0, got {}",
-               alpha);
+  ATTEND_CHECK(std::isfinite(alpha) && alpha >= 0, "generate: --alpha must be >= 0, got {}", alpha);
 }
 
 namespace {
@@ -161,10 +161,14 @@ std::vector<int32_t> Generator::prompt_ids(const std::string& prompt,
   return ids;
 }
 
-void Generator::read_prompts(
-    const std::vector<std::vector<int32_t>>& seq, const std::vector<size_t>& which,
-    const std::vector<size_t>& slots, nn::KvCache& cache,
-    const std::function<void(size_t, const Tensor&, int64_t)>& use) const {
+namespace {
+
+// Reads prompts seq[which[k]] into cache slots slots[k] in one causal pass (prefill) and calls
+// use(which[k], logits, r) with row r of the logits of each prompt's last position.
+void prefill_prompts(const nn::DecoderOnly& model_, const std::vector<std::vector<int32_t>>& seq,
+                     const std::vector<size_t>& which, const std::vector<size_t>& slots,
+                     nn::KvCache& cache,
+                     const std::function<void(size_t, const Tensor&, int64_t)>& use) {
   // Batches of similar length holding about kPrefillTokens padded positions (a longer prompt
   // gets a batch of its own); only each prompt's last position is projected onto the
   // vocabulary. Runs on the heap: a batch's activations are freed as it goes.
@@ -172,9 +176,8 @@ void Generator::read_prompts(
   const nn::TransformerConfig& c = model_.config();
   std::vector<size_t> order(which.size());  // positions in `which`, shortest prompt first
   for (size_t k = 0; k < order.size(); ++k) order[k] = k;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return seq[which[a]].size() < seq[which[b]].size();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return seq[which[a]].size() < seq[which[b]].size(); });
   HeapScope heap;
   for (size_t a = 0; a < order.size();) {
     size_t b = a + 1;
@@ -204,6 +207,15 @@ void Generator::read_prompts(
     for (int64_t r = 0; r < n; ++r) use(which[order[a + static_cast<size_t>(r)]], logits, r);
     a = b;
   }
+}
+
+}  // namespace
+
+void Generator::read_prompts(const std::vector<std::vector<int32_t>>& seq,
+                             const std::vector<size_t>& which, const std::vector<size_t>& slots,
+                             nn::KvCache& cache,
+                             const std::function<void(size_t, const Tensor&, int64_t)>& use) const {
+  prefill_prompts(model_, seq, which, slots, cache, use);
 }
 
 std::vector<Generation> Generator::generate(
@@ -247,91 +259,183 @@ std::vector<Generation> Generator::generate(
         if (!out[i].text.empty()) on_token(i, out[i].text);
     return out;
   }
-  nn::KvCache cache = model_.make_cache();
-  int64_t longest = 0;
+  // Drawing (or greedy): every prompt joins one session at once, prompt i drawing from stream i.
+  LmSession session(model_, tokenizer_);
+  std::vector<LmRequest> requests;
   for (size_t i = 0; i < B; ++i)
-    longest = std::max<int64_t>(
-        longest, std::min<int64_t>(ctx, out[i].prompt_tokens + o.max_new));
-  cache.reserve(static_cast<int64_t>(B), std::max<int64_t>(longest, 1), 0, 0);
-  SearchOptions draw;  // the sampling part of the search options
-  draw.temperature = o.temperature > 0 ? o.temperature : 1.0;
-  draw.top_k = o.top_k;
-  draw.top_p = o.top_p;
-  std::vector<size_t> sent(B, 0);  // bytes of the decoded text already sent
-
-  // Draws prompt i's next token from row r of logits [n, V], and ends its generation where it
-  // must. Greedy reads the row in place; sampling copies it.
-  const int64_t V = c.tgt_vocab;
-  auto take = [&](size_t i, const Tensor& logits, int64_t r) {
-    const uint64_t step = out[i].tokens.size();  // tokens generated so far
-    int32_t v;
-    if (o.temperature == 0) {  // greedy: the most likely token (lowest id on ties)
-      const float* row = logits.data<float>() + r * V;
-      v = -1;
-      float best = 0;
-      for (int32_t k = 0; k < static_cast<int32_t>(V); ++k) {
-        if (k == c.pad_id || k == c.unk_id || k == c.bos_id) continue;
-        if (v < 0 || row[k] > best) v = k, best = row[k];
-      }
-    } else {
-      v = sample_token(logits.slice(0, r, r + 1).to_vector<float>(), c, true, draw,
-                       philox_uniform(o.seed, i, step));
-    }
-    if (v == c.eos_id && o.stop_at_eos) {
-      out[i].ended = true;
-      live[i] = false;
-      return;
-    }
-    seq[i].push_back(v);
-    out[i].tokens.push_back(v);
-    if (on_token) {  // the text this token completes (whole UTF-8 characters only)
-      const std::string text = tokenizer_->decode(out[i].tokens);
-      const size_t end = complete_prefix(text);
-      if (end > sent[i]) {
-        on_token(i, text.substr(sent[i], end - sent[i]));
-        sent[i] = end;
-      }
-    }
-    // The next step would feed this token at position seq.size() - 1: past the context, stop.
-    if (static_cast<int64_t>(out[i].tokens.size()) >= o.max_new ||
-        static_cast<int64_t>(seq[i].size()) > ctx)
-      live[i] = false;
+    if (live[i]) requests.push_back({seq[i], o, i, static_cast<int64_t>(i)});
+  session.admit(requests);
+  auto flush = [&] {
+    for (auto& [i, piece] : session.take_text())
+      if (on_token) on_token(static_cast<size_t>(i), piece);
   };
-
-  std::vector<size_t> reading;
-  for (size_t i = 0; i < B; ++i)
-    if (live[i]) reading.push_back(i);
-  read_prompts(seq, reading, reading, cache,
-               [&](size_t i, const Tensor& logits, int64_t r) { take(i, logits, r); });
-
-  Arena arena;  // one step's tensors, reused every step
-  for (;;) {  // then one token per live prompt per step, each at its own position
-    arena.reset();
-    ArenaScope scope(&arena);
-    std::vector<int32_t> tok, pos, slot;
-    std::vector<size_t> who;
-    for (size_t i = 0; i < B; ++i) {
-      if (!live[i]) continue;
-      tok.push_back(seq[i].back());
-      pos.push_back(static_cast<int32_t>(seq[i].size() - 1));
-      slot.push_back(static_cast<int32_t>(i));
-      who.push_back(i);
-    }
-    if (who.empty()) break;
-    const int64_t n = static_cast<int64_t>(who.size());
-    nn::DecodeRows rows;
-    rows.tokens = Tensor::from_vector(tok, {n});
-    rows.positions = Tensor::from_vector(pos, {n});
-    rows.self_slots = Tensor::from_vector(slot, {n});
-    const Tensor hidden = model_.decode_rows(rows, cache);               // [n, D]
-    const Tensor logits = model_.project(ag::Variable(hidden)).value().contiguous();  // [n, V]
-    for (int64_t r = 0; r < n; ++r) take(who[static_cast<size_t>(r)], logits, r);
+  flush();
+  while (!session.idle()) {
+    session.step();
+    flush();
   }
-  for (size_t i = 0; i < B; ++i) {
-    if (tokenizer_) out[i].text = tokenizer_->decode(out[i].tokens);
-    if (on_token && out[i].text.size() > sent[i]) on_token(i, out[i].text.substr(sent[i]));
+  for (LmResult& r : session.retire()) {
+    Generation& g = out[static_cast<size_t>(r.id)];
+    g.tokens = std::move(r.generation.tokens);
+    g.text = std::move(r.generation.text);
+    g.ended = r.generation.ended;
   }
   return out;
+}
+
+// ---------------------------------------------------------------- LmSession
+
+LmSession::LmSession(const nn::DecoderOnly& model, const data::Tokenizer* tokenizer)
+    : model_(model), tokenizer_(tokenizer), cache_(model.make_cache()) {}
+
+void LmSession::admit(const std::vector<LmRequest>& requests) {
+  const nn::TransformerConfig& c = model_.config();
+  const int64_t ctx = c.max_positions;
+  for (const LmRequest& r : requests) {  // all checked before any is admitted
+    r.options.validate();
+    ATTEND_CHECK(r.options.beam == 1,
+                 "generate: request {}: a session draws tokens (beam 1), got beam {}", r.id,
+                 r.options.beam);
+    ATTEND_CHECK(!r.prompt.empty() && static_cast<int64_t>(r.prompt.size()) <= ctx,
+                 "generate: request {}: {} prompt ids, expected 1..{} (the model's context)", r.id,
+                 r.prompt.size(), ctx);
+    for (const int32_t id : r.prompt)
+      ATTEND_CHECK(id >= 0 && id < c.tgt_vocab,
+                   "generate: request {}: id {} outside the vocabulary of {}", r.id, id,
+                   c.tgt_vocab);
+  }
+  std::vector<std::vector<int32_t>> prompts;  // of the new entries, by position in `fresh`
+  std::vector<size_t> fresh, slots;
+  for (const LmRequest& r : requests) {
+    Entry e;
+    e.id = r.id;
+    e.options = r.options;
+    e.stream = r.stream;
+    e.seq = r.prompt;
+    e.out.prompt_tokens = static_cast<int64_t>(r.prompt.size());
+    if (r.options.max_new == 0) {  // nothing to draw: done at once
+      retired_.push_back({e.id, e.out});
+      continue;
+    }
+    if (free_slots_.empty()) free_slots_.push_back(slots_used_++);
+    e.slot = free_slots_.back();
+    free_slots_.pop_back();
+    e.live = true;
+    ++live_count_;
+    fresh.push_back(entries_.size());
+    slots.push_back(static_cast<size_t>(e.slot));
+    prompts.push_back(e.seq);
+    entries_.push_back(std::move(e));
+  }
+  // Room for every live prompt's whole generation: prompt + max_new positions, at most ctx.
+  int64_t longest = 1;
+  for (const Entry& e : entries_)
+    if (e.live) longest = std::max(longest, std::min(ctx, e.out.prompt_tokens + e.options.max_new));
+  cache_.reserve(slots_used_, longest, 0, 0);
+  std::vector<size_t> which(fresh.size());
+  for (size_t k = 0; k < which.size(); ++k) which[k] = k;
+  prefill_prompts(model_, prompts, which, slots, cache_,
+                  [&](size_t k, const Tensor& logits, int64_t r) { take(fresh[k], logits, r); });
+}
+
+void LmSession::take(size_t e, const Tensor& logits, int64_t r) {
+  const nn::TransformerConfig& c = model_.config();
+  Entry& x = entries_[e];
+  const GenerateOptions& o = x.options;
+  const uint64_t step = x.out.tokens.size();  // tokens drawn so far
+  const int64_t V = c.tgt_vocab;
+  int32_t v;
+  if (o.temperature == 0) {  // greedy: the most likely token (lowest id on ties), read in place
+    const float* row = logits.data<float>() + r * V;
+    v = -1;
+    float best = 0;
+    for (int32_t k = 0; k < static_cast<int32_t>(V); ++k) {
+      if (k == c.pad_id || k == c.unk_id || k == c.bos_id) continue;
+      if (v < 0 || row[k] > best) v = k, best = row[k];
+    }
+  } else {
+    SearchOptions draw;  // the sampling part of the search options
+    draw.temperature = o.temperature;
+    draw.top_k = o.top_k;
+    draw.top_p = o.top_p;
+    v = sample_token(logits.slice(0, r, r + 1).to_vector<float>(), c, true, draw,
+                     philox_uniform(o.seed, x.stream, step));
+  }
+  if (v == c.eos_id && o.stop_at_eos) {
+    x.out.ended = true;
+    finish(e);
+    return;
+  }
+  x.seq.push_back(v);
+  x.out.tokens.push_back(v);
+  if (tokenizer_) {  // the text this token completes (whole UTF-8 characters only)
+    const std::string text = tokenizer_->decode(x.out.tokens);
+    const size_t end = complete_prefix(text);
+    if (end > x.sent) {
+      text_.emplace_back(x.id, text.substr(x.sent, end - x.sent));
+      x.sent = end;
+    }
+  }
+  // The next step would feed this token at position seq.size() - 1: past the context, stop.
+  if (static_cast<int64_t>(x.out.tokens.size()) >= o.max_new ||
+      static_cast<int64_t>(x.seq.size()) > c.max_positions)
+    finish(e);
+}
+
+void LmSession::finish(size_t e) {
+  Entry& x = entries_[e];
+  x.live = false;
+  --live_count_;
+  free_slots_.push_back(x.slot);
+  if (tokenizer_) {
+    x.out.text = tokenizer_->decode(x.out.tokens);
+    if (x.out.text.size() > x.sent) text_.emplace_back(x.id, x.out.text.substr(x.sent));
+  }
+  retired_.push_back({x.id, std::move(x.out)});
+}
+
+void LmSession::step() {
+  if (live_count_ == 0) return;
+  arena_.reset();
+  ArenaScope scope(&arena_);
+  std::vector<int32_t> tok, pos, slot;
+  std::vector<size_t> who;
+  for (size_t e = 0; e < entries_.size(); ++e) {
+    if (!entries_[e].live) continue;
+    tok.push_back(entries_[e].seq.back());
+    pos.push_back(static_cast<int32_t>(entries_[e].seq.size() - 1));
+    slot.push_back(entries_[e].slot);
+    who.push_back(e);
+  }
+  const auto n = static_cast<int64_t>(who.size());
+  nn::DecodeRows rows;
+  rows.tokens = Tensor::from_vector(tok, {n});
+  rows.positions = Tensor::from_vector(pos, {n});
+  rows.self_slots = Tensor::from_vector(slot, {n});
+  const Tensor hidden = model_.decode_rows(rows, cache_);                           // [n, D]
+  const Tensor logits = model_.project(ag::Variable(hidden)).value().contiguous();  // [n, V]
+  for (int64_t r = 0; r < n; ++r) take(who[static_cast<size_t>(r)], logits, r);
+}
+
+std::vector<LmResult> LmSession::retire() {
+  // Entries that no longer draw leave the list (live ones keep their admission order).
+  std::erase_if(entries_, [](const Entry& e) { return !e.live; });
+  return std::exchange(retired_, {});
+}
+
+std::vector<std::pair<int64_t, std::string>> LmSession::take_text() {
+  return std::exchange(text_, {});
+}
+
+bool LmSession::cancel(int64_t id) {
+  for (Entry& e : entries_)
+    if (e.live && e.id == id) {
+      e.live = false;
+      --live_count_;
+      free_slots_.push_back(e.slot);
+      return true;
+    }
+  return false;
 }
 
 std::vector<Generation> Generator::beam_search(std::vector<Generation> out,
@@ -387,9 +491,10 @@ std::vector<Generation> Generator::beam_search(std::vector<Generation> out,
     std::vector<Cand> cands;
     for (int64_t h = 0; h < n; ++h)
       for (int64_t j = 0; j < counts[static_cast<size_t>(h)]; ++j)
-        cands.push_back({hyps[static_cast<size_t>(h)].log_prob +
-                             (values[static_cast<size_t>(h * 2 * K + j)] - lse[static_cast<size_t>(h)]),
-                         h, ids[static_cast<size_t>(h * 2 * K + j)]});
+        cands.push_back(
+            {hyps[static_cast<size_t>(h)].log_prob +
+                 (values[static_cast<size_t>(h * 2 * K + j)] - lse[static_cast<size_t>(h)]),
+             h, ids[static_cast<size_t>(h * 2 * K + j)]});
     std::stable_sort(cands.begin(), cands.end(),
                      [](const Cand& a, const Cand& b) { return a.log_prob > b.log_prob; });
     const int64_t len = static_cast<int64_t>(hyps[0].tokens.size()) + 1;  // after this token
@@ -478,9 +583,10 @@ std::vector<Generation> Generator::beam_search(std::vector<Generation> out,
   for (size_t i = 0; i < B; ++i) {
     auto& f = finished[i];
     if (f.empty()) continue;  // max_new 0
-    const auto best = std::max_element(f.begin(), f.end(), [](const Finished& a, const Finished& b) {
-      return a.score < b.score;  // the first of equal scores
-    });
+    const auto best =
+        std::max_element(f.begin(), f.end(), [](const Finished& a, const Finished& b) {
+          return a.score < b.score;  // the first of equal scores
+        });
     out[i].tokens = best->tokens;
     out[i].log_prob = best->log_prob;
     out[i].ended = best->ended;

@@ -88,6 +88,72 @@ struct Filler {
 std::vector<Filler> fill_mask(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
                               const std::string& text, int64_t top_k);
 
+/// One prompt to continue in an LmSession.
+struct LmRequest {
+  std::vector<int32_t> prompt;  // ids (Generator::prompt_ids): 1 to context ids
+  GenerateOptions options;      // drawn or greedy (beam 1); truncate_left is not read
+  uint64_t stream = 0;          // sampling stream: the prompt's index in its batch or request
+  int64_t id = 0;               // the caller's handle, returned with the result
+};
+
+struct LmResult {
+  int64_t id = 0;
+  Generation generation;  // tokens, text (with a tokenizer), prompt_tokens, ended
+};
+
+/// Step-level generation over one key/value cache: prompts join between steps (admit: read in
+/// one pass into free cache slots, their first token drawn), every step() draws one token for
+/// each live prompt at its own position, and finished prompts leave (retire) and free their
+/// slots. A prompt's tokens do not depend on what else is in the session (up to the rounding of
+/// batched products): they are those of Generator::generate for the same options and stream,
+/// which runs on this session. The model is only read.
+class LmSession {
+ public:
+  /// `tokenizer` may be null (ids only: no text). Both must outlive the session.
+  LmSession(const nn::DecoderOnly& model, const data::Tokenizer* tokenizer);
+  LmSession(const LmSession&) = delete;
+  LmSession& operator=(const LmSession&) = delete;
+
+  /// Validates every request first (nothing is admitted then), then reads the prompts.
+  void admit(const std::vector<LmRequest>& requests);
+  /// One token for every live prompt.
+  void step();
+  /// The prompts finished since the last call, in the order they finished.
+  std::vector<LmResult> retire();
+  /// The text drawn since the last call, as (id, piece) in order: whole UTF-8 characters as
+  /// they complete; a prompt's last piece comes when it finishes. Empty without a tokenizer.
+  std::vector<std::pair<int64_t, std::string>> take_text();
+  /// Drops prompt `id` (no result). False when no live prompt has that id.
+  bool cancel(int64_t id);
+  int64_t live() const { return live_count_; }
+  bool idle() const { return live_count_ == 0; }
+
+ private:
+  struct Entry {
+    int64_t id = 0;
+    GenerateOptions options;
+    uint64_t stream = 0;
+    std::vector<int32_t> seq;  // prompt, then the drawn tokens
+    Generation out;
+    size_t sent = 0;  // bytes of the decoded text already handed out
+    int32_t slot = -1;
+    bool live = false;  // drawing (false: finished, waiting to retire, or a free entry)
+  };
+  void take(size_t e, const Tensor& logits, int64_t row);
+  void finish(size_t e);
+
+  const nn::DecoderOnly& model_;
+  const data::Tokenizer* tokenizer_;
+  nn::KvCache cache_;
+  Arena arena_;
+  std::vector<Entry> entries_;       // live ones in admission order
+  std::vector<int32_t> free_slots_;  // cache slots of finished prompts
+  int32_t slots_used_ = 0;           // slots ever handed out
+  int64_t live_count_ = 0;
+  std::vector<LmResult> retired_;
+  std::vector<std::pair<int64_t, std::string>> text_;
+};
+
 class Generator {
  public:
   /// The model (eval mode) and its tokenizer must outlive the generator.

@@ -1,6 +1,7 @@
 // Continuous batching over one decoding session (see scheduler.h).
 #include "serve/scheduler.h"
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 
@@ -171,11 +172,6 @@ void Scheduler::loop() {
 
 // ---------------------------------------------------------------- language models
 
-namespace {
-// Thrown from the token callback to end a cancelled request's batch.
-struct Cancelled {};
-}  // namespace
-
 bool Job::wait_pieces(std::chrono::steady_clock::time_point deadline,
                       std::vector<std::pair<size_t, std::string>>& pieces) {
   std::unique_lock lock(mutex_);
@@ -186,8 +182,13 @@ bool Job::wait_pieces(std::chrono::steady_clock::time_point deadline,
 }
 
 LmWorker::LmWorker(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer,
-                   int64_t max_queue)
-    : generator_(model, tokenizer), max_queue_(max_queue), thread_([this] { loop(); }) {}
+                   SchedulerOptions options)
+    : model_(model),
+      tokenizer_(tokenizer),
+      generator_(model, tokenizer),
+      options_(options),
+      session_(std::make_unique<decode::LmSession>(model, &tokenizer)),
+      thread_([this] { loop(); }) {}
 
 LmWorker::~LmWorker() {
   {
@@ -201,11 +202,13 @@ LmWorker::~LmWorker() {
 std::shared_ptr<Job> LmWorker::submit(std::vector<std::vector<int32_t>> prompts,
                                       const decode::GenerateOptions& options) {
   auto job = std::make_shared<Job>();
+  job->results_.resize(prompts.size());
+  job->remaining_ = static_cast<int64_t>(prompts.size());
   job->prompts_ = std::move(prompts);
   job->options_ = options;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || static_cast<int64_t>(queue_.size()) >= max_queue_) return nullptr;
+    if (stopping_ || static_cast<int64_t>(queue_.size()) >= options_.max_queue) return nullptr;
     queue_.push_back(job);
     stats_.queued = static_cast<int64_t>(queue_.size());
   }
@@ -213,58 +216,130 @@ std::shared_ptr<Job> LmWorker::submit(std::vector<std::vector<int32_t>> prompts,
   return job;
 }
 
-void LmWorker::cancel(const std::shared_ptr<Job>& job) { job->cancelled_ = true; }
+void LmWorker::cancel(const std::shared_ptr<Job>& job) {
+  job->cancelled_ = true;
+  work_cv_.notify_all();
+}
 
 LmStats LmWorker::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
 }
 
+int64_t LmWorker::positions(const Job& job) const {
+  const int64_t ctx = model_.config().max_positions;
+  int64_t n = 0;
+  for (const auto& p : job.prompts_)
+    n += std::min<int64_t>(ctx, static_cast<int64_t>(p.size()) + job.options_.max_new);
+  return n;
+}
+
+void LmWorker::end(const std::shared_ptr<Job>& job, const std::string& failure) {
+  {
+    std::lock_guard lock(job->mutex_);
+    if (job->ended_) return;
+    job->failure_ = failure;
+    job->ended_ = true;
+  }
+  job->cv_.notify_all();
+}
+
 void LmWorker::loop() {
   for (;;) {
-    std::shared_ptr<Job> job;
+    std::vector<std::shared_ptr<Job>> joining;
     {
       std::unique_lock lock(mutex_);
-      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, nothing left
-      job = std::move(queue_.front());
-      queue_.pop_front();
-      stats_.queued = static_cast<int64_t>(queue_.size());
-      stats_.generating = job->cancelled_ ? 0 : static_cast<int64_t>(job->prompts_.size());
-    }
-    std::vector<decode::Generation> results;
-    std::string failure;
-    int64_t tokens = 0;
-    if (!job->cancelled_) {
-      try {
-        results = generator_.generate(job->prompts_, job->options_,
-                                      [&](size_t i, const std::string& text) {
-                                        if (job->cancelled_) throw Cancelled{};
-                                        {
-                                          std::lock_guard lock(job->mutex_);
-                                          job->pieces_.emplace_back(i, text);
-                                        }
-                                        job->cv_.notify_all();
-                                      });
-        for (const auto& g : results) tokens += static_cast<int64_t>(g.tokens.size());
-      } catch (const Cancelled&) {
-        failure = "cancelled";
-      } catch (const std::exception& e) {
-        failure = e.what();
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
+      if (queue_.empty() && running_.empty()) return;  // stopping, nothing left
+      // Admission: whole requests, first come first served, within the positions budget.
+      int64_t budget = running_positions_;
+      while (!queue_.empty()) {
+        std::shared_ptr<Job>& job = queue_.front();
+        if (job->cancelled_) {
+          end(job, "cancelled");
+          queue_.pop_front();
+          continue;
+        }
+        const int64_t need = positions(*job);
+        if ((!running_.empty() || !joining.empty()) && budget + need > options_.max_batch_tokens)
+          break;
+        budget += need;
+        joining.push_back(std::move(job));
+        queue_.pop_front();
       }
-    } else {
-      failure = "cancelled";
+      stats_.queued = static_cast<int64_t>(queue_.size());
     }
-    {
-      std::lock_guard lock(job->mutex_);
-      job->results_ = std::move(results);
-      job->failure_ = std::move(failure);
-      job->ended_ = true;
+    // Requests whose client left (or whose time ran out) leave the batch.
+    for (auto it = running_.begin(); it != running_.end();) {
+      if (it->second.job->cancelled_) {
+        session_->cancel(it->first);
+        end(it->second.job, "cancelled");
+        it = running_.erase(it);
+      } else {
+        ++it;
+      }
     }
-    job->cv_.notify_all();
+    std::erase_if(running_jobs_, [&](const std::shared_ptr<Job>& j) {
+      if (!j->cancelled_) return false;
+      running_positions_ -= positions(*j);
+      return true;
+    });
+    try {
+      std::vector<decode::LmRequest> requests;
+      for (const auto& job : joining) {
+        for (size_t i = 0; i < job->prompts_.size(); ++i) {
+          const int64_t id = next_id_++;
+          requests.push_back({job->prompts_[i], job->options_, i, id});
+          running_[id] = {job, i};
+        }
+        running_positions_ += positions(*job);
+        running_jobs_.push_back(job);
+      }
+      if (!requests.empty()) session_->admit(requests);
+      session_->step();
+    } catch (const std::exception& e) {
+      // The session may be half-way through a step: its requests fail with the message, and
+      // generation goes on in a new session.
+      for (auto& [id, run] : running_) end(run.job, e.what());
+      running_.clear();
+      running_jobs_.clear();
+      running_positions_ = 0;
+      session_ = std::make_unique<decode::LmSession>(model_, &tokenizer_);
+    }
+    // Hand out the text drawn, then the finished prompts.
+    std::vector<std::shared_ptr<Job>> woken;
+    for (auto& [id, piece] : session_->take_text()) {
+      const auto it = running_.find(id);
+      if (it == running_.end()) continue;
+      std::lock_guard lock(it->second.job->mutex_);
+      it->second.job->pieces_.emplace_back(it->second.index, std::move(piece));
+      woken.push_back(it->second.job);
+    }
+    int64_t tokens = 0;
+    for (decode::LmResult& r : session_->retire()) {
+      const auto it = running_.find(r.id);
+      if (it == running_.end()) continue;
+      const Running run = it->second;
+      running_.erase(it);
+      tokens += static_cast<int64_t>(r.generation.tokens.size());
+      bool done = false;
+      {
+        std::lock_guard lock(run.job->mutex_);
+        run.job->results_[run.index] = std::move(r.generation);
+        done = --run.job->remaining_ == 0;
+        if (done) run.job->ended_ = true;
+      }
+      if (done) {
+        std::erase(running_jobs_, run.job);
+        running_positions_ -= positions(*run.job);
+      }
+      woken.push_back(run.job);
+    }
+    for (const auto& job : woken) job->cv_.notify_all();
     std::lock_guard lock(mutex_);
-    stats_.generating = 0;
+    stats_.generating = static_cast<int64_t>(running_.size());
     stats_.target_tokens += tokens;
+    ++stats_.steps;
   }
 }
 

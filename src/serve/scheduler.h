@@ -115,10 +115,13 @@ class Scheduler {
 };
 
 // ---------------------------------------------------------------- language models
-// Completions for one decoder-only model: a worker thread takes requests in arrival order and
-// generates each request's prompts as one batch (decode::Generator), handing every new token's
-// text to the request as it is drawn, so an HTTP thread can stream it. Requests do not join a
-// running batch: the generator has no step-level session yet (see docs/serving.md).
+// Continuous batching for one decoder-only model: a scheduler thread owns a generation session
+// (decode::LmSession). Completion requests queue; between two steps the thread admits whole
+// queued requests while the running prompts reserve at most `max_batch_tokens` positions
+// (prompt + max_tokens each, at most the context; a larger request runs alone), every step
+// draws one token for each running prompt, each new piece of text goes to its request as it
+// is drawn (streaming), and finished prompts leave. Prompt i of a request draws from stream i,
+// so a completion equals `attend generate` on the same prompts and options.
 
 /// One completion request's prompts, streamed pieces and results.
 class Job {
@@ -138,43 +141,64 @@ class Job {
   decode::GenerateOptions options_;
   std::vector<std::pair<size_t, std::string>> pieces_;
   std::vector<decode::Generation> results_;
+  int64_t remaining_ = 0;  // prompts not finished
   std::string failure_;
   bool ended_ = false;
   std::atomic<bool> cancelled_{false};
 };
 
 struct LmStats {
-  int64_t queued = 0;         // requests waiting
+  int64_t queued = 0;         // requests waiting to join
   int64_t generating = 0;     // prompts in the running batch
+  int64_t steps = 0;          // steps run
   int64_t target_tokens = 0;  // tokens generated
 };
 
 class LmWorker {
  public:
-  /// The model (eval mode) and tokenizer must outlive the worker. Starts the worker thread.
-  LmWorker(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer, int64_t max_queue);
+  /// The model (eval mode) and tokenizer must outlive the worker. Starts the scheduler thread.
+  LmWorker(const nn::DecoderOnly& model, const data::Tokenizer& tokenizer,
+           SchedulerOptions options);
   ~LmWorker();  // finishes every queued and running request, then stops the thread
   LmWorker(const LmWorker&) = delete;
   LmWorker& operator=(const LmWorker&) = delete;
 
   const decode::Generator& generator() const { return generator_; }
-  /// Queues one request (prompt ids from generator().prompt_ids); null when the queue is full.
+  /// Queues one request (prompt ids from generator().prompt_ids, each shorter than the
+  /// context); null when the queue is full.
   std::shared_ptr<Job> submit(std::vector<std::vector<int32_t>> prompts,
                               const decode::GenerateOptions& options);
-  /// Stops a request: dropped from the queue, or its batch ends at the next token.
+  /// Stops a request: dropped from the queue, or its prompts leave the batch at the next step.
   void cancel(const std::shared_ptr<Job>& job);
   LmStats stats() const;
 
  private:
   void loop();
+  void end(const std::shared_ptr<Job>& job, const std::string& failure);
+  int64_t positions(const Job& job) const;  // cache positions a job reserves
 
+  const nn::DecoderOnly& model_;
+  const data::Tokenizer& tokenizer_;
   decode::Generator generator_;
-  const int64_t max_queue_;
+  const SchedulerOptions options_;
+  std::unique_ptr<decode::LmSession> session_;  // replaced after a failed step
+
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;
   std::deque<std::shared_ptr<Job>> queue_;
   bool stopping_ = false;
   LmStats stats_;
+
+  // Owned by the scheduler thread only.
+  struct Running {
+    std::shared_ptr<Job> job;
+    size_t index;
+  };
+  std::unordered_map<int64_t, Running> running_;  // session id -> request, prompt index
+  std::vector<std::shared_ptr<Job>> running_jobs_;
+  int64_t running_positions_ = 0;
+  int64_t next_id_ = 0;
+
   std::thread thread_;
 };
 

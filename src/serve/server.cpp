@@ -381,16 +381,20 @@ HttpResponse Server::Impl::metrics_reply(const HttpRequest& req) {
     }
   }
   const char* lm_gauges[][3] = {
-      {"attend_lm_queue_requests", "gauge", "Completion requests waiting."},
+      {"attend_lm_queue_requests", "gauge", "Completion requests waiting to join."},
       {"attend_lm_batch_prompts", "gauge", "Prompts in the running generation batch."},
-      {"attend_lm_tokens_total", "counter", "Tokens generated."}};
-  for (int g = 0; g < 3; ++g) {
+      {"attend_lm_tokens_total", "counter", "Tokens generated."},
+      {"attend_lm_steps_total", "counter", "Generation steps run."}};
+  for (int g = 0; g < 4; ++g) {
     line(std::string("# HELP ") + lm_gauges[g][0] + " " + lm_gauges[g][2]);
     line(std::string("# TYPE ") + lm_gauges[g][0] + " " + lm_gauges[g][1]);
     for (const Served& m : models) {
       if (!m.lm) continue;
       const LmStats s = m.lm->stats();
-      const int64_t v = g == 0 ? s.queued : g == 1 ? s.generating : s.target_tokens;
+      const int64_t v = g == 0   ? s.queued
+                        : g == 1 ? s.generating
+                        : g == 2 ? s.target_tokens
+                                 : s.steps;
       line(std::string(lm_gauges[g][0]) + "{model=\"" + prometheus_label(m.entry.name) + "\"} " +
            std::to_string(v));
     }
@@ -771,7 +775,7 @@ Server::Server(std::vector<ModelEntry> models, ServerOptions options)
     if (e.model)
       s.scheduler = std::make_unique<Scheduler>(*e.model, I.options.scheduling);
     else
-      s.lm = std::make_unique<LmWorker>(*e.lm, *e.tokenizer, I.options.scheduling.max_queue);
+      s.lm = std::make_unique<LmWorker>(*e.lm, *e.tokenizer, I.options.scheduling);
     s.entry = std::move(e);
     I.models.push_back(std::move(s));
   }

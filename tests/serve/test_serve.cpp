@@ -507,6 +507,44 @@ TEST(Serve, CompletionsEqualTheGeneratorStreamedOrNot) {
   EXPECT_EQ(r.status, 404) << r.body;
 }
 
+// Concurrent completion requests join one running batch (the scheduler admits them between
+// steps) and each still gets what the generator gives it alone.
+TEST(Serve, ConcurrentCompletionsShareTheBatchAndEqualTheGenerator) {
+  const LmFixture lm;
+  serve::ServerOptions o;
+  o.scheduling.max_batch_tokens = 120;  // small: some requests wait, then join mid-batch
+  Running srv({{"lm", nullptr, &lm.tokenizer, "(in memory)", lm.model.get()}}, o);
+  const decode::Generator gen(*lm.model, lm.tokenizer);
+  const std::vector<std::string> prompts = {"the c", "on t", "mat", "sat on the m", "a", "th"};
+  std::vector<Reply> replies(prompts.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    clients.emplace_back([&, i] {
+      const json body = {{"prompt", json::array({prompts[i], prompts[(i + 1) % prompts.size()]})},
+                         {"max_tokens", 10 + 3 * static_cast<int>(i)},
+                         {"temperature", i % 2 ? 0.8 : 0.0},
+                         {"seed", 20 + i}};
+      replies[i] = call(srv.port(), http::verb::post, "/v1/completions", body.dump());
+    });
+  for (auto& t : clients) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SCOPED_TRACE("request " + std::to_string(i));
+    ASSERT_EQ(replies[i].status, 200) << replies[i].body;
+    decode::GenerateOptions g;
+    g.max_new = 10 + 3 * static_cast<int64_t>(i);
+    g.temperature = i % 2 ? 0.8 : 0.0;
+    g.seed = 20 + i;
+    const auto want = gen.generate(
+        {gen.prompt_ids(prompts[i], "p"), gen.prompt_ids(prompts[(i + 1) % prompts.size()], "p")},
+        g);
+    const json j = replies[i].j();
+    for (size_t k = 0; k < 2; ++k) EXPECT_EQ(j["choices"][k]["text"], want[k].text);
+  }
+  const std::string text = call(srv.port(), http::verb::get, "/metrics").body;
+  EXPECT_NE(text.find("attend_lm_batch_prompts{model=\"lm\"} 0"), std::string::npos) << text;
+  EXPECT_NE(text.find("attend_lm_queue_requests{model=\"lm\"} 0"), std::string::npos);
+}
+
 // GET / is the self-contained page: HTML that draws the heatmap, nothing loaded from elsewhere.
 TEST(Serve, ThePageIsServedWithoutAKey) {
   const Fixture f;

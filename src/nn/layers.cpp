@@ -145,15 +145,21 @@ std::pair<Tensor, Tensor> MultiHeadAttention::project_kv(const Tensor& memory) c
   return {split(k_proj), split(v_proj)};
 }
 
+Tensor MultiHeadAttention::project_query(const Tensor& query) const {
+  const int64_t B = query.size(0), Tq = query.size(1), Dh = dim / heads;
+  return q_proj
+      .forward(ag::Variable(query))  // [B, Tq, D] -> [B, H, Tq, Dh]
+      .value()
+      .reshape({B, Tq, heads, Dh})
+      .transpose(1, 2)
+      .contiguous();
+}
+
 Tensor MultiHeadAttention::attend_cached(const Tensor& query, const Tensor& k, const Tensor& v,
                                          const ops::AttentionMask& mask,
                                          const Tensor& kv_rows) const {
   const int64_t B = query.size(0), Tq = query.size(1), Dh = dim / heads;
-  const Tensor q = q_proj.forward(ag::Variable(query))
-                       .value()
-                       .reshape({B, Tq, heads, Dh})
-                       .transpose(1, 2)
-                       .contiguous();
+  const Tensor q = project_query(query);
   const Tensor o =
       ops::attention(q, k, v, config.apply(mask), 1.0 / std::sqrt(static_cast<double>(Dh)), kv_rows)
           .out;
@@ -162,12 +168,8 @@ Tensor MultiHeadAttention::attend_cached(const Tensor& query, const Tensor& k, c
 
 Tensor MultiHeadAttention::probabilities(const Tensor& query, const Tensor& memory,
                                          const ops::AttentionMask& mask) const {
-  const int64_t B = query.size(0), Tq = query.size(1), Dh = dim / heads;
-  const Tensor q = q_proj.forward(ag::Variable(query))
-                       .value()
-                       .reshape({B, Tq, heads, Dh})
-                       .transpose(1, 2)
-                       .contiguous();
+  const int64_t Dh = dim / heads;
+  const Tensor q = project_query(query);
   const auto [k, v] = project_kv(memory);
   return ops::attention_reference(q, k, v, config.apply(mask),
                                   1.0 / std::sqrt(static_cast<double>(Dh)))

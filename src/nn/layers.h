@@ -115,6 +115,8 @@ class MultiHeadAttention : public Module {
   /// over the visible keys (inference, no tape; for showing what the model attends to).
   Tensor probabilities(const Tensor& query, const Tensor& memory,
                        const ops::AttentionMask& mask) const;
+  /// Queries of query [B, Tq, D] split into heads: [B, H, Tq, Dh] (inference, no tape).
+  Tensor project_query(const Tensor& query) const;
   int64_t dim, heads;
   AttentionConfig config;
   Linear q_proj, k_proj, v_proj, out_proj;

@@ -49,9 +49,8 @@ std::string text_field(const json& v, const std::string& name, const Limits& lim
   return s;
 }
 
-}  // namespace
-
-TranslateRequest parse_translate(const std::string& body, const Limits& limits) {
+// A request body: within the size limit (413), valid JSON (the parser checks UTF-8), an object.
+json parse_body(const std::string& body, const Limits& limits) {
   if (static_cast<int64_t>(body.size()) > limits.max_body_bytes)
     throw ApiError(413, "too_large",
                    "the body has " + std::to_string(body.size()) +
@@ -64,6 +63,13 @@ TranslateRequest parse_translate(const std::string& body, const Limits& limits) 
     bad(std::string("the body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) bad("the body must be a JSON object");
+  return j;
+}
+
+}  // namespace
+
+TranslateRequest parse_translate(const std::string& body, const Limits& limits) {
+  const json j = parse_body(body, limits);
   TranslateRequest r;
   decode::SearchOptions& o = r.search;
   bool have_text = false;
@@ -134,18 +140,7 @@ TranslateRequest parse_translate(const std::string& body, const Limits& limits) 
 }
 
 CompletionRequest parse_completion(const std::string& body, const Limits& limits) {
-  if (static_cast<int64_t>(body.size()) > limits.max_body_bytes)
-    throw ApiError(413, "too_large",
-                   "the body has " + std::to_string(body.size()) +
-                       " bytes, more than the server's limit of " +
-                       std::to_string(limits.max_body_bytes));
-  json j;
-  try {
-    j = json::parse(body);
-  } catch (const json::exception& e) {
-    bad(std::string("the body is not valid JSON: ") + e.what());
-  }
-  if (!j.is_object()) bad("the body must be a JSON object");
+  const json j = parse_body(body, limits);
   CompletionRequest r;
   decode::GenerateOptions& o = r.generate;
   o.max_new = 16;  // the completions API's default

@@ -165,7 +165,7 @@ namespace {
 
 // Reads prompts seq[which[k]] into cache slots slots[k] in one causal pass (prefill) and calls
 // use(which[k], logits, r) with row r of the logits of each prompt's last position.
-void prefill_prompts(const nn::DecoderOnly& model_, const std::vector<std::vector<int32_t>>& seq,
+void prefill_prompts(const nn::DecoderOnly& model, const std::vector<std::vector<int32_t>>& seq,
                      const std::vector<size_t>& which, const std::vector<size_t>& slots,
                      nn::KvCache& cache,
                      const std::function<void(size_t, const Tensor&, int64_t)>& use) {
@@ -173,7 +173,7 @@ void prefill_prompts(const nn::DecoderOnly& model_, const std::vector<std::vecto
   // gets a batch of its own); only each prompt's last position is projected onto the
   // vocabulary. Runs on the heap: a batch's activations are freed as it goes.
   constexpr int64_t kPrefillTokens = 8192;
-  const nn::TransformerConfig& c = model_.config();
+  const nn::TransformerConfig& c = model.config();
   std::vector<size_t> order(which.size());  // positions in `which`, shortest prompt first
   for (size_t k = 0; k < order.size(); ++k) order[k] = k;
   std::stable_sort(order.begin(), order.end(),
@@ -199,24 +199,17 @@ void prefill_prompts(const nn::DecoderOnly& model_, const std::vector<std::vecto
       last.push_back(static_cast<int32_t>(r * T + static_cast<int64_t>(p.size()) - 1));
     }
     const Tensor hidden =
-        model_.prefill(Tensor::from_vector(ids, {n, T}), Tensor::from_vector(lengths, {n}),
-                       Tensor::from_vector(slot, {n}), cache);  // [n, T, D]
+        model.prefill(Tensor::from_vector(ids, {n, T}), Tensor::from_vector(lengths, {n}),
+                      Tensor::from_vector(slot, {n}), cache);  // [n, T, D]
     const Tensor rows_last = ops::embedding(Tensor::from_vector(last, {n}),
                                             hidden.reshape({n * T, c.d_model}));  // [n, D]
-    const Tensor logits = model_.project(ag::Variable(rows_last)).value().contiguous();
+    const Tensor logits = model.project(ag::Variable(rows_last)).value().contiguous();
     for (int64_t r = 0; r < n; ++r) use(which[order[a + static_cast<size_t>(r)]], logits, r);
     a = b;
   }
 }
 
 }  // namespace
-
-void Generator::read_prompts(const std::vector<std::vector<int32_t>>& seq,
-                             const std::vector<size_t>& which, const std::vector<size_t>& slots,
-                             nn::KvCache& cache,
-                             const std::function<void(size_t, const Tensor&, int64_t)>& use) const {
-  prefill_prompts(model_, seq, which, slots, cache, use);
-}
 
 std::vector<Generation> Generator::generate(
     const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
@@ -263,7 +256,7 @@ std::vector<Generation> Generator::generate(
   LmSession session(model_, tokenizer_);
   std::vector<LmRequest> requests;
   for (size_t i = 0; i < B; ++i)
-    if (live[i]) requests.push_back({seq[i], o, i, static_cast<int64_t>(i)});
+    if (live[i]) requests.push_back({seq[i], o, i, static_cast<int64_t>(i), on_token != nullptr});
   session.admit(requests);
   auto flush = [&] {
     for (auto& [i, piece] : session.take_text())
@@ -311,6 +304,7 @@ void LmSession::admit(const std::vector<LmRequest>& requests) {
     e.id = r.id;
     e.options = r.options;
     e.stream = r.stream;
+    e.pieces = r.pieces && tokenizer_;
     e.seq = r.prompt;
     e.out.prompt_tokens = static_cast<int64_t>(r.prompt.size());
     if (r.options.max_new == 0) {  // nothing to draw: done at once
@@ -368,7 +362,7 @@ void LmSession::take(size_t e, const Tensor& logits, int64_t r) {
   }
   x.seq.push_back(v);
   x.out.tokens.push_back(v);
-  if (tokenizer_) {  // the text this token completes (whole UTF-8 characters only)
+  if (x.pieces) {  // the text this token completes (whole UTF-8 characters only)
     const std::string text = tokenizer_->decode(x.out.tokens);
     const size_t end = complete_prefix(text);
     if (end > x.sent) {
@@ -389,7 +383,7 @@ void LmSession::finish(size_t e) {
   free_slots_.push_back(x.slot);
   if (tokenizer_) {
     x.out.text = tokenizer_->decode(x.out.tokens);
-    if (x.out.text.size() > x.sent) text_.emplace_back(x.id, x.out.text.substr(x.sent));
+    if (x.pieces && x.out.text.size() > x.sent) text_.emplace_back(x.id, x.out.text.substr(x.sent));
   }
   retired_.push_back({x.id, std::move(x.out)});
 }
@@ -551,8 +545,8 @@ std::vector<Generation> Generator::beam_search(std::vector<Generation> out,
     reading.push_back(i);
     slots.push_back(static_cast<size_t>(live[i][0].slot));
   }
-  read_prompts(seq, reading, slots, cache,
-               [&](size_t i, const Tensor& logits, int64_t r) { extend(i, logits, r); });
+  prefill_prompts(model_, seq, reading, slots, cache,
+                  [&](size_t i, const Tensor& logits, int64_t r) { extend(i, logits, r); });
   flush_copies();
   Arena arena;
   for (;;) {

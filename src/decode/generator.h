@@ -94,6 +94,7 @@ struct LmRequest {
   GenerateOptions options;      // drawn or greedy (beam 1); truncate_left is not read
   uint64_t stream = 0;          // sampling stream: the prompt's index in its batch or request
   int64_t id = 0;               // the caller's handle, returned with the result
+  bool pieces = false;          // hand its text out as it is drawn (take_text)
 };
 
 struct LmResult {
@@ -120,8 +121,9 @@ class LmSession {
   void step();
   /// The prompts finished since the last call, in the order they finished.
   std::vector<LmResult> retire();
-  /// The text drawn since the last call, as (id, piece) in order: whole UTF-8 characters as
-  /// they complete; a prompt's last piece comes when it finishes. Empty without a tokenizer.
+  /// The text drawn since the last call by the requests that asked for pieces, as (id, piece)
+  /// in order: whole UTF-8 characters as they complete; a prompt's last piece comes when it
+  /// finishes. Empty without a tokenizer.
   std::vector<std::pair<int64_t, std::string>> take_text();
   /// Drops prompt `id` (no result). False when no live prompt has that id.
   bool cancel(int64_t id);
@@ -135,7 +137,8 @@ class LmSession {
     uint64_t stream = 0;
     std::vector<int32_t> seq;  // prompt, then the drawn tokens
     Generation out;
-    size_t sent = 0;  // bytes of the decoded text already handed out
+    bool pieces = false;  // text handed out as it is drawn
+    size_t sent = 0;      // bytes of the decoded text already handed out
     int32_t slot = -1;
     bool live = false;  // drawing (false: finished, waiting to retire, or a free entry)
   };
@@ -179,11 +182,6 @@ class Generator {
       const std::function<void(size_t, const std::string&)>& on_token = nullptr) const;
 
  private:
-  /// Reads prompts seq[which[k]] into cache slots slots[k] (prefill) and calls use(which[k],
-  /// logits, r) with row r of the logits of each prompt's last position.
-  void read_prompts(const std::vector<std::vector<int32_t>>& seq, const std::vector<size_t>& which,
-                    const std::vector<size_t>& slots, nn::KvCache& cache,
-                    const std::function<void(size_t, const Tensor&, int64_t)>& use) const;
   std::vector<Generation> beam_search(std::vector<Generation> out,
                                       std::vector<std::vector<int32_t>> seq,
                                       const GenerateOptions& o) const;

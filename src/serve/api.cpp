@@ -37,16 +37,46 @@ bool bool_field(const json& v, const std::string& name) {
   return v.get<bool>();
 }
 
-std::string text_field(const json& v, const std::string& name, const Limits& limits) {
+// One text of a request: a string of at most max_sentence_bytes; translation texts (one_line)
+// must also be one sentence without line breaks, prompts may hold them.
+std::string text_field(const json& v, const std::string& name, const Limits& limits,
+                       bool one_line) {
   if (!v.is_string()) bad(name + ": expected a string");
   std::string s = v.get<std::string>();
   if (static_cast<int64_t>(s.size()) > limits.max_sentence_bytes)
     bad(name + ": " + std::to_string(s.size()) + " bytes, more than the server's limit of " +
         std::to_string(limits.max_sentence_bytes));
-  // The JSON parser has checked the encoding; a text must also be one line.
-  if (s.find('\n') != std::string::npos || s.find('\r') != std::string::npos)
+  // The JSON parser has checked the encoding.
+  if (one_line && (s.find('\n') != std::string::npos || s.find('\r') != std::string::npos))
     bad(name + ": a text is one sentence without line breaks");
   return s;
+}
+
+// "key": a string or a non-empty list of at most max_sentences strings (`noun` counts them in
+// the message), each checked by text_field as key or key[i].
+std::vector<std::string> texts_field(const json& v, const std::string& key, const char* noun,
+                                     const Limits& limits, bool one_line) {
+  if (!v.is_array()) return {text_field(v, key, limits, one_line)};
+  if (v.empty()) bad(key + ": the list is empty");
+  if (static_cast<int64_t>(v.size()) > limits.max_sentences)
+    bad(key + ": " + std::to_string(v.size()) + " " + noun + ", more than the server's limit of " +
+        std::to_string(limits.max_sentences));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < v.size(); ++i)
+    out.push_back(text_field(v[i], key + "[" + std::to_string(i) + "]", limits, one_line));
+  return out;
+}
+
+uint64_t seed_field(const json& v) {
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+    bad("seed: expected an integer >= 0");
+  return v.get<uint64_t>();
+}
+
+double top_p_field(const json& v) {
+  const double p = number_field(v, "top_p");
+  if (p <= 0 || p > 1) bad("top_p: expected a number in (0, 1]");
+  return p;
 }
 
 // A request body: within the size limit (413), valid JSON (the parser checks UTF-8), an object.
@@ -79,16 +109,7 @@ TranslateRequest parse_translate(const std::string& body, const Limits& limits) 
       r.model = v.get<std::string>();
     } else if (key == "text") {
       have_text = true;
-      if (v.is_array()) {
-        if (v.empty()) bad("text: the list is empty");
-        if (static_cast<int64_t>(v.size()) > limits.max_sentences)
-          bad("text: " + std::to_string(v.size()) + " texts, more than the server's limit of " +
-              std::to_string(limits.max_sentences));
-        for (size_t i = 0; i < v.size(); ++i)
-          r.texts.push_back(text_field(v[i], "text[" + std::to_string(i) + "]", limits));
-      } else {
-        r.texts.push_back(text_field(v, "text", limits));
-      }
+      r.texts = texts_field(v, key, "texts", limits, true);
     } else if (key == "beam") {
       o.beam = integer_field(v, key, 1, 64);
     } else if (key == "alpha") {
@@ -108,12 +129,9 @@ TranslateRequest parse_translate(const std::string& body, const Limits& limits) 
     } else if (key == "top_k") {
       o.top_k = integer_field(v, key, 0, INT32_MAX);
     } else if (key == "top_p") {
-      o.top_p = number_field(v, key);
-      if (o.top_p <= 0 || o.top_p > 1) bad("top_p: expected a number in (0, 1]");
+      o.top_p = top_p_field(v);
     } else if (key == "seed") {
-      if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
-        bad("seed: expected an integer >= 0");
-      o.seed = v.get<uint64_t>();
+      o.seed = seed_field(v);
     } else if (key == "attention") {
       r.attention = bool_field(v, key);
     } else if (key == "precision") {
@@ -153,38 +171,18 @@ CompletionRequest parse_completion(const std::string& body, const Limits& limits
       r.model = v.get<std::string>();
     } else if (key == "prompt") {
       have_prompt = true;
-      // Prompts may hold line breaks (a language model reads text), so not text_field's rule.
-      auto one = [&](const json& p, const std::string& name) {
-        if (!p.is_string()) bad(name + ": expected a string");
-        std::string t = p.get<std::string>();
-        if (static_cast<int64_t>(t.size()) > limits.max_sentence_bytes)
-          bad(name + ": " + std::to_string(t.size()) + " bytes, more than the server's limit of " +
-              std::to_string(limits.max_sentence_bytes));
-        r.prompts.push_back(std::move(t));
-      };
-      if (v.is_array()) {
-        if (v.empty()) bad("prompt: the list is empty");
-        if (static_cast<int64_t>(v.size()) > limits.max_sentences)
-          bad("prompt: " + std::to_string(v.size()) + " prompts, more than the server's limit of " +
-              std::to_string(limits.max_sentences));
-        for (size_t i = 0; i < v.size(); ++i) one(v[i], "prompt[" + std::to_string(i) + "]");
-      } else {
-        one(v, "prompt");
-      }
+      r.prompts = texts_field(v, key, "prompts", limits, false);  // line breaks allowed
     } else if (key == "max_tokens") {
       o.max_new = integer_field(v, key, 1, 1 << 20);
     } else if (key == "temperature") {
       o.temperature = number_field(v, key);
       if (o.temperature < 0) bad("temperature: expected >= 0 (0: the most likely token)");
     } else if (key == "top_p") {
-      o.top_p = number_field(v, key);
-      if (o.top_p <= 0 || o.top_p > 1) bad("top_p: expected a number in (0, 1]");
+      o.top_p = top_p_field(v);
     } else if (key == "top_k") {
       o.top_k = integer_field(v, key, 0, INT32_MAX);
     } else if (key == "seed") {
-      if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
-        bad("seed: expected an integer >= 0");
-      o.seed = v.get<uint64_t>();
+      o.seed = seed_field(v);
     } else if (key == "stream") {
       r.stream = bool_field(v, key);
     } else {

@@ -200,12 +200,13 @@ LmWorker::~LmWorker() {
 }
 
 std::shared_ptr<Job> LmWorker::submit(std::vector<std::vector<int32_t>> prompts,
-                                      const decode::GenerateOptions& options) {
+                                      const decode::GenerateOptions& options, bool pieces) {
   auto job = std::make_shared<Job>();
   job->results_.resize(prompts.size());
   job->remaining_ = static_cast<int64_t>(prompts.size());
   job->prompts_ = std::move(prompts);
   job->options_ = options;
+  job->want_pieces_ = pieces;
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || static_cast<int64_t>(queue_.size()) >= options_.max_queue) return nullptr;
@@ -252,7 +253,8 @@ void LmWorker::loop() {
       work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
       if (queue_.empty() && running_.empty()) return;  // stopping, nothing left
       // Admission: whole requests, first come first served, within the positions budget.
-      int64_t budget = running_positions_;
+      int64_t budget = 0;
+      for (const auto& job : running_jobs_) budget += positions(*job);
       while (!queue_.empty()) {
         std::shared_ptr<Job>& job = queue_.front();
         if (job->cancelled_) {
@@ -279,20 +281,16 @@ void LmWorker::loop() {
         ++it;
       }
     }
-    std::erase_if(running_jobs_, [&](const std::shared_ptr<Job>& j) {
-      if (!j->cancelled_) return false;
-      running_positions_ -= positions(*j);
-      return true;
-    });
+    std::erase_if(running_jobs_,
+                  [](const std::shared_ptr<Job>& j) { return j->cancelled_.load(); });
     try {
       std::vector<decode::LmRequest> requests;
       for (const auto& job : joining) {
         for (size_t i = 0; i < job->prompts_.size(); ++i) {
           const int64_t id = next_id_++;
-          requests.push_back({job->prompts_[i], job->options_, i, id});
+          requests.push_back({job->prompts_[i], job->options_, i, id, job->want_pieces_});
           running_[id] = {job, i};
         }
-        running_positions_ += positions(*job);
         running_jobs_.push_back(job);
       }
       if (!requests.empty()) session_->admit(requests);
@@ -303,7 +301,6 @@ void LmWorker::loop() {
       for (auto& [id, run] : running_) end(run.job, e.what());
       running_.clear();
       running_jobs_.clear();
-      running_positions_ = 0;
       session_ = std::make_unique<decode::LmSession>(model_, &tokenizer_);
     }
     // Hand out the text drawn, then the finished prompts.
@@ -329,10 +326,7 @@ void LmWorker::loop() {
         done = --run.job->remaining_ == 0;
         if (done) run.job->ended_ = true;
       }
-      if (done) {
-        std::erase(running_jobs_, run.job);
-        running_positions_ -= positions(*run.job);
-      }
+      if (done) std::erase(running_jobs_, run.job);
       woken.push_back(run.job);
     }
     for (const auto& job : woken) job->cv_.notify_all();

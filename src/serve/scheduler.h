@@ -139,6 +139,7 @@ class Job {
   std::condition_variable cv_;
   std::vector<std::vector<int32_t>> prompts_;
   decode::GenerateOptions options_;
+  bool want_pieces_ = false;
   std::vector<std::pair<size_t, std::string>> pieces_;
   std::vector<decode::Generation> results_;
   int64_t remaining_ = 0;  // prompts not finished
@@ -165,9 +166,10 @@ class LmWorker {
 
   const decode::Generator& generator() const { return generator_; }
   /// Queues one request (prompt ids from generator().prompt_ids, each shorter than the
-  /// context); null when the queue is full.
+  /// context); `pieces`: its text is handed out as it is drawn (wait_pieces), else only the
+  /// results. Null when the queue is full.
   std::shared_ptr<Job> submit(std::vector<std::vector<int32_t>> prompts,
-                              const decode::GenerateOptions& options);
+                              const decode::GenerateOptions& options, bool pieces);
   /// Stops a request: dropped from the queue, or its prompts leave the batch at the next step.
   void cancel(const std::shared_ptr<Job>& job);
   LmStats stats() const;
@@ -194,9 +196,8 @@ class LmWorker {
     std::shared_ptr<Job> job;
     size_t index;
   };
-  std::unordered_map<int64_t, Running> running_;  // session id -> request, prompt index
-  std::vector<std::shared_ptr<Job>> running_jobs_;
-  int64_t running_positions_ = 0;
+  std::unordered_map<int64_t, Running> running_;    // session id -> request, prompt index
+  std::vector<std::shared_ptr<Job>> running_jobs_;  // the requests those prompts belong to
   int64_t next_id_ = 0;
 
   std::thread thread_;

@@ -446,7 +446,7 @@ std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, Timed
                          std::to_string(context) + " leaves no room to generate");
     prompts.push_back(std::move(ids));
   }
-  const std::shared_ptr<Job> job = m.lm->submit(prompts, r.generate);
+  const std::shared_ptr<Job> job = m.lm->submit(prompts, r.generate, r.stream);
   if (!job)
     throw ApiError(503, "overloaded",
                    "model '" + m.entry.name + "' has a full queue; retry after a second");
@@ -471,10 +471,9 @@ std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, Timed
   };
 
   if (!r.stream) {
-    std::vector<std::pair<size_t, std::string>> ignored;
-    while (!job->wait_pieces(std::min(deadline, Clock::now() + std::chrono::milliseconds(20)),
-                             ignored)) {
-      ignored.clear();
+    std::vector<std::pair<size_t, std::string>> none;  // not streamed: no pieces come
+    while (
+        !job->wait_pieces(std::min(deadline, Clock::now() + std::chrono::milliseconds(20)), none)) {
       if (peer_gone(fd)) {
         m.lm->cancel(job);
         std::lock_guard lock(metrics_mutex);

@@ -186,22 +186,23 @@ TEST(LmSession, PromptsJoinAndLeaveARunningSession) {
     for (auto& [id, piece] : session.take_text()) streamed[id] += piece;
     for (auto& r : session.retire()) got[r.id] = r.generation;
   };
-  // Two join at once, one after 3 steps, one that is cancelled after 2, two after 6 steps.
-  session.admit({{gen.prompt_ids(cases[0].prompt, "p"), cases[0].o, cases[0].stream, 0},
-                 {gen.prompt_ids(cases[1].prompt, "p"), cases[1].o, cases[1].stream, 1}});
+  // Two join at once, one after 3 steps, one that is cancelled after 2, two after 6 steps; all
+  // but the cancelled one hand out their text as it is drawn.
+  session.admit({{gen.prompt_ids(cases[0].prompt, "p"), cases[0].o, cases[0].stream, 0, true},
+                 {gen.prompt_ids(cases[1].prompt, "p"), cases[1].o, cases[1].stream, 1, true}});
   collect();
   for (int step = 1; step <= 8; ++step) {
     session.step();
     collect();
     if (step == 2) session.admit({{gen.prompt_ids("cat", "p"), opts(30, 0.5, 2), 0, 99}});
     if (step == 3)
-      session.admit({{gen.prompt_ids(cases[2].prompt, "p"), cases[2].o, cases[2].stream, 2}});
+      session.admit({{gen.prompt_ids(cases[2].prompt, "p"), cases[2].o, cases[2].stream, 2, true}});
     if (step == 4) {
       EXPECT_TRUE(session.cancel(99));
     }
     if (step == 6)
-      session.admit({{gen.prompt_ids(cases[3].prompt, "p"), cases[3].o, cases[3].stream, 3},
-                     {gen.prompt_ids(cases[4].prompt, "p"), cases[4].o, cases[4].stream, 4}});
+      session.admit({{gen.prompt_ids(cases[3].prompt, "p"), cases[3].o, cases[3].stream, 3, true},
+                     {gen.prompt_ids(cases[4].prompt, "p"), cases[4].o, cases[4].stream, 4, true}});
     collect();
   }
   while (!session.idle()) {

@@ -24,7 +24,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model_dir, prompt, input, output, truncate = "error", bad_utf8 = "error";
-  std::string precision = "fp32";
+  std::string precision;
   bool has_prompt = false;
   decode::GenerateOptions o;
   int threads = 0;
@@ -37,7 +37,7 @@ int generate(const GenerateArgs& a) {
   o.truncate_left = a.truncate == "left";
   o.validate();
   const models::LoadedLanguageModel m = models::load_language_model_dir(a.model_dir);
-  if (a.precision == "bf16") m.model->store_weights(DType::kBF16);
+  models::set_precision(*m.model, m.dir, a.precision);
   const decode::Generator gen(*m.model, m.tokenizer);
   std::vector<std::string> prompts;
   if (!a.input.empty()) {
@@ -232,9 +232,9 @@ void add_generate(CLI::App& root, int& exit_code) {
   c->add_option("--alpha", o.alpha, "beam search: length penalty exponent (0: none)")
       ->capture_default_str();
   c->add_option("--precision", a->precision,
-                "weights in fp32, or stored in bf16 (half the bytes per step; f32 arithmetic)")
-      ->check(CLI::IsMember({"fp32", "bf16"}))
-      ->capture_default_str();
+                "fp32; bf16 (weights stored in bf16: half the bytes per step, f32 arithmetic); int8 "
+                "(linear layers quantized per row, int8 products). Default: as the model is stored")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   c->add_option("--truncate", a->truncate,
                 "a prompt longer than the model's context: error, or keep its last tokens (left)")
       ->check(CLI::IsMember({"error", "left"}))

@@ -16,7 +16,7 @@ namespace attend::apps {
 namespace {
 
 struct TranslateArgs {
-  std::string model_dir, input, output, bad_utf8 = "error";
+  std::string model_dir, input, output, bad_utf8 = "error", precision;
   int64_t batch_tokens = 2000, max_input_tokens = 0;
   decode::SearchOptions search;
   int threads = 0;
@@ -45,6 +45,7 @@ int translate(TranslateArgs a) {
     throw Error(m);
   }
   const models::LoadedModel m = models::load_model_dir(a.model_dir);
+  models::set_precision(*m.model, m.dir, a.precision);
   const std::vector<std::string> lines = read_input_lines(a.input);
   decode::TranslateOptions to;
   to.search = so;
@@ -110,6 +111,11 @@ void add_translate(CLI::App& root, int& exit_code) {
       ->capture_default_str();
   c->add_option("--top-p", s.top_p, "sampling: nucleus mass")->capture_default_str();
   c->add_option("--seed", s.seed, "sampling: random seed")->capture_default_str();
+  c->add_option("--precision", a->precision,
+                "fp32; bf16 (weights stored in bf16, f32 arithmetic; needs AVX-512); int8 (linear "
+                "layers quantized per row at load, int8 products). Default: as the model is "
+                "stored (an attend quantize model: int8)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   c->add_option("--batch-tokens,--max-tokens", a->batch_tokens, "source subwords per batch")
       ->check(integer_in(1, INT64_MAX))
       ->capture_default_str();

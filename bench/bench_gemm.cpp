@@ -7,6 +7,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <iterator>
 #include <string>
@@ -70,7 +71,9 @@ void BM_Gemm(benchmark::State& state) {
 // Decoding: a few rows (the batch's current positions, or its beams) times a weight matrix
 // [N, K] of the `base` decoder, x W^T. The weights cycle through enough copies to exceed the
 // caches, as a decoder step that reads all its layers does. impl 0: oneDNN's sgemm (packs W
-// on every call); 1: sgemm_small_m (reads W in place); 2: oneDNN's matmul primitive.
+// on every call); 1: sgemm_small_m (reads W in place); 2: oneDNN's matmul primitive; 3: int8
+// (W quantized per row beforehand, x quantized per row in the timed loop, cpu::gemm_int8), the
+// `translate --precision int8` product; 4: cpu::sgemm, what an f32 linear layer calls.
 struct DecodeShape {
   const char* name;
   int64_t N, K;
@@ -87,10 +90,27 @@ void BM_DecodeGemm(benchmark::State& state) {
   std::vector<float> w(static_cast<size_t>(copies * s.N * s.K)), x(M * s.K), y(M * s.N);
   fill(w, 3);
   fill(x, 4);
+  std::vector<int8_t> wq, xq;
+  std::vector<float> ws, xs;
+  if (impl == 3) {
+    wq.resize(w.size());
+    ws.resize(static_cast<size_t>(copies * s.N));
+    cpu::quantize_rows(w.data(), wq.data(), ws.data(), copies * s.N, s.K);
+    w = {};  // int8 copies stream a quarter of the bytes: keep as many as f32 would
+    xq.resize(x.size());
+    xs.resize(static_cast<size_t>(M));
+  }
   int64_t i = 0;
   for (auto _ : state) {
-    const float* wi = w.data() + (i++ % copies) * s.N * s.K;
-    if (impl == 1)
+    const int64_t at = i++ % copies;
+    const float* wi = w.data() + at * s.N * s.K;
+    if (impl == 3) {
+      cpu::quantize_rows(x.data(), xq.data(), xs.data(), M, s.K);
+      cpu::gemm_int8(M, s.N, s.K, xq.data(), xs.data(), wq.data() + at * s.N * s.K,
+                     ws.data() + at * s.N, nullptr, y.data());
+    } else if (impl == 4)
+      cpu::sgemm(false, true, M, s.N, s.K, 1.f, x.data(), s.K, wi, s.K, 0.f, y.data(), s.N);
+    else if (impl == 1)
       cpu::sgemm_small_m(M, s.N, s.K, 1.f, x.data(), s.K, wi, s.K, 0.f, y.data(), s.N);
     else if (impl == 2)
       cpu::sgemm_nt_matmul(M, s.N, s.K, x.data(), s.K, wi, s.K, y.data(), s.N);
@@ -101,17 +121,18 @@ void BM_DecodeGemm(benchmark::State& state) {
   const double flops = 2.0 * M * s.N * s.K;
   state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
-  state.counters["weight_GB/s"] = benchmark::Counter(4.0 * s.N * s.K * state.iterations() / 1e9,
+  state.counters["weight_GB/s"] = benchmark::Counter((impl == 3 ? 1.0 : 4.0) * s.N * s.K * state.iterations() / 1e9,
                                                      benchmark::Counter::kIsRate);
 }
 
 void register_all() {
   for (size_t i = 0; i < std::size(kDecodeShapes); ++i)
     for (int64_t M : {1, 4, 16, 32, 64, 128})
-      for (int impl = 0; impl < 3; ++impl)
+      for (int impl = 0; impl < 5; ++impl)
         benchmark::RegisterBenchmark((std::string("decode/") + kDecodeShapes[i].name + "/M" +
-                                      std::to_string(M) +
-                                      (impl == 0 ? "/onednn" : impl == 1 ? "/small_m" : "/matmul"))
+                                      std::to_string(M) + "/" +
+                                      std::array{"onednn", "small_m", "matmul", "int8", "sgemm"}
+                                          [static_cast<size_t>(impl)])
                                          .c_str(),
                                      BM_DecodeGemm)
             ->Args({static_cast<int64_t>(i), M, impl})

@@ -84,8 +84,17 @@ void load_weights(const std::string& file,
   const io::SafeTensors st = io::load_safetensors(file);
   for (auto [name, dst] : into) {
     const Tensor* t = st.find(name);
+    const bool scale = name.size() > 13 && name.ends_with(".weight_scale");
+    ATTEND_CHECK(t != nullptr || !scale,
+                 "{}: missing the int8 scales '{}' (an int8 model holds one per linear weight; "
+                 "quantize the fp32 model again with attend quantize)",
+                 file, name);
     ATTEND_CHECK(t != nullptr, "{}: missing parameter '{}' (checkpoint and config disagree)", file,
                  name);
+    ATTEND_CHECK(!(t->dtype() == DType::kI8 && dst.dtype() != DType::kI8),
+                 "{}: parameter '{}' is {}: this is an int8 model (written by attend quantize), "
+                 "but this command needs fp32 weights (give it the model it was quantized from)",
+                 file, name, t->str());
     ATTEND_CHECK(t->shape() == dst.shape() && t->dtype() == dst.dtype(),
                  "{}: parameter '{}' is {} but the model expects {}", file, name, t->str(),
                  dst.str());
@@ -137,6 +146,36 @@ std::string locate_model_dir(const std::string& p) {
 
 }  // namespace
 
+std::string stored_precision(const std::string& dir) {
+  const std::string file = path(dir, "config.json");
+  nlohmann::json all;
+  try {
+    all = nlohmann::json::parse(io::read_file(file));
+  } catch (const nlohmann::json::exception& e) {
+    ATTEND_FAIL("{}: corrupt: {}", file, e.what());
+  }
+  ATTEND_CHECK(all.is_object(), "{}: expected a JSON object of keys", file);
+  if (!all.contains("weights")) return "fp32";
+  const nlohmann::json& w = all["weights"];
+  ATTEND_CHECK(w.is_string() && (w == "fp32" || w == "int8"),
+               "{}: \"weights\" must be \"fp32\" or \"int8\", got {}", file, w.dump());
+  return w.get<std::string>();
+}
+
+void set_precision(nn::Module& model, const std::string& dir, const std::string& precision,
+                   const std::string& flag) {
+  ATTEND_CHECK(precision.empty() || precision == "fp32" || precision == "bf16" ||
+                   precision == "int8",
+               "{}: expected fp32, bf16 or int8, got '{}'", flag, precision);
+  const std::string stored = stored_precision(dir);
+  if (precision.empty() || precision == stored) return;
+  ATTEND_CHECK(stored == "fp32",
+               "{} {}: {} is an {} model (written by attend quantize) and runs in {} only; give "
+               "the fp32 model it was quantized from for another precision",
+               flag, precision, dir, stored, stored);
+  model.store_weights(precision == "bf16" ? DType::kBF16 : DType::kI8);
+}
+
 nn::TransformerConfig read_model_config(const std::string& dir, const data::Tokenizer& tokenizer) {
   return model_config(read_model_keys(dir), 0, &tokenizer);
 }
@@ -180,6 +219,7 @@ Loaded load_family(const std::string& p, nn::Arch arch, const char* commands) {
   const nn::TransformerConfig c = read_model_config(dir, m.tokenizer);
   expect_arch(dir, c, arch, commands);
   m.model = std::make_unique<Family>(c, 0);
+  if (stored_precision(dir) == "int8") m.model->store_weights(DType::kI8);
   load_weights(path(dir, "model.safetensors"), *m.model);
   m.model->set_training(false);
   m.dir = dir;

@@ -34,6 +34,18 @@ void load_weights(const std::string& file, const nn::Module& model);
 /// The SentencePiece model of a model directory (tokenizer.model).
 data::Tokenizer read_tokenizer(const std::string& dir);
 
+/// The precision a model directory's weights are stored in: "fp32", or "int8" for a model
+/// written by `attend quantize` (config.json's "weights" key; absent: fp32). Anything else is
+/// an error naming the file.
+std::string stored_precision(const std::string& dir);
+
+/// Sets the precision a loaded model runs in (`precision`: "fp32", "bf16", "int8", or "" for
+/// the one it is stored in): fp32 weights can run as stored, as bf16 weights or quantized to
+/// int8 at load (nn::Module::store_weights); an int8 model runs in int8 only (anything else is
+/// an error naming `flag` and the directory, as is bf16 on a CPU without its kernels).
+void set_precision(nn::Module& model, const std::string& dir, const std::string& precision,
+                   const std::string& flag = "--precision");
+
 /// The model configuration stored in a model directory's config.json (its model.* keys; other
 /// keys are training's and are ignored), with vocabulary size and special ids from `tokenizer`.
 nn::TransformerConfig read_model_config(const std::string& dir, const data::Tokenizer& tokenizer);
@@ -54,7 +66,8 @@ std::string resolve_model_dir(const std::string& path);
 nn::Arch model_arch(const std::string& path);
 
 /// A trained encoder-decoder for inference from a model, checkpoint or run directory
-/// (resolve_model_dir). A model of another family is an error naming its family and the
+/// (resolve_model_dir). An int8 model (stored_precision) loads with its linear layers in int8
+/// (nn::Module::store_weights). A model of another family is an error naming its family and the
 /// commands that take it.
 LoadedModel load_model_dir(const std::string& path);
 

@@ -16,7 +16,20 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, uint64_t seed, const std
 }
 
 ag::Variable Linear::forward(const ag::Variable& x) const {
+  if (weight_scale.defined())  // int8 inference: no tape
+    return ag::Variable(ops::linear_int8(x.value(), weight.value(), weight_scale.value(),
+                                         bias.defined() ? bias.value() : Tensor()));
   return ag::linear(x, compute(weight), compute(bias));
+}
+
+void Linear::store_own_weights(DType dtype) {
+  if (dtype != DType::kI8) {
+    Module::store_own_weights(dtype);
+    return;
+  }
+  ops::QuantizedRows q = ops::quantize_rows(weight.value());
+  weight.mutable_value() = std::move(q.q);
+  weight_scale = register_parameter("weight_scale", std::move(q.scales));
 }
 
 Embedding::Embedding(int64_t vocab, int64_t dim, uint64_t seed, const std::string& path,

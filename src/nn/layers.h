@@ -16,6 +16,10 @@ class Linear : public Module {
          DType dtype = DType::kF32, double gain = 1.0);
   ag::Variable forward(const ag::Variable& x) const;  // [..., in] -> [..., out]
   ag::Variable weight, bias;
+  ag::Variable weight_scale;  // int8 weights only (store_weights(kI8)): f32 [out]
+
+ protected:
+  void store_own_weights(DType dtype) override;
 };
 
 /// Token embedding table [V, D], N(0, D^-1/2) initialised (the shared-embedding convention).

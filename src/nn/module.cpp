@@ -48,20 +48,28 @@ ag::Variable Module::compute(const ag::Variable& p) const {
 
 void Module::store_weights(DType dtype) {
   if (dtype == DType::kF32) return;
-  ATTEND_CHECK(dtype == DType::kBF16, "store_weights: weights are stored in f32 or bf16, not {}",
-               dtype_name(dtype));
-  ATTEND_CHECK(ops::bf16_weights_supported(),
+  ATTEND_CHECK(dtype == DType::kBF16 || dtype == DType::kI8,
+               "store_weights: weights are stored in f32, bf16 or int8, not {}", dtype_name(dtype));
+  ATTEND_CHECK(dtype != DType::kBF16 || ops::bf16_weights_supported(),
                "precision bf16: this CPU lacks AVX-512 (avx512f), which the bf16-weight kernels "
-               "need; use --precision fp32");
+               "need; use --precision fp32 or int8");
   ATTEND_CHECK(device_.is_cpu() && compute_dtype_ == DType::kF32,
-               "store_weights: bf16 weights are for f32 inference on the CPU");
+               "store_weights: {} weights are for f32 inference on the CPU", dtype_name(dtype));
+  ATTEND_CHECK(weight_dtype_ == DType::kF32 || weight_dtype_ == dtype,
+               "store_weights: the weights are already stored in {}", dtype_name(weight_dtype_));
+  if (weight_dtype_ == dtype) return;
   HeapScope heap;  // the weights outlive every arena
-  for (auto& [name, v] : params_)
-    if (v.value().dim() == 2 && v.value().dtype() == DType::kF32)
-      v.mutable_value() = v.value().to(DType::kBF16);
+  store_own_weights(dtype);
   weight_dtype_ = dtype;
   training_ = false;
   for (auto& [name, child] : children_) child->store_weights(dtype);
+}
+
+void Module::store_own_weights(DType dtype) {
+  if (dtype != DType::kBF16) return;
+  for (auto& [name, v] : params_)
+    if (v.value().dim() == 2 && v.value().dtype() == DType::kF32)
+      v.mutable_value() = v.value().to(DType::kBF16);
 }
 
 void Module::set_training(bool training) {

@@ -36,12 +36,18 @@ class Module {
   /// compute dtype (a weight stored by store_weights is used as stored). Undefined stays
   /// undefined.
   ag::Variable compute(const ag::Variable& p) const;
-  /// Inference with the weights stored in `dtype` (kBF16; kF32 changes nothing): every matrix
-  /// parameter of this module and its children (linear weights, embedding and position
-  /// tables) is converted once, in place; biases, layer norms, activations and arithmetic stay
-  /// f32 (the products widen the weights as they read them, ops::linear). Halves the bytes a
-  /// decoding step streams. The model can no longer train or be saved. A CPU without the
-  /// kernels (AVX-512) is an error naming the missing feature.
+  /// Inference with the weights stored in `dtype` (kF32 changes nothing):
+  /// - kBF16: every matrix parameter of this module and its children (linear weights,
+  ///   embedding and position tables) is converted once, in place; biases, layer norms,
+  ///   activations and arithmetic stay f32 (the products widen the weights as they read them,
+  ///   ops::linear). Halves the bytes a decoding step streams. Needs AVX-512 (an error naming
+  ///   the missing feature otherwise).
+  /// - kI8: every linear layer's weight is quantized per output row (ops::quantize_rows: i8
+  ///   values, and a parameter "weight_scale" f32 [out] beside it) and its products run in
+  ///   int8 (ops::linear_int8); embeddings, position tables, a shared output projection,
+  ///   biases and layer norms stay f32. A quarter of the bytes per linear layer.
+  /// The model can no longer train; its parameters (named_parameters) are what a quantized
+  /// model directory holds (attend quantize).
   void store_weights(DType dtype);
   DType weight_dtype() const { return weight_dtype_; }
 
@@ -50,6 +56,9 @@ class Module {
   bool training() const { return training_; }
 
  protected:
+  /// This module's own part of store_weights (children excluded): bf16 converts its matrices;
+  /// int8 changes nothing here (Linear overrides it).
+  virtual void store_own_weights(DType dtype);
   ag::Variable register_parameter(const std::string& name, Tensor value);
   void register_module(const std::string& name, Module& child);
 

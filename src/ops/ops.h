@@ -217,6 +217,13 @@ struct QuantizedRows {
 QuantizedRows quantize_rows(const Tensor& x);
 /// q * scales per row: i8 q [..., cols], scales [rows] (f32 or f64) -> scales' dtype, q's shape.
 Tensor dequantize_rows(const Tensor& q, const Tensor& scales);
+/// y = x W^T + bias with W quantized per output row (i8 w [N, K], f32 w_scales [N]) and x
+/// (f32 [..., K], CPU) quantized per row on the fly (quantize_rows): int8 products accumulated
+/// exactly in int32, then scaled (cpu::gemm_int8). Inference only (no gradient). Against the
+/// f32 product of the unquantized values, |y - x W^T| <= (s_w/2) sum|x| + (s_x/2) sum|W_n| +
+/// K s_x s_w / 4 per element, s_x, s_w the two rows' scales (tests/ops/test_quantize.cpp).
+Tensor linear_int8(const Tensor& x, const Tensor& w, const Tensor& w_scales,
+                   const Tensor& bias = {});
 
 // ------------------------------------------------------------------ backends
 /// The library behind CPU f32 GEMMs in this process ("oneDNN" or "OpenBLAS"), for reports.

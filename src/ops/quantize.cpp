@@ -55,4 +55,41 @@ Tensor dequantize_rows(const Tensor& q_in, const Tensor& scales_in) {
   return y;
 }
 
+Tensor linear_int8(const Tensor& x_in, const Tensor& w_in, const Tensor& scales_in,
+                   const Tensor& bias_in) {
+  constexpr std::string_view op = "linear_int8";
+  check_dtype(op, "x", x_in, DType::kF32);
+  check_dtype(op, "weight", w_in, DType::kI8);
+  check_dtype(op, "weight scales", scales_in, DType::kF32);
+  check_cpu(op, x_in);
+  check_same_device(op, x_in, w_in);
+  check_same_device(op, x_in, scales_in);
+  check_dim(op, "weight", w_in, 2);
+  const int64_t N = w_in.size(0), K = w_in.size(1);
+  ATTEND_CHECK(scales_in.dim() == 1 && scales_in.size(0) == N,
+               "{}: weight scales {} do not give one scale per row of weight {}", op,
+               scales_in.str(), w_in.str());
+  ATTEND_CHECK(x_in.dim() >= 1 && x_in.size(-1) == K,
+               "{}: input {} does not match weight {} (expected last dim {})", op, x_in.str(),
+               w_in.str(), K);
+  ATTEND_CHECK(K < (int64_t{1} << 17), "{}: {} columns overflow the int32 sums (at most {})", op,
+               K, (int64_t{1} << 17) - 1);
+  if (bias_in.defined()) {
+    check_dtype(op, "bias", bias_in, DType::kF32);
+    check_same_device(op, x_in, bias_in);
+    ATTEND_CHECK(bias_in.dim() == 1 && bias_in.size(0) == N, "{}: bias {} does not match weight {}",
+                 op, bias_in.str(), w_in.str());
+  }
+  const QuantizedRows xq = quantize_rows(x_in);
+  const Tensor w = w_in.contiguous(), s = scales_in.contiguous();
+  const Tensor b = bias_in.defined() ? bias_in.contiguous() : Tensor();
+  Shape out_shape = x_in.shape();
+  out_shape.back() = N;
+  Tensor y = Tensor::empty(out_shape, DType::kF32, x_in.device());
+  cpu::gemm_int8(rows_of(x_in), N, K, xq.q.data<int8_t>(), xq.scales.data<float>(),
+                 w.data<int8_t>(), s.data<float>(), b.defined() ? b.data<float>() : nullptr,
+                 y.data<float>());
+  return y;
+}
+
 }  // namespace attend::ops

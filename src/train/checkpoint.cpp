@@ -161,6 +161,11 @@ void average_checkpoints(const std::vector<std::string>& dirs, const std::string
   for (size_t k = 0; k < dirs.size(); ++k) {
     models::verify_model_dir(dirs[k], false);
     const io::SafeTensors st = io::load_safetensors(path(dirs[k], "model.safetensors"));
+    for (const auto& [n, t] : st.tensors)
+      ATTEND_CHECK(t.dtype() != DType::kI8,
+                   "average: {} is an int8 model ('{}' is {}, written by attend quantize): "
+                   "average the fp32 checkpoints, then quantize the average",
+                   dirs[k], n, t.str());
     if (k == 0) {
       for (const auto& [n, t] : st.tensors) sum.emplace_back(n, t.to(DType::kF64));
       continue;

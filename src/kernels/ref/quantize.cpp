@@ -41,3 +41,18 @@ ATTEND_REF_INSTANTIATE(float)
 ATTEND_REF_INSTANTIATE(double)
 
 }  // namespace attend::ref
+
+namespace attend::ref {
+
+void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa,
+               const int8_t* W, const float* sw, const float* bias, float* C) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t s = 0;
+      for (int64_t k = 0; k < K; ++k) s += int64_t{A[m * K + k]} * W[n * K + k];
+      C[m * N + n] = static_cast<float>(static_cast<double>(s) * sa[m] * sw[n] +
+                                        (bias ? static_cast<double>(bias[n]) : 0.0));
+    }
+}
+
+}  // namespace attend::ref

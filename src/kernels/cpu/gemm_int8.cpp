@@ -1,0 +1,190 @@
+// int8 products for quantized inference (see cpu.h, gemm_int8): C = (A W^T) * sa * sw + bias,
+// A [M, K] and W [N, K] int8 in [-127, 127], int32 accumulation (exact), then the scales.
+//
+// Our AVX2 kernel streams W in blocks of four rows against blocks of up to 64 rows of A (kept
+// in cache): |a| (u8) times w carrying a's sign (s8) through vpmaddubsw, whose pair sums cannot
+// saturate since |a|, |w| <= 127 (2 * 127 * 127 < 32767), then vpmaddwd into int32. On a CPU
+// with VNNI or AMX int8, products of more than kSmallM rows (a source sentence, a prompt) go to
+// oneDNN's u8 x s8 -> s32 matmul instead, on a + 128 with the 128 * sum_k w[n, k] this adds
+// subtracted afterwards. Not on AVX2 alone: there oneDNN's u8 x s8 kernel sums pairs with
+// vpmaddubsw, which saturates for u8 values above 128 (measured: wrong sums on the AMD host of
+// docs/results.md), so there our kernel runs every shape.
+#include <immintrin.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "core/cpu_info.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/cpu.h"
+
+namespace attend::cpu {
+namespace {
+
+// With VNNI or AMX int8, up to this many rows the streaming kernel runs (oneDNN packs W on
+// every call, which few rows do not repay); beyond, oneDNN's matmul.
+constexpr int64_t kSmallM = 48;
+// Rows of A per block of the streaming kernel (64 rows of K = 1024: 64 KiB, in L2).
+constexpr int64_t kRowBlock = 64;
+
+bool onednn_int8_exact() {
+  const CpuInfo& c = cpu_info();
+  return c.avx512_vnni || (c.amx_int8 && c.amx_permitted);
+}
+
+void scale_row(const int32_t* acc, float sa, const float* sw, const float* bias, float* c,
+               int64_t N) {
+  for (int64_t n = 0; n < N; ++n)
+    c[n] = static_cast<float>(acc[n]) * (sa * sw[n]) + (bias ? bias[n] : 0.f);
+}
+
+int32_t dot_scalar(const int8_t* a, const int8_t* w, int64_t k0, int64_t K) {
+  int32_t s = 0;
+  for (int64_t k = k0; k < K; ++k) s += static_cast<int32_t>(a[k]) * static_cast<int32_t>(w[k]);
+  return s;
+}
+
+__attribute__((target("avx2"))) inline int32_t hsum(__m256i v) {
+  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1)));
+}
+
+// acc[m * N + n] for rows m of A and weight rows n in [n0, n1): four weight rows against two
+// activation rows at a time, 32 values of k per step.
+__attribute__((target("avx2"))) void dots_avx2(int64_t M, int64_t N, int64_t K, const int8_t* A,
+                                               const int8_t* W, int64_t n0, int64_t n1,
+                                               int32_t* acc) {
+  const int64_t K32 = K / 32 * 32;
+  const __m256i ones = _mm256_set1_epi16(1);
+  int64_t n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const int8_t* w0 = W + n * K;
+    for (int64_t m = 0; m < M; m += 2) {
+      const bool two = m + 1 < M;
+      const int8_t* a0 = A + m * K;
+      const int8_t* a1 = two ? a0 + K : a0;
+      __m256i s[2][4];
+      for (auto& r : s)
+        for (auto& x : r) x = _mm256_setzero_si256();
+      for (int64_t k = 0; k < K32; k += 32) {
+        __m256i w[4];
+        for (int j = 0; j < 4; ++j)
+          w[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + j * K + k));
+        for (int i = 0; i < 2; ++i) {
+          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>((i ? a1 : a0) + k));
+          const __m256i ax = _mm256_sign_epi8(x, x);
+          for (int j = 0; j < 4; ++j) {
+            const __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w[j], x));
+            s[i][j] = _mm256_add_epi32(s[i][j], _mm256_madd_epi16(p, ones));
+          }
+        }
+      }
+      for (int j = 0; j < 4; ++j) {
+        acc[m * N + n + j] = hsum(s[0][j]) + dot_scalar(a0, w0 + j * K, K32, K);
+        if (two) acc[(m + 1) * N + n + j] = hsum(s[1][j]) + dot_scalar(a1, w0 + j * K, K32, K);
+      }
+    }
+  }
+  for (; n < n1; ++n)
+    for (int64_t m = 0; m < M; ++m) acc[m * N + n] = dot_scalar(A + m * K, W + n * K, 0, K);
+}
+
+void dots_scalar(int64_t M, int64_t N, int64_t K, const int8_t* A, const int8_t* W, int64_t n0,
+                 int64_t n1, int32_t* acc) {
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t m = 0; m < M; ++m) acc[m * N + n] = dot_scalar(A + m * K, W + n * K, 0, K);
+}
+
+// oneDNN u8 x s8 -> s32 matmuls, one primitive per shape, built on first use and kept.
+class Int8MatmulCache {
+ public:
+  void run(int64_t M, int64_t N, int64_t K, const uint8_t* A, const int8_t* W, int32_t* C) {
+    using dnnl::memory;
+    const memory::desc a_md({M, K}, memory::data_type::u8, {K, 1});
+    const memory::desc b_md({K, N}, memory::data_type::s8, {1, K});
+    const memory::desc c_md({M, N}, memory::data_type::s32, {N, 1});
+    std::lock_guard<std::mutex> lock(mu_);  // one scratchpad per primitive (see gemm.cpp)
+    const Key key{M, N, K};
+    auto it = prims_.find(key);
+    if (it == prims_.end()) {
+      if (prims_.size() >= kMaxPrimitives) prims_.clear();
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), engine_);
+      it = prims_.emplace(key, dnnl::matmul(pd)).first;
+    }
+    memory a(a_md, engine_, const_cast<uint8_t*>(A)), b(b_md, engine_, const_cast<int8_t*>(W)),
+        c(c_md, engine_, C);
+    it->second.execute(stream_, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    stream_.wait();
+  }
+
+ private:
+  using Key = std::tuple<int64_t, int64_t, int64_t>;
+  static constexpr size_t kMaxPrimitives = 1024;
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+  std::mutex mu_;
+  std::map<Key, dnnl::matmul> prims_;
+};
+
+}  // namespace
+
+void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa,
+               const int8_t* W, const float* sw, const float* bias, float* C) {
+  if (M == 0 || N == 0) return;
+  std::vector<int32_t> acc(static_cast<size_t>(M * N));
+  static const bool use_onednn = onednn_int8_exact();
+  if (M <= kSmallM || K == 0 || !use_onednn) {
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    // Blocks of 4 weight rows; a task gets enough of them to stream ~16 KiB of W.
+    const int64_t blocks = (N + 3) / 4;
+    const int64_t grain = std::max<int64_t>(1, (1 << 12) / std::max<int64_t>(K, 1));
+    for (int64_t m0 = 0; m0 < M; m0 += kRowBlock) {
+      const int64_t mb = std::min(kRowBlock, M - m0);
+      int32_t* out = acc.data() + m0 * N;
+      parallel_for(blocks, grain, [&](int64_t b0, int64_t b1) {
+        const int64_t n0 = b0 * 4, n1 = std::min(N, b1 * 4);
+        if (avx2)
+          dots_avx2(mb, N, K, A + m0 * K, W, n0, n1, out);
+        else
+          dots_scalar(mb, N, K, A + m0 * K, W, n0, n1, out);
+      });
+    }
+    parallel_for(M, 1, [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m)
+        scale_row(acc.data() + m * N, sa[m], sw, bias, C + m * N, N);
+    });
+    return;
+  }
+  std::vector<uint8_t> au(static_cast<size_t>(M * K));
+  for (size_t i = 0; i < au.size(); ++i) au[i] = static_cast<uint8_t>(A[i] + 128);
+  static Int8MatmulCache cache;
+  try {
+    cache.run(M, N, K, au.data(), W, acc.data());
+  } catch (const dnnl::error& e) {
+    ATTEND_FAIL("gemm_int8: oneDNN matmul failed (M {} N {} K {}): {}", M, N, K, e.what());
+  }
+  std::vector<int32_t> shift(static_cast<size_t>(N));
+  parallel_for(N, row_grain(K), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      int32_t s = 0;
+      for (int64_t k = 0; k < K; ++k) s += W[n * K + k];
+      shift[static_cast<size_t>(n)] = 128 * s;
+    }
+  });
+  parallel_for(M, row_grain(N), [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      int32_t* row = acc.data() + m * N;
+      for (int64_t n = 0; n < N; ++n) row[n] -= shift[static_cast<size_t>(n)];
+      scale_row(row, sa[m], sw, bias, C + m * N, N);
+    }
+  });
+}
+
+}  // namespace attend::cpu

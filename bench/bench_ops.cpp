@@ -43,6 +43,35 @@ void BM_Softmax(benchmark::State& state) {
 BENCHMARK(BM_Softmax)->ArgsProduct({{32, 128}, {0, 1}})->ArgNames({"T", "bwd"})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// A beam search step's candidates from logits [rows, 32000]: fused=0 runs logsumexp and top_k
+// (two ops, three reads of the logits), fused=1 ops::top_k_logsumexp (one read); 2 and 3 time
+// logsumexp and top_k alone (the parts of 0). k = 8 (beam 4).
+void BM_StepTopK(benchmark::State& state) {
+  const int64_t rows = state.range(0), V = 32000, k = 8;
+  const int64_t fused = state.range(1);
+  const Tensor x = rnd({rows, V}, 3);
+  Arena arena;
+  for (auto _ : state) {
+    ArenaScope scope(&arena);
+    if (fused == 1) {
+      benchmark::DoNotOptimize(ops::top_k_logsumexp(x, k, {0, 1, 2}).lse.raw_data());
+    } else if (fused == 2) {
+      benchmark::DoNotOptimize(ops::logsumexp(x).raw_data());
+    } else if (fused == 3) {
+      benchmark::DoNotOptimize(ops::top_k(x, k, {0, 1, 2}).values.raw_data());
+    } else {
+      benchmark::DoNotOptimize(ops::logsumexp(x).raw_data());
+      benchmark::DoNotOptimize(ops::top_k(x, k, {0, 1, 2}).values.raw_data());
+    }
+    arena.reset();
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(x.nbytes()) *
+                                                  state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_StepTopK)->ArgsProduct({{4, 128}, {0, 1, 2, 3}})->ArgNames({"rows", "fused"})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 // Layer norm (with fused residual) over 2048 tokens of width D.
 void BM_LayerNorm(benchmark::State& state) {
   const int64_t D = state.range(0), R = 2048;

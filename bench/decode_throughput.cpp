@@ -6,7 +6,9 @@
 //
 // usage: decode_throughput [--preset small|base|tiny|big] [--vocab 32000] [--len 24]
 //                          [--out-len 24] [--beam 1] [--batch 1] [--sentences 16]
-//                          [--warmup 1] [--threads N]
+//                          [--warmup 1] [--threads N] [--precision fp32|bf16|int8]
+// --precision: bf16 stores the weights in bf16, int8 quantizes the linear layers per output
+// row (nn::Module::store_weights, as `translate --precision` does).
 // --batch 1 translates --sentences sentences one at a time and reports per-sentence latency
 // (p50, p90); a larger batch translates --sentences sentences in batches of --batch. Prints
 // one JSON object: sentences/s, target tokens/s (output tokens of the best hypotheses), the
@@ -39,12 +41,12 @@ int run(int argc, char** argv) {
   const char* usage =
       "usage: decode_throughput [--preset small|base|tiny|big] [--vocab 32000] [--len 24]\n"
       "                         [--out-len 24] [--beam 1] [--batch 1] [--sentences 16]\n"
-      "                         [--warmup 1] [--threads N]\n"
+      "                         [--warmup 1] [--threads N] [--precision fp32|bf16|int8]\n"
       "  translates random --len-token sources with a random model, every output --out-len\n"
       "  tokens; prints one JSON object (sentences/s, target tokens/s, latencies, peak RSS)\n";
   const bench::Args args(argc, argv, "decode_throughput", usage,
                          {"--preset", "--vocab", "--len", "--out-len", "--beam", "--batch",
-                          "--sentences", "--warmup", "--threads"});
+                          "--sentences", "--warmup", "--threads", "--precision"});
   const std::string preset = args.str("--preset", "small");
   const int64_t V = args.integer("--vocab", 32000, 5), L = args.integer("--len", 24, 1);
   const int64_t out_len = args.integer("--out-len", L, 1);
@@ -53,8 +55,16 @@ int run(int argc, char** argv) {
   args.apply_threads();
   nn::TransformerConfig c = nn::TransformerConfig::preset(preset);
   c.src_vocab = c.tgt_vocab = V;
+  const std::string precision = args.str("--precision", "fp32");
+  if (precision != "fp32" && precision != "bf16" && precision != "int8") {
+    std::fprintf(stderr, "decode_throughput: --precision: expected fp32, bf16 or int8, got '%s'\n",
+                 precision.c_str());
+    return 2;
+  }
   nn::EncoderDecoder model(c, 1);
   model.set_training(false);
+  const int64_t params = model.num_parameters();  // before int8 adds its scales
+  if (precision != "fp32") model.store_weights(precision == "bf16" ? DType::kBF16 : DType::kI8);
 
   std::vector<std::vector<int32_t>> ex(static_cast<size_t>(N + warmup * B));
   for (size_t i = 0; i < ex.size(); ++i)
@@ -89,15 +99,15 @@ int run(int argc, char** argv) {
     done += static_cast<int64_t>(rows.size());
     for (const auto& r : out) tokens += static_cast<int64_t>(r.hypotheses[0].tokens.size());
   }
-  std::printf("{\"impl\": \"attend\", \"preset\": \"%s\", \"vocab\": %lld, \"len\": %lld, "
+  std::printf("{\"impl\": \"attend\", \"precision\": \"%s\", \"preset\": \"%s\", \"vocab\": %lld, \"len\": %lld, "
               "\"out_len\": %lld, \"beam\": %lld, \"batch\": %lld, \"sentences\": %lld, "
               "\"threads\": %d, \"params\": %lld, \"seconds\": %.4f, \"sentences_per_s\": %.2f, "
               "\"tgt_tokens_per_s\": %.1f, \"batch_p50_s\": %.5f, \"batch_p90_s\": %.5f, "
               "\"peak_rss_mib\": %.1f}\n",
-              preset.c_str(), static_cast<long long>(V), static_cast<long long>(L),
+              precision.c_str(), preset.c_str(), static_cast<long long>(V), static_cast<long long>(L),
               static_cast<long long>(out_len), static_cast<long long>(beam),
               static_cast<long long>(B), static_cast<long long>(done), num_threads(),
-              static_cast<long long>(model.num_parameters()), total,
+              static_cast<long long>(params), total,
               static_cast<double>(done) / total, static_cast<double>(tokens) / total,
               percentile(per_batch, 0.5), percentile(per_batch, 0.9),
               bench::status_kib("VmHWM:") / 1024.0);

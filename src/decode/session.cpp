@@ -252,15 +252,19 @@ void Session::step() {
                             i32(source_lengths)};
   const Tensor hidden = model_.decode_rows(rows, cache_);
   const Tensor logits = model_.project(ag::Variable(hidden)).value();  // [n, V]
-  // A candidate's log-probability is logit - logsumexp(row): no [n, V] log-softmax is written.
-  const std::vector<float> lse = ops::logsumexp(logits).to_vector<float>();
-  std::vector<float> top_values;
+  // A candidate's log-probability is logit - logsumexp(row): no [n, V] log-softmax is written,
+  // and with beam rows the top-k and the log sum exp come from one pass over the logits.
+  std::vector<float> lse, top_values;
   std::vector<int32_t> top_ids, top_counts;
   if (k > 0) {
-    const ops::TopK top = ops::top_k(logits, k, {c.pad_id, c.unk_id, c.bos_id}, i32(eos_banned));
-    top_values = top.values.to_vector<float>();
-    top_ids = top.indices.to_vector<int32_t>();
-    top_counts = top.counts.to_vector<int32_t>();
+    const ops::TopKLse top =
+        ops::top_k_logsumexp(logits, k, {c.pad_id, c.unk_id, c.bos_id}, i32(eos_banned));
+    lse = top.lse.to_vector<float>();
+    top_values = top.top.values.to_vector<float>();
+    top_ids = top.top.indices.to_vector<int32_t>();
+    top_counts = top.top.counts.to_vector<int32_t>();
+  } else {
+    lse = ops::logsumexp(logits).to_vector<float>();
   }
 
   struct Candidate {

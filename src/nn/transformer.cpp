@@ -97,8 +97,18 @@ void Model::finish() {
 ag::Variable Model::project(const ag::Variable& hidden) const {
   const int64_t D = config_.d_model;
   const ag::Variable rows = ag::reshape(hidden, {hidden.value().numel() / D, D});
+  if (tied_scale_.defined())  // int8 inference: no tape
+    return ag::Variable(ops::linear_int8(rows.value(), tied_q_.value(), tied_scale_.value()));
   if (shared_) return ag::linear(rows, shared_->compute(shared_->weight), ag::Variable());
   return output_projection_->forward(rows);
+}
+
+void Model::store_own_weights(DType dtype) {
+  Module::store_own_weights(dtype);
+  if (dtype != DType::kI8 || !shared_) return;
+  ops::QuantizedRows q = ops::quantize_rows(shared_->weight.value());
+  tied_q_ = register_parameter("output_projection.weight", std::move(q.q));
+  tied_scale_ = register_parameter("output_projection.weight_scale", std::move(q.scales));
 }
 
 EncoderDecoder::EncoderDecoder(const TransformerConfig& config, uint64_t seed)

@@ -74,6 +74,10 @@ class Model : public Module {
   Model(const TransformerConfig& config, Arch arch, int64_t vocab, uint64_t seed);
   /// Registers output_projection (untied models) last, as the checkpoint names expect.
   void finish();
+  /// int8 (store_weights): a tied model's output projection gets an int8 copy of the token
+  /// table, "output_projection.weight" and ".weight_scale" (the names an untied model's
+  /// quantized projection has); the table itself stays f32 for the embedding lookups.
+  void store_own_weights(DType dtype) override;
   const Embedding* shared() const { return shared_.get(); }
   const ag::Variable& sinusoid() const { return sinusoid_; }
 
@@ -82,6 +86,7 @@ class Model : public Module {
  private:
   std::unique_ptr<Embedding> shared_;
   std::unique_ptr<Linear> output_projection_;
+  ag::Variable tied_q_, tied_scale_;  // int8 copy of the tied projection (store_own_weights)
   ag::Variable sinusoid_;  // [max(max_positions, 256), D], constant (sinusoidal positions)
 };
 

@@ -98,4 +98,26 @@ TopK top_k(const Tensor& x_in, int64_t k, const std::vector<int32_t>& banned,
   return out;
 }
 
+TopKLse top_k_logsumexp(const Tensor& x_in, int64_t k, const std::vector<int32_t>& banned,
+                        const Tensor& row_banned_in) {
+  constexpr std::string_view op = "top_k_logsumexp";
+  check_dim(op, "x", x_in, 2);
+  if (!x_in.device().is_cpu() || x_in.dtype() != DType::kF32) unsupported(op, x_in);
+  ATTEND_CHECK(k >= 1, "top_k_logsumexp: k must be >= 1, got {}", k);
+  const int64_t n = x_in.size(0), V = x_in.size(1);
+  ATTEND_CHECK(V >= 1, "top_k_logsumexp: x must have columns, got {}", x_in.str());
+  const Tensor x = x_in.contiguous();
+  Tensor row_banned;
+  if (row_banned_in.defined()) row_banned = index_vector(op, "row_banned", row_banned_in, n);
+  TopKLse out{{Tensor::empty({n, k}), Tensor::empty({n, k}, DType::kI32),
+               Tensor::empty({n}, DType::kI32)},
+              Tensor::empty({n})};
+  cpu::top_k_logsumexp(x.data<float>(), n, V, k, banned.data(),
+                       static_cast<int64_t>(banned.size()),
+                       row_banned.defined() ? row_banned.data<int32_t>() : nullptr,
+                       out.top.values.data<float>(), out.top.indices.data<int32_t>(),
+                       out.top.counts.data<int32_t>(), out.lse.data<float>());
+  return out;
+}
+
 }  // namespace attend::ops

@@ -199,6 +199,14 @@ struct TopK {
 /// in row r, column row_banned[r] when it is >= 0 (row_banned: i32 [n] or undefined).
 TopK top_k(const Tensor& x, int64_t k, const std::vector<int32_t>& banned = {},
            const Tensor& row_banned = {});
+/// top_k and logsumexp(x) [n] (over every column) in one pass over x: the fused log-softmax and
+/// top-k of a decoding step (log-probabilities of the candidates: values - lse).
+struct TopKLse {
+  TopK top;
+  Tensor lse;  // [n]
+};
+TopKLse top_k_logsumexp(const Tensor& x, int64_t k, const std::vector<int32_t>& banned = {},
+                        const Tensor& row_banned = {});
 
 // ------------------------------------------------------------------ optimizer
 /// One Adam(W) step in place on param, m and v (step counts from 1).

@@ -76,6 +76,35 @@ TEST(DecodingOps, TopKMatchesASort) {
   EXPECT_EQ(small.indices.to_vector<int32_t>(), (std::vector<int32_t>{2, 1, -1, -1}));
 }
 
+// The fused step: the same top-k as top_k, and the log sum exp of every column (banned ones
+// too) against a double-precision sum, over rows spanning several 512-column blocks whose
+// maximum sits early, late or in the middle (the running sum is rescaled when it grows).
+TEST(DecodingOps, TopKLogSumExpMatchesTheTwoPasses) {
+  const int64_t n = 4, V = 1700, k = 8;
+  std::vector<float> x = test::randn({n, V}, 77, 4.0).to(DType::kF32).to_vector<float>();
+  x[0 * V + 3] = 40.f;     // row 0: maximum in the first block
+  x[1 * V + 1650] = 40.f;  // row 1: in the last block
+  x[2 * V + 900] = -60.f;  // row 2: a very small value
+  x[3 * V + 1023] = 25.f;  // row 3: the end of the second block
+  const Tensor xt = Tensor::from_vector(x, {n, V});
+  const Tensor row_banned = i32({7, -1, 900, 1023});
+  const ops::TopKLse fused = ops::top_k_logsumexp(xt, k, {2, 1650}, row_banned);
+  const ops::TopK plain = ops::top_k(xt, k, {2, 1650}, row_banned);
+  EXPECT_EQ(fused.top.indices.to_vector<int32_t>(), plain.indices.to_vector<int32_t>());
+  EXPECT_EQ(fused.top.values.to_vector<float>(), plain.values.to_vector<float>());
+  EXPECT_EQ(fused.top.counts.to_vector<int32_t>(), plain.counts.to_vector<int32_t>());
+  const auto lse = fused.lse.to_vector<float>();
+  for (int64_t r = 0; r < n; ++r) {
+    double m = -1e30, s = 0;
+    for (int64_t v = 0; v < V; ++v) m = std::max(m, static_cast<double>(x[r * V + v]));
+    for (int64_t v = 0; v < V; ++v) s += std::exp(x[r * V + v] - m);
+    // f32 sums of 1,700 terms with a fast exp (relative error ~1e-7 each): 1e-5 absolute.
+    EXPECT_NEAR(lse[r], m + std::log(s), 1e-5 * std::max(1.0, std::abs(m))) << "row " << r;
+  }
+  EXPECT_NE(test::error_of([&] { ops::top_k_logsumexp(xt, 0); }).find("k must be >= 1"),
+            std::string::npos);
+}
+
 TEST(DecodingOps, ScaleAndSumSquares) {
   Tensor x = Tensor::from_vector<float>({1, -2, 3}, {3});
   ops::scale_(x, 0.5);

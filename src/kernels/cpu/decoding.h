@@ -19,5 +19,11 @@ void copy_positions(char* x, const int32_t* from, const int32_t* to, const int32
 /// row_banned is given and it is >= 0) in row r. counts[r] <= k says how many were found.
 void top_k(const float* x, int64_t n, int64_t V, int64_t k, const int32_t* banned, int64_t nbanned,
            const int32_t* row_banned, float* values, int32_t* indices, int32_t* counts);
+/// top_k, and lse[r] = log sum_v exp(x[r, v]) over every column (banned ones too), in one pass
+/// over each row: a decoding step's candidates' log-probabilities are values - lse, with no
+/// [n, V] log-softmax written and the logits read once.
+void top_k_logsumexp(const float* x, int64_t n, int64_t V, int64_t k, const int32_t* banned,
+                     int64_t nbanned, const int32_t* row_banned, float* values, int32_t* indices,
+                     int32_t* counts, float* lse);
 
 }  // namespace attend::cpu

@@ -23,7 +23,7 @@ namespace {
 
 struct ServeArgs {
   std::vector<std::string> models;
-  std::string api_key_file;
+  std::string api_key_file, precision;
   serve::ServerOptions server;
   int threads = 0;
 };
@@ -73,12 +73,14 @@ int serve_command(ServeArgs a) {
       if (arch == nn::Arch::kDecoderOnly) {
         auto& m = lms.emplace_back(
             std::make_unique<models::LoadedLanguageModel>(models::load_language_model_dir(dir)));
+        models::set_precision(*m->model, m->dir, a.precision);
         entries.push_back({name, nullptr, &m->tokenizer, m->dir, m->model.get()});
       } else {
         // Encoder-only models have nothing to serve yet: the loader's error names the commands
         // that take them.
         auto& m = translators.emplace_back(
             std::make_unique<models::LoadedModel>(models::load_model_dir(dir)));
+        models::set_precision(*m->model, m->dir, a.precision);
         entries.push_back({name, m->model.get(), &m->tokenizer, m->dir, nullptr});
       }
     } catch (const Error& e) {
@@ -143,6 +145,10 @@ void add_serve(CLI::App& root, int& exit_code) {
   c->add_option("--max-connections", o.max_connections, "open connections; more: 503")
       ->check(integer_in(1, 100000))
       ->capture_default_str();
+  c->add_option("--precision", a->precision,
+                "run every model in fp32, bf16 (weights stored in bf16; needs AVX-512) or int8 "
+                "(linear layers quantized per row at load). Default: as each model is stored")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   c->add_option("--timeout", o.timeout_s, "seconds a request may take; more: 504")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -50,14 +50,15 @@ void Module::store_weights(DType dtype) {
   if (dtype == DType::kF32) return;
   ATTEND_CHECK(dtype == DType::kBF16 || dtype == DType::kI8,
                "store_weights: weights are stored in f32, bf16 or int8, not {}", dtype_name(dtype));
+  ATTEND_CHECK(weight_dtype_ == DType::kF32 || weight_dtype_ == dtype,
+               "store_weights: the weights are already stored in {}",
+               weight_dtype_ == DType::kI8 ? "int8" : dtype_name(weight_dtype_));
+  if (weight_dtype_ == dtype) return;
   ATTEND_CHECK(dtype != DType::kBF16 || ops::bf16_weights_supported(),
                "precision bf16: this CPU lacks AVX-512 (avx512f), which the bf16-weight kernels "
                "need; use --precision fp32 or int8");
   ATTEND_CHECK(device_.is_cpu() && compute_dtype_ == DType::kF32,
                "store_weights: {} weights are for f32 inference on the CPU", dtype_name(dtype));
-  ATTEND_CHECK(weight_dtype_ == DType::kF32 || weight_dtype_ == dtype,
-               "store_weights: the weights are already stored in {}", dtype_name(weight_dtype_));
-  if (weight_dtype_ == dtype) return;
   HeapScope heap;  // the weights outlive every arena
   store_own_weights(dtype);
   weight_dtype_ = dtype;

@@ -136,9 +136,11 @@ TranslateRequest parse_translate(const std::string& body, const Limits& limits) 
       r.attention = bool_field(v, key);
     } else if (key == "precision") {
       if (!v.is_string()) bad("precision: expected a string");
-      // The server holds each model in the precision it was loaded in (fp32 today).
-      if (v.get<std::string>() != "fp32")
-        bad("precision: this server runs fp32 models, got '" + v.get<std::string>() + "'");
+      // The server holds each model in the precision it was loaded in (attend serve
+      // --precision); a request may only name it (checked against the model when served).
+      r.precision = v.get<std::string>();
+      if (r.precision != "fp32" && r.precision != "bf16" && r.precision != "int8")
+        bad("precision: expected fp32, bf16 or int8, got '" + r.precision + "'");
     } else {
       bad("unknown field '" + key + "'");
     }

@@ -41,6 +41,7 @@ struct TranslateRequest {
   std::vector<std::string> texts;  // one or more sentences ("text": a string or a list)
   decode::SearchOptions search;    // the request's decoding options, validated
   bool attention = false;          // add the best translation's encoder-attention weights
+  std::string precision;           // "" or the precision the client expects the model to run in
 };
 
 /// Parses and validates a translate body; throws ApiError (400 for bad JSON, types, ranges,

@@ -34,6 +34,15 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+
+// The precision a served model runs in (how its weights are stored: nn::Module::store_weights).
+std::string precision_name(const nn::Module& m) {
+  switch (m.weight_dtype()) {
+    case DType::kBF16: return "bf16";
+    case DType::kI8: return "int8";
+    default: return "fp32";
+  }
+}
 using boost::system::error_code;
 using json = nlohmann::json;
 using HttpRequest = http::request<http::string_body>;
@@ -291,7 +300,7 @@ HttpResponse Server::Impl::models_reply(const HttpRequest& req) const {
                  {"heads", c.heads},
                  {"decoder_layers", c.decoder_layers},
                  {"vocab", c.tgt_vocab},
-                 {"precision", "fp32"}};
+                 {"precision", m.lm ? precision_name(*m.entry.lm) : precision_name(*m.entry.model)}};
     if (m.lm) {
       item["context"] = c.max_positions;
     } else {
@@ -548,6 +557,11 @@ std::optional<HttpResponse> Server::Impl::translate(const HttpRequest& req, int 
   const auto start = Clock::now();
   TranslateRequest r = parse_translate(req.body(), options.limits);
   Served* m = &find_model(r.model, "translation");
+  if (!r.precision.empty() && r.precision != precision_name(*m->entry.model))
+    throw ApiError(400, "bad_request",
+                   "precision: model '" + m->entry.name + "' runs in " +
+                       precision_name(*m->entry.model) + " (attend serve --precision), got '" +
+                       r.precision + "'");
   const nn::TransformerConfig& c = m->entry.model->config();
   const data::Tokenizer& tok = *m->entry.tokenizer;
   std::vector<std::vector<int32_t>> sources;

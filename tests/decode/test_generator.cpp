@@ -13,6 +13,8 @@
 #include "data/batcher.h"
 #include "data/tokenizer.h"
 #include "decode/generator.h"
+#include "io/safetensors.h"
+#include "models/model_dir.h"
 #include "ops/ops.h"
 #include "util.h"
 
@@ -24,12 +26,12 @@ const std::string kText = "the cat sat on the mat.\nthe dog sat on the log.\n";
 struct Lm {
   data::Tokenizer tok = data::Tokenizer::train_chars(kText);
   std::unique_ptr<nn::DecoderOnly> model;
-  explicit Lm(int64_t context = 24) {
+  explicit Lm(int64_t context = 24, uint64_t seed = 7) {
     nn::TransformerConfig c = nn::TransformerConfig::preset("gpt-tiny");
     c.d_model = 32, c.ffn = 64, c.heads = 4, c.decoder_layers = 2, c.max_positions = context;
     c.dropout = 0;
     c.tgt_vocab = c.src_vocab = tok.vocab_size();
-    model = std::make_unique<nn::DecoderOnly>(c, 7);
+    model = std::make_unique<nn::DecoderOnly>(c, seed);
     model->set_training(false);
   }
 };
@@ -325,7 +327,69 @@ TEST(Generator, Bf16WeightsComputeTheRoundedWeightsInF32) {
   const auto ga = a.generate(p, o), gb = b.generate(p, o);
   EXPECT_EQ(ga[0].tokens, gb[0].tokens);
   EXPECT_EQ(ga[1].tokens, gb[1].tokens);
-  EXPECT_TRUE(test::throws_with([&] { stored.model->store_weights(DType::kI8); }, {"f32 or bf16"}));
+  EXPECT_TRUE(
+      test::throws_with([&] { stored.model->store_weights(DType::kI8); }, {"already stored in bf16"}));
+}
+
+// int8 weights (store_weights(kI8)): every linear weight and the tied output projection become
+// int8 with per-row scales; logits track the f32 model within the error that per-row int8
+// quantization implies; the quantized parameters saved and loaded into a fresh int8 model give
+// the same logits bit for bit; files and models that disagree on int8 are clear errors.
+// Tolerance: a row quantized symmetrically to 127 levels has a rounding error uniform in half a
+// step, rms step/sqrt(12) = max/(127 sqrt(12)), against values of rms ~max/3 (Gaussian-like rows):
+// ~0.7% per operand, ~1% per product (two operands in quadrature). A logit passes through ~6
+// products in series here (2 layers x attention and FFN, and the projection), whose relative
+// errors add in quadrature: ~2.5% of the logits' rms; the test allows 6%.
+TEST(Generator, Int8WeightsTrackTheF32Model) {
+  const Lm f32, q8;  // the same weights (seed 7)
+  q8.model->store_weights(DType::kI8);
+  int64_t int8 = 0, scales = 0;
+  for (const auto& [name, v] : q8.model->named_parameters()) {
+    int8 += v.value().dtype() == DType::kI8;
+    scales += name.ends_with(".weight_scale");
+  }
+  EXPECT_EQ(int8, 1 + 2 * 6);  // the tied projection, 2 layers x (q, k, v, out, fc1, fc2)
+  EXPECT_EQ(scales, int8);
+  const std::vector<int32_t> ids = {2, 4, 5, 6, 7, 8, 9, 10, 11, 0, 2, 12, 13, 0, 0, 0, 0, 0};
+  const Tensor lengths = test::ids({9, 3}, {2});
+  const auto want = f32.model->forward(test::ids(ids, {2, 9}), lengths, 0).value().slice(0, 0, 12);
+  const auto got = q8.model->forward(test::ids(ids, {2, 9}), lengths, 0).value().slice(0, 0, 12);
+  const auto w = want.to_vector<float>(), g = got.to_vector<float>();
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    err += (g[i] - w[i]) * (g[i] - w[i]);
+    norm += w[i] * w[i];
+  }
+  EXPECT_LT(std::sqrt(err / norm), 0.06);
+  EXPECT_GT(std::sqrt(err / norm), 1e-4);  // the int8 path did run
+
+  // Saved and loaded into a fresh int8 model: the same logits exactly.
+  const std::string file = test::tmp_path("Generator", "int8.safetensors");
+  std::vector<std::pair<std::string, Tensor>> params;
+  for (const auto& [name, v] : q8.model->named_parameters()) params.emplace_back(name, v.value());
+  io::save_safetensors(file, params, {});
+  const Lm loaded(24, 99);  // other weights, replaced by the file's
+  loaded.model->store_weights(DType::kI8);
+  models::load_weights(file, *loaded.model);
+  const auto again = loaded.model->forward(test::ids(ids, {2, 9}), lengths, 0).value();
+  EXPECT_EQ(again.slice(0, 0, 12).to_vector<float>(), g);
+
+  // An int8 file given to an f32 model; an int8 file without one of its scales.
+  EXPECT_TRUE(test::throws_with([&] { models::load_weights(file, *f32.model); },
+                                {file, "int8 model", "needs fp32 weights"}));
+  std::vector<std::pair<std::string, Tensor>> no_scale;
+  std::string dropped;
+  for (const auto& [name, t] : params)
+    if (dropped.empty() && name.ends_with("fc2.weight_scale"))
+      dropped = name;
+    else
+      no_scale.emplace_back(name, t);
+  ASSERT_FALSE(dropped.empty());
+  io::save_safetensors(file, no_scale, {});
+  EXPECT_TRUE(test::throws_with([&] { models::load_weights(file, *loaded.model); },
+                                {file, "missing the int8 scales '" + dropped + "'"}));
+  EXPECT_TRUE(test::throws_with([&] { q8.model->store_weights(DType::kBF16); },
+                                {"already stored in int8"}));
 }
 
 TEST(Generator, LongPromptsAreAnErrorOrCutFromTheLeft) {

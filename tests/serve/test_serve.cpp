@@ -279,6 +279,32 @@ TEST(Serve, BadRequestsGetJsonErrorsAndTheServerGoesOn) {
   EXPECT_EQ(models["data"][0]["max_sentence_tokens"], 20);
 }
 
+// A model held in int8 (attend serve --precision int8, or an attend quantize model): replies
+// equal the Translator on the same int8 model, /v1/models says int8, and a request expecting
+// another precision is refused naming the one the model runs in.
+TEST(Serve, Int8ModelsServeWhatTheTranslatorGives) {
+  const Fixture f;
+  f.model->store_weights(DType::kI8);
+  Running srv(f.entries(), serve::ServerOptions{});
+  const int port = srv.port();
+  const decode::Translator translator(*f.model, f.tokenizer);
+  for (const int beam : {1, 4}) {
+    const Reply r = post(port, {{"text", {"the cat sat", "hello world!"}}, {"beam", beam},
+                                {"max_extra", 10}, {"precision", "int8"}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    decode::TranslateOptions to;
+    to.search.beam = beam;
+    to.search.max_extra = 10;
+    const auto want = translator.translate({"the cat sat", "hello world!"}, to);
+    for (size_t s = 0; s < want.size(); ++s)
+      EXPECT_EQ(r.j()["translations"][s][0]["text"], want[s][0].text);
+  }
+  EXPECT_EQ(call(port, http::verb::get, "/v1/models").j()["data"][0]["precision"], "int8");
+  const Reply wrong = post(port, {{"text", "a"}, {"precision", "fp32"}});
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_NE(wrong.body.find("runs in int8"), std::string::npos) << wrong.body;
+}
+
 TEST(Serve, ApiKeyIsRequiredWhenSet) {
   const Fixture f;
   serve::ServerOptions o;
@@ -597,7 +623,7 @@ TEST(ServeApi, ParseTranslateChecksEveryField) {
             std::string::npos);
   EXPECT_NE(status_of(R"({"text": "a", "seed": -1})").find("seed"), std::string::npos);
   EXPECT_NE(status_of(R"({"text": "a", "top_p": 1.5})").find("top_p"), std::string::npos);
-  EXPECT_NE(status_of(R"({"text": "a", "precision": "int8"})").find("precision"),
+  EXPECT_NE(status_of(R"({"text": "a", "precision": "fp16"})").find("precision"),
             std::string::npos);
   EXPECT_NE(status_of("{\"text\": \"\xff\"}").find("JSON"), std::string::npos);  // bad UTF-8
   EXPECT_EQ(status_of(R"({"text": "a", "precision": "fp32"})"), "ok");

@@ -47,7 +47,8 @@ void add_info(CLI::App& root, int& exit_code) {
                 cuda_device_count());
     // What this CPU has, and which precisions attend runs on it: fp32 everywhere; bf16 weight
     // storage (f32 arithmetic) for `generate --precision bf16` where AVX-512 runs its kernel;
-    // bf16 products for training where oneDNN has a native kernel (AMX or AVX-512 BF16).
+    // bf16 products for training where oneDNN has a native kernel (AMX or AVX-512 BF16); int8
+    // products everywhere (our AVX2 kernel, oneDNN's for large products with VNNI or AMX).
     const CpuInfo& cpu = cpu_info();
     std::printf("cpu: %s\ncpu features: %s\n",
                 cpu.brand.empty() ? "(no brand string)" : cpu.brand.c_str(),
@@ -58,6 +59,8 @@ void add_info(CLI::App& root, int& exit_code) {
         ops::bf16_weights_supported() ? "yes" : "no (needs avx512f)",
         ops::bf16_products_native() ? "yes" : "no (needs amx_bf16 or avx512_bf16)",
         ops::bf16_products_kernel().c_str());
+    std::printf("int8 products (--precision int8, attend quantize): yes: %s\n",
+                ops::int8_products_kernel().c_str());
     // MPI is reported without initialising it (info never starts communication).
     const std::string mpirun = on_path("mpirun");
     std::printf("mpi: %s%s\nmpirun: %s\nnccl: %s\n", dist::mpi_library_version().c_str(),

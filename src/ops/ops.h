@@ -232,6 +232,8 @@ Tensor dequantize_rows(const Tensor& q, const Tensor& scales);
 /// K s_x s_w / 4 per element, s_x, s_w the two rows' scales (tests/ops/test_quantize.cpp).
 Tensor linear_int8(const Tensor& x, const Tensor& w, const Tensor& w_scales,
                    const Tensor& bias = {});
+/// The int8 product paths of this CPU, for reports ("avx2 kernel; oneDNN above 48 rows ...").
+std::string int8_products_kernel();
 
 // ------------------------------------------------------------------ backends
 /// The library behind CPU f32 GEMMs in this process ("oneDNN" or "OpenBLAS"), for reports.

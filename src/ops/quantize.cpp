@@ -55,6 +55,8 @@ Tensor dequantize_rows(const Tensor& q_in, const Tensor& scales_in) {
   return y;
 }
 
+std::string int8_products_kernel() { return cpu::int8_kernel_description(); }
+
 Tensor linear_int8(const Tensor& x_in, const Tensor& w_in, const Tensor& scales_in,
                    const Tensor& bias_in) {
   constexpr std::string_view op = "linear_int8";

@@ -101,5 +101,7 @@ void dequantize_rows(const int8_t* q, const float* scales, float* y, int64_t row
 /// (contract: ref::gemm_int8; K < 2^17 keeps the sums in range).
 void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa,
                const int8_t* W, const float* sw, const float* bias, float* C);
+/// Which int8 product paths this CPU runs (for `attend info`).
+std::string int8_kernel_description();
 
 }  // namespace attend::cpu

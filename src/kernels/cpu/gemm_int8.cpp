@@ -16,6 +16,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -134,6 +135,13 @@ class Int8MatmulCache {
 };
 
 }  // namespace
+
+std::string int8_kernel_description() {
+  std::string s = __builtin_cpu_supports("avx2") ? "avx2 kernel" : "scalar kernel (no avx2)";
+  s += onednn_int8_exact() ? "; oneDNN above 48 rows (vnni/amx)"
+                           : "; oneDNN: no (needs avx512_vnni or amx_int8)";
+  return s;
+}
 
 void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa,
                const int8_t* W, const float* sw, const float* bias, float* C) {

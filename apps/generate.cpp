@@ -231,9 +231,10 @@ void add_generate(CLI::App& root, int& exit_code) {
       ->capture_default_str();
   c->add_option("--alpha", o.alpha, "beam search: length penalty exponent (0: none)")
       ->capture_default_str();
-  c->add_option("--precision", a->precision,
-                "fp32; bf16 (weights stored in bf16: half the bytes per step, f32 arithmetic); int8 "
-                "(linear layers quantized per row, int8 products). Default: as the model is stored")
+  c->add_option(
+       "--precision", a->precision,
+       "fp32; bf16 (weights stored in bf16: half the bytes per step, f32 arithmetic); int8 "
+       "(linear layers quantized per row, int8 products). Default: as the model is stored")
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   c->add_option("--truncate", a->truncate,
                 "a prompt longer than the model's context: error, or keep its last tokens (left)")

@@ -3,7 +3,6 @@
 // small (d 256, F 1024) preset, the forward (x W^T: NT), input-gradient (dy W: NN) and
 // weight-gradient (dy^T x: TN) products, and the output projection to a 10k vocabulary.
 #include <benchmark/benchmark.h>
-
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
@@ -121,20 +120,19 @@ void BM_DecodeGemm(benchmark::State& state) {
   const double flops = 2.0 * M * s.N * s.K;
   state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
-  state.counters["weight_GB/s"] = benchmark::Counter((impl == 3 ? 1.0 : 4.0) * s.N * s.K * state.iterations() / 1e9,
-                                                     benchmark::Counter::kIsRate);
+  state.counters["weight_GB/s"] = benchmark::Counter(
+      (impl == 3 ? 1.0 : 4.0) * s.N * s.K * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
 void register_all() {
   for (size_t i = 0; i < std::size(kDecodeShapes); ++i)
     for (int64_t M : {1, 4, 16, 32, 64, 128})
       for (int impl = 0; impl < 5; ++impl)
-        benchmark::RegisterBenchmark((std::string("decode/") + kDecodeShapes[i].name + "/M" +
-                                      std::to_string(M) + "/" +
-                                      std::array{"onednn", "small_m", "matmul", "int8", "sgemm"}
-                                          [static_cast<size_t>(impl)])
-                                         .c_str(),
-                                     BM_DecodeGemm)
+        benchmark::RegisterBenchmark(
+            (std::string("decode/") + kDecodeShapes[i].name + "/M" + std::to_string(M) + "/" +
+             std::array{"onednn", "small_m", "matmul", "int8", "sgemm"}[static_cast<size_t>(impl)])
+                .c_str(),
+            BM_DecodeGemm)
             ->Args({static_cast<int64_t>(i), M, impl})
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();

@@ -65,12 +65,14 @@ void BM_StepTopK(benchmark::State& state) {
     }
     arena.reset();
   }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(x.nbytes()) *
-                                                  state.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  state.counters["GB/s"] = benchmark::Counter(
+      static_cast<double>(x.nbytes()) * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_StepTopK)->ArgsProduct({{4, 128}, {0, 1, 2, 3}})->ArgNames({"rows", "fused"})
-    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_StepTopK)
+    ->ArgsProduct({{4, 128}, {0, 1, 2, 3}})
+    ->ArgNames({"rows", "fused"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // Layer norm (with fused residual) over 2048 tokens of width D.
 void BM_LayerNorm(benchmark::State& state) {

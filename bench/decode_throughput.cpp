@@ -99,18 +99,18 @@ int run(int argc, char** argv) {
     done += static_cast<int64_t>(rows.size());
     for (const auto& r : out) tokens += static_cast<int64_t>(r.hypotheses[0].tokens.size());
   }
-  std::printf("{\"impl\": \"attend\", \"precision\": \"%s\", \"preset\": \"%s\", \"vocab\": %lld, \"len\": %lld, "
-              "\"out_len\": %lld, \"beam\": %lld, \"batch\": %lld, \"sentences\": %lld, "
-              "\"threads\": %d, \"params\": %lld, \"seconds\": %.4f, \"sentences_per_s\": %.2f, "
-              "\"tgt_tokens_per_s\": %.1f, \"batch_p50_s\": %.5f, \"batch_p90_s\": %.5f, "
-              "\"peak_rss_mib\": %.1f}\n",
-              precision.c_str(), preset.c_str(), static_cast<long long>(V), static_cast<long long>(L),
-              static_cast<long long>(out_len), static_cast<long long>(beam),
-              static_cast<long long>(B), static_cast<long long>(done), num_threads(),
-              static_cast<long long>(params), total,
-              static_cast<double>(done) / total, static_cast<double>(tokens) / total,
-              percentile(per_batch, 0.5), percentile(per_batch, 0.9),
-              bench::status_kib("VmHWM:") / 1024.0);
+  std::printf(
+      "{\"impl\": \"attend\", \"precision\": \"%s\", \"preset\": \"%s\", \"vocab\": %lld, \"len\": "
+      "%lld, "
+      "\"out_len\": %lld, \"beam\": %lld, \"batch\": %lld, \"sentences\": %lld, "
+      "\"threads\": %d, \"params\": %lld, \"seconds\": %.4f, \"sentences_per_s\": %.2f, "
+      "\"tgt_tokens_per_s\": %.1f, \"batch_p50_s\": %.5f, \"batch_p90_s\": %.5f, "
+      "\"peak_rss_mib\": %.1f}\n",
+      precision.c_str(), preset.c_str(), static_cast<long long>(V), static_cast<long long>(L),
+      static_cast<long long>(out_len), static_cast<long long>(beam), static_cast<long long>(B),
+      static_cast<long long>(done), num_threads(), static_cast<long long>(params), total,
+      static_cast<double>(done) / total, static_cast<double>(tokens) / total,
+      percentile(per_batch, 0.5), percentile(per_batch, 0.9), bench::status_kib("VmHWM:") / 1024.0);
   return 0;
 }
 

@@ -164,9 +164,9 @@ std::string stored_precision(const std::string& dir) {
 
 void set_precision(nn::Module& model, const std::string& dir, const std::string& precision,
                    const std::string& flag) {
-  ATTEND_CHECK(precision.empty() || precision == "fp32" || precision == "bf16" ||
-                   precision == "int8",
-               "{}: expected fp32, bf16 or int8, got '{}'", flag, precision);
+  ATTEND_CHECK(
+      precision.empty() || precision == "fp32" || precision == "bf16" || precision == "int8",
+      "{}: expected fp32, bf16 or int8, got '{}'", flag, precision);
   const std::string stored = stored_precision(dir);
   if (precision.empty() || precision == stored) return;
   ATTEND_CHECK(stored == "fp32",

@@ -109,11 +109,10 @@ TopKLse top_k_logsumexp(const Tensor& x_in, int64_t k, const std::vector<int32_t
   const Tensor x = x_in.contiguous();
   Tensor row_banned;
   if (row_banned_in.defined()) row_banned = index_vector(op, "row_banned", row_banned_in, n);
-  TopKLse out{{Tensor::empty({n, k}), Tensor::empty({n, k}, DType::kI32),
-               Tensor::empty({n}, DType::kI32)},
-              Tensor::empty({n})};
-  cpu::top_k_logsumexp(x.data<float>(), n, V, k, banned.data(),
-                       static_cast<int64_t>(banned.size()),
+  TopKLse out{
+      {Tensor::empty({n, k}), Tensor::empty({n, k}, DType::kI32), Tensor::empty({n}, DType::kI32)},
+      Tensor::empty({n})};
+  cpu::top_k_logsumexp(x.data<float>(), n, V, k, banned.data(), static_cast<int64_t>(banned.size()),
                        row_banned.defined() ? row_banned.data<int32_t>() : nullptr,
                        out.top.values.data<float>(), out.top.indices.data<int32_t>(),
                        out.top.counts.data<int32_t>(), out.lse.data<float>());

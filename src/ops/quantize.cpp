@@ -74,8 +74,8 @@ Tensor linear_int8(const Tensor& x_in, const Tensor& w_in, const Tensor& scales_
   ATTEND_CHECK(x_in.dim() >= 1 && x_in.size(-1) == K,
                "{}: input {} does not match weight {} (expected last dim {})", op, x_in.str(),
                w_in.str(), K);
-  ATTEND_CHECK(K < (int64_t{1} << 17), "{}: {} columns overflow the int32 sums (at most {})", op,
-               K, (int64_t{1} << 17) - 1);
+  ATTEND_CHECK(K < (int64_t{1} << 17), "{}: {} columns overflow the int32 sums (at most {})", op, K,
+               (int64_t{1} << 17) - 1);
   if (bias_in.defined()) {
     check_dtype(op, "bias", bias_in, DType::kF32);
     check_same_device(op, x_in, bias_in);

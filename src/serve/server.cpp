@@ -38,9 +38,12 @@ using Clock = std::chrono::steady_clock;
 // The precision a served model runs in (how its weights are stored: nn::Module::store_weights).
 std::string precision_name(const nn::Module& m) {
   switch (m.weight_dtype()) {
-    case DType::kBF16: return "bf16";
-    case DType::kI8: return "int8";
-    default: return "fp32";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kI8:
+      return "int8";
+    default:
+      return "fp32";
   }
 }
 using boost::system::error_code;
@@ -292,15 +295,16 @@ HttpResponse Server::Impl::models_reply(const HttpRequest& req) const {
   json list = json::array();
   for (const Served& m : models) {
     const nn::TransformerConfig& c = m.lm ? m.entry.lm->config() : m.entry.model->config();
-    json item = {{"id", m.entry.name},
-                 {"object", "model"},
-                 {"task", m.task()},
-                 {"dir", m.entry.dir},
-                 {"d_model", c.d_model},
-                 {"heads", c.heads},
-                 {"decoder_layers", c.decoder_layers},
-                 {"vocab", c.tgt_vocab},
-                 {"precision", m.lm ? precision_name(*m.entry.lm) : precision_name(*m.entry.model)}};
+    json item = {
+        {"id", m.entry.name},
+        {"object", "model"},
+        {"task", m.task()},
+        {"dir", m.entry.dir},
+        {"d_model", c.d_model},
+        {"heads", c.heads},
+        {"decoder_layers", c.decoder_layers},
+        {"vocab", c.tgt_vocab},
+        {"precision", m.lm ? precision_name(*m.entry.lm) : precision_name(*m.entry.model)}};
     if (m.lm) {
       item["context"] = c.max_positions;
     } else {

@@ -327,8 +327,8 @@ TEST(Generator, Bf16WeightsComputeTheRoundedWeightsInF32) {
   const auto ga = a.generate(p, o), gb = b.generate(p, o);
   EXPECT_EQ(ga[0].tokens, gb[0].tokens);
   EXPECT_EQ(ga[1].tokens, gb[1].tokens);
-  EXPECT_TRUE(
-      test::throws_with([&] { stored.model->store_weights(DType::kI8); }, {"already stored in bf16"}));
+  EXPECT_TRUE(test::throws_with([&] { stored.model->store_weights(DType::kI8); },
+                                {"already stored in bf16"}));
 }
 
 // int8 weights (store_weights(kI8)): every linear weight and the tied output projection become

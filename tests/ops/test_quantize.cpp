@@ -10,7 +10,6 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/ref/ref.h"
-
 #include "ops/ops.h"
 #include "util.h"
 
@@ -83,10 +82,16 @@ TEST(Quantize, I8TensorsConvertOnlyIntegers) {
 // The int8 product: both CPU paths (the streaming kernel for few rows, oneDNN beyond) give the
 // reference's exact int32 sums, scaled; shapes cover K and N tails and the extremes +-127.
 TEST(Quantize, Int8GemmMatchesReference) {
-  for (const auto& [M, N, K] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {1, 7, 5}, {2, 8, 32}, {3, 13, 70}, {4, 64, 512}, {47, 33, 96}, {48, 9, 64},
-           {49, 10, 65}, {130, 67, 200}}) {
-    const Tensor a = test::randn({M, K}, 7 + M, 60.0).to(DType::kF32), w = test::randn({N, K}, 9 + N, 60.0).to(DType::kF32);
+  for (const auto& [M, N, K] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 7, 5},
+                                                                                  {2, 8, 32},
+                                                                                  {3, 13, 70},
+                                                                                  {4, 64, 512},
+                                                                                  {47, 33, 96},
+                                                                                  {48, 9, 64},
+                                                                                  {49, 10, 65},
+                                                                                  {130, 67, 200}}) {
+    const Tensor a = test::randn({M, K}, 7 + M, 60.0).to(DType::kF32),
+                 w = test::randn({N, K}, 9 + N, 60.0).to(DType::kF32);
     std::vector<int8_t> qa(static_cast<size_t>(M * K)), qw(static_cast<size_t>(N * K));
     const auto av = a.to_vector<float>(), wv = w.to_vector<float>();
     for (size_t i = 0; i < qa.size(); ++i)
@@ -120,7 +125,8 @@ TEST(Quantize, Int8GemmMatchesReference) {
 TEST(Quantize, Int8LinearWithinDerivedBound) {
   const int64_t K = 96, N = 37;
   for (const int64_t M : {int64_t{1}, int64_t{5}, int64_t{80}}) {
-    const Tensor x = test::randn({M, K}, 100 + M, 1.0).to(DType::kF32), w = test::randn({N, K}, 3, 0.1).to(DType::kF32);
+    const Tensor x = test::randn({M, K}, 100 + M, 1.0).to(DType::kF32),
+                 w = test::randn({N, K}, 3, 0.1).to(DType::kF32);
     const Tensor bias = test::randn({N}, 4, 0.1).to(DType::kF32);
     const ops::QuantizedRows qw = ops::quantize_rows(w), qx = ops::quantize_rows(x);
     const Tensor y = ops::linear_int8(x, qw.q, qw.scales, bias);
@@ -133,14 +139,15 @@ TEST(Quantize, Int8LinearWithinDerivedBound) {
       for (int64_t n = 0; n < N; ++n) {
         double exact = bv[static_cast<size_t>(n)], ax = 0, aw = 0;
         for (int64_t k = 0; k < K; ++k) {
-          const double xi = xv[static_cast<size_t>(m * K + k)], wi = wv[static_cast<size_t>(n * K + k)];
+          const double xi = xv[static_cast<size_t>(m * K + k)],
+                       wi = wv[static_cast<size_t>(n * K + k)];
           exact += xi * wi;
           ax += std::abs(xi);
           aw += std::abs(wi);
         }
         const double s_x = sx[static_cast<size_t>(m)], s_w = sw[static_cast<size_t>(n)];
-        const double bound = s_w / 2 * ax + s_x / 2 * aw + K * s_x * s_w / 4 +
-                             1e-6 * (std::abs(exact) + 1);
+        const double bound =
+            s_w / 2 * ax + s_x / 2 * aw + K * s_x * s_w / 4 + 1e-6 * (std::abs(exact) + 1);
         const double err = std::abs(yv[static_cast<size_t>(m * N + n)] - exact);
         ASSERT_LE(err, bound) << "row " << m << " column " << n;
         worst = std::max(worst, err / bound);
@@ -151,15 +158,18 @@ TEST(Quantize, Int8LinearWithinDerivedBound) {
 }
 
 TEST(Quantize, Int8LinearRefusesBadOperands) {
-  const Tensor x = test::randn({2, 8}, 1).to(DType::kF32), w = test::randn({4, 8}, 2).to(DType::kF32);
+  const Tensor x = test::randn({2, 8}, 1).to(DType::kF32),
+               w = test::randn({4, 8}, 2).to(DType::kF32);
   const ops::QuantizedRows q = ops::quantize_rows(w);
   EXPECT_NE(test::error_of([&] { ops::linear_int8(x, w, q.scales); }).find("weight"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { ops::linear_int8(x, q.q, q.scales.slice(0, 0, 3)); })
-                .find("one scale per row"),
+  EXPECT_NE(test::error_of([&] {
+              ops::linear_int8(x, q.q, q.scales.slice(0, 0, 3));
+            }).find("one scale per row"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { ops::linear_int8(test::randn({2, 7}, 1).to(DType::kF32), q.q, q.scales); })
-                .find("does not match weight"),
+  EXPECT_NE(test::error_of([&] {
+              ops::linear_int8(test::randn({2, 7}, 1).to(DType::kF32), q.q, q.scales);
+            }).find("does not match weight"),
             std::string::npos);
   Tensor bad = x.clone();
   bad.data<float>()[9] = std::nanf("");

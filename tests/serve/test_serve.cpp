@@ -289,8 +289,10 @@ TEST(Serve, Int8ModelsServeWhatTheTranslatorGives) {
   const int port = srv.port();
   const decode::Translator translator(*f.model, f.tokenizer);
   for (const int beam : {1, 4}) {
-    const Reply r = post(port, {{"text", {"the cat sat", "hello world!"}}, {"beam", beam},
-                                {"max_extra", 10}, {"precision", "int8"}});
+    const Reply r = post(port, {{"text", {"the cat sat", "hello world!"}},
+                                {"beam", beam},
+                                {"max_extra", 10},
+                                {"precision", "int8"}});
     ASSERT_EQ(r.status, 200) << r.body;
     decode::TranslateOptions to;
     to.search.beam = beam;

@@ -99,8 +99,8 @@ void dequantize_rows(const int8_t* q, const float* scales, float* y, int64_t row
 /// C [M, N] = (A W^T)[m, n] * sa[m] * sw[n] + bias[n] (bias may be null): A [M, K] and W [N, K]
 /// int8 in [-127, 127] (quantize_rows' range), products accumulated exactly in int32
 /// (contract: ref::gemm_int8; K < 2^17 keeps the sums in range).
-void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa,
-               const int8_t* W, const float* sw, const float* bias, float* C);
+void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa, const int8_t* W,
+               const float* sw, const float* bias, float* C);
 /// Which int8 product paths this CPU runs (for `attend info`).
 std::string int8_kernel_description();
 

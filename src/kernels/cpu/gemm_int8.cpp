@@ -10,12 +10,12 @@
 // vpmaddubsw, which saturates for u8 values above 128 (measured: wrong sums on the AMD host of
 // docs/results.md), so there our kernel runs every shape.
 #include <immintrin.h>
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -143,8 +143,8 @@ std::string int8_kernel_description() {
   return s;
 }
 
-void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa,
-               const int8_t* W, const float* sw, const float* bias, float* C) {
+void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa, const int8_t* W,
+               const float* sw, const float* bias, float* C) {
   if (M == 0 || N == 0) return;
   std::vector<int32_t> acc(static_cast<size_t>(M * N));
   static const bool use_onednn = onednn_int8_exact();

@@ -44,8 +44,8 @@ ATTEND_REF_INSTANTIATE(double)
 
 namespace attend::ref {
 
-void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa,
-               const int8_t* W, const float* sw, const float* bias, float* C) {
+void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa, const int8_t* W,
+               const float* sw, const float* bias, float* C) {
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       int64_t s = 0;

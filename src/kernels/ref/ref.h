@@ -113,7 +113,7 @@ template <typename T>
 void dequantize_rows(const int8_t* q, const T* scales, T* y, int64_t rows, int64_t cols);
 /// C [M, N] = (sum_k A[m, k] W[n, k], in int64) * sa[m] * sw[n] + bias[n] (bias may be null),
 /// the scaling in f64 then rounded to f32: A [M, K], W [N, K] int8.
-void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa,
-               const int8_t* W, const float* sw, const float* bias, float* C);
+void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa, const int8_t* W,
+               const float* sw, const float* bias, float* C);
 
 }  // namespace attend::ref

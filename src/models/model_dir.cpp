@@ -82,6 +82,15 @@ void verify_model_dir(const std::string& dir, bool need_training_state) {
 void load_weights(const std::string& file,
                   const std::vector<std::pair<std::string, Tensor>>& into) {
   const io::SafeTensors st = io::load_safetensors(file);
+  // int8 against fp32 first: a whole file of the other kind is one message, not the first
+  // tensor that differs.
+  bool file_int8 = false, model_int8 = false;
+  for (const auto& [name, t] : st.tensors) file_int8 |= t.dtype() == DType::kI8;
+  for (const auto& [name, t] : into) model_int8 |= t.dtype() == DType::kI8;
+  ATTEND_CHECK(!model_int8 || file_int8,
+               "{}: holds fp32 weights, but the directory's config.json says its weights are "
+               "int8 (\"weights\": \"int8\"); write int8 models with attend quantize",
+               file);
   for (auto [name, dst] : into) {
     const Tensor* t = st.find(name);
     const bool scale = name.size() > 13 && name.ends_with(".weight_scale");

@@ -54,4 +54,11 @@ expect "--precision fp32: $dir/q8 is an int8 model" \
 expect "--precision" "$ATTEND" translate -m "$model" --precision fp16 -i "$dir/src.txt"
 expect "--precision" "$ATTEND" quantize -m "$model" -o "$dir/q4" --precision int4
 expect "is an int8 model" "$ATTEND" average -o "$dir/avg" "$dir/q8" "$model"
+# The reverse: config.json says int8, the weights are fp32 (copied without the checksums).
+mkdir "$dir/fake8"
+cp "$model/model.safetensors" "$model/tokenizer.model" "$dir/fake8/"
+sed 's/^{/{\n  "weights": "int8",/' "$model/config.json" > "$dir/fake8/config.json"
+expect "holds fp32 weights, but the directory's config.json says its weights are int8" "$ATTEND" translate -m "$dir/fake8" -i "$dir/src.txt"
+sed 's/^{/{\n  "weights": "int4",/' "$model/config.json" > "$dir/fake8/config.json"
+expect "\"weights\" must be \"fp32\" or \"int8\"" "$ATTEND" translate -m "$dir/fake8" -i "$dir/src.txt"
 echo "quantize: all checks passed"

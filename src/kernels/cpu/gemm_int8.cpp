@@ -45,6 +45,17 @@ void scale_row(const int32_t* acc, float sa, const float* sw, const float* bias,
     c[n] = static_cast<float>(acc[n]) * (sa * sw[n]) + (bias ? bias[n] : 0.f);
 }
 
+// Where the streaming kernel writes: C[m, n] = sum * sa[m] * sw[n] + bias[n], straight from
+// the int32 sum (no [M, N] int32 buffer: at 128 rows of a 32k projection that is 16 MB a step).
+struct Out {
+  const float *sa, *sw, *bias;
+  float* C;
+  int64_t N;
+  void put(int64_t m, int64_t n, int32_t sum) const {
+    C[m * N + n] = static_cast<float>(sum) * (sa[m] * sw[n]) + (bias ? bias[n] : 0.f);
+  }
+};
+
 int32_t dot_scalar(const int8_t* a, const int8_t* w, int64_t k0, int64_t K) {
   int32_t s = 0;
   for (int64_t k = k0; k < K; ++k) s += static_cast<int32_t>(a[k]) * static_cast<int32_t>(w[k]);
@@ -57,11 +68,11 @@ __attribute__((target("avx2"))) inline int32_t hsum(__m256i v) {
   return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1)));
 }
 
-// acc[m * N + n] for rows m of A and weight rows n in [n0, n1): four weight rows against two
-// activation rows at a time, 32 values of k per step.
-__attribute__((target("avx2"))) void dots_avx2(int64_t M, int64_t N, int64_t K, const int8_t* A,
+// Rows m of A against weight rows n in [n0, n1), into `out` (row offset m0): four weight rows
+// against two activation rows at a time, 32 values of k per step.
+__attribute__((target("avx2"))) void dots_avx2(int64_t M, int64_t K, const int8_t* A,
                                                const int8_t* W, int64_t n0, int64_t n1,
-                                               int32_t* acc) {
+                                               const Out& out, int64_t m0) {
   const int64_t K32 = K / 32 * 32;
   const __m256i ones = _mm256_set1_epi16(1);
   int64_t n = n0;
@@ -88,19 +99,19 @@ __attribute__((target("avx2"))) void dots_avx2(int64_t M, int64_t N, int64_t K, 
         }
       }
       for (int j = 0; j < 4; ++j) {
-        acc[m * N + n + j] = hsum(s[0][j]) + dot_scalar(a0, w0 + j * K, K32, K);
-        if (two) acc[(m + 1) * N + n + j] = hsum(s[1][j]) + dot_scalar(a1, w0 + j * K, K32, K);
+        out.put(m0 + m, n + j, hsum(s[0][j]) + dot_scalar(a0, w0 + j * K, K32, K));
+        if (two) out.put(m0 + m + 1, n + j, hsum(s[1][j]) + dot_scalar(a1, w0 + j * K, K32, K));
       }
     }
   }
   for (; n < n1; ++n)
-    for (int64_t m = 0; m < M; ++m) acc[m * N + n] = dot_scalar(A + m * K, W + n * K, 0, K);
+    for (int64_t m = 0; m < M; ++m) out.put(m0 + m, n, dot_scalar(A + m * K, W + n * K, 0, K));
 }
 
-void dots_scalar(int64_t M, int64_t N, int64_t K, const int8_t* A, const int8_t* W, int64_t n0,
-                 int64_t n1, int32_t* acc) {
+void dots_scalar(int64_t M, int64_t K, const int8_t* A, const int8_t* W, int64_t n0, int64_t n1,
+                 const Out& out, int64_t m0) {
   for (int64_t n = n0; n < n1; ++n)
-    for (int64_t m = 0; m < M; ++m) acc[m * N + n] = dot_scalar(A + m * K, W + n * K, 0, K);
+    for (int64_t m = 0; m < M; ++m) out.put(m0 + m, n, dot_scalar(A + m * K, W + n * K, 0, K));
 }
 
 // oneDNN u8 x s8 -> s32 matmuls, one primitive per shape, built on first use and kept.
@@ -146,30 +157,26 @@ std::string int8_kernel_description() {
 void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa, const int8_t* W,
                const float* sw, const float* bias, float* C) {
   if (M == 0 || N == 0) return;
-  std::vector<int32_t> acc(static_cast<size_t>(M * N));
   static const bool use_onednn = onednn_int8_exact();
   if (M <= kSmallM || K == 0 || !use_onednn) {
     static const bool avx2 = __builtin_cpu_supports("avx2");
+    const Out out{sa, sw, bias, C, N};
     // Blocks of 4 weight rows; a task gets enough of them to stream ~16 KiB of W.
     const int64_t blocks = (N + 3) / 4;
     const int64_t grain = std::max<int64_t>(1, (1 << 12) / std::max<int64_t>(K, 1));
     for (int64_t m0 = 0; m0 < M; m0 += kRowBlock) {
       const int64_t mb = std::min(kRowBlock, M - m0);
-      int32_t* out = acc.data() + m0 * N;
       parallel_for(blocks, grain, [&](int64_t b0, int64_t b1) {
         const int64_t n0 = b0 * 4, n1 = std::min(N, b1 * 4);
         if (avx2)
-          dots_avx2(mb, N, K, A + m0 * K, W, n0, n1, out);
+          dots_avx2(mb, K, A + m0 * K, W, n0, n1, out, m0);
         else
-          dots_scalar(mb, N, K, A + m0 * K, W, n0, n1, out);
+          dots_scalar(mb, K, A + m0 * K, W, n0, n1, out, m0);
       });
     }
-    parallel_for(M, 1, [&](int64_t m0, int64_t m1) {
-      for (int64_t m = m0; m < m1; ++m)
-        scale_row(acc.data() + m * N, sa[m], sw, bias, C + m * N, N);
-    });
     return;
   }
+  std::vector<int32_t> acc(static_cast<size_t>(M * N));
   std::vector<uint8_t> au(static_cast<size_t>(M * K));
   for (size_t i = 0; i < au.size(); ++i) au[i] = static_cast<uint8_t>(A[i] + 128);
   static Int8MatmulCache cache;

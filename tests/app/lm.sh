@@ -3,7 +3,7 @@
 # trains on a text file (the loss falls), resumes bit for bit, `attend eval-lm` on the held-out
 # text gives the loss validation logged, `attend generate` streams one prompt and writes a file
 # of prompts as JSON lines in input order with the same text as each prompt in another batch;
-# `--beam` is deterministic and batch-independent; `--precision bf16` runs. Encoder-only (`encoder_only`): masked-LM training, fill-mask, masked accuracy. Bad input (a
+# `--beam` is deterministic and batch-independent; `--precision bf16` runs; `--precision int8` equals the `attend quantize` model. Encoder-only (`encoder_only`): masked-LM training, fill-mask, masked accuracy. Bad input (a
 # model of the wrong family, a prompt past the context, invalid UTF-8, a window past the
 # context, a text without one [MASK]) is one clear error.
 set -euo pipefail
@@ -88,7 +88,14 @@ expect() {  # expect "substring" command...
   echo "ok: $want"
 }
 expect "--beam" "$ATTEND" generate -m "$model" --prompt "the" --beam 0
-expect "--precision" "$ATTEND" generate -m "$model" --prompt "the" --precision int8
+expect "--precision" "$ATTEND" generate -m "$model" --prompt "the" --precision fp16
+# int8: quantized at load, or stored by attend quantize; both generate the same text.
+out8=$("$ATTEND" generate -m "$model" --prompt "the cat" --max-new 20 --precision int8 --seed 5)
+[[ ${#out8} -ge 10 ]] || fail "generate --precision int8 printed '$out8'"
+"$ATTEND" quantize -m "$model" -o "$dir/lm-int8" > /dev/null || fail "quantize the language model"
+[[ "$("$ATTEND" generate -m "$dir/lm-int8" --prompt "the cat" --max-new 20 --seed 5)" == "$out8" ]] ||
+  fail "the stored int8 language model generates differently"
+echo "ok: generate --precision int8 and a quantized language model"
 if grep -q avx512f /proc/cpuinfo; then  # bf16 weights
   out=$("$ATTEND" generate -m "$model" --prompt "the cat" --max-new 20 --precision bf16 --seed 5)
   [[ ${#out} -ge 10 ]] || fail "generate --precision bf16 printed '$out'"

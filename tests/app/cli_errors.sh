@@ -84,6 +84,13 @@ if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then want=yes; else want=no; fi
 if grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null; then want=yes; else want=no; fi
 [[ "$got" == *"; bf16 products (train.precision bf16): $want"* ]] ||
   { echo "FAIL: info printed '$got' (bf16 products: $want)"; fails=$((fails + 1)); }
+# int8 products run everywhere: our AVX2 kernel (or the scalar one), oneDNN's above 48 rows
+# where VNNI or AMX-INT8 make its sums exact.
+got=$("$ATTEND" info | grep '^int8 products ')
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then want="avx2 kernel"; else want="scalar kernel"; fi
+if grep -qwE 'avx512_vnni|amx_int8' /proc/cpuinfo 2>/dev/null; then want2="oneDNN above 48 rows"; else want2="oneDNN: no"; fi
+[[ "$got" == "int8 products (--precision int8, attend quantize): yes: $want"*"; $want2"* ]] ||
+  { echo "FAIL: info printed '$got' (int8: $want; $want2)"; fails=$((fails + 1)); }
 expect "train.precision: expected fp32 or bf16, got 'fp16'" "$ATTEND" train "${tiny[@]}" --train.precision fp16
 if [[ $want == yes ]]; then
   got=$("$ATTEND" train "${tiny[@]}" --train.out "$dir/run-bf16" --train.precision bf16 | grep '^precision: ')

@@ -126,9 +126,8 @@ data::Tokenizer read_tokenizer(const std::string& dir) {
 
 namespace {
 
-// The model.* keys of a model directory's config.json.
-io::Config read_model_keys(const std::string& dir) {
-  const std::string file = path(dir, "config.json");
+// A model directory's config.json as a JSON object (errors name the file).
+nlohmann::json read_config_object(const std::string& file) {
   nlohmann::json all;
   try {
     all = nlohmann::json::parse(io::read_file(file));
@@ -136,6 +135,13 @@ io::Config read_model_keys(const std::string& dir) {
     ATTEND_FAIL("{}: corrupt: {}", file, e.what());
   }
   ATTEND_CHECK(all.is_object(), "{}: expected a JSON object of keys", file);
+  return all;
+}
+
+// The model.* keys of a model directory's config.json.
+io::Config read_model_keys(const std::string& dir) {
+  const std::string file = path(dir, "config.json");
+  const nlohmann::json all = read_config_object(file);
   nlohmann::json model = nlohmann::json::object();
   for (const auto& [key, value] : all.items())
     if (key.rfind("model.", 0) == 0) model[key] = value;
@@ -157,13 +163,7 @@ std::string locate_model_dir(const std::string& p) {
 
 std::string stored_precision(const std::string& dir) {
   const std::string file = path(dir, "config.json");
-  nlohmann::json all;
-  try {
-    all = nlohmann::json::parse(io::read_file(file));
-  } catch (const nlohmann::json::exception& e) {
-    ATTEND_FAIL("{}: corrupt: {}", file, e.what());
-  }
-  ATTEND_CHECK(all.is_object(), "{}: expected a JSON object of keys", file);
+  const nlohmann::json all = read_config_object(file);
   if (!all.contains("weights")) return "fp32";
   const nlohmann::json& w = all["weights"];
   ATTEND_CHECK(w.is_string() && (w == "fp32" || w == "int8"),

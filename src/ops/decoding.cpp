@@ -80,43 +80,45 @@ void copy_positions(Tensor& cache, const Tensor& from_in, const Tensor& to_in,
                       cache.size(3) * es);
 }
 
-TopK top_k(const Tensor& x_in, int64_t k, const std::vector<int32_t>& banned,
-           const Tensor& row_banned_in) {
-  constexpr std::string_view op = "top_k";
-  check_dim(op, "x", x_in, 2);
-  if (!x_in.device().is_cpu() || x_in.dtype() != DType::kF32) unsupported(op, x_in);
-  ATTEND_CHECK(k >= 1, "top_k: k must be >= 1, got {}", k);
-  const int64_t n = x_in.size(0), V = x_in.size(1);
-  const Tensor x = x_in.contiguous();
-  Tensor row_banned;
-  if (row_banned_in.defined()) row_banned = index_vector(op, "row_banned", row_banned_in, n);
-  TopK out{Tensor::empty({n, k}), Tensor::empty({n, k}, DType::kI32),
-           Tensor::empty({n}, DType::kI32)};
-  cpu::top_k(x.data<float>(), n, V, k, banned.data(), static_cast<int64_t>(banned.size()),
-             row_banned.defined() ? row_banned.data<int32_t>() : nullptr, out.values.data<float>(),
-             out.indices.data<int32_t>(), out.counts.data<int32_t>());
-  return out;
-}
+namespace {
 
-TopKLse top_k_logsumexp(const Tensor& x_in, int64_t k, const std::vector<int32_t>& banned,
-                        const Tensor& row_banned_in) {
-  constexpr std::string_view op = "top_k_logsumexp";
+// top_k and top_k_logsumexp: one validation, one allocation, the kernel with or without the
+// row's log sum exp.
+TopKLse top_k_rows(std::string_view op, const Tensor& x_in, int64_t k,
+                   const std::vector<int32_t>& banned, const Tensor& row_banned_in, bool with_lse) {
   check_dim(op, "x", x_in, 2);
   if (!x_in.device().is_cpu() || x_in.dtype() != DType::kF32) unsupported(op, x_in);
-  ATTEND_CHECK(k >= 1, "top_k_logsumexp: k must be >= 1, got {}", k);
+  ATTEND_CHECK(k >= 1, "{}: k must be >= 1, got {}", op, k);
   const int64_t n = x_in.size(0), V = x_in.size(1);
-  ATTEND_CHECK(V >= 1, "top_k_logsumexp: x must have columns, got {}", x_in.str());
+  ATTEND_CHECK(!with_lse || V >= 1, "{}: x must have columns, got {}", op, x_in.str());
   const Tensor x = x_in.contiguous();
   Tensor row_banned;
   if (row_banned_in.defined()) row_banned = index_vector(op, "row_banned", row_banned_in, n);
   TopKLse out{
       {Tensor::empty({n, k}), Tensor::empty({n, k}, DType::kI32), Tensor::empty({n}, DType::kI32)},
-      Tensor::empty({n})};
-  cpu::top_k_logsumexp(x.data<float>(), n, V, k, banned.data(), static_cast<int64_t>(banned.size()),
-                       row_banned.defined() ? row_banned.data<int32_t>() : nullptr,
-                       out.top.values.data<float>(), out.top.indices.data<int32_t>(),
-                       out.top.counts.data<int32_t>(), out.lse.data<float>());
+      with_lse ? Tensor::empty({n}) : Tensor()};
+  const int32_t* rb = row_banned.defined() ? row_banned.data<int32_t>() : nullptr;
+  const auto nb = static_cast<int64_t>(banned.size());
+  if (with_lse)
+    cpu::top_k_logsumexp(x.data<float>(), n, V, k, banned.data(), nb, rb,
+                         out.top.values.data<float>(), out.top.indices.data<int32_t>(),
+                         out.top.counts.data<int32_t>(), out.lse.data<float>());
+  else
+    cpu::top_k(x.data<float>(), n, V, k, banned.data(), nb, rb, out.top.values.data<float>(),
+               out.top.indices.data<int32_t>(), out.top.counts.data<int32_t>());
   return out;
+}
+
+}  // namespace
+
+TopK top_k(const Tensor& x, int64_t k, const std::vector<int32_t>& banned,
+           const Tensor& row_banned) {
+  return top_k_rows("top_k", x, k, banned, row_banned, false).top;
+}
+
+TopKLse top_k_logsumexp(const Tensor& x, int64_t k, const std::vector<int32_t>& banned,
+                        const Tensor& row_banned) {
+  return top_k_rows("top_k_logsumexp", x, k, banned, row_banned, true);
 }
 
 }  // namespace attend::ops

@@ -80,7 +80,8 @@ void add_score(CLI::App& root, int& exit_code) {
   CLI::App* c =
       root.add_subcommand("score", "corpus BLEU / chrF of a translation against references");
   c->footer(
-      "Scores as sacreBLEU does by default (BLEU: 13a tokenization, exponential smoothing; chrF:\n"
+      "Scores as sacreBLEU does (BLEU: 13a tokenization by default, or intl, char, none as\n"
+      "sacreBLEU's tokenizers of those names, exponential smoothing; chrF:\n"
       "character 6-grams, beta 2, whitespace ignored). --json prints one object, e.g.\n"
       "{\"bleu\": 35.12, ..., \"chrf\": 61.30, \"lowercase\": false}.");
   c->add_option("-r,--refs", a->refs, "reference files (one or more)")
@@ -91,7 +92,7 @@ void add_score(CLI::App& root, int& exit_code) {
       ->check(CLI::IsMember({"bleu", "chrf"}))
       ->capture_default_str();
   c->add_option("--tokenize", a->bleu.tokenize, "BLEU tokenization")
-      ->check(CLI::IsMember({"13a", "none"}))
+      ->check(CLI::IsMember({"13a", "intl", "char", "none"}))
       ->capture_default_str();
   c->add_flag("--lowercase", a->bleu.lowercase, "compare lowercased text");
   c->add_flag("--json", a->json, "print one JSON object");

@@ -56,10 +56,11 @@ bool separated(char c) {
 }
 
 // One rewrite pass with the leftmost, non-overlapping match semantics of a regex substitution
-// over a two-character pattern (first, second) -> emit(first, second, out).
-template <typename Match, typename Emit>
-std::string pass(const std::string& s, Match match, Emit emit) {
-  std::string out;
+// over a two-character pattern (first, second) -> emit(first, second, out). Str is std::string
+// (bytes) or std::u32string (code points).
+template <typename Str, typename Match, typename Emit>
+Str pass(const Str& s, Match match, Emit emit) {
+  Str out;
   out.reserve(s.size() + s.size() / 4);
   size_t i = 0;
   while (i < s.size()) {
@@ -72,6 +73,29 @@ std::string pass(const std::string& s, Match match, Emit emit) {
   }
   return out;
 }
+
+std::string join_words(const std::string& spaced) {
+  std::string out;
+  for (const auto& w : split(spaced)) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+struct CodePointRange {
+  char32_t first, last;
+};
+#include "eval/unicode_categories.inc"
+
+template <size_t N>
+bool in(const CodePointRange (&table)[N], char32_t c) {
+  const auto* it = std::upper_bound(table, table + N, c, [](char32_t v, const CodePointRange& r) {
+    return v < r.first;
+  });
+  return it != table && c <= (it - 1)->last;
+}
+
+bool is_punctuation(char32_t c) { return in(kPunctuation, c); }
+bool is_number(char32_t c) { return in(kNumber, c); }
+bool is_symbol(char32_t c) { return in(kSymbol, c); }
 
 }  // namespace
 
@@ -109,9 +133,50 @@ std::string tokenize_13a(const std::string& input) {
                 [](char a, char b, std::string& o) { o += ' '; o += a; o += ' '; o += b; });
   spaced = pass(spaced, [](char a, char b) { return is_digit(a) && b == '-'; },
                 [](char a, char b, std::string& o) { o += a; o += ' '; o += b; o += ' '; });
-  std::string out;
-  for (const auto& w : split(spaced)) out += (out.empty() ? "" : " ") + w;
-  return out;
+  return join_words(spaced);
+}
+
+// mteval-v14's international tokenization (sacreBLEU's tokenizer_intl), over code points:
+//   (\P{N})(\p{P}) -> "\1 \2 "   (\p{P})(\P{N}) -> " \1 \2"   (\p{S}) -> " \1 "
+// so punctuation is split off unless a digit stands on both sides, and symbols always.
+std::string tokenize_intl(const std::string& line) {
+  std::u32string s = utf8_decode(line);
+  s = pass(s, [](char32_t a, char32_t b) { return !is_number(a) && is_punctuation(b); },
+           [](char32_t a, char32_t b, std::u32string& o) { o += a; o += U' '; o += b; o += U' '; });
+  s = pass(s, [](char32_t a, char32_t b) { return is_punctuation(a) && !is_number(b); },
+           [](char32_t a, char32_t b, std::u32string& o) { o += U' '; o += a; o += U' '; o += b; });
+  std::u32string spaced;
+  spaced.reserve(s.size() + s.size() / 4);
+  for (char32_t c : s) {
+    if (is_symbol(c)) {
+      spaced += U' ';
+      spaced += c;
+      spaced += U' ';
+    } else {
+      spaced += c;
+    }
+  }
+  return join_words(utf8_encode(spaced));
+}
+
+// Every character its own token (sacreBLEU's tokenizer_char); whitespace separates only.
+std::string tokenize_char(const std::string& line) {
+  std::u32string out;
+  for (char32_t c : utf8_decode(line)) {
+    if (is_space(c)) continue;
+    if (!out.empty()) out += U' ';
+    out += c;
+  }
+  return utf8_encode(out);
+}
+
+std::string tokenize(const std::string& line, const std::string& scheme) {
+  if (scheme == "13a") return tokenize_13a(line);
+  if (scheme == "intl") return tokenize_intl(line);
+  if (scheme == "char") return tokenize_char(line);
+  ATTEND_CHECK(scheme == "none", "bleu: tokenize must be one of {}, got '{}'", kBleuTokenizers,
+               scheme);
+  return line;
 }
 
 std::string BleuScore::str() const {
@@ -127,15 +192,14 @@ std::string BleuScore::str() const {
 BleuScore corpus_bleu(const std::vector<std::string>& hyps,
                       const std::vector<std::vector<std::string>>& refs, const BleuOptions& o) {
   ATTEND_CHECK(!refs.empty(), "bleu: no reference set given");
-  ATTEND_CHECK(o.tokenize == "13a" || o.tokenize == "none",
-               "bleu: tokenize must be 13a or none, got '{}'", o.tokenize);
+  tokenize("", o.tokenize);  // checks the scheme's name before any work
   for (size_t r = 0; r < refs.size(); ++r)
     ATTEND_CHECK(refs[r].size() == hyps.size(),
                  "bleu: the hypotheses have {} lines but reference set {} has {} lines",
                  hyps.size(), r + 1, refs[r].size());
   auto prep = [&](const std::string& s) {
     std::string t = o.lowercase ? lowercase(s) : s;
-    return split(o.tokenize == "13a" ? tokenize_13a(t) : t);
+    return split(tokenize(t, o.tokenize));
   };
   BleuScore b;
   for (size_t i = 0; i < hyps.size(); ++i) {

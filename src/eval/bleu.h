@@ -1,4 +1,5 @@
-// Corpus BLEU computed as sacreBLEU computes it by default: 13a tokenization (or none), n-grams
+// Corpus BLEU computed as sacreBLEU computes it: 13a tokenization by default (or intl, char,
+// none, each as sacreBLEU's tokenizer of that name), n-grams
 // up to 4 clipped by the maximum count over the references, exponential smoothing of zero
 // n-gram precisions, and the brevity penalty with the closest reference length per sentence.
 #pragma once
@@ -11,9 +12,19 @@ namespace attend::eval {
 
 /// The mteval-v13a tokenization sacreBLEU uses by default.
 std::string tokenize_13a(const std::string& line);
+/// mteval-v14's international tokenization: punctuation (Unicode P) split off unless between
+/// digits (Unicode N), symbols (Unicode S) always; sacreBLEU's `intl`.
+std::string tokenize_intl(const std::string& line);
+/// One token per character, whitespace dropped; sacreBLEU's `char`.
+std::string tokenize_char(const std::string& line);
+
+/// The tokenization schemes: "13a", "intl", "char" and "none" (split on whitespace only).
+inline constexpr const char* kBleuTokenizers = "13a, intl, char, none";
+/// line tokenized by scheme (one of kBleuTokenizers; anything else is an error naming them).
+std::string tokenize(const std::string& line, const std::string& scheme);
 
 struct BleuOptions {
-  std::string tokenize = "13a";  // 13a | none
+  std::string tokenize = "13a";  // 13a | intl | char | none
   bool lowercase = false;
 };
 

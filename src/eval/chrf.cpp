@@ -28,7 +28,9 @@ Stats match(const Grams& hyp, const Grams& ref) {
   Stats s(hyp.size());
   for (size_t n = 0; n < hyp.size(); ++n) {
     for (const auto& [g, c] : hyp[n]) {
-      s[n][0] += c;
+      // A reference with no n-grams of this order counts none of the hypothesis's either, as
+      // sacreBLEU does (so an empty reference line adds nothing to the corpus statistics).
+      if (!ref[n].empty()) s[n][0] += c;
       if (const auto it = ref[n].find(g); it != ref[n].end()) s[n][2] += std::min(c, it->second);
     }
     for (const auto& [g, c] : ref[n]) s[n][1] += c;

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # The web page in a real browser: a tiny numbers model and a tiny character language model are
-# trained for a few steps and served; tests/web/page.mjs drives Debian's headless Chromium through
-# puppeteer-core (tests/web/node_modules, from `npm ci`) to translate a sentence (the page must show
-# what `attend translate` gives, and draw the attention heatmap) and to stream a greedy generation
+# trained for a few steps and served; tests/web/page.py drives Debian's headless Chromium through
+# Debian's python3-selenium and chromium-driver to translate a sentence (the page must show what
+# `attend translate` gives, and draw the attention heatmap) and to stream a greedy generation
 # (equal to `attend generate`). Usage: web.sh ATTEND [SCREENSHOT.png]
-# Without chromium or the node modules the test skips with a message, except under CI (CI=true),
-# where they are installed (scripts/install-deps.sh) and their absence is a failure.
+# Without chromium, chromium-driver or selenium the test skips with a message, except under CI
+# (CI=true), where they are installed (scripts/install-deps.sh) and their absence is a failure.
 set -euo pipefail
 ATTEND=$1
 here=$(cd "$(dirname "$0")/../web" && pwd)
 # shellcheck source=serve_common.sh
 source "$(dirname "$0")/serve_common.sh"
 shot=${2:-$dir/page.png}
+# The project's virtual environment (scripts/install-deps.sh) when there is one; Debian's python
+# otherwise (selenium is Debian's package either way).
+python=$here/../../build/venv/bin/python
+[[ -x $python ]] || python=/usr/bin/python3
 missing=""
-command -v node > /dev/null || missing="node (apt-get install nodejs)"
+"$python" -c 'import selenium' 2> /dev/null || missing="selenium (apt-get install python3-selenium)"
+[[ -x ${CHROMEDRIVER:-/usr/bin/chromedriver} ]] || missing="chromedriver (apt-get install chromium-driver)"
 [[ -x ${CHROMIUM:-/usr/bin/chromium} ]] || missing="chromium (apt-get install chromium)"
-[[ -d "$here/node_modules/puppeteer-core" ]] || missing="puppeteer-core (npm ci --prefix tests/web)"
 if [[ -n "$missing" ]]; then
   [[ "${CI:-}" == "true" ]] && fail "missing $missing"
   echo "SKIP: the browser test needs $missing"
@@ -35,8 +39,8 @@ want=$("$ATTEND" translate -m "$dir/numbers" -i "$dir/in.txt")
 printf 'the d\n' > "$dir/prompts.txt"
 "$ATTEND" generate -m "$dir/lm" -i "$dir/prompts.txt" --max-new 40 --temperature 0 \
   -o "$dir/gen.jsonl" 2> "$dir/generate.log" || fail "attend generate"
-completion=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["text"], end="")' "$dir/gen.jsonl")
+completion=$("$python" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["text"], end="")' "$dir/gen.jsonl")
 
 start -m numbers="$dir/numbers" -m shakespeare="$dir/lm" --threads 2
-SENTENCE=427015 timeout 120 node "$here/page.mjs" "http://127.0.0.1:$port/" "$shot" "$want" \
+SENTENCE=427015 timeout 120 "$python" "$here/page.py" "http://127.0.0.1:$port/" "$shot" "$want" \
   "the d" "$completion" || fail "the page (see above)"

@@ -22,6 +22,23 @@ TEST(Bleu, Tokenize13a) {
             "Dr . Smith's e-mail : a @ b . com / c");
 }
 
+// Expected outputs printed by sacreBLEU 2.6.0's tokenizer_intl and tokenizer_char (then split on
+// whitespace, as BLEU does); tests/python/test_score.py compares whole corpora.
+TEST(Bleu, TokenizeIntlAndChar) {
+  EXPECT_EQ(eval::tokenize_intl("Hello, world."), "Hello , world .");
+  EXPECT_EQ(eval::tokenize_intl("It costs $3.50-4.00!"), "It costs $ 3.50-4.00!");
+  EXPECT_EQ(eval::tokenize_intl("1,000.5 in 2024."), "1,000.5 in 2024.");
+  EXPECT_EQ(eval::tokenize_intl("\u00abÇa va?\u00bb \u2014 oui\u2026 5\u20ac"),
+            "\u00ab Ça va ? \u00bb \u2014 oui \u2026 5 \u20ac");
+  EXPECT_EQ(eval::tokenize_intl("日本語、テスト。"), "日本語 、 テスト 。");
+  EXPECT_EQ(eval::tokenize_intl("a\u00a0b  c"), "a b c");
+  EXPECT_EQ(eval::tokenize_char("Hello, w\u00f6rld."), "H e l l o , w \u00f6 r l d .");
+  EXPECT_EQ(eval::tokenize_char("a\u00a0b  c "), "a b c");
+  EXPECT_EQ(eval::tokenize("a.b", "none"), "a.b");
+  EXPECT_EQ(eval::tokenize("a.", "intl"), "a .");
+  EXPECT_THROW(eval::tokenize("a", "zh"), Error);
+}
+
 TEST(Bleu, HandComputedSentence) {
   // p1 = 5/6, p2 = 3/5, p3 = 1/4, p4 = 0/3 -> smoothed 1/(2*3); BP = 1.
   const auto b = eval::corpus_bleu({"the cat sat on the mat"}, {{"the cat is on the mat"}},

@@ -98,6 +98,12 @@ TEST(Chrf, MultipleReferencesTakeTheBestPerSentence) {
   EXPECT_NE(err.find("1 lines"), std::string::npos) << err;
 }
 
+TEST(Chrf, EmptyReferenceLineCountsNoHypothesisNgrams) {
+  // sacreBLEU 2.6.0: corpus_chrf(["the cat", "x"], [["the cat sat", ""]]) = 55.77101053281037;
+  // the "x" against an empty reference adds nothing (before: its n-grams lowered precision).
+  EXPECT_NEAR(eval::corpus_chrf({"the cat", "x"}, {{"the cat sat", ""}}).score, 55.77101053, 1e-6);
+}
+
 TEST(SacreBleu, ReadmeExampleTwoReferenceSets) {
   const std::vector<std::string> hyps = {"The dog bit the man.", "It wasn't surprising.",
                                          "The man had just bitten him."};

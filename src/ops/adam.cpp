@@ -22,12 +22,17 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const 
                shape_str(param.shape()));
   ATTEND_CHECK(step >= 1, "adam_update: step must be >= 1, got {}", step);
   const Tensor g = grad.contiguous();
-  if (cpu_path(op, param) == Path::kCpuF32)
-    cpu::adam(param.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(), param.numel(),
-              config, step);
-  else
-    ref::adam(param.data<double>(), g.data<double>(), m.data<double>(), v.data<double>(),
-              param.numel(), config, step);
+  dispatch(op, param,
+           {.cpu_f32 =
+                [&] {
+                  cpu::adam(param.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(),
+                            param.numel(), config, step);
+                },
+            .cpu_f64 =
+                [&] {
+                  ref::adam(param.data<double>(), g.data<double>(), m.data<double>(),
+                            v.data<double>(), param.numel(), config, step);
+                }});
 }
 
 const char* cpu_gemm_library_name() { return cpu::gemm_library_name(cpu::gemm_library()); }

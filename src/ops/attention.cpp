@@ -3,7 +3,6 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/flash_attention.h"
 #include "ops/dispatch.h"
 
 namespace attend::ops {
@@ -29,18 +28,19 @@ kernels::AttnDims check_attention(std::string_view op, const Tensor& q_in, const
   ATTEND_CHECK(q_in.size(3) == k_in.size(3), "{}: head width of q {} differs from k {}", op,
                shape_str(q_in.shape()), shape_str(k_in.shape()));
   kernels::AttnDims d{q_in.size(0), q_in.size(1), q_in.size(2), k_in.size(2), q_in.size(3)};
-  check_mask(op, mask, d.B, d.Tk);
+  check_mask(op, mask, d.B, d.Tk, q_in);
   if (kv_rows.defined()) {
     check_dtype(op, "kv_rows", kv_rows, DType::kI32);
-    check_cpu(op, kv_rows);
+    check_same_device(op, kv_rows, q_in);
     ATTEND_CHECK(kv_rows.dim() == 1 && kv_rows.size(0) == d.B && kv_rows.is_contiguous(),
                  "{}: kv_rows must be a contiguous [{}] (the batch of q), got {}", op, d.B,
                  shape_str(kv_rows.shape()));
     const int32_t* r = kv_rows.data<int32_t>();
-    for (int64_t b = 0; b < d.B; ++b)
-      ATTEND_CHECK(r[b] >= 0 && r[b] < k_in.size(0),
-                   "{}: kv_rows[{}] = {} outside [0, {}) (the batch of k {})", op, b, r[b],
-                   k_in.size(0), shape_str(k_in.shape()));
+    if (kv_rows.device().is_cpu())  // values checked where they can be read without a transfer
+      for (int64_t b = 0; b < d.B; ++b)
+        ATTEND_CHECK(r[b] >= 0 && r[b] < k_in.size(0),
+                     "{}: kv_rows[{}] = {} outside [0, {}) (the batch of k {})", op, b, r[b],
+                     k_in.size(0), shape_str(k_in.shape()));
     d.kv_rows = r;
     d.Bkv = k_in.size(0);
   }
@@ -57,12 +57,19 @@ AttentionOut attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
   out.out = like(q);
   out.lse = Tensor::empty({d.B, d.H, d.Tq}, q.dtype(), q.device());
   const kernels::Mask km = to_kernel_mask(mask);
-  if (cpu_path(op, q) == Path::kCpuF32)
-    cpu::flash_attention<float>(q.data<float>(), k.data<float>(), v.data<float>(),
-                                out.out.data<float>(), out.lse.data<float>(), d, km, scale);
-  else
-    cpu::flash_attention<double>(q.data<double>(), k.data<double>(), v.data<double>(),
-                                 out.out.data<double>(), out.lse.data<double>(), d, km, scale);
+  dispatch(op, q,
+           {.cpu_f32 =
+                [&] {
+                  cpu::flash_attention<float>(q.data<float>(), k.data<float>(), v.data<float>(),
+                                              out.out.data<float>(), out.lse.data<float>(), d, km,
+                                              scale);
+                },
+            .cpu_f64 =
+                [&] {
+                  cpu::flash_attention<double>(q.data<double>(), k.data<double>(), v.data<double>(),
+                                               out.out.data<double>(), out.lse.data<double>(), d,
+                                               km, scale);
+                }});
   return out;
 }
 
@@ -81,16 +88,21 @@ AttentionGrads attention_backward(const Tensor& dout_in, const Tensor& q_in, con
                v = v_in.contiguous(), o = saved.out.contiguous(), lse = saved.lse.contiguous();
   AttentionGrads g{like(q), like(k), like(v)};
   const kernels::Mask km = to_kernel_mask(mask);
-  if (cpu_path(op, q) == Path::kCpuF32)
-    cpu::flash_attention_backward<float>(q.data<float>(), k.data<float>(), v.data<float>(),
-                                         o.data<float>(), lse.data<float>(), dout.data<float>(),
-                                         g.dq.data<float>(), g.dk.data<float>(), g.dv.data<float>(),
-                                         d, km, scale);
-  else
-    cpu::flash_attention_backward<double>(q.data<double>(), k.data<double>(), v.data<double>(),
-                                          o.data<double>(), lse.data<double>(), dout.data<double>(),
-                                          g.dq.data<double>(), g.dk.data<double>(),
-                                          g.dv.data<double>(), d, km, scale);
+  dispatch(op, q,
+           {.cpu_f32 =
+                [&] {
+                  cpu::flash_attention_backward<float>(
+                      q.data<float>(), k.data<float>(), v.data<float>(), o.data<float>(),
+                      lse.data<float>(), dout.data<float>(), g.dq.data<float>(), g.dk.data<float>(),
+                      g.dv.data<float>(), d, km, scale);
+                },
+            .cpu_f64 =
+                [&] {
+                  cpu::flash_attention_backward<double>(
+                      q.data<double>(), k.data<double>(), v.data<double>(), o.data<double>(),
+                      lse.data<double>(), dout.data<double>(), g.dq.data<double>(),
+                      g.dk.data<double>(), g.dv.data<double>(), d, km, scale);
+                }});
   return g;
 }
 
@@ -104,12 +116,17 @@ ReferenceAttentionOut attention_reference(const Tensor& q_in, const Tensor& k_in
   out.out = like(q);
   out.probs = Tensor::empty({d.B, d.H, d.Tq, d.Tk}, q.dtype(), q.device());
   const kernels::Mask km = to_kernel_mask(mask);
-  if (cpu_path(op, q) == Path::kCpuF32)
-    cpu::attention(q.data<float>(), k.data<float>(), v.data<float>(), out.out.data<float>(),
-                   out.probs.data<float>(), d, km, scale);
-  else
-    ref::attention(q.data<double>(), k.data<double>(), v.data<double>(), out.out.data<double>(),
-                   out.probs.data<double>(), d, km, scale);
+  dispatch(op, q,
+           {.cpu_f32 =
+                [&] {
+                  cpu::attention(q.data<float>(), k.data<float>(), v.data<float>(),
+                                 out.out.data<float>(), out.probs.data<float>(), d, km, scale);
+                },
+            .cpu_f64 =
+                [&] {
+                  ref::attention(q.data<double>(), k.data<double>(), v.data<double>(),
+                                 out.out.data<double>(), out.probs.data<double>(), d, km, scale);
+                }});
   return out;
 }
 
@@ -126,16 +143,22 @@ AttentionGrads attention_reference_backward(const Tensor& dout_in, const Tensor&
   const Tensor dout = dout_in.contiguous(), q = q_in.contiguous(), k = k_in.contiguous(),
                v = v_in.contiguous(), p = probs.contiguous();
   AttentionGrads g{like(q), like(k), like(v)};
-  if (cpu_path(op, q) == Path::kCpuF32) {
-    Tensor scratch = Tensor::empty(p.shape(), DType::kF32);
-    cpu::attention_backward(q.data<float>(), k.data<float>(), v.data<float>(), p.data<float>(),
-                            dout.data<float>(), g.dq.data<float>(), g.dk.data<float>(),
-                            g.dv.data<float>(), scratch.data<float>(), d, scale);
-  } else {
-    ref::attention_backward(q.data<double>(), k.data<double>(), v.data<double>(), p.data<double>(),
-                            dout.data<double>(), g.dq.data<double>(), g.dk.data<double>(),
-                            g.dv.data<double>(), d, scale);
-  }
+  dispatch(op, q,
+           {.cpu_f32 =
+                [&] {
+                  Tensor scratch = Tensor::empty(p.shape(), DType::kF32);
+                  cpu::attention_backward(q.data<float>(), k.data<float>(), v.data<float>(),
+                                          p.data<float>(), dout.data<float>(), g.dq.data<float>(),
+                                          g.dk.data<float>(), g.dv.data<float>(),
+                                          scratch.data<float>(), d, scale);
+                },
+            .cpu_f64 =
+                [&] {
+                  ref::attention_backward(q.data<double>(), k.data<double>(), v.data<double>(),
+                                          p.data<double>(), dout.data<double>(),
+                                          g.dq.data<double>(), g.dk.data<double>(),
+                                          g.dv.data<double>(), d, scale);
+                }});
   return g;
 }
 

@@ -33,9 +33,6 @@ void check_dim(std::string_view op, const char* arg, const Tensor& t, int64_t di
   ATTEND_CHECK(t.dim() == dims, "{}: argument '{}' must have {} dimensions, got {}", op, arg, dims,
                shape_str(t.shape()));
 }
-void check_cpu(std::string_view op, const Tensor& t) {
-  if (!t.device().is_cpu()) unsupported(op, t);
-}
 void unsupported(std::string_view op, const Tensor& t) {
   ATTEND_FAIL("{}: not implemented for {} {} (tensor {})", op, t.device(), dtype_name(t.dtype()),
               shape_str(t.shape()));

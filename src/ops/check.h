@@ -13,7 +13,6 @@ void check_same_dtype(std::string_view op, const Tensor& a, const Tensor& b);
 void check_same_device(std::string_view op, const Tensor& a, const Tensor& b);
 void check_same_shape(std::string_view op, const Tensor& a, const Tensor& b);
 void check_dim(std::string_view op, const char* arg, const Tensor& t, int64_t dims);
-void check_cpu(std::string_view op, const Tensor& t);
 /// Throws "op: not implemented for <device> <dtype>".
 [[noreturn]] void unsupported(std::string_view op, const Tensor& t);
 

@@ -14,7 +14,7 @@ CrossEntropyOut cross_entropy(const Tensor& logits_in, const Tensor& targets_in,
   check_float(op, "logits", logits_in);
   check_dim(op, "logits", logits_in, 2);
   check_dtype(op, "targets", targets_in, DType::kI32);
-  check_cpu(op, targets_in);
+  check_same_device(op, targets_in, logits_in);
   ATTEND_CHECK(targets_in.dim() == 1 && targets_in.size(0) == logits_in.size(0),
                "cross_entropy: targets {} do not match logits {}", shape_str(targets_in.shape()),
                shape_str(logits_in.shape()));
@@ -22,31 +22,41 @@ CrossEntropyOut cross_entropy(const Tensor& logits_in, const Tensor& targets_in,
                "cross_entropy: label_smoothing must be in [0, 1), got {}", config.label_smoothing);
   const int64_t N = logits_in.size(0), V = logits_in.size(1);
   const Tensor logits = logits_in.contiguous(), targets = targets_in.contiguous();
-  const int32_t* t = targets.data<int32_t>();
   CrossEntropyOut out;
-  for (int64_t i = 0; i < N; ++i) {
-    if (t[i] == config.ignore_index) continue;
-    ATTEND_CHECK(t[i] >= 0 && t[i] < V, "cross_entropy: target {} at position {} outside [0, {})",
-                 t[i], i, V);
-    ++out.tokens;
-  }
-  out.normaliser =
-      reduction == Reduction::kMean ? static_cast<double>(std::max<int64_t>(out.tokens, 1)) : 1.0;
   out.lse = Tensor::empty({N}, logits.dtype(), logits.device());
   Tensor per_row = Tensor::empty({N}, logits.dtype(), logits.device());
   out.loss = Tensor::empty({}, logits.dtype(), logits.device());
-  double total = 0.0;
-  if (cpu_path(op, logits) == Path::kCpuF32) {
-    cpu::cross_entropy(logits.data<float>(), t, per_row.data<float>(), out.lse.data<float>(), N, V,
-                       config);
-    for (int64_t i = 0; i < N; ++i) total += per_row.data<float>()[i];
-    out.loss.data<float>()[0] = static_cast<float>(total / out.normaliser);
-  } else {
-    ref::cross_entropy(logits.data<double>(), t, per_row.data<double>(), out.lse.data<double>(), N,
-                       V, config);
-    for (int64_t i = 0; i < N; ++i) total += per_row.data<double>()[i];
-    out.loss.data<double>()[0] = total / out.normaliser;
-  }
+  // On the CPU: the targets are checked and counted where they are, then the kernel runs.
+  const int32_t* t = nullptr;
+  auto count_targets = [&] {
+    t = targets.data<int32_t>();
+    for (int64_t i = 0; i < N; ++i) {
+      if (t[i] == config.ignore_index) continue;
+      ATTEND_CHECK(t[i] >= 0 && t[i] < V, "cross_entropy: target {} at position {} outside [0, {})",
+                   t[i], i, V);
+      ++out.tokens;
+    }
+    out.normaliser =
+        reduction == Reduction::kMean ? static_cast<double>(std::max<int64_t>(out.tokens, 1)) : 1.0;
+  };
+  dispatch(op, logits,
+           {.cpu_f32 =
+                [&] {
+                  count_targets();
+                  cpu::cross_entropy(logits.data<float>(), t, per_row.data<float>(),
+                                     out.lse.data<float>(), N, V, config);
+                  const double total = cpu::sum(per_row.data<float>(), N);
+                  out.loss.data<float>()[0] = static_cast<float>(total / out.normaliser);
+                },
+            .cpu_f64 =
+                [&] {
+                  count_targets();
+                  ref::cross_entropy(logits.data<double>(), t, per_row.data<double>(),
+                                     out.lse.data<double>(), N, V, config);
+                  double total = 0;
+                  ref::sum_last(per_row.data<double>(), &total, 1, N);
+                  out.loss.data<double>()[0] = total / out.normaliser;
+                }});
   return out;
 }
 
@@ -58,13 +68,19 @@ Tensor cross_entropy_backward(double dloss, const Tensor& logits_in, const Tenso
   const Tensor logits = logits_in.contiguous(), targets = targets_in.contiguous();
   Tensor d = like(logits);
   const double scale = dloss / saved.normaliser;
-  if (cpu_path(op, logits) == Path::kCpuF32)
-    cpu::cross_entropy_backward(logits.data<float>(), targets.data<int32_t>(),
-                                saved.lse.data<float>(), d.data<float>(), N, V, config,
-                                static_cast<float>(scale));
-  else
-    ref::cross_entropy_backward(logits.data<double>(), targets.data<int32_t>(),
-                                saved.lse.data<double>(), d.data<double>(), N, V, config, scale);
+  dispatch(op, logits,
+           {.cpu_f32 =
+                [&] {
+                  cpu::cross_entropy_backward(logits.data<float>(), targets.data<int32_t>(),
+                                              saved.lse.data<float>(), d.data<float>(), N, V,
+                                              config, static_cast<float>(scale));
+                },
+            .cpu_f64 =
+                [&] {
+                  ref::cross_entropy_backward(logits.data<double>(), targets.data<int32_t>(),
+                                              saved.lse.data<double>(), d.data<double>(), N, V,
+                                              config, scale);
+                }});
   return d;
 }
 

@@ -1,20 +1,19 @@
 // Decoding ops (see ops.h, "decoding"): validation, then the kernels of kernels/cpu/decoding.h.
-#include "kernels/cpu/decoding.h"
 
 #include <set>
 #include <vector>
 
-#include "ops/check.h"
-#include "ops/ops.h"
+#include "ops/dispatch.h"
 
 namespace attend::ops {
 using namespace detail;
 namespace {
 
-// i32 [n] index tensor on the CPU, contiguous.
-Tensor index_vector(std::string_view op, const char* arg, const Tensor& t, int64_t n) {
+// i32 [n] index tensor on the device of `data`, contiguous.
+Tensor index_vector(std::string_view op, const char* arg, const Tensor& t, int64_t n,
+                    const Tensor& data) {
   check_dtype(op, arg, t, DType::kI32);
-  check_cpu(op, t);
+  check_same_device(op, t, data);
   ATTEND_CHECK(t.dim() == 1 && t.size(0) == n, "{}: {} must have shape [{}], got {}", op, arg, n,
                shape_str(t.shape()));
   return t.contiguous();
@@ -22,7 +21,6 @@ Tensor index_vector(std::string_view op, const char* arg, const Tensor& t, int64
 
 void check_cache(std::string_view op, const Tensor& cache) {
   check_dim(op, "cache", cache, 4);
-  check_cpu(op, cache);
   ATTEND_CHECK(cache.is_contiguous(), "{}: the cache must be contiguous, got {}", op, cache.str());
 }
 
@@ -39,21 +37,26 @@ void write_positions(Tensor& cache, const Tensor& src_in, const Tensor& rows_in,
   const int64_t t = src_in.size(2);
   ATTEND_CHECK(src_in.size(1) == G && src_in.size(3) == W, "{}: src {} does not fit the cache {}",
                op, shape_str(src_in.shape()), shape_str(cache.shape()));
-  const Tensor rows = index_vector(op, "rows", rows_in, n);
-  const Tensor offsets = index_vector(op, "offsets", offsets_in, n);
-  const int32_t* r = rows.data<int32_t>();
-  const int32_t* o = offsets.data<int32_t>();
-  for (int64_t i = 0; i < n; ++i) {
-    ATTEND_CHECK(r[i] >= 0 && r[i] < cache.size(0), "{}: rows[{}] = {} outside [0, {})", op, i,
-                 r[i], cache.size(0));
-    ATTEND_CHECK(o[i] >= 0 && o[i] + t <= C,
-                 "{}: positions [{}, {}) of row {} outside the capacity {}", op, o[i], o[i] + t, i,
-                 C);
-  }
+  const Tensor rows = index_vector(op, "rows", rows_in, n, cache);
+  const Tensor offsets = index_vector(op, "offsets", offsets_in, n, cache);
   const Tensor src = src_in.contiguous();
   const int64_t es = static_cast<int64_t>(dtype_size(cache.dtype()));
-  cpu::write_positions(static_cast<char*>(cache.raw_data()),
-                       static_cast<const char*>(src.raw_data()), r, o, n, G, C, t, W * es);
+  // A copy of bytes: the same kernel for every element type on the CPU, after the indices are
+  // checked where they are.
+  auto on_cpu = [&] {
+    const int32_t* r = rows.data<int32_t>();
+    const int32_t* o = offsets.data<int32_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      ATTEND_CHECK(r[i] >= 0 && r[i] < cache.size(0), "{}: rows[{}] = {} outside [0, {})", op, i,
+                   r[i], cache.size(0));
+      ATTEND_CHECK(o[i] >= 0 && o[i] + t <= C,
+                   "{}: positions [{}, {}) of row {} outside the capacity {}", op, o[i], o[i] + t,
+                   i, C);
+    }
+    cpu::write_positions(static_cast<char*>(cache.raw_data()),
+                         static_cast<const char*>(src.raw_data()), r, o, n, G, C, t, W * es);
+  };
+  dispatch(op, cache, {.cpu_f32 = on_cpu, .cpu_f64 = on_cpu, .cpu_bf16 = on_cpu});
 }
 
 void copy_positions(Tensor& cache, const Tensor& from_in, const Tensor& to_in,
@@ -61,23 +64,26 @@ void copy_positions(Tensor& cache, const Tensor& from_in, const Tensor& to_in,
   constexpr std::string_view op = "copy_positions";
   check_cache(op, cache);
   const int64_t n = from_in.numel(), S = cache.size(0), C = cache.size(2);
-  const Tensor from = index_vector(op, "from", from_in, n);
-  const Tensor to = index_vector(op, "to", to_in, n);
-  const Tensor lengths = index_vector(op, "lengths", lengths_in, n);
-  const int32_t* f = from.data<int32_t>();
-  const int32_t* t = to.data<int32_t>();
-  const int32_t* l = lengths.data<int32_t>();
-  std::set<int32_t> sources(f, f + n), targets;
-  for (int64_t i = 0; i < n; ++i) {
-    ATTEND_CHECK(f[i] >= 0 && f[i] < S && t[i] >= 0 && t[i] < S,
-                 "{}: copy {} -> {} outside the {} slots", op, f[i], t[i], S);
-    ATTEND_CHECK(l[i] >= 0 && l[i] <= C, "{}: length {} outside the capacity {}", op, l[i], C);
-    ATTEND_CHECK(!sources.count(t[i]) && targets.insert(t[i]).second,
-                 "{}: slot {} is written twice or both read and written", op, t[i]);
-  }
+  const Tensor from = index_vector(op, "from", from_in, n, cache);
+  const Tensor to = index_vector(op, "to", to_in, n, cache);
+  const Tensor lengths = index_vector(op, "lengths", lengths_in, n, cache);
   const int64_t es = static_cast<int64_t>(dtype_size(cache.dtype()));
-  cpu::copy_positions(static_cast<char*>(cache.raw_data()), f, t, l, n, cache.size(1), C,
-                      cache.size(3) * es);
+  auto on_cpu = [&] {
+    const int32_t* f = from.data<int32_t>();
+    const int32_t* t = to.data<int32_t>();
+    const int32_t* l = lengths.data<int32_t>();
+    std::set<int32_t> sources(f, f + n), targets;
+    for (int64_t i = 0; i < n; ++i) {
+      ATTEND_CHECK(f[i] >= 0 && f[i] < S && t[i] >= 0 && t[i] < S,
+                   "{}: copy {} -> {} outside the {} slots", op, f[i], t[i], S);
+      ATTEND_CHECK(l[i] >= 0 && l[i] <= C, "{}: length {} outside the capacity {}", op, l[i], C);
+      ATTEND_CHECK(!sources.count(t[i]) && targets.insert(t[i]).second,
+                   "{}: slot {} is written twice or both read and written", op, t[i]);
+    }
+    cpu::copy_positions(static_cast<char*>(cache.raw_data()), f, t, l, n, cache.size(1), C,
+                        cache.size(3) * es);
+  };
+  dispatch(op, cache, {.cpu_f32 = on_cpu, .cpu_f64 = on_cpu, .cpu_bf16 = on_cpu});
 }
 
 namespace {
@@ -87,25 +93,28 @@ namespace {
 TopKLse top_k_rows(std::string_view op, const Tensor& x_in, int64_t k,
                    const std::vector<int32_t>& banned, const Tensor& row_banned_in, bool with_lse) {
   check_dim(op, "x", x_in, 2);
-  if (!x_in.device().is_cpu() || x_in.dtype() != DType::kF32) unsupported(op, x_in);
   ATTEND_CHECK(k >= 1, "{}: k must be >= 1, got {}", op, k);
   const int64_t n = x_in.size(0), V = x_in.size(1);
   ATTEND_CHECK(!with_lse || V >= 1, "{}: x must have columns, got {}", op, x_in.str());
   const Tensor x = x_in.contiguous();
   Tensor row_banned;
-  if (row_banned_in.defined()) row_banned = index_vector(op, "row_banned", row_banned_in, n);
-  TopKLse out{
-      {Tensor::empty({n, k}), Tensor::empty({n, k}, DType::kI32), Tensor::empty({n}, DType::kI32)},
-      with_lse ? Tensor::empty({n}) : Tensor()};
+  if (row_banned_in.defined()) row_banned = index_vector(op, "row_banned", row_banned_in, n, x);
+  const Device dev = x.device();
+  TopKLse out{{Tensor::empty({n, k}, DType::kF32, dev), Tensor::empty({n, k}, DType::kI32, dev),
+               Tensor::empty({n}, DType::kI32, dev)},
+              with_lse ? Tensor::empty({n}, DType::kF32, dev) : Tensor()};
   const int32_t* rb = row_banned.defined() ? row_banned.data<int32_t>() : nullptr;
   const auto nb = static_cast<int64_t>(banned.size());
-  if (with_lse)
-    cpu::top_k_logsumexp(x.data<float>(), n, V, k, banned.data(), nb, rb,
-                         out.top.values.data<float>(), out.top.indices.data<int32_t>(),
-                         out.top.counts.data<int32_t>(), out.lse.data<float>());
-  else
-    cpu::top_k(x.data<float>(), n, V, k, banned.data(), nb, rb, out.top.values.data<float>(),
-               out.top.indices.data<int32_t>(), out.top.counts.data<int32_t>());
+  dispatch(op, x, {.cpu_f32 = [&] {
+             if (with_lse)
+               cpu::top_k_logsumexp(x.data<float>(), n, V, k, banned.data(), nb, rb,
+                                    out.top.values.data<float>(), out.top.indices.data<int32_t>(),
+                                    out.top.counts.data<int32_t>(), out.lse.data<float>());
+             else
+               cpu::top_k(x.data<float>(), n, V, k, banned.data(), nb, rb,
+                          out.top.values.data<float>(), out.top.indices.data<int32_t>(),
+                          out.top.counts.data<int32_t>());
+           }});
   return out;
 }
 

@@ -1,12 +1,26 @@
-// Internal to the ops library: the (device, dtype) dispatch paths and the helpers every op
-// family's file shares (allocation, CPU-only unary/backward/reduction wrappers, masks, batched
-// GEMM on a path). Includes the kernel headers, so only ops/*.cpp can include it: the layer
-// folders above ops do not contain the kernels (CMakeLists.txt, attend_layers).
+// Internal to the ops library: the one (device, dtype) dispatch every op goes through, and the
+// helpers every op family's file shares (allocation, masks, batched GEMM). Includes the kernel
+// headers, so only ops/*.cpp can include it: the layer folders above ops do not contain the
+// kernels (CMakeLists.txt, attend_layers).
+//
+// An op validates its arguments, allocates its results and then calls dispatch() once with the
+// kernels it has, one per cell of (device, dtype):
+//
+//   dispatch(op, x, {.cpu_f32 = [&] { cpu::relu(...); },
+//                    .cpu_f64 = [&] { ref::relu(...); },
+//                    .cuda_f32 = ATTEND_ON_CUDA([&] { cuda::relu(queue(x), ...); })});
+//
+// A cell left out has no kernel: dispatch throws "op: not implemented for <device> <dtype>".
+// What f32 runs on the CPU is a cpu:: kernel (kernels/cpu/; some are the reference loop on
+// purpose and say so there); f64 runs the double-precision reference (kernels/ref/), the oracle.
 #pragma once
 #include <string_view>
+#include <type_traits>
 
 #include "core/context.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/decoding.h"
+#include "kernels/cpu/flash_attention.h"
 #include "kernels/ref/ref.h"
 #include "ops/check.h"
 #include "ops/ops.h"
@@ -16,26 +30,72 @@
 
 namespace attend::ops::detail {
 
-enum class Path { kCpuF32, kCpuF64, kCudaF32 };
+/// One cell's kernel call: a non-owning reference to a callable (a lambda written in the
+/// dispatch call's argument list, alive until it returns). Empty: the cell has no kernel.
+/// Cells kept beyond one expression must refer to named lambdas that outlive them.
+class Kernel {
+ public:
+  Kernel() = default;
+  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Kernel>>>
+  Kernel(F&& f)  // NOLINT(google-explicit-constructor): cells are written as lambdas
+      : object_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* o) { (*static_cast<std::remove_reference_t<F>*>(o))(); }) {}
+  explicit operator bool() const { return call_ != nullptr; }
+  void operator()() const { call_(object_); }
 
+ private:
+  void* object_ = nullptr;
+  void (*call_)(void*) = nullptr;
+};
+
+/// The kernels of one op, one per (device, dtype) cell it runs on.
+struct Cells {
+  Kernel cpu_f32 = {}, cpu_f64 = {}, cpu_bf16 = {}, cuda_f32 = {};
+};
+
+/// The cells of (device, dtype).
+enum class Path { kCpuF32, kCpuF64, kCpuBF16, kCudaF32 };
+
+/// The cell of `t`; a (device, dtype) that has no cell at all is an error naming the op.
 inline Path path_of(std::string_view op, const Tensor& t) {
   if (t.device().is_cpu()) {
     if (t.dtype() == DType::kF32) return Path::kCpuF32;
     if (t.dtype() == DType::kF64) return Path::kCpuF64;
+    if (t.dtype() == DType::kBF16) return Path::kCpuBF16;
   } else if (t.device().is_cuda() && t.dtype() == DType::kF32) {
-#ifdef ATTEND_WITH_CUDA
     return Path::kCudaF32;
-#endif
   }
   unsupported(op, t);
 }
 
-/// Like path_of, but only CPU paths exist for this op.
-inline Path cpu_path(std::string_view op, const Tensor& t) {
-  const Path p = path_of(op, t);
-  if (p == Path::kCudaF32) unsupported(op, t);
-  return p;
+/// Runs the kernel of t's cell; throws attend::Error naming the op, t's device and dtype when
+/// that cell has none.
+inline void dispatch(std::string_view op, const Tensor& t, const Cells& cells) {
+  const Kernel* k = nullptr;
+  switch (path_of(op, t)) {
+    case Path::kCpuF32:
+      k = &cells.cpu_f32;
+      break;
+    case Path::kCpuF64:
+      k = &cells.cpu_f64;
+      break;
+    case Path::kCpuBF16:
+      k = &cells.cpu_bf16;
+      break;
+    case Path::kCudaF32:
+      k = &cells.cuda_f32;
+      break;
+  }
+  if (!*k) unsupported(op, t);
+  (*k)();
 }
+
+// A CUDA cell: its kernel call in a CUDA build, no kernel otherwise.
+#ifdef ATTEND_WITH_CUDA
+#define ATTEND_ON_CUDA(...) __VA_ARGS__
+#else
+#define ATTEND_ON_CUDA(...) ::attend::ops::detail::Kernel()
+#endif
 
 #ifdef ATTEND_WITH_CUDA
 /// The CUDA queue of work on `d`: the thread's current stream (core/context.h).
@@ -45,50 +105,8 @@ inline cuda::Queue queue(const Tensor& t) { return queue(t.device()); }
 
 inline Tensor like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
-/// y = kernel(x) for CPU-only ops: f32(x, y) or f64(x, y) on contiguous data.
-template <typename F32, typename F64>
-Tensor unary_cpu(std::string_view op, const Tensor& x_in, F32 f32, F64 f64) {
-  check_float(op, "x", x_in);
-  const Tensor x = x_in.contiguous();
-  Tensor y = like(x);
-  if (cpu_path(op, x) == Path::kCpuF32)
-    f32(x.data<float>(), y.data<float>(), x);
-  else
-    f64(x.data<double>(), y.data<double>(), x);
-  return y;
-}
-
-/// dx = kernel(saved, dy) for CPU-only backward ops (saved: the op's input or output).
-template <typename F32, typename F64>
-Tensor backward_cpu(std::string_view op, const Tensor& saved_in, const Tensor& dy_in, F32 f32,
-                    F64 f64) {
-  check_float(op, "saved", saved_in);
-  check_same_dtype(op, saved_in, dy_in);
-  check_same_shape(op, saved_in, dy_in);
-  const Tensor s = saved_in.contiguous(), dy = dy_in.contiguous();
-  Tensor dx = like(s);
-  if (cpu_path(op, s) == Path::kCpuF32)
-    f32(s.data<float>(), dy.data<float>(), dx.data<float>(), s);
-  else
-    f64(s.data<double>(), dy.data<double>(), dx.data<double>(), s);
-  return dx;
-}
-
 inline int64_t rows_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.numel() / t.size(-1); }
 inline int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
-
-/// y [x.shape() without the last dimension] = kernel(x, rows, cols) for CPU-only reductions over
-/// the last dimension (the caller checks x).
-template <typename F32, typename F64>
-Tensor reduce_last_cpu(std::string_view op, const Tensor& x_in, F32 f32, F64 f64) {
-  const Tensor x = x_in.contiguous();
-  Tensor y = Tensor::empty(Shape(x.shape().begin(), x.shape().end() - 1), x.dtype(), x.device());
-  if (cpu_path(op, x) == Path::kCpuF32)
-    f32(x.data<float>(), y.data<float>(), rows_of(x), cols_of(x));
-  else
-    f64(x.data<double>(), y.data<double>(), rows_of(x), cols_of(x));
-  return y;
-}
 
 inline kernels::Mask to_kernel_mask(const AttentionMask& m) {
   kernels::Mask km;
@@ -100,7 +118,11 @@ inline kernels::Mask to_kernel_mask(const AttentionMask& m) {
   return km;
 }
 
-inline void check_mask(std::string_view op, const AttentionMask& m, int64_t B, int64_t Tk) {
+/// Checks a mask for scores of B rows over Tk keys; key_lengths must live on the device of
+/// `data` (the scores or queries) as an i32 [B]. Their values are checked where they can be read
+/// without a transfer (on the CPU).
+inline void check_mask(std::string_view op, const AttentionMask& m, int64_t B, int64_t Tk,
+                       const Tensor& data) {
   if (m.local) {
     ATTEND_CHECK(m.window > 0, "{}: local attention needs a window > 0, got {}", op, m.window);
     ATTEND_CHECK(m.global_tokens >= 0, "{}: global_tokens must be >= 0, got {}", op,
@@ -108,10 +130,11 @@ inline void check_mask(std::string_view op, const AttentionMask& m, int64_t B, i
   }
   if (!m.key_lengths.defined()) return;
   check_dtype(op, "key_lengths", m.key_lengths, DType::kI32);
-  check_cpu(op, m.key_lengths);
+  check_same_device(op, m.key_lengths, data);
   ATTEND_CHECK(m.key_lengths.dim() == 1 && m.key_lengths.size(0) == B,
                "{}: key_lengths must have shape [{}] (batch), got {}", op, B,
                shape_str(m.key_lengths.shape()));
+  if (!m.key_lengths.device().is_cpu()) return;
   const Tensor kl = m.key_lengths.contiguous();
   const int32_t* p = kl.data<int32_t>();
   for (int64_t b = 0; b < B; ++b)
@@ -119,39 +142,36 @@ inline void check_mask(std::string_view op, const AttentionMask& m, int64_t B, i
                  Tk);
 }
 
-// Batched GEMM on one path; strides 0 broadcast an operand.
-inline void gemm_on(Path path, Device dev, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+/// C = alpha op(A) op(B) + beta C for `batch` matrices (strides 0 broadcast an operand), on the
+/// cell of C. f32 on the CPU takes bf16 products when the thread's context asks for them.
+inline void gemm_on(std::string_view op, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                     double alpha, const Tensor& A, int64_t lda, int64_t sa, const Tensor& B,
                     int64_t ldb, int64_t sb, double beta, Tensor& C, int64_t ldc, int64_t sc,
                     int64_t batch) {
-  switch (path) {
-    case Path::kCpuF32:
-      if (current_context().products == DType::kBF16) {  // mixed precision: bf16 operands
-        cpu::gemm_bf16_batched(ta, tb, M, N, K, static_cast<float>(alpha), A.data<float>(), lda, sa,
-                               B.data<float>(), ldb, sb, static_cast<float>(beta), C.data<float>(),
-                               ldc, sc, batch);
-        return;
-      }
-      cpu::sgemm_batched(ta, tb, M, N, K, static_cast<float>(alpha), A.data<float>(), lda, sa,
-                         B.data<float>(), ldb, sb, static_cast<float>(beta), C.data<float>(), ldc,
-                         sc, batch);
-      return;
-    case Path::kCpuF64:
-      for (int64_t i = 0; i < batch; ++i)
-        ref::gemm<double>(ta, tb, M, N, K, alpha, A.data<double>() + i * sa, lda,
-                          B.data<double>() + i * sb, ldb, beta, C.data<double>() + i * sc, ldc);
-      return;
-    case Path::kCudaF32:
-#ifdef ATTEND_WITH_CUDA
-      cuda::sgemm_batched(queue(dev), ta, tb, M, N, K, static_cast<float>(alpha), A.data<float>(),
-                          lda, sa, B.data<float>(), ldb, sb, static_cast<float>(beta),
-                          C.data<float>(), ldc, sc, batch);
-      return;
-#endif
-      break;
-  }
-  (void)dev;
-  ATTEND_FAIL("gemm: unsupported path");
+  const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
+  dispatch(op, C,
+           {.cpu_f32 =
+                [&] {
+                  if (current_context().products == DType::kBF16) {  // mixed precision
+                    cpu::gemm_bf16_batched(ta, tb, M, N, K, fa, A.data<float>(), lda, sa,
+                                           B.data<float>(), ldb, sb, fb, C.data<float>(), ldc, sc,
+                                           batch);
+                    return;
+                  }
+                  cpu::sgemm_batched(ta, tb, M, N, K, fa, A.data<float>(), lda, sa, B.data<float>(),
+                                     ldb, sb, fb, C.data<float>(), ldc, sc, batch);
+                },
+            .cpu_f64 =
+                [&] {
+                  for (int64_t i = 0; i < batch; ++i)
+                    ref::gemm<double>(ta, tb, M, N, K, alpha, A.data<double>() + i * sa, lda,
+                                      B.data<double>() + i * sb, ldb, beta,
+                                      C.data<double>() + i * sc, ldc);
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::sgemm_batched(queue(C), ta, tb, M, N, K, fa, A.data<float>(), lda, sa,
+                                  B.data<float>(), ldb, sb, fb, C.data<float>(), ldc, sc, batch);
+            })});
 }
 
 }  // namespace attend::ops::detail

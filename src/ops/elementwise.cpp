@@ -19,59 +19,38 @@ Tensor binary(std::string_view op, Binary kind, const Tensor& a_in, const Tensor
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   Tensor y = like(a);
   const int64_t n = a.numel();
-  switch (path_of(op, a)) {
-    case Path::kCpuF32: {
-      const float *pa = a.data<float>(), *pb = b.data<float>();
-      float* py = y.data<float>();
-      if (kind == Binary::kAdd)
-        cpu::add(pa, pb, py, n);
-      else if (kind == Binary::kMul)
-        cpu::mul(pa, pb, py, n);
-      else
-        ref::sub(pa, pb, py, n);
+  auto f32 = [&](auto kernel) { kernel(a.data<float>(), b.data<float>(), y.data<float>(), n); };
+  auto f64 = [&](auto kernel) { kernel(a.data<double>(), b.data<double>(), y.data<double>(), n); };
+  switch (kind) {
+    case Binary::kAdd:
+      dispatch(op, a,
+               {.cpu_f32 = [&] { f32(cpu::add); },
+                .cpu_f64 = [&] { f64(ref::add<double>); },
+                .cuda_f32 = ATTEND_ON_CUDA([&] {
+                  cuda::add(queue(a), a.data<float>(), b.data<float>(), y.data<float>(), n);
+                })});
       break;
-    }
-    case Path::kCpuF64: {
-      const double *pa = a.data<double>(), *pb = b.data<double>();
-      double* py = y.data<double>();
-      if (kind == Binary::kAdd)
-        ref::add(pa, pb, py, n);
-      else if (kind == Binary::kMul)
-        ref::mul(pa, pb, py, n);
-      else
-        ref::sub(pa, pb, py, n);
+    case Binary::kSub:
+      dispatch(op, a,
+               {.cpu_f32 = [&] { f32(cpu::sub); }, .cpu_f64 = [&] { f64(ref::sub<double>); }});
       break;
-    }
-    case Path::kCudaF32:
-#ifdef ATTEND_WITH_CUDA
-      if (kind == Binary::kAdd) {
-        cuda::add(detail::queue(a), a.data<float>(), b.data<float>(), y.data<float>(), n);
-        break;
-      }
-#endif
-      unsupported(op, a);
+    case Binary::kMul:
+      dispatch(op, a,
+               {.cpu_f32 = [&] { f32(cpu::mul); }, .cpu_f64 = [&] { f64(ref::mul<double>); }});
+      break;
   }
   return y;
 }
 
-enum class Unary { kExp, kLog, kRsqrt };
-Tensor unary(std::string_view op, Unary kind, const Tensor& x_in) {
+// y = kernel(x) elementwise.
+template <typename F32, typename F64>
+Tensor unary(std::string_view op, const Tensor& x_in, F32 f32, F64 f64) {
   check_float(op, "x", x_in);
   const Tensor x = x_in.contiguous();
   Tensor y = like(x);
-  const int64_t n = x.numel();
-  auto run = [&](auto* px, auto* py) {
-    if (kind == Unary::kExp)
-      ref::exp(px, py, n);
-    else if (kind == Unary::kLog)
-      ref::log(px, py, n);
-    else
-      ref::rsqrt(px, py, n);
-  };
-  if (cpu_path(op, x) == Path::kCpuF32)
-    run(x.data<float>(), y.data<float>());
-  else
-    run(x.data<double>(), y.data<double>());
+  dispatch(op, x,
+           {.cpu_f32 = [&] { f32(x.data<float>(), y.data<float>(), x.numel()); },
+            .cpu_f64 = [&] { f64(x.data<double>(), y.data<double>(), x.numel()); }});
   return y;
 }
 }  // namespace
@@ -79,9 +58,9 @@ Tensor unary(std::string_view op, Unary kind, const Tensor& x_in) {
 Tensor add(const Tensor& a, const Tensor& b) { return binary("add", Binary::kAdd, a, b); }
 Tensor sub(const Tensor& a, const Tensor& b) { return binary("sub", Binary::kSub, a, b); }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary("mul", Binary::kMul, a, b); }
-Tensor exp(const Tensor& x) { return unary("exp", Unary::kExp, x); }
-Tensor log(const Tensor& x) { return unary("log", Unary::kLog, x); }
-Tensor rsqrt(const Tensor& x) { return unary("rsqrt", Unary::kRsqrt, x); }
+Tensor exp(const Tensor& x) { return unary("exp", x, cpu::exp, ref::exp<double>); }
+Tensor log(const Tensor& x) { return unary("log", x, cpu::log, ref::log<double>); }
+Tensor rsqrt(const Tensor& x) { return unary("rsqrt", x, cpu::rsqrt, ref::rsqrt<double>); }
 
 Tensor cast(const Tensor& x, DType dtype) {
   constexpr std::string_view op = "cast";
@@ -91,8 +70,11 @@ Tensor cast(const Tensor& x, DType dtype) {
   ATTEND_CHECK(is_floating(dtype), "{}: target dtype {} is not a floating type", op,
                dtype_name(dtype));
   if (x.dtype() == dtype) return x;
-  if (!x.device().is_cpu()) unsupported(op, x);
-  return x.to(dtype);
+  Tensor y;
+  // Tensor::to converts on the host (core/tensor.cpp).
+  auto convert = [&] { y = x.to(dtype); };
+  dispatch(op, x, {.cpu_f32 = convert, .cpu_f64 = convert, .cpu_bf16 = convert});
+  return y;
 }
 
 Tensor affine(const Tensor& x_in, double alpha, double beta) {
@@ -100,11 +82,14 @@ Tensor affine(const Tensor& x_in, double alpha, double beta) {
   check_float(op, "x", x_in);
   const Tensor x = x_in.contiguous();
   Tensor y = like(x);
-  if (cpu_path(op, x) == Path::kCpuF32)
-    cpu::affine(x.data<float>(), y.data<float>(), x.numel(), static_cast<float>(alpha),
-                static_cast<float>(beta));
-  else
-    ref::affine(x.data<double>(), y.data<double>(), x.numel(), alpha, beta);
+  dispatch(op, x,
+           {.cpu_f32 =
+                [&] {
+                  cpu::affine(x.data<float>(), y.data<float>(), x.numel(),
+                              static_cast<float>(alpha), static_cast<float>(beta));
+                },
+            .cpu_f64 =
+                [&] { ref::affine(x.data<double>(), y.data<double>(), x.numel(), alpha, beta); }});
   return y;
 }
 
@@ -117,38 +102,32 @@ void accumulate_(Tensor& y, const Tensor& x_in) {
   ATTEND_CHECK(y.is_contiguous(), "accumulate: destination {} must be contiguous",
                shape_str(y.shape()));
   const Tensor x = x_in.contiguous();
-  switch (path_of(op, y)) {
-    case Path::kCpuF32:
-      cpu::accumulate(x.data<float>(), y.data<float>(), y.numel());
-      break;
-    case Path::kCpuF64:
-      ref::accumulate(x.data<double>(), y.data<double>(), y.numel());
-      break;
-    case Path::kCudaF32:
-#ifdef ATTEND_WITH_CUDA
-      cuda::add(detail::queue(y), y.data<float>(), x.data<float>(), y.data<float>(), y.numel());
-      break;
-#endif
-      unsupported(op, y);
-  }
+  dispatch(op, y,
+           {.cpu_f32 = [&] { cpu::accumulate(x.data<float>(), y.data<float>(), y.numel()); },
+            .cpu_f64 = [&] { ref::accumulate(x.data<double>(), y.data<double>(), y.numel()); },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::add(queue(y), y.data<float>(), x.data<float>(), y.data<float>(), y.numel());
+            })});
 }
 
 void scale_(Tensor& x, double alpha) {
   constexpr std::string_view op = "scale_";
   check_float(op, "x", x);
   ATTEND_CHECK(x.is_contiguous(), "scale_: {} must be contiguous", shape_str(x.shape()));
-  if (cpu_path(op, x) == Path::kCpuF32)
-    ref::scale(x.data<float>(), x.numel(), static_cast<float>(alpha));
-  else
-    ref::scale(x.data<double>(), x.numel(), alpha);
+  dispatch(op, x,
+           {.cpu_f32 = [&] { cpu::scale(x.data<float>(), x.numel(), static_cast<float>(alpha)); },
+            .cpu_f64 = [&] { ref::scale(x.data<double>(), x.numel(), alpha); }});
 }
 
 double sum_squares(const Tensor& x_in) {
   constexpr std::string_view op = "sum_squares";
   check_float(op, "x", x_in);
   const Tensor x = x_in.contiguous();
-  if (cpu_path(op, x) == Path::kCpuF32) return ref::sum_squares(x.data<float>(), x.numel());
-  return ref::sum_squares(x.data<double>(), x.numel());
+  double out = 0;
+  dispatch(op, x,
+           {.cpu_f32 = [&] { out = cpu::sum_squares(x.data<float>(), x.numel()); },
+            .cpu_f64 = [&] { out = ref::sum_squares(x.data<double>(), x.numel()); }});
+  return out;
 }
 
 Tensor bias_add(const Tensor& x_in, const Tensor& bias_in) {
@@ -162,10 +141,11 @@ Tensor bias_add(const Tensor& x_in, const Tensor& bias_in) {
   const Tensor x = x_in.contiguous(), b = bias_in.contiguous();
   Tensor y = like(x);
   const int64_t R = rows_of(x), C = cols_of(x);
-  if (cpu_path(op, x) == Path::kCpuF32)
-    cpu::bias_add(x.data<float>(), b.data<float>(), y.data<float>(), R, C);
-  else
-    ref::bias_add(x.data<double>(), b.data<double>(), y.data<double>(), R, C);
+  dispatch(
+      op, x,
+      {.cpu_f32 = [&] { cpu::bias_add(x.data<float>(), b.data<float>(), y.data<float>(), R, C); },
+       .cpu_f64 =
+           [&] { ref::bias_add(x.data<double>(), b.data<double>(), y.data<double>(), R, C); }});
   return y;
 }
 
@@ -177,10 +157,9 @@ Tensor sum_rows(const Tensor& dy_in) {
   const Tensor dy = dy_in.contiguous();
   const int64_t R = rows_of(dy), C = cols_of(dy);
   Tensor db = Tensor::empty({C}, dy.dtype(), dy.device());
-  if (cpu_path(op, dy) == Path::kCpuF32)
-    cpu::sum_rows(dy.data<float>(), db.data<float>(), R, C);
-  else
-    ref::sum_rows(dy.data<double>(), db.data<double>(), R, C);
+  dispatch(op, dy,
+           {.cpu_f32 = [&] { cpu::sum_rows(dy.data<float>(), db.data<float>(), R, C); },
+            .cpu_f64 = [&] { ref::sum_rows(dy.data<double>(), db.data<double>(), R, C); }});
   return db;
 }
 
@@ -189,19 +168,11 @@ Tensor relu(const Tensor& x_in) {
   check_float(op, "x", x_in);
   const Tensor x = x_in.contiguous();
   Tensor y = like(x);
-  switch (path_of(op, x)) {
-    case Path::kCpuF32:
-      cpu::relu(x.data<float>(), y.data<float>(), x.numel());
-      break;
-    case Path::kCpuF64:
-      ref::relu(x.data<double>(), y.data<double>(), x.numel());
-      break;
-    case Path::kCudaF32:
-#ifdef ATTEND_WITH_CUDA
-      cuda::relu(detail::queue(x), x.data<float>(), y.data<float>(), x.numel());
-#endif
-      break;
-  }
+  dispatch(op, x,
+           {.cpu_f32 = [&] { cpu::relu(x.data<float>(), y.data<float>(), x.numel()); },
+            .cpu_f64 = [&] { ref::relu(x.data<double>(), y.data<double>(), x.numel()); },
+            .cuda_f32 = ATTEND_ON_CUDA(
+                [&] { cuda::relu(queue(x), x.data<float>(), y.data<float>(), x.numel()); })});
   return y;
 }
 
@@ -213,38 +184,44 @@ Tensor relu_backward(const Tensor& x_in, const Tensor& dy_in) {
   check_same_shape(op, x_in, dy_in);
   const Tensor x = x_in.contiguous(), dy = dy_in.contiguous();
   Tensor dx = like(x);
-  switch (path_of(op, x)) {
-    case Path::kCpuF32:
-      cpu::relu_backward(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel());
-      break;
-    case Path::kCpuF64:
-      ref::relu_backward(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel());
-      break;
-    case Path::kCudaF32:
-#ifdef ATTEND_WITH_CUDA
-      cuda::relu_backward(detail::queue(x), x.data<float>(), dy.data<float>(), dx.data<float>(),
-                          x.numel());
-#endif
-      break;
-  }
+  dispatch(
+      op, x,
+      {.cpu_f32 =
+           [&] {
+             cpu::relu_backward(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel());
+           },
+       .cpu_f64 =
+           [&] {
+             ref::relu_backward(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel());
+           },
+       .cuda_f32 = ATTEND_ON_CUDA([&] {
+         cuda::relu_backward(queue(x), x.data<float>(), dy.data<float>(), dx.data<float>(),
+                             x.numel());
+       })});
   return dx;
 }
 
-Tensor gelu(const Tensor& x) {
-  return unary_cpu(
-      "gelu", x, [](const float* a, float* y, const Tensor& t) { cpu::gelu(a, y, t.numel()); },
-      [](const double* a, double* y, const Tensor& t) { ref::gelu(a, y, t.numel()); });
-}
+Tensor gelu(const Tensor& x) { return unary("gelu", x, cpu::gelu, ref::gelu<double>); }
 
-Tensor gelu_backward(const Tensor& x, const Tensor& dy) {
-  return backward_cpu(
-      "gelu_backward", x, dy,
-      [](const float* a, const float* g, float* d, const Tensor& t) {
-        cpu::gelu_backward(a, g, d, t.numel());
-      },
-      [](const double* a, const double* g, double* d, const Tensor& t) {
-        ref::gelu_backward(a, g, d, t.numel());
-      });
+Tensor gelu_backward(const Tensor& x_in, const Tensor& dy_in) {
+  constexpr std::string_view op = "gelu_backward";
+  check_float(op, "x", x_in);
+  check_same_dtype(op, x_in, dy_in);
+  check_same_device(op, x_in, dy_in);
+  check_same_shape(op, x_in, dy_in);
+  const Tensor x = x_in.contiguous(), dy = dy_in.contiguous();
+  Tensor dx = like(x);
+  dispatch(
+      op, x,
+      {.cpu_f32 =
+           [&] {
+             cpu::gelu_backward(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel());
+           },
+       .cpu_f64 =
+           [&] {
+             ref::gelu_backward(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel());
+           }});
+  return dx;
 }
 
 Tensor dropout(const Tensor& x_in, double p, uint64_t seed, uint64_t stream) {
@@ -254,10 +231,12 @@ Tensor dropout(const Tensor& x_in, double p, uint64_t seed, uint64_t stream) {
   const Tensor x = x_in.contiguous();
   if (p == 0.0) return x.clone();
   Tensor y = like(x);
-  if (cpu_path(op, x) == Path::kCpuF32)
-    cpu::dropout(x.data<float>(), y.data<float>(), x.numel(), p, seed, stream);
-  else
-    ref::dropout(x.data<double>(), y.data<double>(), x.numel(), p, seed, stream);
+  dispatch(
+      op, x,
+      {.cpu_f32 =
+           [&] { cpu::dropout(x.data<float>(), y.data<float>(), x.numel(), p, seed, stream); },
+       .cpu_f64 =
+           [&] { ref::dropout(x.data<double>(), y.data<double>(), x.numel(), p, seed, stream); }});
   return y;
 }
 
@@ -270,14 +249,11 @@ Tensor sum(const Tensor& x_in) {
   check_float(op, "x", x_in);
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty({}, x.dtype(), x.device());
-  if (cpu_path(op, x) == Path::kCpuF32) {
-    double acc = 0.0;  // double accumulator: the sum of a large tensor stays exact to fp32
-    const float* p = x.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i) acc += p[i];
-    y.data<float>()[0] = static_cast<float>(acc);
-  } else {
-    ref::sum_last(x.data<double>(), y.data<double>(), 1, x.numel());
-  }
+  dispatch(
+      op, x,
+      {.cpu_f32 =
+           [&] { y.data<float>()[0] = static_cast<float>(cpu::sum(x.data<float>(), x.numel())); },
+       .cpu_f64 = [&] { ref::sum_last(x.data<double>(), y.data<double>(), 1, x.numel()); }});
   return y;
 }
 
@@ -286,9 +262,13 @@ Tensor sum_last(const Tensor& x_in) {
   check_float(op, "x", x_in);
   ATTEND_CHECK(x_in.dim() >= 1, "sum_last: expected at least 1 dimension, got {}",
                shape_str(x_in.shape()));
-  return reduce_last_cpu(
-      op, x_in, [](const float* a, float* y, int64_t r, int64_t c) { ref::sum_last(a, y, r, c); },
-      [](const double* a, double* y, int64_t r, int64_t c) { ref::sum_last(a, y, r, c); });
+  const Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(Shape(x.shape().begin(), x.shape().end() - 1), x.dtype(), x.device());
+  const int64_t R = rows_of(x), C = cols_of(x);
+  dispatch(op, x,
+           {.cpu_f32 = [&] { cpu::sum_last(x.data<float>(), y.data<float>(), R, C); },
+            .cpu_f64 = [&] { ref::sum_last(x.data<double>(), y.data<double>(), R, C); }});
+  return y;
 }
 
 Tensor broadcast_last(const Tensor& x_in, int64_t cols) {
@@ -299,10 +279,11 @@ Tensor broadcast_last(const Tensor& x_in, int64_t cols) {
   Shape s = x.shape();
   s.push_back(cols);
   Tensor y = Tensor::empty(s, x.dtype(), x.device());
-  if (cpu_path(op, x) == Path::kCpuF32)
-    ref::broadcast_last(x.data<float>(), y.data<float>(), x.numel(), cols);
-  else
-    ref::broadcast_last(x.data<double>(), y.data<double>(), x.numel(), cols);
+  dispatch(
+      op, x,
+      {.cpu_f32 = [&] { cpu::broadcast_last(x.data<float>(), y.data<float>(), x.numel(), cols); },
+       .cpu_f64 =
+           [&] { ref::broadcast_last(x.data<double>(), y.data<double>(), x.numel(), cols); }});
   return y;
 }
 

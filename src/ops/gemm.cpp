@@ -4,8 +4,6 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/gemm_small.h"
-#include "kernels/cpu/vec_math.h"
 #include "ops/dispatch.h"
 
 namespace attend::ops {
@@ -38,8 +36,8 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   out_shape.push_back(M);
   out_shape.push_back(N);
   Tensor c = Tensor::empty(out_shape, a.dtype(), a.device());
-  gemm_on(path_of(op, a), a.device(), ta, tb, M, N, Ka, 1.0, a, a.size(-1), M * Ka, b, b.size(-1),
-          b_shared ? 0 : Ka * N, 0.0, c, N, M * N, batch);
+  gemm_on(op, ta, tb, M, N, Ka, 1.0, a, a.size(-1), M * Ka, b, b.size(-1), b_shared ? 0 : Ka * N,
+          0.0, c, N, M * N, batch);
   return c;
 }
 
@@ -78,33 +76,7 @@ MatmulGrads matmul_backward(const Tensor& dc, const Tensor& a, const Tensor& b, 
   return g;
 }
 
-namespace {
-
-// Up to kBf16SmallM rows a bf16 weight streams straight from bf16 (cpu::gemm_small_m_bf16w);
-// more rows (a prompt read in one pass) widen blocks of weight rows to f32 and run the f32
-// product on each, which costs one pass over the weight per call.
-constexpr int64_t kBf16SmallM = 64;
-
-// C [R, N] = A [R, K] B^T with B bf16 [N, K] (raw bits): the arithmetic is f32.
-void gemm_bf16_weight(int64_t R, int64_t N, int64_t K, const float* A, const uint16_t* B,
-                      float* C) {
-  if (R <= kBf16SmallM) {
-    cpu::gemm_small_m_bf16w(R, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
-    return;
-  }
-  const int64_t block = std::max<int64_t>(16, (int64_t{1} << 18) / K);  // ~1 MiB of f32
-  std::vector<float> wide(static_cast<size_t>(std::min(block, N) * K));
-  for (int64_t n0 = 0; n0 < N; n0 += block) {
-    const int64_t nb = std::min(block, N - n0);
-    const uint16_t* src = B + n0 * K;
-    for (int64_t i = 0; i < nb * K; ++i) wide[static_cast<size_t>(i)] = from_bf16(bf16{src[i]});
-    cpu::sgemm(false, true, R, nb, K, 1.0f, A, K, wide.data(), K, 0.0f, C + n0, N);
-  }
-}
-
-}  // namespace
-
-bool bf16_weights_supported() { return cpu::has_avx512(); }
+bool bf16_weights_supported() { return cpu::bf16_weights_supported(); }
 const std::string& bf16_products_kernel() { return cpu::bf16_product_kernel(); }
 bool bf16_products_native() { return cpu::bf16_products_native(); }
 
@@ -116,7 +88,6 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   // (Module::store_weights); otherwise x and w share a dtype.
   const bool bf16_weight = x.dtype() == DType::kF32 && w.dtype() == DType::kBF16;
   if (bf16_weight) {
-    check_cpu(op, x);
     ATTEND_CHECK(bf16_weights_supported(),
                  "linear: bf16 weights need a CPU with AVX-512; this one has none: run in fp32 "
                  "(--precision fp32)");
@@ -141,27 +112,23 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   Shape out_shape = x.shape();
   out_shape.back() = N;
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
-  if (bf16_weight) {
-    gemm_bf16_weight(R, N, K, xc.data<float>(), reinterpret_cast<const uint16_t*>(wc.data<bf16>()),
-                     y.data<float>());
-    if (bias.defined())
-      cpu::bias_add(y.data<float>(), bias.contiguous().data<float>(), y.data<float>(), R, N);
-    return y;
+  if (bf16_weight) {  // the weight's cell: a bf16 weight on the CPU
+    dispatch(op, wc, {.cpu_bf16 = [&] {
+               cpu::gemm_bf16_weight(R, N, K, xc.data<float>(),
+                                     reinterpret_cast<const uint16_t*>(wc.data<bf16>()),
+                                     y.data<float>());
+             }});
+  } else {
+    gemm_on(op, false, true, R, N, K, 1.0, xc, K, 0, wc, K, 0, 0.0, y, N, 0, 1);
   }
-  const Path p = path_of(op, x);
-  gemm_on(p, x.device(), false, true, R, N, K, 1.0, xc, K, 0, wc, K, 0, 0.0, y, N, 0, 1);
   if (bias.defined()) {
     const Tensor bc = bias.contiguous();
-    switch (p) {
-      case Path::kCpuF32:
-        cpu::bias_add(y.data<float>(), bc.data<float>(), y.data<float>(), R, N);
-        break;
-      case Path::kCpuF64:
-        ref::bias_add(y.data<double>(), bc.data<double>(), y.data<double>(), R, N);
-        break;
-      case Path::kCudaF32:
-        unsupported("linear (bias)", x);
-    }
+    dispatch(
+        "linear (bias)", y,
+        {.cpu_f32 =
+             [&] { cpu::bias_add(y.data<float>(), bc.data<float>(), y.data<float>(), R, N); },
+         .cpu_f64 =
+             [&] { ref::bias_add(y.data<double>(), bc.data<double>(), y.data<double>(), R, N); }});
   }
   return y;
 }
@@ -179,9 +146,8 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   LinearGrads g;
   g.dx = Tensor::empty(x.shape(), x.dtype(), x.device());
   g.dw = Tensor::empty(w.shape(), w.dtype(), w.device());
-  const Path p = path_of(op, x);
-  gemm_on(p, x.device(), false, false, R, K, N, 1.0, dy, N, 0, w, K, 0, 0.0, g.dx, K, 0, 1);
-  gemm_on(p, x.device(), true, false, N, K, R, 1.0, dy, N, 0, x, K, 0, 0.0, g.dw, K, 0, 1);
+  gemm_on(op, false, false, R, K, N, 1.0, dy, N, 0, w, K, 0, 0.0, g.dx, K, 0, 1);
+  gemm_on(op, true, false, N, K, R, 1.0, dy, N, 0, x, K, 0, 0.0, g.dw, K, 0, 1);
   if (has_bias) g.dbias = sum_rows(dy);
   return g;
 }

@@ -33,17 +33,21 @@ LayerNormOut layer_norm(const Tensor& x_in, const Tensor& residual, const Tensor
   out.sum = residual.defined() ? like(x) : x;
   out.mean = Tensor::empty({R}, x.dtype(), x.device());
   out.rstd = Tensor::empty({R}, x.dtype(), x.device());
-  if (cpu_path(op, x) == Path::kCpuF32) {
-    cpu::layer_norm(x.data<float>(), r.defined() ? r.data<float>() : nullptr, g.data<float>(),
-                    b.data<float>(), out.y.data<float>(),
-                    r.defined() ? out.sum.data<float>() : nullptr, out.mean.data<float>(),
-                    out.rstd.data<float>(), R, C, eps);
-  } else {
-    ref::layer_norm(x.data<double>(), r.defined() ? r.data<double>() : nullptr, g.data<double>(),
-                    b.data<double>(), out.y.data<double>(),
-                    r.defined() ? out.sum.data<double>() : nullptr, out.mean.data<double>(),
-                    out.rstd.data<double>(), R, C, eps);
-  }
+  dispatch(op, x,
+           {.cpu_f32 =
+                [&] {
+                  cpu::layer_norm(x.data<float>(), r.defined() ? r.data<float>() : nullptr,
+                                  g.data<float>(), b.data<float>(), out.y.data<float>(),
+                                  r.defined() ? out.sum.data<float>() : nullptr,
+                                  out.mean.data<float>(), out.rstd.data<float>(), R, C, eps);
+                },
+            .cpu_f64 =
+                [&] {
+                  ref::layer_norm(x.data<double>(), r.defined() ? r.data<double>() : nullptr,
+                                  g.data<double>(), b.data<double>(), out.y.data<double>(),
+                                  r.defined() ? out.sum.data<double>() : nullptr,
+                                  out.mean.data<double>(), out.rstd.data<double>(), R, C, eps);
+                }});
   return out;
 }
 
@@ -59,16 +63,21 @@ LayerNormGrads layer_norm_backward(const Tensor& dy_in, const LayerNormOut& save
   out.dx = like(dy);
   out.dgamma = Tensor::empty({C}, dy.dtype(), dy.device());
   out.dbeta = Tensor::empty({C}, dy.dtype(), dy.device());
-  if (cpu_path(op, dy) == Path::kCpuF32)
-    cpu::layer_norm_backward(dy.data<float>(), saved.sum.data<float>(), g.data<float>(),
-                             saved.mean.data<float>(), saved.rstd.data<float>(),
-                             out.dx.data<float>(), out.dgamma.data<float>(),
-                             out.dbeta.data<float>(), R, C);
-  else
-    ref::layer_norm_backward(dy.data<double>(), saved.sum.data<double>(), g.data<double>(),
-                             saved.mean.data<double>(), saved.rstd.data<double>(),
-                             out.dx.data<double>(), out.dgamma.data<double>(),
-                             out.dbeta.data<double>(), R, C);
+  dispatch(op, dy,
+           {.cpu_f32 =
+                [&] {
+                  cpu::layer_norm_backward(dy.data<float>(), saved.sum.data<float>(),
+                                           g.data<float>(), saved.mean.data<float>(),
+                                           saved.rstd.data<float>(), out.dx.data<float>(),
+                                           out.dgamma.data<float>(), out.dbeta.data<float>(), R, C);
+                },
+            .cpu_f64 =
+                [&] {
+                  ref::layer_norm_backward(
+                      dy.data<double>(), saved.sum.data<double>(), g.data<double>(),
+                      saved.mean.data<double>(), saved.rstd.data<double>(), out.dx.data<double>(),
+                      out.dgamma.data<double>(), out.dbeta.data<double>(), R, C);
+                }});
   return out;
 }
 

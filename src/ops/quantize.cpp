@@ -14,18 +14,17 @@ QuantizedRows quantize_rows(const Tensor& x_in) {
       Tensor::empty(x.shape(), DType::kI8, x.device()),
       Tensor::empty(Shape(x.shape().begin(), x.shape().end() - 1), x.dtype(), x.device())};
   int64_t bad = -1;
-  switch (cpu_path(op, x)) {
-    case Path::kCpuF32:
-      bad = cpu::quantize_rows(x.data<float>(), out.q.data<int8_t>(), out.scales.data<float>(),
-                               rows, cols);
-      break;
-    case Path::kCpuF64:
-      bad = ref::quantize_rows(x.data<double>(), out.q.data<int8_t>(), out.scales.data<double>(),
-                               rows, cols);
-      break;
-    default:
-      unsupported(op, x);
-  }
+  dispatch(op, x,
+           {.cpu_f32 =
+                [&] {
+                  bad = cpu::quantize_rows(x.data<float>(), out.q.data<int8_t>(),
+                                           out.scales.data<float>(), rows, cols);
+                },
+            .cpu_f64 =
+                [&] {
+                  bad = ref::quantize_rows(x.data<double>(), out.q.data<int8_t>(),
+                                           out.scales.data<double>(), rows, cols);
+                }});
   ATTEND_CHECK(bad < 0, "{}: row {} of {} holds an infinite or NaN value", op, bad, x.str());
   return out;
 }
@@ -40,18 +39,17 @@ Tensor dequantize_rows(const Tensor& q_in, const Tensor& scales_in) {
                q_in.str());
   const Tensor q = q_in.contiguous(), s = scales_in.contiguous();
   Tensor y = Tensor::empty(q.shape(), s.dtype(), q.device());
-  switch (cpu_path(op, s)) {
-    case Path::kCpuF32:
-      cpu::dequantize_rows(q.data<int8_t>(), s.data<float>(), y.data<float>(), rows_of(q),
-                           cols_of(q));
-      break;
-    case Path::kCpuF64:
-      ref::dequantize_rows(q.data<int8_t>(), s.data<double>(), y.data<double>(), rows_of(q),
-                           cols_of(q));
-      break;
-    default:
-      unsupported(op, s);
-  }
+  dispatch(op, s,
+           {.cpu_f32 =
+                [&] {
+                  cpu::dequantize_rows(q.data<int8_t>(), s.data<float>(), y.data<float>(),
+                                       rows_of(q), cols_of(q));
+                },
+            .cpu_f64 =
+                [&] {
+                  ref::dequantize_rows(q.data<int8_t>(), s.data<double>(), y.data<double>(),
+                                       rows_of(q), cols_of(q));
+                }});
   return y;
 }
 
@@ -63,7 +61,6 @@ Tensor linear_int8(const Tensor& x_in, const Tensor& w_in, const Tensor& scales_
   check_dtype(op, "x", x_in, DType::kF32);
   check_dtype(op, "weight", w_in, DType::kI8);
   check_dtype(op, "weight scales", scales_in, DType::kF32);
-  check_cpu(op, x_in);
   check_same_device(op, x_in, w_in);
   check_same_device(op, x_in, scales_in);
   check_dim(op, "weight", w_in, 2);
@@ -88,9 +85,11 @@ Tensor linear_int8(const Tensor& x_in, const Tensor& w_in, const Tensor& scales_
   Shape out_shape = x_in.shape();
   out_shape.back() = N;
   Tensor y = Tensor::empty(out_shape, DType::kF32, x_in.device());
-  cpu::gemm_int8(rows_of(x_in), N, K, xq.q.data<int8_t>(), xq.scales.data<float>(),
-                 w.data<int8_t>(), s.data<float>(), b.defined() ? b.data<float>() : nullptr,
-                 y.data<float>());
+  dispatch(op, y, {.cpu_f32 = [&] {
+             cpu::gemm_int8(rows_of(x_in), N, K, xq.q.data<int8_t>(), xq.scales.data<float>(),
+                            w.data<int8_t>(), s.data<float>(),
+                            b.defined() ? b.data<float>() : nullptr, y.data<float>());
+           }});
   return y;
 }
 

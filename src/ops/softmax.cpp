@@ -19,40 +19,53 @@ Tensor softmax(const Tensor& x_in, const AttentionMask& mask) {
     ATTEND_CHECK(x_in.dim() == 4, "softmax: a masked softmax expects scores [B, H, Tq, Tk], got {}",
                  shape_str(x_in.shape()));
     d = {x_in.size(0), x_in.size(1), x_in.size(2), x_in.size(3), 1};
-    check_mask(op, mask, d.B, d.Tk);
+    check_mask(op, mask, d.B, d.Tk, x_in);
   } else {
     d = {1, 1, rows_of(x_in), cols_of(x_in), 1};
   }
   const Tensor x = x_in.contiguous();
   Tensor y = like(x);
   const kernels::Mask km = to_kernel_mask(mask);
-  if (cpu_path(op, x) == Path::kCpuF32)
-    cpu::softmax(x.data<float>(), y.data<float>(), d, km);
-  else
-    ref::softmax(x.data<double>(), y.data<double>(), d, km);
+  dispatch(op, x,
+           {.cpu_f32 = [&] { cpu::softmax(x.data<float>(), y.data<float>(), d, km); },
+            .cpu_f64 = [&] { ref::softmax(x.data<double>(), y.data<double>(), d, km); }});
   return y;
 }
 
+namespace {
+// dx = kernel(y, dy, rows, cols) row by row (y: the forward op's output).
+template <typename F32, typename F64>
+Tensor rows_backward(std::string_view op, const Tensor& y_in, const Tensor& dy_in, F32 f32,
+                     F64 f64) {
+  check_float(op, "y", y_in);
+  check_same_dtype(op, y_in, dy_in);
+  check_same_device(op, y_in, dy_in);
+  check_same_shape(op, y_in, dy_in);
+  const Tensor y = y_in.contiguous(), dy = dy_in.contiguous();
+  Tensor dx = like(y);
+  const int64_t R = rows_of(y), C = cols_of(y);
+  dispatch(op, y,
+           {.cpu_f32 = [&] { f32(y.data<float>(), dy.data<float>(), dx.data<float>(), R, C); },
+            .cpu_f64 = [&] { f64(y.data<double>(), dy.data<double>(), dx.data<double>(), R, C); }});
+  return dx;
+}
+}  // namespace
+
 Tensor softmax_backward(const Tensor& y, const Tensor& dy) {
-  return backward_cpu(
-      "softmax_backward", y, dy,
-      [](const float* a, const float* g, float* d, const Tensor& t) {
-        cpu::softmax_backward(a, g, d, rows_of(t), cols_of(t));
-      },
-      [](const double* a, const double* g, double* d, const Tensor& t) {
-        ref::softmax_backward(a, g, d, rows_of(t), cols_of(t));
-      });
+  return rows_backward("softmax_backward", y, dy, cpu::softmax_backward,
+                       ref::softmax_backward<double>);
 }
 
-Tensor log_softmax(const Tensor& x) {
-  return unary_cpu(
-      "log_softmax", x,
-      [](const float* a, float* y, const Tensor& t) {
-        cpu::log_softmax(a, y, rows_of(t), cols_of(t));
-      },
-      [](const double* a, double* y, const Tensor& t) {
-        ref::log_softmax(a, y, rows_of(t), cols_of(t));
-      });
+Tensor log_softmax(const Tensor& x_in) {
+  constexpr std::string_view op = "log_softmax";
+  check_float(op, "x", x_in);
+  const Tensor x = x_in.contiguous();
+  Tensor y = like(x);
+  const int64_t R = rows_of(x), C = cols_of(x);
+  dispatch(op, x,
+           {.cpu_f32 = [&] { cpu::log_softmax(x.data<float>(), y.data<float>(), R, C); },
+            .cpu_f64 = [&] { ref::log_softmax(x.data<double>(), y.data<double>(), R, C); }});
+  return y;
 }
 
 Tensor logsumexp(const Tensor& x_in) {
@@ -61,20 +74,18 @@ Tensor logsumexp(const Tensor& x_in) {
   ATTEND_CHECK(x_in.dim() >= 1 && x_in.size(-1) > 0,
                "logsumexp: x must have a non-empty last dimension, got {}",
                shape_str(x_in.shape()));
-  return reduce_last_cpu(
-      op, x_in, [](const float* a, float* y, int64_t r, int64_t c) { cpu::logsumexp(a, y, r, c); },
-      [](const double* a, double* y, int64_t r, int64_t c) { ref::logsumexp(a, y, r, c); });
+  const Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(Shape(x.shape().begin(), x.shape().end() - 1), x.dtype(), x.device());
+  const int64_t R = rows_of(x), C = cols_of(x);
+  dispatch(op, x,
+           {.cpu_f32 = [&] { cpu::logsumexp(x.data<float>(), y.data<float>(), R, C); },
+            .cpu_f64 = [&] { ref::logsumexp(x.data<double>(), y.data<double>(), R, C); }});
+  return y;
 }
 
 Tensor log_softmax_backward(const Tensor& y, const Tensor& dy) {
-  return backward_cpu(
-      "log_softmax_backward", y, dy,
-      [](const float* a, const float* g, float* d, const Tensor& t) {
-        cpu::log_softmax_backward(a, g, d, rows_of(t), cols_of(t));
-      },
-      [](const double* a, const double* g, double* d, const Tensor& t) {
-        ref::log_softmax_backward(a, g, d, rows_of(t), cols_of(t));
-      });
+  return rows_backward("log_softmax_backward", y, dy, cpu::log_softmax_backward,
+                       ref::log_softmax_backward<double>);
 }
 
 }  // namespace attend::ops

@@ -1,6 +1,7 @@
 // Shape, dtype and device mismatches raise attend::Error naming the op and the shapes.
 #include <gtest/gtest.h>
 
+#include "ops/dispatch.h"
 #include "ops/ops.h"
 #include "util.h"
 
@@ -23,18 +24,51 @@ TEST(OpErrors, DtypeMismatch) {
   EXPECT_TRUE(throws_with([&] { ops::relu(Tensor::zeros({3}, DType::kBF16)); }, {"relu", "bf16"}));
 }
 
+// Every op dispatches through ops::detail::dispatch: the cell of the tensor's (device, dtype)
+// runs, and a cell without a kernel is an error naming the op, the device and the dtype.
+TEST(OpDispatch, RunsTheTensorsCellAndNamesAMissingOne) {
+  int ran = 0;
+  // Cells refer to their callables: the lambdas must outlive the dispatch call.
+  auto f32 = [&] { ran = 32; };
+  auto f64 = [&] { ran = 64; };
+  const ops::detail::Cells cells{.cpu_f32 = f32, .cpu_f64 = f64};
+  ops::detail::dispatch("probe", Tensor::zeros({2}), cells);
+  EXPECT_EQ(ran, 32);
+  ops::detail::dispatch("probe", Tensor::zeros({2}, DType::kF64), cells);
+  EXPECT_EQ(ran, 64);
+  ran = 0;
+  EXPECT_TRUE(
+      throws_with([&] { ops::detail::dispatch("probe", Tensor::zeros({2}, DType::kBF16), cells); },
+                  {"probe", "not implemented", "cpu", "bf16"}));
+  EXPECT_EQ(ran, 0);
+  // A real op without an f64 kernel.
+  EXPECT_TRUE(throws_with(
+      [&] {
+        ops::top_k(Tensor::zeros({2, 5}, DType::kF64), 2);
+      },
+      {"top_k", "not implemented", "f64"}));
+}
+
 TEST(OpErrors, DeviceMismatchOrUnsupported) {
   // A CUDA tensor cannot be created without a device; the dispatch error is checked on the
   // GPU test. Here: an op given integer ids on the wrong argument.
-  EXPECT_TRUE(throws_with([&] { ops::embedding(Tensor::zeros({2}), Tensor::zeros({5, 3})); },
-                          {"embedding", "ids", "i32", "f32[2]"}));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        ops::embedding(Tensor::zeros({2}), Tensor::zeros({5, 3}));
+      },
+      {"embedding", "ids", "i32", "f32[2]"}));
 }
 
 TEST(OpErrors, LinearAndLayerNormShapes) {
-  EXPECT_TRUE(throws_with([&] { ops::linear(Tensor::zeros({2, 7}), Tensor::zeros({4, 8}), {}); },
-                          {"linear", "[2, 7]", "[4, 8]"}));
   EXPECT_TRUE(throws_with(
-      [&] { ops::layer_norm(Tensor::zeros({2, 8}), {}, Tensor::zeros({6}), Tensor::zeros({6})); },
+      [&] {
+        ops::linear(Tensor::zeros({2, 7}), Tensor::zeros({4, 8}), {});
+      },
+      {"linear", "[2, 7]", "[4, 8]"}));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        ops::layer_norm(Tensor::zeros({2, 8}), {}, Tensor::zeros({6}), Tensor::zeros({6}));
+      },
       {"layer_norm", "[6]", "[2, 8]"}));
   EXPECT_TRUE(throws_with(
       [&] {
@@ -46,34 +80,52 @@ TEST(OpErrors, LinearAndLayerNormShapes) {
 
 TEST(OpErrors, AttentionShapesAndMasks) {
   const Tensor q = Tensor::zeros({2, 4, 5, 8}), k = Tensor::zeros({2, 4, 6, 8});
-  EXPECT_TRUE(throws_with([&] { ops::attention(q, k, Tensor::zeros({2, 4, 6, 7}), {}, 1.0); },
-                          {"attention", "[2, 4, 6, 8]", "[2, 4, 6, 7]"}));
-  EXPECT_TRUE(throws_with([&] { ops::attention(q, Tensor::zeros({2, 4, 6, 16}),
-                                               Tensor::zeros({2, 4, 6, 16}), {}, 1.0); },
-                          {"attention", "head width"}));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        ops::attention(q, k, Tensor::zeros({2, 4, 6, 7}), {}, 1.0);
+      },
+      {"attention", "[2, 4, 6, 8]", "[2, 4, 6, 7]"}));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        ops::attention(q, Tensor::zeros({2, 4, 6, 16}), Tensor::zeros({2, 4, 6, 16}), {}, 1.0);
+      },
+      {"attention", "head width"}));
   ops::AttentionMask bad{test::ids({6, 6, 6}, {3}), false, 0};
   EXPECT_TRUE(throws_with([&] { ops::attention(q, k, k, bad, 1.0); },
                           {"attention", "key_lengths", "[2]", "[3]"}));
   ops::AttentionMask too_long{test::ids({6, 9}, {2}), false, 0};
   EXPECT_TRUE(throws_with([&] { ops::attention(q, k, k, too_long, 1.0); },
                           {"key_lengths[1] = 9", "[0, 6]"}));
-  EXPECT_TRUE(throws_with([&] { ops::softmax(Tensor::zeros({4, 5}), too_long); },
-                          {"softmax", "[B, H, Tq, Tk]", "[4, 5]"}));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        ops::softmax(Tensor::zeros({4, 5}), too_long);
+      },
+      {"softmax", "[B, H, Tq, Tk]", "[4, 5]"}));
 }
 
 TEST(OpErrors, IdsAndTargetsOutOfRange) {
-  EXPECT_TRUE(throws_with([&] { ops::embedding(test::ids({1, 5}, {2}), Tensor::zeros({5, 3})); },
-                          {"embedding", "id 5", "position 1", "[0, 5)"}));
   EXPECT_TRUE(throws_with(
-      [&] { ops::cross_entropy(Tensor::zeros({2, 4}), test::ids({1, 4}, {2}), {0.1, -1}, ops::Reduction::kMean); },
+      [&] {
+        ops::embedding(test::ids({1, 5}, {2}), Tensor::zeros({5, 3}));
+      },
+      {"embedding", "id 5", "position 1", "[0, 5)"}));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        ops::cross_entropy(Tensor::zeros({2, 4}), test::ids({1, 4}, {2}), {0.1, -1},
+                           ops::Reduction::kMean);
+      },
       {"cross_entropy", "target 4", "position 1"}));
   EXPECT_TRUE(throws_with(
-      [&] { ops::cross_entropy(Tensor::zeros({2, 4}), test::ids({1}, {1}), {0.1, -1}, ops::Reduction::kMean); },
+      [&] {
+        ops::cross_entropy(Tensor::zeros({2, 4}), test::ids({1}, {1}), {0.1, -1},
+                           ops::Reduction::kMean);
+      },
       {"cross_entropy", "[1]", "[2, 4]"}));
 }
 
 TEST(OpErrors, BadScalars) {
-  EXPECT_TRUE(throws_with([&] { ops::dropout(Tensor::zeros({3}), 1.0, 0, 0); }, {"dropout", "[0, 1)"}));
+  EXPECT_TRUE(
+      throws_with([&] { ops::dropout(Tensor::zeros({3}), 1.0, 0, 0); }, {"dropout", "[0, 1)"}));
   Tensor p = Tensor::zeros({3}), m = Tensor::zeros({3}), v = Tensor::zeros({4});
   EXPECT_TRUE(throws_with([&] { ops::adam_update(p, Tensor::zeros({3}), m, v, {}, 1); },
                           {"adam_update", "[3]", "[4]"}));

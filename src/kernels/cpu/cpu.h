@@ -40,6 +40,12 @@ void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
                        const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
                        int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
                        int64_t batch);
+/// C [R, N] = A [R, K] B^T with B a bf16 weight [N, K] (raw bits), the arithmetic in f32: up to
+/// 64 rows stream B as it is, more rows widen blocks of B and run sgemm (gemm_small.cpp).
+void gemm_bf16_weight(int64_t R, int64_t N, int64_t K, const float* A, const uint16_t* B,
+                      float* C);
+/// Whether this CPU runs bf16-weight products (AVX-512).
+bool bf16_weights_supported();
 /// y[i] = x[i] rounded to bf16 (raw bits), nearest even, as to_bf16 (core/types.h).
 void round_to_bf16(const float* x, uint16_t* y, int64_t n);
 /// oneDNN's kernel for bf16 products on this CPU (e.g. "brg:avx512_core_amx",
@@ -59,6 +65,17 @@ void relu_backward(const float* x, const float* dy, float* dx, int64_t n);
 void gelu(const float* x, float* y, int64_t n);
 void gelu_backward(const float* x, const float* dy, float* dx, int64_t n);
 void dropout(const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t stream);
+// The reference loops on purpose (elementwise.cpp says why); contracts as in ref.h.
+void sub(const float* a, const float* b, float* y, int64_t n);
+void exp(const float* x, float* y, int64_t n);
+void log(const float* x, float* y, int64_t n);
+void rsqrt(const float* x, float* y, int64_t n);
+void scale(float* x, int64_t n, float alpha);
+double sum_squares(const float* x, int64_t n);
+void sum_last(const float* x, float* y, int64_t rows, int64_t cols);
+void broadcast_last(const float* x, float* y, int64_t rows, int64_t cols);
+/// The sum of x[0..n), accumulated in double (in order).
+double sum(const float* x, int64_t n);
 
 void softmax(const float* x, float* y, const AttnDims& d, const Mask& m);
 void softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols);
@@ -75,6 +92,8 @@ void layer_norm_backward(const float* dy, const float* s, const float* gamma, co
 
 void embedding(const int32_t* ids, const float* W, float* out, int64_t n, int64_t D);
 void embedding_backward(const int32_t* ids, const float* dout, float* dW, int64_t n, int64_t D);
+/// embedding from a bf16 table (raw bits; inference with bf16 weights): rows widened to f32.
+void embedding_bf16(const int32_t* ids, const uint16_t* W, float* out, int64_t n, int64_t D);
 
 /// Unfused attention through batched GEMM + masked softmax; p [B, H, Tq, Tk] is kept.
 void attention(const float* q, const float* k, const float* v, float* o, float* p,

@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/vec_math.h"
+#include "kernels/ref/ref.h"
 
 namespace attend::cpu {
 namespace {
@@ -224,6 +225,27 @@ void dropout(const float* x, float* y, int64_t n, double p, uint64_t seed, uint6
     if (avx512) dropout_blocks_avx512(x, y, n, pf, scale, seed, stream, s, e);
     else dropout_blocks(x, y, n, pf, scale, seed, stream, s, e);
   });
+}
+
+// The reference loops on purpose: these run off the training step's hot path (the optimiser's
+// norm, scalar reductions, the decoding step's small tensors), where a vectorised copy would add
+// code without measurable time.
+void sub(const float* a, const float* b, float* y, int64_t n) { ref::sub(a, b, y, n); }
+void exp(const float* x, float* y, int64_t n) { ref::exp(x, y, n); }
+void log(const float* x, float* y, int64_t n) { ref::log(x, y, n); }
+void rsqrt(const float* x, float* y, int64_t n) { ref::rsqrt(x, y, n); }
+void scale(float* x, int64_t n, float alpha) { ref::scale(x, n, alpha); }
+double sum_squares(const float* x, int64_t n) { return ref::sum_squares(x, n); }
+void sum_last(const float* x, float* y, int64_t rows, int64_t cols) {
+  ref::sum_last(x, y, rows, cols);
+}
+void broadcast_last(const float* x, float* y, int64_t rows, int64_t cols) {
+  ref::broadcast_last(x, y, rows, cols);
+}
+double sum(const float* x, int64_t n) {
+  double acc = 0.0;  // a double accumulator: the sum of a large tensor stays exact to fp32
+  for (int64_t i = 0; i < n; ++i) acc += x[i];
+  return acc;
 }
 
 }  // namespace attend::cpu

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/thread_pool.h"
+#include "core/types.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/vec_math.h"
 
@@ -26,6 +27,13 @@ void embedding_backward(const int32_t* ids, const float* dout, float* dW, int64_
     for (int64_t i = 0; i < n; ++i)
       add_row(dout + i * D + c0, dW + static_cast<int64_t>(ids[i]) * D + c0, c1 - c0);
   });
+}
+
+void embedding_bf16(const int32_t* ids, const uint16_t* W, float* out, int64_t n, int64_t D) {
+  for (int64_t i = 0; i < n; ++i) {  // exactly the stored values, widened
+    const uint16_t* row = W + static_cast<int64_t>(ids[i]) * D;
+    for (int64_t d = 0; d < D; ++d) out[i * D + d] = from_bf16(bf16{row[d]});
+  }
 }
 
 }  // namespace attend::cpu

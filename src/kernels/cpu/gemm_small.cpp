@@ -22,6 +22,7 @@
 
 #include "core/thread_pool.h"
 #include "core/types.h"
+#include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm_small.h"
 #include "kernels/cpu/vec_math.h"
 
@@ -278,5 +279,29 @@ void gemm_small_m_bf16w(int64_t M, int64_t N, int64_t K, float alpha, const floa
                         int64_t ldc) {
   small_m<uint16_t>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+
+// Up to kBf16SmallM rows a bf16 weight streams straight from bf16 (cpu::gemm_small_m_bf16w);
+// more rows (a prompt read in one pass) widen blocks of weight rows to f32 and run the f32
+// product on each, which costs one pass over the weight per call.
+constexpr int64_t kBf16SmallM = 64;
+
+// C [R, N] = A [R, K] B^T with B bf16 [N, K] (raw bits): the arithmetic is f32.
+void gemm_bf16_weight(int64_t R, int64_t N, int64_t K, const float* A, const uint16_t* B,
+                      float* C) {
+  if (R <= kBf16SmallM) {
+    cpu::gemm_small_m_bf16w(R, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+    return;
+  }
+  const int64_t block = std::max<int64_t>(16, (int64_t{1} << 18) / K);  // ~1 MiB of f32
+  std::vector<float> wide(static_cast<size_t>(std::min(block, N) * K));
+  for (int64_t n0 = 0; n0 < N; n0 += block) {
+    const int64_t nb = std::min(block, N - n0);
+    const uint16_t* src = B + n0 * K;
+    for (int64_t i = 0; i < nb * K; ++i) wide[static_cast<size_t>(i)] = from_bf16(bf16{src[i]});
+    cpu::sgemm(false, true, R, nb, K, 1.0f, A, K, wide.data(), K, 0.0f, C + n0, N);
+  }
+}
+
+bool bf16_weights_supported() { return has_avx512(); }
 
 }  // namespace attend::cpu

@@ -8,6 +8,7 @@
 
 #include "apps/cli.h"
 #include "core/error.h"
+#include "data/corpus.h"
 #include "decode/translator.h"
 #include "io/file.h"
 #include "models/model_dir.h"
@@ -16,7 +17,7 @@ namespace attend::apps {
 namespace {
 
 struct TranslateArgs {
-  std::string model_dir, input, output, bad_utf8 = "error", precision;
+  std::string model_dir, input, output, bad_utf8 = "error", precision, prefix;
   int64_t batch_tokens = 2000, max_input_tokens = 0;
   decode::SearchOptions search;
   int threads = 0;
@@ -47,6 +48,13 @@ int translate(TranslateArgs a) {
   const models::LoadedModel m = models::load_model_dir(a.model_dir);
   models::set_precision(*m.model, m.dir, a.precision);
   const std::vector<std::string> lines = read_input_lines(a.input);
+  std::vector<std::string> prefixes;
+  if (!a.prefix.empty()) {
+    prefixes = data::read_lines(a.prefix);
+    ATTEND_CHECK(prefixes.size() == lines.size(),
+                 "translate: --prefix {} has {} lines but the input ({}) has {}", a.prefix,
+                 prefixes.size(), a.input.empty() ? "<stdin>" : a.input, lines.size());
+  }
   decode::TranslateOptions to;
   to.search = so;
   to.batch_tokens = a.batch_tokens;
@@ -54,7 +62,8 @@ int translate(TranslateArgs a) {
   to.replace_bad_utf8 = a.bad_utf8 == "replace";
   const auto outs = decode::Translator(m).translate(
       lines, to, a.input.empty() ? "<stdin>" : a.input,
-      [](const std::string& w) { std::fprintf(stderr, "translate: warning: %s\n", w.c_str()); });
+      [](const std::string& w) { std::fprintf(stderr, "translate: warning: %s\n", w.c_str()); },
+      prefixes);
   std::string text;
   for (size_t i = 0; i < outs.size(); ++i) {
     if (!n_best_out) {
@@ -94,6 +103,10 @@ void add_translate(CLI::App& root, int& exit_code) {
                 "output file, written atomically (default: standard output)")
       ->option_text("FILE");
   decode::SearchOptions& s = a->search;
+  c->add_option("--prefix", a->prefix,
+                "target prefixes, one per input line: each translation starts with its line's "
+                "text (an empty line: none)")
+      ->option_text("FILE");
   c->add_option("--beam", s.beam, "beam size (1 = greedy)")->capture_default_str();
   c->add_option("--alpha", s.alpha, "length penalty ((5 + length) / 6)^A")->capture_default_str();
   c->add_option("--n-best", s.n_best,

@@ -138,6 +138,16 @@ void Session::admit(const std::vector<Request>& requests) {
     limits.push_back(
         max_output_length(model_, static_cast<int64_t>(r.source.size()), r.options.max_extra));
     positions = std::max(positions, limits.back());
+    for (const int32_t id : r.prefix)
+      ATTEND_CHECK(id >= 0 && id < c.tgt_vocab && id != c.pad_id && id != c.bos_id &&
+                       id != c.eos_id,
+                   "session: request {} has prefix id {}, not an output token of the vocabulary "
+                   "of {}",
+                   r.id, id, c.tgt_vocab);
+    ATTEND_CHECK(static_cast<int64_t>(r.prefix.size()) <= limits.back(),
+                 "session: request {} has a prefix of {} tokens, but its outputs end at {} "
+                 "(source length + max_extra, or the model's positions)",
+                 r.id, r.prefix.size(), limits.back());
   }
   const int64_t B = static_cast<int64_t>(requests.size());
   // Room for every hypothesis the active requests can have at once (beam each), their
@@ -179,6 +189,7 @@ void Session::admit(const std::vector<Request>& requests) {
                     r.options,
                     r.stream,
                     limits[static_cast<size_t>(b)],
+                    r.prefix,
                     memory_slots[static_cast<size_t>(b)],
                     lengths[static_cast<size_t>(b)],
                     {},
@@ -245,7 +256,10 @@ void Session::step() {
     slots[r] = h.slot;
     memory_slots[r] = s.memory_slot;
     source_lengths[r] = s.source_length;
-    eos_banned[r] = static_cast<int64_t>(h.tokens.size()) >= s.options.min_length ? -1 : c.eos_id;
+    const auto done = static_cast<int64_t>(h.tokens.size());
+    eos_banned[r] = done >= s.options.min_length && done >= static_cast<int64_t>(s.prefix.size())
+                        ? -1
+                        : c.eos_id;
     if (!s.options.sample) k = std::max<int64_t>(k, 2 * s.options.beam);
   }
   const nn::DecodeRows rows{i32(tokens), i32(positions), i32(slots), i32(memory_slots),
@@ -291,6 +305,24 @@ void Session::step() {
     while (g1 < n && live_[static_cast<size_t>(g1)].sentence == si) ++g1;
     // Every hypothesis of a sentence has the same length: the steps it has run.
     const int64_t len = static_cast<int64_t>(live_[static_cast<size_t>(g0)].tokens.size()) + 1;
+    if (len <= static_cast<int64_t>(s.prefix.size())) {  // a forced token (admit checked the limit)
+      const int32_t v = s.prefix[static_cast<size_t>(len - 1)];
+      for (int64_t r = g0; r < g1; ++r) {
+        const Live& h = live_[static_cast<size_t>(r)];
+        const float logit = logits.slice(0, r, r + 1).slice(1, v, v + 1).item();
+        const double log_prob = h.log_prob + (logit - lse[static_cast<size_t>(r)]);
+        if (len >= s.limit) {  // a prefix as long as the outputs may be is the whole output
+          finish(s, h, v, log_prob);
+          continue;
+        }
+        Live grown{si, h.tokens, log_prob, -1};
+        grown.tokens.push_back(v);
+        next.push_back(std::move(grown));
+        parent.push_back(r);
+      }
+      if (len >= s.limit) finish_sentence(si);
+      continue;
+    }
     if (o.sample) {  // one row: draw, finish on EOS or at the length limit
       const Live& h = live_[static_cast<size_t>(g0)];
       const std::vector<float> row = logits.slice(0, g0, g0 + 1).to_vector<float>();
@@ -386,19 +418,32 @@ void run_batch(Session& session, const std::vector<Request>& requests,
 
 }  // namespace
 
+namespace {
+void check_prefixes(const std::vector<std::vector<int32_t>>& prefixes, size_t sources) {
+  ATTEND_CHECK(prefixes.empty() || prefixes.size() == sources,
+               "search: {} prefixes for {} sources", prefixes.size(), sources);
+}
+const std::vector<int32_t>& prefix_of(const std::vector<std::vector<int32_t>>& prefixes, size_t i) {
+  static const std::vector<int32_t> none;
+  return prefixes.empty() ? none : prefixes[i];
+}
+}  // namespace
+
 std::vector<std::vector<Hypothesis>> search(const nn::EncoderDecoder& model,
                                             const std::vector<std::vector<int32_t>>& sources,
                                             const SearchOptions& options,
-                                            const std::vector<uint64_t>& streams) {
+                                            const std::vector<uint64_t>& streams,
+                                            const std::vector<std::vector<int32_t>>& prefixes) {
   options.validate();
   ATTEND_CHECK(streams.empty() || streams.size() == sources.size(),
                "search: {} streams for {} sources", streams.size(), sources.size());
+  check_prefixes(prefixes, sources.size());
   std::vector<std::vector<Hypothesis>> out(sources.size(), std::vector<Hypothesis>(1));
   std::vector<Request> requests;
   for (size_t i = 0; i < sources.size(); ++i) {
     if (sources[i].empty()) continue;  // an empty source translates to an empty output
-    requests.push_back(
-        {sources[i], options, streams.empty() ? i : streams[i], static_cast<int64_t>(i)});
+    requests.push_back({sources[i], options, streams.empty() ? i : streams[i],
+                        static_cast<int64_t>(i), prefix_of(prefixes, i)});
   }
   Session session(model);
   run_batch(session, requests, out);
@@ -407,9 +452,11 @@ std::vector<std::vector<Hypothesis>> search(const nn::EncoderDecoder& model,
 
 std::vector<std::vector<Hypothesis>> search_all(const nn::EncoderDecoder& model,
                                                 const std::vector<std::vector<int32_t>>& sources,
-                                                int64_t max_tokens, const SearchOptions& options) {
+                                                int64_t max_tokens, const SearchOptions& options,
+                                                const std::vector<std::vector<int32_t>>& prefixes) {
   options.validate();
   ATTEND_CHECK(max_tokens >= 1, "search: max_tokens must be >= 1, got {}", max_tokens);
+  check_prefixes(prefixes, sources.size());
   // Non-empty sources sorted by length (stable), packed while rows * longest <= max_tokens (a
   // source longer than that gets a batch of its own).
   std::vector<size_t> order;
@@ -431,7 +478,8 @@ std::vector<std::vector<Hypothesis>> search_all(const nn::EncoderDecoder& model,
     if (!batch.empty() &&
         std::max(longest, len) * static_cast<int64_t>(batch.size() + 1) > max_tokens)
       run();
-    batch.push_back({sources[i], options, static_cast<uint64_t>(i), static_cast<int64_t>(i)});
+    batch.push_back({sources[i], options, static_cast<uint64_t>(i), static_cast<int64_t>(i),
+                     prefix_of(prefixes, i)});
     longest = std::max(longest, len);
   }
   if (!batch.empty()) run();

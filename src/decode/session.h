@@ -85,6 +85,9 @@ struct Request {
   SearchOptions options;
   uint64_t stream = 0;          // sampling stream: the input index, so draws ignore batching
   int64_t id = 0;               // the caller's handle, returned with the result
+  /// Target tokens every output starts with (without BOS), as CTranslate2's target_prefix: they
+  /// are forced one per step, scored like chosen ones, and the search goes on from them.
+  std::vector<int32_t> prefix = {};
 };
 
 struct Result {
@@ -123,6 +126,7 @@ class Session {
     SearchOptions options;
     uint64_t stream = 0;
     int64_t limit = 0;        // longest output
+    std::vector<int32_t> prefix;  // forced first tokens
     int32_t memory_slot = 0;  // encoder slot
     int32_t source_length = 0;
     std::vector<Hypothesis> finished;
@@ -149,16 +153,20 @@ class Session {
 };
 
 /// Decodes `sources` as one batch: the n_best hypotheses of each, best first. streams[i] is
-/// source i's sampling stream (default: i). An empty source gives one empty hypothesis.
+/// source i's sampling stream (default: i); prefixes[i] (when given) the tokens output i starts
+/// with (Request::prefix). An empty source gives one empty hypothesis.
 std::vector<std::vector<Hypothesis>> search(const nn::EncoderDecoder& model,
                                             const std::vector<std::vector<int32_t>>& sources,
                                             const SearchOptions& options,
-                                            const std::vector<uint64_t>& streams = {});
+                                            const std::vector<uint64_t>& streams = {},
+                                            const std::vector<std::vector<int32_t>>& prefixes = {});
 
 /// `search` over sources in length-sorted batches of about `max_tokens` source tokens (one
-/// session reused); results in input order, source i sampling from stream i.
+/// session reused); results in input order, source i sampling from stream i and starting with
+/// prefixes[i] when given.
 std::vector<std::vector<Hypothesis>> search_all(const nn::EncoderDecoder& model,
                                                 const std::vector<std::vector<int32_t>>& sources,
-                                                int64_t max_tokens, const SearchOptions& options);
+                                                int64_t max_tokens, const SearchOptions& options,
+                                                const std::vector<std::vector<int32_t>>& prefixes = {});
 
 }  // namespace attend::decode

@@ -25,8 +25,18 @@ Translator::Translator(const models::LoadedModel& loaded)
 
 std::vector<std::vector<Translation>> Translator::translate(
     const std::vector<std::string>& lines, const TranslateOptions& o, const std::string& input_name,
-    const std::function<void(const std::string&)>& warn) const {
+    const std::function<void(const std::string&)>& warn,
+    const std::vector<std::string>& prefixes) const {
   o.validate();
+  ATTEND_CHECK(prefixes.empty() || prefixes.size() == lines.size(),
+               "translate: {} prefixes for the {} lines of {}", prefixes.size(), lines.size(),
+               input_name);
+  std::vector<std::vector<int32_t>> prefix_ids(prefixes.size());
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    ATTEND_CHECK(valid_utf8(prefixes[i]), "{}:{}: the prefix is not valid UTF-8", input_name,
+                 i + 1);
+    prefix_ids[i] = tokenizer_.encode(prefixes[i]);
+  }
   const nn::TransformerConfig& c = model_.config();
   const int64_t max_input = o.max_input_tokens > 0 ? o.max_input_tokens : c.max_positions;
   std::vector<std::vector<int32_t>> sources(lines.size());
@@ -46,7 +56,16 @@ std::vector<std::vector<Translation>> Translator::translate(
            " subwords; translating the first " + std::to_string(max_input));
     sources[i] = c.source(std::move(ids), max_input);
   }
-  const auto found = search_all(model_, sources, o.batch_tokens, o.search);
+  for (size_t i = 0; i < prefix_ids.size(); ++i) {
+    if (sources[i].empty()) continue;  // an empty line translates to an empty line
+    const int64_t limit = max_output_length(model_, static_cast<int64_t>(sources[i].size()),
+                                            o.search.max_extra);
+    ATTEND_CHECK(static_cast<int64_t>(prefix_ids[i].size()) <= limit,
+                 "{}:{}: the prefix has {} subwords, more than the {} an output of this line may "
+                 "have (source length + max_extra)",
+                 input_name, i + 1, prefix_ids[i].size(), limit);
+  }
+  const auto found = search_all(model_, sources, o.batch_tokens, o.search, prefix_ids);
   std::vector<std::vector<Translation>> out(found.size());
   for (size_t i = 0; i < found.size(); ++i)
     for (const Hypothesis& h : found[i])

@@ -49,11 +49,14 @@ class Translator {
   /// The n-best translations of every line, in input order (an empty line gives one empty
   /// translation). `input_name` names the input in errors and warnings ("name:line"); a line
   /// cut to max_input_tokens is reported to `warn` (when given) as soon as it is read, before
-  /// any translation runs.
+  /// any translation runs. prefixes (empty, or one per line; an empty one forces nothing): the
+  /// target text each translation of that line starts with (its subwords forced, then searched
+  /// on), as CTranslate2's target_prefix.
   std::vector<std::vector<Translation>> translate(
       const std::vector<std::string>& lines, const TranslateOptions& options,
       const std::string& input_name = "<input>",
-      const std::function<void(const std::string&)>& warn = {}) const;
+      const std::function<void(const std::string&)>& warn = {},
+      const std::vector<std::string>& prefixes = {}) const;
 
   const nn::EncoderDecoder& model() const { return model_; }
   const data::Tokenizer& tokenizer() const { return tokenizer_; }

@@ -121,4 +121,20 @@ if [[ $(printf '%s\n' "$nb" | grep -c '^2 ||| ') -ne 3 || $(printf '%s\n' "$nb" 
 else
   echo "ok: n-best lines 'LINE ||| TEXT ||| SCORE'"
 fi
+# --prefix FILE: each translation starts with its line's text; an empty line forces nothing.
+printf 'four hundred\n\nseven\n' > "$dir/prefix.txt"
+plain=$("$ATTEND" translate -m "$ck" -i "$dir/in.txt" --beam 2 --max-extra 12)
+forced=$("$ATTEND" translate -m "$ck" -i "$dir/in.txt" --beam 2 --max-extra 12 --prefix "$dir/prefix.txt")
+p1=$(printf '%s\n' "$forced" | sed -n 1p); p2=$(printf '%s\n' "$forced" | sed -n 2p)
+p3=$(printf '%s\n' "$forced" | sed -n 3p)
+if [[ "$p1" != "four hundred"* || "$p3" != "seven"* || "$p2" != "$(printf '%s\n' "$plain" | sed -n 2p)" ]]; then
+  echo "FAIL: --prefix: got '$p1' / '$p2' / '$p3'"; fails=$((fails + 1))
+else
+  echo "ok: --prefix forces each line's start ('$p1', '$p3')"
+fi
+printf 'four\n' > "$dir/prefix1.txt"
+expect "translate: --prefix $dir/prefix1.txt has 1 lines but the input ($dir/in.txt) has 3" \
+  "$ATTEND" translate -m "$ck" -i "$dir/in.txt" --prefix "$dir/prefix1.txt"
+expect "$dir/in.txt:1: the prefix has" \
+  "$ATTEND" translate -m "$ck" -i "$dir/in.txt" --max-extra 2 --prefix "$dir/prefix.txt"
 [[ $fails -eq 0 ]] || { echo "$fails case(s) failed"; exit 1; }

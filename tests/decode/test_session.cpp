@@ -173,6 +173,55 @@ TEST(Session, AdmitRejectsBadRequestsWholly) {
   EXPECT_EQ(s.active_requests(), 0);
 }
 
+// A target prefix (CTranslate2's target_prefix): its tokens are forced one per step and scored
+// like chosen ones, then the search goes on from them.
+TEST(Session, PrefixIsForcedAndTheSearchGoesOnFromIt) {
+  const auto owned = make_model(13);
+  const nn::EncoderDecoder& model = *owned;
+  const Sources src = sources();
+  // Forcing the first tokens greedy search chose gives greedy search's output and score.
+  const auto greedy = decode::search_all(model, src, 1000, options(1));
+  Sources chosen;
+  for (const auto& g : greedy)
+    chosen.push_back(
+        {g[0].tokens.begin(), g[0].tokens.begin() + std::min<size_t>(2, g[0].tokens.size())});
+  const auto forced = decode::search_all(model, src, 1000, options(1), chosen);
+  int64_t with_prefix = 0;
+  for (size_t i = 0; i < src.size(); ++i) {
+    expect_same(forced[i], greedy[i], "greedy with its own prefix, sentence " + std::to_string(i));
+    with_prefix += !chosen[i].empty();
+  }
+  EXPECT_GE(with_prefix, 3);  // not a vacuous comparison
+  // Any other prefix: every hypothesis of a beam search, a sampled one, starts with it.
+  const Sources other(src.size(), std::vector<int32_t>{5, 6, 7});
+  for (const auto& o : {options(4), options(1, true)}) {
+    const auto got = decode::search_all(model, src, 1000, o, other);
+    for (size_t i = 0; i < src.size(); ++i)
+      for (const auto& h : got[i]) {
+        ASSERT_GE(h.tokens.size(), 3u);
+        EXPECT_EQ(std::vector<int32_t>(h.tokens.begin(), h.tokens.begin() + 3), other[i]);
+        EXPECT_LT(h.log_prob, 0);
+      }
+  }
+  // Its score is that of the same tokens chosen freely: a prefix equal to a whole output of
+  // beam 1 gives that output back whatever comes after.
+  const Sources whole = {greedy[0][0].tokens};
+  const auto again = decode::search_all(model, {src[0]}, 1000, options(1), whole);
+  expect_same(again[0], greedy[0], "a whole output as the prefix");
+  // Bad prefixes: an id that is no output token, one longer than the outputs may be.
+  decode::Session s(model);
+  const nn::TransformerConfig& c = model.config();
+  EXPECT_NE(test::error_of([&] {
+              s.admit({{{5, 6}, options(2), 0, 3, {7, c.eos_id}}});
+            }).find("prefix id"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] {
+              s.admit({{{5, 6}, options(2), 0, 3, std::vector<int32_t>(13, 7)}});
+            }).find("prefix of 13 tokens"),
+            std::string::npos);
+  EXPECT_TRUE(s.idle());
+}
+
 TEST(Session, ThreadsShareOneModel) {
   const auto owned = make_model(11);
   const nn::EncoderDecoder& model = *owned;

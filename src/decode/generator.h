@@ -1,8 +1,9 @@
-// Text generation with a decoder-only language model: each prompt is read in one causal pass
-// (prefill) that fills its slot of the model's key/value cache, then continued one drawn token
-// per step, all prompts side by side in one batch, each at its own position. Deterministic for
-// a seed: the draws of prompt i come from the random stream (seed, i), whatever else is in the
-// batch (up to the rounding of batched products).
+// Text generation with a decoder-only language model, on the decoding session (session.h): each
+// prompt is read in one causal pass (prefill) that fills its slot of the model's key/value
+// cache, then continued one token per step (drawn, greedy or by beam search), all prompts side
+// by side in one batch, each at its own position. Deterministic for a seed: the draws of prompt
+// i come from the random stream (seed, i), whatever else is in the batch (up to the rounding of
+// batched products). Also: scoring a text, masked-LM scores and fill-mask.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -33,6 +34,9 @@ struct GenerateOptions {
 
   /// Throws attend::Error naming the offending option.
   void validate() const;
+  /// The same as search options of a decoding session (decoder-only requests): temperature 0
+  /// is a beam-1 search (the most likely token, lowest id on ties), a temperature > 0 draws.
+  SearchOptions search() const;
 };
 
 struct Generation {
@@ -88,74 +92,9 @@ struct Filler {
 std::vector<Filler> fill_mask(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
                               const std::string& text, int64_t top_k);
 
-/// One prompt to continue in an LmSession.
-struct LmRequest {
-  std::vector<int32_t> prompt;  // ids (Generator::prompt_ids): 1 to context ids
-  GenerateOptions options;      // drawn or greedy (beam 1); truncate_left is not read
-  uint64_t stream = 0;          // sampling stream: the prompt's index in its batch or request
-  int64_t id = 0;               // the caller's handle, returned with the result
-  bool pieces = false;          // hand its text out as it is drawn (take_text)
-};
-
-struct LmResult {
-  int64_t id = 0;
-  Generation generation;  // tokens, text (with a tokenizer), prompt_tokens, ended
-};
-
-/// Step-level generation over one key/value cache: prompts join between steps (admit: read in
-/// one pass into free cache slots, their first token drawn), every step() draws one token for
-/// each live prompt at its own position, and finished prompts leave (retire) and free their
-/// slots. A prompt's tokens do not depend on what else is in the session (up to the rounding of
-/// batched products): they are those of Generator::generate for the same options and stream,
-/// which runs on this session. The model is only read.
-class LmSession {
- public:
-  /// `tokenizer` may be null (ids only: no text). Both must outlive the session.
-  LmSession(const nn::DecoderOnly& model, const data::Tokenizer* tokenizer);
-  LmSession(const LmSession&) = delete;
-  LmSession& operator=(const LmSession&) = delete;
-
-  /// Validates every request first (nothing is admitted then), then reads the prompts.
-  void admit(const std::vector<LmRequest>& requests);
-  /// One token for every live prompt.
-  void step();
-  /// The prompts finished since the last call, in the order they finished.
-  std::vector<LmResult> retire();
-  /// The text drawn since the last call by the requests that asked for pieces, as (id, piece)
-  /// in order: whole UTF-8 characters as they complete; a prompt's last piece comes when it
-  /// finishes. Empty without a tokenizer.
-  std::vector<std::pair<int64_t, std::string>> take_text();
-  /// Drops prompt `id` (no result). False when no live prompt has that id.
-  bool cancel(int64_t id);
-  int64_t live() const { return live_count_; }
-  bool idle() const { return live_count_ == 0; }
-
- private:
-  struct Entry {
-    int64_t id = 0;
-    GenerateOptions options;
-    uint64_t stream = 0;
-    std::vector<int32_t> seq;  // prompt, then the drawn tokens
-    Generation out;
-    bool pieces = false;  // text handed out as it is drawn
-    size_t sent = 0;      // bytes of the decoded text already handed out
-    int32_t slot = -1;
-    bool live = false;  // drawing (false: finished, waiting to retire, or a free entry)
-  };
-  void take(size_t e, const Tensor& logits, int64_t row);
-  void finish(size_t e);
-
-  const nn::DecoderOnly& model_;
-  const data::Tokenizer* tokenizer_;
-  nn::KvCache cache_;
-  Arena arena_;
-  std::vector<Entry> entries_;       // live ones in admission order
-  std::vector<int32_t> free_slots_;  // cache slots of finished prompts
-  int32_t slots_used_ = 0;           // slots ever handed out
-  int64_t live_count_ = 0;
-  std::vector<LmResult> retired_;
-  std::vector<std::pair<int64_t, std::string>> text_;
-};
+/// A decoding session's result for one prompt of `prompt_tokens` ids as a Generation (its best
+/// hypothesis; text when a tokenizer is given).
+Generation to_generation(const Result& r, int64_t prompt_tokens, const data::Tokenizer* tokenizer);
 
 class Generator {
  public:
@@ -173,19 +112,16 @@ class Generator {
   /// Invalid UTF-8 is an error naming `where`.
   std::vector<int32_t> prompt_ids(const std::string& prompt, const std::string& where) const;
 
-  /// Generates a continuation of every prompt (ids from prompt_ids), all in one batch; returns
-  /// them in prompt order. on_token(i, text), when given, receives each new token's text of
-  /// prompt i as it is drawn (text of a token that ends inside a UTF-8 character waits for the
-  /// rest of it; with beam > 1 each prompt's text comes once, when its search ends).
+  /// Generates a continuation of every prompt (ids from prompt_ids), all in one batch of a
+  /// decoding session; returns them in prompt order. on_token(i, text), when given, receives
+  /// each new token's text of prompt i as it is drawn (text of a token that ends inside a UTF-8
+  /// character waits for the rest of it; with beam > 1 each prompt's text comes once, when its
+  /// search ends).
   std::vector<Generation> generate(
       const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
       const std::function<void(size_t, const std::string&)>& on_token = nullptr) const;
 
  private:
-  std::vector<Generation> beam_search(std::vector<Generation> out,
-                                      std::vector<std::vector<int32_t>> seq,
-                                      const GenerateOptions& o) const;
-
   const nn::DecoderOnly& model_;
   const data::Tokenizer* tokenizer_;  // null: ids only
 };

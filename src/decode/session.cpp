@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -16,6 +17,7 @@ void SearchOptions::validate() const {
                beam, n_best);
   ATTEND_CHECK(std::isfinite(alpha) && alpha >= 0, "search: alpha must be >= 0, got {}", alpha);
   ATTEND_CHECK(max_extra >= 0, "search: max_extra must be >= 0, got {}", max_extra);
+  ATTEND_CHECK(max_new >= 0, "search: max_new must be >= 0, got {}", max_new);
   ATTEND_CHECK(min_length >= 0, "search: min_length must be >= 0, got {}", min_length);
   if (sample) {
     ATTEND_CHECK(beam == 1, "search: sampling draws one hypothesis (beam 1), got beam {}", beam);
@@ -110,44 +112,142 @@ int32_t sample_token(const std::vector<float>& row, const nn::TransformerConfig&
   return buf[keep - 1].second;
 }
 
+size_t complete_prefix(const std::string& text) {
+  size_t start = text.size();
+  while (start > 0 && (static_cast<unsigned char>(text[start - 1]) & 0xC0) == 0x80) --start;
+  if (start == 0) return 0;
+  const auto lead = static_cast<unsigned char>(text[start - 1]);
+  const size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+  return text.size() - (start - 1) >= need ? text.size() : start - 1;
+}
+
+int64_t max_output_length(const nn::DecoderOnly& model, int64_t prompt_len, int64_t max_new) {
+  return std::min<int64_t>(max_new, model.config().max_positions + 1 - prompt_len);
+}
+
 namespace {
 
 Tensor i32(const std::vector<int32_t>& v) {
   return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
 }
 
+// Reads prompts[k] into cache slots slots[k] in one causal pass (prefill) and calls
+// use(which, logits) per batch: logits [which.size(), V] holds the last position of prompts
+// which[0], which[1], ...
+void prefill_prompts(const nn::DecoderOnly& model, const std::vector<std::vector<int32_t>>& prompts,
+                     const std::vector<int32_t>& slots, nn::KvCache& cache,
+                     const std::function<void(const std::vector<size_t>&, const Tensor&)>& use) {
+  // Batches of similar length holding about kPrefillTokens padded positions (a longer prompt
+  // gets a batch of its own); only each prompt's last position is projected onto the
+  // vocabulary. Runs on the heap: a batch's activations are freed as it goes.
+  constexpr int64_t kPrefillTokens = 8192;
+  const nn::TransformerConfig& c = model.config();
+  std::vector<size_t> order(prompts.size());  // shortest prompt first
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return prompts[a].size() < prompts[b].size(); });
+  HeapScope heap;
+  for (size_t a = 0; a < order.size();) {
+    size_t b = a + 1;
+    int64_t T = static_cast<int64_t>(prompts[order[a]].size());
+    while (b < order.size()) {
+      const int64_t t = static_cast<int64_t>(prompts[order[b]].size());  // the longest
+      if (t * static_cast<int64_t>(b - a + 1) > kPrefillTokens) break;
+      T = t;
+      ++b;
+    }
+    const int64_t n = static_cast<int64_t>(b - a);
+    std::vector<int32_t> ids(static_cast<size_t>(n * T), c.pad_id), lengths, slot, last;
+    std::vector<size_t> which;
+    for (int64_t r = 0; r < n; ++r) {
+      const size_t k = order[a + static_cast<size_t>(r)];
+      const std::vector<int32_t>& p = prompts[k];
+      std::copy(p.begin(), p.end(), ids.begin() + r * T);
+      lengths.push_back(static_cast<int32_t>(p.size()));
+      slot.push_back(slots[k]);
+      last.push_back(static_cast<int32_t>(r * T + static_cast<int64_t>(p.size()) - 1));
+      which.push_back(k);
+    }
+    const Tensor hidden =
+        model.prefill(Tensor::from_vector(ids, {n, T}), Tensor::from_vector(lengths, {n}),
+                      Tensor::from_vector(slot, {n}), cache);  // [n, T, D]
+    const Tensor rows_last = ops::embedding(Tensor::from_vector(last, {n}),
+                                            hidden.reshape({n * T, c.d_model}));  // [n, D]
+    use(which, model.project(ag::Variable(rows_last)).value().contiguous());
+    a = b;
+  }
+}
+
 }  // namespace
 
-Session::Session(const nn::EncoderDecoder& model) : model_(model), cache_(model.make_cache()) {}
+Session::Session(const nn::EncoderDecoder& model, const data::Tokenizer* tokenizer)
+    : model_(model), encoder_decoder_(&model), tokenizer_(tokenizer), cache_(model.make_cache()) {}
+
+Session::Session(const nn::DecoderOnly& model, const data::Tokenizer* tokenizer)
+    : model_(model), decoder_only_(&model), tokenizer_(tokenizer), cache_(model.make_cache()) {}
+
+int64_t Session::new_sentence(const Request& r, int64_t limit) {
+  int64_t s;
+  if (free_sentences_.empty()) {
+    s = static_cast<int64_t>(sentences_.size());
+    sentences_.emplace_back();
+  } else {
+    s = free_sentences_.back();
+    free_sentences_.pop_back();
+  }
+  Sentence& sent = sentences_[static_cast<size_t>(s)];
+  sent = Sentence{};
+  sent.id = r.id;
+  sent.options = r.options;
+  sent.stream = r.stream;
+  sent.limit = limit;
+  sent.prefix = r.prefix;
+  sent.pieces = r.pieces && tokenizer_;
+  sent.active = true;
+  return s;
+}
 
 void Session::admit(const std::vector<Request>& requests) {
   if (requests.empty()) return;
   const nn::TransformerConfig& c = model_.config();
-  int64_t S = 0, rows = 0, positions = 0;
+  const int64_t vocab = decoder_only_ ? c.tgt_vocab : c.src_vocab;
   std::vector<int64_t> limits;
-  for (const Request& r : requests) {
+  for (const Request& r : requests) {  // all checked before any is admitted
     r.options.validate();
-    ATTEND_CHECK(!r.source.empty(), "session: request {} has an empty source", r.id);
+    if (decoder_only_) {
+      ATTEND_CHECK(!r.source.empty() && static_cast<int64_t>(r.source.size()) <= c.max_positions,
+                   "session: request {} has {} prompt ids, expected 1..{} (the model's context)",
+                   r.id, r.source.size(), c.max_positions);
+    } else {
+      ATTEND_CHECK(!r.source.empty(), "session: request {} has an empty source", r.id);
+    }
     for (const int32_t id : r.source)
-      ATTEND_CHECK(id >= 0 && id < c.src_vocab,
-                   "session: request {} has source id {} outside the "
-                   "vocabulary of {}",
-                   r.id, id, c.src_vocab);
-    S = std::max<int64_t>(S, static_cast<int64_t>(r.source.size()));
-    rows += r.options.beam;
-    limits.push_back(
-        max_output_length(model_, static_cast<int64_t>(r.source.size()), r.options.max_extra));
-    positions = std::max(positions, limits.back());
+      ATTEND_CHECK(id >= 0 && id < vocab,
+                   "session: request {} has {} id {} outside the vocabulary of {}", r.id,
+                   decoder_only_ ? "prompt" : "source", id, vocab);
+    const auto n = static_cast<int64_t>(r.source.size());
+    limits.push_back(decoder_only_ ? max_output_length(*decoder_only_, n, r.options.max_new)
+                                   : max_output_length(*encoder_decoder_, n, r.options.max_extra));
     for (const int32_t id : r.prefix)
-      ATTEND_CHECK(id >= 0 && id < c.tgt_vocab && id != c.pad_id && id != c.bos_id &&
-                       id != c.eos_id,
-                   "session: request {} has prefix id {}, not an output token of the vocabulary "
-                   "of {}",
-                   r.id, id, c.tgt_vocab);
-    ATTEND_CHECK(static_cast<int64_t>(r.prefix.size()) <= limits.back(),
+      ATTEND_CHECK(
+          id >= 0 && id < c.tgt_vocab && id != c.pad_id && id != c.bos_id && id != c.eos_id,
+          "session: request {} has prefix id {}, not an output token of the vocabulary "
+          "of {}",
+          r.id, id, c.tgt_vocab);
+    ATTEND_CHECK(static_cast<int64_t>(r.prefix.size()) <= std::max<int64_t>(limits.back(), 0),
                  "session: request {} has a prefix of {} tokens, but its outputs end at {} "
-                 "(source length + max_extra, or the model's positions)",
+                 "(source length + max_extra, max_new, or the model's positions)",
                  r.id, r.prefix.size(), limits.back());
+  }
+  if (decoder_only_) {
+    admit_prompts(requests, limits);
+    return;
+  }
+  int64_t S = 0, rows = 0, positions = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    S = std::max<int64_t>(S, static_cast<int64_t>(requests[i].source.size()));
+    rows += requests[i].options.beam;
+    positions = std::max(positions, limits[i]);
   }
   const int64_t B = static_cast<int64_t>(requests.size());
   // Room for every hypothesis the active requests can have at once (beam each), their
@@ -172,30 +272,81 @@ void Session::admit(const std::vector<Request>& requests) {
     memory_slots.push_back(free_memory_slots_.back());
     free_memory_slots_.pop_back();
   }
-  const Tensor memory = model_.encode(Tensor::from_vector(src, {B, S}), i32(lengths), 0).value();
-  model_.write_memory(memory, i32(memory_slots), cache_);
+  const Tensor memory =
+      encoder_decoder_->encode(Tensor::from_vector(src, {B, S}), i32(lengths), 0).value();
+  encoder_decoder_->write_memory(memory, i32(memory_slots), cache_);
   for (int64_t b = 0; b < B; ++b) {
-    const Request& r = requests[static_cast<size_t>(b)];
-    int64_t s;
-    if (free_sentences_.empty()) {
-      s = static_cast<int64_t>(sentences_.size());
-      sentences_.emplace_back();
-    } else {
-      s = free_sentences_.back();
-      free_sentences_.pop_back();
-    }
+    const int64_t s =
+        new_sentence(requests[static_cast<size_t>(b)], limits[static_cast<size_t>(b)]);
     Sentence& sent = sentences_[static_cast<size_t>(s)];
-    sent = Sentence{r.id,
-                    r.options,
-                    r.stream,
-                    limits[static_cast<size_t>(b)],
-                    r.prefix,
-                    memory_slots[static_cast<size_t>(b)],
-                    lengths[static_cast<size_t>(b)],
-                    {},
-                    true};
+    sent.memory_slot = memory_slots[static_cast<size_t>(b)];
+    sent.source_length = lengths[static_cast<size_t>(b)];
+    sent.prompt_length = 1;  // BOS
     live_.push_back({s, {}, 0.0, free_slots_.back()});
     free_slots_.pop_back();
+  }
+}
+
+void Session::admit_prompts(const std::vector<Request>& requests,
+                            const std::vector<int64_t>& limits) {
+  int64_t rows = 0, positions = 1;
+  std::vector<size_t> reading;  // requests with something to generate
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (limits[i] <= 0) {  // nothing to draw (max_new 0): done at once
+      retired_.push_back({requests[i].id, {Hypothesis{}}});
+      continue;
+    }
+    reading.push_back(i);
+    rows += requests[i].options.beam;
+    positions = std::max<int64_t>(positions,
+                                  static_cast<int64_t>(requests[i].source.size()) + limits[i] - 1);
+  }
+  if (reading.empty()) return;
+  const int64_t old_slots = cache_.slots();
+  cache_.reserve(reserved_rows_ + rows, std::max(positions, cache_.positions()), 0, 0);
+  for (int64_t s = cache_.slots() - 1; s >= old_slots; --s)
+    free_slots_.push_back(static_cast<int32_t>(s));
+  reserved_rows_ += rows;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<int32_t> slots;
+  std::vector<int64_t> sentence;
+  for (const size_t i : reading) {
+    const Request& r = requests[i];
+    const int64_t s = new_sentence(r, limits[i]);
+    Sentence& sent = sentences_[static_cast<size_t>(s)];
+    sent.prompt_length = static_cast<int32_t>(r.source.size());
+    sentence.push_back(s);
+    prompts.push_back(r.source);
+    slots.push_back(free_slots_.back());
+    free_slots_.pop_back();
+  }
+  // Each prompt's last position gives its first token; the new live rows join in admission
+  // order.
+  std::vector<std::vector<Live>> grown(reading.size());
+  prefill_prompts(*decoder_only_, prompts, slots, cache_,
+                  [&](const std::vector<size_t>& which, const Tensor& logits) {
+                    std::vector<Live> rows;
+                    for (const size_t k : which) rows.push_back({sentence[k], {}, 0.0, slots[k]});
+                    std::vector<Live> next = advance(rows, logits);
+                    for (Live& h : next) {
+                      for (size_t k = 0; k < which.size(); ++k)
+                        if (sentence[which[k]] == h.sentence) {
+                          grown[which[k]].push_back(std::move(h));
+                          break;
+                        }
+                    }
+                  });
+  for (auto& g : grown)
+    for (Live& h : g) live_.push_back(std::move(h));
+}
+
+void Session::stream_text(Sentence& s, const std::vector<int32_t>& tokens, bool last) {
+  if (!s.pieces) return;
+  const std::string text = tokenizer_->decode(tokens);
+  const size_t end = last ? text.size() : complete_prefix(text);
+  if (end > s.sent) {
+    text_.emplace_back(s.id, text.substr(s.sent, end - s.sent));
+    s.sent = end;
   }
 }
 
@@ -205,13 +356,14 @@ void Session::finish_sentence(int64_t s) {
   std::stable_sort(f.begin(), f.end(),
                    [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
   if (static_cast<int64_t>(f.size()) > sent.options.n_best) f.resize(sent.options.n_best);
+  if (!f.empty()) stream_text(sent, f[0].tokens, true);
   retired_.push_back({sent.id, std::move(f)});
   release_sentence(s);
 }
 
 void Session::release_sentence(int64_t s) {
   Sentence& sent = sentences_[static_cast<size_t>(s)];
-  free_memory_slots_.push_back(sent.memory_slot);
+  if (sent.memory_slot >= 0) free_memory_slots_.push_back(sent.memory_slot);
   free_sentences_.push_back(s);
   reserved_rows_ -= sent.options.beam;
   sent.finished.clear();
@@ -241,31 +393,51 @@ bool Session::cancel(int64_t id) {
 
 void Session::step() {
   if (live_.empty()) return;
-  const nn::TransformerConfig& c = model_.config();
   arena_.reset();
   ArenaScope scope(&arena_);
   const int64_t n = static_cast<int64_t>(live_.size());
-  std::vector<int32_t> tokens(n), positions(n), slots(n), memory_slots(n), source_lengths(n),
-      eos_banned(n);
-  int64_t k = 0;  // the most candidates a beam row needs (0: every row samples)
+  std::vector<int32_t> tokens(n), positions(n), slots(n), memory_slots, source_lengths;
+  const nn::TransformerConfig& c = model_.config();
   for (int64_t r = 0; r < n; ++r) {
     const Live& h = live_[static_cast<size_t>(r)];
     const Sentence& s = sentences_[static_cast<size_t>(h.sentence)];
     tokens[r] = h.tokens.empty() ? c.bos_id : h.tokens.back();
-    positions[r] = static_cast<int32_t>(h.tokens.size());
+    positions[r] = s.prompt_length - 1 + static_cast<int32_t>(h.tokens.size());
     slots[r] = h.slot;
-    memory_slots[r] = s.memory_slot;
-    source_lengths[r] = s.source_length;
+    if (encoder_decoder_) {
+      memory_slots.push_back(s.memory_slot);
+      source_lengths.push_back(s.source_length);
+    }
+  }
+  nn::DecodeRows rows{i32(tokens), i32(positions), i32(slots), Tensor(), Tensor()};
+  Tensor hidden;
+  if (encoder_decoder_) {
+    rows.memory_slots = i32(memory_slots);
+    rows.source_lengths = i32(source_lengths);
+    hidden = encoder_decoder_->decode_rows(rows, cache_);
+  } else {
+    hidden = decoder_only_->decode_rows(rows, cache_);
+  }
+  const Tensor logits = model_.project(ag::Variable(hidden)).value();  // [n, V]
+  live_ = advance(live_, logits);
+}
+
+std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const Tensor& logits) {
+  const nn::TransformerConfig& c = model_.config();
+  const int64_t n = static_cast<int64_t>(live.size());
+  std::vector<int32_t> eos_banned(n), slots(n), written(n);
+  int64_t k = 0;  // the most candidates a beam row needs (0: every row samples)
+  for (int64_t r = 0; r < n; ++r) {
+    const Live& h = live[static_cast<size_t>(r)];
+    const Sentence& s = sentences_[static_cast<size_t>(h.sentence)];
     const auto done = static_cast<int64_t>(h.tokens.size());
     eos_banned[r] = done >= s.options.min_length && done >= static_cast<int64_t>(s.prefix.size())
                         ? -1
                         : c.eos_id;
+    slots[r] = h.slot;
+    written[r] = s.prompt_length + static_cast<int32_t>(done);  // positions in its cache slot
     if (!s.options.sample) k = std::max<int64_t>(k, 2 * s.options.beam);
   }
-  const nn::DecodeRows rows{i32(tokens), i32(positions), i32(slots), i32(memory_slots),
-                            i32(source_lengths)};
-  const Tensor hidden = model_.decode_rows(rows, cache_);
-  const Tensor logits = model_.project(ag::Variable(hidden)).value();  // [n, V]
   // A candidate's log-probability is logit - logsumexp(row): no [n, V] log-softmax is written,
   // and with beam rows the top-k and the log sum exp come from one pass over the logits.
   std::vector<float> lse, top_values;
@@ -289,63 +461,67 @@ void Session::step() {
   std::vector<Candidate> cands;
   std::vector<Live> next;
   std::vector<int64_t> parent;  // the live row each next hypothesis extends
-  auto finish = [&](Sentence& s, const Live& h, int32_t token, double log_prob) {
+  auto finish = [&](Sentence& s, const Live& h, int32_t token, double log_prob, bool ended) {
     Hypothesis hyp;
     hyp.tokens = h.tokens;
-    if (token != c.eos_id) hyp.tokens.push_back(token);
+    if (!ended) hyp.tokens.push_back(token);
     hyp.log_prob = log_prob;
+    hyp.ended = ended;
     hyp.score =
         log_prob / length_penalty(static_cast<int64_t>(h.tokens.size()) + 1, s.options.alpha);
     s.finished.push_back(std::move(hyp));
   };
+  auto grow = [&](int64_t si, const Live& from, int32_t token, double log_prob, int64_t row) {
+    Live grown{si, from.tokens, log_prob, -1};
+    grown.tokens.push_back(token);
+    next.push_back(std::move(grown));
+    parent.push_back(row);
+  };
   for (int64_t g0 = 0, g1 = 0; g0 < n; g0 = g1) {
-    const int64_t si = live_[static_cast<size_t>(g0)].sentence;
+    const int64_t si = live[static_cast<size_t>(g0)].sentence;
     Sentence& s = sentences_[static_cast<size_t>(si)];
     const SearchOptions& o = s.options;
-    while (g1 < n && live_[static_cast<size_t>(g1)].sentence == si) ++g1;
+    while (g1 < n && live[static_cast<size_t>(g1)].sentence == si) ++g1;
     // Every hypothesis of a sentence has the same length: the steps it has run.
-    const int64_t len = static_cast<int64_t>(live_[static_cast<size_t>(g0)].tokens.size()) + 1;
+    const int64_t len = static_cast<int64_t>(live[static_cast<size_t>(g0)].tokens.size()) + 1;
     if (len <= static_cast<int64_t>(s.prefix.size())) {  // a forced token (admit checked the limit)
       const int32_t v = s.prefix[static_cast<size_t>(len - 1)];
       for (int64_t r = g0; r < g1; ++r) {
-        const Live& h = live_[static_cast<size_t>(r)];
+        const Live& h = live[static_cast<size_t>(r)];
         const float logit = logits.slice(0, r, r + 1).slice(1, v, v + 1).item();
         const double log_prob = h.log_prob + (logit - lse[static_cast<size_t>(r)]);
         if (len >= s.limit) {  // a prefix as long as the outputs may be is the whole output
-          finish(s, h, v, log_prob);
+          finish(s, h, v, log_prob, false);
           continue;
         }
-        Live grown{si, h.tokens, log_prob, -1};
-        grown.tokens.push_back(v);
-        next.push_back(std::move(grown));
-        parent.push_back(r);
+        grow(si, h, v, log_prob, r);
+        stream_text(s, next.back().tokens, false);
       }
       if (len >= s.limit) finish_sentence(si);
       continue;
     }
     if (o.sample) {  // one row: draw, finish on EOS or at the length limit
-      const Live& h = live_[static_cast<size_t>(g0)];
+      const Live& h = live[static_cast<size_t>(g0)];
       const std::vector<float> row = logits.slice(0, g0, g0 + 1).to_vector<float>();
       const int32_t v =
           sample_token(row, c, eos_banned[g0] < 0, o,
                        philox_uniform(o.seed, s.stream, static_cast<uint64_t>(len - 1)));
       const double log_prob =
           h.log_prob + (row[static_cast<size_t>(v)] - lse[static_cast<size_t>(g0)]);
-      if (v == c.eos_id || len >= s.limit) {
-        finish(s, h, v, log_prob);
+      const bool ends = v == c.eos_id && o.stop_at_eos;
+      if (ends || len >= s.limit) {
+        finish(s, h, v, log_prob, ends);
         finish_sentence(si);
         continue;
       }
-      Live grown{si, h.tokens, log_prob, -1};
-      grown.tokens.push_back(v);
-      next.push_back(std::move(grown));
-      parent.push_back(g0);
+      grow(si, h, v, log_prob, g0);
+      stream_text(s, next.back().tokens, false);
       continue;
     }
     const int64_t K = o.beam;
     cands.clear();
     for (int64_t r = g0; r < g1; ++r) {
-      const double base = live_[static_cast<size_t>(r)].log_prob;
+      const double base = live[static_cast<size_t>(r)].log_prob;
       for (int64_t i = 0; i < std::min<int64_t>(2 * K, top_counts[r]); ++i)
         cands.push_back({base + (top_values[r * k + i] - lse[r]), r, top_ids[r * k + i]});
     }
@@ -355,21 +531,20 @@ void Session::step() {
     int64_t kept = 0;
     for (int64_t ci = 0; ci < static_cast<int64_t>(cands.size()) && kept < K; ++ci) {
       const Candidate& x = cands[ci];
-      const Live& from = live_[static_cast<size_t>(x.row)];
-      if (x.token == c.eos_id || len >= s.limit) {
+      const Live& from = live[static_cast<size_t>(x.row)];
+      const bool ends = x.token == c.eos_id && o.stop_at_eos;
+      if (ends || len >= s.limit) {
         // Only extensions ranked within the beam may finish (a worse EOS is not a contender).
-        if (ci < K) finish(s, from, x.token, x.log_prob);
+        if (ci < K) finish(s, from, x.token, x.log_prob, ends);
         continue;
       }
-      Live grown{si, from.tokens, x.log_prob, -1};
-      grown.tokens.push_back(x.token);
-      next.push_back(std::move(grown));
-      parent.push_back(x.row);
+      grow(si, from, x.token, x.log_prob, x.row);
       ++kept;
     }
     if (cands.empty())  // nothing may follow (min_length with no token but EOS): stop here
       for (int64_t r = g0; r < g1; ++r)
-        finish(s, live_[static_cast<size_t>(r)], c.eos_id, live_[static_cast<size_t>(r)].log_prob);
+        finish(s, live[static_cast<size_t>(r)], c.eos_id, live[static_cast<size_t>(r)].log_prob,
+               true);
     // Done once `beam` hypotheses have finished and the best live one, scored at its current
     // length, cannot beat the worst of the `beam` best finished ones; a confident live
     // hypothesis is not cut off by early, poorer hypotheses that happened to end first.
@@ -385,19 +560,18 @@ void Session::step() {
       next.resize(next.size() - static_cast<size_t>(kept));  // its live rows leave
       parent.resize(parent.size() - static_cast<size_t>(kept));
       finish_sentence(si);
+    } else if (K == 1) {
+      stream_text(s, next.back().tokens, false);
     }
   }
   // Slots: a parent's first child inherits its slot, later children get a free slot and a copy
-  // of the parent's positions (0..t written); slots of parents without children are freed first.
-  std::vector<int32_t> written(static_cast<size_t>(n));
-  for (int64_t r = 0; r < n; ++r)
-    written[static_cast<size_t>(r)] = positions[static_cast<size_t>(r)] + 1;
+  // of the parent's positions; slots of parents without children are freed first.
   SlotCopies copies;
   const std::vector<int32_t> child = child_slots(slots, written, parent, free_slots_, copies);
   for (size_t j = 0; j < next.size(); ++j) next[j].slot = child[j];
   if (!copies.from.empty())
     cache_.copy_slots(i32(copies.from), i32(copies.to), i32(copies.lengths));
-  live_.swap(next);
+  return next;
 }
 
 std::vector<Result> Session::retire() {
@@ -420,8 +594,8 @@ void run_batch(Session& session, const std::vector<Request>& requests,
 
 namespace {
 void check_prefixes(const std::vector<std::vector<int32_t>>& prefixes, size_t sources) {
-  ATTEND_CHECK(prefixes.empty() || prefixes.size() == sources,
-               "search: {} prefixes for {} sources", prefixes.size(), sources);
+  ATTEND_CHECK(prefixes.empty() || prefixes.size() == sources, "search: {} prefixes for {} sources",
+               prefixes.size(), sources);
 }
 const std::vector<int32_t>& prefix_of(const std::vector<std::vector<int32_t>>& prefixes, size_t i) {
   static const std::vector<int32_t> none;

@@ -187,7 +187,7 @@ LmWorker::LmWorker(const nn::DecoderOnly& model, const data::Tokenizer& tokenize
       tokenizer_(tokenizer),
       generator_(model, tokenizer),
       options_(options),
-      session_(std::make_unique<decode::LmSession>(model, &tokenizer)),
+      session_(std::make_unique<decode::Session>(model, &tokenizer)),
       thread_([this] { loop(); }) {}
 
 LmWorker::~LmWorker() {
@@ -284,11 +284,12 @@ void LmWorker::loop() {
     std::erase_if(running_jobs_,
                   [](const std::shared_ptr<Job>& j) { return j->cancelled_.load(); });
     try {
-      std::vector<decode::LmRequest> requests;
+      std::vector<decode::Request> requests;
       for (const auto& job : joining) {
+        const decode::SearchOptions search = job->options_.search();
         for (size_t i = 0; i < job->prompts_.size(); ++i) {
           const int64_t id = next_id_++;
-          requests.push_back({job->prompts_[i], job->options_, i, id, job->want_pieces_});
+          requests.push_back({job->prompts_[i], search, i, id, {}, job->want_pieces_});
           running_[id] = {job, i};
         }
         running_jobs_.push_back(job);
@@ -301,7 +302,7 @@ void LmWorker::loop() {
       for (auto& [id, run] : running_) end(run.job, e.what());
       running_.clear();
       running_jobs_.clear();
-      session_ = std::make_unique<decode::LmSession>(model_, &tokenizer_);
+      session_ = std::make_unique<decode::Session>(model_, &tokenizer_);
     }
     // Hand out the text drawn, then the finished prompts.
     std::vector<std::shared_ptr<Job>> woken;
@@ -313,16 +314,18 @@ void LmWorker::loop() {
       woken.push_back(it->second.job);
     }
     int64_t tokens = 0;
-    for (decode::LmResult& r : session_->retire()) {
+    for (const decode::Result& r : session_->retire()) {
       const auto it = running_.find(r.id);
       if (it == running_.end()) continue;
       const Running run = it->second;
       running_.erase(it);
-      tokens += static_cast<int64_t>(r.generation.tokens.size());
+      decode::Generation g = decode::to_generation(
+          r, static_cast<int64_t>(run.job->prompts_[run.index].size()), &tokenizer_);
+      tokens += static_cast<int64_t>(g.tokens.size());
       bool done = false;
       {
         std::lock_guard lock(run.job->mutex_);
-        run.job->results_[run.index] = std::move(r.generation);
+        run.job->results_[run.index] = std::move(g);
         done = --run.job->remaining_ == 0;
         if (done) run.job->ended_ = true;
       }

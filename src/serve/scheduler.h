@@ -115,8 +115,8 @@ class Scheduler {
 };
 
 // ---------------------------------------------------------------- language models
-// Continuous batching for one decoder-only model: a scheduler thread owns a generation session
-// (decode::LmSession). Completion requests queue; between two steps the thread admits whole
+// Continuous batching for one decoder-only model: a scheduler thread owns a decoding session
+// (decode::Session over the decoder-only model). Completion requests queue; between two steps the thread admits whole
 // queued requests while the running prompts reserve at most `max_batch_tokens` positions
 // (prompt + max_tokens each, at most the context; a larger request runs alone), every step
 // draws one token for each running prompt, each new piece of text goes to its request as it
@@ -183,7 +183,7 @@ class LmWorker {
   const data::Tokenizer& tokenizer_;
   decode::Generator generator_;
   const SchedulerOptions options_;
-  std::unique_ptr<decode::LmSession> session_;  // replaced after a failed step
+  std::unique_ptr<decode::Session> session_;  // replaced after a failed step
 
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;

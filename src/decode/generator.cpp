@@ -22,12 +22,18 @@ void GenerateOptions::validate() const {
   ATTEND_CHECK(top_p > 0 && top_p <= 1, "generate: --top-p must be in (0, 1], got {}", top_p);
   ATTEND_CHECK(beam >= 1, "generate: --beam must be >= 1, got {}", beam);
   ATTEND_CHECK(std::isfinite(alpha) && alpha >= 0, "generate: --alpha must be >= 0, got {}", alpha);
+  ATTEND_CHECK(n >= 1, "generate: n must be >= 1, got {}", n);
+  ATTEND_CHECK(beam == 1 || n <= beam,
+               "generate: n must be at most the beam ({}) to return the n best, got {}", beam, n);
+  ATTEND_CHECK(beam > 1 || temperature > 0 || n == 1,
+               "generate: n > 1 needs beam search (beam >= n) or drawing (temperature > 0); "
+               "greedy search gives one generation");
 }
 
 SearchOptions GenerateOptions::search() const {
   SearchOptions s;
   s.beam = beam;
-  s.n_best = 1;
+  s.n_best = beam > 1 ? n : 1;
   s.alpha = alpha;
   s.max_new = max_new;
   s.stop_at_eos = stop_at_eos;
@@ -41,11 +47,12 @@ SearchOptions GenerateOptions::search() const {
   return s;
 }
 
-Generation to_generation(const Result& r, int64_t prompt_tokens, const data::Tokenizer* tokenizer) {
+Generation to_generation(const Result& r, int64_t prompt_tokens, const data::Tokenizer* tokenizer,
+                         size_t rank) {
   Generation g;
   g.prompt_tokens = prompt_tokens;
-  if (r.hypotheses.empty()) return g;
-  const Hypothesis& h = r.hypotheses[0];
+  if (rank >= r.hypotheses.size()) return g;
+  const Hypothesis& h = r.hypotheses[rank];
   g.tokens = h.tokens;
   g.ended = h.ended;
   g.log_prob = h.log_prob;
@@ -180,6 +187,8 @@ std::vector<Generation> Generator::generate(
     const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
     const std::function<void(size_t, const std::string&)>& on_token) const {
   o.validate();
+  ATTEND_CHECK(o.n == 1, "generate: one generation per prompt here, got n = {} (the server's "
+               "/v1/completions returns n)", o.n);
   ATTEND_CHECK(!on_token || tokenizer_, "generate: streaming text needs the model's tokenizer");
   const nn::TransformerConfig& c = model_.config();
   const int64_t ctx = context();

@@ -31,6 +31,9 @@ struct GenerateOptions {
   /// (L: generated tokens, the end-of-text token included), as translation's beam search.
   int64_t beam = 1;
   double alpha = 0.6;
+  /// Generations per prompt: with beam > 1 the n best hypotheses (n <= beam), best first; when
+  /// drawing, n independent draws (draw j of prompt i from stream i * n + j); greedy: 1.
+  int64_t n = 1;
 
   /// Throws attend::Error naming the offending option.
   void validate() const;
@@ -92,9 +95,10 @@ struct Filler {
 std::vector<Filler> fill_mask(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
                               const std::string& text, int64_t top_k);
 
-/// A decoding session's result for one prompt of `prompt_tokens` ids as a Generation (its best
-/// hypothesis; text when a tokenizer is given).
-Generation to_generation(const Result& r, int64_t prompt_tokens, const data::Tokenizer* tokenizer);
+/// Hypothesis `rank` of a decoding session's result for one prompt of `prompt_tokens` ids as a
+/// Generation (text when a tokenizer is given; an empty one past the hypotheses found).
+Generation to_generation(const Result& r, int64_t prompt_tokens, const data::Tokenizer* tokenizer,
+                         size_t rank = 0);
 
 class Generator {
  public:

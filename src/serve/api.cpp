@@ -187,11 +187,22 @@ CompletionRequest parse_completion(const std::string& body, const Limits& limits
       o.seed = seed_field(v);
     } else if (key == "stream") {
       r.stream = bool_field(v, key);
+    } else if (key == "beam") {
+      o.beam = integer_field(v, key, 1, 64);
+    } else if (key == "alpha") {
+      o.alpha = number_field(v, key);
+      if (o.alpha < 0) bad("alpha: expected >= 0");
+    } else if (key == "n") {
+      o.n = integer_field(v, key, 1, 64);
     } else {
       bad("unknown field '" + key + "'");
     }
   }
   if (!have_prompt) bad("prompt: required (a string or a list of strings)");
+  if (o.beam > 1 && o.n > o.beam) bad("n: at most the beam (" + std::to_string(o.beam) + ")");
+  if (o.beam == 1 && o.temperature == 0 && o.n > 1)
+    bad("n: greedy search (temperature 0) gives one completion; draw (temperature > 0) or search "
+        "with a beam");
   return r;
 }
 

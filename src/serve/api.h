@@ -75,7 +75,7 @@ std::string translate_reply(const std::string& model,
 struct CompletionRequest {
   std::string model;
   std::vector<std::string> prompts;  // "prompt": a string or a list
-  decode::GenerateOptions generate;  // max_new = max_tokens; stop_at_eos
+  decode::GenerateOptions generate;  // max_new = max_tokens; stop_at_eos; beam, alpha, n
   bool stream = false;               // server-sent events, one per token
 };
 

@@ -202,8 +202,10 @@ LmWorker::~LmWorker() {
 std::shared_ptr<Job> LmWorker::submit(std::vector<std::vector<int32_t>> prompts,
                                       const decode::GenerateOptions& options, bool pieces) {
   auto job = std::make_shared<Job>();
-  job->results_.resize(prompts.size());
-  job->remaining_ = static_cast<int64_t>(prompts.size());
+  // Beam search: one session request per prompt, its n best the choices; drawing: n requests per
+  // prompt (draw j of prompt i from stream i * n + j).
+  job->results_.resize(prompts.size() * static_cast<size_t>(options.n));
+  job->remaining_ = static_cast<int64_t>(prompts.size()) * (options.beam > 1 ? 1 : options.n);
   job->prompts_ = std::move(prompts);
   job->options_ = options;
   job->want_pieces_ = pieces;
@@ -229,9 +231,10 @@ LmStats LmWorker::stats() const {
 
 int64_t LmWorker::positions(const Job& job) const {
   const int64_t ctx = model_.config().max_positions;
+  const int64_t rows = job.options_.beam > 1 ? job.options_.beam : job.options_.n;  // per prompt
   int64_t n = 0;
   for (const auto& p : job.prompts_)
-    n += std::min<int64_t>(ctx, static_cast<int64_t>(p.size()) + job.options_.max_new);
+    n += rows * std::min<int64_t>(ctx, static_cast<int64_t>(p.size()) + job.options_.max_new);
   return n;
 }
 
@@ -287,11 +290,14 @@ void LmWorker::loop() {
       std::vector<decode::Request> requests;
       for (const auto& job : joining) {
         const decode::SearchOptions search = job->options_.search();
-        for (size_t i = 0; i < job->prompts_.size(); ++i) {
-          const int64_t id = next_id_++;
-          requests.push_back({job->prompts_[i], search, i, id, {}, job->want_pieces_});
-          running_[id] = {job, i};
-        }
+        const auto n = static_cast<size_t>(job->options_.n);
+        const size_t draws = job->options_.beam > 1 ? 1 : n;
+        for (size_t i = 0; i < job->prompts_.size(); ++i)
+          for (size_t j = 0; j < draws; ++j) {
+            const int64_t id = next_id_++;
+            requests.push_back({job->prompts_[i], search, i * n + j, id, {}, job->want_pieces_});
+            running_[id] = {job, i, i * n + j};
+          }
         running_jobs_.push_back(job);
       }
       if (!requests.empty()) session_->admit(requests);
@@ -310,7 +316,7 @@ void LmWorker::loop() {
       const auto it = running_.find(id);
       if (it == running_.end()) continue;
       std::lock_guard lock(it->second.job->mutex_);
-      it->second.job->pieces_.emplace_back(it->second.index, std::move(piece));
+      it->second.job->pieces_.emplace_back(it->second.choice, std::move(piece));
       woken.push_back(it->second.job);
     }
     int64_t tokens = 0;
@@ -319,13 +325,18 @@ void LmWorker::loop() {
       if (it == running_.end()) continue;
       const Running run = it->second;
       running_.erase(it);
-      decode::Generation g = decode::to_generation(
-          r, static_cast<int64_t>(run.job->prompts_[run.index].size()), &tokenizer_);
-      tokens += static_cast<int64_t>(g.tokens.size());
+      const auto prompt_tokens = static_cast<int64_t>(run.job->prompts_[run.prompt].size());
+      // Beam search: its n best; a draw: one.
+      const size_t choices =
+          run.job->options_.beam > 1 ? static_cast<size_t>(run.job->options_.n) : 1;
       bool done = false;
       {
         std::lock_guard lock(run.job->mutex_);
-        run.job->results_[run.index] = std::move(g);
+        for (size_t k = 0; k < choices; ++k) {
+          decode::Generation g = decode::to_generation(r, prompt_tokens, &tokenizer_, k);
+          tokens += static_cast<int64_t>(g.tokens.size());
+          run.job->results_[run.choice + k] = std::move(g);
+        }
         done = --run.job->remaining_ == 0;
         if (done) run.job->ended_ = true;
       }

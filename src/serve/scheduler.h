@@ -130,8 +130,10 @@ class Job {
   /// arrived (prompt index, text) into `pieces`. Returns whether the job has ended.
   bool wait_pieces(std::chrono::steady_clock::time_point deadline,
                    std::vector<std::pair<size_t, std::string>>& pieces);
-  const std::string& failure() const { return failure_; }                      // once ended
-  const std::vector<decode::Generation>& results() const { return results_; }  // once ended
+  const std::string& failure() const { return failure_; }  // once ended
+  /// Once ended: options.n generations per prompt, prompt i's at i * n .. i * n + n - 1 (the
+  /// choice index of pieces too).
+  const std::vector<decode::Generation>& results() const { return results_; }
 
  private:
   friend class LmWorker;
@@ -142,7 +144,7 @@ class Job {
   bool want_pieces_ = false;
   std::vector<std::pair<size_t, std::string>> pieces_;
   std::vector<decode::Generation> results_;
-  int64_t remaining_ = 0;  // prompts not finished
+  int64_t remaining_ = 0;  // session requests not finished
   std::string failure_;
   bool ended_ = false;
   std::atomic<bool> cancelled_{false};
@@ -194,9 +196,10 @@ class LmWorker {
   // Owned by the scheduler thread only.
   struct Running {
     std::shared_ptr<Job> job;
-    size_t index;
+    size_t prompt;  // index into the job's prompts
+    size_t choice;  // its first choice index (beam search: n choices from there)
   };
-  std::unordered_map<int64_t, Running> running_;    // session id -> request, prompt index
+  std::unordered_map<int64_t, Running> running_;    // session id -> request, prompt, choice
   std::vector<std::shared_ptr<Job>> running_jobs_;  // the requests those prompts belong to
   int64_t next_id_ = 0;
 

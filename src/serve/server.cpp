@@ -501,9 +501,13 @@ std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, Timed
     if (!job->failure().empty())
       throw ApiError(500, "generation_failed", "generation failed: " + job->failure());
     std::vector<CompletionOut> outs;
-    for (const auto& g : job->results())
-      outs.push_back(
-          {g.text, finish_reason(g), g.prompt_tokens, static_cast<int64_t>(g.tokens.size())});
+    const auto n = static_cast<size_t>(r.generate.n);
+    for (size_t k = 0; k < job->results().size(); ++k) {
+      const decode::Generation& g = job->results()[k];
+      // A prompt's tokens count once, with its first choice.
+      outs.push_back({g.text, finish_reason(g), k % n == 0 ? g.prompt_tokens : 0,
+                      static_cast<int64_t>(g.tokens.size())});
+    }
     count_tokens();
     return reply(req.version(), req.keep_alive(), http::status::ok,
                  completion_reply(id, m.entry.name, created, outs));
@@ -525,12 +529,16 @@ std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, Timed
     return !ec;
   };
   bool ended = false;
+  std::vector<bool> streamed;  // choices some piece carried
   while (!ended) {
     std::vector<std::pair<size_t, std::string>> pieces;
     ended =
         job->wait_pieces(std::min(deadline, Clock::now() + std::chrono::milliseconds(50)), pieces);
-    for (const auto& [i, text] : pieces)
+    for (const auto& [i, text] : pieces) {
+      if (streamed.size() <= i) streamed.resize(i + 1, false);
+      streamed[i] = true;
       send(completion_event(id, m.entry.name, created, i, text, ""));
+    }
     if (ec || (!ended && peer_gone(fd))) {
       m.lm->cancel(job);
       std::lock_guard lock(metrics_mutex);
@@ -547,6 +555,10 @@ std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, Timed
     send("data: " + error_body("generation_failed", "generation failed: " + job->failure()) +
          "\n\n");
   } else if (ended) {
+    // A beam search streams its best hypothesis when it ends; the other n - 1 come here whole.
+    for (size_t i = 0; i < job->results().size(); ++i)
+      if ((i >= streamed.size() || !streamed[i]) && !job->results()[i].text.empty())
+        send(completion_event(id, m.entry.name, created, i, job->results()[i].text, ""));
     for (size_t i = 0; i < job->results().size(); ++i)
       send(completion_event(id, m.entry.name, created, i, "", finish_reason(job->results()[i])));
     count_tokens();

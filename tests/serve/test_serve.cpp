@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -522,8 +523,13 @@ TEST(Serve, CompletionsEqualTheGeneratorStreamedOrNot) {
            json{{"prompt", std::string(60, 't')}}.dump());
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(r.j()["error"]["code"], "too_long");
-  r = call(srv.port(), http::verb::post, "/v1/completions", json{{"prompt", "a"}, {"n", 2}}.dump());
+  r = call(srv.port(), http::verb::post, "/v1/completions",
+           json{{"prompt", "a"}, {"n", 2}, {"temperature", 0}}.dump());
+  EXPECT_EQ(r.status, 400) << r.body;  // greedy search gives one completion
+  r = call(srv.port(), http::verb::post, "/v1/completions",
+           json{{"prompt", "a"}, {"n", 3}, {"beam", 2}}.dump());
   EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("n: at most the beam (2)"), std::string::npos) << r.body;
   const json list = call(srv.port(), http::verb::get, "/v1/models").j();
   ASSERT_EQ(list["data"].size(), 2u);
   EXPECT_EQ(list["data"][1]["task"], "generation");
@@ -533,6 +539,97 @@ TEST(Serve, CompletionsEqualTheGeneratorStreamedOrNot) {
   r = call(only_translation.port(), http::verb::post, "/v1/completions",
            json{{"prompt", "a"}}.dump());
   EXPECT_EQ(r.status, 404) << r.body;
+}
+
+// The text of each choice of a streamed completions reply, its events added up.
+std::vector<std::string> streamed_texts(const std::string& events, size_t choices) {
+  std::vector<std::string> text(choices);
+  size_t at = 0;
+  while ((at = events.find("data: ", at)) != std::string::npos) {
+    const size_t end = events.find("\n\n", at);
+    const std::string data = events.substr(at + 6, end - at - 6);
+    at = end + 2;
+    if (data == "[DONE]") continue;
+    const json e = json::parse(data);
+    text.at(e["choices"][0]["index"].get<size_t>()) += e["choices"][0]["text"].get<std::string>();
+  }
+  return text;
+}
+
+// Beam search and n on /v1/completions: with "beam" the n best hypotheses of the decoding
+// session (the first equal to the generator's beam search), streamed or not; when drawing, n
+// draws per prompt, draw j of prompt i from stream i * n + j.
+TEST(Serve, CompletionsSearchWithABeamAndReturnN) {
+  const Fixture f;
+  const LmFixture lm;
+  std::vector<serve::ModelEntry> models = f.entries();
+  models.push_back({"lm", nullptr, &lm.tokenizer, "(in memory)", lm.model.get()});
+  Running srv(models, {});
+  const decode::Generator gen(*lm.model, lm.tokenizer);
+  const std::vector<std::string> prompts = {"the c", "on t"};
+  std::vector<std::vector<int32_t>> ids;
+  for (const auto& p : prompts) ids.push_back(gen.prompt_ids(p, "prompt"));
+
+  decode::GenerateOptions o;
+  o.max_new = 12;
+  o.beam = 4;
+  o.alpha = 0.6;
+  const auto best = gen.generate(ids, o);
+  // The second best of each prompt, from a decoding session asked for two.
+  std::vector<std::string> second;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    decode::Session session(*lm.model, &lm.tokenizer);
+    decode::SearchOptions s = o.search();
+    s.n_best = 2;
+    session.admit({{ids[i], s, i, 0}});
+    while (!session.idle()) session.step();
+    const auto results = session.retire();
+    ASSERT_EQ(results.size(), 1u);
+    ASSERT_EQ(results[0].hypotheses.size(), 2u);
+    second.push_back(lm.tokenizer.decode(results[0].hypotheses[1].tokens));
+  }
+  const json body = {{"model", "lm"}, {"prompt", prompts}, {"max_tokens", 12},
+                     {"beam", 4},     {"alpha", 0.6},      {"n", 2}};
+  const Reply r = call(srv.port(), http::verb::post, "/v1/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = r.j();
+  ASSERT_EQ(j["choices"].size(), 4u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(j["choices"][2 * i]["text"], best[i].text) << "prompt " << i;
+    EXPECT_EQ(j["choices"][2 * i + 1]["text"], second[i]) << "prompt " << i;
+    EXPECT_NE(j["choices"][2 * i]["text"], j["choices"][2 * i + 1]["text"]);
+  }
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 9);  // each prompt once
+  json streamed = body;
+  streamed["stream"] = true;
+  const auto texts = streamed_texts(stream_body(srv.port(), streamed), 4);
+  for (size_t k = 0; k < 4; ++k) EXPECT_EQ(texts[k], j["choices"][k]["text"]) << "choice " << k;
+
+  // Drawing n = 3: draw j of prompt i equals the generator's prompt at index i * 3 + j.
+  decode::GenerateOptions d;
+  d.max_new = 12;
+  d.temperature = 0.9;
+  d.seed = 11;
+  std::vector<std::vector<int32_t>> spread;
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t k = 0; k < 3; ++k) spread.push_back(ids[i]);
+  const auto draws = gen.generate(spread, d);
+  const Reply n3 = call(srv.port(), http::verb::post, "/v1/completions",
+                        json{{"model", "lm"},
+                             {"prompt", prompts},
+                             {"max_tokens", 12},
+                             {"temperature", 0.9},
+                             {"seed", 11},
+                             {"n", 3}}
+                            .dump());
+  ASSERT_EQ(n3.status, 200) << n3.body;
+  ASSERT_EQ(n3.j()["choices"].size(), 6u);
+  std::set<std::string> distinct;
+  for (size_t k = 0; k < 6; ++k) {
+    EXPECT_EQ(n3.j()["choices"][k]["text"], draws[k].text) << "choice " << k;
+    distinct.insert(draws[k].text);
+  }
+  EXPECT_GE(distinct.size(), 3u);  // the draws are not one text repeated
 }
 
 // Concurrent completion requests join one running batch (the scheduler admits them between

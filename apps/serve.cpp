@@ -125,12 +125,13 @@ void add_serve(CLI::App& root, int& exit_code) {
       ->capture_default_str();
   c->add_option("--max-batch-tokens", o.scheduling.max_batch_tokens,
                 "source subwords decoding at once, per model (language models: cache positions,\n"
-                "prompt + max_tokens per prompt)")
+                "prompt + max_tokens per prompt, beam row or draw)")
       ->check(integer_in(1, INT64_MAX))
       ->capture_default_str();
   c->add_option(
        "--max-queue", o.scheduling.max_queue,
-       "sentences (language models: requests) waiting per model; more: 503 with Retry-After")
+       "sentences (language models: prompts, times n when drawing) waiting per model; more: 503 "
+       "with Retry-After")
       ->check(integer_in(1, INT64_MAX))
       ->capture_default_str();
   c->add_option("--max-body-bytes", o.limits.max_body_bytes, "larger request bodies: 413")

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -23,6 +24,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "decode/generator.h"
 #include "decode/translator.h"
 #include "serve/page.h"
 
@@ -176,8 +178,8 @@ constexpr std::array<double, 13> kLatencyBounds = {0.005, 0.01, 0.025, 0.05, 0.1
 
 struct Served {
   ModelEntry entry;
-  std::unique_ptr<Scheduler> scheduler;  // translation models
-  std::unique_ptr<LmWorker> lm;          // language models
+  std::unique_ptr<Scheduler> scheduler;   // continuous batching, either family
+  std::unique_ptr<decode::Generator> lm;  // language models: prompts to ids, the context
   int64_t max_tokens = 0;
   const char* task() const { return lm ? "generation" : "translation"; }
 };
@@ -211,6 +213,15 @@ struct Server::Impl {
                                      std::string& endpoint);
   std::optional<HttpResponse> translate(const HttpRequest& req, int fd);
   std::optional<HttpResponse> complete(const HttpRequest& req, TimedStream& stream, int fd);
+  // How waiting for a request's ticket ended.
+  enum class Waited { kDone, kGone, kTimeout };
+  using Pieces = std::vector<std::pair<size_t, std::string>>;
+  /// Waits for `ticket` while its client stays connected and the server's time allows, handing
+  /// each batch of pieces to `on_pieces` when given (it returns false when sending failed).
+  /// A client that left (counted) or the deadline cancels the request.
+  Waited wait_for(Scheduler& scheduler, const std::shared_ptr<Ticket>& ticket,
+                  Clock::time_point deadline, int fd,
+                  const std::function<bool(const Pieces&)>& on_pieces = {});
   Served& find_model(const std::string& name, const char* task);
   HttpResponse models_reply(const HttpRequest& req) const;
   HttpResponse metrics_reply(const HttpRequest& req);
@@ -394,7 +405,7 @@ HttpResponse Server::Impl::metrics_reply(const HttpRequest& req) {
     }
   }
   const char* lm_gauges[][3] = {
-      {"attend_lm_queue_requests", "gauge", "Completion requests waiting to join."},
+      {"attend_lm_queue_prompts", "gauge", "Prompts (and draws) waiting to join."},
       {"attend_lm_batch_prompts", "gauge", "Prompts in the running generation batch."},
       {"attend_lm_tokens_total", "counter", "Tokens generated."},
       {"attend_lm_steps_total", "counter", "Generation steps run."}};
@@ -403,9 +414,9 @@ HttpResponse Server::Impl::metrics_reply(const HttpRequest& req) {
     line(std::string("# TYPE ") + lm_gauges[g][0] + " " + lm_gauges[g][1]);
     for (const Served& m : models) {
       if (!m.lm) continue;
-      const LmStats s = m.lm->stats();
+      const SchedulerStats s = m.scheduler->stats();
       const int64_t v = g == 0   ? s.queued
-                        : g == 1 ? s.generating
+                        : g == 1 ? s.decoding
                         : g == 2 ? s.target_tokens
                                  : s.steps;
       line(std::string(lm_gauges[g][0]) + "{model=\"" + prometheus_label(m.entry.name) + "\"} " +
@@ -437,14 +448,43 @@ Served& Server::Impl::find_model(const std::string& name, const char* task) {
           (names.empty() ? std::string() : " (" + std::string(task) + ": " + names + ")"));
 }
 
+Server::Impl::Waited Server::Impl::wait_for(Scheduler& scheduler,
+                                            const std::shared_ptr<Ticket>& ticket,
+                                            Clock::time_point deadline, int fd,
+                                            const std::function<bool(const Pieces&)>& on_pieces) {
+  for (;;) {
+    Pieces pieces;
+    const bool done = ticket->wait(std::min(deadline, Clock::now() + std::chrono::milliseconds(20)),
+                                   on_pieces ? &pieces : nullptr);
+    const bool sent = pieces.empty() || on_pieces(pieces);
+    if (done && sent) return Waited::kDone;
+    if (!sent || peer_gone(fd)) {
+      scheduler.cancel(ticket);
+      std::lock_guard lock(metrics_mutex);
+      ++cancelled;
+      return Waited::kGone;
+    }
+    if (Clock::now() >= deadline) {
+      scheduler.cancel(ticket);
+      return Waited::kTimeout;
+    }
+  }
+}
+
 std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, TimedStream& stream,
                                                    int fd) {
   const auto start = Clock::now();
   CompletionRequest r = parse_completion(req.body(), options.limits);
   Served& m = find_model(r.model, "generation");
-  const decode::Generator& gen = m.lm->generator();
+  const decode::Generator& gen = *m.lm;
   const int64_t context = gen.context();
-  std::vector<std::vector<int32_t>> prompts;
+  // Entries: with a beam one per prompt (its n best are the choices), else n draws per prompt,
+  // draw j of prompt i from stream i * n + j; choice i * n + k belongs to prompt i.
+  const auto n = static_cast<size_t>(r.generate.n);
+  const bool beam = r.generate.beam > 1;
+  const decode::SearchOptions search = r.generate.search();
+  std::vector<decode::Request> entries;
+  std::vector<int64_t> prompt_tokens;
   for (size_t i = 0; i < r.prompts.size(); ++i) {
     const std::string name = r.prompts.size() > 1 ? "prompt[" + std::to_string(i) + "]" : "prompt";
     std::vector<int32_t> ids;
@@ -457,10 +497,11 @@ std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, Timed
       throw ApiError(400, "too_long",
                      name + ": " + std::to_string(ids.size()) + " tokens; the model's context of " +
                          std::to_string(context) + " leaves no room to generate");
-    prompts.push_back(std::move(ids));
+    prompt_tokens.push_back(static_cast<int64_t>(ids.size()));
+    for (size_t j = 0; j < (beam ? 1 : n); ++j) entries.push_back({ids, search, i * n + j, 0});
   }
-  const std::shared_ptr<Job> job = m.lm->submit(prompts, r.generate, r.stream);
-  if (!job)
+  const std::shared_ptr<Ticket> ticket = m.scheduler->submit(std::move(entries), r.stream);
+  if (!ticket)
     throw ApiError(503, "overloaded",
                    "model '" + m.entry.name + "' has a full queue; retry after a second");
   const std::string id =
@@ -471,44 +512,42 @@ std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, Timed
                               std::chrono::system_clock::now().time_since_epoch())
                               .count();
   const auto deadline = start + seconds(options.timeout_s);
+  // The choices, in order, once the ticket is done.
+  auto choices = [&] {
+    std::vector<decode::Generation> out;
+    for (size_t e = 0; e < ticket->results().size(); ++e) {
+      const decode::Result result{0, ticket->results()[e]};
+      const int64_t p = prompt_tokens[beam ? e : e / n];
+      for (size_t k = 0; k < (beam ? n : 1); ++k)
+        out.push_back(decode::to_generation(result, p, m.entry.tokenizer, k));
+    }
+    return out;
+  };
   auto finish_reason = [&](const decode::Generation& g) {
     return g.ended ? std::string("stop") : std::string("length");
   };
-  auto count_tokens = [&] {
-    int64_t n = 0;
-    for (const auto& g : job->results()) n += static_cast<int64_t>(g.tokens.size());
+  auto count_tokens = [&](const std::vector<decode::Generation>& gens) {
+    int64_t total = 0;
+    for (const auto& g : gens) total += static_cast<int64_t>(g.tokens.size());
     std::lock_guard lock(metrics_mutex);
-    target_tokens += n;
+    target_tokens += total;
     token_marks.emplace_back(Clock::now(), target_tokens);
     while (token_marks.size() > 4096) token_marks.pop_front();
   };
 
   if (!r.stream) {
-    std::vector<std::pair<size_t, std::string>> none;  // not streamed: no pieces come
-    while (
-        !job->wait_pieces(std::min(deadline, Clock::now() + std::chrono::milliseconds(20)), none)) {
-      if (peer_gone(fd)) {
-        m.lm->cancel(job);
-        std::lock_guard lock(metrics_mutex);
-        ++cancelled;
-        return std::nullopt;
-      }
-      if (Clock::now() >= deadline) {
-        m.lm->cancel(job);
-        throw ApiError(504, "timeout", "the request ran past the server's timeout");
-      }
-    }
-    if (!job->failure().empty())
-      throw ApiError(500, "generation_failed", "generation failed: " + job->failure());
+    const Waited w = wait_for(*m.scheduler, ticket, deadline, fd);
+    if (w == Waited::kGone) return std::nullopt;
+    if (w == Waited::kTimeout)
+      throw ApiError(504, "timeout", "the request ran past the server's timeout");
+    if (!ticket->failure().empty())
+      throw ApiError(500, "generation_failed", "generation failed: " + ticket->failure());
+    const std::vector<decode::Generation> gens = choices();
     std::vector<CompletionOut> outs;
-    const auto n = static_cast<size_t>(r.generate.n);
-    for (size_t k = 0; k < job->results().size(); ++k) {
-      const decode::Generation& g = job->results()[k];
-      // A prompt's tokens count once, with its first choice.
-      outs.push_back({g.text, finish_reason(g), k % n == 0 ? g.prompt_tokens : 0,
-                      static_cast<int64_t>(g.tokens.size())});
-    }
-    count_tokens();
+    for (size_t k = 0; k < gens.size(); ++k)  // a prompt's tokens count once, with its first choice
+      outs.push_back({gens[k].text, finish_reason(gens[k]), k % n == 0 ? gens[k].prompt_tokens : 0,
+                      static_cast<int64_t>(gens[k].tokens.size())});
+    count_tokens(gens);
     return reply(req.version(), req.keep_alive(), http::status::ok,
                  completion_reply(id, m.entry.name, created, outs));
   }
@@ -528,40 +567,31 @@ std::optional<HttpResponse> Server::Impl::complete(const HttpRequest& req, Timed
     if (!ec) asio::write(stream, http::make_chunk(asio::buffer(data)), ec);
     return !ec;
   };
-  bool ended = false;
   std::vector<bool> streamed;  // choices some piece carried
-  while (!ended) {
-    std::vector<std::pair<size_t, std::string>> pieces;
-    ended =
-        job->wait_pieces(std::min(deadline, Clock::now() + std::chrono::milliseconds(50)), pieces);
-    for (const auto& [i, text] : pieces) {
-      if (streamed.size() <= i) streamed.resize(i + 1, false);
-      streamed[i] = true;
-      send(completion_event(id, m.entry.name, created, i, text, ""));
+  const Waited w = wait_for(*m.scheduler, ticket, deadline, fd, [&](const Pieces& pieces) {
+    for (const auto& [e, text] : pieces) {
+      const size_t choice = beam ? e * n : e;  // a beam search streams its best hypothesis
+      if (streamed.size() <= choice) streamed.resize(choice + 1, false);
+      streamed[choice] = true;
+      send(completion_event(id, m.entry.name, created, choice, text, ""));
     }
-    if (ec || (!ended && peer_gone(fd))) {
-      m.lm->cancel(job);
-      std::lock_guard lock(metrics_mutex);
-      ++cancelled;
-      return std::nullopt;
-    }
-    if (!ended && Clock::now() >= deadline) {
-      m.lm->cancel(job);
-      send("data: " + error_body("timeout", "the request ran past the server's timeout") + "\n\n");
-      break;
-    }
-  }
-  if (ended && !job->failure().empty()) {
-    send("data: " + error_body("generation_failed", "generation failed: " + job->failure()) +
+    return !ec;
+  });
+  if (w == Waited::kGone) return std::nullopt;
+  if (w == Waited::kTimeout) {
+    send("data: " + error_body("timeout", "the request ran past the server's timeout") + "\n\n");
+  } else if (!ticket->failure().empty()) {
+    send("data: " + error_body("generation_failed", "generation failed: " + ticket->failure()) +
          "\n\n");
-  } else if (ended) {
-    // A beam search streams its best hypothesis when it ends; the other n - 1 come here whole.
-    for (size_t i = 0; i < job->results().size(); ++i)
-      if ((i >= streamed.size() || !streamed[i]) && !job->results()[i].text.empty())
-        send(completion_event(id, m.entry.name, created, i, job->results()[i].text, ""));
-    for (size_t i = 0; i < job->results().size(); ++i)
-      send(completion_event(id, m.entry.name, created, i, "", finish_reason(job->results()[i])));
-    count_tokens();
+  } else {
+    const std::vector<decode::Generation> gens = choices();
+    // The other n - 1 choices of a beam search come whole.
+    for (size_t k = 0; k < gens.size(); ++k)
+      if ((k >= streamed.size() || !streamed[k]) && !gens[k].text.empty())
+        send(completion_event(id, m.entry.name, created, k, gens[k].text, ""));
+    for (size_t k = 0; k < gens.size(); ++k)
+      send(completion_event(id, m.entry.name, created, k, "", finish_reason(gens[k])));
+    count_tokens(gens);
   }
   send("data: [DONE]\n\n");
   if (!ec) asio::write(stream, http::make_chunk_last(), ec);
@@ -593,25 +623,19 @@ std::optional<HttpResponse> Server::Impl::translate(const HttpRequest& req, int 
     source_tokens += n;
     sources.push_back(c.source(std::move(ids)));
   }
-  const std::shared_ptr<Ticket> ticket = m->scheduler->submit(sources, r.search);
+  std::vector<decode::Request> entries;
+  for (size_t i = 0; i < sources.size(); ++i) entries.push_back({sources[i], r.search, i, 0});
+  const std::shared_ptr<Ticket> ticket = m->scheduler->submit(std::move(entries));
   if (!ticket)
     throw ApiError(503, "overloaded",
                    "model '" + m->entry.name + "' has a full queue; retry after a second");
-  const auto deadline = start + seconds(options.timeout_s);
-  while (!ticket->wait_until(std::min(deadline, Clock::now() + std::chrono::milliseconds(20)))) {
-    if (peer_gone(fd)) {
-      m->scheduler->cancel(ticket);
-      std::lock_guard lock(metrics_mutex);
-      ++cancelled;
-      return std::nullopt;
-    }
-    if (Clock::now() >= deadline) {
-      m->scheduler->cancel(ticket);
-      char s[32];
-      std::snprintf(s, sizeof s, "%g", options.timeout_s);
-      throw ApiError(504, "timeout",
-                     std::string("the request ran past the server's timeout of ") + s + " s");
-    }
+  const Waited w = wait_for(*m->scheduler, ticket, start + seconds(options.timeout_s), fd);
+  if (w == Waited::kGone) return std::nullopt;
+  if (w == Waited::kTimeout) {
+    char s[32];
+    std::snprintf(s, sizeof s, "%g", options.timeout_s);
+    throw ApiError(504, "timeout",
+                   std::string("the request ran past the server's timeout of ") + s + " s");
   }
   if (!ticket->failure().empty())
     throw ApiError(500, "decoding_failed", "decoding failed: " + ticket->failure());
@@ -801,10 +825,12 @@ Server::Server(std::vector<ModelEntry> models, ServerOptions options)
     s.max_tokens = I.options.max_sentence_tokens > 0
                        ? std::min(I.options.max_sentence_tokens, c.max_positions)
                        : c.max_positions;
-    if (e.model)
+    if (e.model) {
       s.scheduler = std::make_unique<Scheduler>(*e.model, I.options.scheduling);
-    else
-      s.lm = std::make_unique<LmWorker>(*e.lm, *e.tokenizer, I.options.scheduling);
+    } else {
+      s.scheduler = std::make_unique<Scheduler>(*e.lm, *e.tokenizer, I.options.scheduling);
+      s.lm = std::make_unique<decode::Generator>(*e.lm, *e.tokenizer);
+    }
     s.entry = std::move(e);
     I.models.push_back(std::move(s));
   }

@@ -667,7 +667,7 @@ TEST(Serve, ConcurrentCompletionsShareTheBatchAndEqualTheGenerator) {
   }
   const std::string text = call(srv.port(), http::verb::get, "/metrics").body;
   EXPECT_NE(text.find("attend_lm_batch_prompts{model=\"lm\"} 0"), std::string::npos) << text;
-  EXPECT_NE(text.find("attend_lm_queue_requests{model=\"lm\"} 0"), std::string::npos);
+  EXPECT_NE(text.find("attend_lm_queue_prompts{model=\"lm\"} 0"), std::string::npos);
 }
 
 // GET / is the self-contained page: HTML that draws the heatmap, nothing loaded from elsewhere.

@@ -101,135 +101,6 @@ std::string hms(double s) {
   return buf;
 }
 
-struct Corpus {
-  std::vector<std::string> train_src, train_tgt, valid_src, valid_tgt;
-};
-
-Corpus load_corpus(const io::Config& c) {
-  Corpus out;
-  const std::string gen = c.get_string("data.generate");
-  if (gen != "none") {
-    ATTEND_CHECK(gen == "numbers-en" || gen == "numbers-de",
-                 "data.generate: expected none, numbers-en or numbers-de, got '{}'", gen);
-    const auto lang =
-        gen == "numbers-en" ? data::NumberLanguage::kEnglish : data::NumberLanguage::kGerman;
-    const uint64_t seed = static_cast<uint64_t>(c.get_int("train.seed"));
-    const int64_t n_train = c.get_int("data.generate_train"),
-                  n_valid = c.get_int("data.generate_valid");
-    const int64_t max = c.get_int("data.generate_max");
-    // Validation numbers come from a disjoint index range of the same generator.
-    for (const auto& p : data::generate_numbers(seed, n_train, 0, max, lang)) {
-      out.train_src.push_back(p.digits);
-      out.train_tgt.push_back(p.words);
-    }
-    // Held out: validation numbers that also occur in training are dropped.
-    const std::set<std::string> seen(out.train_src.begin(), out.train_src.end());
-    for (const auto& p : data::generate_numbers(seed + 7919, n_valid, 0, max, lang)) {
-      if (seen.count(p.digits)) continue;
-      out.valid_src.push_back(p.digits);
-      out.valid_tgt.push_back(p.words);
-    }
-    return out;
-  }
-  ATTEND_CHECK(c.is_set("data.train_src") && c.is_set("data.train_tgt"),
-               "data.train_src and data.train_tgt must name the training corpus (or set "
-               "data.generate)");
-  const std::string bad = c.get_string("data.bad_utf8");
-  ATTEND_CHECK(bad == "error" || bad == "skip", "data.bad_utf8: expected error or skip, got '{}'",
-               bad);
-  const auto policy = bad == "skip" ? data::BadUtf8::kSkip : data::BadUtf8::kError;
-  auto tr =
-      data::read_parallel(c.get_string("data.train_src"), c.get_string("data.train_tgt"), policy);
-  std::printf("data: %lld training pairs read", static_cast<long long>(tr.lines));
-  if (tr.skipped_empty || tr.skipped_utf8)
-    std::printf(" (skipped: %lld empty, %lld invalid UTF-8)",
-                static_cast<long long>(tr.skipped_empty), static_cast<long long>(tr.skipped_utf8));
-  std::printf("\n");
-  out.train_src = std::move(tr.src);
-  out.train_tgt = std::move(tr.tgt);
-  if (c.is_set("data.valid_src") || c.is_set("data.valid_tgt")) {
-    ATTEND_CHECK(c.is_set("data.valid_src") && c.is_set("data.valid_tgt"),
-                 "data.valid_src and data.valid_tgt must be given together");
-    auto va =
-        data::read_parallel(c.get_string("data.valid_src"), c.get_string("data.valid_tgt"), policy);
-    out.valid_src = std::move(va.src);
-    out.valid_tgt = std::move(va.tgt);
-  }
-  const int64_t cap = c.get_int("data.valid_max_sentences");
-  if (cap > 0 && static_cast<int64_t>(out.valid_src.size()) > cap) {
-    out.valid_src.resize(cap);
-    out.valid_tgt.resize(cap);
-  }
-  return out;
-}
-
-std::vector<data::Example> encode_pairs(const data::Tokenizer& tok, const nn::TransformerConfig& mc,
-                                        const std::vector<std::string>& src,
-                                        const std::vector<std::string>& tgt, int64_t max_len,
-                                        int64_t* skipped) {
-  std::vector<data::Example> out;
-  out.reserve(src.size());
-  for (size_t i = 0; i < src.size(); ++i) {
-    data::Example e{mc.source(tok.encode(src[i])), tok.encode(tgt[i])};
-    if (max_len > 0 && (static_cast<int64_t>(e.src.size()) > max_len ||
-                        static_cast<int64_t>(e.tgt.size()) + 1 > max_len)) {
-      if (skipped) ++*skipped;
-      continue;
-    }
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
-// A language model's text: training and validation parts.
-struct LmText {
-  std::string train, valid;
-};
-
-// The byte offset of character `k` of valid UTF-8 text (its size when k is past the end).
-size_t char_offset(const std::string& s, int64_t k) {
-  int64_t seen = 0;
-  for (size_t i = 0; i < s.size(); ++i)
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && seen++ == k) return i;
-  return s.size();
-}
-
-int64_t char_count(const std::string& s) {
-  int64_t n = 0;
-  for (char ch : s) n += (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
-  return n;
-}
-
-LmText load_lm_text(const io::Config& c, nn::Arch arch) {
-  ATTEND_CHECK(c.is_set("data.train_text"),
-               "model.arch {} trains on text: set data.train_text (data.train_src and "
-               "data.train_tgt are for translation)",
-               nn::arch_name(arch));
-  const std::string bad = c.get_string("data.bad_utf8");
-  ATTEND_CHECK(bad == "error" || bad == "skip", "data.bad_utf8: expected error or skip, got '{}'",
-               bad);
-  const auto policy = bad == "skip" ? data::BadUtf8::kSkip : data::BadUtf8::kError;
-  data::Text t = data::read_text(c.get_string("data.train_text"), policy);
-  std::printf("data: %lld lines of text read", static_cast<long long>(t.lines));
-  if (t.skipped_utf8)
-    std::printf(" (%lld with invalid UTF-8 left out)", static_cast<long long>(t.skipped_utf8));
-  std::printf("\n");
-  LmText out;
-  if (c.is_set("data.valid_text")) {
-    out.train = std::move(t.text);
-    out.valid = data::read_text(c.get_string("data.valid_text"), policy).text;
-    return out;
-  }
-  const double f = c.get_float("data.valid_fraction");
-  ATTEND_CHECK(f >= 0 && f < 1, "data.valid_fraction: expected a share in [0, 1), got {}", f);
-  // nanoGPT's split: the first (1 - f) of the characters train, the rest validates.
-  const int64_t n = char_count(t.text);
-  const size_t cut = char_offset(t.text, static_cast<int64_t>(static_cast<double>(n) * (1 - f)));
-  out.train = t.text.substr(0, cut);
-  out.valid = t.text.substr(cut);
-  return out;
-}
-
 }  // namespace
 
 Trainer::Trainer(nn::Model& model, const data::Tokenizer& tokenizer, const TrainOptions& o,
@@ -263,25 +134,9 @@ Trainer::Trainer(nn::Model& model, const data::Tokenizer& tokenizer, const Train
         ops::bf16_products_kernel());
   }
   if (o.ema_decay > 0) ema_ = std::make_unique<Ema>(model.named_parameters(), o.ema_decay);
-  if (dynamic_cast<const nn::EncoderOnly*>(&model)) {
-    mlm_ = true;
-    mask_rule_ = data::mask_rule(tokenizer, model.config().src_vocab);
-    ATTEND_CHECK(mask_rule_.mask_id >= 0,
-                 "model.arch encoder_only: the vocabulary has no {} piece (train one with "
-                 "attend train, which adds it, or give a SentencePiece model that has it)",
-                 data::kMaskPiece);
-  }
+  task_ = Task::make(model.config().arch);
+  task_->bind(model, tokenizer);
   model_.set_training(true);
-}
-
-ag::Variable Trainer::logits(const data::Batch& b, uint64_t dropout_stream) const {
-  if (const auto* ed = dynamic_cast<const nn::EncoderDecoder*>(&model_))
-    return ed->forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, dropout_stream);
-  if (const auto* lm = dynamic_cast<const nn::DecoderOnly*>(&model_))
-    return lm->forward(b.tgt_in, b.tgt_lengths, dropout_stream);
-  if (const auto* mlm = dynamic_cast<const nn::EncoderOnly*>(&model_))
-    return mlm->forward(b.tgt_in, b.tgt_lengths, dropout_stream);
-  ATTEND_FAIL("train: model.arch {} cannot be trained", nn::arch_name(model_.config().arch));
 }
 
 Trainer::~Trainer() {
@@ -312,11 +167,10 @@ StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t
   int64_t own_tokens = 0;
   const size_t first = comm_ ? static_cast<size_t>(comm_->rank()) * batches.size() : 0;
   for (size_t a = 0; a < batches.size(); ++a) {
-    data::Batch masked;  // masked-LM: this micro-batch's corruption, a function of (step, a)
-    if (mlm_)
-      masked = data::mask_batch(*batches[a], mask_rule_, options_.seed ^ kMaskSeed,
-                                mix_stream(static_cast<uint64_t>(state_.step), first + a));
-    const data::Batch& b = mlm_ ? masked : *batches[a];
+    data::Batch scratch;  // masked-LM: this micro-batch's corruption, a function of (step, a)
+    const data::Batch& b =
+        task_->prepare(*batches[a], options_.seed,
+                       mix_stream(static_cast<uint64_t>(state_.step), first + a), scratch);
     const bool last = a + 1 == batches.size();
     {
       ArenaScope scope(&arena_);
@@ -328,7 +182,8 @@ StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t
                      static_cast<uint64_t>(first + a));
       {
         ag::TapeScope rec(&tape);
-        loss = ag::cross_entropy(logits(b, dropout_stream), b.tgt_out, ce, ops::Reduction::kSum);
+        loss = ag::cross_entropy(task_->logits(b, dropout_stream), b.tgt_out, ce,
+                                 ops::Reduction::kSum);
       }
       loss_sum += loss.value().item();
       if (reducer_ && last) reducer_->arm();  // buckets start as backward finishes them
@@ -367,42 +222,29 @@ Validation Trainer::validate(const ValidationSet& set) {
   {
     Arena arena;
     int64_t k = 0, correct = 0;
+    bool counted = false;  // the task measures exact predictions (masked accuracy)
     for (const auto& rows : data::sorted_plan(set.examples, options_.max_tokens)) {
       ArenaScope scope(&arena);
-      data::Batch b = data::make_batch(set.examples, rows);
-      // masked-LM: the same corruption at every validation (batch k's own stream)
-      if (mlm_) b = data::mask_batch(b, mask_rule_, options_.seed ^ kMaskSeed ^ 1, k++);
-      const Tensor out_logits = logits(b, 0).value();
+      // Batch k as the task measures it (masked-LM: the same corruption every validation).
+      const data::Batch b =
+          task_->validation_batch(data::make_batch(set.examples, rows), options_.seed, k++);
+      const Tensor out_logits = task_->logits(b, 0).value();
       const auto out =
           ops::cross_entropy(out_logits, b.tgt_out, {0.0, data::kPadId}, ops::Reduction::kSum);
       nll += out.loss.item();
       tokens += b.tgt_tokens;
-      if (mlm_) correct += decode::count_correct(out_logits, b.tgt_out, data::kPadId);
+      if (const int64_t c = task_->correct(out_logits, b); c >= 0) {
+        correct += c;
+        counted = true;
+      }
       arena.reset();
     }
-    if (mlm_)
+    if (counted)
       v.accuracy = static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(tokens, 1));
   }
   v.loss = nll / static_cast<double>(std::max<int64_t>(tokens, 1));
   v.ppl = std::exp(v.loss);
-  const auto* translation = dynamic_cast<const nn::EncoderDecoder*>(&model_);
-  if (options_.valid_bleu && translation && !set.sources.empty()) {
-    decode::TranslateOptions o;
-    o.search.beam = options_.valid_beam;
-    o.search.alpha = options_.valid_alpha;
-    o.batch_tokens = options_.valid_max_tokens;
-    o.max_input_tokens = std::numeric_limits<int64_t>::max();  // validation cuts nothing
-    const auto outs =
-        decode::Translator(*translation, tokenizer_).translate(set.sources, o, "validation");
-    std::vector<std::string> hyps;
-    int64_t exact = 0;
-    for (size_t i = 0; i < outs.size(); ++i) {
-      hyps.push_back(outs[i][0].text);
-      exact += hyps.back() == set.references[i];
-    }
-    v.bleu = eval::corpus_bleu(hyps, {set.references}).score;
-    v.exact = static_cast<double>(exact) / static_cast<double>(std::max<size_t>(outs.size(), 1));
-  }
+  task_->validate_more(set, options_, v);
   model_.set_training(true);
   if (ema_) ema_->swap();
   v.seconds = seconds_since(t0);
@@ -468,23 +310,82 @@ void check_same_config(dist::Communicator& comm, const std::string& mine) {
 
 }  // namespace
 
-TrainResult train(const io::Config& c, bool resume) {
-  const SignalWatcher signals;  // first: every thread started below inherits its mask
-  TrainOptions o = TrainOptions::from_config(c);
-  if (o.threads > 0) set_num_threads(o.threads);
-  // Data parallel under mpirun: rank 0 prints, logs and writes every file; every rank trains.
-  dist::Communicator& comm = dist::world();
-  const int rank = comm.rank(), ranks = comm.size();
-  const bool lead = rank == 0;
-  if (!lead) std::freopen("/dev/null", "w", stdout);  // errors still reach stderr
-  if (ranks > 1) check_same_config(comm, c.to_json());
-  const std::string& out = o.out;
+namespace {
+
+// One `attend train` run, in the order it happens: set up the run directory (and what a resume
+// needs), read the data and make the vocabulary, build the model and the trainer, then loop
+// (steps, progress, validation, checkpoints). Rank 0 prints, logs and writes every file; every
+// rank trains.
+class Run {
+ public:
+  Run(const io::Config& c, bool resume);
+  void read_data();
+  void build();
+  TrainResult loop();
+
+ private:
+  void prepare_directory();
+  void check_resume();
+  data::Tokenizer make_vocabulary();
+  void print_setup() const;
+  void open_log();
+  void record(const nlohmann::ordered_json& j);
+  void save();
+  /// Validates on rank 0 and keeps the best model; every rank learns whether to stop early.
+  bool validate();
+  void log_progress(const StepResult& r, bool log_now);
+
+  const io::Config& c_;
+  const bool resume_;
+  TrainOptions o_;
+  dist::Communicator& comm_;
+  const int rank_, ranks_;
+  const bool lead_;
+  std::string ckpt_;  // the checkpoint a resume continues from
+  std::unique_ptr<Task> task_;
+  data::Tokenizer tok_;
+  std::vector<data::Example> train_set_;
+  ValidationSet valid_;
+  std::unique_ptr<nn::Model> model_;
+  std::unique_ptr<Trainer> trainer_;
+  std::string config_json_;
+  std::ofstream log_;
+  std::vector<std::string> saved_;  // checkpoints kept, oldest first
+  // Progress over the steps since the last logged line.
+  bool tty_ = false;
+  Clock::time_point start_, window_start_;
+  double elapsed_before_ = 0, window_loss_ = 0;
+  int64_t first_step_ = 0, window_tokens_ = 0, window_src_tokens_ = 0, window_steps_ = 0;
+};
+
+Run::Run(const io::Config& c, bool resume)
+    : c_(c),
+      resume_(resume),
+      o_(TrainOptions::from_config(c)),
+      comm_(dist::world()),
+      rank_(comm_.rank()),
+      ranks_(comm_.size()),
+      lead_(rank_ == 0) {
+  if (o_.threads > 0) set_num_threads(o_.threads);
+  if (!lead_) std::freopen("/dev/null", "w", stdout);  // errors still reach stderr
+  if (ranks_ > 1) check_same_config(comm_, c.to_json());
+  prepare_directory();
+  if (resume_) check_resume();
+  // Model keys are checked before any data is read (vocabulary size not known yet).
+  const nn::TransformerConfig checked = models::model_config(c, 8);
+  checked.validate();
+  task_ = Task::make(checked.arch);
+  task_->check(c, o_);
+}
+
+void Run::prepare_directory() {
+  const std::string& out = o_.out;
   std::error_code ec;
-  if (lead) fs::create_directories(fs::path(out) / "checkpoints", ec);
+  if (lead_) fs::create_directories(fs::path(out) / "checkpoints", ec);
   ATTEND_CHECK(!ec, "train.out: cannot create {}: {}", out, ec.message());
-  comm.barrier();
-  if (lead && !resume && !models::last_checkpoint(out).empty()) {
-    ATTEND_CHECK(o.overwrite,
+  comm_.barrier();
+  if (lead_ && !resume_ && !models::last_checkpoint(out).empty()) {
+    ATTEND_CHECK(o_.overwrite,
                  "train.out: {} already holds a run (continue it with --resume, or start afresh "
                  "with --train.overwrite true, which deletes its checkpoints)",
                  out);
@@ -492,249 +393,262 @@ TrainResult train(const io::Config& c, bool resume) {
     fs::remove_all(fs::path(out) / "best", ec);
     fs::create_directories(fs::path(out) / "checkpoints", ec);
   }
-  if (lead) {  // what a killed run left half-written or half-deleted ("*.tmp") goes now
+  if (lead_) {  // what a killed run left half-written or half-deleted ("*.tmp") goes now
     for (const fs::path& d : {fs::path(out), fs::path(out) / "checkpoints"})
       for (const auto& e : fs::directory_iterator(d, ec))
         if (e.path().extension() == ".tmp") fs::remove_all(e.path(), ec);
   }
-  comm.barrier();  // rank 0 has cleared an overwritten run
-  const std::string ckpt = resume ? models::last_checkpoint(out) : "";
-  ATTEND_CHECK(!resume || !ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
-  if (resume) {
-    models::verify_model_dir(ckpt, true);
-    // A step's global batch (ranks x train.accumulate) is kept across a change of rank count.
-    const int64_t global = load_state(ckpt).global_batches;
-    if (global > 0 && global != ranks * o.accumulate) {
-      // Adjusted unless train.accumulate was changed from the checkpoint's own value.
-      io::Config saved = train_config();
-      saved.load_json(read_config_json(ckpt), ckpt + "/config.json");
-      const bool changed = std::max<int64_t>(1, saved.get_int("train.accumulate")) != o.accumulate;
-      ATTEND_CHECK(
-          !changed && global % ranks == 0,
-          "--resume: the checkpoint's steps take {} batches (ranks x train.accumulate), "
-          "but {} rank(s) x train.accumulate {} take {}{}",
-          global, ranks, o.accumulate, ranks * o.accumulate,
-          global % ranks == 0
-              ? format("; set --train.accumulate {} to continue the same run", global / ranks)
-              : format("; {} batches cannot be split over {} ranks", global, ranks));
-      o.accumulate = global / ranks;
-      std::printf("resume: train.accumulate %lld keeps the checkpoint's %lld batches per step\n",
-                  static_cast<long long>(o.accumulate), static_cast<long long>(global));
-    }
-  }
+  comm_.barrier();  // rank 0 has cleared an overwritten run
+}
 
-  // Model keys are checked before any data is read (vocabulary size not known yet).
-  const nn::TransformerConfig checked = models::model_config(c, 8);
-  checked.validate();
-  const bool mlm = checked.arch == nn::Arch::kEncoderOnly;
-  const bool lm = checked.arch == nn::Arch::kDecoderOnly || mlm;  // trains on text
-  ATTEND_CHECK(!mlm || c.get_string("vocab.type") != "char",
-               "vocab.type char: masked-LM training (model.arch encoder_only) needs a subword "
-               "vocabulary (bpe or unigram), which holds the {} piece",
-               data::kMaskPiece);
-  if (lm) o.valid_bleu = false;  // a language model is validated (and selected) by its loss
-  // Data and vocabulary.
-  Corpus corpus;
-  LmText text;
-  if (lm) {
-    text = load_lm_text(c, checked.arch);
-  } else {
-    corpus = load_corpus(c);
+void Run::check_resume() {
+  ckpt_ = models::last_checkpoint(o_.out);
+  ATTEND_CHECK(!ckpt_.empty(), "--resume: {} holds no checkpoint to resume from", o_.out);
+  models::verify_model_dir(ckpt_, true);
+  // A step's global batch (ranks x train.accumulate) is kept across a change of rank count.
+  const int64_t global = load_state(ckpt_).global_batches;
+  if (global > 0 && global != ranks_ * o_.accumulate) {
+    // Adjusted unless train.accumulate was changed from the checkpoint's own value.
+    io::Config saved = train_config();
+    saved.load_json(read_config_json(ckpt_), ckpt_ + "/config.json");
+    const bool changed = std::max<int64_t>(1, saved.get_int("train.accumulate")) != o_.accumulate;
+    ATTEND_CHECK(
+        !changed && global % ranks_ == 0,
+        "--resume: the checkpoint's steps take {} batches (ranks x train.accumulate), "
+        "but {} rank(s) x train.accumulate {} take {}{}",
+        global, ranks_, o_.accumulate, ranks_ * o_.accumulate,
+        global % ranks_ == 0
+            ? format("; set --train.accumulate {} to continue the same run", global / ranks_)
+            : format("; {} batches cannot be split over {} ranks", global, ranks_));
+    o_.accumulate = global / ranks_;
+    std::printf("resume: train.accumulate %lld keeps the checkpoint's %lld batches per step\n",
+                static_cast<long long>(o_.accumulate), static_cast<long long>(global));
   }
+}
+
+data::Tokenizer Run::make_vocabulary() {
+  if (resume_) return models::read_tokenizer(ckpt_);
+  if (c_.is_set("vocab.model")) return data::Tokenizer::load(c_.get_string("vocab.model"));
+  if (!lead_)  // rank 0 trains the vocabulary; the others receive it
+    return data::Tokenizer::from_bytes(dist::broadcast_string(comm_, "", 0), "rank 0's vocabulary");
+  const auto t0 = Clock::now();
+  const std::vector<std::string> all = task_->vocabulary_sentences(c_);
   data::Tokenizer tok;
-  if (resume) {
-    tok = models::read_tokenizer(ckpt);
-  } else if (c.is_set("vocab.model")) {
-    tok = data::Tokenizer::load(c.get_string("vocab.model"));
-  } else if (!lead) {  // rank 0 trains the vocabulary; the others receive it
-    tok = data::Tokenizer::from_bytes(dist::broadcast_string(comm, "", 0), "rank 0's vocabulary");
+  if (c_.get_string("vocab.type") == "char") {
+    std::string joined = task_->vocabulary_text();
+    for (const auto& line : all) joined += line + "\n";
+    tok = data::Tokenizer::train_chars(joined);
+    std::printf("vocab: %lld characters (and 4 special ids) in %.1fs\n",
+                static_cast<long long>(tok.vocab_size() - 4), seconds_since(t0));
   } else {
-    const auto t0 = Clock::now();
-    std::vector<std::string> all;  // the sentences (lines) the vocabulary is trained on
-    if (lm) {
-      if (c.get_string("vocab.type") != "char") all = data::split_lines(text.train);
-    } else {
-      all = corpus.train_src;
-      all.insert(all.end(), corpus.train_tgt.begin(), corpus.train_tgt.end());
-    }
-    if (c.get_string("vocab.type") == "char") {
-      std::string joined = text.train;
-      for (const auto& line : all) joined += line + "\n";
-      tok = data::Tokenizer::train_chars(joined);
-      std::printf("vocab: %lld characters (and 4 special ids) in %.1fs\n",
-                  static_cast<long long>(tok.vocab_size() - 4), seconds_since(t0));
-    } else {
-      data::TokenizerOptions to;
-      to.vocab_size = c.get_int("vocab.size");
-      to.model_type = c.get_string("vocab.type");
-      to.split_digits = c.get_bool("vocab.split_digits");
-      to.max_sentences = c.get_int("vocab.max_sentences");
-      to.seed = o.seed;
-      to.mask_token = mlm;
-      ATTEND_CHECK(!all.empty(), "vocab: no training text to learn a vocabulary from");
-      tok = data::Tokenizer::train(all, to);
-      std::printf("vocab: trained a %s model of %lld pieces on %zu sentences in %.1fs\n",
-                  to.model_type.c_str(), static_cast<long long>(tok.vocab_size()), all.size(),
-                  seconds_since(t0));
-    }
-    if (ranks > 1) dist::broadcast_string(comm, tok.bytes(), 0);
+    data::TokenizerOptions to;
+    to.vocab_size = c_.get_int("vocab.size");
+    to.model_type = c_.get_string("vocab.type");
+    to.split_digits = c_.get_bool("vocab.split_digits");
+    to.max_sentences = c_.get_int("vocab.max_sentences");
+    to.seed = o_.seed;
+    to.mask_token = task_->needs_mask();
+    ATTEND_CHECK(!all.empty(), "vocab: no training text to learn a vocabulary from");
+    tok = data::Tokenizer::train(all, to);
+    std::printf("vocab: trained a %s model of %lld pieces on %zu sentences in %.1fs\n",
+                to.model_type.c_str(), static_cast<long long>(tok.vocab_size()), all.size(),
+                seconds_since(t0));
   }
-  if (lead) tok.save((fs::path(out) / "tokenizer.model").string());
-  if (lead &&
-      c.get_string("data.generate") != "none") {  // the held-out set, for inspection and scoring
-    std::string src, ref;
-    for (size_t i = 0; i < corpus.valid_src.size(); ++i) {
-      src += corpus.valid_src[i] + "\n";
-      ref += corpus.valid_tgt[i] + "\n";
-    }
-    io::write_file_atomic((fs::path(out) / "valid.src").string(), src);
-    io::write_file_atomic((fs::path(out) / "valid.ref").string(), ref);
-  }
-  const nn::TransformerConfig model_cfg = models::model_config(c, 0, &tok);
-  std::vector<data::Example> train_set;
-  ValidationSet valid;
-  if (mlm) {  // one sentence per line: BOS ids EOS, cut to the model's positions
-    train_set = data::mlm_sentences(tok, text.train, model_cfg.max_positions);
-    valid.examples = data::mlm_sentences(tok, text.valid, model_cfg.max_positions);
-    std::printf(
-        "data: %zu training sentences, %zu validation sentences (masked-LM: 15%% of the "
-        "tokens chosen, 80%% of those masked, 10%% random, 10%% kept)\n",
-        train_set.size(), valid.examples.size());
-    ATTEND_CHECK(!train_set.empty(), "data.train_text: no sentences");
-  } else if (lm) {
-    const int64_t block = c.get_int("data.block");
-    const int64_t stride =
-        c.get_int("data.block_stride") > 0 ? c.get_int("data.block_stride") : block;
-    ATTEND_CHECK(block >= 1 && block <= model_cfg.max_positions,
-                 "data.block: expected 1..model.max_positions ({}), got {}",
-                 model_cfg.max_positions, block);
-    ATTEND_CHECK(c.get_int("data.block_stride") >= 0, "data.block_stride: expected >= 0, got {}",
-                 c.get_int("data.block_stride"));
-    const std::vector<int32_t> train_ids = data::lm_stream(tok, text.train);
-    const std::vector<int32_t> valid_ids = data::lm_stream(tok, text.valid);
-    train_set = data::lm_windows(train_ids, block, stride);
-    valid.examples = data::lm_windows(valid_ids, block, block);
-    std::printf(
-        "data: %zu training tokens in %zu windows of %lld (stride %lld), %zu validation "
-        "tokens in %zu windows\n",
-        train_ids.size(), train_set.size(), static_cast<long long>(block),
-        static_cast<long long>(stride), valid_ids.size(), valid.examples.size());
-    ATTEND_CHECK(!train_set.empty(), "data.train_text: too little text for one training window");
-  } else {
-    int64_t too_long = 0;
-    const int64_t max_len = c.get_int("data.max_length");
-    train_set =
-        encode_pairs(tok, model_cfg, corpus.train_src, corpus.train_tgt, max_len, &too_long);
-    valid = {encode_pairs(tok, model_cfg, corpus.valid_src, corpus.valid_tgt, 0, nullptr),
-             corpus.valid_src, corpus.valid_tgt};
-    std::printf(
-        "data: %zu training pairs (%lld longer than %lld subwords skipped), %zu validation pairs\n",
-        train_set.size(), static_cast<long long>(too_long), static_cast<long long>(max_len),
-        valid.examples.size());
-    ATTEND_CHECK(!train_set.empty(), "data: no training pairs left after filtering");
-  }
+  if (ranks_ > 1) dist::broadcast_string(comm_, tok.bytes(), 0);
+  return tok;
+}
 
-  // Model and trainer.
-  std::unique_ptr<nn::Model> model;
-  if (mlm) {
-    model = std::make_unique<nn::EncoderOnly>(model_cfg, o.seed);
-  } else if (lm) {
-    model = std::make_unique<nn::DecoderOnly>(model_cfg, o.seed);
-  } else {
-    model = std::make_unique<nn::EncoderDecoder>(model_cfg, o.seed);
+void Run::read_data() {
+  task_->read(c_);
+  tok_ = make_vocabulary();
+  if (lead_) {
+    tok_.save((fs::path(o_.out) / "tokenizer.model").string());
+    task_->write_files(c_, o_.out);
   }
-  Trainer trainer(*model, tok, o, &comm);
-  TrainerState& state = trainer.state();
-  if (resume) trainer.resume(ckpt);
-  if (o.ema_decay > 0) {
+  task_->encode(c_, tok_, models::model_config(c_, 0, &tok_), train_set_, valid_);
+}
+
+void Run::build() {
+  model_ = task_->make_model(models::model_config(c_, 0, &tok_), o_.seed);
+  trainer_ = std::make_unique<Trainer>(*model_, tok_, o_, &comm_);
+  if (resume_) trainer_->resume(ckpt_);
+  print_setup();
+  config_json_ = c_.to_json();
+  open_log();
+  saved_ = models::list_checkpoints(o_.out);
+}
+
+void Run::print_setup() const {
+  const TrainerState& state = trainer_->state();
+  if (o_.ema_decay > 0) {
     std::printf("ema: validation and checkpoints use a moving average of the weights, decay %g%s\n",
-                o.ema_decay, resume && !state.ema ? " (starting from the resumed weights)" : "");
-  } else if (resume && state.ema) {
+                o_.ema_decay, resume_ && !state.ema ? " (starting from the resumed weights)" : "");
+  } else if (resume_ && state.ema) {
     std::printf("ema: train.ema_decay is 0, so the checkpoint's moving average is dropped\n");
   }
-  const auto& mc = model->config();
-  if (mlm)
-    std::printf("model: encoder-only, %lld layers", static_cast<long long>(mc.encoder_layers));
-  else if (lm)
-    std::printf("model: decoder-only, %lld layers", static_cast<long long>(mc.decoder_layers));
-  else
-    std::printf("model: %lld+%lld layers", static_cast<long long>(mc.encoder_layers),
-                static_cast<long long>(mc.decoder_layers));
+  const auto& mc = model_->config();
+  std::printf("model: %s", task_->describe(mc).c_str());
   std::printf(", d_model %lld, FFN %lld, %lld heads, vocab %lld, %lld parameters; %d threads\n",
               static_cast<long long>(mc.d_model), static_cast<long long>(mc.ffn),
               static_cast<long long>(mc.heads), static_cast<long long>(mc.src_vocab),
-              static_cast<long long>(model->num_parameters()), num_threads());
-  if (o.precision == DType::kBF16)
+              static_cast<long long>(model_->num_parameters()), num_threads());
+  if (o_.precision == DType::kBF16)
     std::printf(
         "precision: bf16 products, f32 sums (oneDNN %s); weights, gradients, Adam and "
         "checkpoints fp32\n",
         ops::bf16_products_kernel().c_str());
-  if (ranks > 1)
+  if (ranks_ > 1)
     std::printf(
         "data parallel: %d ranks (%s), %lld batch(es) per rank per step, gradients "
         "summed in %lld bucket(s) of <= %g MB\n",
-        ranks, comm.library().c_str(), static_cast<long long>(o.accumulate),
-        static_cast<long long>(trainer.reducer()->num_buckets()), o.bucket_mb);
-  if (resume)
-    std::printf("resume: %s (step %lld, epoch %lld, batch %lld)\n", ckpt.c_str(),
+        ranks_, comm_.library().c_str(), static_cast<long long>(o_.accumulate),
+        static_cast<long long>(trainer_->reducer()->num_buckets()), o_.bucket_mb);
+  if (resume_)
+    std::printf("resume: %s (step %lld, epoch %lld, batch %lld)\n", ckpt_.c_str(),
                 static_cast<long long>(state.step), static_cast<long long>(state.epoch),
                 static_cast<long long>(state.batch_index));
+}
 
-  const std::string config_json = c.to_json();
-  const std::string log_file = (fs::path(out) / "train.jsonl").string();
-  if (lead) {
-    io::write_file_atomic((fs::path(out) / "config.json").string(), config_json);
-    if (resume)
-      truncate_log(log_file, state.step);
-    else
-      io::write_file_atomic(log_file, "");
+void Run::open_log() {
+  if (!lead_) return;
+  const std::string log_file = (fs::path(o_.out) / "train.jsonl").string();
+  io::write_file_atomic((fs::path(o_.out) / "config.json").string(), config_json_);
+  if (resume_)
+    truncate_log(log_file, trainer_->state().step);
+  else
+    io::write_file_atomic(log_file, "");
+  log_.open(log_file, std::ios::app);
+}
+
+void Run::record(const nlohmann::ordered_json& j) {
+  if (!lead_) return;
+  log_ << j.dump() << "\n";
+  log_.flush();
+}
+
+void Run::save() {
+  if (!lead_) return;
+  const TrainerState& state = trainer_->state();
+  char name[32];
+  std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.step));
+  trainer_->save((fs::path(o_.out) / "checkpoints" / name).string(), config_json_, true);
+  io::write_file_atomic((fs::path(o_.out) / "checkpoints" / "last").string(),
+                        std::string(name) + "\n");
+  if (std::find(saved_.begin(), saved_.end(), name) == saved_.end()) saved_.push_back(name);
+  while (static_cast<int64_t>(saved_.size()) > o_.keep_checkpoints) {
+    io::remove_dir_atomic((fs::path(o_.out) / "checkpoints" / saved_.front()).string());
+    saved_.erase(saved_.begin());
   }
-  std::ofstream log;
-  if (lead) log.open(log_file, std::ios::app);
-  auto record = [&](const nlohmann::ordered_json& j) {
-    if (!lead) return;
-    log << j.dump() << "\n";
-    log.flush();
-  };
+}
 
-  std::vector<std::string> saved = models::list_checkpoints(out);  // oldest first
-  auto save = [&] {
-    if (!lead) return;
-    char name[32];
-    std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(state.step));
-    trainer.save((fs::path(out) / "checkpoints" / name).string(), config_json, true);
-    io::write_file_atomic((fs::path(out) / "checkpoints" / "last").string(),
-                          std::string(name) + "\n");
-    if (std::find(saved.begin(), saved.end(), name) == saved.end()) saved.push_back(name);
-    while (static_cast<int64_t>(saved.size()) > o.keep_checkpoints) {
-      io::remove_dir_atomic((fs::path(out) / "checkpoints" / saved.front()).string());
-      saved.erase(saved.begin());
-    }
-  };
+void Run::log_progress(const StepResult& r, bool log_now) {
+  const TrainerState& state = trainer_->state();
+  if (log_now && ranks_ > 1) comm_.all_reduce_sum(&window_src_tokens_, 1);  // every rank's share
+  if (!log_now && !tty_) return;
+  const double wsec = std::max(1e-9, seconds_since(window_start_));
+  const double tps = static_cast<double>(window_tokens_) / wsec;
+  const double per_step = seconds_since(start_) / static_cast<double>(state.step - first_step_);
+  double eta = per_step * static_cast<double>(o_.max_steps - state.step);
+  if (o_.max_minutes > 0)  // the time limit comes first
+    eta = std::max(0.0, std::min(eta, o_.max_minutes * 60.0 - state.elapsed_seconds));
+  char line[256];
+  std::snprintf(
+      line, sizeof(line),
+      "step %lld/%lld  epoch %lld  loss %.4f  lr %.3e  %.0f tgt tok/s  %s elapsed  ETA %s",
+      static_cast<long long>(state.step), static_cast<long long>(o_.max_steps),
+      static_cast<long long>(state.epoch + 1), window_loss_ / static_cast<double>(window_steps_),
+      r.lr, tps, hms(state.elapsed_seconds).c_str(), hms(eta).c_str());
+  if (log_now) {
+    std::printf("%s%s\n", tty_ ? "\r\033[K" : "", line);
+    record(
+        {{"step", state.step},
+         {"epoch", state.epoch + 1},
+         {"loss", window_loss_ / static_cast<double>(window_steps_)},
+         {"last_loss", r.loss},
+         {"lr", r.lr},
+         {"grad_norm", r.grad_norm},
+         {"tgt_tokens_per_s", tps},
+         {"src_tgt_tokens_per_s", static_cast<double>(window_tokens_ + window_src_tokens_) / wsec},
+         {"elapsed_s", state.elapsed_seconds}});
+    window_loss_ = 0;
+    window_tokens_ = window_src_tokens_ = window_steps_ = 0;
+    window_start_ = Clock::now();
+  } else {
+    std::printf("\r\033[K%s", line);
+  }
+  std::fflush(stdout);
+}
 
-  state.global_batches = ranks * o.accumulate;
+bool Run::validate() {
+  TrainerState& state = trainer_->state();
+  bool stop = false;
+  if (!lead_) {  // rank 0 validates; its early-stopping decision reaches all
+    ++state.validations;
+    int64_t stop_now = 0;
+    comm_.broadcast(&stop_now, sizeof(stop_now), 0);
+    return stop_now != 0;
+  }
+  const Validation v = trainer_->validate(valid_);
+  ++state.validations;
+  const bool by_bleu = o_.select_by_bleu();
+  const double score = by_bleu ? v.bleu : v.loss;
+  const bool better =
+      !state.has_best || (by_bleu ? score > state.best_metric : score < state.best_metric);
+  if (better) {
+    state.best_metric = score;
+    state.has_best = true;
+    state.bad_validations = 0;
+    trainer_->save((fs::path(o_.out) / "best").string(), config_json_, false);
+  } else {
+    ++state.bad_validations;
+  }
+  std::printf("%svalid step %lld: loss %.4f  ppl %.2f", tty_ ? "\r\033[K" : "",
+              static_cast<long long>(state.step), v.loss, v.ppl);
+  if (v.bleu >= 0) std::printf("  BLEU %.2f  exact %.1f%%", v.bleu, 100.0 * v.exact);
+  if (v.accuracy >= 0) std::printf("  masked accuracy %.1f%%", 100.0 * v.accuracy);
+  std::printf("  (%.1fs)%s\n", v.seconds, better ? "  new best" : "");
+  nlohmann::ordered_json j = {{"step", state.step}, {"valid_loss", v.loss}, {"valid_ppl", v.ppl}};
+  if (v.bleu >= 0) {
+    j["valid_bleu"] = v.bleu;
+    j["valid_exact"] = v.exact;
+  }
+  if (v.accuracy >= 0) j["valid_masked_accuracy"] = v.accuracy;
+  j["best"] = better;
+  record(j);
+  if (o_.patience > 0 && state.bad_validations >= o_.patience) {
+    std::printf("early stopping: %lld validations without improvement\n",
+                static_cast<long long>(state.bad_validations));
+    stop = true;
+  }
+  if (ranks_ > 1) {
+    int64_t stop_now = stop ? 1 : 0;
+    comm_.broadcast(&stop_now, sizeof(stop_now), 0);
+  }
+  return stop;
+}
+
+TrainResult Run::loop() {
+  TrainerState& state = trainer_->state();
+  state.global_batches = ranks_ * o_.accumulate;
   // A global step takes ranks x accumulate batches of the plan; this rank builds its own run.
-  data::BatchStream stream(train_set, o.max_tokens, o.seed, state.epoch, state.batch_index, 8,
-                           {rank, ranks, o.accumulate});
+  data::BatchStream stream(train_set_, o_.max_tokens, o_.seed, state.epoch, state.batch_index, 8,
+                           {rank_, ranks_, o_.accumulate});
   // mpirun hands rank 0 a pseudo-terminal even when its output goes to a file: plain lines then.
-  const bool tty = isatty(fileno(stdout)) && !dist::launched_by_mpi();
-  const auto start = Clock::now();
-  const double elapsed_before = state.elapsed_seconds;
-  const int64_t first_step = state.step;
-  int64_t window_tokens = 0, window_src_tokens = 0, window_steps = 0;
-  double window_loss = 0;
-  auto window_start = Clock::now();
+  tty_ = isatty(fileno(stdout)) && !dist::launched_by_mpi();
+  start_ = window_start_ = Clock::now();
+  elapsed_before_ = state.elapsed_seconds;
+  first_step_ = state.step;
   TrainResult result;
   bool stop = false, saved_now = false;
-  std::vector<data::BatchStream::Item> items(static_cast<size_t>(o.accumulate * ranks));
+  std::vector<data::BatchStream::Item> items(static_cast<size_t>(o_.accumulate * ranks_));
   std::vector<const data::Batch*> batches;
 
-  while (!stop && state.step < o.max_steps) {
+  while (!stop && state.step < o_.max_steps) {
     batches.clear();
     for (auto& item : items) {
       item = stream.next();
       if (item.owned) batches.push_back(&item.batch);
-      window_src_tokens += item.batch.src_tokens;
+      window_src_tokens_ += item.batch.src_tokens;
       state.epoch = item.epoch;
       state.batch_index = item.index + 1;
       if (state.batch_index >= item.epoch_batches) {
@@ -742,19 +656,19 @@ TrainResult train(const io::Config& c, bool resume) {
         state.batch_index = 0;
       }
     }
-    const StepResult r = trainer.step(batches);
+    const StepResult r = trainer_->step(batches);
     result.last_loss = r.loss;
-    window_loss += r.loss;
-    window_tokens += r.tokens;
-    ++window_steps;
+    window_loss_ += r.loss;
+    window_tokens_ += r.tokens;
+    ++window_steps_;
     saved_now = false;
-    state.elapsed_seconds = elapsed_before + seconds_since(start);
+    state.elapsed_seconds = elapsed_before_ + seconds_since(start_);
 
-    if (o.max_epochs > 0 && state.epoch >= o.max_epochs) stop = true;
-    if (o.max_minutes > 0 && state.elapsed_seconds >= o.max_minutes * 60.0) stop = true;
-    if (ranks > 1) {  // every rank stops together: a signal or a time limit on any one counts
+    if (o_.max_epochs > 0 && state.epoch >= o_.max_epochs) stop = true;
+    if (o_.max_minutes > 0 && state.elapsed_seconds >= o_.max_minutes * 60.0) stop = true;
+    if (ranks_ > 1) {  // every rank stops together: a signal or a time limit on any one counts
       int64_t flags[2] = {g_signal.load(), stop ? 1 : 0};
-      comm.all_reduce_max(flags, 2);
+      comm_.all_reduce_max(flags, 2);
       if (flags[0] != 0 && g_signal.load() == 0) g_signal.store(static_cast<int>(flags[0]));
       stop = flags[1] != 0;
     }
@@ -762,107 +676,38 @@ TrainResult train(const io::Config& c, bool resume) {
       stop = true;
       result.interrupted = true;
     }
-
-    const bool log_now = state.step % o.log_every == 0 || stop || state.step == o.max_steps;
-    if (log_now && ranks > 1) comm.all_reduce_sum(&window_src_tokens, 1);  // every rank's share
-    if (log_now || tty) {
-      const double wsec = std::max(1e-9, seconds_since(window_start));
-      const double tps = static_cast<double>(window_tokens) / wsec;
-      const double per_step = seconds_since(start) / static_cast<double>(state.step - first_step);
-      double eta = per_step * static_cast<double>(o.max_steps - state.step);
-      if (o.max_minutes > 0)  // the time limit comes first
-        eta = std::max(0.0, std::min(eta, o.max_minutes * 60.0 - state.elapsed_seconds));
-      char line[256];
-      std::snprintf(
-          line, sizeof(line),
-          "step %lld/%lld  epoch %lld  loss %.4f  lr %.3e  %.0f tgt tok/s  %s elapsed  ETA %s",
-          static_cast<long long>(state.step), static_cast<long long>(o.max_steps),
-          static_cast<long long>(state.epoch + 1), window_loss / static_cast<double>(window_steps),
-          r.lr, tps, hms(state.elapsed_seconds).c_str(), hms(eta).c_str());
-      if (log_now) {
-        std::printf("%s%s\n", tty ? "\r\033[K" : "", line);
-        record({{"step", state.step},
-                {"epoch", state.epoch + 1},
-                {"loss", window_loss / static_cast<double>(window_steps)},
-                {"last_loss", r.loss},
-                {"lr", r.lr},
-                {"grad_norm", r.grad_norm},
-                {"tgt_tokens_per_s", tps},
-                {"src_tgt_tokens_per_s",
-                 static_cast<double>(window_tokens + window_src_tokens) / wsec},
-                {"elapsed_s", state.elapsed_seconds}});
-        window_loss = 0;
-        window_tokens = window_src_tokens = window_steps = 0;
-        window_start = Clock::now();
-      } else {
-        std::printf("\r\033[K%s", line);
-      }
-      std::fflush(stdout);
-    }
+    log_progress(r, state.step % o_.log_every == 0 || stop || state.step == o_.max_steps);
 
     // A signal only saves: validating there would add a record the uninterrupted run lacks.
-    const bool last = (stop && !result.interrupted) || state.step == o.max_steps;
-    const bool validate_now =
-        !valid.examples.empty() && o.valid_every > 0 && (state.step % o.valid_every == 0 || last);
-    if (validate_now && !lead) {  // rank 0 validates; its early-stopping decision reaches all
-      ++state.validations;
-      int64_t stop_now = 0;
-      comm.broadcast(&stop_now, sizeof(stop_now), 0);
-      if (stop_now) stop = true;
-    }
-    if (validate_now && lead) {
-      const Validation v = trainer.validate(valid);
-      ++state.validations;
-      const bool by_bleu = o.select_by_bleu();
-      const double score = by_bleu ? v.bleu : v.loss;
-      const bool better =
-          !state.has_best || (by_bleu ? score > state.best_metric : score < state.best_metric);
-      if (better) {
-        state.best_metric = score;
-        state.has_best = true;
-        state.bad_validations = 0;
-        trainer.save((fs::path(out) / "best").string(), config_json, false);
-      } else {
-        ++state.bad_validations;
-      }
-      std::printf("%svalid step %lld: loss %.4f  ppl %.2f", tty ? "\r\033[K" : "",
-                  static_cast<long long>(state.step), v.loss, v.ppl);
-      if (v.bleu >= 0) std::printf("  BLEU %.2f  exact %.1f%%", v.bleu, 100.0 * v.exact);
-      if (v.accuracy >= 0) std::printf("  masked accuracy %.1f%%", 100.0 * v.accuracy);
-      std::printf("  (%.1fs)%s\n", v.seconds, better ? "  new best" : "");
-      nlohmann::ordered_json j = {
-          {"step", state.step}, {"valid_loss", v.loss}, {"valid_ppl", v.ppl}};
-      if (v.bleu >= 0) {
-        j["valid_bleu"] = v.bleu;
-        j["valid_exact"] = v.exact;
-      }
-      if (v.accuracy >= 0) j["valid_masked_accuracy"] = v.accuracy;
-      j["best"] = better;
-      record(j);
-      if (o.patience > 0 && state.bad_validations >= o.patience) {
-        std::printf("early stopping: %lld validations without improvement\n",
-                    static_cast<long long>(state.bad_validations));
-        stop = true;
-      }
-      if (ranks > 1) {
-        int64_t stop_now = stop ? 1 : 0;
-        comm.broadcast(&stop_now, sizeof(stop_now), 0);
-      }
-    }
-    if ((o.save_every > 0 && state.step % o.save_every == 0) || stop || state.step == o.max_steps) {
+    const bool last = (stop && !result.interrupted) || state.step == o_.max_steps;
+    if (!valid_.examples.empty() && o_.valid_every > 0 &&
+        (state.step % o_.valid_every == 0 || last) && validate())
+      stop = true;
+    if ((o_.save_every > 0 && state.step % o_.save_every == 0) || stop ||
+        state.step == o_.max_steps) {
       save();
       saved_now = true;
     }
   }
-  if (!saved_now && state.step > first_step) save();
+  if (!saved_now && state.step > first_step_) save();
   if (result.interrupted)
     std::printf("interrupted by signal %d: checkpoint saved at step %lld; continue with --resume\n",
                 g_signal.load(), static_cast<long long>(state.step));
   result.steps = state.step;
   result.has_best = state.has_best;
   result.best_metric = state.best_metric;
-  result.best_metric_name = o.select_by_bleu() ? "bleu" : "loss";
+  result.best_metric_name = o_.select_by_bleu() ? "bleu" : "loss";
   return result;
+}
+
+}  // namespace
+
+TrainResult train(const io::Config& c, bool resume) {
+  const SignalWatcher signals;  // first: every thread started below inherits its mask
+  Run run(c, resume);           // options, ranks, the run directory, what a resume needs
+  run.read_data();              // the task's data, the vocabulary, the examples
+  run.build();                  // model, trainer (resumed), the run's files
+  return run.loop();            // steps, progress, validation, checkpoints
 }
 
 }  // namespace attend::train

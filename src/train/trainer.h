@@ -1,6 +1,7 @@
 // Training a Transformer: the encoder-decoder on sentence pairs, the decoder-only language model
 // on windows of text (data::Layout::kWindow), the encoder-only model by masked-token prediction
-// on sentences (data::Layout::kSequence, corrupted by data::mask_batch each step).
+// on sentences (data::Layout::kSequence, corrupted by data::mask_batch each step). What differs
+// between the families lives in their train::Task (task.h); nothing here branches on one.
 //
 // Trainer is one model's training state -- Adam, the optional moving average, the flat gradient
 // buffer, the step counter and data position -- with step() (forward and backward over the
@@ -29,6 +30,7 @@
 #include "train/ema.h"
 #include "train/gradients.h"
 #include "train/options.h"
+#include "train/task.h"
 
 namespace attend::train {
 
@@ -37,17 +39,6 @@ struct StepResult {
   int64_t tokens = 0;    // the target tokens the loss was normalised by
   double grad_norm = 0;  // global gradient norm before clipping
   double lr = 0;         // the learning rate this step used
-};
-
-struct Validation {
-  double loss = 0, ppl = 0, bleu = -1, exact = -1, seconds = 0;
-  double accuracy = -1;  // masked-LM: share of the masked tokens predicted exactly
-};
-
-/// A validation set: encoded pairs for the loss, and the raw sentences for BLEU.
-struct ValidationSet {
-  std::vector<data::Example> examples;
-  std::vector<std::string> sources, references;
 };
 
 class Trainer {
@@ -97,8 +88,6 @@ class Trainer {
 
  private:
   void broadcast_parameters();
-  /// The batch's logits [B * T, V] (the model family's forward; row r predicts tgt_out[r]).
-  ag::Variable logits(const data::Batch& b, uint64_t dropout_stream) const;
   nn::Model& model_;
   const data::Tokenizer& tokenizer_;
   TrainOptions options_;
@@ -110,9 +99,7 @@ class Trainer {
   Arena arena_;                         // every activation of a step comes from here
   dist::Communicator* comm_ = nullptr;  // set when more than one rank
   std::unique_ptr<dist::GradientReducer> reducer_;
-  bool mlm_ = false;                                 // an encoder-only model: masked-LM batches
-  data::MaskRule mask_rule_;                         // (its mask id, vocabulary)
-  static constexpr uint64_t kMaskSeed = 0x6d61736b;  // the masking draws' key, beside dropout's
+  std::unique_ptr<Task> task_;  // the model family's forward, batches and validation
 };
 
 struct TrainResult {

@@ -105,6 +105,22 @@ inline cuda::Queue queue(const Tensor& t) { return queue(t.device()); }
 
 inline Tensor like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
+/// The operands of an elementwise or row-wise backward: `saved` (the forward's input or output)
+/// and dy checked as a pair (float, same dtype, device and shape), made contiguous, and dx.
+struct BackwardOperands {
+  Tensor saved, dy, dx;
+};
+inline BackwardOperands backward_operands(std::string_view op, const Tensor& saved,
+                                          const Tensor& dy) {
+  check_float(op, "saved", saved);
+  check_same_dtype(op, saved, dy);
+  check_same_device(op, saved, dy);
+  check_same_shape(op, saved, dy);
+  BackwardOperands b{saved.contiguous(), dy.contiguous(), Tensor()};
+  b.dx = like(b.saved);
+  return b;
+}
+
 inline int64_t rows_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.numel() / t.size(-1); }
 inline int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
 

@@ -178,12 +178,7 @@ Tensor relu(const Tensor& x_in) {
 
 Tensor relu_backward(const Tensor& x_in, const Tensor& dy_in) {
   constexpr std::string_view op = "relu_backward";
-  check_float(op, "x", x_in);
-  check_same_dtype(op, x_in, dy_in);
-  check_same_device(op, x_in, dy_in);
-  check_same_shape(op, x_in, dy_in);
-  const Tensor x = x_in.contiguous(), dy = dy_in.contiguous();
-  Tensor dx = like(x);
+  auto [x, dy, dx] = backward_operands(op, x_in, dy_in);
   dispatch(
       op, x,
       {.cpu_f32 =
@@ -205,12 +200,7 @@ Tensor gelu(const Tensor& x) { return unary("gelu", x, cpu::gelu, ref::gelu<doub
 
 Tensor gelu_backward(const Tensor& x_in, const Tensor& dy_in) {
   constexpr std::string_view op = "gelu_backward";
-  check_float(op, "x", x_in);
-  check_same_dtype(op, x_in, dy_in);
-  check_same_device(op, x_in, dy_in);
-  check_same_shape(op, x_in, dy_in);
-  const Tensor x = x_in.contiguous(), dy = dy_in.contiguous();
-  Tensor dx = like(x);
+  auto [x, dy, dx] = backward_operands(op, x_in, dy_in);
   dispatch(
       op, x,
       {.cpu_f32 =

@@ -37,12 +37,7 @@ namespace {
 template <typename F32, typename F64>
 Tensor rows_backward(std::string_view op, const Tensor& y_in, const Tensor& dy_in, F32 f32,
                      F64 f64) {
-  check_float(op, "y", y_in);
-  check_same_dtype(op, y_in, dy_in);
-  check_same_device(op, y_in, dy_in);
-  check_same_shape(op, y_in, dy_in);
-  const Tensor y = y_in.contiguous(), dy = dy_in.contiguous();
-  Tensor dx = like(y);
+  auto [y, dy, dx] = backward_operands(op, y_in, dy_in);
   const int64_t R = rows_of(y), C = cols_of(y);
   dispatch(op, y,
            {.cpu_f32 = [&] { f32(y.data<float>(), dy.data<float>(), dx.data<float>(), R, C); },

@@ -421,6 +421,12 @@ struct LmFixture {
     model = std::make_unique<nn::DecoderOnly>(c, 5);
     model->set_training(false);
   }
+  /// The fixture's translation model with this language model beside it, named "lm".
+  std::vector<serve::ModelEntry> beside(const Fixture& f) const {
+    std::vector<serve::ModelEntry> models = f.entries();
+    models.push_back({"lm", nullptr, &tokenizer, "(in memory)", model.get()});
+    return models;
+  }
 };
 
 // The SSE stream of a completions request: the raw reply of a plain socket, de-chunked.
@@ -447,9 +453,7 @@ std::string stream_body(int port, const json& body) {
 TEST(Serve, CompletionsEqualTheGeneratorStreamedOrNot) {
   const Fixture f;
   const LmFixture lm;
-  std::vector<serve::ModelEntry> models = f.entries();
-  models.push_back({"lm", nullptr, &lm.tokenizer, "(in memory)", lm.model.get()});
-  Running srv(models, {});
+  Running srv(lm.beside(f), {});
   const decode::Generator gen(*lm.model, lm.tokenizer);
   for (const double temperature : {0.0, 0.9}) {
     SCOPED_TRACE("temperature " + std::to_string(temperature));
@@ -562,9 +566,7 @@ std::vector<std::string> streamed_texts(const std::string& events, size_t choice
 TEST(Serve, CompletionsSearchWithABeamAndReturnN) {
   const Fixture f;
   const LmFixture lm;
-  std::vector<serve::ModelEntry> models = f.entries();
-  models.push_back({"lm", nullptr, &lm.tokenizer, "(in memory)", lm.model.get()});
-  Running srv(models, {});
+  Running srv(lm.beside(f), {});
   const decode::Generator gen(*lm.model, lm.tokenizer);
   const std::vector<std::string> prompts = {"the c", "on t"};
   std::vector<std::vector<int32_t>> ids;

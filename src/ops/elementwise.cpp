@@ -178,7 +178,9 @@ Tensor relu(const Tensor& x_in) {
 
 Tensor relu_backward(const Tensor& x_in, const Tensor& dy_in) {
   constexpr std::string_view op = "relu_backward";
-  auto [x, dy, dx] = backward_operands(op, x_in, dy_in);
+  // Named references, not a structured binding: clang 14 cannot capture one in a lambda.
+  const BackwardOperands operands = backward_operands(op, x_in, dy_in);
+  const Tensor &x = operands.saved, &dy = operands.dy, &dx = operands.dx;
   dispatch(
       op, x,
       {.cpu_f32 =
@@ -200,7 +202,9 @@ Tensor gelu(const Tensor& x) { return unary("gelu", x, cpu::gelu, ref::gelu<doub
 
 Tensor gelu_backward(const Tensor& x_in, const Tensor& dy_in) {
   constexpr std::string_view op = "gelu_backward";
-  auto [x, dy, dx] = backward_operands(op, x_in, dy_in);
+  // Named references, not a structured binding: clang 14 cannot capture one in a lambda.
+  const BackwardOperands operands = backward_operands(op, x_in, dy_in);
+  const Tensor &x = operands.saved, &dy = operands.dy, &dx = operands.dx;
   dispatch(
       op, x,
       {.cpu_f32 =

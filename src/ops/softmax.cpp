@@ -37,7 +37,9 @@ namespace {
 template <typename F32, typename F64>
 Tensor rows_backward(std::string_view op, const Tensor& y_in, const Tensor& dy_in, F32 f32,
                      F64 f64) {
-  auto [y, dy, dx] = backward_operands(op, y_in, dy_in);
+  // Named references, not a structured binding: clang 14 cannot capture one in a lambda.
+  const BackwardOperands operands = backward_operands(op, y_in, dy_in);
+  const Tensor &y = operands.saved, &dy = operands.dy, &dx = operands.dx;
   const int64_t R = rows_of(y), C = cols_of(y);
   dispatch(op, y,
            {.cpu_f32 = [&] { f32(y.data<float>(), dy.data<float>(), dx.data<float>(), R, C); },

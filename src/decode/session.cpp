@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -322,19 +323,15 @@ void Session::admit_prompts(const std::vector<Request>& requests,
   }
   // Each prompt's last position gives its first token; the new live rows join in admission
   // order.
+  std::unordered_map<int64_t, size_t> admitted;  // sentence -> its place among the new ones
+  for (size_t k = 0; k < sentence.size(); ++k) admitted[sentence[k]] = k;
   std::vector<std::vector<Live>> grown(reading.size());
   prefill_prompts(*decoder_only_, prompts, slots, cache_,
                   [&](const std::vector<size_t>& which, const Tensor& logits) {
                     std::vector<Live> rows;
                     for (const size_t k : which) rows.push_back({sentence[k], {}, 0.0, slots[k]});
-                    std::vector<Live> next = advance(rows, logits);
-                    for (Live& h : next) {
-                      for (size_t k = 0; k < which.size(); ++k)
-                        if (sentence[which[k]] == h.sentence) {
-                          grown[which[k]].push_back(std::move(h));
-                          break;
-                        }
-                    }
+                    for (Live& h : advance(rows, logits))
+                      grown[admitted.at(h.sentence)].push_back(std::move(h));
                   });
   for (auto& g : grown)
     for (Live& h : g) live_.push_back(std::move(h));

@@ -17,10 +17,6 @@ namespace http = boost::beast::http;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-Clock::duration seconds(double s) {
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
-
 AttentionOut attention_of(const nn::EncoderDecoder& model, const data::Tokenizer& tok,
                           const std::vector<int32_t>& source, const std::vector<int32_t>& target,
                           const std::vector<std::string>& target_pieces) {

@@ -31,10 +31,6 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
 
-Clock::duration seconds(double s) {
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
-
 // A socket whose blocking reads and writes give up at a deadline (asio::error::timed_out), or,
 // while it waits for a new request on a kept-alive connection, when the server stops.
 class TimedStream {

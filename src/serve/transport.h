@@ -7,6 +7,7 @@
 #pragma once
 #include <atomic>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -19,6 +20,12 @@ namespace attend::serve {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+
+/// `s` seconds as a steady-clock duration (the server's deadlines).
+inline std::chrono::steady_clock::duration seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(s));
+}
 
 /// A reply with the server's headers: `body` of `content_type`, Content-Length set.
 HttpResponse reply(unsigned version, bool keep_alive, boost::beast::http::status status,

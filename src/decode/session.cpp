@@ -68,51 +68,6 @@ std::vector<int32_t> child_slots(const std::vector<int32_t>& slots,
   return out;
 }
 
-namespace {
-using Scored = std::pair<float, int32_t>;  // (logit, token)
-}  // namespace
-
-int32_t sample_token(const std::vector<float>& row, const nn::TransformerConfig& c, bool allow_eos,
-                     const SearchOptions& o, float u) {
-  std::vector<Scored> buf;
-  const int64_t V = static_cast<int64_t>(row.size());
-  for (int32_t v = 0; v < V; ++v) {
-    if (v == c.pad_id || v == c.unk_id || v == c.bos_id || (v == c.eos_id && !allow_eos)) continue;
-    buf.push_back({row[static_cast<size_t>(v)], v});
-  }
-  ATTEND_CHECK(!buf.empty(), "sample: no token may be emitted (vocabulary of {})", V);
-  auto better = [](const Scored& a, const Scored& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
-  };
-  size_t keep = buf.size();
-  if (o.top_k > 0 && static_cast<size_t>(o.top_k) < keep) keep = static_cast<size_t>(o.top_k);
-  std::partial_sort(buf.begin(), buf.begin() + static_cast<int64_t>(keep), buf.end(), better);
-  buf.resize(keep);
-  std::vector<double> p(keep);
-  double total = 0;
-  for (size_t i = 0; i < keep; ++i) {
-    p[i] = std::exp((static_cast<double>(buf[i].first) - buf[0].first) / o.temperature);
-    total += p[i];
-  }
-  if (o.top_p < 1) {  // the smallest prefix whose probability reaches top_p
-    double mass = 0;
-    size_t cut = 0;
-    while (cut < keep) {
-      mass += p[cut++] / total;
-      if (mass >= o.top_p) break;
-    }
-    keep = cut;
-    total = 0;
-    for (size_t i = 0; i < keep; ++i) total += p[i];
-  }
-  double target = static_cast<double>(u) * total;
-  for (size_t i = 0; i < keep; ++i) {
-    target -= p[i];
-    if (target < 0) return buf[i].second;
-  }
-  return buf[keep - 1].second;
-}
-
 size_t complete_prefix(const std::string& text) {
   size_t start = text.size();
   while (start > 0 && (static_cast<unsigned char>(text[start - 1]) & 0xC0) == 0x80) --start;
@@ -128,8 +83,37 @@ int64_t max_output_length(const nn::DecoderOnly& model, int64_t prompt_len, int6
 
 namespace {
 
-Tensor i32(const std::vector<int32_t>& v) {
-  return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
+// The session's bookkeeping lives on the host; what a step needs of it goes to the model's device
+// through to_device, and what the search needs of the step's logits comes back through fetch:
+// one transfer each way per step (none on the CPU).
+template <typename T>
+Tensor to_device(const std::vector<T>& v, Device device) {
+  const Tensor t = Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
+  return device.is_cpu() ? t : t.to(device);
+}
+
+// What the search reads of a step's logits: each row's log sum exp, the top candidates of beam
+// rows, the logits of forced tokens, the drawn tokens and their logits.
+struct StepReadback {
+  std::vector<float> lse, top_values, forced_logits, drawn_logits;
+  std::vector<int32_t> top_ids, top_counts, drawn;
+};
+
+StepReadback fetch(const ops::TopKLse& top, const Tensor& forced_logits, const Tensor& drawn,
+                   const Tensor& drawn_logits) {
+  StepReadback b;
+  b.lse = top.lse.to_vector<float>();
+  if (top.top.values.defined()) {
+    b.top_values = top.top.values.to_vector<float>();
+    b.top_ids = top.top.indices.to_vector<int32_t>();
+    b.top_counts = top.top.counts.to_vector<int32_t>();
+  }
+  if (forced_logits.defined()) b.forced_logits = forced_logits.to_vector<float>();
+  if (drawn.defined()) {
+    b.drawn = drawn.to_vector<int32_t>();
+    b.drawn_logits = drawn_logits.to_vector<float>();
+  }
+  return b;
 }
 
 // Reads prompts[k] into cache slots slots[k] in one causal pass (prefill) and calls
@@ -163,17 +147,18 @@ void prefill_prompts(const nn::DecoderOnly& model, const std::vector<std::vector
     for (int64_t r = 0; r < n; ++r) {
       const size_t k = order[a + static_cast<size_t>(r)];
       const std::vector<int32_t>& p = prompts[k];
+      ATTEND_CHECK(!p.empty(), "prefill: prompt {} has no tokens", k);
       std::copy(p.begin(), p.end(), ids.begin() + r * T);
       lengths.push_back(static_cast<int32_t>(p.size()));
       slot.push_back(slots[k]);
       last.push_back(static_cast<int32_t>(r * T + static_cast<int64_t>(p.size()) - 1));
       which.push_back(k);
     }
-    const Tensor hidden =
-        model.prefill(Tensor::from_vector(ids, {n, T}), Tensor::from_vector(lengths, {n}),
-                      Tensor::from_vector(slot, {n}), cache);  // [n, T, D]
-    const Tensor rows_last = ops::embedding(Tensor::from_vector(last, {n}),
-                                            hidden.reshape({n * T, c.d_model}));  // [n, D]
+    const Device d = model.device();
+    const Tensor hidden = model.prefill(to_device(ids, d).reshape({n, T}), to_device(lengths, d),
+                                        to_device(slot, d), cache);  // [n, T, D]
+    const Tensor rows_last =
+        ops::embedding(to_device(last, d), hidden.reshape({n * T, c.d_model}));  // [n, D]
     use(which, model.project(ag::Variable(rows_last)).value().contiguous());
     a = b;
   }
@@ -274,8 +259,10 @@ void Session::admit(const std::vector<Request>& requests) {
     free_memory_slots_.pop_back();
   }
   const Tensor memory =
-      encoder_decoder_->encode(Tensor::from_vector(src, {B, S}), i32(lengths), 0).value();
-  encoder_decoder_->write_memory(memory, i32(memory_slots), cache_);
+      encoder_decoder_->encode(to_device(src, model_.device()).reshape({B, S}),
+                               to_device(lengths, model_.device()), 0)
+          .value();
+  encoder_decoder_->write_memory(memory, to_device(memory_slots, model_.device()), cache_);
   for (int64_t b = 0; b < B; ++b) {
     const int64_t s =
         new_sentence(requests[static_cast<size_t>(b)], limits[static_cast<size_t>(b)]);
@@ -406,11 +393,13 @@ void Session::step() {
       source_lengths.push_back(s.source_length);
     }
   }
-  nn::DecodeRows rows{i32(tokens), i32(positions), i32(slots), Tensor(), Tensor()};
+  const Device d = model_.device();
+  nn::DecodeRows rows{to_device(tokens, d), to_device(positions, d), to_device(slots, d), Tensor(),
+                      Tensor(), 1 + *std::max_element(positions.begin(), positions.end())};
   Tensor hidden;
   if (encoder_decoder_) {
-    rows.memory_slots = i32(memory_slots);
-    rows.source_lengths = i32(source_lengths);
+    rows.memory_slots = to_device(memory_slots, d);
+    rows.source_lengths = to_device(source_lengths, d);
     hidden = encoder_decoder_->decode_rows(rows, cache_);
   } else {
     hidden = decoder_only_->decode_rows(rows, cache_);
@@ -422,33 +411,67 @@ void Session::step() {
 std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const Tensor& logits) {
   const nn::TransformerConfig& c = model_.config();
   const int64_t n = static_cast<int64_t>(live.size());
+  const Device device = logits.device();
   std::vector<int32_t> eos_banned(n), slots(n), written(n);
+  // Rows whose next token is forced (a prefix), and rows that draw (one per sampled sentence),
+  // with their sampler settings.
+  std::vector<int32_t> forced_rows, forced_ids, drawn_rows, top_k;
+  std::vector<double> temperature, top_p;
+  std::vector<float> uniform;
   int64_t k = 0;  // the most candidates a beam row needs (0: every row samples)
   for (int64_t r = 0; r < n; ++r) {
     const Live& h = live[static_cast<size_t>(r)];
     const Sentence& s = sentences_[static_cast<size_t>(h.sentence)];
+    const SearchOptions& o = s.options;
     const auto done = static_cast<int64_t>(h.tokens.size());
-    eos_banned[r] = done >= s.options.min_length && done >= static_cast<int64_t>(s.prefix.size())
+    eos_banned[r] = done >= o.min_length && done >= static_cast<int64_t>(s.prefix.size())
                         ? -1
                         : c.eos_id;
     slots[r] = h.slot;
     written[r] = s.prompt_length + static_cast<int32_t>(done);  // positions in its cache slot
-    if (!s.options.sample) k = std::max<int64_t>(k, 2 * s.options.beam);
+    if (!o.sample) k = std::max<int64_t>(k, 2 * o.beam);
+    if (done < static_cast<int64_t>(s.prefix.size())) {
+      forced_rows.push_back(static_cast<int32_t>(r));
+      forced_ids.push_back(s.prefix[static_cast<size_t>(done)]);
+    } else if (o.sample) {
+      drawn_rows.push_back(static_cast<int32_t>(r));
+      top_k.push_back(o.top_k);
+      temperature.push_back(o.temperature);
+      top_p.push_back(o.top_p);
+      uniform.push_back(philox_uniform(o.seed, s.stream, static_cast<uint64_t>(done)));
+    }
   }
-  // A candidate's log-probability is logit - logsumexp(row): no [n, V] log-softmax is written,
-  // and with beam rows the top-k and the log sum exp come from one pass over the logits.
-  std::vector<float> lse, top_values;
-  std::vector<int32_t> top_ids, top_counts;
-  if (k > 0) {
-    const ops::TopKLse top =
-        ops::top_k_logsumexp(logits, k, {c.pad_id, c.unk_id, c.bos_id}, i32(eos_banned));
-    lse = top.lse.to_vector<float>();
-    top_values = top.top.values.to_vector<float>();
-    top_ids = top.top.indices.to_vector<int32_t>();
-    top_counts = top.top.counts.to_vector<int32_t>();
-  } else {
-    lse = ops::logsumexp(logits).to_vector<float>();
+  // What the search reads of the logits is computed where they live: a candidate's
+  // log-probability is logit - logsumexp(row), so no [n, V] log-softmax is written, and with
+  // beam rows the top-k and the log sum exp come from one pass over the logits. Then the step's
+  // one transfer to the host (fetch) brings those few numbers back.
+  const std::vector<int32_t> banned = {c.pad_id, c.unk_id, c.bos_id};
+  ops::TopKLse top;
+  if (k > 0)
+    top = ops::top_k_logsumexp(logits, k, banned, to_device(eos_banned, device));
+  else
+    top.lse = ops::logsumexp(logits);
+  Tensor drawn;
+  if (!drawn_rows.empty()) {
+    drawn = ops::sample(logits,
+                        {to_device(drawn_rows, device), to_device(temperature, device),
+                         to_device(top_k, device), to_device(top_p, device),
+                         to_device(uniform, device)},
+                        banned, to_device(eos_banned, device));
   }
+  // The logits of the forced and of the drawn tokens (their log-probabilities).
+  Tensor forced_logits, drawn_logits;
+  if (!forced_rows.empty())
+    forced_logits =
+        ops::pick(logits, to_device(forced_rows, device), to_device(forced_ids, device));
+  if (drawn.defined())
+    drawn_logits = ops::pick(logits, to_device(drawn_rows, device), drawn);
+  const StepReadback back = fetch(top, forced_logits, drawn, drawn_logits);
+  const std::vector<float>& lse = back.lse;
+  const std::vector<float>& top_values = back.top_values;
+  const std::vector<int32_t>& top_ids = back.top_ids;
+  const std::vector<int32_t>& top_counts = back.top_counts;
+  size_t next_forced = 0, next_drawn = 0;
 
   struct Candidate {
     double log_prob;
@@ -485,7 +508,7 @@ std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const
       const int32_t v = s.prefix[static_cast<size_t>(len - 1)];
       for (int64_t r = g0; r < g1; ++r) {
         const Live& h = live[static_cast<size_t>(r)];
-        const float logit = logits.slice(0, r, r + 1).slice(1, v, v + 1).item();
+        const float logit = back.forced_logits[next_forced++];
         const double log_prob = h.log_prob + (logit - lse[static_cast<size_t>(r)]);
         if (len >= s.limit) {  // a prefix as long as the outputs may be is the whole output
           finish(s, h, v, log_prob, false);
@@ -499,12 +522,9 @@ std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const
     }
     if (o.sample) {  // one row: draw, finish on EOS or at the length limit
       const Live& h = live[static_cast<size_t>(g0)];
-      const std::vector<float> row = logits.slice(0, g0, g0 + 1).to_vector<float>();
-      const int32_t v =
-          sample_token(row, c, eos_banned[g0] < 0, o,
-                       philox_uniform(o.seed, s.stream, static_cast<uint64_t>(len - 1)));
-      const double log_prob =
-          h.log_prob + (row[static_cast<size_t>(v)] - lse[static_cast<size_t>(g0)]);
+      const int32_t v = back.drawn[next_drawn];
+      const float logit = back.drawn_logits[next_drawn++];
+      const double log_prob = h.log_prob + (logit - lse[static_cast<size_t>(g0)]);
       const bool ends = v == c.eos_id && o.stop_at_eos;
       if (ends || len >= s.limit) {
         finish(s, h, v, log_prob, ends);
@@ -567,7 +587,8 @@ std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const
   const std::vector<int32_t> child = child_slots(slots, written, parent, free_slots_, copies);
   for (size_t j = 0; j < next.size(); ++j) next[j].slot = child[j];
   if (!copies.from.empty())
-    cache_.copy_slots(i32(copies.from), i32(copies.to), i32(copies.lengths));
+    cache_.copy_slots(to_device(copies.from, device), to_device(copies.to, device),
+                      to_device(copies.lengths, device));
   return next;
 }
 

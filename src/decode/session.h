@@ -64,12 +64,6 @@ struct SearchOptions {
   void validate() const;
 };
 
-/// Draws a token from one logits row: softmax(row / temperature) cut to the top_k most likely
-/// tokens and to the smallest most-likely set whose probability reaches top_p, by the uniform
-/// u in [0, 1). Never pad, unk or BOS; EOS only when allow_eos.
-int32_t sample_token(const std::vector<float>& row, const nn::TransformerConfig& c, bool allow_eos,
-                     const SearchOptions& o, float u);
-
 /// GNMT length penalty ((5 + length) / 6)^alpha.
 double length_penalty(int64_t length, double alpha);
 

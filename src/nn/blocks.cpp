@@ -157,12 +157,9 @@ void KvCache::reserve(int64_t slots, int64_t positions, int64_t memory_slots,
     // products read whole tiles of values, masked keys' included (with probability 0, which
     // would still turn uninitialised NaN bits into NaN).
     Tensor bigger = Tensor::zeros({rows, heads_, cap, head_dim_}, dtype_, device_);
-    if (t.defined() && old_rows > 0) {  // keep the contents: old slot r -> slot r, positions 0..
-      std::vector<int32_t> r(static_cast<size_t>(old_rows));
-      for (int64_t i = 0; i < old_rows; ++i) r[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-      ops::write_positions(bigger, t, Tensor::from_vector(r, {old_rows}),
-                           Tensor::zeros({old_rows}, DType::kI32));  // indices stay on the CPU
-    }
+    if (t.defined() && old_rows > 0)  // keep the contents: old slot r -> slot r, positions 0..
+      ops::write_positions(bigger, t, ops::iota({old_rows}, device_),
+                           Tensor::zeros({old_rows}, DType::kI32, device_));
     t = bigger;
   };
   if (S != slots_ || P != positions_)
@@ -223,14 +220,12 @@ ag::Variable Stack::sinusoid_table(int64_t n) const {
   return ag::Variable(sinusoidal_positions(n, d_model_));  // longer than max_positions
 }
 
-Tensor Stack::positions(int64_t B, int64_t T) const {
+Tensor Stack::positions(const Tensor& ids) const {
+  const int64_t T = ids.size(1);
   ATTEND_CHECK(T <= max_positions_ || !learned_positions_,
                "transformer: sequence of {} tokens exceeds model.max_positions {}", T,
                max_positions_);
-  std::vector<int32_t> pos(static_cast<size_t>(B * T));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) pos[b * T + t] = static_cast<int32_t>(t);
-  return Tensor::from_vector(pos, {B, T});
+  return ops::iota(ids.shape(), ids.device());
 }
 
 ag::Variable Stack::embed(const Tensor& ids, const Tensor& positions, int64_t span, double p,
@@ -256,7 +251,7 @@ ag::Variable Stack::forward(const Tensor& ids, const Tensor& lengths, const ag::
                             const Tensor& memory_lengths, double p, uint64_t stream) const {
   const int64_t T = ids.size(1);
   ag::Variable x =
-      embed(ids, positions(ids.size(0), T), T, p, dropout_site(stream, o_.embed_site, 0));
+      embed(ids, positions(ids), T, p, dropout_site(stream, o_.embed_site, 0));
   LayerInputs in;
   in.self_mask.key_lengths = lengths;
   in.self_mask.causal = o_.causal;
@@ -268,14 +263,14 @@ ag::Variable Stack::forward(const Tensor& ids, const Tensor& lengths, const ag::
 Tensor Stack::step(const DecodeRows& rows, KvCache& cache) const {
   const int64_t n = rows.tokens.numel();
   const Tensor positions = rows.positions.contiguous();
-  std::vector<int32_t> lengths = positions.to_vector<int32_t>();  // keys of each row's slot
-  int64_t longest = 0;
-  for (int32_t& l : lengths) longest = std::max<int64_t>(longest, ++l);
+  const int64_t longest = rows.span;
+  ATTEND_CHECK(longest >= 1, "decode step: span {} must be >= 1 (1 + the largest position)",
+               longest);
   ATTEND_CHECK(!learned_positions_ || longest <= max_positions_,
                "transformer: decoding position {} exceeds model.max_positions {}", longest - 1,
                max_positions_);
   std::vector<LayerCache> caches(layers_.size());
-  const Tensor self_lengths = Tensor::from_vector(lengths, {n});
+  const Tensor self_lengths = ops::add_index(positions, 1);  // keys of each row's slot
   for (size_t i = 0; i < layers_.size(); ++i) {
     LayerKv& kv = cache.layers[i];
     caches[i].self = {kv.self_k, kv.self_v, rows.self_slots, self_lengths, rows.positions};
@@ -298,10 +293,8 @@ Tensor Stack::prefill(const Tensor& ids, const Tensor& lengths, const Tensor& sl
                slots.numel());
   ATTEND_CHECK(T <= cache.positions(), "prefill: {} positions for a cache of {}", T,
                cache.positions());
-  const Tensor pos = positions(B, T);
-  for (const int32_t l : lengths.to_vector<int32_t>())
-    ATTEND_CHECK(l >= 1 && l <= T, "prefill: length {} outside 1..{}", l, T);
-  const Tensor zeros = Tensor::zeros({B}, DType::kI32);
+  const Tensor pos = positions(ids);
+  const Tensor zeros = Tensor::zeros({B}, DType::kI32, ids.device());
   std::vector<LayerCache> caches(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i)
     caches[i].self = {cache.layers[i].self_k, cache.layers[i].self_v, slots, lengths, zeros};
@@ -314,7 +307,7 @@ void Stack::write_memory(const Tensor& memory, const Tensor& slots, KvCache& cac
   const int64_t B = memory.size(0), S = memory.size(1);
   ATTEND_CHECK(S <= cache.source_positions(), "write_memory: {} source positions for a cache of {}",
                S, cache.source_positions());
-  const Tensor zeros = Tensor::zeros({B}, DType::kI32);
+  const Tensor zeros = Tensor::zeros({B}, DType::kI32, memory.device());
   for (size_t i = 0; i < layers_.size(); ++i) {
     ATTEND_CHECK(layers_[i]->has_cross_attention(),
                  "write_memory: a stack without encoder attention");

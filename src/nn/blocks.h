@@ -137,12 +137,15 @@ class KvCache {
   int64_t slots_ = 0, positions_ = 0, memory_slots_ = 0, source_positions_ = 0;
 };
 
-/// The rows of one decoding step (all i32 [n], CPU): row i feeds token tokens[i] at position
+/// The rows of one decoding step (all i32 [n], on the model's device): row i feeds token tokens[i] at position
 /// positions[i], continuing self-attention slot self_slots[i] (and, for a stack with encoder
 /// attention, over encoder slot memory_slots[i] whose source has source_lengths[i] tokens).
 /// Rows may sit at different positions (requests join a running batch).
 struct DecodeRows {
   Tensor tokens, positions, self_slots, memory_slots, source_lengths;
+  /// 1 + the largest of `positions`: the caller's bookkeeping knows it, so the step reads
+  /// nothing back from the device (it sizes the sinusoid table and checks max_positions).
+  int64_t span = 0;
 };
 
 /// A stack of layers with its embeddings, named under `name` ("encoder" or "decoder"): token
@@ -174,7 +177,8 @@ class Stack : public Module {
   /// row's whole prefix, last position.
   Tensor step(const DecodeRows& rows, KvCache& cache) const;
   /// Reads whole prefixes in one pass (a causal stack without encoder attention: a language
-  /// model's prompts): ids i32 [B, T] (right-padded), lengths i32 [B] (>= 1), slots i32 [B] ->
+  /// model's prompts): ids i32 [B, T] (right-padded), lengths i32 [B] (1..T: the caller's
+  /// bookkeeping, not read back here), slots i32 [B] ->
   /// hidden [B, T, D]. Row b's keys/values of positions 0..T-1 are written into slot slots[b]
   /// (those past lengths[b] are padding, overwritten by later steps); the next step() of that
   /// slot continues at position lengths[b]. Equal to forward() over the same ids.
@@ -191,7 +195,7 @@ class Stack : public Module {
 
  private:
   /// Positions 0..T-1 of every row, i32 [B, T]; T past a learned table is an error.
-  Tensor positions(int64_t B, int64_t T) const;
+  Tensor positions(const Tensor& ids) const;
   /// sqrt(D) E[ids] + P[positions] then dropout; positions i32 like ids, every position
   /// below `span`.
   ag::Variable embed(const Tensor& ids, const Tensor& positions, int64_t span, double dropout,

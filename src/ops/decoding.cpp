@@ -130,4 +130,86 @@ TopKLse top_k_logsumexp(const Tensor& x, int64_t k, const std::vector<int32_t>& 
   return top_k_rows("top_k_logsumexp", x, k, banned, row_banned, true);
 }
 
+Tensor sample(const Tensor& x_in, const SampleRows& s, const std::vector<int32_t>& banned,
+              const Tensor& row_banned_in) {
+  constexpr std::string_view op = "sample";
+  check_dim(op, "x", x_in, 2);
+  const Tensor x = x_in.contiguous();
+  const int64_t n = x.size(0), V = x.size(1), m = s.rows.numel();
+  const Tensor rows = index_vector(op, "rows", s.rows, m, x);
+  const Tensor top_k = index_vector(op, "top_k", s.top_k, m, x);
+  auto per_row = [&](const char* arg, const Tensor& t, DType dtype) {
+    check_dtype(op, arg, t, dtype);
+    check_same_device(op, t, x);
+    ATTEND_CHECK(t.dim() == 1 && t.size(0) == m, "{}: {} must have shape [{}], got {}", op, arg,
+                 m, shape_str(t.shape()));
+    return t.contiguous();
+  };
+  const Tensor temperature = per_row("temperature", s.temperature, DType::kF64);
+  const Tensor top_p = per_row("top_p", s.top_p, DType::kF64);
+  const Tensor uniform = per_row("uniform", s.uniform, DType::kF32);
+  Tensor row_banned;
+  if (row_banned_in.defined()) row_banned = index_vector(op, "row_banned", row_banned_in, n, x);
+  Tensor out = Tensor::empty({m}, DType::kI32, x.device());
+  dispatch(op, x, {.cpu_f32 = [&] {
+             const int32_t* r = rows.data<int32_t>();
+             const double* t = temperature.data<double>();
+             const double* p = top_p.data<double>();
+             for (int64_t i = 0; i < m; ++i) {
+               ATTEND_CHECK(r[i] >= 0 && r[i] < n, "{}: rows[{}] = {} outside [0, {})", op, i,
+                            r[i], n);
+               ATTEND_CHECK(t[i] > 0 && p[i] > 0 && p[i] <= 1,
+                            "{}: row {}: temperature {} must be > 0 and top_p {} in (0, 1]", op,
+                            i, t[i], p[i]);
+             }
+             cpu::sample(x.data<float>(), V, r, m, banned.data(),
+                         static_cast<int64_t>(banned.size()),
+                         row_banned.defined() ? row_banned.data<int32_t>() : nullptr, t,
+                         top_k.data<int32_t>(), p, uniform.data<float>(), out.data<int32_t>());
+             for (int64_t i = 0; i < m; ++i)
+               ATTEND_CHECK(out.data<int32_t>()[i] >= 0,
+                            "{}: row {} may emit no token (every one of its {} is banned)", op,
+                            r[i], V);
+           }});
+  return out;
+}
+
+Tensor pick(const Tensor& x_in, const Tensor& rows_in, const Tensor& cols_in) {
+  constexpr std::string_view op = "pick";
+  check_dim(op, "x", x_in, 2);
+  const Tensor x = x_in.contiguous();
+  const int64_t m = rows_in.numel();
+  const Tensor rows = index_vector(op, "rows", rows_in, m, x);
+  const Tensor cols = index_vector(op, "cols", cols_in, m, x);
+  Tensor out = Tensor::empty({m}, DType::kF32, x.device());
+  dispatch(op, x, {.cpu_f32 = [&] {
+             const int32_t* r = rows.data<int32_t>();
+             const int32_t* c = cols.data<int32_t>();
+             for (int64_t i = 0; i < m; ++i)
+               ATTEND_CHECK(r[i] >= 0 && r[i] < x.size(0) && c[i] >= 0 && c[i] < x.size(1),
+                            "{}: ({}, {}) outside x {}", op, r[i], c[i], shape_str(x.shape()));
+             cpu::pick(x.data<float>(), x.size(1), r, c, m, out.data<float>());
+           }});
+  return out;
+}
+
+Tensor iota(const Shape& shape, Device device) {
+  constexpr std::string_view op = "iota";
+  ATTEND_CHECK(!shape.empty(), "{}: expected at least one dimension", op);
+  Tensor out = Tensor::empty(shape, DType::kI32, device);
+  dispatch(op, out, {.cpu_i32 = [&] { cpu::iota(out.data<int32_t>(), rows_of(out), cols_of(out)); }});
+  return out;
+}
+
+Tensor add_index(const Tensor& x_in, int32_t k) {
+  constexpr std::string_view op = "add_index";
+  check_dtype(op, "x", x_in, DType::kI32);
+  const Tensor x = x_in.contiguous();
+  Tensor out = Tensor::empty(x.shape(), DType::kI32, x.device());
+  dispatch(op, x, {.cpu_i32 = [&] {
+             cpu::add_index(x.data<int32_t>(), k, out.data<int32_t>(), x.numel());
+           }});
+  return out;
+}
+
 }  // namespace attend::ops

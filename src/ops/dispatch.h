@@ -50,11 +50,11 @@ class Kernel {
 
 /// The kernels of one op, one per (device, dtype) cell it runs on.
 struct Cells {
-  Kernel cpu_f32 = {}, cpu_f64 = {}, cpu_bf16 = {}, cuda_f32 = {};
+  Kernel cpu_f32 = {}, cpu_f64 = {}, cpu_bf16 = {}, cpu_i32 = {}, cuda_f32 = {};
 };
 
 /// The cells of (device, dtype).
-enum class Path { kCpuF32, kCpuF64, kCpuBF16, kCudaF32 };
+enum class Path { kCpuF32, kCpuF64, kCpuBF16, kCpuI32, kCudaF32 };
 
 /// The cell of `t`; a (device, dtype) that has no cell at all is an error naming the op.
 inline Path path_of(std::string_view op, const Tensor& t) {
@@ -62,6 +62,7 @@ inline Path path_of(std::string_view op, const Tensor& t) {
     if (t.dtype() == DType::kF32) return Path::kCpuF32;
     if (t.dtype() == DType::kF64) return Path::kCpuF64;
     if (t.dtype() == DType::kBF16) return Path::kCpuBF16;
+    if (t.dtype() == DType::kI32) return Path::kCpuI32;
   } else if (t.device().is_cuda() && t.dtype() == DType::kF32) {
     return Path::kCudaF32;
   }
@@ -81,6 +82,9 @@ inline void dispatch(std::string_view op, const Tensor& t, const Cells& cells) {
       break;
     case Path::kCpuBF16:
       k = &cells.cpu_bf16;
+      break;
+    case Path::kCpuI32:
+      k = &cells.cpu_i32;
       break;
     case Path::kCudaF32:
       k = &cells.cuda_f32;

@@ -207,6 +207,26 @@ struct TopKLse {
 };
 TopKLse top_k_logsumexp(const Tensor& x, int64_t k, const std::vector<int32_t>& banned = {},
                         const Tensor& row_banned = {});
+/// The decoding sampler's settings for m rows of a logits tensor.
+struct SampleRows {
+  Tensor rows;         // i32 [m]: which rows of x draw
+  Tensor temperature;  // f64 [m], > 0
+  Tensor top_k;        // i32 [m]: keep the k most likely tokens (0: all)
+  Tensor top_p;        // f64 [m] in (0, 1]: then the smallest set holding this probability
+  Tensor uniform;      // f32 [m] in [0, 1): the draw (inverse CDF over the kept tokens)
+};
+/// One token id per listed row of x [n, V] (i32 [m]), never a column in `banned` nor, in row r,
+/// column row_banned[r] when it is >= 0 (row_banned: i32 [n] or undefined); -1 for a row where
+/// every column is banned. Deterministic given `uniform`.
+Tensor sample(const Tensor& x, const SampleRows& s, const std::vector<int32_t>& banned = {},
+              const Tensor& row_banned = {});
+/// x[rows[i], cols[i]] for each i: x f32 [n, V], rows and cols i32 [m] -> f32 [m].
+Tensor pick(const Tensor& x, const Tensor& rows, const Tensor& cols);
+/// i32 tensor of `shape` on `device` whose every element is its index along the last dimension
+/// (positions 0..T-1 of each row of a [B, T] batch).
+Tensor iota(const Shape& shape, Device device);
+/// x + k for an i32 tensor x (key lengths from positions, and the like).
+Tensor add_index(const Tensor& x, int32_t k);
 
 // ------------------------------------------------------------------ optimizer
 /// One Adam(W) step in place on param, m and v (step counts from 1).

@@ -96,6 +96,29 @@ json parse_body(const std::string& body, const Limits& limits) {
   return j;
 }
 
+// The fields the translation and completion requests share; false: `key` is not one of them.
+template <class Options>
+bool shared_field(const std::string& key, const json& v, std::string& model, Options& o) {
+  if (key == "model") {
+    if (!v.is_string()) bad("model: expected a string");
+    model = v.get<std::string>();
+  } else if (key == "beam") {
+    o.beam = integer_field(v, key, 1, 64);
+  } else if (key == "alpha") {
+    o.alpha = number_field(v, key);
+    if (o.alpha < 0) bad("alpha: expected >= 0");
+  } else if (key == "top_k") {
+    o.top_k = integer_field(v, key, 0, INT32_MAX);
+  } else if (key == "top_p") {
+    o.top_p = top_p_field(v);
+  } else if (key == "seed") {
+    o.seed = seed_field(v);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 TranslateRequest parse_translate(const std::string& body, const Limits& limits) {
@@ -104,17 +127,10 @@ TranslateRequest parse_translate(const std::string& body, const Limits& limits) 
   decode::SearchOptions& o = r.search;
   bool have_text = false;
   for (const auto& [key, v] : j.items()) {
-    if (key == "model") {
-      if (!v.is_string()) bad("model: expected a string");
-      r.model = v.get<std::string>();
-    } else if (key == "text") {
+    if (shared_field(key, v, r.model, o)) continue;
+    if (key == "text") {
       have_text = true;
       r.texts = texts_field(v, key, "texts", limits, true);
-    } else if (key == "beam") {
-      o.beam = integer_field(v, key, 1, 64);
-    } else if (key == "alpha") {
-      o.alpha = number_field(v, key);
-      if (o.alpha < 0) bad("alpha: expected >= 0");
     } else if (key == "n_best") {
       o.n_best = integer_field(v, key, 1, 64);
     } else if (key == "max_extra") {
@@ -126,12 +142,6 @@ TranslateRequest parse_translate(const std::string& body, const Limits& limits) 
     } else if (key == "temperature") {
       o.temperature = number_field(v, key);
       if (o.temperature <= 0) bad("temperature: expected > 0");
-    } else if (key == "top_k") {
-      o.top_k = integer_field(v, key, 0, INT32_MAX);
-    } else if (key == "top_p") {
-      o.top_p = top_p_field(v);
-    } else if (key == "seed") {
-      o.seed = seed_field(v);
     } else if (key == "attention") {
       r.attention = bool_field(v, key);
     } else if (key == "precision") {
@@ -168,10 +178,8 @@ CompletionRequest parse_completion(const std::string& body, const Limits& limits
   o.seed = 0;
   bool have_prompt = false;
   for (const auto& [key, v] : j.items()) {
-    if (key == "model") {
-      if (!v.is_string()) bad("model: expected a string");
-      r.model = v.get<std::string>();
-    } else if (key == "prompt") {
+    if (shared_field(key, v, r.model, o)) continue;
+    if (key == "prompt") {
       have_prompt = true;
       r.prompts = texts_field(v, key, "prompts", limits, false);  // line breaks allowed
     } else if (key == "max_tokens") {
@@ -179,19 +187,8 @@ CompletionRequest parse_completion(const std::string& body, const Limits& limits
     } else if (key == "temperature") {
       o.temperature = number_field(v, key);
       if (o.temperature < 0) bad("temperature: expected >= 0 (0: the most likely token)");
-    } else if (key == "top_p") {
-      o.top_p = top_p_field(v);
-    } else if (key == "top_k") {
-      o.top_k = integer_field(v, key, 0, INT32_MAX);
-    } else if (key == "seed") {
-      o.seed = seed_field(v);
     } else if (key == "stream") {
       r.stream = bool_field(v, key);
-    } else if (key == "beam") {
-      o.beam = integer_field(v, key, 1, 64);
-    } else if (key == "alpha") {
-      o.alpha = number_field(v, key);
-      if (o.alpha < 0) bad("alpha: expected >= 0");
     } else if (key == "n") {
       o.n = integer_field(v, key, 1, 64);
     } else {

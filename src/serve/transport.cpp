@@ -52,26 +52,28 @@ class TimedStream {
     return n;
   }
   template <class Buffers>
-  std::size_t read_some(const Buffers& buffers) {
-    error_code ec;
-    const std::size_t n = read_some(buffers, ec);
-    if (ec) throw boost::system::system_error(ec);
-    return n;
-  }
-  template <class Buffers>
   std::size_t write_some(const Buffers& buffers, error_code& ec) {
     if (!wait(POLLOUT, ec)) return 0;
     return socket_.write_some(buffers, ec);
   }
+  // The throwing forms of SyncReadStream/SyncWriteStream.
+  template <class Buffers>
+  std::size_t read_some(const Buffers& buffers) {
+    return or_throw([&](error_code& ec) { return read_some(buffers, ec); });
+  }
   template <class Buffers>
   std::size_t write_some(const Buffers& buffers) {
-    error_code ec;
-    const std::size_t n = write_some(buffers, ec);
-    if (ec) throw boost::system::system_error(ec);
-    return n;
+    return or_throw([&](error_code& ec) { return write_some(buffers, ec); });
   }
 
  private:
+  template <class F>
+  static std::size_t or_throw(F&& f) {
+    error_code ec;
+    const std::size_t n = f(ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
   bool wait(short events, error_code& ec) {
     for (;;) {
       const auto now = Clock::now();

@@ -150,7 +150,26 @@ LmText load_lm_text(const io::Config& c, nn::Arch arch) {
 
 // ---------------------------------------------------------------- translation
 
-class TranslationTask : public Task {
+// What every family writes the same way for its model class M: making the model and
+// keeping a typed pointer to it once bound.
+template <class M, class Base>
+class Family : public Base {
+ public:
+  using Base::Base;
+  std::unique_ptr<nn::Model> make_model(const nn::TransformerConfig& mc,
+                                        uint64_t seed) const override {
+    return std::make_unique<M>(mc, seed);
+  }
+  void bind(nn::Model& model, const data::Tokenizer& tok) override {
+    Base::bind(model, tok);
+    model_ = &dynamic_cast<M&>(model);
+  }
+
+ protected:
+  const M* model_ = nullptr;
+};
+
+class TranslationTask : public Family<nn::EncoderDecoder, Task> {
  public:
   void check(const io::Config&, TrainOptions&) const override {}
   void read(const io::Config& c) override { corpus_ = load_corpus(c); }
@@ -182,19 +201,11 @@ class TranslationTask : public Task {
         valid.examples.size());
     ATTEND_CHECK(!train.empty(), "data: no training pairs left after filtering");
   }
-  std::unique_ptr<nn::Model> make_model(const nn::TransformerConfig& mc,
-                                        uint64_t seed) const override {
-    return std::make_unique<nn::EncoderDecoder>(mc, seed);
-  }
   std::string describe(const nn::TransformerConfig& mc) const override {
     return format("{}+{} layers", mc.encoder_layers, mc.decoder_layers);
   }
-  void bind(nn::Model& model, const data::Tokenizer& tok) override {
-    Task::bind(model, tok);
-    model_ed_ = &dynamic_cast<nn::EncoderDecoder&>(model);
-  }
   ag::Variable logits(const data::Batch& b, uint64_t dropout_stream) const override {
-    return model_ed_->forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, dropout_stream);
+    return model_->forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, dropout_stream);
   }
   void validate_more(const ValidationSet& set, const TrainOptions& o,
                      Validation& v) const override {
@@ -205,7 +216,7 @@ class TranslationTask : public Task {
     t.batch_tokens = o.valid_max_tokens;
     t.max_input_tokens = std::numeric_limits<int64_t>::max();  // validation cuts nothing
     const auto outs =
-        decode::Translator(*model_ed_, *tokenizer_).translate(set.sources, t, "validation");
+        decode::Translator(*model_, *tokenizer_).translate(set.sources, t, "validation");
     std::vector<std::string> hyps;
     int64_t exact = 0;
     for (size_t i = 0; i < outs.size(); ++i) {
@@ -218,7 +229,6 @@ class TranslationTask : public Task {
 
  private:
   Corpus corpus_;
-  const nn::EncoderDecoder* model_ed_ = nullptr;
 };
 
 // ---------------------------------------------------------------- language models on text
@@ -241,9 +251,9 @@ class TextTask : public Task {
   LmText text_;
 };
 
-class CausalLmTask : public TextTask {
+class CausalLmTask : public Family<nn::DecoderOnly, TextTask> {
  public:
-  CausalLmTask() : TextTask(nn::Arch::kDecoderOnly) {}
+  CausalLmTask() : Family(nn::Arch::kDecoderOnly) {}
   void encode(const io::Config& c, const data::Tokenizer& tok, const nn::TransformerConfig& mc,
               std::vector<data::Example>& train, ValidationSet& valid) const override {
     const int64_t block = c.get_int("data.block");
@@ -265,28 +275,17 @@ class CausalLmTask : public TextTask {
         static_cast<long long>(stride), valid_ids.size(), valid.examples.size());
     ATTEND_CHECK(!train.empty(), "data.train_text: too little text for one training window");
   }
-  std::unique_ptr<nn::Model> make_model(const nn::TransformerConfig& mc,
-                                        uint64_t seed) const override {
-    return std::make_unique<nn::DecoderOnly>(mc, seed);
-  }
   std::string describe(const nn::TransformerConfig& mc) const override {
     return format("decoder-only, {} layers", mc.decoder_layers);
   }
-  void bind(nn::Model& model, const data::Tokenizer& tok) override {
-    Task::bind(model, tok);
-    model_lm_ = &dynamic_cast<nn::DecoderOnly&>(model);
-  }
   ag::Variable logits(const data::Batch& b, uint64_t dropout_stream) const override {
-    return model_lm_->forward(b.tgt_in, b.tgt_lengths, dropout_stream);
+    return model_->forward(b.tgt_in, b.tgt_lengths, dropout_stream);
   }
-
- private:
-  const nn::DecoderOnly* model_lm_ = nullptr;
 };
 
-class MaskedLmTask : public TextTask {
+class MaskedLmTask : public Family<nn::EncoderOnly, TextTask> {
  public:
-  MaskedLmTask() : TextTask(nn::Arch::kEncoderOnly) {}
+  MaskedLmTask() : Family(nn::Arch::kEncoderOnly) {}
   void check(const io::Config& c, TrainOptions& o) const override {
     ATTEND_CHECK(c.get_string("vocab.type") != "char",
                  "vocab.type char: masked-LM training (model.arch encoder_only) needs a subword "
@@ -306,16 +305,11 @@ class MaskedLmTask : public TextTask {
         train.size(), valid.examples.size());
     ATTEND_CHECK(!train.empty(), "data.train_text: no sentences");
   }
-  std::unique_ptr<nn::Model> make_model(const nn::TransformerConfig& mc,
-                                        uint64_t seed) const override {
-    return std::make_unique<nn::EncoderOnly>(mc, seed);
-  }
   std::string describe(const nn::TransformerConfig& mc) const override {
     return format("encoder-only, {} layers", mc.encoder_layers);
   }
   void bind(nn::Model& model, const data::Tokenizer& tok) override {
-    Task::bind(model, tok);
-    model_mlm_ = &dynamic_cast<nn::EncoderOnly&>(model);
+    Family::bind(model, tok);
     rule_ = data::mask_rule(tok, model.config().src_vocab);
     ATTEND_CHECK(rule_.mask_id >= 0,
                  "model.arch encoder_only: the vocabulary has no {} piece (train one with "
@@ -323,7 +317,7 @@ class MaskedLmTask : public TextTask {
                  data::kMaskPiece);
   }
   ag::Variable logits(const data::Batch& b, uint64_t dropout_stream) const override {
-    return model_mlm_->forward(b.tgt_in, b.tgt_lengths, dropout_stream);
+    return model_->forward(b.tgt_in, b.tgt_lengths, dropout_stream);
   }
   // The corruption of a micro-batch is a function of (seed, stream): resume is exact.
   const data::Batch& prepare(const data::Batch& b, uint64_t seed, uint64_t stream,
@@ -340,7 +334,6 @@ class MaskedLmTask : public TextTask {
 
  private:
   static constexpr uint64_t kMaskSeed = 0x6d61736b;  // the masking draws' key, beside dropout's
-  const nn::EncoderOnly* model_mlm_ = nullptr;
   data::MaskRule rule_;
 };
 

@@ -49,7 +49,7 @@ TEST_P(Decode, CachedStepEqualsFullDecoder) {
   for (int64_t t = 1; t <= static_cast<int64_t>(seq.size()); ++t) {
     const int32_t p = static_cast<int32_t>(t - 1);
     const nn::DecodeRows rows{i32({seq[t - 1], seq[t - 1], seq[t - 1]}), i32({p, p, p}),
-                              i32({5, 0, 3}), i32({2, 0, 1}), src_lengths};
+                              i32({5, 0, 3}), i32({2, 0, 1}), src_lengths, p + 1};
     const Tensor step = model.decode_rows(rows, cache);
     std::vector<int32_t> prefix;
     for (int r = 0; r < 3; ++r) prefix.insert(prefix.end(), seq.begin(), seq.begin() + t);
@@ -98,7 +98,7 @@ TEST(Decode, RowsAtDifferentPositionsAndCopiedSlots) {
   model.write_memory(memory, i32({0, 1, 2}), alone);
   const std::vector<int32_t> seq = {2, 9, 4, 15, 6};
   auto row = [&](int32_t token, int32_t pos, int32_t slot, int32_t mem, int32_t len) {
-    return nn::DecodeRows{i32({token}), i32({pos}), i32({slot}), i32({mem}), i32({len})};
+    return nn::DecodeRows{i32({token}), i32({pos}), i32({slot}), i32({mem}), i32({len}), pos + 1};
   };
   // Alone: sentence 2 decodes seq from position 0.
   std::vector<Tensor> want;
@@ -107,7 +107,7 @@ TEST(Decode, RowsAtDifferentPositionsAndCopiedSlots) {
   for (int32_t t = 0; t < 2; ++t) (void)model.decode_rows(row(seq[t], t, 0, 0, 5), joined);
   for (int32_t t = 0; t < 4; ++t) {
     const nn::DecodeRows both{i32({seq[t + 2 > 4 ? 4 : t + 2], seq[t]}), i32({t + 2, t}), i32({0, 1}),
-                              i32({0, 2}), i32({5, 4})};
+                              i32({0, 2}), i32({5, 4}), t + 3};
     const Tensor h = model.decode_rows(both, joined);
     const auto a = h.slice(0, 1, 2).contiguous().to_vector<float>(), w = want[t].to_vector<float>();
     for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], w[i], 2e-5) << "t=" << t;

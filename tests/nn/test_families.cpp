@@ -4,6 +4,7 @@
 // learning on a fixed batch, and config errors naming the key.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "core/device.h"
@@ -119,6 +120,7 @@ TEST(Families, DecoderOnlyCachedStepsEqualTheFullPass) {
         rows.tokens = test::ids(tok, {n});
         rows.positions = test::ids(at, {n});
         rows.self_slots = test::ids(slot, {n});
+        rows.span = 1 + *std::max_element(at.begin(), at.end());
         const Tensor h = gpt.decode_rows(rows, cache);  // [n, D]
         for (int64_t r = 0; r < n; ++r) {
           const auto& s = seqs[static_cast<size_t>(slot[r])];
@@ -237,6 +239,7 @@ TEST(ModuleTo, ComputesInAnotherDtypeWithF32MasterWeights) {
     rows.tokens = test::ids({5 + t}, {1});
     rows.positions = test::ids({t}, {1});
     rows.self_slots = test::ids({0}, {1});
+    rows.span = t + 1;
     const Tensor h = gpt.decode_rows(rows, cache);
     EXPECT_EQ(h.dtype(), DType::kF64);
     const Tensor full = gpt.hidden(test::ids({5, 6, 7}, {1, 3}).slice(1, 0, t + 1).contiguous(),

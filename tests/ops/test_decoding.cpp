@@ -1,9 +1,11 @@
 // Decoding ops against plain loops: write_positions and copy_positions (cache moves, any dtype),
-// top_k (ties, banned columns, rows with fewer allowed columns than k), scale_ and sum_squares;
-// bad arguments name the op.
+// top_k (ties, banned columns, rows with fewer allowed columns than k), the sampler (its draws'
+// frequencies against the softmax, top-k, top-p, banned columns), pick, iota, add_index,
+// scale_ and sum_squares; bad arguments name the op.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "ops/ops.h"
 #include "util.h"
@@ -103,6 +105,80 @@ TEST(DecodingOps, TopKLogSumExpMatchesTheTwoPasses) {
   }
   EXPECT_NE(test::error_of([&] { ops::top_k_logsumexp(xt, 0); }).find("k must be >= 1"),
             std::string::npos);
+}
+
+// Draws on an even grid of uniforms: each token's share of the grid is its probability.
+std::vector<double> draw_shares(const Tensor& x, int64_t row, double temperature, int32_t top_k,
+                                double top_p, const std::vector<int32_t>& banned,
+                                const Tensor& row_banned, int64_t grid) {
+  const int64_t V = x.size(1);
+  std::vector<int32_t> rows(static_cast<size_t>(grid), static_cast<int32_t>(row)),
+      ks(static_cast<size_t>(grid), top_k);
+  std::vector<double> ts(static_cast<size_t>(grid), temperature),
+      ps(static_cast<size_t>(grid), top_p);
+  std::vector<float> us(static_cast<size_t>(grid));
+  for (int64_t i = 0; i < grid; ++i)
+    us[static_cast<size_t>(i)] = static_cast<float>((static_cast<double>(i) + 0.5) / grid);
+  const Tensor ids =
+      ops::sample(x,
+                  {i32(rows), Tensor::from_vector(ts, {grid}), i32(ks),
+                   Tensor::from_vector(ps, {grid}), Tensor::from_vector(us, {grid})},
+                  banned, row_banned);
+  std::vector<double> share(static_cast<size_t>(V), 0.0);
+  for (const int32_t v : ids.to_vector<int32_t>()) share[static_cast<size_t>(v)] += 1.0 / grid;
+  return share;
+}
+
+TEST(DecodingOps, SampleDrawsTheSoftmaxCutToTopKAndTopP) {
+  // Row 0: logits of 6 tokens; row 1 the same reversed.
+  const std::vector<float> l = {2.0f, 1.0f, 0.5f, 3.0f, -1.0f, 0.0f};
+  std::vector<float> both = l;
+  both.insert(both.end(), l.rbegin(), l.rend());
+  const Tensor x = Tensor::from_vector(both, {2, 6});
+  auto softmax = [&](const std::vector<int32_t>& keep, double t) {
+    std::vector<double> p(6, 0.0);
+    double z = 0;
+    for (const int32_t v : keep) z += std::exp(l[static_cast<size_t>(v)] / t);
+    for (const int32_t v : keep)
+      p[static_cast<size_t>(v)] = std::exp(l[static_cast<size_t>(v)] / t) / z;
+    return p;
+  };
+  const int64_t grid = 20000;
+  auto expect_shares = [&](const std::vector<double>& got, const std::vector<double>& want,
+                           const char* what) {
+    for (size_t v = 0; v < 6; ++v) EXPECT_NEAR(got[v], want[v], 2.0 / grid) << what << " v=" << v;
+  };
+  // Plain softmax at temperature 0.7, token 4 banned everywhere.
+  expect_shares(draw_shares(x, 0, 0.7, 0, 1.0, {4}, {}, grid), softmax({0, 1, 2, 3, 5}, 0.7),
+                "temperature");
+  // top_k 2: tokens 3 and 0 only.
+  expect_shares(draw_shares(x, 0, 1.0, 2, 1.0, {}, {}, grid), softmax({3, 0}, 1.0), "top_k");
+  // top_p 0.85 at temperature 1: p(3) = 0.605, p(3) + p(0) = 0.827, + p(1) = 0.909 -> {3, 0, 1}.
+  const std::vector<double> full = softmax({0, 1, 2, 3, 4, 5}, 1.0);
+  ASSERT_LT(full[3] + full[0], 0.85);
+  ASSERT_GE(full[3] + full[0] + full[1], 0.85);
+  expect_shares(draw_shares(x, 0, 1.0, 0, 0.85, {}, {}, grid), softmax({3, 0, 1}, 1.0), "top_p");
+  // Row 1 is l reversed: {0, -1, 3, 0.5, 1, 2}. With its own banned column 2 (its best), top_k 1
+  // draws column 5 (2.0) every time.
+  EXPECT_EQ(draw_shares(x, 1, 1.0, 1, 1.0, {}, i32({-1, 2}), 64)[5], 1.0);
+  // Every column banned: an error naming the op and row, not a token.
+  EXPECT_NE(test::error_of([&] {
+              draw_shares(x, 0, 1.0, 0, 1.0, {0, 1, 2, 3, 4}, i32({5, -1}), 4);
+            }).find("sample: row 0 may emit no token"),
+            std::string::npos);
+}
+
+TEST(DecodingOps, PickIotaAndAddIndex) {
+  const Tensor x = iota({3, 4}, DType::kF32, 0);
+  EXPECT_EQ(ops::pick(x, i32({2, 0, 1}), i32({3, 1, 0})).to_vector<float>(),
+            (std::vector<float>{11, 1, 4}));
+  EXPECT_EQ(ops::iota({2, 3}, Device::cpu()).to_vector<int32_t>(),
+            (std::vector<int32_t>{0, 1, 2, 0, 1, 2}));
+  EXPECT_EQ(ops::add_index(i32({0, 4, -1}), 1).to_vector<int32_t>(),
+            (std::vector<int32_t>{1, 5, 0}));
+  EXPECT_NE(test::error_of([&] { ops::pick(x, i32({3}), i32({0})); }).find("pick: (3, 0) outside"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { ops::add_index(x, 1); }).find("add_index"), std::string::npos);
 }
 
 TEST(DecodingOps, ScaleAndSumSquares) {

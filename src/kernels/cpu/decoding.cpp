@@ -139,4 +139,78 @@ void top_k_logsumexp(const float* x, int64_t n, int64_t V, int64_t k, const int3
   top_k_rows<true>(x, n, V, k, banned, nbanned, row_banned, values, indices, counts, lse);
 }
 
+namespace {
+
+// One row's draw (see sample in decoding.h); buf is the caller's scratch.
+int32_t sample_row(const float* row, int64_t V, const int32_t* banned, int64_t nbanned,
+                   int32_t extra, double temperature, int32_t top_k, double top_p, float u,
+                   std::vector<std::pair<float, int32_t>>& buf) {
+  using Scored = std::pair<float, int32_t>;  // (logit, token)
+  buf.clear();
+  for (int32_t v = 0; v < V; ++v) {
+    bool skip = v == extra;
+    for (int64_t b = 0; b < nbanned && !skip; ++b) skip = banned[b] == v;
+    if (!skip) buf.push_back({row[v], v});
+  }
+  if (buf.empty()) return -1;
+  auto better = [](const Scored& a, const Scored& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  size_t keep = buf.size();
+  if (top_k > 0 && static_cast<size_t>(top_k) < keep) keep = static_cast<size_t>(top_k);
+  std::partial_sort(buf.begin(), buf.begin() + static_cast<int64_t>(keep), buf.end(), better);
+  buf.resize(keep);
+  std::vector<double> p(keep);
+  double total = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    p[i] = std::exp((static_cast<double>(buf[i].first) - buf[0].first) / temperature);
+    total += p[i];
+  }
+  if (top_p < 1) {  // the smallest prefix whose probability reaches top_p
+    double mass = 0;
+    size_t cut = 0;
+    while (cut < keep) {
+      mass += p[cut++] / total;
+      if (mass >= top_p) break;
+    }
+    keep = cut;
+    total = 0;
+    for (size_t i = 0; i < keep; ++i) total += p[i];
+  }
+  double target = static_cast<double>(u) * total;
+  for (size_t i = 0; i < keep; ++i) {
+    target -= p[i];
+    if (target < 0) return buf[i].second;
+  }
+  return buf[keep - 1].second;
+}
+
+}  // namespace
+
+void sample(const float* x, int64_t V, const int32_t* rows, int64_t m, const int32_t* banned,
+            int64_t nbanned, const int32_t* row_banned, const double* temperature,
+            const int32_t* top_k, const double* top_p, const float* uniform, int32_t* out) {
+  parallel_for(m, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<std::pair<float, int32_t>> buf;
+    for (int64_t i = i0; i < i1; ++i)
+      out[i] = sample_row(x + rows[i] * V, V, banned, nbanned,
+                          row_banned ? row_banned[rows[i]] : -1, temperature[i], top_k[i],
+                          top_p[i], uniform[i], buf);
+  });
+}
+
+void pick(const float* x, int64_t V, const int32_t* rows, const int32_t* cols, int64_t m,
+          float* out) {
+  for (int64_t i = 0; i < m; ++i) out[i] = x[rows[i] * V + cols[i]];
+}
+
+void iota(int32_t* out, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = static_cast<int32_t>(c);
+}
+
+void add_index(const int32_t* x, int32_t k, int32_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] + k;
+}
+
 }  // namespace attend::cpu

@@ -26,4 +26,21 @@ void top_k_logsumexp(const float* x, int64_t n, int64_t V, int64_t k, const int3
                      int64_t nbanned, const int32_t* row_banned, float* values, int32_t* indices,
                      int32_t* counts, float* lse);
 
+/// One token drawn from each of m rows of x [n, V]: row rows[i] gives out[i]. Columns in
+/// banned[0..nbanned) and column row_banned[rows[i]] (when row_banned is given and it is >= 0)
+/// are never drawn; of the others the top_k[i] largest are kept (0: all; equal values keep the
+/// lower column), then the smallest best-first prefix whose probability at temperature[i]
+/// reaches top_p[i] (1: all), and uniform[i] in [0, 1) picks by inverse CDF. out[i] = -1 when
+/// every column is banned.
+void sample(const float* x, int64_t V, const int32_t* rows, int64_t m, const int32_t* banned,
+            int64_t nbanned, const int32_t* row_banned, const double* temperature,
+            const int32_t* top_k, const double* top_p, const float* uniform, int32_t* out);
+/// out[i] = x[rows[i] * V + cols[i]] for i < m.
+void pick(const float* x, int64_t V, const int32_t* rows, const int32_t* cols, int64_t m,
+          float* out);
+/// out[r * cols + c] = c: each element its index along the last dimension.
+void iota(int32_t* out, int64_t rows, int64_t cols);
+/// out[i] = x[i] + k.
+void add_index(const int32_t* x, int32_t k, int32_t* out, int64_t n);
+
 }  // namespace attend::cpu

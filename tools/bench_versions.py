@@ -1,6 +1,6 @@
-"""Two builds of attend against each other: the training and decoding benchmarks
-(bench/train_throughput, bench/decode_throughput) of an old and a new build directory on the
-same shapes, interleaved (old, new, old, new, ...) --rounds times; prints the medians, their
+"""Two builds of attend against each other: the training, translation and generation benchmarks
+(bench/train_throughput, bench/decode_throughput with fp32 and int8 weights,
+bench/generate_throughput) of an old and a new build directory on the same shapes, interleaved (old, new, old, new, ...) --rounds times; prints the medians, their
 range and the new/old ratio. Used to check that a refactoring costs no speed.
 
   /usr/bin/python3 tools/bench_versions.py --old ../baseline/build/release \
@@ -22,20 +22,28 @@ def configs(a):
                ["--preset", preset, "--batch", str(a.train_batch), "--src-len", str(a.train_len),
                 "--tgt-len", str(a.train_len), "--vocab", "8000", "--steps", str(a.train_steps),
                 "--threads", str(a.threads)], "tgt_tokens_per_s")
+    for preset in a.decode_presets:
         for batch in (1, 32):
-            for beam in (1, 4):
+            for precision in a.precisions:
                 n = 12 if batch == 1 else 2 * batch
-                yield (f"decode {preset} batch{batch} beam{beam}", "decode_throughput",
-                       ["--preset", preset, "--vocab", "32000", "--len", "24", "--beam", str(beam),
-                        "--batch", str(batch), "--sentences", str(n), "--threads", str(a.threads)],
-                       "tgt_tokens_per_s")
+                yield (f"decode {preset} batch{batch} beam{a.beam} {precision}", "decode_throughput",
+                       ["--preset", preset, "--vocab", "32000", "--len", "24", "--beam",
+                        str(a.beam), "--batch", str(batch), "--sentences", str(n), "--precision",
+                        precision, "--threads", str(a.threads)], "tgt_tokens_per_s")
+    for batch in (1, 16):
+        yield (f"generate gpt-tiny batch{batch} 64+128", "generate_throughput",
+               ["--preset", "gpt-tiny", "--batch", str(batch), "--prompt", "64", "--new", "128",
+                "--runs", "3", "--threads", str(a.threads)], "new_tokens_per_s")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--old", required=True, help="build directory of the old version")
     ap.add_argument("--new", required=True, help="build directory of the new version")
-    ap.add_argument("--presets", nargs="+", default=["small", "base"])
+    ap.add_argument("--presets", nargs="+", default=["small", "base"], help="training presets")
+    ap.add_argument("--decode-presets", nargs="+", default=["base"])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "int8"], help="decoding weights")
+    ap.add_argument("--beam", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-batch", type=int, default=64)
@@ -58,7 +66,7 @@ def main():
         r["new_over_old"] = r["new_median"] / r["old_median"]
         rows.append(r)
         print(json.dumps(r), file=sys.stderr, flush=True)
-    print("| configuration | old tgt tok/s (median, range) | new tgt tok/s (median, range) | new / old |")
+    print("| configuration | old tok/s (median, range) | new tok/s (median, range) | new / old |")
     print("| --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['config']} | {r['old_median']:.0f} ({r['old_min']:.0f}-{r['old_max']:.0f}) | "

@@ -92,30 +92,6 @@ Tensor to_device(const std::vector<T>& v, Device device) {
   return device.is_cpu() ? t : t.to(device);
 }
 
-// What the search reads of a step's logits: each row's log sum exp, the top candidates of beam
-// rows, the logits of forced tokens, the drawn tokens and their logits.
-struct StepReadback {
-  std::vector<float> lse, top_values, forced_logits, drawn_logits;
-  std::vector<int32_t> top_ids, top_counts, drawn;
-};
-
-StepReadback fetch(const ops::TopKLse& top, const Tensor& forced_logits, const Tensor& drawn,
-                   const Tensor& drawn_logits) {
-  StepReadback b;
-  b.lse = top.lse.to_vector<float>();
-  if (top.top.values.defined()) {
-    b.top_values = top.top.values.to_vector<float>();
-    b.top_ids = top.top.indices.to_vector<int32_t>();
-    b.top_counts = top.top.counts.to_vector<int32_t>();
-  }
-  if (forced_logits.defined()) b.forced_logits = forced_logits.to_vector<float>();
-  if (drawn.defined()) {
-    b.drawn = drawn.to_vector<int32_t>();
-    b.drawn_logits = drawn_logits.to_vector<float>();
-  }
-  return b;
-}
-
 // Reads prompts[k] into cache slots slots[k] in one causal pass (prefill) and calls
 // use(which, logits) per batch: logits [which.size(), V] holds the last position of prompts
 // which[0], which[1], ...
@@ -408,11 +384,19 @@ void Session::step() {
   live_ = advance(live_, logits);
 }
 
-std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const Tensor& logits) {
+// What the search reads of a step's logits: each row's log sum exp, the top candidates of beam
+// rows, the logits of forced tokens, the drawn tokens and their logits.
+struct Session::Readback {
+  std::vector<float> lse, top_values, forced_logits, drawn_logits;
+  std::vector<int32_t> top_ids, top_counts, drawn;
+  int64_t k = 0;  // candidates per row in top_values and top_ids
+};
+
+Session::Readback Session::read_step(const std::vector<Live>& live, const Tensor& logits) const {
   const nn::TransformerConfig& c = model_.config();
   const int64_t n = static_cast<int64_t>(live.size());
   const Device device = logits.device();
-  std::vector<int32_t> eos_banned(n), slots(n), written(n);
+  std::vector<int32_t> eos_banned(n);
   // Rows whose next token is forced (a prefix), and rows that draw (one per sampled sentence),
   // with their sampler settings.
   std::vector<int32_t> forced_rows, forced_ids, drawn_rows, top_k;
@@ -427,8 +411,6 @@ std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const
     eos_banned[r] = done >= o.min_length && done >= static_cast<int64_t>(s.prefix.size())
                         ? -1
                         : c.eos_id;
-    slots[r] = h.slot;
-    written[r] = s.prompt_length + static_cast<int32_t>(done);  // positions in its cache slot
     if (!o.sample) k = std::max<int64_t>(k, 2 * o.beam);
     if (done < static_cast<int64_t>(s.prefix.size())) {
       forced_rows.push_back(static_cast<int32_t>(r));
@@ -441,36 +423,61 @@ std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const
       uniform.push_back(philox_uniform(o.seed, s.stream, static_cast<uint64_t>(done)));
     }
   }
-  // What the search reads of the logits is computed where they live: a candidate's
-  // log-probability is logit - logsumexp(row), so no [n, V] log-softmax is written, and with
-  // beam rows the top-k and the log sum exp come from one pass over the logits. Then the step's
-  // one transfer to the host (fetch) brings those few numbers back.
+  // Computed where the logits live: a candidate's log-probability is logit - logsumexp(row), so
+  // no [n, V] log-softmax is written, and with beam rows the top-k and the log sum exp come from
+  // one pass over the logits.
   const std::vector<int32_t> banned = {c.pad_id, c.unk_id, c.bos_id};
+  const Tensor row_banned = to_device(eos_banned, device);
   ops::TopKLse top;
   if (k > 0)
-    top = ops::top_k_logsumexp(logits, k, banned, to_device(eos_banned, device));
+    top = ops::top_k_logsumexp(logits, k, banned, row_banned);
   else
     top.lse = ops::logsumexp(logits);
-  Tensor drawn;
-  if (!drawn_rows.empty()) {
-    drawn = ops::sample(logits,
-                        {to_device(drawn_rows, device), to_device(temperature, device),
-                         to_device(top_k, device), to_device(top_p, device),
-                         to_device(uniform, device)},
-                        banned, to_device(eos_banned, device));
-  }
-  // The logits of the forced and of the drawn tokens (their log-probabilities).
-  Tensor forced_logits, drawn_logits;
+  Tensor forced_logits, drawn, drawn_logits;  // the forced and drawn tokens' logits
   if (!forced_rows.empty())
     forced_logits =
         ops::pick(logits, to_device(forced_rows, device), to_device(forced_ids, device));
-  if (drawn.defined())
-    drawn_logits = ops::pick(logits, to_device(drawn_rows, device), drawn);
-  const StepReadback back = fetch(top, forced_logits, drawn, drawn_logits);
+  if (!drawn_rows.empty()) {
+    const Tensor rows = to_device(drawn_rows, device);
+    drawn = ops::sample(logits,
+                        {rows, to_device(temperature, device), to_device(top_k, device),
+                         to_device(top_p, device), to_device(uniform, device)},
+                        banned, row_banned);
+    drawn_logits = ops::pick(logits, rows, drawn);
+  }
+  // The step's one transfer to the host: those few numbers.
+  Readback b;
+  b.k = k;
+  b.lse = top.lse.to_vector<float>();
+  if (k > 0) {
+    b.top_values = top.top.values.to_vector<float>();
+    b.top_ids = top.top.indices.to_vector<int32_t>();
+    b.top_counts = top.top.counts.to_vector<int32_t>();
+  }
+  if (forced_logits.defined()) b.forced_logits = forced_logits.to_vector<float>();
+  if (drawn.defined()) {
+    b.drawn = drawn.to_vector<int32_t>();
+    b.drawn_logits = drawn_logits.to_vector<float>();
+  }
+  return b;
+}
+
+std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const Tensor& logits) {
+  const nn::TransformerConfig& c = model_.config();
+  const int64_t n = static_cast<int64_t>(live.size());
+  std::vector<int32_t> slots(n), written(n);
+  for (int64_t r = 0; r < n; ++r) {
+    const Live& h = live[static_cast<size_t>(r)];
+    slots[r] = h.slot;
+    written[r] = sentences_[static_cast<size_t>(h.sentence)].prompt_length +
+                 static_cast<int32_t>(h.tokens.size());  // positions in its cache slot
+  }
+  const Readback back = read_step(live, logits);
   const std::vector<float>& lse = back.lse;
   const std::vector<float>& top_values = back.top_values;
   const std::vector<int32_t>& top_ids = back.top_ids;
   const std::vector<int32_t>& top_counts = back.top_counts;
+  const int64_t k = back.k;
   size_t next_forced = 0, next_drawn = 0;
 
   struct Candidate {
@@ -587,8 +594,9 @@ std::vector<Session::Live> Session::advance(const std::vector<Live>& live, const
   const std::vector<int32_t> child = child_slots(slots, written, parent, free_slots_, copies);
   for (size_t j = 0; j < next.size(); ++j) next[j].slot = child[j];
   if (!copies.from.empty())
-    cache_.copy_slots(to_device(copies.from, device), to_device(copies.to, device),
-                      to_device(copies.lengths, device));
+    cache_.copy_slots(to_device(copies.from, model_.device()),
+                      to_device(copies.to, model_.device()),
+                      to_device(copies.lengths, model_.device()));
   return next;
 }
 

@@ -167,6 +167,9 @@ class Session {
   // prefix tokens, draws, or beam candidates; finishes what ends. Returns the next live rows
   // (cache slots assigned; copies made).
   std::vector<Live> advance(const std::vector<Live>& rows, const Tensor& logits);
+  // What advance reads of the logits, computed on their device and fetched in one transfer.
+  struct Readback;
+  Readback read_step(const std::vector<Live>& rows, const Tensor& logits) const;
   void admit_prompts(const std::vector<Request>& requests, const std::vector<int64_t>& limits);
   void finish_sentence(int64_t s);
   void release_sentence(int64_t s);

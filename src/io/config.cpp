@@ -1,5 +1,7 @@
 // Configuration (see config.h).
 #include "io/config.h"
+#include "io/file.h"
+#include "io/json.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -228,6 +230,17 @@ void Config::load_json(const std::string& text, const std::string& origin) {
     ATTEND_CHECK(v.is_string(), "{}: key '{}' must be a string", origin, k);
     set(k, v.get<std::string>(), origin);
   }
+}
+
+nlohmann::json read_json_object(const std::string& file) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(file));
+  } catch (const nlohmann::json::exception& e) {
+    ATTEND_FAIL("{}: corrupt or incomplete: {}", file, e.what());
+  }
+  ATTEND_CHECK(j.is_object(), "{}: corrupt: not a JSON object", file);
+  return j;
 }
 
 }  // namespace attend::io

@@ -7,6 +7,7 @@
 
 #include "io/config.h"
 #include "io/file.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "models/config.h"
 
@@ -50,13 +51,7 @@ void verify_model_dir(const std::string& dir, bool need_training_state) {
     for (const char* f : {"optimizer.safetensors", "trainer_state.json"})
       ATTEND_CHECK(io::file_exists(path(dir, f)), "{}: missing {} (cannot resume from it)", dir, f);
   if (!io::file_exists(path(dir, "trainer_state.json"))) return;
-  nlohmann::json st;
-  try {
-    st = nlohmann::json::parse(io::read_file(path(dir, "trainer_state.json")));
-  } catch (const nlohmann::json::exception& e) {
-    ATTEND_FAIL("{}: corrupt trainer_state.json: {}", dir, e.what());
-  }
-  ATTEND_CHECK(st.is_object(), "{}: corrupt trainer_state.json: not a JSON object", dir);
+  const nlohmann::json st = io::read_json_object(path(dir, "trainer_state.json"));
   if (need_training_state && st.contains("ema")) {
     ATTEND_CHECK(st["ema"].is_boolean(),
                  "{}: corrupt trainer_state.json: \"ema\" must be true or false", dir);
@@ -126,22 +121,10 @@ data::Tokenizer read_tokenizer(const std::string& dir) {
 
 namespace {
 
-// A model directory's config.json as a JSON object (errors name the file).
-nlohmann::json read_config_object(const std::string& file) {
-  nlohmann::json all;
-  try {
-    all = nlohmann::json::parse(io::read_file(file));
-  } catch (const nlohmann::json::exception& e) {
-    ATTEND_FAIL("{}: corrupt: {}", file, e.what());
-  }
-  ATTEND_CHECK(all.is_object(), "{}: expected a JSON object of keys", file);
-  return all;
-}
-
 // The model.* keys of a model directory's config.json.
 io::Config read_model_keys(const std::string& dir) {
   const std::string file = path(dir, "config.json");
-  const nlohmann::json all = read_config_object(file);
+  const nlohmann::json all = io::read_json_object(file);
   nlohmann::json model = nlohmann::json::object();
   for (const auto& [key, value] : all.items())
     if (key.rfind("model.", 0) == 0) model[key] = value;
@@ -163,7 +146,7 @@ std::string locate_model_dir(const std::string& p) {
 
 std::string stored_precision(const std::string& dir) {
   const std::string file = path(dir, "config.json");
-  const nlohmann::json all = read_config_object(file);
+  const nlohmann::json all = io::read_json_object(file);
   if (!all.contains("weights")) return "fp32";
   const nlohmann::json& w = all["weights"];
   ATTEND_CHECK(w.is_string() && (w == "fp32" || w == "int8"),

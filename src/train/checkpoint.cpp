@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/file.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "models/model_dir.h"
 #include "ops/ops.h"
@@ -100,13 +101,7 @@ void load_optimizer(const std::string& dir, Adam& adam) {
 
 TrainerState load_state(const std::string& dir) {
   const std::string file = path(dir, "trainer_state.json");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(io::read_file(file));
-  } catch (const nlohmann::json::exception& e) {
-    ATTEND_FAIL("{}: corrupt or incomplete: {}", file, e.what());
-  }
-  ATTEND_CHECK(j.is_object(), "{}: corrupt: not a JSON object", file);
+  const nlohmann::json j = io::read_json_object(file);
   // Each field by its type: a number of the wrong kind (a float where a count belongs, one
   // past int64's range) is an error naming it, never a conversion with an undefined result.
   auto count = [&](const char* key, bool required) -> int64_t {

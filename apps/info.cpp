@@ -61,6 +61,8 @@ void add_info(CLI::App& root, int& exit_code) {
         ops::bf16_products_kernel().c_str());
     std::printf("int8 products (--precision int8, attend quantize): yes: %s\n",
                 ops::int8_products_kernel().c_str());
+    std::printf("attention (fused): %s\ndecoding products (x W^T, <= 32 rows): %s\n",
+                ops::attention_kernel().c_str(), ops::decoding_gemm_kernel().c_str());
     // MPI is reported without initialising it (info never starts communication).
     const std::string mpirun = on_path("mpirun");
     std::printf("mpi: %s%s\nmpirun: %s\nnccl: %s\n", dist::mpi_library_version().c_str(),

@@ -11,6 +11,7 @@
 
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace attend::test {
 
@@ -87,6 +88,18 @@ template <typename F>
     return ::testing::AssertionSuccess();
   }
   return ::testing::AssertionFailure() << "no attend::Error thrown";
+}
+
+/// Runs f once per family of hand-written CPU kernels this host runs (portable loops, AVX2,
+/// AVX-512; lowest first) with that family chosen, naming it in any failure.
+template <typename F>
+void on_every_isa(F&& f) {
+  for (const cpu::Isa isa : {cpu::Isa::kPortable, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
+    if (isa > cpu::cpu_isa()) break;
+    const cpu::IsaScope scope(isa);
+    SCOPED_TRACE(std::string("kernels: ") + cpu::isa_name(isa));
+    f();
+  }
 }
 
 }  // namespace attend::test

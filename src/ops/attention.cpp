@@ -162,4 +162,6 @@ AttentionGrads attention_reference_backward(const Tensor& dout_in, const Tensor&
   return g;
 }
 
+std::string attention_kernel() { return cpu::attention_kernel_description(); }
+
 }  // namespace attend::ops

@@ -152,4 +152,6 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   return g;
 }
 
+std::string decoding_gemm_kernel() { return cpu::small_m_gemm_description(); }
+
 }  // namespace attend::ops

@@ -254,6 +254,10 @@ Tensor linear_int8(const Tensor& x, const Tensor& w, const Tensor& w_scales,
                    const Tensor& bias = {});
 /// The int8 product paths of this CPU, for reports ("avx2 kernel; oneDNN above 48 rows ...").
 std::string int8_products_kernel();
+/// The fused attention's micro-kernels on this CPU, for reports ("avx2+fma micro-kernels ...").
+std::string attention_kernel();
+/// The path of decoding's products x W^T (at most 32 rows) on this CPU, for reports.
+std::string decoding_gemm_kernel();
 
 // ------------------------------------------------------------------ backends
 /// The library behind CPU f32 GEMMs in this process ("oneDNN" or "OpenBLAS"), for reports.

@@ -72,24 +72,27 @@ void check_case(const Case& c, uint64_t seed) {
   EXPECT_TRUE(test::close(g64.dk, gref.dk, 1e-10, 1e-12)) << "dk f64";
 }
 
+// Every test below runs the f32 kernels of each family this host runs (test::on_every_isa).
 TEST(FlashAttention, MatchesReferenceOverManyShapesAndMasks) {
   const int64_t lengths[] = {1, 5, 63, 64, 65, 130};
   const int64_t widths[] = {8, 24, 64, 80};
-  uint64_t seed = 100;
-  int cases = 0;
-  for (int64_t Tq : lengths)
-    for (int64_t Tk : lengths)
-      for (int variant = 0; variant < 4; ++variant) {
-        Case c{1 + static_cast<int64_t>(seed % 2), 1 + static_cast<int64_t>(seed % 3), Tq, Tk,
-               widths[seed % 4], (variant & 1) != 0, (variant & 2) != 0 && Tq <= Tk};
-        check_case(c, seed);
-        seed += 7;
-        ++cases;
-      }
-  EXPECT_EQ(cases, 144);
+  test::on_every_isa([&] {
+    uint64_t seed = 100;
+    int cases = 0;
+    for (int64_t Tq : lengths)
+      for (int64_t Tk : lengths)
+        for (int variant = 0; variant < 4; ++variant) {
+          Case c{1 + static_cast<int64_t>(seed % 2), 1 + static_cast<int64_t>(seed % 3), Tq, Tk,
+                 widths[seed % 4], (variant & 1) != 0, (variant & 2) != 0 && Tq <= Tk};
+          check_case(c, seed);
+          seed += 7;
+          ++cases;
+        }
+    EXPECT_EQ(cases, 144);
+  });
 }
 
-TEST(FlashAttention, LargerHeadsAndBatches) {
+void larger_heads_and_batches() {
   check_case({3, 4, 200, 200, 64, true, true}, 1);
   check_case({2, 8, 97, 300, 32, true, false}, 2);
   check_case({1, 1, 1, 1, 1, false, false}, 3);
@@ -101,6 +104,10 @@ TEST(FlashAttention, LargerHeadsAndBatches) {
   // Head widths of 6 and 8 vectors of 16 (the micro-kernel blocks 4 vectors at a time).
   check_case({1, 3, 130, 70, 96, true, false}, 7);
   check_case({2, 2, 70, 130, 128, false, true}, 8);
+}
+
+TEST(FlashAttention, LargerHeadsAndBatches) {
+  test::on_every_isa([] { larger_heads_and_batches(); });
 }
 
 TEST(FlashAttention, LocalMatchesReferenceWithBandedMask) {
@@ -140,10 +147,8 @@ TEST(FlashAttention, BandedMaskMeansWhatItSays) {
   }
 }
 
-TEST(FlashAttention, DecodingOneQueryRowAgainstACache) {
-  // Step t of incremental decoding: one query at position t against keys 0..t equals row t of
-  // full causal self-attention.
-  const int64_t T = 77, Dh = 64;
+void one_query_row_against_a_cache(int64_t Dh) {
+  const int64_t T = 77;
   const Tensor q = randn({2, 4, T, Dh}, 11).to(DType::kF32), k = randn({2, 4, T, Dh}, 12).to(DType::kF32),
                v = randn({2, 4, T, Dh}, 13).to(DType::kF32);
   ops::AttentionMask full;
@@ -157,6 +162,18 @@ TEST(FlashAttention, DecodingOneQueryRowAgainstACache) {
                                       v.slice(2, 0, t + 1), step, 0.125).out;
     EXPECT_TRUE(test::close(out, all.slice(2, t, t + 1).contiguous(), 1e-5, 1e-6)) << "t " << t;
   }
+}
+
+TEST(FlashAttention, DecodingOneQueryRowAgainstACache) {
+  // Step t of incremental decoding: one query at position t against keys 0..t equals row t of
+  // full causal self-attention; head widths of 8 (AVX2's one-vector rows), 64 and 40 (neither
+  // micro-kernel's multiple: the portable loops).
+  test::on_every_isa([] {
+    for (const int64_t Dh : {8, 64, 40}) {
+      SCOPED_TRACE("Dh " + std::to_string(Dh));
+      one_query_row_against_a_cache(Dh);
+    }
+  });
 }
 
 // Rows rows[b] of t [Bt, ...] -> [rows.size(), ...] (an explicit copy, for the kv_rows oracle).

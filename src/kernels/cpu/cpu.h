@@ -122,5 +122,7 @@ void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa
                const float* sw, const float* bias, float* C);
 /// Which int8 product paths this CPU runs (for `attend info`).
 std::string int8_kernel_description();
+/// The path of x W^T with at most 32 rows (decoding's products) on this CPU, for reports.
+std::string small_m_gemm_description();
 
 }  // namespace attend::cpu

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -115,6 +116,71 @@ __attribute__((target("avx512f"))) void rows_avx512(int64_t N, int64_t K, float 
   }
 }
 
+// AVX2 + FMA block: RB rows x NV 8-float vectors of C held in registers over the whole K loop
+// (RB 6, NV 2: 12 accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers). The last
+// vector of a row is read and written through a lane mask (vmaskmovps) when N is not a multiple
+// of 8 (kMasked); masked-off lanes are neither read nor written.
+template <int RB, int NV, bool kMasked>
+__attribute__((target("avx2,fma"), always_inline)) inline void block_avx2(
+    int64_t K, float alpha, const float* A, int64_t a_rs, int64_t a_ks, const float* B,
+    int64_t ldb, float* C, int64_t ldc, bool accumulate, __m256i last) {
+  __m256 acc[RB][NV];
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    __m256 b[NV];
+    for (int v = 0; v < NV; ++v)
+      b[v] = (kMasked && v == NV - 1) ? _mm256_maskload_ps(B + k * ldb + 8 * v, last)
+                                      : _mm256_loadu_ps(B + k * ldb + 8 * v);
+    for (int r = 0; r < RB; ++r) {
+      const __m256 a = _mm256_broadcast_ss(A + r * a_rs + k * a_ks);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) {
+      float* c = C + r * ldc + 8 * v;
+      if (kMasked && v == NV - 1) {
+        const __m256 out = accumulate
+                               ? _mm256_fmadd_ps(acc[r][v], va, _mm256_maskload_ps(c, last))
+                               : _mm256_mul_ps(acc[r][v], va);
+        _mm256_maskstore_ps(c, last, out);
+      } else {
+        const __m256 out = accumulate ? _mm256_fmadd_ps(acc[r][v], va, _mm256_loadu_ps(c))
+                                      : _mm256_mul_ps(acc[r][v], va);
+        _mm256_storeu_ps(c, out);
+      }
+    }
+}
+
+template <int RB>
+__attribute__((target("avx2,fma"))) void rows_avx2(int64_t N, int64_t K, float alpha,
+                                                   const float* A, int64_t a_rs, int64_t a_ks,
+                                                   const float* B, int64_t ldb, float* C,
+                                                   int64_t ldc, bool accumulate) {
+  for (int64_t n0 = 0; n0 < N; n0 += 16) {
+    const int64_t nb = std::min<int64_t>(16, N - n0);
+    const int nv = nb > 8 ? 2 : 1;
+    const int tail = static_cast<int>(nb - 8 * (nv - 1));  // 1..8 lanes in the last vector
+    const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const float* b = B + n0;
+    float* c = C + n0;
+    if (nv == 2) {
+      if (tail == 8)
+        block_avx2<RB, 2, false>(K, alpha, A, a_rs, a_ks, b, ldb, c, ldc, accumulate, last);
+      else
+        block_avx2<RB, 2, true>(K, alpha, A, a_rs, a_ks, b, ldb, c, ldc, accumulate, last);
+    } else {
+      if (tail == 8)
+        block_avx2<RB, 1, false>(K, alpha, A, a_rs, a_ks, b, ldb, c, ldc, accumulate, last);
+      else
+        block_avx2<RB, 1, true>(K, alpha, A, a_rs, a_ks, b, ldb, c, ldc, accumulate, last);
+    }
+  }
+}
+
 template <typename T>
 void rows_gemm_strided(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int64_t a_rs,
                        int64_t a_ks, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate) {
@@ -129,6 +195,18 @@ void rows_gemm_strided(int64_t R, int64_t N, int64_t K, T alpha, const T* A, int
       }
       for (; r < R; ++r)
         rows_avx512<1>(N, K, alpha, A + r * a_rs, a_rs, a_ks, B, ldb, C + r * ldc, ldc, accumulate);
+      return;
+    }
+    if (has_avx2_fma()) {
+      int64_t r = 0;
+      for (; r + 6 <= R; r += 6)
+        rows_avx2<6>(N, K, alpha, A + r * a_rs, a_rs, a_ks, B, ldb, C + r * ldc, ldc, accumulate);
+      if (r + 4 <= R) {
+        rows_avx2<4>(N, K, alpha, A + r * a_rs, a_rs, a_ks, B, ldb, C + r * ldc, ldc, accumulate);
+        r += 4;
+      }
+      for (; r < R; ++r)
+        rows_avx2<1>(N, K, alpha, A + r * a_rs, a_rs, a_ks, B, ldb, C + r * ldc, ldc, accumulate);
       return;
     }
   }
@@ -342,6 +420,16 @@ bool tile_fully_visible(const Mask& m, int64_t b, int64_t i0, int64_t i1, int64_
 
 }  // namespace
 
+std::string attention_kernel_description() {
+  const std::string chosen = kernel_isa() == cpu_isa() ? "" : " (chosen by ATTEND_ISA)";
+  if (has_avx512())
+    return "avx512f micro-kernels (tile products 6 x 64, decoding rows for head width 16k)";
+  if (has_avx2_fma())
+    return "avx2+fma micro-kernels (tile products 6 x 16, decoding rows for head width 8k)" +
+           chosen + (cpu_isa() == Isa::kAvx512 ? "" : "; avx512f: no");
+  return "portable loops" + chosen + (cpu_isa() == Isa::kPortable ? " (no avx2+fma)" : "");
+}
+
 bool tile_may_be_visible(const Mask& m, int64_t b, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                          int64_t Tk) {
   if (j0 >= m.limit(b, i1 - 1, Tk)) return false;  // the last row has the largest limit
@@ -399,11 +487,72 @@ __attribute__((target("avx512f"))) void one_query_row_avx512(const float* qr, co
   *lse = mx + std::log(l);
 }
 
+// The same with AVX2 + FMA and Dh = 8 NV (NV <= 8): the query row in registers for the scores,
+// the output row for the weighted sum (the two loops do not hold both at once).
+__attribute__((target("avx2,fma"), always_inline)) inline float hsum256(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+template <int NV>
+__attribute__((target("avx2,fma"))) void one_query_row_avx2(const float* qr, const float* kb,
+                                                            const float* vb, float* orow,
+                                                            float* lse, float* sc, int64_t lim,
+                                                            const Mask& m, int64_t b, int64_t Tk,
+                                                            float scale) {
+  __m256 qv[NV];
+  for (int c = 0; c < NV; ++c) qv[c] = _mm256_loadu_ps(qr + 8 * c);
+  const bool every_key = m.prefix_only();
+  for (int64_t j = 0; j < lim; ++j) {
+    if (!every_key && !m.allowed(b, 0, j, Tk)) {
+      sc[j] = -std::numeric_limits<float>::infinity();
+      continue;
+    }
+    const float* kr = kb + j * 8 * NV;
+    __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
+    for (int c = 1; c < NV; ++c) acc = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(kr + 8 * c), acc);
+    sc[j] = hsum256(acc) * scale;
+  }
+  const float mx = lim > 0 ? max_f(sc, lim) : -std::numeric_limits<float>::infinity();
+  if (mx == -std::numeric_limits<float>::infinity()) {
+    for (int c = 0; c < NV; ++c) _mm256_storeu_ps(orow + 8 * c, _mm256_setzero_ps());
+    *lse = -std::numeric_limits<float>::infinity();
+    return;
+  }
+  const float l = exp_sub_sum_f(sc, lim, mx);  // masked keys: exp(-inf) = 0
+  __m256 ov[NV];
+  for (int c = 0; c < NV; ++c) ov[c] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < lim; ++j) {
+    if (sc[j] == 0.f) continue;
+    const __m256 p = _mm256_set1_ps(sc[j]);
+    const float* vr = vb + j * 8 * NV;
+    for (int c = 0; c < NV; ++c) ov[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * c), ov[c]);
+  }
+  const __m256 inv = _mm256_set1_ps(1.f / l);
+  for (int c = 0; c < NV; ++c) _mm256_storeu_ps(orow + 8 * c, _mm256_mul_ps(ov[c], inv));
+  *lse = mx + std::log(l);
+}
+
 using OneQueryRow = void (*)(const float*, const float*, const float*, float*, float*, float*,
                              int64_t, const Mask&, int64_t, int64_t, float);
 
 OneQueryRow one_query_row_kernel(int64_t Dh) {
-  if (!has_avx512() || Dh % 16 != 0) return nullptr;
+  if (!has_avx512()) {
+    if (!has_avx2_fma() || Dh % 8 != 0) return nullptr;
+    switch (Dh / 8) {
+      case 1: return one_query_row_avx2<1>;
+      case 2: return one_query_row_avx2<2>;
+      case 3: return one_query_row_avx2<3>;
+      case 4: return one_query_row_avx2<4>;
+      case 5: return one_query_row_avx2<5>;
+      case 6: return one_query_row_avx2<6>;
+      case 7: return one_query_row_avx2<7>;
+      case 8: return one_query_row_avx2<8>;
+      default: return nullptr;
+    }
+  }
+  if (Dh % 16 != 0) return nullptr;
   switch (Dh / 16) {
     case 1: return one_query_row_avx512<1>;
     case 2: return one_query_row_avx512<2>;

@@ -3,6 +3,7 @@
 // Tq x Tk score matrix: memory is O((Tq + Tk) * Dh) per head plus one tile per thread.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "kernels/common.h"
 
@@ -27,6 +28,9 @@ template <typename T>
 void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, const T* lse,
                               const T* dout, T* dq, T* dk, T* dv, const kernels::AttnDims& d,
                               const kernels::Mask& m, double scale);
+
+/// The micro-kernels the fused attention runs on this CPU, for reports ("avx2+fma: ...").
+std::string attention_kernel_description();
 
 /// True when a query tile [i0, i1) and key tile [j0, j1) can contain a visible score for batch
 /// entry b. Skipping the others makes local attention linear in the sequence length.

@@ -24,6 +24,8 @@
 #include "core/types.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm_small.h"
+
+#include <string>
 #include "kernels/cpu/vec_math.h"
 
 namespace attend::cpu {
@@ -203,6 +205,11 @@ constexpr int64_t kRows = 12;  // weight rows per block: 12 x 2 accumulators of 
 
 bool sgemm_small_m_applies(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
   return has_avx512() && !trans_a && trans_b && M >= 1 && M <= kSmallM && N >= 1 && K >= 1;
+}
+
+std::string small_m_gemm_description() {
+  return has_avx512() ? "sgemm_small_m (avx512f; the weight read in place)"
+                      : "the GEMM library (sgemm_small_m needs avx512f)";
 }
 
 namespace {

@@ -15,11 +15,34 @@
 
 namespace attend::cpu {
 
-/// Whether this CPU runs the hand-written AVX-512 kernels (checked once).
-inline bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
-}
+/// The families of hand-written kernels, lowest first.
+enum class Isa { kPortable, kAvx2, kAvx512 };
+/// The best family this CPU runs: AVX-512 (avx512f), AVX2 (avx2 and fma), or portable loops.
+Isa cpu_isa();
+/// The family the kernels use: cpu_isa(), or a lower one chosen for a comparison or a test
+/// (set_kernel_isa, or the environment variable ATTEND_ISA=portable|avx2|avx512 read on first
+/// use; one the CPU lacks is an error naming it). Loops compiled with target_clones
+/// (ATTEND_MULTIVERSION) follow the CPU, not this choice.
+Isa kernel_isa();
+void set_kernel_isa(Isa isa);
+const char* isa_name(Isa isa);
+
+/// Whether the hand-written AVX-512 kernels run.
+inline bool has_avx512() { return kernel_isa() == Isa::kAvx512; }
+/// Whether the hand-written AVX2 + FMA kernels run (AVX-512 ones take precedence where both do).
+inline bool has_avx2_fma() { return kernel_isa() >= Isa::kAvx2; }
+
+/// Runs the kernels of `isa` while it lives (tests of every family the host has).
+class IsaScope {
+ public:
+  explicit IsaScope(Isa isa) : saved_(kernel_isa()) { set_kernel_isa(isa); }
+  ~IsaScope() { set_kernel_isa(saved_); }
+  IsaScope(const IsaScope&) = delete;
+  IsaScope& operator=(const IsaScope&) = delete;
+
+ private:
+  Isa saved_;
+};
 
 /// e^x with ~2 ulp relative error for x in [-87, 88]; exactly 0 below -87.3 (so -inf gives 0,
 /// as masked scores need) and clamped above 88.

@@ -36,6 +36,7 @@ def main():
     ap.add_argument("--ttft-prompt", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=1, help="timed calls per process (after one warm-up)")
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    ap.add_argument("--only-ttft", action="store_true", help="only the time to the first token")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/bench/generate_throughput"))
     a = ap.parse_args()
     env = bench_env(a.threads)
@@ -45,6 +46,8 @@ def main():
     for shape in a.shapes:
         preset, vocab = shape.split(":")
         configs = [(1, a.prompt, a.new), (a.large_batch, a.prompt, a.new), (1, a.ttft_prompt, 1)]
+        if a.only_ttft:
+            configs = configs[2:]
         for batch, prompt, new in configs:
             args = ["--preset", preset, "--vocab", vocab, "--context", "1024", "--batch", str(batch),
                     "--prompt", str(prompt), "--new", str(new), "--runs", str(a.runs),

@@ -1,6 +1,7 @@
 """Two builds of attend against each other: the training, translation and generation benchmarks
 (bench/train_throughput, bench/decode_throughput with fp32 and int8 weights,
-bench/generate_throughput) of an old and a new build directory on the same shapes, interleaved (old, new, old, new, ...) --rounds times; prints the medians, their
+bench/generate_throughput; with --serve-model, `attend serve` under 64 clients) of an old and a
+new build directory on the same shapes, interleaved (old, new, old, new, ...) --rounds times; prints the medians, their
 range and the new/old ratio. Used to check that a refactoring costs no speed.
 
   /usr/bin/python3 tools/bench_versions.py --old ../baseline/build/release \
@@ -9,7 +10,9 @@ range and the new/old ratio. Used to check that a refactoring costs no speed.
 import argparse
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +39,23 @@ def configs(a):
                 "--runs", "3", "--threads", str(a.threads)], "new_tokens_per_s")
 
 
+def serve_rate(build, model, path, clients, seconds, threads, load_binary):
+    """Sentences/s of `attend serve` from `build` under --clients keep-alive clients."""
+    proc = subprocess.Popen([os.path.join(build, "attend"), "serve", "--port", "0", "--threads",
+                             str(threads), "-m", model], stdout=subprocess.PIPE, text=True)
+    try:
+        m = re.match(r"listening on http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
+        if not m:
+            sys.exit(f"serve from {build} did not start")
+        out = subprocess.run([load_binary, "--port", m.group(1), "--input", path, "--clients",
+                              str(clients), "--seconds", str(seconds), "--beam", "4"],
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])["sentences_per_s"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--old", required=True, help="build directory of the old version")
@@ -50,11 +70,15 @@ def main():
     ap.add_argument("--train-len", type=int, default=32)
     ap.add_argument("--train-steps", type=int, default=8)
     ap.add_argument("--only", default="", help="run only configurations whose name contains this")
+    ap.add_argument("--serve-model", default="", help="model directory: also serve it to 64 "
+                    "clients (bench/serve_load, beam 4), old and new servers interleaved")
+    ap.add_argument("--serve-input", default="", help="sentences for --serve-model")
+    ap.add_argument("--serve-seconds", type=int, default=15)
     a = ap.parse_args()
     env = bench_env(a.threads)
     rows = []
     for name, binary, args, key in configs(a):
-        if a.only not in name:
+        if a.only not in name or a.only == "serve":
             continue
         old, new = [], []
         for _ in range(a.rounds):
@@ -63,6 +87,19 @@ def main():
         r = {"config": name, "metric": key, "rounds": a.rounds, "old_median": statistics.median(old),
              "old_min": min(old), "old_max": max(old), "new_median": statistics.median(new),
              "new_min": min(new), "new_max": max(new)}
+        r["new_over_old"] = r["new_median"] / r["old_median"]
+        rows.append(r)
+        print(json.dumps(r), file=sys.stderr, flush=True)
+    if a.serve_model:
+        load_binary = os.path.join(a.new, "bench", "serve_load")
+        old, new = [], []
+        for _ in range(a.rounds):
+            for build, out in ((a.old, old), (a.new, new)):
+                out.append(serve_rate(build, a.serve_model, a.serve_input, 64, a.serve_seconds,
+                                      a.threads, load_binary))
+        r = {"config": "serve 64 clients beam4", "metric": "sentences_per_s", "rounds": a.rounds,
+             "old_median": statistics.median(old), "old_min": min(old), "old_max": max(old),
+             "new_median": statistics.median(new), "new_min": min(new), "new_max": max(new)}
         r["new_over_old"] = r["new_median"] / r["old_median"]
         rows.append(r)
         print(json.dumps(r), file=sys.stderr, flush=True)

@@ -270,10 +270,43 @@ __attribute__((target("avx512f"))) void transpose_tiles_avx512(const float* src,
   }
 }
 
+// AVX2: 8 x 8 blocks transposed in registers (unpack, shuffle, then 128-bit lane permutes);
+// rows past the end of the keys read as zeros.
+__attribute__((target("avx2"))) void transpose_tiles_avx2(const float* src, int64_t Tk,
+                                                          int64_t Dh, float* dst) {
+  static_assert(kTileK % 8 == 0, "key tiles are whole 8-key blocks");
+  const int64_t ntiles = (Tk + kTileK - 1) / kTileK;
+  for (int64_t t = 0; t < ntiles; ++t) {
+    float* block = dst + t * Dh * kTileK;
+    for (int64_t j0 = t * kTileK; j0 < (t + 1) * kTileK; j0 += 8)
+      for (int64_t c0 = 0; c0 < Dh; c0 += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i)
+          r[i] = j0 + i < Tk ? _mm256_loadu_ps(src + (j0 + i) * Dh + c0) : _mm256_setzero_ps();
+        const __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 u4 = _mm256_unpacklo_ps(r[4], r[5]), u5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 u6 = _mm256_unpacklo_ps(r[6], r[7]), u7 = _mm256_unpackhi_ps(r[6], r[7]);
+        // Per 128-bit lane L, s_k holds column 4L + k of rows 0..3 (s0..s3) or 4..7 (s4..s7).
+        const __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE);
+        const __m256 s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+        const __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE);
+        const __m256 s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+        const __m256 lo[4] = {s0, s1, s2, s3}, hi[4] = {s4, s5, s6, s7};
+        float* out = block + c0 * kTileK + (j0 - t * kTileK);
+        for (int k = 0; k < 4; ++k) {
+          _mm256_storeu_ps(out + k * kTileK, _mm256_permute2f128_ps(lo[k], hi[k], 0x20));
+          _mm256_storeu_ps(out + (4 + k) * kTileK, _mm256_permute2f128_ps(lo[k], hi[k], 0x31));
+        }
+      }
+  }
+}
+
 template <typename T>
 void transpose_tiles(const T* src, int64_t Tk, int64_t Dh, T* dst) {
   if constexpr (std::is_same_v<T, float>) {
     if (has_avx512() && Dh % 16 == 0) return transpose_tiles_avx512(src, Tk, Dh, dst);
+    if (has_avx2_fma() && Dh % 8 == 0) return transpose_tiles_avx2(src, Tk, Dh, dst);
   }
   const int64_t ntiles = (Tk + kTileK - 1) / kTileK;
   for (int64_t t = 0; t < ntiles; ++t) {

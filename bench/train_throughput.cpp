@@ -8,6 +8,9 @@
 // usage: train_throughput [--preset small|base|tiny|big|gpt-tiny|gpt2-small] [--batch 64]
 //                         [--src-len 32] [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]
 //                         [--dropout P] [--threads N] [--bucket-mb MB] [--precision fp32|bf16]
+//                         [--profile 0|1]
+// --profile 1 then runs --steps more steps with every op call timed and prints each op's share
+// of a step on stderr (core/profile.h).
 // --precision bf16 trains as train.precision bf16 does (bf16 products, f32 sums) and measures
 // the GEMM peak with bf16 products too, so that MFU is against the rate of the unit it used.
 // Under `mpirun -np N` it trains data parallel (one batch per rank, gradients summed over the
@@ -30,6 +33,7 @@
 #include "args.h"
 #include "core/allocator.h"
 #include "core/context.h"
+#include "core/profile.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "data/batcher.h"
@@ -88,13 +92,14 @@ int run(int argc, char** argv) {
       "                        [--src-len 32]\n"
       "                        [--tgt-len 32] [--vocab 8000] [--steps 10] [--warmup 3]\n"
       "                        [--dropout P] [--threads N] [--bucket-mb MB]\n"
-      "                        [--precision fp32|bf16]\n"
+      "                        [--precision fp32|bf16] [--profile 0|1]\n"
       "  under mpirun -np N: data parallel, one batch per rank, global tokens/s from rank 0\n"
       "  times full training steps on synthetic batches; prints one JSON object (tokens/s,\n"
       "  model FLOP utilisation against the measured GEMM peak, peak RSS)\n";
   const bench::Args args(argc, argv, "train_throughput", usage,
                          {"--preset", "--batch", "--src-len", "--tgt-len", "--vocab", "--steps",
-                          "--warmup", "--dropout", "--threads", "--bucket-mb", "--precision"});
+                          "--warmup", "--dropout", "--threads", "--bucket-mb", "--precision",
+                          "--profile"});
   const std::string preset = args.str("--preset", "small");
   const int64_t B = args.integer("--batch", 64, 1), S = args.integer("--src-len", 32, 1);
   const int64_t T = args.integer("--tgt-len", 32, 1), V = args.integer("--vocab", 8000, 5);
@@ -163,6 +168,28 @@ int run(int argc, char** argv) {
     trainer.step({&batch});
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (step >= warmup) times.push_back(s);
+  }
+  if (args.integer("--profile", 0, 0, 1) == 1) {
+    // As many steps again with every op call timed (apart from the timed steps above, which
+    // the timers would slow): each op's share of a step, on stderr.
+    double total = 0;
+    set_op_profiling(true);
+    for (int64_t step = 0; step < steps; ++step) {
+      const auto t0 = Clock::now();
+      trainer.step({&batch});
+      total += std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    set_op_profiling(false);
+    double in_ops = 0;
+    std::fprintf(stderr, "%-28s %10s %7s %8s\n", "op (per step)", "ms", "%", "calls");
+    for (const OpTime& t : op_times()) {
+      in_ops += t.seconds;
+      std::fprintf(stderr, "%-28s %10.2f %6.1f%% %8.1f\n", t.op.c_str(), 1e3 * t.seconds / steps,
+                   100 * t.seconds / total, static_cast<double>(t.calls) / steps);
+    }
+    std::fprintf(stderr, "%-28s %10.2f %6.1f%%\n%-28s %10.2f\n", "outside ops",
+                 1e3 * (total - in_ops) / steps, 100 * (total - in_ops) / total, "step",
+                 1e3 * total / steps);
   }
   const double ranks = comm.size();
   // Per timed step: seconds all-reducing, and seconds backward's end waited for them.

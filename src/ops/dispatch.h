@@ -14,10 +14,12 @@
 // What f32 runs on the CPU is a cpu:: kernel (kernels/cpu/; some are the reference loop on
 // purpose and say so there); f64 runs the double-precision reference (kernels/ref/), the oracle.
 #pragma once
+#include <chrono>
 #include <string_view>
 #include <type_traits>
 
 #include "core/context.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/decoding.h"
 #include "kernels/cpu/flash_attention.h"
@@ -91,7 +93,10 @@ inline void dispatch(std::string_view op, const Tensor& t, const Cells& cells) {
       break;
   }
   if (!*k) unsupported(op, t);
+  if (!op_profiling()) return (*k)();
+  const auto t0 = std::chrono::steady_clock::now();
   (*k)();
+  record_op_time(op, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 // A CUDA cell: its kernel call in a CUDA build, no kernel otherwise.

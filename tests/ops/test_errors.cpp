@@ -1,6 +1,9 @@
 // Shape, dtype and device mismatches raise attend::Error naming the op and the shapes.
 #include <gtest/gtest.h>
 
+#include <map>
+
+#include "core/profile.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 #include "util.h"
@@ -47,6 +50,27 @@ TEST(OpDispatch, RunsTheTensorsCellAndNamesAMissingOne) {
         ops::top_k(Tensor::zeros({2, 5}, DType::kF64), 2);
       },
       {"top_k", "not implemented", "f64"}));
+}
+
+TEST(OpDispatch, ProfilingTimesEveryKernelCallByOpName) {
+  const Tensor x = Tensor::from_vector(std::vector<float>{-1, 2, -3, 4}, {4});
+  set_op_profiling(true);
+  ops::relu(x);
+  ops::relu(x);
+  ops::relu_backward(x, x);
+  set_op_profiling(false);
+  ops::relu(x);  // not counted: profiling is off
+  std::map<std::string, int64_t> calls;
+  for (const OpTime& t : op_times()) {
+    calls[t.op] = t.calls;
+    EXPECT_GE(t.seconds, 0.0) << t.op;
+  }
+  EXPECT_EQ(calls["relu"], 2);
+  EXPECT_EQ(calls["relu_backward"], 1);
+  EXPECT_EQ(calls.size(), 2u);
+  set_op_profiling(true);  // starting again clears the totals
+  set_op_profiling(false);
+  EXPECT_TRUE(op_times().empty());
 }
 
 TEST(OpErrors, DeviceMismatchOrUnsupported) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <string>
 
 #include "core/rng.h"
@@ -15,11 +16,30 @@
 
 namespace attend::test {
 
-/// A path under a per-process temporary directory for `suite` (created on first use).
+/// The per-process temporary directories of tmp_path, removed when the test process exits.
+class TmpDirs {
+ public:
+  void add(const std::filesystem::path& dir) { dirs_.insert(dir.string()); }
+  ~TmpDirs() {
+    std::error_code ec;  // best effort: a directory already gone is fine
+    for (const std::string& d : dirs_) std::filesystem::remove_all(d, ec);
+  }
+
+ private:
+  std::set<std::string> dirs_;
+};
+inline TmpDirs& tmp_dirs() {
+  static TmpDirs dirs;
+  return dirs;
+}
+
+/// A path under a per-process temporary directory for `suite` (created on first use, removed
+/// with everything in it when the process exits).
 inline std::string tmp_path(const std::string& suite, const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("attend_test_" + suite + "_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
+  tmp_dirs().add(dir);
   return (dir / name).string();
 }
 

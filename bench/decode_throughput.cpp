@@ -19,11 +19,12 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "core/allocator.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "decode/session.h"
-#include "args.h"
+#include "op_profile.h"
 #include "peak.h"
 
 namespace attend {
@@ -42,11 +43,13 @@ int run(int argc, char** argv) {
       "usage: decode_throughput [--preset small|base|tiny|big] [--vocab 32000] [--len 24]\n"
       "                         [--out-len 24] [--beam 1] [--batch 1] [--sentences 16]\n"
       "                         [--warmup 1] [--threads N] [--precision fp32|bf16|int8]\n"
+      "                         [--profile 0|1]\n"
       "  translates random --len-token sources with a random model, every output --out-len\n"
-      "  tokens; prints one JSON object (sentences/s, target tokens/s, latencies, peak RSS)\n";
+      "  tokens; prints one JSON object (sentences/s, target tokens/s, latencies, peak RSS);\n"
+      "  --profile 1 then decodes the first batch again with every op timed (table on stderr)\n";
   const bench::Args args(argc, argv, "decode_throughput", usage,
                          {"--preset", "--vocab", "--len", "--out-len", "--beam", "--batch",
-                          "--sentences", "--warmup", "--threads", "--precision"});
+                          "--sentences", "--warmup", "--threads", "--precision", "--profile"});
   const std::string preset = args.str("--preset", "small");
   const int64_t V = args.integer("--vocab", 32000, 5), L = args.integer("--len", 24, 1);
   const int64_t out_len = args.integer("--out-len", L, 1);
@@ -70,11 +73,11 @@ int run(int argc, char** argv) {
   for (size_t i = 0; i < ex.size(); ++i)
     for (int64_t t = 0; t < L; ++t)
       ex[i].push_back(4 + static_cast<int32_t>(philox4x32(7, i, static_cast<uint64_t>(t))[0] %
-                                                   static_cast<uint32_t>(V - 4)));
+                                               static_cast<uint32_t>(V - 4)));
   decode::SearchOptions o;
   o.beam = beam;
-  o.min_length = out_len;         // no EOS before out_len tokens ...
-  o.max_extra = out_len - L;      // ... and none after: every output has out_len tokens
+  o.min_length = out_len;     // no EOS before out_len tokens ...
+  o.max_extra = out_len - L;  // ... and none after: every output has out_len tokens
   if (o.max_extra < 0) {
     std::fprintf(stderr, "decode_throughput: --out-len must be >= --len\n");
     return 2;
@@ -98,6 +101,16 @@ int run(int argc, char** argv) {
     total += s;
     done += static_cast<int64_t>(rows.size());
     for (const auto& r : out) tokens += static_cast<int64_t>(r.hypotheses[0].tokens.size());
+  }
+  if (args.integer("--profile", 0, 0, 1) == 1) {
+    std::vector<decode::Request> rows;
+    for (int64_t r = 0; r < std::min<int64_t>(B, static_cast<int64_t>(ex.size())); ++r)
+      rows.push_back({ex[static_cast<size_t>(r)], o, static_cast<uint64_t>(r), r});
+    bench::print_op_profile(3, "batch", [&] {
+      session.admit(rows);
+      while (!session.idle()) session.step();
+      session.retire();
+    });
   }
   std::printf(
       "{\"impl\": \"attend\", \"precision\": \"%s\", \"preset\": \"%s\", \"vocab\": %lld, \"len\": "

@@ -33,7 +33,6 @@
 #include "args.h"
 #include "core/allocator.h"
 #include "core/context.h"
-#include "core/profile.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "data/batcher.h"
@@ -41,6 +40,7 @@
 #include "dist/communicator.h"
 #include "kernels/cpu/cpu.h"
 #include "nn/transformer.h"
+#include "op_profile.h"
 #include "ops/ops.h"
 #include "peak.h"
 #include "train/trainer.h"
@@ -96,10 +96,10 @@ int run(int argc, char** argv) {
       "  under mpirun -np N: data parallel, one batch per rank, global tokens/s from rank 0\n"
       "  times full training steps on synthetic batches; prints one JSON object (tokens/s,\n"
       "  model FLOP utilisation against the measured GEMM peak, peak RSS)\n";
-  const bench::Args args(argc, argv, "train_throughput", usage,
-                         {"--preset", "--batch", "--src-len", "--tgt-len", "--vocab", "--steps",
-                          "--warmup", "--dropout", "--threads", "--bucket-mb", "--precision",
-                          "--profile"});
+  const bench::Args args(
+      argc, argv, "train_throughput", usage,
+      {"--preset", "--batch", "--src-len", "--tgt-len", "--vocab", "--steps", "--warmup",
+       "--dropout", "--threads", "--bucket-mb", "--precision", "--profile"});
   const std::string preset = args.str("--preset", "small");
   const int64_t B = args.integer("--batch", 64, 1), S = args.integer("--src-len", 32, 1);
   const int64_t T = args.integer("--tgt-len", 32, 1), V = args.integer("--vocab", 8000, 5);
@@ -169,28 +169,8 @@ int run(int argc, char** argv) {
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (step >= warmup) times.push_back(s);
   }
-  if (args.integer("--profile", 0, 0, 1) == 1) {
-    // As many steps again with every op call timed (apart from the timed steps above, which
-    // the timers would slow): each op's share of a step, on stderr.
-    double total = 0;
-    set_op_profiling(true);
-    for (int64_t step = 0; step < steps; ++step) {
-      const auto t0 = Clock::now();
-      trainer.step({&batch});
-      total += std::chrono::duration<double>(Clock::now() - t0).count();
-    }
-    set_op_profiling(false);
-    double in_ops = 0;
-    std::fprintf(stderr, "%-28s %10s %7s %8s\n", "op (per step)", "ms", "%", "calls");
-    for (const OpTime& t : op_times()) {
-      in_ops += t.seconds;
-      std::fprintf(stderr, "%-28s %10.2f %6.1f%% %8.1f\n", t.op.c_str(), 1e3 * t.seconds / steps,
-                   100 * t.seconds / total, static_cast<double>(t.calls) / steps);
-    }
-    std::fprintf(stderr, "%-28s %10.2f %6.1f%%\n%-28s %10.2f\n", "outside ops",
-                 1e3 * (total - in_ops) / steps, 100 * (total - in_ops) / total, "step",
-                 1e3 * total / steps);
-  }
+  if (args.integer("--profile", 0, 0, 1) == 1)
+    bench::print_op_profile(steps, "step", [&] { trainer.step({&batch}); });
   const double ranks = comm.size();
   // Per timed step: seconds all-reducing, and seconds backward's end waited for them.
   const double comm_s =
@@ -218,7 +198,7 @@ int run(int argc, char** argv) {
       static_cast<long long>(model.num_parameters()), med, ranks * B * T / med,
       ranks * B * ((lm ? 0 : S) + T) / med, flops / 1e9, ranks * flops / med / 1e9, peak,
       ranks * flops / med / 1e9 / peak, status_kib("VmHWM:") / 1024.0,
-      cpu::gemm_library_name(cpu::gemm_library()), comm.size(), comm_s, wait_s);
+      cpu::gemm_description().c_str(), comm.size(), comm_s, wait_s);
   return 0;
 }
 

@@ -1,12 +1,12 @@
 // int8 products for quantized inference (see cpu.h, gemm_int8): C = (A W^T) * sa * sw + bias,
 // A [M, K] and W [N, K] int8 in [-127, 127], int32 accumulation (exact), then the scales.
 //
-// Our AVX2 kernel streams W in blocks of four rows against blocks of up to 64 rows of A (kept
-// in cache): |a| (u8) times w carrying a's sign (s8) through vpmaddubsw, whose pair sums cannot
-// saturate since |a|, |w| <= 127 (2 * 127 * 127 < 32767), then vpmaddwd into int32. On a CPU
-// with VNNI or AMX int8, products of more than kSmallM rows (a source sentence, a prompt) go to
-// oneDNN's u8 x s8 -> s32 matmul instead, on a + 128 with the 128 * sum_k w[n, k] this adds
-// subtracted afterwards. Not on AVX2 alone: there oneDNN's u8 x s8 kernel sums pairs with
+// Our AVX2 kernel streams W in pairs of rows against blocks of up to 96 rows of A (kept in
+// cache), five rows of A at a time: |a| (u8) times w carrying a's sign (s8) through vpmaddubsw,
+// whose pair sums cannot saturate since |a|, |w| <= 127 (2 * 127 * 127 < 32767), then vpmaddwd into
+// int32. On a CPU with VNNI or AMX int8, products of more than kSmallM rows (a source sentence, a
+// prompt) go to oneDNN's u8 x s8 -> s32 matmul instead, on a + 128 with the 128 * sum_k w[n, k]
+// this adds subtracted afterwards. Not on AVX2 alone: there oneDNN's u8 x s8 kernel sums pairs with
 // vpmaddubsw, which saturates for u8 values above 128 (measured: wrong sums on the AMD host of
 // docs/results.md), so there our kernel runs every shape.
 #include <immintrin.h>
@@ -31,8 +31,8 @@ namespace {
 // With VNNI or AMX int8, up to this many rows the streaming kernel runs (oneDNN packs W on
 // every call, which few rows do not repay); beyond, oneDNN's matmul.
 constexpr int64_t kSmallM = 48;
-// Rows of A per block of the streaming kernel (64 rows of K = 1024: 64 KiB, in L2).
-constexpr int64_t kRowBlock = 64;
+// Rows of A per block of the streaming kernel (96 rows of K = 1024: 96 KiB, in L2).
+constexpr int64_t kRowBlock = 96;
 
 bool onednn_int8_exact() {
   const CpuInfo& c = cpu_info();
@@ -62,50 +62,94 @@ int32_t dot_scalar(const int8_t* a, const int8_t* w, int64_t k0, int64_t K) {
   return s;
 }
 
-__attribute__((target("avx2"))) inline int32_t hsum(__m256i v) {
-  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1)));
+// The sums of each of v[0..7]'s eight lanes, in order: [sum v0, ..., sum v7].
+__attribute__((target("avx2"))) inline __m256i hsum8(const __m256i* v) {
+  const __m256i g0 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  const __m256i g1 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(g0, g1, 0x20),
+                          _mm256_permute2x128_si256(g0, g1, 0x31));
 }
 
-// Rows m of A against weight rows n in [n0, n1), into `out` (row offset m0): four weight rows
-// against two activation rows at a time, 32 values of k per step.
-__attribute__((target("avx2"))) void dots_avx2(int64_t M, int64_t K, const int8_t* A,
-                                               const int8_t* W, int64_t n0, int64_t n1,
-                                               const Out& out, int64_t m0) {
+// One tile: RA rows of A (from row m) against RW weight rows (from row n), 32 values of k per
+// step in RA x RW int32 accumulators; the k % 32 tail in scalar code.
+template <int RA, int RW>
+__attribute__((target("avx2"))) inline void tile_avx2(int64_t K, const int8_t* a, const int8_t* w,
+                                                      const Out& out, int64_t m, int64_t n) {
   const int64_t K32 = K / 32 * 32;
   const __m256i ones = _mm256_set1_epi16(1);
-  int64_t n = n0;
-  for (; n + 4 <= n1; n += 4) {
-    const int8_t* w0 = W + n * K;
-    for (int64_t m = 0; m < M; m += 2) {
-      const bool two = m + 1 < M;
-      const int8_t* a0 = A + m * K;
-      const int8_t* a1 = two ? a0 + K : a0;
-      __m256i s[2][4];
-      for (auto& r : s)
-        for (auto& x : r) x = _mm256_setzero_si256();
-      for (int64_t k = 0; k < K32; k += 32) {
-        __m256i w[4];
-        for (int j = 0; j < 4; ++j)
-          w[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + j * K + k));
-        for (int i = 0; i < 2; ++i) {
-          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>((i ? a1 : a0) + k));
-          const __m256i ax = _mm256_sign_epi8(x, x);
-          for (int j = 0; j < 4; ++j) {
-            const __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w[j], x));
-            s[i][j] = _mm256_add_epi32(s[i][j], _mm256_madd_epi16(p, ones));
-          }
-        }
-      }
-      for (int j = 0; j < 4; ++j) {
-        out.put(m0 + m, n + j, hsum(s[0][j]) + dot_scalar(a0, w0 + j * K, K32, K));
-        if (two) out.put(m0 + m + 1, n + j, hsum(s[1][j]) + dot_scalar(a1, w0 + j * K, K32, K));
+  __m256i s[RA][RW];
+  for (auto& r : s)
+    for (auto& x : r) x = _mm256_setzero_si256();
+  for (int64_t k = 0; k < K32; k += 32) {
+    for (int i = 0; i < RA; ++i) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i * K + k));
+      const __m256i ax = _mm256_sign_epi8(x, x);
+      for (int j = 0; j < RW; ++j) {
+        const __m256i wj = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + j * K + k));
+        const __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wj, x));
+        s[i][j] = _mm256_add_epi32(s[i][j], _mm256_madd_epi16(p, ones));
       }
     }
   }
-  for (; n < n1; ++n)
-    for (int64_t m = 0; m < M; ++m) out.put(m0 + m, n, dot_scalar(A + m * K, W + n * K, 0, K));
+  // The RA x RW sums, eight at a time through one tree of horizontal adds.
+  const __m256i zero = _mm256_setzero_si256();
+  for (int g = 0; g < RA * RW; g += 8) {
+    __m256i v[8];
+    for (int t = 0; t < 8; ++t) v[t] = g + t < RA * RW ? s[(g + t) / RW][(g + t) % RW] : zero;
+    alignas(32) int32_t sum[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sum), hsum8(v));
+    for (int t = 0; t < 8 && g + t < RA * RW; ++t) {
+      const int i = (g + t) / RW, j = (g + t) % RW;
+      const int32_t tail = K32 < K ? dot_scalar(a + i * K, w + j * K, K32, K) : 0;
+      out.put(m + i, n + j, sum[t] + tail);
+    }
+  }
+}
+
+// RA rows of A (from row m) against weight rows n in [n0, n1): pairs of weight rows, then the
+// odd one.
+template <int RA>
+__attribute__((target("avx2"))) void strip_avx2(int64_t K, const int8_t* a, const int8_t* W,
+                                                int64_t n0, int64_t n1, const Out& out, int64_t m) {
+  int64_t n = n0;
+  for (; n + 2 <= n1; n += 2) tile_avx2<RA, 2>(K, a, W + n * K, out, m, n);
+  if (n < n1) tile_avx2<RA, 1>(K, a, W + n * K, out, m, n);
+}
+
+// Rows m of A against weight rows n in [n0, n1), into `out` (row offset m0): tiles of five
+// activation rows against two weight rows (10 accumulators), five rows of A against the whole
+// range of W (a task's ~16 KiB, in L1) before the next five, so that C is written in runs
+// along its rows, and the sums reduced eight at a time (hsum8).
+constexpr int kTileRows = 5;
+static_assert(kTileRows <= 6, "dots_avx2 names tiles of up to five remaining rows");
+__attribute__((target("avx2"))) void dots_avx2(int64_t M, int64_t K, const int8_t* A,
+                                               const int8_t* W, int64_t n0, int64_t n1,
+                                               const Out& out, int64_t m0) {
+  int64_t m = 0;
+  for (; m + kTileRows <= M; m += kTileRows)
+    strip_avx2<kTileRows>(K, A + m * K, W, n0, n1, out, m0 + m);
+  const int8_t* a = A + m * K;
+  switch (M - m) {
+    case 5:
+      strip_avx2<5>(K, a, W, n0, n1, out, m0 + m);
+      break;
+    case 4:
+      strip_avx2<4>(K, a, W, n0, n1, out, m0 + m);
+      break;
+    case 3:
+      strip_avx2<3>(K, a, W, n0, n1, out, m0 + m);
+      break;
+    case 2:
+      strip_avx2<2>(K, a, W, n0, n1, out, m0 + m);
+      break;
+    case 1:
+      strip_avx2<1>(K, a, W, n0, n1, out, m0 + m);
+      break;
+    default:
+      break;
+  }
 }
 
 void dots_scalar(int64_t M, int64_t K, const int8_t* A, const int8_t* W, int64_t n0, int64_t n1,
@@ -161,13 +205,13 @@ void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, const float* sa
   if (M <= kSmallM || K == 0 || !use_onednn) {
     static const bool avx2 = __builtin_cpu_supports("avx2");
     const Out out{sa, sw, bias, C, N};
-    // Blocks of 4 weight rows; a task gets enough of them to stream ~16 KiB of W.
-    const int64_t blocks = (N + 3) / 4;
-    const int64_t grain = std::max<int64_t>(1, (1 << 12) / std::max<int64_t>(K, 1));
+    // Blocks of 2 weight rows; a task gets enough of them to stream ~16 KiB of W.
+    const int64_t blocks = (N + 1) / 2;
+    const int64_t grain = std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(K, 1));
     for (int64_t m0 = 0; m0 < M; m0 += kRowBlock) {
       const int64_t mb = std::min(kRowBlock, M - m0);
       parallel_for(blocks, grain, [&](int64_t b0, int64_t b1) {
-        const int64_t n0 = b0 * 4, n1 = std::min(N, b1 * 4);
+        const int64_t n0 = b0 * 2, n1 = std::min(N, b1 * 2);
         if (avx2)
           dots_avx2(mb, K, A + m0 * K, W, n0, n1, out, m0);
         else

@@ -140,7 +140,7 @@ double run_demo(const DemoOptions& o) {
               static_cast<long long>(o.heads), static_cast<long long>(o.ffn),
               static_cast<long long>(model.num_parameters()));
   std::printf("  threads %d, GEMM %s, batch %lld, %lld steps\n", num_threads(),
-              ops::cpu_gemm_library_name(), static_cast<long long>(o.batch),
+              ops::cpu_gemm_description().c_str(), static_cast<long long>(o.batch),
               static_cast<long long>(o.steps));
   const ops::CrossEntropyConfig ce{0.0, kPad};
   Arena arena;

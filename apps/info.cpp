@@ -43,7 +43,7 @@ void add_info(CLI::App& root, int& exit_code) {
   c->callback([threads, &exit_code] {
     apply_threads(*threads);
     std::printf("attend 0.1.0\nthreads: %d\ngemm: %s\ncuda: %s, %d device(s)\n", num_threads(),
-                ops::cpu_gemm_library_name(), built_with_cuda() ? "built" : "not built",
+                ops::cpu_gemm_description().c_str(), built_with_cuda() ? "built" : "not built",
                 cuda_device_count());
     // What this CPU has, and which precisions attend runs on it: fp32 everywhere; bf16 weight
     // storage (f32 arithmetic) for `generate --precision bf16` where AVX-512 runs its kernel;

@@ -35,6 +35,4 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const 
                 }});
 }
 
-const char* cpu_gemm_library_name() { return cpu::gemm_library_name(cpu::gemm_library()); }
-
 }  // namespace attend::ops

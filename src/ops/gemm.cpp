@@ -153,5 +153,6 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
 }
 
 std::string decoding_gemm_kernel() { return cpu::small_m_gemm_description(); }
+std::string cpu_gemm_description() { return cpu::gemm_description(); }
 
 }  // namespace attend::ops

@@ -260,7 +260,8 @@ std::string attention_kernel();
 std::string decoding_gemm_kernel();
 
 // ------------------------------------------------------------------ backends
-/// The library behind CPU f32 GEMMs in this process ("oneDNN" or "OpenBLAS"), for reports.
-const char* cpu_gemm_library_name();
+/// The library behind CPU f32 GEMMs in this process, for reports: "onednn" or "openblas", and
+/// where weight gradients go to the other one, "onednn (weight gradients: openblas)".
+std::string cpu_gemm_description();
 
 }  // namespace attend::ops

@@ -19,6 +19,8 @@ enum class GemmLibrary { kOpenBLAS, kDnnl };
 GemmLibrary gemm_library();
 void set_gemm_library(GemmLibrary lib);
 const char* gemm_library_name(GemmLibrary lib);
+/// The library, and the weight gradients' where they go to OpenBLAS (see gemm.cpp).
+std::string gemm_description();
 
 /// C = alpha * op(A) op(B) + beta * C, row-major.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -42,8 +44,7 @@ void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
                        int64_t batch);
 /// C [R, N] = A [R, K] B^T with B a bf16 weight [N, K] (raw bits), the arithmetic in f32: up to
 /// 64 rows stream B as it is, more rows widen blocks of B and run sgemm (gemm_small.cpp).
-void gemm_bf16_weight(int64_t R, int64_t N, int64_t K, const float* A, const uint16_t* B,
-                      float* C);
+void gemm_bf16_weight(int64_t R, int64_t N, int64_t K, const float* A, const uint16_t* B, float* C);
 /// Whether this CPU runs bf16-weight products (AVX-512).
 bool bf16_weights_supported();
 /// y[i] = x[i] rounded to bf16 (raw bits), nearest even, as to_bf16 (core/types.h).

@@ -4,14 +4,15 @@
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
 #include <tuple>
 
+#include "core/cpu_info.h"
 #include "core/error.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm_small.h"
@@ -39,6 +40,22 @@ GemmLibrary initial_library() {
 GemmLibrary& library_slot() {
   static GemmLibrary lib = initial_library();
   return lib;
+}
+
+// Whether a library was chosen (ATTEND_GEMM, set_gemm_library): then it runs every product.
+bool& library_chosen() {
+  static bool chosen = std::getenv("ATTEND_GEMM") != nullptr;
+  return chosen;
+}
+
+// By default, weight gradients (dy^T x, the TN product) go to OpenBLAS instead of oneDNN on a
+// CPU without AVX-512 whose core OpenBLAS recognises (on cores newer than it knows, such as
+// Sapphire Rapids, it falls back to its generic "Prescott" kernels). On the AMD AVX2 host of
+// docs/gemm.md, oneDNN 2.6's TN kernels reach 84-168 GFLOP/s where OpenBLAS's reach 179-182.
+bool weight_gradients_on_openblas() {
+  static const bool yes =
+      !cpu_info().avx512f && std::strcmp(openblas_get_corename(), "Prescott") != 0;
+  return yes && !library_chosen();
 }
 
 // x W^T with 33-512 rows (beam search over a batch while decoding): oneDNN's matmul primitive
@@ -84,8 +101,8 @@ class MatmulCache {
 
 }  // namespace
 
-void sgemm_nt_matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                     const float* B, int64_t ldb, float* C, int64_t ldc) {
+void sgemm_nt_matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                     int64_t ldb, float* C, int64_t ldc) {
   static MatmulCache cache;
   try {
     cache.run(M, N, K, A, lda, B, ldb, C, ldc);
@@ -95,7 +112,16 @@ void sgemm_nt_matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
 }
 
 GemmLibrary gemm_library() { return library_slot(); }
-void set_gemm_library(GemmLibrary lib) { library_slot() = lib; }
+void set_gemm_library(GemmLibrary lib) {
+  library_slot() = lib;
+  library_chosen() = true;
+}
+std::string gemm_description() {
+  std::string s = gemm_library_name(gemm_library());
+  if (gemm_library() == GemmLibrary::kDnnl && weight_gradients_on_openblas())
+    s += " (weight gradients: openblas)";
+  return s;
+}
 const char* gemm_library_name(GemmLibrary lib) {
   return lib == GemmLibrary::kDnnl ? "onednn" : "openblas";
 }
@@ -112,13 +138,13 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
     sgemm_small_m(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  if (library_slot() == GemmLibrary::kDnnl) {
+  if (library_slot() == GemmLibrary::kDnnl && !(ta && !tb && weight_gradients_on_openblas())) {
     if (!ta && tb && M <= kMatmulMaxM && alpha == 1.f && beta == 0.f) {
       sgemm_nt_matmul(M, N, K, A, lda, B, ldb, C, ldc);
       return;
     }
-    const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B,
-                                        ldb, beta, C, ldc);
+    const dnnl_status_t st =
+        dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     ATTEND_CHECK(st == dnnl_success, "sgemm: dnnl_sgemm failed with status {} (M {} N {} K {})",
                  static_cast<int>(st), M, N, K);
     return;

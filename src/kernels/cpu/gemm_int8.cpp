@@ -123,33 +123,27 @@ __attribute__((target("avx2"))) void strip_avx2(int64_t K, const int8_t* a, cons
 // range of W (a task's ~16 KiB, in L1) before the next five, so that C is written in runs
 // along its rows, and the sums reduced eight at a time (hsum8).
 constexpr int kTileRows = 5;
-static_assert(kTileRows <= 6, "dots_avx2 names tiles of up to five remaining rows");
+
+// The last R or fewer rows (r of them) as one strip of tiles r rows high.
+template <int R>
+__attribute__((target("avx2"))) void last_rows_avx2(int64_t r, int64_t K, const int8_t* a,
+                                                    const int8_t* W, int64_t n0, int64_t n1,
+                                                    const Out& out, int64_t m) {
+  if constexpr (R > 0) {
+    if (r == R)
+      strip_avx2<R>(K, a, W, n0, n1, out, m);
+    else
+      last_rows_avx2<R - 1>(r, K, a, W, n0, n1, out, m);
+  }
+}
+
 __attribute__((target("avx2"))) void dots_avx2(int64_t M, int64_t K, const int8_t* A,
                                                const int8_t* W, int64_t n0, int64_t n1,
                                                const Out& out, int64_t m0) {
   int64_t m = 0;
   for (; m + kTileRows <= M; m += kTileRows)
     strip_avx2<kTileRows>(K, A + m * K, W, n0, n1, out, m0 + m);
-  const int8_t* a = A + m * K;
-  switch (M - m) {
-    case 5:
-      strip_avx2<5>(K, a, W, n0, n1, out, m0 + m);
-      break;
-    case 4:
-      strip_avx2<4>(K, a, W, n0, n1, out, m0 + m);
-      break;
-    case 3:
-      strip_avx2<3>(K, a, W, n0, n1, out, m0 + m);
-      break;
-    case 2:
-      strip_avx2<2>(K, a, W, n0, n1, out, m0 + m);
-      break;
-    case 1:
-      strip_avx2<1>(K, a, W, n0, n1, out, m0 + m);
-      break;
-    default:
-      break;
-  }
+  last_rows_avx2<kTileRows - 1>(M - m, K, A + m * K, W, n0, n1, out, m0 + m);
 }
 
 void dots_scalar(int64_t M, int64_t K, const int8_t* A, const int8_t* W, int64_t n0, int64_t n1,

@@ -14,8 +14,9 @@ using kernels::CrossEntropyConfig;
 using kernels::Mask;
 
 enum class GemmLibrary { kOpenBLAS, kDnnl };
-/// The library used by sgemm (default: the faster one on our shapes, see docs/gemm.md;
-/// ATTEND_GEMM=openblas|dnnl overrides it).
+/// The library used by sgemm (default: the faster one on our shapes, with the weight
+/// gradients on OpenBLAS where it is faster for them, see docs/gemm.md). ATTEND_GEMM=
+/// openblas|dnnl or set_gemm_library chooses one library for every product.
 GemmLibrary gemm_library();
 void set_gemm_library(GemmLibrary lib);
 const char* gemm_library_name(GemmLibrary lib);

@@ -24,38 +24,50 @@ void set_blas_threads(int n) { openblas_set_num_threads(n); }
 namespace cpu {
 namespace {
 
-GemmLibrary initial_library() {
+// The library for every product, and whether it was chosen (ATTEND_GEMM, set_gemm_library)
+// rather than defaulted: a chosen library runs every product.
+struct LibraryChoice {
+  GemmLibrary lib;
+  bool chosen;
+};
+
+LibraryChoice initial_choice() {
   if (const char* s = std::getenv("ATTEND_GEMM")) {
-    if (std::strcmp(s, "dnnl") == 0 || std::strcmp(s, "onednn") == 0) return GemmLibrary::kDnnl;
-    if (std::strcmp(s, "openblas") == 0) return GemmLibrary::kOpenBLAS;
+    if (std::strcmp(s, "dnnl") == 0 || std::strcmp(s, "onednn") == 0)
+      return {GemmLibrary::kDnnl, true};
+    if (std::strcmp(s, "openblas") == 0) return {GemmLibrary::kOpenBLAS, true};
     ATTEND_FAIL("ATTEND_GEMM: expected 'openblas' or 'dnnl', got '{}'", s);
   }
 #ifdef ATTEND_GEMM_DEFAULT_OPENBLAS
-  return GemmLibrary::kOpenBLAS;
+  return {GemmLibrary::kOpenBLAS, false};
 #else
-  return GemmLibrary::kDnnl;  // faster on our shapes (docs/gemm.md) and detects the CPU itself
+  // faster on our shapes (docs/gemm.md) and detects the CPU itself
+  return {GemmLibrary::kDnnl, false};
 #endif
 }
 
-GemmLibrary& library_slot() {
-  static GemmLibrary lib = initial_library();
-  return lib;
+LibraryChoice& choice() {
+  static LibraryChoice c = initial_choice();
+  return c;
 }
 
-// Whether a library was chosen (ATTEND_GEMM, set_gemm_library): then it runs every product.
-bool& library_chosen() {
-  static bool chosen = std::getenv("ATTEND_GEMM") != nullptr;
-  return chosen;
-}
-
-// By default, weight gradients (dy^T x, the TN product) go to OpenBLAS instead of oneDNN on a
-// CPU without AVX-512 whose core OpenBLAS recognises (on cores newer than it knows, such as
+// Whether OpenBLAS runs weight gradients (dy^T x, the TN product) faster than oneDNN: on a CPU
+// without AVX-512 whose core OpenBLAS recognises (on cores newer than it knows, such as
 // Sapphire Rapids, it falls back to its generic "Prescott" kernels). On the AMD AVX2 host of
 // docs/gemm.md, oneDNN 2.6's TN kernels reach 84-168 GFLOP/s where OpenBLAS's reach 179-182.
-bool weight_gradients_on_openblas() {
+bool openblas_faster_for_weight_gradients() {
   static const bool yes =
       !cpu_info().avx512f && std::strcmp(openblas_get_corename(), "Prescott") != 0;
-  return yes && !library_chosen();
+  return yes;
+}
+
+// The library that runs a product op(A) op(B): a chosen library runs every product; by
+// default the weight gradients go to OpenBLAS where it is faster for them.
+GemmLibrary library_for(bool ta, bool tb) {
+  const LibraryChoice& c = choice();
+  if (!c.chosen && ta && !tb && openblas_faster_for_weight_gradients())
+    return GemmLibrary::kOpenBLAS;
+  return c.lib;
 }
 
 // x W^T with 33-512 rows (beam search over a batch while decoding): oneDNN's matmul primitive
@@ -111,15 +123,12 @@ void sgemm_nt_matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
   }
 }
 
-GemmLibrary gemm_library() { return library_slot(); }
-void set_gemm_library(GemmLibrary lib) {
-  library_slot() = lib;
-  library_chosen() = true;
-}
+GemmLibrary gemm_library() { return choice().lib; }
+void set_gemm_library(GemmLibrary lib) { choice() = {lib, true}; }
 std::string gemm_description() {
   std::string s = gemm_library_name(gemm_library());
-  if (gemm_library() == GemmLibrary::kDnnl && weight_gradients_on_openblas())
-    s += " (weight gradients: openblas)";
+  const GemmLibrary tn = library_for(true, false);
+  if (tn != gemm_library()) s += std::string(" (weight gradients: ") + gemm_library_name(tn) + ")";
   return s;
 }
 const char* gemm_library_name(GemmLibrary lib) {
@@ -138,7 +147,7 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
     sgemm_small_m(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  if (library_slot() == GemmLibrary::kDnnl && !(ta && !tb && weight_gradients_on_openblas())) {
+  if (library_for(ta, tb) == GemmLibrary::kDnnl) {
     if (!ta && tb && M <= kMatmulMaxM && alpha == 1.f && beta == 0.f) {
       sgemm_nt_matmul(M, N, K, A, lda, B, ldb, C, ldc);
       return;

@@ -87,10 +87,15 @@ int run(int argc, char** argv) {
   std::vector<double> per_batch;
   int64_t tokens = 0, done = 0;
   double total = 0;
-  for (int64_t start = 0; start < static_cast<int64_t>(ex.size()); start += B) {
+  // The requests of the batch that starts at example `start`.
+  const auto batch_rows = [&](int64_t start) {
     std::vector<decode::Request> rows;
     for (int64_t r = start; r < std::min<int64_t>(start + B, static_cast<int64_t>(ex.size())); ++r)
       rows.push_back({ex[static_cast<size_t>(r)], o, static_cast<uint64_t>(r), r});
+    return rows;
+  };
+  for (int64_t start = 0; start < static_cast<int64_t>(ex.size()); start += B) {
+    const std::vector<decode::Request> rows = batch_rows(start);
     const auto t0 = Clock::now();
     session.admit(rows);  // one session for every batch, as translate runs it
     while (!session.idle()) session.step();
@@ -103,9 +108,7 @@ int run(int argc, char** argv) {
     for (const auto& r : out) tokens += static_cast<int64_t>(r.hypotheses[0].tokens.size());
   }
   if (args.integer("--profile", 0, 0, 1) == 1) {
-    std::vector<decode::Request> rows;
-    for (int64_t r = 0; r < std::min<int64_t>(B, static_cast<int64_t>(ex.size())); ++r)
-      rows.push_back({ex[static_cast<size_t>(r)], o, static_cast<uint64_t>(r), r});
+    const std::vector<decode::Request> rows = batch_rows(0);
     bench::print_op_profile(3, "batch", [&] {
       session.admit(rows);
       while (!session.idle()) session.step();

@@ -118,12 +118,6 @@ __attribute__((target("avx2"))) void strip_avx2(int64_t K, const int8_t* a, cons
   if (n < n1) tile_avx2<RA, 1>(K, a, W + n * K, out, m, n);
 }
 
-// Rows m of A against weight rows n in [n0, n1), into `out` (row offset m0): tiles of five
-// activation rows against two weight rows (10 accumulators), five rows of A against the whole
-// range of W (a task's ~16 KiB, in L1) before the next five, so that C is written in runs
-// along its rows, and the sums reduced eight at a time (hsum8).
-constexpr int kTileRows = 5;
-
 // The last R or fewer rows (r of them) as one strip of tiles r rows high.
 template <int R>
 __attribute__((target("avx2"))) void last_rows_avx2(int64_t r, int64_t K, const int8_t* a,
@@ -137,6 +131,11 @@ __attribute__((target("avx2"))) void last_rows_avx2(int64_t r, int64_t K, const 
   }
 }
 
+// Rows m of A against weight rows n in [n0, n1), into `out` (row offset m0): tiles of five
+// activation rows against two weight rows (10 accumulators), five rows of A against the whole
+// range of W (a task's ~16 KiB, in L1) before the next five, so that C is written in runs
+// along its rows, and the sums reduced eight at a time (hsum8).
+constexpr int kTileRows = 5;
 __attribute__((target("avx2"))) void dots_avx2(int64_t M, int64_t K, const int8_t* A,
                                                const int8_t* W, int64_t n0, int64_t n1,
                                                const Out& out, int64_t m0) {

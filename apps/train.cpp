@@ -7,8 +7,6 @@
 
 #include "apps/cli.h"
 #include "core/error.h"
-#include "models/model_dir.h"
-#include "train/checkpoint.h"
 #include "train/options.h"
 #include "train/trainer.h"
 
@@ -34,21 +32,12 @@ int train_command(const TrainArgs& a, std::vector<std::string> keys) {
       yaml = r;
     }
   }
-  auto build = [&](io::Config& cfg) {  // defaults/checkpoint < YAML < command line
-    if (!yaml.empty()) cfg.load_yaml(yaml);
-    cfg.apply_args(keys);
-  };
-  io::Config c = train::train_config();
-  build(c);
-  if (a.resume) {
-    const std::string out = c.get_string("train.out");
-    const std::string ckpt = models::last_checkpoint(out);
-    ATTEND_CHECK(!ckpt.empty(), "--resume: {} holds no checkpoint to resume from", out);
-    io::Config r = train::train_config();
-    r.load_json(train::read_config_json(ckpt), ckpt + "/config.json");
-    build(r);
-    c = r;
-  }
+  const io::Config c = train::run_config(
+      [&](io::Config& cfg) {  // defaults/checkpoint < YAML < command line
+        if (!yaml.empty()) cfg.load_yaml(yaml);
+        cfg.apply_args(keys);
+      },
+      a.resume, "--resume");
   const auto result = train::train(c, a.resume);
   if (result.has_best)
     std::printf("best validation %s: %.4f (model in %s/best)\n", result.best_metric_name.c_str(),

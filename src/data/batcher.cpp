@@ -48,21 +48,24 @@ std::vector<int32_t> lm_stream(const Tokenizer& tok, const std::string& text) {
   return ids;
 }
 
-std::vector<Example> mlm_sentences(const Tokenizer& tok, const std::string& text,
-                                   int64_t max_positions) {
+Example mlm_sentence(const Tokenizer& tok, const std::string& line, int64_t max_positions) {
   ATTEND_CHECK(max_positions >= 3, "mlm_sentences: max_positions {} leaves no room for a token",
                max_positions);
+  Example e;
+  e.layout = Layout::kSequence;
+  e.tgt.push_back(tok.bos_id());
+  for (int32_t id : tok.encode(line)) e.tgt.push_back(id);
+  if (static_cast<int64_t>(e.tgt.size()) + 1 > max_positions)
+    e.tgt.resize(static_cast<size_t>(max_positions - 1));
+  e.tgt.push_back(tok.eos_id());
+  return e;
+}
+
+std::vector<Example> mlm_sentences(const Tokenizer& tok, const std::string& text,
+                                   int64_t max_positions) {
   std::vector<Example> out;
-  for (const std::string& line : split_lines(text)) {
-    Example e;
-    e.layout = Layout::kSequence;
-    e.tgt.push_back(tok.bos_id());
-    for (int32_t id : tok.encode(line)) e.tgt.push_back(id);
-    if (static_cast<int64_t>(e.tgt.size()) + 1 > max_positions)
-      e.tgt.resize(static_cast<size_t>(max_positions - 1));
-    e.tgt.push_back(tok.eos_id());
-    out.push_back(std::move(e));
-  }
+  for (const std::string& line : split_lines(text))
+    out.push_back(mlm_sentence(tok, line, max_positions));
   return out;
 }
 

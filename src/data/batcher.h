@@ -72,8 +72,11 @@ MaskRule mask_rule(const Tokenizer& tok, int64_t vocab);
 /// tgt_tokens counts the chosen positions (what the loss is normalised by).
 Batch mask_batch(const Batch& b, const MaskRule& rule, uint64_t seed, uint64_t stream);
 
-/// Masked-LM sentences (Layout::kSequence): every non-empty line of `text` as BOS, its ids (cut
-/// so that the whole fits in max_positions), EOS. Training, validation and eval-lm read so.
+/// One encoder-only input (Layout::kSequence): BOS, the ids of `line` (cut so that the whole
+/// fits in max_positions), EOS.
+Example mlm_sentence(const Tokenizer& tok, const std::string& line, int64_t max_positions);
+/// Masked-LM sentences: every non-empty line of `text` as mlm_sentence. Training, validation and
+/// eval-lm read so.
 std::vector<Example> mlm_sentences(const Tokenizer& tok, const std::string& text,
                                    int64_t max_positions);
 

@@ -183,20 +183,25 @@ std::vector<int32_t> Generator::prompt_ids(const std::string& prompt,
   return ids;
 }
 
-std::vector<Generation> Generator::generate(
-    const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
-    const std::function<void(size_t, const std::string&)>& on_token) const {
+GenerationRun::GenerationRun(const Generator& generator,
+                             const std::vector<std::vector<int32_t>>& prompts,
+                             const GenerateOptions& o, bool pieces)
+    : generator_(generator),
+      o_(o),
+      out_(prompts.size()),
+      session_(generator.model(), generator.tokenizer()) {
   o.validate();
-  ATTEND_CHECK(o.n == 1, "generate: one generation per prompt here, got n = {} (the server's "
-               "/v1/completions returns n)", o.n);
-  ATTEND_CHECK(!on_token || tokenizer_, "generate: streaming text needs the model's tokenizer");
-  const nn::TransformerConfig& c = model_.config();
-  const int64_t ctx = context();
-  const size_t B = prompts.size();
-  std::vector<Generation> out(B);
+  ATTEND_CHECK(o.n == 1,
+               "generate: one generation per prompt here, got n = {} (the server's "
+               "/v1/completions returns n)",
+               o.n);
+  ATTEND_CHECK(!pieces || generator.tokenizer(),
+               "generate: streaming text needs the model's tokenizer");
+  const nn::TransformerConfig& c = generator.model().config();
+  const int64_t ctx = generator.context();
   std::vector<Request> requests;
   const SearchOptions search = o.search();
-  for (size_t i = 0; i < B; ++i) {
+  for (size_t i = 0; i < prompts.size(); ++i) {
     std::vector<int32_t> p = prompts[i];
     ATTEND_CHECK(!p.empty(),
                  "generate: prompt {} has no ids (an empty prompt is the "
@@ -212,33 +217,49 @@ std::vector<Generation> Generator::generate(
                    "generate: prompt {} has {} tokens but the model's context "
                    "is {} (cut it, or keep its last tokens with --truncate left)",
                    i + 1, p.size(), ctx);
-      out[i].cut = static_cast<int64_t>(p.size()) - ctx;
-      p.erase(p.begin(), p.begin() + out[i].cut);
+      out_[i].cut = static_cast<int64_t>(p.size()) - ctx;
+      p.erase(p.begin(), p.begin() + out_[i].cut);
     }
-    out[i].prompt_tokens = static_cast<int64_t>(p.size());
-    requests.push_back({std::move(p), search, i, static_cast<int64_t>(i), {}, on_token != nullptr});
+    out_[i].prompt_tokens = static_cast<int64_t>(p.size());
+    requests.push_back({std::move(p), search, i, static_cast<int64_t>(i), {}, pieces});
   }
   // Every prompt joins one session at once, prompt i drawing from stream i.
-  Session session(model_, tokenizer_);
-  session.admit(requests);
-  auto flush = [&] {
-    for (auto& [i, piece] : session.take_text())
-      if (on_token) on_token(static_cast<size_t>(i), piece);
-  };
-  flush();
-  while (!session.idle()) {
-    session.step();
-    flush();
-  }
-  for (const Result& r : session.retire()) {
-    Generation& g = out[static_cast<size_t>(r.id)];
-    const Generation got = to_generation(r, g.prompt_tokens, tokenizer_);
+  if (o.check) o.check();
+  session_.admit(requests);
+}
+
+void GenerationRun::step() {
+  if (o_.check) o_.check();
+  session_.step();
+}
+
+std::vector<Generation> GenerationRun::finish() {
+  ATTEND_CHECK(done(), "generate: finish() before the generation is done");
+  for (const Result& r : session_.retire()) {
+    Generation& g = out_[static_cast<size_t>(r.id)];
+    const Generation got = to_generation(r, g.prompt_tokens, generator_.tokenizer());
     g.tokens = got.tokens;
     g.text = got.text;
     g.ended = got.ended;
-    if (o.beam > 1) g.log_prob = got.log_prob;
+    if (o_.beam > 1) g.log_prob = got.log_prob;
   }
-  return out;
+  return out_;
+}
+
+std::vector<Generation> Generator::generate(
+    const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
+    const std::function<void(size_t, const std::string&)>& on_token) const {
+  GenerationRun run(*this, prompts, o, on_token != nullptr);
+  auto flush = [&] {
+    for (auto& [i, piece] : run.take_text())
+      if (on_token) on_token(static_cast<size_t>(i), piece);
+  };
+  flush();
+  while (!run.done()) {
+    run.step();
+    flush();
+  }
+  return run.finish();
 }
 
 }  // namespace attend::decode

@@ -34,6 +34,7 @@ struct GenerateOptions {
   /// Generations per prompt: with beam > 1 the n best hypotheses (n <= beam), best first; when
   /// drawing, n independent draws (draw j of prompt i from stream i * n + j); greedy: 1.
   int64_t n = 1;
+  StepCheck check;  // called before every decoding step (session.h)
 
   /// Throws attend::Error naming the offending option.
   void validate() const;
@@ -125,9 +126,38 @@ class Generator {
       const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
       const std::function<void(size_t, const std::string&)>& on_token = nullptr) const;
 
+  const nn::DecoderOnly& model() const { return model_; }
+  const data::Tokenizer* tokenizer() const { return tokenizer_; }
+
  private:
   const nn::DecoderOnly& model_;
   const data::Tokenizer* tokenizer_;  // null: ids only
+};
+
+/// One generate() call stepped by its caller: generate() runs one to its end; the Python API's
+/// generate_tokens steps one as its iterator is read, on the reader's thread. Constructing it
+/// checks the prompts and options (generate()'s errors) and reads the prompts.
+class GenerationRun {
+ public:
+  /// `pieces`: hand out each prompt's text as it is drawn (take_text; needs a tokenizer).
+  GenerationRun(const Generator& generator, const std::vector<std::vector<int32_t>>& prompts,
+                const GenerateOptions& o, bool pieces);
+  GenerationRun(const GenerationRun&) = delete;
+  GenerationRun& operator=(const GenerationRun&) = delete;
+
+  bool done() const { return session_.idle(); }
+  /// One decoding step for every prompt still going (GenerateOptions::check first).
+  void step();
+  /// The text drawn since the last call, as (prompt index, piece) (Session::take_text).
+  std::vector<std::pair<int64_t, std::string>> take_text() { return session_.take_text(); }
+  /// The generations in prompt order, once done().
+  std::vector<Generation> finish();
+
+ private:
+  const Generator& generator_;
+  GenerateOptions o_;
+  std::vector<Generation> out_;
+  Session session_;
 };
 
 }  // namespace attend::decode

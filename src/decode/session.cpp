@@ -610,9 +610,13 @@ namespace {
 
 // Decodes `requests` as one batch in `session` to the end; result r goes to out[r.id].
 void run_batch(Session& session, const std::vector<Request>& requests,
-               std::vector<std::vector<Hypothesis>>& out) {
+               std::vector<std::vector<Hypothesis>>& out, const StepCheck& check = {}) {
+  if (check) check();
   session.admit(requests);
-  while (!session.idle()) session.step();
+  while (!session.idle()) {
+    if (check) check();
+    session.step();
+  }
   for (auto& r : session.retire()) out[static_cast<size_t>(r.id)] = std::move(r.hypotheses);
 }
 
@@ -653,7 +657,8 @@ std::vector<std::vector<Hypothesis>> search(const nn::EncoderDecoder& model,
 std::vector<std::vector<Hypothesis>> search_all(const nn::EncoderDecoder& model,
                                                 const std::vector<std::vector<int32_t>>& sources,
                                                 int64_t max_tokens, const SearchOptions& options,
-                                                const std::vector<std::vector<int32_t>>& prefixes) {
+                                                const std::vector<std::vector<int32_t>>& prefixes,
+                                                const StepCheck& check) {
   options.validate();
   ATTEND_CHECK(max_tokens >= 1, "search: max_tokens must be >= 1, got {}", max_tokens);
   check_prefixes(prefixes, sources.size());
@@ -669,7 +674,7 @@ std::vector<std::vector<Hypothesis>> search_all(const nn::EncoderDecoder& model,
   std::vector<Request> batch;
   int64_t longest = 0;
   auto run = [&] {
-    run_batch(session, batch, out);
+    run_batch(session, batch, out, check);
     batch.clear();
     longest = 0;
   };

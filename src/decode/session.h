@@ -25,6 +25,7 @@
 // only copies decoding makes); slots of dropped hypotheses return to a free list.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -200,12 +201,17 @@ std::vector<std::vector<Hypothesis>> search(const nn::EncoderDecoder& model,
                                             const std::vector<uint64_t>& streams = {},
                                             const std::vector<std::vector<int32_t>>& prefixes = {});
 
+/// Called by the batch decoders (search_all, Translator::translate, Generator::generate) before
+/// every decoding step; it may throw to stop decoding there (how a Python caller's Ctrl-C
+/// cancels a long call within one step). Empty: never called.
+using StepCheck = std::function<void()>;
+
 /// `search` over sources in length-sorted batches of about `max_tokens` source tokens (one
 /// session reused); results in input order, source i sampling from stream i and starting with
 /// prefixes[i] when given.
 std::vector<std::vector<Hypothesis>> search_all(
     const nn::EncoderDecoder& model, const std::vector<std::vector<int32_t>>& sources,
     int64_t max_tokens, const SearchOptions& options,
-    const std::vector<std::vector<int32_t>>& prefixes = {});
+    const std::vector<std::vector<int32_t>>& prefixes = {}, const StepCheck& check = {});
 
 }  // namespace attend::decode

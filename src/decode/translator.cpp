@@ -1,8 +1,12 @@
 // Text-in, text-out translation (see translator.h).
 #include "decode/translator.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
 #include "core/utf8.h"
+#include "data/batcher.h"
 
 namespace attend::decode {
 
@@ -37,40 +41,87 @@ std::vector<std::vector<Translation>> Translator::translate(
                  i + 1);
     prefix_ids[i] = tokenizer_.encode(prefixes[i]);
   }
-  const nn::TransformerConfig& c = model_.config();
-  const int64_t max_input = o.max_input_tokens > 0 ? o.max_input_tokens : c.max_positions;
   std::vector<std::vector<int32_t>> sources(lines.size());
-  for (size_t i = 0; i < lines.size(); ++i) {
-    std::vector<int32_t> ids;
-    if (valid_utf8(lines[i])) {
-      ids = tokenizer_.encode(lines[i]);
-    } else {
-      ATTEND_CHECK(o.replace_bad_utf8,
-                   "{}:{}: invalid UTF-8 (--bad-utf8 replace substitutes U+FFFD)", input_name,
-                   i + 1);
-      ids = tokenizer_.encode(repair_utf8(lines[i]));
-    }
-    const int64_t n = c.source_length(static_cast<int64_t>(ids.size()));
-    if (n > max_input && warn)
-      warn(input_name + ":" + std::to_string(i + 1) + " has " + std::to_string(n) +
-           " subwords; translating the first " + std::to_string(max_input));
-    sources[i] = c.source(std::move(ids), max_input);
-  }
+  for (size_t i = 0; i < lines.size(); ++i)
+    sources[i] = source_ids(lines[i], o, input_name, i + 1, warn);
   for (size_t i = 0; i < prefix_ids.size(); ++i) {
     if (sources[i].empty()) continue;  // an empty line translates to an empty line
-    const int64_t limit = max_output_length(model_, static_cast<int64_t>(sources[i].size()),
-                                            o.search.max_extra);
+    const int64_t limit =
+        max_output_length(model_, static_cast<int64_t>(sources[i].size()), o.search.max_extra);
     ATTEND_CHECK(static_cast<int64_t>(prefix_ids[i].size()) <= limit,
                  "{}:{}: the prefix has {} subwords, more than the {} an output of this line may "
                  "have (source length + max_extra)",
                  input_name, i + 1, prefix_ids[i].size(), limit);
   }
-  const auto found = search_all(model_, sources, o.batch_tokens, o.search, prefix_ids);
+  const auto found = search_all(model_, sources, o.batch_tokens, o.search, prefix_ids, o.check);
   std::vector<std::vector<Translation>> out(found.size());
   for (size_t i = 0; i < found.size(); ++i)
     for (const Hypothesis& h : found[i])
       out[i].push_back({tokenizer_.decode(h.tokens), h.tokens, h.score, h.log_prob});
   return out;
+}
+
+std::vector<std::vector<double>> Translator::score(const std::vector<std::string>& sources,
+                                                   const std::vector<std::string>& targets,
+                                                   const TranslateOptions& o,
+                                                   const std::string& input_name) const {
+  o.validate();
+  ATTEND_CHECK(sources.size() == targets.size(), "score: {} sources but {} targets in {}",
+               sources.size(), targets.size(), input_name);
+  const nn::TransformerConfig& c = model_.config();
+  std::vector<data::Example> pairs(sources.size());
+  for (size_t i = 0; i < sources.size(); ++i) {
+    pairs[i].src = source_ids(sources[i], o, input_name, i + 1);
+    ATTEND_CHECK(!pairs[i].src.empty(), "{}:{}: the source is empty", input_name, i + 1);
+    ATTEND_CHECK(valid_utf8(targets[i]), "{}:{}: the target is not valid UTF-8", input_name, i + 1);
+    pairs[i].tgt = tokenizer_.encode(targets[i]);
+    const auto T = static_cast<int64_t>(pairs[i].tgt.size()) + 1;
+    ATTEND_CHECK(c.positions != nn::Positions::kLearned || T <= c.max_positions,
+                 "{}:{}: the target has {} subwords, more than the model's {} positions hold",
+                 input_name, i + 1, T - 1, c.max_positions);
+  }
+  std::vector<std::vector<double>> out(pairs.size());
+  for (const auto& rows : data::sorted_plan(pairs, o.batch_tokens)) {
+    if (o.check) o.check();
+    const data::Batch b = data::make_batch(pairs, rows);
+    const Tensor logits = model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, 0).value();
+    const std::vector<float> z = logits.contiguous().to_vector<float>();  // [B * T, V]
+    const std::vector<int32_t> next = b.tgt_out.to_vector<int32_t>();     // [B * T]
+    const std::vector<int32_t> lengths = b.tgt_lengths.to_vector<int32_t>();
+    const int64_t T = b.tgt_in.size(1), V = logits.size(1);
+    for (int64_t r = 0; r < b.rows(); ++r) {
+      std::vector<double>& lp = out[static_cast<size_t>(b.indices[static_cast<size_t>(r)])];
+      for (int64_t t = 0; t < lengths[static_cast<size_t>(r)]; ++t) {
+        const float* row = z.data() + (r * T + t) * V;
+        const double mx = *std::max_element(row, row + V);
+        double sum = 0;
+        for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
+        lp.push_back(static_cast<double>(row[next[static_cast<size_t>(r * T + t)]]) - mx -
+                     std::log(sum));
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<int32_t> Translator::source_ids(
+    const std::string& line, const TranslateOptions& o, const std::string& input_name,
+    size_t number, const std::function<void(const std::string&)>& warn) const {
+  const nn::TransformerConfig& c = model_.config();
+  const int64_t max_input = o.max_input_tokens > 0 ? o.max_input_tokens : c.max_positions;
+  std::vector<int32_t> ids;
+  if (valid_utf8(line)) {
+    ids = tokenizer_.encode(line);
+  } else {
+    ATTEND_CHECK(o.replace_bad_utf8, "{}:{}: invalid UTF-8 (--bad-utf8 replace substitutes U+FFFD)",
+                 input_name, number);
+    ids = tokenizer_.encode(repair_utf8(line));
+  }
+  const int64_t n = c.source_length(static_cast<int64_t>(ids.size()));
+  if (n > max_input && warn)
+    warn(input_name + ":" + std::to_string(number) + " has " + std::to_string(n) +
+         " subwords; translating the first " + std::to_string(max_input));
+  return c.source(std::move(ids), max_input);
 }
 
 std::vector<Tensor> cross_attention(const nn::EncoderDecoder& model,

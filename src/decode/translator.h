@@ -19,6 +19,7 @@ struct TranslateOptions {
   int64_t batch_tokens = 2000;    // source subwords per decoding batch
   int64_t max_input_tokens = 0;   // longer inputs are cut, with a warning (0: model max_positions)
   bool replace_bad_utf8 = false;  // invalid UTF-8: substitute U+FFFD instead of an error
+  StepCheck check;                // called before every decoding step (session.h)
   /// Throws attend::Error naming the offending option.
   void validate() const;
 };
@@ -57,6 +58,24 @@ class Translator {
       const std::string& input_name = "<input>",
       const std::function<void(const std::string&)>& warn = {},
       const std::vector<std::string>& prefixes = {}) const;
+
+  /// Teacher-forced scores (CTranslate2's score_batch): for each (source, target) pair, the
+  /// log-probability (nats) of each target subword given the source and the subwords before it,
+  /// then of the end token: target subwords + 1 values. Pairs run in length-sorted batches of
+  /// about options.batch_tokens positions; sources are read as translate() reads them. An
+  /// empty source, invalid UTF-8 or a target past the model's positions is an error naming
+  /// "input_name:number".
+  std::vector<std::vector<double>> score(const std::vector<std::string>& sources,
+                                         const std::vector<std::string>& targets,
+                                         const TranslateOptions& options,
+                                         const std::string& input_name = "<input>") const;
+
+  /// The encoder input translate() makes of `line` (line `number` of `input_name`, for errors
+  /// and the warning about a cut): checked or repaired UTF-8, subwords, TransformerConfig::source,
+  /// cut to max_input_tokens (reported to `warn` when given).
+  std::vector<int32_t> source_ids(const std::string& line, const TranslateOptions& options,
+                                  const std::string& input_name = "<input>", size_t number = 1,
+                                  const std::function<void(const std::string&)>& warn = {}) const;
 
   const nn::EncoderDecoder& model() const { return model_; }
   const data::Tokenizer& tokenizer() const { return tokenizer_; }

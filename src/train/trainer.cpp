@@ -63,8 +63,11 @@ class SignalWatcher {
     sigaddset(&set_, SIGUSR2);  // wakes the watcher when training ends
     pthread_sigmask(SIG_BLOCK, &set_, &previous_);
     g_signal.store(0);
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    struct sigaction ours = {};
+    ours.sa_handler = on_signal;
+    sigemptyset(&ours.sa_mask);
+    sigaction(SIGINT, &ours, &previous_int_);
+    sigaction(SIGTERM, &ours, &previous_term_);
     thread_ = std::thread([this] {
       for (;;) {
         int sig = 0;
@@ -77,8 +80,10 @@ class SignalWatcher {
   ~SignalWatcher() {
     pthread_kill(thread_.native_handle(), SIGUSR2);
     thread_.join();
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
+    // The handlers before training come back (a Python interpreter's, which turns Ctrl-C into
+    // KeyboardInterrupt; the default's in `attend train`).
+    sigaction(SIGINT, &previous_int_, nullptr);
+    sigaction(SIGTERM, &previous_term_, nullptr);
     pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
   }
   SignalWatcher(const SignalWatcher&) = delete;
@@ -86,6 +91,7 @@ class SignalWatcher {
 
  private:
   sigset_t set_, previous_;
+  struct sigaction previous_int_ = {}, previous_term_ = {};
   std::thread thread_;
 };
 
@@ -318,7 +324,7 @@ namespace {
 // rank trains.
 class Run {
  public:
-  Run(const io::Config& c, bool resume);
+  Run(const io::Config& c, bool resume, const RecordHook& on_record);
   void read_data();
   void build();
   TrainResult loop();
@@ -337,6 +343,8 @@ class Run {
 
   const io::Config& c_;
   const bool resume_;
+  const RecordHook& on_record_;
+  bool hook_stop_ = false;  // on_record_ returned false
   TrainOptions o_;
   dist::Communicator& comm_;
   const int rank_, ranks_;
@@ -358,9 +366,10 @@ class Run {
   int64_t first_step_ = 0, window_tokens_ = 0, window_src_tokens_ = 0, window_steps_ = 0;
 };
 
-Run::Run(const io::Config& c, bool resume)
+Run::Run(const io::Config& c, bool resume, const RecordHook& on_record)
     : c_(c),
       resume_(resume),
+      on_record_(on_record),
       o_(TrainOptions::from_config(c)),
       comm_(dist::world()),
       rank_(comm_.rank()),
@@ -522,8 +531,10 @@ void Run::open_log() {
 
 void Run::record(const nlohmann::ordered_json& j) {
   if (!lead_) return;
-  log_ << j.dump() << "\n";
+  const std::string line = j.dump();
+  log_ << line << "\n";
   log_.flush();
+  if (on_record_ && !on_record_(line)) hook_stop_ = true;
 }
 
 void Run::save() {
@@ -677,12 +688,14 @@ TrainResult Run::loop() {
       result.interrupted = true;
     }
     log_progress(r, state.step % o_.log_every == 0 || stop || state.step == o_.max_steps);
+    if (hook_stop_) stop = result.stopped = true;
 
     // A signal only saves: validating there would add a record the uninterrupted run lacks.
     const bool last = (stop && !result.interrupted) || state.step == o_.max_steps;
     if (!valid_.examples.empty() && o_.valid_every > 0 &&
         (state.step % o_.valid_every == 0 || last) && validate())
       stop = true;
+    if (hook_stop_) stop = result.stopped = true;
     if ((o_.save_every > 0 && state.step % o_.save_every == 0) || stop ||
         state.step == o_.max_steps) {
       save();
@@ -702,12 +715,26 @@ TrainResult Run::loop() {
 
 }  // namespace
 
-TrainResult train(const io::Config& c, bool resume) {
-  const SignalWatcher signals;  // first: every thread started below inherits its mask
-  Run run(c, resume);           // options, ranks, the run directory, what a resume needs
-  run.read_data();              // the task's data, the vocabulary, the examples
-  run.build();                  // model, trainer (resumed), the run's files
-  return run.loop();            // steps, progress, validation, checkpoints
+io::Config run_config(const std::function<void(io::Config&)>& apply, bool resume,
+                      const std::string& flag) {
+  io::Config c = train_config();
+  apply(c);
+  if (!resume) return c;
+  const std::string out = c.get_string("train.out");
+  const std::string ckpt = models::last_checkpoint(out);
+  ATTEND_CHECK(!ckpt.empty(), "{}: {} holds no checkpoint to resume from", flag, out);
+  io::Config r = train_config();
+  r.load_json(read_config_json(ckpt), ckpt + "/config.json");
+  apply(r);
+  return r;
+}
+
+TrainResult train(const io::Config& c, bool resume, const RecordHook& on_record) {
+  const SignalWatcher signals;    // first: every thread started below inherits its mask
+  Run run(c, resume, on_record);  // options, ranks, the run directory, what a resume needs
+  run.read_data();                // the task's data, the vocabulary, the examples
+  run.build();                    // model, trainer (resumed), the run's files
+  return run.loop();              // steps, progress, validation, checkpoints
 }
 
 }  // namespace attend::train

@@ -14,6 +14,7 @@
 // keeping and early stopping, periodic atomic checkpoints, exact resume, and a checkpoint on
 // SIGINT/SIGTERM.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -109,10 +110,24 @@ struct TrainResult {
   double best_metric = 0;
   std::string best_metric_name;  // "bleu" or "loss": what selected the best model
   bool interrupted = false;      // stopped by SIGINT/SIGTERM (a checkpoint was saved)
+  bool stopped = false;          // stopped by the RecordHook (a checkpoint was saved)
 };
+
+/// The configuration a run trains with: the defaults, then `apply` (a YAML file, then keys given
+/// on the command line or from Python); when `resume`, train.out's last checkpoint's config.json
+/// first, then `apply` again, so that keys given now override the checkpoint's. `flag` names
+/// resuming in the error for a train.out without a checkpoint ("--resume", "resume").
+io::Config run_config(const std::function<void(io::Config&)>& apply, bool resume,
+                      const std::string& flag);
+
+/// Called with every record train.jsonl gets (a JSON object: progress every train.log_every
+/// steps, or a validation), after it is written; returning false stops training as a signal
+/// does, with a checkpoint, and train() returns with `stopped`. (The Python API's on_step and
+/// on_validation.)
+using RecordHook = std::function<bool(const std::string& record)>;
 
 /// Trains with `config`; when `resume` the run continues from train.out's last checkpoint
 /// (whose state, weights and optimizer moments are loaded).
-TrainResult train(const io::Config& config, bool resume);
+TrainResult train(const io::Config& config, bool resume, const RecordHook& on_record = {});
 
 }  // namespace attend::train

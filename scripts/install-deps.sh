@@ -16,7 +16,7 @@ pkgs=(build-essential cmake ninja-build pkg-config ccache
       libopenblas-openmp-dev libdnnl-dev
       zlib1g-dev nlohmann-json3-dev libsentencepiece-dev libyaml-cpp-dev libcli11-dev
       libopenmpi-dev openmpi-bin libboost-dev libcpp-httplib-dev curl
-      chromium chromium-driver python3 python3-venv python3-selenium python3-torch python3-numpy
+      chromium chromium-driver python3 python3-dev python3-venv python3-selenium python3-torch python3-numpy
       clang libclang-rt-14-dev libomp-14-dev)
 peer=0
 if [[ "${1:-}" == "--peer" ]]; then

@@ -3,7 +3,7 @@
 #   release  release build, every test (GPU-labelled ones skip without a device; the web page in
 #            headless Chromium included)
 #   python   pytest in the project's virtual environment (tests/python: attend score against
-#            sacreBLEU) with the release binary
+#            sacreBLEU; the Python module, built by the release preset, against the release binary)
 #   cuda     the CUDA configuration (-DATTEND_CUDA=ON) compiled with nvcc, its gpu-labelled tests
 #            run (they skip cleanly without a GPU); skipped when no CUDA toolkit is installed
 #   tsan     ThreadSanitizer build of the decoding and server tests, run under it (two threads
@@ -67,7 +67,8 @@ cmake --build --preset release
 ctest --preset release -j"$jobs"
 
 begin python "pytest in build/venv (tests/python)"
-ATTEND="$root/build/release/attend" build/venv/bin/python -m pytest -q tests/python
+ATTEND="$root/build/release/attend" PYTHONPATH="$root/build/release/python" \
+  build/venv/bin/python -m pytest -q tests/python
 
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 if [[ -x "$CUDA_HOME/bin/nvcc" ]]; then

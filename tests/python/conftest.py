@@ -27,6 +27,12 @@ def attend():
 
 
 @pytest.fixture(scope="session")
+def cli(attend):
+    """The `attend` fixture under another name, for tests that import the module `attend`."""
+    return attend
+
+
+@pytest.fixture(scope="session")
 def shared_data():
     path = pathlib.Path(os.environ.get("ATTEND_SHARED_DATA", ROOT.parent / "shared" / "data"))
     if not (path / "multi30k").is_dir():

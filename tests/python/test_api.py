@@ -439,6 +439,27 @@ def test_callback_stops_training_with_a_checkpoint(tmp_path):
     assert got == str(out)
 
 
+def test_ctrl_c_stops_training_with_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+
+    def on_step(record):  # Ctrl-C at the first progress record, as a terminal sends it
+        if record["step"] == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt, match="checkpoint saved"):
+        attend.train(TRANSLATION, {"train": {"out": str(out), "max_steps": 1000}},
+                     on_step=on_step)
+    saved = sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("step-"))
+    assert saved and int(saved[-1][5:]) < 1000
+    # the interpreter's own Ctrl-C handling is back: a later signal raises KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    # and training continues from the checkpoint
+    assert attend.train(TRANSLATION, {"train": {"out": str(out), "max_steps": 30}},
+                        resume=True) == str(out)
+
+
 def test_closing(translation_model):
     t = attend.Translator(translation_model["run"])
     assert t.translate_batch(["5"])[0].hypotheses

@@ -10,7 +10,7 @@
 
 namespace attend::apps {
 
-/// Registers `vocab`, `train`, `translate`, `generate`, `eval-lm`, `fill-mask`, `average`,
+/// Registers `vocab`, `train`, `translate`, `generate`, `eval-lm`, `fill-mask`, `embed`, `average`,
 /// `score`, `demo`, `info` and `serve` on `root`;
 /// the chosen command's callback sets `exit_code`.
 void add_vocab(CLI::App& root, int& exit_code);
@@ -19,6 +19,7 @@ void add_translate(CLI::App& root, int& exit_code);
 void add_generate(CLI::App& root, int& exit_code);
 void add_eval_lm(CLI::App& root, int& exit_code);
 void add_fill_mask(CLI::App& root, int& exit_code);
+void add_embed(CLI::App& root, int& exit_code);
 void add_average(CLI::App& root, int& exit_code);
 void add_quantize(CLI::App& root, int& exit_code);
 void add_score(CLI::App& root, int& exit_code);

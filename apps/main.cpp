@@ -70,6 +70,7 @@ int run(int argc, char** argv) {
   attend::apps::add_generate(app, exit_code);
   attend::apps::add_eval_lm(app, exit_code);
   attend::apps::add_fill_mask(app, exit_code);
+  attend::apps::add_embed(app, exit_code);
   attend::apps::add_vocab(app, exit_code);
   attend::apps::add_average(app, exit_code);
   attend::apps::add_quantize(app, exit_code);

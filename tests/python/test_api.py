@@ -309,6 +309,18 @@ def test_embeddings_pool_the_hidden_states(mlm_model):
             e.embed(["a", "b\udcff"])
 
 
+def test_embed_equals_attend_embed(cli, mlm_model, tmp_path):
+    texts = ["the cat sat on the mat.", "", "the owl hid on the log.", "dog " * 50]
+    src = write_lines(tmp_path / "texts.txt", texts)
+    with attend.Encoder(mlm_model) as e:
+        lines = cli("embed", "-m", mlm_model, "-i", src, "--normalize").splitlines()
+        got = np.array([json.loads(line)["embedding"] for line in lines], dtype=np.float32)
+        np.testing.assert_array_equal(got, e.embed(texts))
+        cli("embed", "-m", mlm_model, "-i", src, "--pooling", "cls", "-o", tmp_path / "e.npy")
+        np.testing.assert_array_equal(np.load(tmp_path / "e.npy"),
+                                      e.embed(texts, pooling="cls", normalize=False))
+
+
 def test_fill_mask_equals_attend_fill_mask(cli, mlm_model):
     with attend.Encoder(mlm_model) as e:
         got = e.fill_mask("the cat [MASK] on the mat.", top_k=4)

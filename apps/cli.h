@@ -39,5 +39,10 @@ void apply_threads(int threads);
 
 /// The lines of `file`, or of standard input when `file` is empty (a trailing \r is dropped).
 std::vector<std::string> read_input_lines(const std::string& file);
+/// Writes `text` to `file` atomically, or to standard output when `file` is empty.
+void write_output(const std::string& file, const std::string& text);
+
+/// The -m,--model MODEL_DIR flag of the commands that read one model (required).
+CLI::Option* add_model_flag(CLI::App& command, std::string& model_dir);
 
 }  // namespace attend::apps

@@ -79,11 +79,7 @@ int embed_command(const EmbedArgs& a) {
                                                                values.begin() + (r + 1) * cols)}};
     text += j.dump() + "\n";
   }
-  if (a.output.empty()) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-  } else {
-    io::write_file_atomic(a.output, text);
-  }
+  write_output(a.output, text);
   return 0;
 }
 
@@ -98,10 +94,7 @@ void add_embed(CLI::App& root, int& exit_code) {
       "subwords, end id, cut to the model's positions) and its last hidden states are pooled.\n"
       "Writes one JSON object {\"embedding\": [...]} per input line, in input order, or a\n"
       "float32 .npy array [lines, d_model] when -o ends in .npy.");
-  c->add_option("-m,--model", a->model_dir,
-                "a checkpoint or a run directory (its best/ model, else its last checkpoint)")
-      ->required()
-      ->option_text("MODEL_DIR");
+  add_model_flag(*c, a->model_dir);
   c->add_option("-i,--input", a->input, "one text per line (default: standard input)")
       ->option_text("FILE");
   c->add_option("-o,--output", a->output,

@@ -15,7 +15,6 @@
 #include "core/utf8.h"
 #include "data/corpus.h"
 #include "decode/generator.h"
-#include "io/file.h"
 #include "models/model_dir.h"
 #include "nn/transformer.h"
 
@@ -93,11 +92,7 @@ int generate(const GenerateArgs& a) {
                                 {"ended", outs[i].ended}};
     text += j.dump() + "\n";
   }
-  if (a.output.empty()) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-  } else {
-    io::write_file_atomic(a.output, text);
-  }
+  write_output(a.output, text);
   return 0;
 }
 
@@ -182,10 +177,7 @@ void add_fill_mask(CLI::App& root, int& exit_code) {
   CLI::App* c = root.add_subcommand(
       "fill-mask", "the most likely tokens for the [MASK] in a text (encoder-only models)");
   c->footer("Prints 'PROBABILITY<TAB>TOKEN<TAB>FILLED TEXT' per line, most likely first.");
-  c->add_option("-m,--model", a->model_dir,
-                "a checkpoint or a run directory (its best/ model, else its last checkpoint)")
-      ->required()
-      ->option_text("MODEL_DIR");
+  add_model_flag(*c, a->model_dir);
   c->add_option("text", a->text, "the text, with exactly one [MASK]")->required();
   c->add_option("--top-k", a->top_k, "how many fillers")
       ->check(integer_in(1, INT64_MAX))
@@ -204,10 +196,7 @@ void add_generate(CLI::App& root, int& exit_code) {
       "is a prompt; they are generated as one batch and written as JSON lines in input order\n"
       "({\"line\", \"prompt\", \"text\", \"prompt_tokens\", \"tokens\", \"ended\"}). A seed\n"
       "gives the same text whatever the batching.");
-  c->add_option("-m,--model", a->model_dir,
-                "a checkpoint or a run directory (its best/ model, else its last checkpoint)")
-      ->required()
-      ->option_text("MODEL_DIR");
+  add_model_flag(*c, a->model_dir);
   c->add_option("--prompt", a->prompt, "the text to continue")->option_text("TEXT");
   c->add_option("-i,--input", a->input, "a file of prompts, one per line")->option_text("FILE");
   c->add_option("-o,--output", a->output, "with -i: output file, written atomically")
@@ -261,10 +250,7 @@ void add_eval_lm(CLI::App& root, int& exit_code) {
       "validation during training does. An encoder-only model is scored on its masked tokens\n"
       "(one sentence per line, masked as in training with --seed): loss, perplexity and the\n"
       "share of masked tokens predicted exactly.");
-  c->add_option("-m,--model", a->model_dir,
-                "a checkpoint or a run directory (its best/ model, else its last checkpoint)")
-      ->required()
-      ->option_text("MODEL_DIR");
+  add_model_flag(*c, a->model_dir);
   c->add_option("-i,--input", a->input, "the text (UTF-8, .gz allowed)")
       ->required()
       ->option_text("FILE");

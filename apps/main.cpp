@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "data/corpus.h"
+#include "io/file.h"
 
 namespace attend::apps {
 
@@ -44,6 +45,22 @@ CLI::Option* add_threads_flag(CLI::App& command, int& threads) {
 
 void apply_threads(int threads) {
   if (threads > 0) set_num_threads(threads);
+}
+
+void write_output(const std::string& file, const std::string& text) {
+  if (file.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  } else {
+    io::write_file_atomic(file, text);
+  }
+}
+
+CLI::Option* add_model_flag(CLI::App& command, std::string& model_dir) {
+  return command
+      .add_option("-m,--model", model_dir,
+                  "a checkpoint or a run directory (its best/ model, else its last checkpoint)")
+      ->required()
+      ->option_text("MODEL_DIR");
 }
 
 std::vector<std::string> read_input_lines(const std::string& file) {

@@ -10,7 +10,6 @@
 #include "core/error.h"
 #include "data/corpus.h"
 #include "decode/translator.h"
-#include "io/file.h"
 #include "models/model_dir.h"
 
 namespace attend::apps {
@@ -76,11 +75,7 @@ int translate(TranslateArgs a) {
       text += std::to_string(i) + " ||| " + h.text + " ||| " + score + "\n";
     }
   }
-  if (a.output.empty()) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-  } else {
-    io::write_file_atomic(a.output, text);
-  }
+  write_output(a.output, text);
   return 0;
 }
 
@@ -93,10 +88,7 @@ void add_translate(CLI::App& root, int& exit_code) {
   c->footer(
       "Translates one sentence per line (standard input when -i is absent), one output line per\n"
       "input line in input order.");
-  c->add_option("-m,--model", a->model_dir,
-                "a checkpoint or a run directory (its best/ model, else its last checkpoint)")
-      ->required()
-      ->option_text("MODEL_DIR");
+  add_model_flag(*c, a->model_dir);
   c->add_option("-i,--input", a->input, "input text (default: standard input)")
       ->option_text("FILE");
   c->add_option("-o,--output", a->output,

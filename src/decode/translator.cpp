@@ -1,12 +1,10 @@
 // Text-in, text-out translation (see translator.h).
 #include "decode/translator.h"
 
-#include <algorithm>
-#include <cmath>
-
 #include "core/error.h"
 #include "core/utf8.h"
 #include "data/batcher.h"
+#include "ops/ops.h"
 
 namespace attend::decode {
 
@@ -85,19 +83,19 @@ std::vector<std::vector<double>> Translator::score(const std::vector<std::string
     if (o.check) o.check();
     const data::Batch b = data::make_batch(pairs, rows);
     const Tensor logits = model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, 0).value();
-    const std::vector<float> z = logits.contiguous().to_vector<float>();  // [B * T, V]
-    const std::vector<int32_t> next = b.tgt_out.to_vector<int32_t>();     // [B * T]
+    // log p(next) = logit(next) - log sum exp(logits row): only the chosen logits are read.
+    const std::vector<float> lse = ops::logsumexp(logits).to_vector<float>();  // [B * T]
+    const std::vector<float> z = logits.contiguous().to_vector<float>();       // [B * T, V]
+    const std::vector<int32_t> next = b.tgt_out.to_vector<int32_t>();          // [B * T]
     const std::vector<int32_t> lengths = b.tgt_lengths.to_vector<int32_t>();
     const int64_t T = b.tgt_in.size(1), V = logits.size(1);
     for (int64_t r = 0; r < b.rows(); ++r) {
       std::vector<double>& lp = out[static_cast<size_t>(b.indices[static_cast<size_t>(r)])];
       for (int64_t t = 0; t < lengths[static_cast<size_t>(r)]; ++t) {
-        const float* row = z.data() + (r * T + t) * V;
-        const double mx = *std::max_element(row, row + V);
-        double sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
-        lp.push_back(static_cast<double>(row[next[static_cast<size_t>(r * T + t)]]) - mx -
-                     std::log(sum));
+        const auto i = static_cast<size_t>(r * T + t);
+        lp.push_back(
+            static_cast<double>(z[i * static_cast<size_t>(V) + static_cast<size_t>(next[i])]) -
+            static_cast<double>(lse[i]));
       }
     }
   }

@@ -121,11 +121,16 @@ nb::ndarray<nb::numpy, float> numpy_array(std::vector<float>&& values,
   return nb::ndarray<nb::numpy, float>(data->data(), shape.size(), shape.data(), owner);
 }
 
-// An f32 tensor as a numpy array (a copy: results of a computation).
-nb::ndarray<nb::numpy, float> to_numpy(const Tensor& t) {
+// A tensor's shape as numpy arrays take it.
+std::vector<size_t> shape_of(const Tensor& t) {
   std::vector<size_t> shape;
   for (int64_t d = 0; d < t.dim(); ++d) shape.push_back(static_cast<size_t>(t.size(d)));
-  return numpy_array(t.contiguous().to_vector<float>(), shape);
+  return shape;
+}
+
+// An f32 tensor as a numpy array (a copy: results of a computation).
+nb::ndarray<nb::numpy, float> to_numpy(const Tensor& t) {
+  return numpy_array(t.contiguous().to_vector<float>(), shape_of(t));
 }
 
 class Translator {
@@ -136,6 +141,7 @@ class Translator {
     translator_ = std::make_unique<decode::Translator>(m_);
   }
   const std::string& dir() const { return m_.dir; }
+  const data::Tokenizer& tokenizer() const { return m_.tokenizer; }
 
   // Per line its n-best list of (text, token ids, score, log_prob); and the warnings given.
   using Hyp = std::tuple<std::string, std::vector<int32_t>, double, double>;
@@ -358,12 +364,10 @@ class Encoder {
     decode::EmbedOptions o;
     o.batch_tokens = batch_tokens;
     o.check = signal_check();
-    const std::vector<Tensor> hidden =
+    std::vector<decode::Hidden> hidden =
         without_gil([&] { return decode::hidden_states(*m_.model, m_.tokenizer, in, o); });
     std::vector<std::pair<std::vector<int32_t>, nb::ndarray<nb::numpy, float>>> out;
-    for (size_t i = 0; i < in.size(); ++i)
-      out.emplace_back(decode::encoder_ids(*m_.model, m_.tokenizer, in[i], "text"),
-                       to_numpy(hidden[i]));
+    for (decode::Hidden& h : hidden) out.emplace_back(std::move(h.ids), to_numpy(h.states));
     return out;
   }
 
@@ -390,15 +394,14 @@ class Model {
     models::set_precision(*model_, dir_, precision, "precision");
   }
   const std::string& dir() const { return dir_; }
+  const data::Tokenizer& tokenizer() const { return tokenizer_; }
 
   // The configuration the model was built with (model.* keys, without "model.", as resolved
   // from its preset, config.json and tokenizer: vocabulary sizes and special ids included).
   nb::dict config() const {
     const nn::TransformerConfig& c = model_->config();
     nb::dict d;
-    d["arch"] = arch_ == nn::Arch::kEncoderDecoder ? "encoder_decoder"
-                : arch_ == nn::Arch::kDecoderOnly  ? "decoder_only"
-                                                   : "encoder_only";
+    d["arch"] = nn::arch_name(arch_);
     d["src_vocab"] = c.src_vocab;
     d["tgt_vocab"] = c.tgt_vocab;
     d["d_model"] = c.d_model;
@@ -436,8 +439,7 @@ class Model {
       if (n != name) continue;
       const Tensor& t = p.value();
       ATTEND_CHECK(t.device().is_cpu(), "weight {}: on {}, not the CPU", name, t.device().str());
-      std::vector<size_t> shape;
-      for (int64_t d = 0; d < t.dim(); ++d) shape.push_back(static_cast<size_t>(t.size(d)));
+      const std::vector<size_t> shape = shape_of(t);
       switch (t.dtype()) {
         case DType::kF32:
           return nb::cast(nb::ndarray<nb::numpy, const float>(
@@ -560,20 +562,6 @@ NB_MODULE(_attend, m) {
   m.def("set_threads", &set_num_threads, "n"_a, "Sets the process-wide worker thread count.");
   m.def("threads", &num_threads, "The process-wide worker thread count.");
   m.def("resolve_model_dir", &models::resolve_model_dir, "path"_a);
-  m.def(
-      "model_arch",
-      [](const std::string& path) {
-        switch (models::model_arch(path)) {
-          case nn::Arch::kEncoderDecoder:
-            return "encoder_decoder";
-          case nn::Arch::kDecoderOnly:
-            return "decoder_only";
-          default:
-            return "encoder_only";
-        }
-      },
-      "path"_a);
-
   nb::class_<data::Tokenizer>(m, "Tokenizer")
       .def_static(
           "load", [](const std::string& dir) { return models::read_tokenizer(dir); }, "dir"_a)
@@ -592,6 +580,7 @@ NB_MODULE(_attend, m) {
   nb::class_<Translator>(m, "Translator")
       .def("__init__", &load<Translator>, "path"_a, "precision"_a)
       .def_prop_ro("dir", &Translator::dir)
+      .def_prop_ro("tokenizer", &Translator::tokenizer, nb::rv_policy::reference_internal)
       .def("translate", &Translator::translate, "lines"_a, "prefixes"_a, "search"_a,
            "batch_tokens"_a, "max_input_tokens"_a, "replace_bad_utf8"_a)
       .def("score", &Translator::score, "sources"_a, "targets"_a, "batch_tokens"_a,
@@ -623,6 +612,7 @@ NB_MODULE(_attend, m) {
   nb::class_<Model>(m, "Model")
       .def("__init__", &load<Model>, "path"_a, "precision"_a)
       .def_prop_ro("dir", &Model::dir)
+      .def_prop_ro("tokenizer", &Model::tokenizer, nb::rv_policy::reference_internal)
       .def("config", &Model::config)
       .def("weight_names", &Model::weight_names)
       .def(

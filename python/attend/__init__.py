@@ -149,6 +149,13 @@ class Tokenizer:
     def __init__(self, model_dir: Union[str, os.PathLike]):
         self._tok = _attend.Tokenizer.load(_attend.resolve_model_dir(_model_path(model_dir)))
 
+    @classmethod
+    def _of(cls, loaded) -> "Tokenizer":
+        """The tokenizer a loaded model already holds (read once, with the model)."""
+        tokenizer = cls.__new__(cls)
+        tokenizer._tok = loaded.tokenizer
+        return tokenizer
+
     def encode(self, text: str) -> list[int]:
         """The ids of `text` (subwords, or characters for a character model)."""
         return self._tok.encode(text)
@@ -214,13 +221,11 @@ class Translator(_Loaded):
 
     _kind = "Translator"
     _engine = _attend.Translator
-    _tokenizer: Optional[Tokenizer] = None
 
     @property
     def tokenizer(self) -> Tokenizer:
-        if self._tokenizer is None:
-            self._tokenizer = Tokenizer(self.model_dir)
-        return self._tokenizer
+        """The model's tokenizer (the one loaded with it)."""
+        return Tokenizer._of(self._get())
 
     def translate_batch(self, source: Sequence[str], *, beam_size: int = 4,
                         num_hypotheses: int = 1, length_penalty: float = 0.6,
@@ -251,8 +256,7 @@ class Translator(_Loaded):
             if len(target_prefix) != len(lines):
                 raise ValueError(f"target_prefix: {len(target_prefix)} prefixes for "
                                  f"{len(lines)} inputs")
-            prefixes = ["" if p is None else p for p in _texts("target_prefix", [
-                "" if p is None else p for p in target_prefix])]
+            prefixes = _texts("target_prefix", ["" if p is None else p for p in target_prefix])
         sample = sampling_topk != 1
         if sample and beam_size != 1:
             raise ValueError(f"beam_size: sampling (sampling_topk != 1) draws one hypothesis: "
@@ -498,7 +502,7 @@ class Model(_Loaded):
 
     @property
     def tokenizer(self) -> Tokenizer:
-        return Tokenizer(self.model_dir)
+        return Tokenizer._of(self._get())
 
     def weight_names(self) -> list[str]:
         """The parameter names, as model.safetensors holds them."""

@@ -24,10 +24,13 @@ std::vector<int32_t> encoder_ids(const nn::EncoderOnly& model, const data::Token
 namespace {
 
 // Encodes every text in length-sorted batches; calls take(i, hidden [T_i, D]) for each text.
+// Returns the ids each text was read as.
 template <typename Take>
-void encode_all(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
-                const std::vector<std::string>& texts, const EmbedOptions& o,
-                const std::string& input_name, Take&& take) {
+std::vector<std::vector<int32_t>> encode_all(const nn::EncoderOnly& model,
+                                             const data::Tokenizer& tokenizer,
+                                             const std::vector<std::string>& texts,
+                                             const EmbedOptions& o, const std::string& input_name,
+                                             Take&& take) {
   ATTEND_CHECK(o.batch_tokens >= 1, "embed: batch_tokens must be >= 1, got {}", o.batch_tokens);
   std::vector<data::Example> examples;
   examples.reserve(texts.size());
@@ -47,6 +50,10 @@ void encode_all(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
       take(i, hidden.slice(0, r, r + 1).reshape({hidden.size(1), hidden.size(2)}).slice(0, 0, T));
     }
   }
+  std::vector<std::vector<int32_t>> ids;
+  ids.reserve(examples.size());
+  for (data::Example& e : examples) ids.push_back(std::move(e.tgt));
+  return ids;
 }
 
 }  // namespace
@@ -76,12 +83,14 @@ Tensor embed(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
   return Tensor::from_vector(out, {static_cast<int64_t>(texts.size()), D});
 }
 
-std::vector<Tensor> hidden_states(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
+std::vector<Hidden> hidden_states(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
                                   const std::vector<std::string>& texts, const EmbedOptions& o,
                                   const std::string& input_name) {
-  std::vector<Tensor> out(texts.size());
-  encode_all(model, tokenizer, texts, o, input_name,
-             [&](size_t i, const Tensor& h) { out[i] = h.contiguous(); });
+  std::vector<Hidden> out(texts.size());
+  std::vector<std::vector<int32_t>> ids =
+      encode_all(model, tokenizer, texts, o, input_name,
+                 [&](size_t i, const Tensor& h) { out[i].states = h.contiguous(); });
+  for (size_t i = 0; i < out.size(); ++i) out[i].ids = std::move(ids[i]);
   return out;
 }
 

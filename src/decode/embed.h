@@ -37,8 +37,14 @@ Tensor embed(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
              const std::vector<std::string>& texts, const EmbedOptions& options,
              const std::string& input_name = "text");
 
-/// The last hidden states of each text: f32 [ids, d_model] per text (ids as encoder_ids).
-std::vector<Tensor> hidden_states(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
+/// What an encoder-only model made of one text: the ids it read (encoder_ids) and its last
+/// hidden states, f32 [ids, d_model].
+struct Hidden {
+  std::vector<int32_t> ids;
+  Tensor states;
+};
+/// The ids and last hidden states of each text.
+std::vector<Hidden> hidden_states(const nn::EncoderOnly& model, const data::Tokenizer& tokenizer,
                                   const std::vector<std::string>& texts,
                                   const EmbedOptions& options,
                                   const std::string& input_name = "text");

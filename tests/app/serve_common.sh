@@ -22,6 +22,10 @@ train_numbers() {
 
 # Starts `attend serve ARGS...` in the background on a free port; sets server_pid and port.
 start() {
+  # The files exist before the server starts: the redirections below happen in the background
+  # child, and a sed that ran first would fail on a missing file (and end the script, set -e).
+  : > "$dir/serve.out"
+  : > "$dir/serve.log"
   "$ATTEND" serve --port 0 "$@" > "$dir/serve.out" 2> "$dir/serve.log" &
   server_pid=$!
   for _ in $(seq 1 200); do

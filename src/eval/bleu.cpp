@@ -7,7 +7,7 @@
 #include <map>
 
 #include "core/error.h"
-#include "eval/text.h"
+#include "core/unicode.h"
 
 namespace attend::eval {
 namespace {
@@ -79,23 +79,6 @@ std::string join_words(const std::string& spaced) {
   for (const auto& w : split(spaced)) out += (out.empty() ? "" : " ") + w;
   return out;
 }
-
-struct CodePointRange {
-  char32_t first, last;
-};
-#include "eval/unicode_categories.inc"
-
-template <size_t N>
-bool in(const CodePointRange (&table)[N], char32_t c) {
-  const auto* it = std::upper_bound(table, table + N, c, [](char32_t v, const CodePointRange& r) {
-    return v < r.first;
-  });
-  return it != table && c <= (it - 1)->last;
-}
-
-bool is_punctuation(char32_t c) { return in(kPunctuation, c); }
-bool is_number(char32_t c) { return in(kNumber, c); }
-bool is_symbol(char32_t c) { return in(kSymbol, c); }
 
 }  // namespace
 

@@ -6,7 +6,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "eval/text.h"
+#include "core/unicode.h"
 
 namespace attend::eval {
 namespace {

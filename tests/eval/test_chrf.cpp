@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "eval/bleu.h"
 #include "eval/chrf.h"
-#include "eval/text.h"
+#include "core/unicode.h"
 
 namespace attend {
 namespace {
@@ -123,15 +123,15 @@ TEST(SacreBleu, NgramStatistics) {
 }
 
 TEST(Text, LowercaseBeyondAscii) {
-  EXPECT_EQ(eval::lowercase("ÄÖÜ Straße ẞ"), "äöü straße ß");
-  EXPECT_EQ(eval::lowercase("ÉCOLE Łódź ŸVES"), "école łódź ÿves");
-  EXPECT_EQ(eval::lowercase("ΑΘΗΝΑ Ώρα МОСКВА Ёж"), "αθηνα ώρα москва ёж");
-  EXPECT_EQ(eval::lowercase("İ"), "i\u0307");  // as Python's str.lower()
-  EXPECT_EQ(eval::lowercase("× ÷ 123"), "× ÷ 123");
+  EXPECT_EQ(lowercase("ÄÖÜ Straße ẞ"), "äöü straße ß");
+  EXPECT_EQ(lowercase("ÉCOLE Łódź ŸVES"), "école łódź ÿves");
+  EXPECT_EQ(lowercase("ΑΘΗΝΑ Ώρα МОСКВА Ёж"), "αθηνα ώρα москва ёж");
+  EXPECT_EQ(lowercase("İ"), "i\u0307");  // as Python's str.lower()
+  EXPECT_EQ(lowercase("× ÷ 123"), "× ÷ 123");
   EXPECT_NEAR(eval::corpus_bleu({"ÜBER DEN FLUSS UND ÜBER DIE BRÜCKE"}, {{"über den fluss und über die brücke"}}, {"13a", true}).score, 100.0, 1e-9);
-  EXPECT_EQ(eval::utf8_decode("a\xff" "b"), (std::u32string{U'a', 0xFFFD, U'b'}));
-  EXPECT_TRUE(eval::is_space(0xA0));
-  EXPECT_FALSE(eval::is_space(U'x'));
+  EXPECT_EQ(utf8_decode("a\xff" "b"), (std::u32string{U'a', 0xFFFD, U'b'}));
+  EXPECT_TRUE(is_space(0xA0));
+  EXPECT_FALSE(is_space(U'x'));
 }
 
 }  // namespace

@@ -114,6 +114,12 @@ Variable gelu(const Variable& x) {
   });
 }
 
+Variable gelu_tanh(const Variable& x) {
+  return record(ops::gelu_tanh(x.value()), {&x}, [x](const Tensor& dy, const Tensor&) {
+    accumulate_grad(x, ops::gelu_tanh_backward(x.value(), dy));
+  });
+}
+
 Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t stream) {
   if (p == 0.0) return x;
   return record(ops::dropout(x.value(), p, seed, stream), {&x},

@@ -199,23 +199,33 @@ Tensor relu_backward(const Tensor& x_in, const Tensor& dy_in) {
 }
 
 Tensor gelu(const Tensor& x) { return unary("gelu", x, cpu::gelu, ref::gelu<double>); }
+Tensor gelu_tanh(const Tensor& x) {
+  return unary("gelu_tanh", x, cpu::gelu_tanh, ref::gelu_tanh<double>);
+}
 
-Tensor gelu_backward(const Tensor& x_in, const Tensor& dy_in) {
-  constexpr std::string_view op = "gelu_backward";
+namespace {
+// The backward of a unary op with CPU kernels only: dx from the saved input and dy.
+template <typename F32, typename F64>
+Tensor unary_backward(std::string_view op, const Tensor& x_in, const Tensor& dy_in, F32 f32,
+                      F64 f64) {
   // Named references, not a structured binding: clang 14 cannot capture one in a lambda.
   const BackwardOperands operands = backward_operands(op, x_in, dy_in);
   const Tensor &x = operands.saved, &dy = operands.dy, &dx = operands.dx;
-  dispatch(
-      op, x,
-      {.cpu_f32 =
-           [&] {
-             cpu::gelu_backward(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel());
-           },
-       .cpu_f64 =
-           [&] {
-             ref::gelu_backward(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel());
-           }});
+  dispatch(op, x,
+           {.cpu_f32 = [&] { f32(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel()); },
+            .cpu_f64 = [&] {
+              f64(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel());
+            }});
   return dx;
+}
+}  // namespace
+
+Tensor gelu_backward(const Tensor& x, const Tensor& dy) {
+  return unary_backward("gelu_backward", x, dy, cpu::gelu_backward, ref::gelu_backward<double>);
+}
+Tensor gelu_tanh_backward(const Tensor& x, const Tensor& dy) {
+  return unary_backward("gelu_tanh_backward", x, dy, cpu::gelu_tanh_backward,
+                        ref::gelu_tanh_backward<double>);
 }
 
 Tensor dropout(const Tensor& x_in, double p, uint64_t seed, uint64_t stream) {

@@ -72,6 +72,9 @@ Tensor relu_backward(const Tensor& x, const Tensor& dy);
 /// Exact (erf) GELU, as PyTorch's default.
 Tensor gelu(const Tensor& x);
 Tensor gelu_backward(const Tensor& x, const Tensor& dy);
+/// GELU's tanh approximation (GPT-2's "gelu_new", PyTorch's gelu(approximate="tanh")).
+Tensor gelu_tanh(const Tensor& x);
+Tensor gelu_tanh_backward(const Tensor& x, const Tensor& dy);
 
 /// Inverted dropout with keep-mask from Philox(seed, stream, element index); p in [0, 1).
 Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t stream);

@@ -50,6 +50,7 @@ TEST(Gradcheck, Elementwise) {
   expect_gradcheck([](const V& x) { return ag::bias_add(x[0], x[1]); }, {a, randn({4}, 13)});
   expect_gradcheck([](const V& x) { return ag::relu(x[0]); }, {a});
   expect_gradcheck([](const V& x) { return ag::gelu(x[0]); }, {a});
+  expect_gradcheck([](const V& x) { return ag::gelu_tanh(x[0]); }, {a});
   expect_gradcheck([](const V& x) { return ag::dropout(x[0], 0.4, 3, 8); }, {a});
 }
 

@@ -109,6 +109,10 @@ const std::vector<OpCase>& cases() {
     v.push_back({"gelu", 1e-5, [a, dy](const On& on) {
                    return Outputs{ops::gelu(on.in(a)), ops::gelu_backward(on.in(a), on.in(dy))};
                  }});
+    v.push_back({"gelu_tanh", 1e-5, [a, dy](const On& on) {
+                   return Outputs{ops::gelu_tanh(on.in(a)),
+                                  ops::gelu_tanh_backward(on.in(a), on.in(dy))};
+                 }});
     v.push_back({"dropout", 1e-5, [a, dy](const On& on) {
                    return Outputs{ops::dropout(on.in(a), 0.25, 5, 9),
                                   ops::dropout_backward(on.in(dy), 0.25, 5, 9)};

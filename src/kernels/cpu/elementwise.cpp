@@ -99,6 +99,21 @@ void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
     }
   });
 }
+void gelu_tanh(const float* x, float* y, int64_t n) {
+  parallel_for(n, kGrain / 8, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i)
+      y[i] = 0.5f * x[i] * (1.f + std::tanh(0.7978845608f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+  });
+}
+void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  parallel_for(n, kGrain / 8, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      const float t = std::tanh(0.7978845608f * (x[i] + 0.044715f * x[i] * x[i] * x[i]));
+      dx[i] = dy[i] * (0.5f * (1.f + t) +
+                       0.5f * x[i] * (1.f - t * t) * 0.7978845608f * (1.f + 0.134145f * x[i] * x[i]));
+    }
+  });
+}
 namespace {
 
 // Philox4x32-10 for 16 consecutive counters at once, written lane-wise so the compiler

@@ -100,6 +100,23 @@ void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) {
   }
 }
 
+// GELU's tanh form (GPT-2's "gelu_new"): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+template <typename T>
+void gelu_tanh(const T* x, T* y, int64_t n) {
+  const T c = T(0.7978845608028654), a = T(0.044715);
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = T(0.5) * x[i] * (T(1) + std::tanh(c * (x[i] + a * x[i] * x[i] * x[i])));
+}
+template <typename T>
+void gelu_tanh_backward(const T* x, const T* dy, T* dx, int64_t n) {
+  const T c = T(0.7978845608028654), a = T(0.044715);
+  for (int64_t i = 0; i < n; ++i) {
+    const T t = std::tanh(c * (x[i] + a * x[i] * x[i] * x[i]));
+    dx[i] = dy[i] * (T(0.5) * (T(1) + t) +
+                     T(0.5) * x[i] * (T(1) - t * t) * c * (T(1) + T(3) * a * x[i] * x[i]));
+  }
+}
+
 template <typename T>
 void dropout(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t stream) {
   const T scale = T(1) / (T(1) - static_cast<T>(p));
@@ -128,6 +145,8 @@ void dropout(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t stre
   template void relu_backward<T>(const T*, const T*, T*, int64_t);     \
   template void gelu<T>(const T*, T*, int64_t);                        \
   template void gelu_backward<T>(const T*, const T*, T*, int64_t);     \
+  template void gelu_tanh<T>(const T*, T*, int64_t);                   \
+  template void gelu_tanh_backward<T>(const T*, const T*, T*, int64_t); \
   template void dropout<T>(const T*, T*, int64_t, double, uint64_t, uint64_t);
 
 ATTEND_REF_INSTANTIATE(float)

@@ -22,6 +22,7 @@ void add_fill_mask(CLI::App& root, int& exit_code);
 void add_embed(CLI::App& root, int& exit_code);
 void add_average(CLI::App& root, int& exit_code);
 void add_quantize(CLI::App& root, int& exit_code);
+void add_convert(CLI::App& root, int& exit_code);
 void add_score(CLI::App& root, int& exit_code);
 void add_demo(CLI::App& root, int& exit_code);
 void add_info(CLI::App& root, int& exit_code);

@@ -106,6 +106,7 @@ struct EvalArgs {
 
 int eval_masked(const EvalArgs& a, const std::string& text) {
   const models::LoadedMaskedModel m = models::load_masked_model_dir(a.model_dir);
+  models::require_token_head(m, "eval-lm");
   const decode::MaskedScore s =
       decode::score_masked(*m.model, m.tokenizer, text, a.seed, a.max_tokens);
   ATTEND_CHECK(s.masked > 0, "{}: too little text to mask a token", a.input);
@@ -165,6 +166,7 @@ struct FillArgs {
 int fill_mask_command(const FillArgs& a) {
   apply_threads(a.threads);
   const models::LoadedMaskedModel m = models::load_masked_model_dir(a.model_dir);
+  models::require_token_head(m, "fill-mask");
   for (const auto& f : decode::fill_mask(*m.model, m.tokenizer, a.text, a.top_k))
     std::printf("%.4f\t%s\t%s\n", f.probability, f.piece.c_str(), f.text.c_str());
   return 0;

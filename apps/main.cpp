@@ -91,6 +91,7 @@ int run(int argc, char** argv) {
   attend::apps::add_vocab(app, exit_code);
   attend::apps::add_average(app, exit_code);
   attend::apps::add_quantize(app, exit_code);
+  attend::apps::add_convert(app, exit_code);
   attend::apps::add_score(app, exit_code);
   attend::apps::add_demo(app, exit_code);
   attend::apps::add_info(app, exit_code);

@@ -349,6 +349,7 @@ class Encoder {
   // The top_k fillers of the one mask in `text`: (id, piece, probability, filled text).
   std::vector<std::tuple<int32_t, std::string, double, std::string>> fill_mask(
       const nb::bytes& text, int64_t top_k) const {
+    models::require_token_head(m_, "fill_mask");
     const std::string in(text.c_str(), text.size());
     const auto found =
         without_gil([&] { return decode::fill_mask(*m_.model, m_.tokenizer, in, top_k); });

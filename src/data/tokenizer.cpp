@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/utf8.h"
+#include "data/wordpiece.h"
 #include "io/file.h"
 
 namespace attend::data {
@@ -53,7 +54,16 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
+Tokenizer Tokenizer::from_wordpiece(WordPiece wordpiece) {
+  Tokenizer t;
+  t.bytes_ = wordpiece.serialize();
+  t.wp_ = std::make_unique<WordPiece>(std::move(wordpiece));
+  return t;
+}
+
 Tokenizer Tokenizer::from_bytes(const std::string& serialized, const std::string& name) {
+  if (WordPiece::is_serialized(serialized))
+    return from_wordpiece(WordPiece::parse(serialized, name));
   Tokenizer t;
   if (serialized.rfind(kCharHeader, 0) == 0) {
     const std::string_view body = std::string_view(serialized).substr(kCharHeader.size());
@@ -130,6 +140,11 @@ Tokenizer Tokenizer::train_chars(const std::string& text) {
 }
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
+  if (wp_) {
+    ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8 in '{}'",
+                 repair_utf8(text.substr(0, 80)));
+    return wp_->encode(text);
+  }
   if (is_char()) {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8 in '{}'",
                  repair_utf8(text.substr(0, 80)));
@@ -147,6 +162,10 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
 }
 
 std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
+  if (wp_) {
+    ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8");
+    return wp_->pieces(text);
+  }
   if (is_char()) {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8");
     return split_chars(text);
@@ -160,6 +179,7 @@ std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
 std::string Tokenizer::piece(int32_t id) const {
   ATTEND_CHECK(id >= 0 && id < vocab_size(), "tokenizer: id {} outside the vocabulary of {}", id,
                vocab_size());
+  if (wp_) return wp_->piece(id);
   if (is_char()) {
     static const char* const kSpecial[] = {"<pad>", "<unk>", "<s>", "</s>"};
     return id > kEosId ? chars_[static_cast<size_t>(id - 4)] : kSpecial[id];
@@ -168,6 +188,7 @@ std::string Tokenizer::piece(int32_t id) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  if (wp_) return wp_->decode(ids);
   if (is_char()) {
     std::string out;
     for (int32_t id : ids) {
@@ -186,13 +207,23 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 }
 
 int64_t Tokenizer::vocab_size() const {
+  if (wp_) return wp_->vocab_size();
   return is_char() ? static_cast<int64_t>(chars_.size()) + 4 : sp_->GetPieceSize();
 }
-int32_t Tokenizer::pad_id() const { return is_char() ? kPadId : sp_->pad_id(); }
-int32_t Tokenizer::unk_id() const { return is_char() ? kUnkId : sp_->unk_id(); }
-int32_t Tokenizer::bos_id() const { return is_char() ? kBosId : sp_->bos_id(); }
-int32_t Tokenizer::eos_id() const { return is_char() ? kEosId : sp_->eos_id(); }
+int32_t Tokenizer::pad_id() const {
+  return wp_ ? wp_->pad_id() : is_char() ? kPadId : sp_->pad_id();
+}
+int32_t Tokenizer::unk_id() const {
+  return wp_ ? wp_->unk_id() : is_char() ? kUnkId : sp_->unk_id();
+}
+int32_t Tokenizer::bos_id() const {
+  return wp_ ? wp_->cls_id() : is_char() ? kBosId : sp_->bos_id();
+}
+int32_t Tokenizer::eos_id() const {
+  return wp_ ? wp_->sep_id() : is_char() ? kEosId : sp_->eos_id();
+}
 int32_t Tokenizer::mask_id() const {
+  if (wp_) return wp_->mask_id();
   if (is_char()) return -1;
   const int id = sp_->PieceToId(kMaskPiece);
   return id == sp_->unk_id() ? -1 : id;

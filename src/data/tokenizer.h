@@ -1,9 +1,11 @@
-// Tokenization: SentencePiece subwords, or single characters (language models over raw text).
+// Tokenization: SentencePiece subwords, single characters (language models over raw text), or
+// WordPiece (BERT's vocabularies, imported with their models: data/wordpiece.h).
 // attend's models reserve ids pad 0, unk 1, bos 2, eos 3; `train` makes a joint BPE or unigram
 // model on sentences already in memory (so gzipped corpora work), `train_chars` a character
 // vocabulary (every code point of the text, newline included, one id each, in code-point
 // order). Either serialises to the bytes of tokenizer.model, which travel in every checkpoint: a
-// character vocabulary is the line "attend-char-vocab 1" followed by its characters in id order.
+// character vocabulary is the line "attend-char-vocab 1" followed by its characters in id order; a WordPiece
+// vocabulary is serialised as wordpiece.h says.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,6 +18,8 @@ class SentencePieceProcessor;
 }
 
 namespace attend::data {
+
+class WordPiece;
 
 constexpr int32_t kPadId = 0, kUnkId = 1, kBosId = 2, kEosId = 3;
 
@@ -42,12 +46,16 @@ class Tokenizer {
   /// Loads a .model file; errors name the path.
   static Tokenizer load(const std::string& path);
   static Tokenizer from_bytes(const std::string& serialized, const std::string& name_for_errors);
+  /// A WordPiece vocabulary (BERT's tokenizer, data/wordpiece.h): bos is [CLS], eos [SEP].
+  static Tokenizer from_wordpiece(WordPiece wordpiece);
   /// Trains a joint model on `sentences` (both languages together).
   static Tokenizer train(const std::vector<std::string>& sentences, const TokenizerOptions& o);
   /// A character vocabulary of `text` (valid UTF-8): ids 4.. are its distinct code points.
   static Tokenizer train_chars(const std::string& text);
   /// True for a character vocabulary (text is a stream of characters, newlines included).
   bool is_char() const { return !chars_.empty(); }
+  /// The WordPiece vocabulary, or null for the other kinds.
+  const WordPiece* wordpiece() const { return wp_.get(); }
 
   std::vector<int32_t> encode(const std::string& text) const;
   /// Text of the ids; pad, bos and eos are dropped, unk decodes as SentencePiece shows it.
@@ -70,6 +78,7 @@ class Tokenizer {
 
  private:
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::unique_ptr<WordPiece> wp_;
   std::string bytes_;
   std::vector<std::string> chars_;  // character vocabulary: id 4 + i is chars_[i] (UTF-8)
   std::unordered_map<std::string, int32_t> char_ids_;

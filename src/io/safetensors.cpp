@@ -79,7 +79,8 @@ void save_safetensors(const std::string& path,
   write_file_atomic(path, safetensors_bytes(tensors, std::move(metadata)));
 }
 
-SafeTensors parse_safetensors(const std::string& bytes, const std::string& file) {
+SafeTensors parse_safetensors(const std::string& bytes, const std::string& file,
+                              const TensorFilter& keep) {
   SafeTensors st;
   st.file = file;
   ATTEND_CHECK(bytes.size() >= 8, "{}: not a safetensors file ({} bytes, shorter than the "
@@ -125,6 +126,7 @@ SafeTensors parse_safetensors(const std::string& bytes, const std::string& file)
   }
   std::sort(order.begin(), order.end());
   for (const auto& [begin_unused, name] : order) {
+    if (keep && !keep(name)) continue;
     const auto& e = header[name];
     DType dt;
     ATTEND_CHECK(e["dtype"].is_string() && parse_dtype(e["dtype"].get<std::string>(), &dt),
@@ -148,8 +150,8 @@ SafeTensors parse_safetensors(const std::string& bytes, const std::string& file)
   return st;
 }
 
-SafeTensors load_safetensors(const std::string& path) {
-  return parse_safetensors(read_file(path), path);
+SafeTensors load_safetensors(const std::string& path, const TensorFilter& keep) {
+  return parse_safetensors(read_file(path), path, keep);
 }
 
 }  // namespace attend::io

@@ -3,6 +3,7 @@
 // attend writes a CRC-32 of the data section into the metadata ("attend.crc32") and checks it
 // on reading when present; every malformed field is an error naming the file and the field.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -28,8 +29,12 @@ std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>&
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, Tensor>>& tensors,
                       std::map<std::string, std::string> metadata = {});
+/// Which tensors of a file to read (by name); the others are skipped unread, whatever their
+/// dtype (e.g. the I64 position-id buffers of HuggingFace checkpoints). Empty: all.
+using TensorFilter = std::function<bool(const std::string& name)>;
 /// Parses a file; tensors are allocated on the heap.
-SafeTensors load_safetensors(const std::string& path);
-SafeTensors parse_safetensors(const std::string& bytes, const std::string& name_for_errors);
+SafeTensors load_safetensors(const std::string& path, const TensorFilter& keep = {});
+SafeTensors parse_safetensors(const std::string& bytes, const std::string& name_for_errors,
+                              const TensorFilter& keep = {});
 
 }  // namespace attend::io

@@ -14,17 +14,29 @@ std::vector<io::KeySpec> model_keys() {
       {"model.encoder_layers", KeyType::kInt, "", "encoder layers"},
       {"model.decoder_layers", KeyType::kInt, "", "decoder layers"},
       {"model.dropout", KeyType::kFloat, "", "residual and embedding dropout probability"},
-      {"model.activation", KeyType::kString, "", "feed-forward activation: relu (paper) or gelu"},
+      {"model.activation", KeyType::kString, "", "feed-forward activation: relu (paper), gelu (exact, erf) or gelu_tanh (its tanh approximation: GPT-2)"},
       {"model.norm", KeyType::kString, "", "post (paper: LN after the residual add) or pre"},
       {"model.positions", KeyType::kString, "", "sinusoidal (paper) or learned"},
       {"model.max_positions", KeyType::kInt, "", "longest sequence for learned positions"},
       {"model.share_embeddings", KeyType::kBool, "", "one table for source, target and output (joint vocabulary)"},
       {"model.source_eos", KeyType::kBool, "", "end each source sentence with the end-of-sentence token (default false)"},
+      {"model.scale_embeddings", KeyType::kBool, "", "multiply token embeddings by sqrt(d_model) (the paper; default true; false for BERT)"},
+      {"model.embed_norm", KeyType::kBool, "", "layer norm over the summed token and position embeddings (BERT; default false)"},
+      {"model.norm_eps", KeyType::kFloat, "", "epsilon of every layer norm (default 1e-5; BERT 1e-12)"},
       {"model.qkv_init_gain", KeyType::kFloat, "", "Xavier gain of the attention q/k/v projections at initialisation (default 1)"},
       {"model.attention", KeyType::kString, "", "encoder self-attention: full or local"},
       {"model.window", KeyType::kInt, "", "local attention: keys visible on each side"},
       {"model.global_tokens", KeyType::kInt, "", "local attention: leading positions that see and are seen by all"},
   };
+}
+
+io::Config model_keys_of(const nlohmann::json& all, const std::string& file) {
+  nlohmann::json model = nlohmann::json::object();
+  for (const auto& [key, value] : all.items())
+    if (key.rfind("model.", 0) == 0) model[key] = value;
+  io::Config c(model_keys());
+  c.load_json(model.dump(), file);
+  return c;
 }
 
 nn::TransformerConfig model_config(const io::Config& c, int64_t vocab,
@@ -44,6 +56,9 @@ nn::TransformerConfig model_config(const io::Config& c, int64_t vocab,
   i("model.max_positions", m.max_positions);
   if (c.is_set("model.share_embeddings")) m.share_embeddings = c.get_bool("model.share_embeddings");
   if (c.is_set("model.source_eos")) m.source_eos = c.get_bool("model.source_eos");
+  if (c.is_set("model.scale_embeddings")) m.scale_embeddings = c.get_bool("model.scale_embeddings");
+  if (c.is_set("model.embed_norm")) m.embed_norm = c.get_bool("model.embed_norm");
+  if (c.is_set("model.norm_eps")) m.norm_eps = c.get_float("model.norm_eps");
   if (c.is_set("model.qkv_init_gain")) m.qkv_init_gain = c.get_float("model.qkv_init_gain");
   if (c.is_set("model.attention"))
     m.attention.kind = nn::parse_attention_kind(c.get_string("model.attention"));

@@ -124,13 +124,7 @@ namespace {
 // The model.* keys of a model directory's config.json.
 io::Config read_model_keys(const std::string& dir) {
   const std::string file = path(dir, "config.json");
-  const nlohmann::json all = io::read_json_object(file);
-  nlohmann::json model = nlohmann::json::object();
-  for (const auto& [key, value] : all.items())
-    if (key.rfind("model.", 0) == 0) model[key] = value;
-  io::Config c(model_keys());
-  c.load_json(model.dump(), file);
-  return c;
+  return model_keys_of(io::read_json_object(file), file);
 }
 
 // The directory a model path names (resolve_model_dir without the verification).
@@ -231,8 +225,21 @@ LoadedLanguageModel load_language_model_dir(const std::string& p) {
 }
 
 LoadedMaskedModel load_masked_model_dir(const std::string& p) {
-  return load_family<LoadedMaskedModel, nn::EncoderOnly>(p, nn::Arch::kEncoderOnly,
-                                                         "fill-mask and eval-lm");
+  LoadedMaskedModel m = load_family<LoadedMaskedModel, nn::EncoderOnly>(
+      p, nn::Arch::kEncoderOnly, "fill-mask, eval-lm and embed");
+  const nlohmann::json config = io::read_json_object(path(m.dir, "config.json"));
+  if (config.contains("converted_from") && config["converted_from"].is_object()) {
+    const nlohmann::json& c = config["converted_from"];
+    m.mlm_head = !c.contains("mlm_head") || c["mlm_head"] != false;
+  }
+  return m;
+}
+
+void require_token_head(const LoadedMaskedModel& m, const std::string& command) {
+  ATTEND_CHECK(m.mlm_head,
+               "{}: {} was converted without a masked-LM head (its config.json says "
+               "\"mlm_head\": false), so it cannot predict tokens; attend embed takes it",
+               command, m.dir);
 }
 
 }  // namespace attend::models

@@ -84,9 +84,16 @@ struct LoadedMaskedModel {
   std::unique_ptr<nn::EncoderOnly> model;  // eval mode
   data::Tokenizer tokenizer;
   std::string dir;
+  /// False for an encoder imported without its masked-LM head (config.json's
+  /// "converted_from": {"mlm_head": false}): its hidden states are right, its token
+  /// predictions are not (see require_token_head).
+  bool mlm_head = true;
 };
 
 /// A trained encoder-only (masked-LM) model, loaded the same way.
 LoadedMaskedModel load_masked_model_dir(const std::string& path);
+/// Throws, naming `command` and the commands that take the model, when `m` has no masked-LM
+/// head: what predicts tokens (fill-mask, eval-lm) calls this first.
+void require_token_head(const LoadedMaskedModel& m, const std::string& command);
 
 }  // namespace attend::models

@@ -19,7 +19,8 @@ CrossAttentionProbe* CrossAttentionProbe::active() { return tls_probe; }
 Activation parse_activation(const std::string& name) {
   if (name == "relu") return Activation::kRelu;
   if (name == "gelu") return Activation::kGelu;
-  ATTEND_FAIL("model.activation: expected relu or gelu, got '{}'", name);
+  if (name == "gelu_tanh") return Activation::kGeluTanh;
+  ATTEND_FAIL("model.activation: expected relu, gelu or gelu_tanh, got '{}'", name);
 }
 
 Norm parse_norm(const std::string& name) {
@@ -70,18 +71,23 @@ uint64_t dropout_site(uint64_t stream, uint64_t layer, uint64_t where) {
   return mix_stream(stream, layer * 16 + where);
 }
 
-FeedForward::FeedForward(int64_t dim, int64_t ffn, Activation activation, uint64_t seed,
+FeedForward::FeedForward(int64_t dim, int64_t ffn, Activation activation_, uint64_t seed,
                          const std::string& path)
     : fc1(dim, ffn, true, seed, path + ".fc1"),
       fc2(ffn, dim, true, seed, path + ".fc2"),
-      gelu(activation == Activation::kGelu) {
+      activation(activation_) {
   register_module("fc1", fc1);
   register_module("fc2", fc2);
 }
 
 ag::Variable FeedForward::forward(const ag::Variable& x) const {
   const ag::Variable h = fc1.forward(x);  // [.., F]
-  return fc2.forward(gelu ? ag::gelu(h) : ag::relu(h));
+  switch (activation) {
+    case Activation::kRelu: return fc2.forward(ag::relu(h));
+    case Activation::kGelu: return fc2.forward(ag::gelu(h));
+    case Activation::kGeluTanh: return fc2.forward(ag::gelu_tanh(h));
+  }
+  ATTEND_FAIL("feed-forward: unknown activation");
 }
 
 TransformerLayer::TransformerLayer(const TransformerConfig& c, bool cross_attention,
@@ -89,9 +95,9 @@ TransformerLayer::TransformerLayer(const TransformerConfig& c, bool cross_attent
                                    const std::string& path)
     : self_attn(c.d_model, c.heads, seed, path + ".self_attn", DType::kF32, self_attention,
                 c.qkv_init_gain),
-      self_attn_layer_norm(c.d_model),
+      self_attn_layer_norm(c.d_model, c.norm_eps),
       ffn(c.d_model, c.ffn, c.activation, seed, path),
-      final_layer_norm(c.d_model),
+      final_layer_norm(c.d_model, c.norm_eps),
       pre_norm(c.norm == Norm::kPre) {
   register_module("self_attn", self_attn);
   register_module("self_attn_layer_norm", self_attn_layer_norm);
@@ -189,6 +195,7 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
       heads_(c.heads),
       max_positions_(c.max_positions),
       learned_positions_(c.positions == Positions::kLearned),
+      scale_embeddings_(c.scale_embeddings),
       shared_(shared),
       sinusoid_(std::move(sinusoid)) {
   if (!shared_) {
@@ -202,6 +209,10 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
   } else {
     ATTEND_CHECK(sinusoid_.defined(), "{}: sinusoidal positions need the model's table", name);
   }
+  if (c.embed_norm) {
+    embed_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps);
+    register_module("embed_layer_norm", *embed_norm_);
+  }
   for (int64_t i = 0; i < o.layers; ++i) {
     const std::string layer = "layers." + std::to_string(i);
     layers_.push_back(std::make_unique<TransformerLayer>(c, o.cross_attention, o.attention, seed,
@@ -209,7 +220,7 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
     register_module(layer, *layers_.back());
   }
   if (c.norm == Norm::kPre) {
-    final_norm_ = std::make_unique<LayerNorm>(c.d_model);
+    final_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps);
     register_module("layer_norm", *final_norm_);
   }
 }
@@ -233,8 +244,11 @@ ag::Variable Stack::embed(const Tensor& ids, const Tensor& positions, int64_t sp
   const ag::Variable pos = learned_positions_
                                ? positions_->forward(positions)
                                : ag::embedding(positions, compute(sinusoid_table(span)));
-  const ag::Variable x =
-      ag::add(ag::affine(tokens().forward(ids), std::sqrt(static_cast<double>(d_model_))), pos);
+  const ag::Variable tokens_x = tokens().forward(ids);
+  ag::Variable x = ag::add(
+      scale_embeddings_ ? ag::affine(tokens_x, std::sqrt(static_cast<double>(d_model_))) : tokens_x,
+      pos);
+  if (embed_norm_) x = embed_norm_->forward(x);
   return ag::dropout(x, p, kDropoutSeed, stream);
 }
 

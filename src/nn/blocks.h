@@ -14,7 +14,7 @@
 
 namespace attend::nn {
 
-enum class Activation { kRelu, kGelu };
+enum class Activation { kRelu, kGelu, kGeluTanh };  // gelu: exact (erf); gelu_tanh: GPT-2's
 enum class Norm { kPost, kPre };  // post: LN(x + sublayer(x)) (the paper); pre: x + sublayer(LN(x))
 enum class Positions { kSinusoidal, kLearned };
 /// The model families: the paper's encoder-decoder; decoder-only (GPT-style causal language
@@ -42,7 +42,7 @@ class FeedForward : public Module {
               const std::string& path);
   ag::Variable forward(const ag::Variable& x) const;  // fc2(act(fc1(x)))
   Linear fc1, fc2;
-  bool gelu;
+  Activation activation;
 };
 
 /// The incremental state of one layer: its self-attention and (when it has one) its
@@ -196,8 +196,9 @@ class Stack : public Module {
  private:
   /// Positions 0..T-1 of every row, i32 [B, T]; T past a learned table is an error.
   Tensor positions(const Tensor& ids) const;
-  /// sqrt(D) E[ids] + P[positions] then dropout; positions i32 like ids, every position
-  /// below `span`.
+  /// sqrt(D) E[ids] + P[positions] (E[ids] unscaled without model.scale_embeddings; then layer
+  /// norm with model.embed_norm), then dropout; positions i32 like ids, every position below
+  /// `span`.
   ag::Variable embed(const Tensor& ids, const Tensor& positions, int64_t span, double dropout,
                      uint64_t stream) const;
   /// The layers (and final norm) over embedded x.
@@ -210,11 +211,12 @@ class Stack : public Module {
 
   Options o_;
   int64_t d_model_, heads_, max_positions_;
-  bool learned_positions_;
+  bool learned_positions_, scale_embeddings_;
   const Embedding* shared_;
   std::unique_ptr<Embedding> own_tokens_, positions_;
   ag::Variable sinusoid_;
   std::vector<std::unique_ptr<TransformerLayer>> layers_;
+  std::unique_ptr<LayerNorm> embed_norm_;  // model.embed_norm only
   std::unique_ptr<LayerNorm> final_norm_;  // pre-norm only
 };
 

@@ -53,6 +53,8 @@ void TransformerConfig::validate() const {
   ATTEND_CHECK(dropout >= 0 && dropout < 1, "model.dropout: expected [0, 1), got {}", dropout);
   ATTEND_CHECK(qkv_init_gain > 0 && std::isfinite(qkv_init_gain),
                "model.qkv_init_gain: expected a finite value > 0, got {}", qkv_init_gain);
+  ATTEND_CHECK(norm_eps > 0 && std::isfinite(norm_eps),
+               "model.norm_eps: expected a finite value > 0, got {}", norm_eps);
   ATTEND_CHECK(max_positions >= 1, "model.max_positions: expected >= 1, got {}", max_positions);
   ATTEND_CHECK(arch != Arch::kEncoderDecoder || !share_embeddings || src_vocab == tgt_vocab,
                "model.share_embeddings needs one joint vocabulary (source {} != target {})",

@@ -29,6 +29,9 @@ struct TransformerConfig {
   int64_t max_positions = 1024;  // learned positions: table size; both: longest sequence
   bool share_embeddings = true;  // one table for source, target and output projection
   bool source_eos = false;       // end every non-empty source with the end-of-sentence id
+  bool scale_embeddings = true;  // token embeddings times sqrt(d_model) (the paper; not BERT)
+  bool embed_norm = false;       // layer norm over the summed embeddings (BERT)
+  double norm_eps = 1e-5;        // epsilon of every layer norm (BERT: 1e-12)
   double qkv_init_gain = 1.0;    // Xavier gain of the q/k/v projections (training init)
   // Special ids of the model's vocabulary (models::model_config sets them from its tokenizer;
   // decoding reads them here, never from constants). pad, unk and bos are never emitted.

@@ -158,7 +158,7 @@ expect "fill-mask: the text must hold exactly one [MASK], it holds 2" \
   "$ATTEND" fill-mask -m "$dir/m" "[MASK] cat [MASK]"
 expect "this is an encoder_only model, but generate and eval-lm take decoder_only models (for this one: attend fill-mask or attend eval-lm)" \
   "$ATTEND" generate -m "$dir/m" --prompt "the"
-expect "this is a decoder_only model, but fill-mask and eval-lm take encoder_only models" \
+expect "this is a decoder_only model, but fill-mask, eval-lm and embed take encoder_only models" \
   "$ATTEND" fill-mask -m "$model" "the [MASK]"
 expect "vocab.type char: masked-LM training (model.arch encoder_only) needs a subword vocabulary" \
   "$ATTEND" train "${mlm[@]}" --vocab.type char --train.out "$dir/mc"

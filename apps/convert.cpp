@@ -1,0 +1,85 @@
+// `attend convert --from hf`: a HuggingFace checkpoint (models::import_hf) written as an ordinary
+// attend model directory (atomically, with checksums), which embed, eval-lm, quantize and serve
+// load like any other.
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "apps/cli.h"
+#include "core/error.h"
+#include "models/config.h"
+#include "models/hf.h"
+#include "nn/transformer.h"
+#include "train/checkpoint.h"
+
+namespace attend::apps {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ConvertArgs {
+  std::string from, input, output;
+};
+
+int convert(const ConvertArgs& a) {
+  ATTEND_CHECK(a.from == "hf", "convert: --from: expected hf, got '{}'", a.from);
+  ATTEND_CHECK(!fs::exists(a.output),
+               "convert: -o {}: already exists (choose a new directory; nothing was written)",
+               a.output);
+  models::HfImport hf = models::import_hf(a.input);
+  const nn::TransformerConfig config = models::model_config(
+      models::model_keys_of(hf.config, a.input + " (converted)"), 0, &hf.tokenizer);
+  nn::EncoderOnly model(config, 1);
+  std::map<std::string, Tensor> weights(hf.weights.begin(), hf.weights.end());
+  int64_t count = 0;
+  for (const auto& [name, p] : model.named_parameters()) {
+    const auto it = weights.find(name);
+    ATTEND_CHECK(it != weights.end(), "convert: {}: nothing in the checkpoint becomes '{}'",
+                 a.input, name);
+    Tensor dst = p.value();
+    ATTEND_CHECK(it->second.shape() == dst.shape(), "convert: {}: '{}' is {} but the model has {}",
+                 a.input, name, it->second.str(), dst.str());
+    dst.copy_from(it->second);
+    count += dst.numel();
+    weights.erase(it);
+  }
+  ATTEND_CHECK(weights.empty(), "convert: {}: '{}' has no place in the model", a.input,
+               weights.empty() ? "" : weights.begin()->first);
+  // Written into OUT.tmp and renamed into place: an interrupted run leaves no OUT.
+  train::save_checkpoint(a.output, model, nullptr, hf.config.dump(2), hf.tokenizer, {});
+  std::printf(
+      "convert: %s (%s, %lld layers, d_model %lld, %.1fM parameters, vocabulary %lld) "
+      "-> %s\n",
+      a.input.c_str(), hf.model_type.c_str(), static_cast<long long>(config.encoder_layers),
+      static_cast<long long>(config.d_model), static_cast<double>(count) / 1e6,
+      static_cast<long long>(hf.tokenizer.vocab_size()), a.output.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_convert(CLI::App& root, int& exit_code) {
+  auto a = std::make_shared<ConvertArgs>();
+  CLI::App* c = root.add_subcommand(
+      "convert", "write a HuggingFace checkpoint (safetensors) as an attend model directory");
+  c->footer(
+      "attend convert --from hf HF_DIR -o MODEL_DIR reads config.json, model.safetensors (or its\n"
+      "shards) and the tokenizer files of a checkpoint saved by transformers, and writes an\n"
+      "attend model directory atomically. Reads model_type bert (BERT and its sentence-embedding\n"
+      "descendants, for attend embed). pytorch_model.bin (a pickle) is never read.");
+  c->add_option("--from", a->from, "the checkpoint's format")
+      ->required()
+      ->check(CLI::IsMember({"hf"}))
+      ->option_text("hf");
+  c->add_option("input", a->input, "the HuggingFace checkpoint directory")
+      ->required()
+      ->option_text("HF_DIR");
+  c->add_option("-o,--output", a->output, "the model directory to write (must not exist)")
+      ->required()
+      ->option_text("MODEL_DIR");
+  c->callback([a, &exit_code] { exit_code = convert(*a); });
+}
+
+}  // namespace attend::apps

@@ -1,0 +1,316 @@
+// HuggingFace checkpoints (see hf.h).
+#include "models/hf.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "data/wordpiece.h"
+#include "io/file.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+
+namespace attend::models {
+namespace fs = std::filesystem;
+namespace {
+
+std::string path(const std::string& dir, const std::string& f) {
+  return (fs::path(dir) / f).string();
+}
+
+// config.json's values, each error naming the file and key.
+struct HfConfig {
+  nlohmann::json j;
+  std::string file;
+
+  bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
+  int64_t integer(const char* key) const {
+    ATTEND_CHECK(has(key) && j[key].is_number_integer() && j[key].get<int64_t>() > 0,
+                 "{}: \"{}\" must be a positive integer, got {}", file, key,
+                 has(key) ? j[key].dump() : "nothing");
+    return j[key].get<int64_t>();
+  }
+  double number(const char* key, double fallback) const {
+    if (!has(key)) return fallback;
+    ATTEND_CHECK(j[key].is_number(), "{}: \"{}\" must be a number, got {}", file, key,
+                 j[key].dump());
+    return j[key].get<double>();
+  }
+  std::string string(const char* key, const std::string& fallback) const {
+    if (!has(key)) return fallback;
+    ATTEND_CHECK(j[key].is_string(), "{}: \"{}\" must be a string, got {}", file, key,
+                 j[key].dump());
+    return j[key].get<std::string>();
+  }
+  bool flag(const char* key, bool fallback) const {
+    if (!has(key)) return fallback;
+    ATTEND_CHECK(j[key].is_boolean(), "{}: \"{}\" must be true or false, got {}", file, key,
+                 j[key].dump());
+    return j[key].get<bool>();
+  }
+  // An option attend does not implement: anything but `supported` is an error naming it.
+  void require(const char* key, const std::string& supported, const std::string& fallback) const {
+    const std::string v = string(key, fallback);
+    ATTEND_CHECK(v == supported, "{}: \"{}\": \"{}\" is not supported (attend implements \"{}\")",
+                 file, key, v, supported);
+  }
+};
+
+// The safetensors files of a checkpoint: model.safetensors, or the shards its index lists.
+std::vector<std::string> weight_files(const std::string& dir) {
+  if (io::file_exists(path(dir, "model.safetensors"))) return {path(dir, "model.safetensors")};
+  const std::string index = path(dir, "model.safetensors.index.json");
+  if (io::file_exists(index)) {
+    const nlohmann::json j = io::read_json_object(index);
+    ATTEND_CHECK(j.contains("weight_map") && j["weight_map"].is_object(),
+                 "{}: \"weight_map\" must be an object", index);
+    std::set<std::string> files;
+    for (const auto& [name, file] : j["weight_map"].items()) {
+      ATTEND_CHECK(file.is_string() && file.get<std::string>().find('/') == std::string::npos,
+                   "{}: weight_map[\"{}\"] must name a file of the directory, got {}", index, name,
+                   file.dump());
+      files.insert(path(dir, file.get<std::string>()));
+    }
+    ATTEND_CHECK(!files.empty(), "{}: \"weight_map\" lists no tensors", index);
+    return {files.begin(), files.end()};
+  }
+  for (const char* pickle : {"pytorch_model.bin", "pytorch_model.bin.index.json"})
+    ATTEND_CHECK(!io::file_exists(path(dir, pickle)),
+                 "{}: holds {} but no model.safetensors. attend reads safetensors only: a .bin "
+                 "checkpoint is a pickle, and loading one runs code. Rewrite it once where you "
+                 "trust it: python -c \"from transformers import AutoModel; "
+                 "AutoModel.from_pretrained('{}').save_pretrained('OUT', "
+                 "safe_serialization=True)\"",
+                 dir, pickle, dir);
+  ATTEND_FAIL("{}: no model.safetensors (nor model.safetensors.index.json)", dir);
+}
+
+std::string shape_str(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// The tensors of a checkpoint under their HuggingFace names (prefix removed), f32.
+class HfTensors {
+ public:
+  HfTensors(const std::vector<std::string>& files, const std::string& prefix,
+            const io::TensorFilter& keep) {
+    for (const auto& file : files) {
+      io::SafeTensors st = io::load_safetensors(file, [&](const std::string& name) {
+        return name.rfind(prefix, 0) == 0 && keep(name.substr(prefix.size()));
+      });
+      for (auto& [name, t] : st.tensors) {
+        ATTEND_CHECK(
+            t.dtype() == DType::kF32 || t.dtype() == DType::kF16 || t.dtype() == DType::kBF16,
+            "{}: tensor '{}' is {}; expected F32, F16 or BF16 weights", file, name, t.str());
+        tensors_[name.substr(prefix.size())] = {t.dtype() == DType::kF32 ? t : t.to(DType::kF32),
+                                                file};
+      }
+    }
+  }
+  // The tensor `name`, which must have `shape` (what config.json's sizes give: `sizes`).
+  Tensor take(const std::string& name, const Shape& shape, const std::string& sizes) {
+    const auto it = tensors_.find(name);
+    ATTEND_CHECK(it != tensors_.end(), "the checkpoint has no tensor '{}'", name);
+    ATTEND_CHECK(it->second.first.shape() == shape,
+                 "{}: tensor '{}' is {} but config.json ({}) gives {}", it->second.second, name,
+                 shape_str(it->second.first.shape()), sizes, shape_str(shape));
+    Tensor t = it->second.first;
+    tensors_.erase(it);
+    return t;
+  }
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  // What was not taken (names).
+  std::vector<std::string> left() const {
+    std::vector<std::string> out;
+    for (const auto& [name, t] : tensors_) out.push_back(name);
+    return out;
+  }
+
+ private:
+  std::map<std::string, std::pair<Tensor, std::string>> tensors_;
+};
+
+// The prefix under which a checkpoint stores the base model's tensors ("bert." in BertFor*).
+std::string base_prefix(const std::vector<std::string>& files, const std::string& probe,
+                        const std::string& model_type) {
+  // The filter sees every name and keeps none: only the headers are read.
+  for (const auto& file : files) {
+    bool plain = false, prefixed = false;
+    io::load_safetensors(file, [&](const std::string& name) {
+      plain |= name == probe;
+      prefixed |= name == model_type + "." + probe;
+      return false;
+    });
+    if (plain) return "";
+    if (prefixed) return model_type + ".";
+  }
+  ATTEND_FAIL("{}: no tensor '{}' (nor '{}.{}'): not a {} checkpoint", files.front(), probe,
+              model_type, probe, model_type);
+}
+
+// The WordPiece tokenizer of a BERT checkpoint: vocab.txt (or tokenizer.json's vocabulary) and
+// the normalizer options of tokenizer.json (else tokenizer_config.json).
+data::Tokenizer bert_tokenizer(const std::string& dir) {
+  data::WordPieceOptions o;
+  const std::string fast = path(dir, "tokenizer.json"), slow = path(dir, "tokenizer_config.json");
+  std::string vocab_text;
+  if (io::file_exists(fast)) {
+    const nlohmann::json t = io::read_json_object(fast);
+    const HfConfig n{t.value("normalizer", nlohmann::json::object()), fast + ": normalizer"};
+    n.require("type", "BertNormalizer", "");
+    o.clean_text = n.flag("clean_text", true);
+    o.chinese_chars = n.flag("handle_chinese_chars", true);
+    o.lowercase = n.flag("lowercase", true);
+    o.strip_accents = n.flag("strip_accents", o.lowercase);
+    const HfConfig pre{t.value("pre_tokenizer", nlohmann::json::object()),
+                       fast + ": pre_tokenizer"};
+    pre.require("type", "BertPreTokenizer", "");
+    const HfConfig m{t.value("model", nlohmann::json::object()), fast + ": model"};
+    m.require("type", "WordPiece", "");
+    m.require("continuing_subword_prefix", "##", "##");
+    ATTEND_CHECK(m.number("max_input_chars_per_word", 100) == 100,
+                 "{}: model: \"max_input_chars_per_word\" must be 100 (what attend implements)",
+                 fast);
+    if (!io::file_exists(path(dir, "vocab.txt"))) {
+      ATTEND_CHECK(m.j.contains("vocab") && m.j["vocab"].is_object(),
+                   "{}: model: \"vocab\" must be an object", fast);
+      std::vector<std::string> tokens(m.j["vocab"].size());
+      for (const auto& [token, id] : m.j["vocab"].items()) {
+        ATTEND_CHECK(id.is_number_unsigned() && id.get<size_t>() < tokens.size() &&
+                         tokens[id.get<size_t>()].empty(),
+                     "{}: model: vocab[\"{}\"]: ids must be 0..{} once each, got {}", fast, token,
+                     tokens.size() - 1, id.dump());
+        tokens[id.get<size_t>()] = token;
+      }
+      for (const auto& token : tokens) vocab_text += token + "\n";
+    }
+  } else if (io::file_exists(slow)) {
+    const HfConfig c{io::read_json_object(slow), slow};
+    o.lowercase = c.flag("do_lower_case", true);
+    o.strip_accents = c.flag("strip_accents", o.lowercase);
+    o.chinese_chars = c.flag("tokenize_chinese_chars", true);
+  }
+  const std::string vocab = path(dir, "vocab.txt");
+  if (vocab_text.empty()) {
+    ATTEND_CHECK(io::file_exists(vocab), "{}: no vocab.txt (nor a tokenizer.json vocabulary)", dir);
+    vocab_text = io::read_file(vocab);
+    if (!vocab_text.empty() && vocab_text.back() == '\n') vocab_text.pop_back();
+  } else {
+    vocab_text.pop_back();
+  }
+  return data::Tokenizer::from_wordpiece(data::WordPiece(vocab_text, o, vocab));
+}
+
+HfImport import_bert(const std::string& dir, const HfConfig& c) {
+  c.require("hidden_act", "gelu", "gelu");
+  c.require("position_embedding_type", "absolute", "absolute");
+  ATTEND_CHECK(!c.flag("is_decoder", false) && !c.flag("add_cross_attention", false),
+               "{}: \"is_decoder\" / \"add_cross_attention\": a BERT decoder is not supported",
+               c.file);
+  const int64_t D = c.integer("hidden_size"), F = c.integer("intermediate_size"),
+                H = c.integer("num_attention_heads"), L = c.integer("num_hidden_layers"),
+                V = c.integer("vocab_size"), P = c.integer("max_position_embeddings");
+  const int64_t types = c.has("type_vocab_size") ? c.integer("type_vocab_size") : 2;
+  ATTEND_CHECK(D % H == 0, "{}: \"hidden_size\" {} is not divisible by \"num_attention_heads\" {}",
+               c.file, D, H);
+  const double eps = c.number("layer_norm_eps", 1e-12);
+  ATTEND_CHECK(eps > 0, "{}: \"layer_norm_eps\" must be > 0", c.file);
+
+  HfImport out;
+  out.model_type = "bert";
+  out.tokenizer = bert_tokenizer(dir);
+  ATTEND_CHECK(out.tokenizer.vocab_size() == V,
+               "{}: the tokenizer has {} tokens but config.json's \"vocab_size\" is {}", dir,
+               out.tokenizer.vocab_size(), V);
+
+  const auto files = weight_files(dir);
+  const std::string prefix = base_prefix(files, "embeddings.word_embeddings.weight", "bert");
+  // The base model's tensors; the heads (pooler, cls.*) and buffers (position_ids,
+  // token_type_ids) are left out.
+  HfTensors hf(files, prefix, [](const std::string& name) {
+    return (name.rfind("embeddings.", 0) == 0 && !name.ends_with("_ids")) ||
+           name.rfind("encoder.", 0) == 0;
+  });
+  const std::string sizes = format(
+      "hidden_size {}, intermediate_size {}, vocab_size {}, "
+      "max_position_embeddings {}, type_vocab_size {}",
+      D, F, V, P, types);
+  // Older checkpoints name layer-norm parameters gamma/beta.
+  const auto norm = [&](const std::string& base, const std::string& to) {
+    const bool old = hf.has(base + ".gamma");
+    out.weights.emplace_back(to + ".weight",
+                             hf.take(base + (old ? ".gamma" : ".weight"), {D}, sizes));
+    out.weights.emplace_back(to + ".bias", hf.take(base + (old ? ".beta" : ".bias"), {D}, sizes));
+  };
+  const auto linear = [&](const std::string& base, const std::string& to, int64_t o, int64_t i) {
+    out.weights.emplace_back(to + ".weight", hf.take(base + ".weight", {o, i}, sizes));
+    out.weights.emplace_back(to + ".bias", hf.take(base + ".bias", {o}, sizes));
+  };
+  out.weights.emplace_back("embed_tokens.weight",
+                           hf.take("embeddings.word_embeddings.weight", {V, D}, sizes));
+  const Tensor positions = hf.take("embeddings.position_embeddings.weight", {P, D}, sizes);
+  const Tensor type_table = hf.take("embeddings.token_type_embeddings.weight", {types, D}, sizes);
+  std::vector<float> p = positions.to_vector<float>();
+  const std::vector<float> type0 = type_table.to_vector<float>();  // row 0: token type 0
+  for (size_t i = 0; i < p.size(); ++i) p[i] += type0[i % static_cast<size_t>(D)];
+  out.weights.emplace_back("encoder.embed_positions.weight", Tensor::from_vector(p, {P, D}));
+  norm("embeddings.LayerNorm", "encoder.embed_layer_norm");
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string from = "encoder.layer." + std::to_string(l),
+                      to = "encoder.layers." + std::to_string(l);
+    linear(from + ".attention.self.query", to + ".self_attn.q_proj", D, D);
+    linear(from + ".attention.self.key", to + ".self_attn.k_proj", D, D);
+    linear(from + ".attention.self.value", to + ".self_attn.v_proj", D, D);
+    linear(from + ".attention.output.dense", to + ".self_attn.out_proj", D, D);
+    norm(from + ".attention.output.LayerNorm", to + ".self_attn_layer_norm");
+    linear(from + ".intermediate.dense", to + ".fc1", F, D);
+    linear(from + ".output.dense", to + ".fc2", D, F);
+    norm(from + ".output.LayerNorm", to + ".final_layer_norm");
+  }
+  const auto left = hf.left();
+  ATTEND_CHECK(left.empty(), "{}: tensor '{}{}' is not part of a {}-layer BERT encoder", dir,
+               prefix, left.empty() ? "" : left.front(), L);
+
+  const auto s = [](auto v) { return std::to_string(v); };
+  auto& m = out.config;
+  m["model.arch"] = "encoder_only";
+  m["model.d_model"] = s(D);
+  m["model.ffn"] = s(F);
+  m["model.heads"] = s(H);
+  m["model.encoder_layers"] = s(L);
+  m["model.dropout"] = format("{}", c.number("hidden_dropout_prob", 0.1));
+  m["model.activation"] = "gelu";
+  m["model.norm"] = "post";
+  m["model.positions"] = "learned";
+  m["model.max_positions"] = s(P);
+  m["model.share_embeddings"] = "true";
+  m["model.scale_embeddings"] = "false";
+  m["model.embed_norm"] = "true";
+  m["model.norm_eps"] = format("{}", eps);
+  m["model.attention"] = "full";
+  m["converted_from"] = {{"format", "huggingface"},
+                         {"model_type", "bert"},
+                         {"directory", fs::absolute(dir).string()},
+                         {"mlm_head", false}};
+  return out;
+}
+
+}  // namespace
+
+HfImport import_hf(const std::string& dir) {
+  ATTEND_CHECK(fs::is_directory(dir), "{}: not a directory", dir);
+  const std::string file = path(dir, "config.json");
+  ATTEND_CHECK(io::file_exists(file), "{}: no config.json (not a HuggingFace checkpoint)", dir);
+  const HfConfig c{io::read_json_object(file), file};
+  ATTEND_CHECK(c.has("model_type"), "{}: no \"model_type\"", file);
+  const std::string type = c.string("model_type", "");
+  if (type == "bert") return import_bert(dir, c);
+  ATTEND_FAIL("{}: \"model_type\": \"{}\" is not supported (attend convert reads: bert)", file,
+              type);
+}
+
+}  // namespace attend::models

@@ -1,0 +1,35 @@
+// HuggingFace checkpoints in attend's terms: a directory as `save_pretrained` writes it
+// (config.json, model.safetensors or sharded model-*.safetensors with their index, and the
+// tokenizer files) read into the model.* keys, tokenizer and named weights of an attend model.
+// Only safetensors are read: pytorch_model.bin is a pickle (loading one runs code) and is
+// refused with the command that rewrites it. Every option of the checkpoint that attend does
+// not implement is an error naming its key, never a silently different model.
+//
+// Supported: model_type "bert" (BertModel, and the encoder of BertFor* checkpoints; the
+// masked-LM and pooler heads are not imported) with absolute positions and exact GELU. Token
+// type 0's embedding is added into the position table (attend reads single texts: every token
+// is of type 0).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "data/tokenizer.h"
+
+namespace attend::models {
+
+struct HfImport {
+  std::string model_type;
+  /// config.json of the attend model directory: the model.* keys, and "converted_from"
+  /// (format, model_type, source directory).
+  nlohmann::ordered_json config;
+  data::Tokenizer tokenizer;
+  std::vector<std::pair<std::string, Tensor>> weights;  // attend parameter names, f32
+};
+
+/// Reads a HuggingFace checkpoint directory; errors name the file and the key or tensor.
+HfImport import_hf(const std::string& dir);
+
+}  // namespace attend::models

@@ -1,4 +1,4 @@
-// `attend convert --from hf`: a HuggingFace checkpoint (models::import_hf) written as an ordinary
+// `attend convert --from hf`: a HuggingFace checkpoint (convert::import_hf) written as an ordinary
 // attend model directory (atomically, with checksums), which embed, eval-lm, quantize and serve
 // load like any other.
 #include <cstdio>
@@ -8,9 +8,9 @@
 #include <string>
 
 #include "apps/cli.h"
+#include "convert/hf.h"
 #include "core/error.h"
 #include "models/config.h"
-#include "models/hf.h"
 #include "nn/transformer.h"
 #include "train/checkpoint.h"
 
@@ -23,15 +23,9 @@ struct ConvertArgs {
   std::string from, input, output;
 };
 
-int convert(const ConvertArgs& a) {
-  ATTEND_CHECK(a.from == "hf", "convert: --from: expected hf, got '{}'", a.from);
-  ATTEND_CHECK(!fs::exists(a.output),
-               "convert: -o {}: already exists (choose a new directory; nothing was written)",
-               a.output);
-  models::HfImport hf = models::import_hf(a.input);
-  const nn::TransformerConfig config = models::model_config(
-      models::model_keys_of(hf.config, a.input + " (converted)"), 0, &hf.tokenizer);
-  nn::EncoderOnly model(config, 1);
+// Copies the imported weights into `model` (every parameter from exactly one tensor) and
+// writes the model directory; returns the number of parameters.
+int64_t save(const nn::Module& model, const convert::HfImport& hf, const ConvertArgs& a) {
   std::map<std::string, Tensor> weights(hf.weights.begin(), hf.weights.end());
   int64_t count = 0;
   for (const auto& [name, p] : model.named_parameters()) {
@@ -49,10 +43,26 @@ int convert(const ConvertArgs& a) {
                weights.empty() ? "" : weights.begin()->first);
   // Written into OUT.tmp and renamed into place: an interrupted run leaves no OUT.
   train::save_checkpoint(a.output, model, nullptr, hf.config.dump(2), hf.tokenizer, {});
+  return count;
+}
+
+int convert(const ConvertArgs& a) {
+  ATTEND_CHECK(a.from == "hf", "convert: --from: expected hf, got '{}'", a.from);
+  ATTEND_CHECK(!fs::exists(a.output),
+               "convert: -o {}: already exists (choose a new directory; nothing was written)",
+               a.output);
+  const convert::HfImport hf = convert::import_hf(a.input);
+  const nn::TransformerConfig config = models::model_config(
+      models::model_keys_of(hf.config, a.input + " (converted)"), 0, &hf.tokenizer);
+  const int64_t count = config.arch == nn::Arch::kEncoderOnly
+                            ? save(nn::EncoderOnly(config, 1), hf, a)
+                            : save(nn::DecoderOnly(config, 1), hf, a);
   std::printf(
       "convert: %s (%s, %lld layers, d_model %lld, %.1fM parameters, vocabulary %lld) "
       "-> %s\n",
-      a.input.c_str(), hf.model_type.c_str(), static_cast<long long>(config.encoder_layers),
+      a.input.c_str(), hf.model_type.c_str(),
+      static_cast<long long>(config.arch == nn::Arch::kEncoderOnly ? config.encoder_layers
+                                                                   : config.decoder_layers),
       static_cast<long long>(config.d_model), static_cast<double>(count) / 1e6,
       static_cast<long long>(hf.tokenizer.vocab_size()), a.output.c_str());
   return 0;
@@ -68,7 +78,8 @@ void add_convert(CLI::App& root, int& exit_code) {
       "attend convert --from hf HF_DIR -o MODEL_DIR reads config.json, model.safetensors (or its\n"
       "shards) and the tokenizer files of a checkpoint saved by transformers, and writes an\n"
       "attend model directory atomically. Reads model_type bert (BERT and its sentence-embedding\n"
-      "descendants, for attend embed). pytorch_model.bin (a pickle) is never read.");
+      "descendants, for attend embed) and gpt2 (for generate and eval-lm). pytorch_model.bin\n"
+      "(a pickle) is never read.");
   c->add_option("--from", a->from, "the checkpoint's format")
       ->required()
       ->check(CLI::IsMember({"hf"}))

@@ -91,6 +91,8 @@ bool is_space(char32_t c) {
          c == 0x205F || c == 0x3000;
 }
 
+bool is_white_space(char32_t c) { return is_space(c) && !(c >= 0x1C && c <= 0x1F); }
+bool is_letter(char32_t c) { return in(kLetter, c); }
 bool is_punctuation(char32_t c) { return in(kPunctuation, c); }
 bool is_number(char32_t c) { return in(kNumber, c); }
 bool is_symbol(char32_t c) { return in(kSymbol, c); }

@@ -12,8 +12,11 @@ std::string utf8_encode(const std::u32string& s);
 
 /// Unicode White_Space (the characters Python's str.split() splits on).
 bool is_space(char32_t c);
-/// General categories: P, N, S, C but not Cn (control, format, private use, surrogate), Zs,
+/// The Unicode White_Space property (is_space less U+001C..U+001F: regular expressions' \s).
+bool is_white_space(char32_t c);
+/// General categories: L, P, N, S, C but not Cn (control, format, private use, surrogate), Zs,
 /// Mn.
+bool is_letter(char32_t c);
 bool is_punctuation(char32_t c);
 bool is_number(char32_t c);
 bool is_symbol(char32_t c);

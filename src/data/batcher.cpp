@@ -35,7 +35,7 @@ void shuffle(std::vector<int64_t>& v, uint64_t seed, uint64_t stream) {
 
 std::vector<int32_t> lm_stream(const Tokenizer& tok, const std::string& text) {
   std::vector<int32_t> ids;
-  if (tok.is_char()) {
+  if (tok.is_stream()) {
     ids.push_back(tok.bos_id());
     for (int32_t id : tok.encode(text)) ids.push_back(id);
     return ids;

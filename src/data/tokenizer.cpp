@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/utf8.h"
+#include "data/byte_bpe.h"
 #include "data/wordpiece.h"
 #include "io/file.h"
 
@@ -61,9 +62,19 @@ Tokenizer Tokenizer::from_wordpiece(WordPiece wordpiece) {
   return t;
 }
 
+Tokenizer Tokenizer::from_byte_bpe(ByteBpe bpe) {
+  ATTEND_CHECK(bpe.end_of_text() >= 0,
+               "tokenizer: a byte-level BPE vocabulary needs a special end-of-text token");
+  Tokenizer t;
+  t.bytes_ = bpe.serialize();
+  t.bpe_ = std::make_unique<ByteBpe>(std::move(bpe));
+  return t;
+}
+
 Tokenizer Tokenizer::from_bytes(const std::string& serialized, const std::string& name) {
   if (WordPiece::is_serialized(serialized))
     return from_wordpiece(WordPiece::parse(serialized, name));
+  if (ByteBpe::is_serialized(serialized)) return from_byte_bpe(ByteBpe::parse(serialized, name));
   Tokenizer t;
   if (serialized.rfind(kCharHeader, 0) == 0) {
     const std::string_view body = std::string_view(serialized).substr(kCharHeader.size());
@@ -140,10 +151,10 @@ Tokenizer Tokenizer::train_chars(const std::string& text) {
 }
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
-  if (wp_) {
+  if (wp_ || bpe_) {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8 in '{}'",
                  repair_utf8(text.substr(0, 80)));
-    return wp_->encode(text);
+    return wp_ ? wp_->encode(text) : bpe_->encode(text);
   }
   if (is_char()) {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8 in '{}'",
@@ -166,6 +177,11 @@ std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8");
     return wp_->pieces(text);
   }
+  if (bpe_) {
+    std::vector<std::string> out;
+    for (int32_t id : encode(text)) out.push_back(bpe_->piece(id));
+    return out;
+  }
   if (is_char()) {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8");
     return split_chars(text);
@@ -180,6 +196,7 @@ std::string Tokenizer::piece(int32_t id) const {
   ATTEND_CHECK(id >= 0 && id < vocab_size(), "tokenizer: id {} outside the vocabulary of {}", id,
                vocab_size());
   if (wp_) return wp_->piece(id);
+  if (bpe_) return bpe_->piece(id);
   if (is_char()) {
     static const char* const kSpecial[] = {"<pad>", "<unk>", "<s>", "</s>"};
     return id > kEosId ? chars_[static_cast<size_t>(id - 4)] : kSpecial[id];
@@ -189,6 +206,7 @@ std::string Tokenizer::piece(int32_t id) const {
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   if (wp_) return wp_->decode(ids);
+  if (bpe_) return bpe_->decode(ids, true);
   if (is_char()) {
     std::string out;
     for (int32_t id : ids) {
@@ -208,22 +226,28 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 
 int64_t Tokenizer::vocab_size() const {
   if (wp_) return wp_->vocab_size();
+  if (bpe_) return bpe_->vocab_size();
   return is_char() ? static_cast<int64_t>(chars_.size()) + 4 : sp_->GetPieceSize();
 }
 int32_t Tokenizer::pad_id() const {
+  if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->pad_id() : is_char() ? kPadId : sp_->pad_id();
 }
 int32_t Tokenizer::unk_id() const {
+  if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->unk_id() : is_char() ? kUnkId : sp_->unk_id();
 }
 int32_t Tokenizer::bos_id() const {
+  if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->cls_id() : is_char() ? kBosId : sp_->bos_id();
 }
 int32_t Tokenizer::eos_id() const {
+  if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->sep_id() : is_char() ? kEosId : sp_->eos_id();
 }
 int32_t Tokenizer::mask_id() const {
   if (wp_) return wp_->mask_id();
+  if (bpe_) return -1;
   if (is_char()) return -1;
   const int id = sp_->PieceToId(kMaskPiece);
   return id == sp_->unk_id() ? -1 : id;

@@ -1,11 +1,12 @@
 // Tokenization: SentencePiece subwords, single characters (language models over raw text), or
-// WordPiece (BERT's vocabularies, imported with their models: data/wordpiece.h).
+// WordPiece or byte-level BPE (BERT's and GPT-2's vocabularies, imported with their models:
+// data/wordpiece.h, data/byte_bpe.h).
 // attend's models reserve ids pad 0, unk 1, bos 2, eos 3; `train` makes a joint BPE or unigram
 // model on sentences already in memory (so gzipped corpora work), `train_chars` a character
 // vocabulary (every code point of the text, newline included, one id each, in code-point
 // order). Either serialises to the bytes of tokenizer.model, which travel in every checkpoint: a
 // character vocabulary is the line "attend-char-vocab 1" followed by its characters in id order; a WordPiece
-// vocabulary is serialised as wordpiece.h says.
+// or byte-level BPE vocabulary is serialised as its header says.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -20,6 +21,7 @@ class SentencePieceProcessor;
 namespace attend::data {
 
 class WordPiece;
+class ByteBpe;
 
 constexpr int32_t kPadId = 0, kUnkId = 1, kBosId = 2, kEosId = 3;
 
@@ -48,6 +50,9 @@ class Tokenizer {
   static Tokenizer from_bytes(const std::string& serialized, const std::string& name_for_errors);
   /// A WordPiece vocabulary (BERT's tokenizer, data/wordpiece.h): bos is [CLS], eos [SEP].
   static Tokenizer from_wordpiece(WordPiece wordpiece);
+  /// A byte-level BPE vocabulary (GPT-2's, data/byte_bpe.h): pad, unk, bos and eos are all its
+  /// first special token (<|endoftext|>).
+  static Tokenizer from_byte_bpe(ByteBpe bpe);
   /// Trains a joint model on `sentences` (both languages together).
   static Tokenizer train(const std::vector<std::string>& sentences, const TokenizerOptions& o);
   /// A character vocabulary of `text` (valid UTF-8): ids 4.. are its distinct code points.
@@ -56,6 +61,10 @@ class Tokenizer {
   bool is_char() const { return !chars_.empty(); }
   /// The WordPiece vocabulary, or null for the other kinds.
   const WordPiece* wordpiece() const { return wp_.get(); }
+  /// True when a text is one stream of tokens, newlines included (characters, byte-level BPE):
+  /// a language model reads it whole after one beginning id and continues a prompt without
+  /// one; false when each line is a document (SentencePiece: BOS line EOS).
+  bool is_stream() const { return is_char() || bpe_ != nullptr; }
 
   std::vector<int32_t> encode(const std::string& text) const;
   /// Text of the ids; pad, bos and eos are dropped, unk decodes as SentencePiece shows it.
@@ -79,6 +88,7 @@ class Tokenizer {
  private:
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
   std::unique_ptr<WordPiece> wp_;
+  std::unique_ptr<ByteBpe> bpe_;
   std::string bytes_;
   std::vector<std::string> chars_;  // character vocabulary: id 4 + i is chars_[i] (UTF-8)
   std::unordered_map<std::string, int32_t> char_ids_;

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/unicode.h"
 #include "core/utf8.h"
+#include "data/specials.h"
 
 namespace attend::data {
 namespace {
@@ -64,6 +65,8 @@ WordPiece::WordPiece(const std::string& text, const WordPieceOptions& options,
   cls_ = special("[CLS]", true);
   sep_ = special("[SEP]", true);
   mask_ = special("[MASK]", false);
+  for (const char* token : kSpecialTokens)
+    if (const int32_t id = id_of(token); id >= 0) specials_.push_back({token, id});
 }
 
 bool WordPiece::is_serialized(const std::string& bytes) { return bytes.rfind(kHeader, 0) == 0; }
@@ -163,24 +166,12 @@ void WordPiece::word_ids(const std::u32string& word, std::vector<int32_t>& out) 
 
 std::vector<int32_t> WordPiece::encode(const std::string& text) const {
   std::vector<int32_t> ids;
-  // Special tokens written in the text are matched first (leftmost, then longest).
-  for (size_t at = 0; at <= text.size();) {
-    size_t best = std::string::npos, best_len = 0;
-    int32_t best_id = -1;
-    for (const char* special : kSpecialTokens) {
-      const int32_t id = id_of(special);
-      if (id < 0) continue;
-      const size_t p = text.find(special, at);
-      const size_t len = std::char_traits<char>::length(special);
-      if (p != std::string::npos && (p < best || (p == best && len > best_len)))
-        best = p, best_len = len, best_id = id;
-    }
-    const size_t end = best == std::string::npos ? text.size() : best;
-    for (const auto& word : words(text.substr(at, end - at))) word_ids(word, ids);
-    if (best == std::string::npos) break;
-    ids.push_back(best_id);
-    at = best + best_len;
-  }
+  split_at_specials(
+      text, specials_,
+      [&](const std::string& span) {
+        for (const auto& word : words(span)) word_ids(word, ids);
+      },
+      [&](int32_t id) { ids.push_back(id); });
   return ids;
 }
 

@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "data/specials.h"
+
 namespace attend::data {
 
 struct WordPieceOptions {
@@ -62,6 +64,7 @@ class WordPiece {
   std::vector<std::string> tokens_;
   std::unordered_map<std::string, int32_t> ids_;
   int32_t pad_ = -1, unk_ = -1, cls_ = -1, sep_ = -1, mask_ = -1;
+  std::vector<SpecialToken> specials_;  // those of the vocabulary
 };
 
 }  // namespace attend::data

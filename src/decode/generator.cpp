@@ -178,7 +178,7 @@ std::vector<int32_t> Generator::prompt_ids(const std::string& prompt,
   ATTEND_CHECK(tokenizer_, "{}: a generator built without a tokenizer reads ids, not text", where);
   ATTEND_CHECK(valid_utf8(prompt), "{}: invalid UTF-8 in the prompt", where);
   std::vector<int32_t> ids;
-  if (prompt.empty() || !tokenizer_->is_char()) ids.push_back(model_.config().bos_id);
+  if (prompt.empty() || !tokenizer_->is_stream()) ids.push_back(model_.config().bos_id);
   for (int32_t id : tokenizer_->encode(prompt)) ids.push_back(id);
   return ids;
 }

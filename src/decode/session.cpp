@@ -303,7 +303,11 @@ void Session::admit_prompts(const std::vector<Request>& requests,
 void Session::stream_text(Sentence& s, const std::vector<int32_t>& tokens, bool last) {
   if (!s.pieces) return;
   const std::string text = tokenizer_->decode(tokens);
-  const size_t end = last ? text.size() : complete_prefix(text);
+  size_t end = last ? text.size() : complete_prefix(text);
+  // A byte-level vocabulary decodes the first bytes of a character as U+FFFD until its last
+  // byte comes: held back until then (or the end).
+  if (!last)
+    while (end >= 3 && text.compare(end - 3, 3, "\xEF\xBF\xBD") == 0) end -= 3;
   if (end > s.sent) {
     text_.emplace_back(s.id, text.substr(s.sent, end - s.sent));
     s.sent = end;
@@ -426,7 +430,10 @@ Session::Readback Session::read_step(const std::vector<Live>& live, const Tensor
   // Computed where the logits live: a candidate's log-probability is logit - logsumexp(row), so
   // no [n, V] log-softmax is written, and with beam rows the top-k and the log sum exp come from
   // one pass over the logits.
-  const std::vector<int32_t> banned = {c.pad_id, c.unk_id, c.bos_id};
+  // Never drawn: pad, unk and bos -- unless one is the end id (GPT-2's <|endoftext|> is all four).
+  std::vector<int32_t> banned;
+  for (const int32_t id : {c.pad_id, c.unk_id, c.bos_id})
+    if (id != c.eos_id) banned.push_back(id);
   const Tensor row_banned = to_device(eos_banned, device);
   ops::TopKLse top;
   if (k > 0)

@@ -34,6 +34,9 @@ check deny  attend_data    nn/module.h
 check deny  attend_eval    data/corpus.h
 check allow attend_apps_inference decode/translator.h
 check deny  attend_apps_inference train/trainer.h
+check allow attend_convert models/model_dir.h
+check deny  attend_convert decode/session.h
+check allow attend         convert/hf.h
 check allow attend         train/trainer.h
 check deny  attend         kernels/cpu/cpu.h
 [[ $fails -eq 0 ]] || { echo "$fails case(s) failed"; exit 1; }

@@ -1,8 +1,10 @@
-// WordPiece tokenization on a small hand-written vocabulary (tests/python/test_hf_bert.py checks
-// it id for id against HuggingFace's on real corpora), and the Unicode tables it reads.
+// WordPiece and byte-level BPE on small hand-written vocabularies (tests/python/test_hf_bert.py
+// and test_hf_gpt2.py check them id for id against HuggingFace's on real corpora), and the
+// Unicode tables they read.
 #include <gtest/gtest.h>
 
 #include "core/unicode.h"
+#include "data/byte_bpe.h"
 #include "data/tokenizer.h"
 #include "data/wordpiece.h"
 #include "util.h"
@@ -89,6 +91,66 @@ TEST(WordPiece, BadVocabulariesNameTheFileAndLine) {
                   "chinese_chars=1 clean_text=1\n[PAD]",
                   "m/tokenizer.model");
             }).find("m/tokenizer.model: line 1: expected lowercase=0 or lowercase=1"),
+            std::string::npos);
+}
+
+// Every byte as its own token (GPT-2's byte characters), then merged tokens and <|endoftext|>.
+data::ByteBpe byte_vocab() {
+  std::vector<std::string> tokens;
+  char32_t next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+    const char32_t c = printable ? static_cast<char32_t>(b) : next++;
+    tokens.push_back(utf8_encode(std::u32string(1, c)));
+  }
+  // U+0120 (Ġ) is the space byte.
+  for (const char* t : {"\xc4\xa0t", "he", "\xc4\xa0the", "\xc4\xa0\xc4\xa0", "<|endoftext|>"})
+    tokens.push_back(t);
+  return data::ByteBpe(tokens, {"\xc4\xa0 t", "h e", "\xc4\xa0t he", "\xc4\xa0 \xc4\xa0"}, {260},
+                       "vocab.json");
+}
+
+TEST(ByteBpe, PreSplitsAsGpt2AndMergesByRank) {
+  const data::ByteBpe v = byte_vocab();
+  const auto ids = [&](const std::string& s) { return v.encode(s); };
+  // " the" merges to one token; "the" at the start has no space: t + he.
+  EXPECT_EQ(ids("the the"), (std::vector<int32_t>{'t', 257, 258}));
+  // Contractions split off; a run of spaces keeps its last one for the next word.
+  EXPECT_EQ(ids("it's"), (std::vector<int32_t>{'i', 't', '\'', 's'}));
+  EXPECT_EQ(ids("a   the"), (std::vector<int32_t>{'a', 259, 258}));
+  // Letters, digits and other characters are separate pieces; a newline is its own.
+  EXPECT_EQ(ids("a1!\nb"), (std::vector<int32_t>{'a', '1', '!', '\n', 'b'}));
+  EXPECT_EQ(ids("x<|endoftext|>the"), (std::vector<int32_t>{'x', 260, 't', 257}));
+  // Bytes of a multi-byte character: each byte its own token, decoded back whole.
+  const std::vector<int32_t> euro = ids("\xe2\x82\xac");
+  EXPECT_EQ(euro.size(), 3u);
+  EXPECT_EQ(v.decode(euro, true), "\xe2\x82\xac");
+  EXPECT_EQ(v.decode({euro[0], euro[1]}, true), "\xef\xbf\xbd\xef\xbf\xbd");  // cut: U+FFFD
+  EXPECT_EQ(v.decode(ids("x<|endoftext|> the"), true), "x the");
+  EXPECT_EQ(v.decode(ids("x<|endoftext|> the"), false), "x<|endoftext|> the");
+}
+
+TEST(ByteBpe, SerialisesIntoTheTokenizerAndBack) {
+  const data::Tokenizer t = data::Tokenizer::from_byte_bpe(byte_vocab());
+  const data::Tokenizer back = data::Tokenizer::from_bytes(t.bytes(), "tokenizer.model");
+  EXPECT_TRUE(back.is_stream());
+  EXPECT_EQ(back.vocab_size(), 261);
+  EXPECT_EQ(back.encode("the the"), (std::vector<int32_t>{'t', 257, 258}));
+  EXPECT_EQ((std::vector<int32_t>{back.pad_id(), back.unk_id(), back.bos_id(), back.eos_id()}),
+            (std::vector<int32_t>{260, 260, 260, 260}));
+  EXPECT_EQ(back.decode(back.encode("the end")), "the end");
+  EXPECT_NE(error_of([] {
+              data::ByteBpe({"a", "b", "a"}, {}, {}, "vocab.json");
+            }).find("vocab.json: token 'a' has two ids (0 and 2)"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              data::ByteBpe({"a", "b"}, {"a  b"}, {}, "merges.txt");
+            }).find("merges.txt: merge 1 ('a  b') must be two tokens separated by one space"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              data::Tokenizer::from_bytes("attend-bytebpe 1 tokens=3 merges=0\na\nb",
+                                          "m/tokenizer.model");
+            }).find("m/tokenizer.model: ends at line 4, expected 4 lines"),
             std::string::npos);
 }
 

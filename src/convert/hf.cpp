@@ -1,18 +1,20 @@
 // HuggingFace checkpoints (see hf.h).
-#include "models/hf.h"
+#include "convert/hf.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "core/error.h"
+#include "data/byte_bpe.h"
 #include "data/wordpiece.h"
 #include "io/file.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 
-namespace attend::models {
+namespace attend::convert {
 namespace fs = std::filesystem;
 namespace {
 
@@ -29,6 +31,12 @@ struct HfConfig {
   int64_t integer(const char* key) const {
     ATTEND_CHECK(has(key) && j[key].is_number_integer() && j[key].get<int64_t>() > 0,
                  "{}: \"{}\" must be a positive integer, got {}", file, key,
+                 has(key) ? j[key].dump() : "nothing");
+    return j[key].get<int64_t>();
+  }
+  int64_t id(const char* key) const {
+    ATTEND_CHECK(has(key) && j[key].is_number_integer() && j[key].get<int64_t>() >= 0,
+                 "{}: \"{}\" must be a token id (an integer >= 0), got {}", file, key,
                  has(key) ? j[key].dump() : "nothing");
     return j[key].get<int64_t>();
   }
@@ -299,6 +307,190 @@ HfImport import_bert(const std::string& dir, const HfConfig& c) {
   return out;
 }
 
+// The byte-level BPE tokenizer of a GPT-2 checkpoint: tokenizer.json, else vocab.json and
+// merges.txt.
+data::Tokenizer gpt2_tokenizer(const std::string& dir) {
+  std::vector<std::string> tokens, merges;
+  std::vector<int32_t> specials;
+  const auto read_vocab = [&](const nlohmann::json& vocab, const std::string& where) {
+    ATTEND_CHECK(vocab.is_object() && !vocab.empty(), "{}: the vocabulary must be an object",
+                 where);
+    tokens.assign(vocab.size(), "");
+    for (const auto& [token, id] : vocab.items()) {
+      ATTEND_CHECK(id.is_number_unsigned() && id.get<size_t>() < tokens.size() &&
+                       tokens[id.get<size_t>()].empty(),
+                   "{}: \"{}\": ids must be 0..{} once each, got {}", where, token,
+                   tokens.size() - 1, id.dump());
+      tokens[id.get<size_t>()] = token;
+    }
+  };
+  const std::string fast = path(dir, "tokenizer.json");
+  if (io::file_exists(fast)) {
+    const nlohmann::json t = io::read_json_object(fast);
+    ATTEND_CHECK(!t.contains("normalizer") || t["normalizer"].is_null(),
+                 "{}: \"normalizer\" is not supported for byte-level BPE (attend implements none)",
+                 fast);
+    const HfConfig pre{t.value("pre_tokenizer", nlohmann::json::object()),
+                       fast + ": pre_tokenizer"};
+    pre.require("type", "ByteLevel", "");
+    ATTEND_CHECK(!pre.flag("add_prefix_space", false) && pre.flag("use_regex", true),
+                 "{}: pre_tokenizer: only add_prefix_space false and use_regex true are "
+                 "supported (GPT-2's)",
+                 fast);
+    const HfConfig m{t.value("model", nlohmann::json::object()), fast + ": model"};
+    m.require("type", "BPE", "");
+    ATTEND_CHECK(m.string("continuing_subword_prefix", "").empty() &&
+                     m.string("end_of_word_suffix", "").empty() &&
+                     !m.flag("byte_fallback", false) && !m.has("dropout"),
+                 "{}: model: continuing_subword_prefix, end_of_word_suffix, byte_fallback and "
+                 "dropout are not supported",
+                 fast);
+    read_vocab(m.j.value("vocab", nlohmann::json()), fast + ": model.vocab");
+    ATTEND_CHECK(m.j.contains("merges") && m.j["merges"].is_array(),
+                 "{}: model: \"merges\" must be a list", fast);
+    for (const auto& merge : m.j["merges"]) {
+      if (merge.is_string()) {
+        merges.push_back(merge.get<std::string>());
+      } else {
+        ATTEND_CHECK(
+            merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string(),
+            "{}: model.merges: expected \"a b\" or [\"a\", \"b\"], got {}", fast, merge.dump());
+        merges.push_back(merge[0].get<std::string>() + " " + merge[1].get<std::string>());
+      }
+    }
+    for (const auto& added : t.value("added_tokens", nlohmann::json::array())) {
+      if (!added.value("special", false)) continue;
+      ATTEND_CHECK(added.contains("id") && added["id"].is_number_unsigned(),
+                   "{}: added_tokens: an entry without an id", fast);
+      specials.push_back(added["id"].get<int32_t>());
+    }
+  } else {
+    const std::string vocab = path(dir, "vocab.json"), merges_file = path(dir, "merges.txt");
+    ATTEND_CHECK(io::file_exists(vocab) && io::file_exists(merges_file),
+                 "{}: no tokenizer.json, nor vocab.json and merges.txt", dir);
+    read_vocab(io::read_json_object(vocab), vocab);
+    std::istringstream in(io::read_file(merges_file));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && line.rfind("#version", 0) != 0) merges.push_back(line);
+    const std::string slow = path(dir, "tokenizer_config.json");
+    if (io::file_exists(slow)) {
+      const HfConfig tc{io::read_json_object(slow), slow};
+      ATTEND_CHECK(!tc.flag("add_prefix_space", false),
+                   "{}: \"add_prefix_space\": true is not supported", slow);
+    }
+  }
+  // <|endoftext|> first: it is the beginning and end of every text.
+  const auto eot = std::find(tokens.begin(), tokens.end(), "<|endoftext|>");
+  if (eot != tokens.end()) {
+    const auto id = static_cast<int32_t>(eot - tokens.begin());
+    std::erase(specials, id);
+    specials.insert(specials.begin(), id);
+  }
+  return data::Tokenizer::from_byte_bpe(data::ByteBpe(std::move(tokens), merges, specials, dir));
+}
+
+HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
+  const std::string act = c.string("activation_function", "gelu_new");
+  const std::string activation = act == "gelu_new" || act == "gelu_pytorch_tanh" ? "gelu_tanh"
+                                 : act == "gelu" || act == "relu"                ? act
+                                                                                 : "";
+  ATTEND_CHECK(!activation.empty(),
+               "{}: \"activation_function\": \"{}\" is not supported (attend implements "
+               "gelu_new, gelu_pytorch_tanh, gelu and relu)",
+               c.file, act);
+  ATTEND_CHECK(
+      c.flag("scale_attn_weights", true) && !c.flag("scale_attn_by_inverse_layer_idx", false),
+      "{}: \"scale_attn_weights\" false or \"scale_attn_by_inverse_layer_idx\" true "
+      "is not supported",
+      c.file);
+  ATTEND_CHECK(!c.flag("add_cross_attention", false),
+               "{}: \"add_cross_attention\": a GPT-2 with cross-attention is not supported",
+               c.file);
+  ATTEND_CHECK(c.flag("tie_word_embeddings", true),
+               "{}: \"tie_word_embeddings\": false is not supported", c.file);
+  const int64_t D = c.integer("n_embd"), H = c.integer("n_head"), L = c.integer("n_layer"),
+                V = c.integer("vocab_size"), P = c.integer("n_positions");
+  const int64_t F = c.has("n_inner") ? c.integer("n_inner") : 4 * D;
+  ATTEND_CHECK(D % H == 0, "{}: \"n_embd\" {} is not divisible by \"n_head\" {}", c.file, D, H);
+  const double eps = c.number("layer_norm_epsilon", 1e-5);
+
+  HfImport out;
+  out.model_type = "gpt2";
+  out.tokenizer = gpt2_tokenizer(dir);
+  ATTEND_CHECK(out.tokenizer.vocab_size() == V,
+               "{}: the tokenizer has {} tokens but config.json's \"vocab_size\" is {}", dir,
+               out.tokenizer.vocab_size(), V);
+  if (c.has("eos_token_id"))
+    ATTEND_CHECK(c.id("eos_token_id") == out.tokenizer.eos_id(),
+                 "{}: \"eos_token_id\" is {} but the tokenizer's end of text is {}", c.file,
+                 c.id("eos_token_id"), out.tokenizer.eos_id());
+
+  const auto files = weight_files(dir);
+  const std::string prefix = base_prefix(files, "wte.weight", "transformer");
+  // The attention-mask buffers of older checkpoints (attn.bias, attn.masked_bias) and a tied
+  // lm_head copy are left out.
+  HfTensors hf(files, prefix, [](const std::string& name) {
+    return !name.ends_with(".attn.bias") && !name.ends_with(".attn.masked_bias");
+  });
+  const std::string sizes =
+      format("n_embd {}, n_inner {}, vocab_size {}, n_positions {}", D, F, V, P);
+  // Conv1D stores weights [in, out]: attend's Linear holds [out, in].
+  const auto conv = [&](const std::string& base, int64_t in, int64_t o) {
+    return std::pair{hf.take(base + ".weight", {in, o}, sizes).transpose(0, 1).contiguous(),
+                     hf.take(base + ".bias", {o}, sizes)};
+  };
+  const auto norm = [&](const std::string& base, const std::string& to) {
+    out.weights.emplace_back(to + ".weight", hf.take(base + ".weight", {D}, sizes));
+    out.weights.emplace_back(to + ".bias", hf.take(base + ".bias", {D}, sizes));
+  };
+  out.weights.emplace_back("embed_tokens.weight", hf.take("wte.weight", {V, D}, sizes));
+  out.weights.emplace_back("decoder.embed_positions.weight", hf.take("wpe.weight", {P, D}, sizes));
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string from = "h." + std::to_string(l), to = "decoder.layers." + std::to_string(l);
+    norm(from + ".ln_1", to + ".self_attn_layer_norm");
+    const auto [qkv, qkv_bias] = conv(from + ".attn.c_attn", D, 3 * D);  // [3D, D], [3D]
+    const char* names[] = {"q_proj", "k_proj", "v_proj"};
+    for (int64_t k = 0; k < 3; ++k) {
+      const std::string p = to + ".self_attn." + names[k];
+      out.weights.emplace_back(p + ".weight", qkv.slice(0, k * D, (k + 1) * D).contiguous());
+      out.weights.emplace_back(p + ".bias", qkv_bias.slice(0, k * D, (k + 1) * D).contiguous());
+    }
+    const auto [o, o_bias] = conv(from + ".attn.c_proj", D, D);
+    out.weights.emplace_back(to + ".self_attn.out_proj.weight", o);
+    out.weights.emplace_back(to + ".self_attn.out_proj.bias", o_bias);
+    norm(from + ".ln_2", to + ".final_layer_norm");
+    const auto [fc1, fc1_bias] = conv(from + ".mlp.c_fc", D, F);
+    out.weights.emplace_back(to + ".fc1.weight", fc1);
+    out.weights.emplace_back(to + ".fc1.bias", fc1_bias);
+    const auto [fc2, fc2_bias] = conv(from + ".mlp.c_proj", F, D);
+    out.weights.emplace_back(to + ".fc2.weight", fc2);
+    out.weights.emplace_back(to + ".fc2.bias", fc2_bias);
+  }
+  norm("ln_f", "decoder.layer_norm");
+  const auto left = hf.left();
+  ATTEND_CHECK(left.empty(), "{}: tensor '{}{}' is not part of a {}-layer GPT-2", dir, prefix,
+               left.empty() ? "" : left.front(), L);
+
+  const auto s = [](auto v) { return std::to_string(v); };
+  auto& m = out.config;
+  m["model.arch"] = "decoder_only";
+  m["model.d_model"] = s(D);
+  m["model.ffn"] = s(F);
+  m["model.heads"] = s(H);
+  m["model.decoder_layers"] = s(L);
+  m["model.dropout"] = format("{}", c.number("resid_pdrop", 0.1));
+  m["model.activation"] = activation;
+  m["model.norm"] = "pre";
+  m["model.positions"] = "learned";
+  m["model.max_positions"] = s(P);
+  m["model.share_embeddings"] = "true";
+  m["model.scale_embeddings"] = "false";
+  m["model.norm_eps"] = format("{}", eps);
+  m["converted_from"] = {
+      {"format", "huggingface"}, {"model_type", "gpt2"}, {"directory", fs::absolute(dir).string()}};
+  return out;
+}
+
 }  // namespace
 
 HfImport import_hf(const std::string& dir) {
@@ -309,8 +501,9 @@ HfImport import_hf(const std::string& dir) {
   ATTEND_CHECK(c.has("model_type"), "{}: no \"model_type\"", file);
   const std::string type = c.string("model_type", "");
   if (type == "bert") return import_bert(dir, c);
-  ATTEND_FAIL("{}: \"model_type\": \"{}\" is not supported (attend convert reads: bert)", file,
-              type);
+  if (type == "gpt2") return import_gpt2(dir, c);
+  ATTEND_FAIL("{}: \"model_type\": \"{}\" is not supported (attend convert reads: bert, gpt2)",
+              file, type);
 }
 
-}  // namespace attend::models
+}  // namespace attend::convert

@@ -18,7 +18,7 @@
 #include "core/tensor.h"
 #include "data/tokenizer.h"
 
-namespace attend::models {
+namespace attend::convert {
 
 struct HfImport {
   std::string model_type;
@@ -32,4 +32,4 @@ struct HfImport {
 /// Reads a HuggingFace checkpoint directory; errors name the file and the key or tensor.
 HfImport import_hf(const std::string& dir);
 
-}  // namespace attend::models
+}  // namespace attend::convert

@@ -1,0 +1,61 @@
+"""What the HuggingFace import tests share: the attend binary and a runner that keeps its exit
+status, conversion, the corpora (Multi30K, tiny Shakespeare) and a list of Unicode edge cases."""
+import gzip
+import itertools
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+# Written by us: combining marks, emoji (old and recent), CJK, Hangul, RTL scripts, control and
+# format characters, odd whitespace, case mappings, long words and special tokens in the text.
+EDGE_CASES = [
+    "Cafe\u0301 cre\u0300me bru\u0302le\u0301e, na\u00efve Zo\u00eb",
+    "\u00c5ngstr\u00f6m \u212bngstr\u00f6m \u00d8resund \u0141\u00f3d\u017a",
+    "thumbs \U0001F44D\U0001F3FD and a family \U0001F468\u200D\U0001F469\u200D\U0001F467 \U0001F970",
+    "\u4e2d\u6587\u5b57\u7b26\u6d4b\u8bd5 \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 \ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8",
+    "\u0627\u0644\u0639\u0631\u0628\u064a\u0629 \u05e2\u05d1\u05e8\u05d9\u05ea \u0939\u093f\u0928\u094d\u0926\u0940 \u0e20\u0e32\u0e29\u0e32\u0e44\u0e17\u0e22",
+    "tab\there\x01control\x7fdel zero\u200bwidth bom\ufeff nul\x00x",
+    "no\u00a0break thin\u2009space line\u2028separator next\x85line",
+    "\u039f\u0394\u039f\u03a3 \u0130stanbul STRASSE \u1e9e \ufb01ne \uff21\uff22\uff23 \U0001d400 \u216b",
+    "private\ue000use unassigned\u0378 replacement\ufffdchar",
+    "x" * 99 + " " + "y" * 101 + " " + "supercalifragilisticexpialidocious" * 3,
+    "The [MASK] sat on the [SEP] mat [CLS] [mask] [UNK] <|endoftext|>the end<|endoftext|>",
+    "don't won't I'm it's 3.14 1,000 e-mail: a.b@example.com http://x.y/z?q=1",
+    "\u00bfQu\u00e9? \u00a1S\u00ed! \u00ab\u00e7a\u00bb \u201cquoted\u201d \u2014 dash \u2026",
+    "",
+    "   ",
+    "  two  spaces\n\nnew lines\r\n\ttab   end  ",
+    "it's IT'S 'twas 'll've ''quoted'' x'd 'S",
+    "123456789 ٣٤٥ ①② ½ number1word 1word2",
+]
+
+
+def lines(path, n):
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in itertools.islice(f, n)]
+
+
+def run_attend(path, *args):
+    return subprocess.run([str(path), *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def attend_bin(attend):  # the conftest fixture checks the binary exists
+    root = pathlib.Path(__file__).resolve().parents[2]
+    return pathlib.Path(os.environ.get("ATTEND", root / "build" / "release" / "attend"))
+
+
+def convert(attend_bin, hf_dir, out):
+    done = run_attend(attend_bin, "convert", "--from", "hf", hf_dir, "-o", out)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def corpus(shared_data):
+    m30k = shared_data / "multi30k"
+    out = lines(m30k / "val.en.gz", 1000) + lines(m30k / "val.de.gz", 1000)
+    out += lines(m30k / "train.en.gz", 1000) + lines(m30k / "train.de.gz", 1000)
+    out += [l for l in lines(shared_data / "tinyshakespeare" / "input.txt.gz", 3000) if l][:1500]
+    return out

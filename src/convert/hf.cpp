@@ -279,6 +279,29 @@ HfImport import_bert(const std::string& dir, const HfConfig& c) {
     linear(from + ".output.dense", to + ".fc2", D, F);
     norm(from + ".output.LayerNorm", to + ".final_layer_norm");
   }
+  // BertForMaskedLM / BertForPreTraining: the masked-LM head (its decoder is the tied token
+  // table; the next-sentence head is left out).
+  HfTensors head(files, "", [](const std::string& name) {
+    return name.rfind("cls.predictions.", 0) == 0 && name != "cls.predictions.decoder.weight" &&
+           name != "cls.predictions.decoder.bias";
+  });
+  const bool mlm_head = head.has("cls.predictions.bias");
+  if (mlm_head) {
+    const std::string t = "cls.predictions.transform.";
+    out.weights.emplace_back("lm_head_dense.weight", head.take(t + "dense.weight", {D, D}, sizes));
+    out.weights.emplace_back("lm_head_dense.bias", head.take(t + "dense.bias", {D}, sizes));
+    const bool old = head.has(t + "LayerNorm.gamma");
+    out.weights.emplace_back(
+        "lm_head_layer_norm.weight",
+        head.take(t + (old ? "LayerNorm.gamma" : "LayerNorm.weight"), {D}, sizes));
+    out.weights.emplace_back(
+        "lm_head_layer_norm.bias",
+        head.take(t + (old ? "LayerNorm.beta" : "LayerNorm.bias"), {D}, sizes));
+    out.weights.emplace_back("output_bias", head.take("cls.predictions.bias", {V}, sizes));
+    const auto extra = head.left();
+    ATTEND_CHECK(extra.empty(), "{}: tensor '{}' is not part of BERT's masked-LM head", dir,
+                 extra.empty() ? "" : extra.front());
+  }
   const auto left = hf.left();
   ATTEND_CHECK(left.empty(), "{}: tensor '{}{}' is not part of a {}-layer BERT encoder", dir,
                prefix, left.empty() ? "" : left.front(), L);
@@ -300,10 +323,12 @@ HfImport import_bert(const std::string& dir, const HfConfig& c) {
   m["model.embed_norm"] = "true";
   m["model.norm_eps"] = format("{}", eps);
   m["model.attention"] = "full";
+  m["model.mlm_head"] = mlm_head ? "true" : "false";
+  m["model.logits_bias"] = mlm_head ? "true" : "false";
   m["converted_from"] = {{"format", "huggingface"},
                          {"model_type", "bert"},
                          {"directory", fs::absolute(dir).string()},
-                         {"mlm_head", false}};
+                         {"mlm_head", mlm_head}};
   return out;
 }
 

@@ -5,10 +5,11 @@
 // refused with the command that rewrites it. Every option of the checkpoint that attend does
 // not implement is an error naming its key, never a silently different model.
 //
-// Supported: model_type "bert" (BertModel, and the encoder of BertFor* checkpoints; the
-// masked-LM and pooler heads are not imported) with absolute positions and exact GELU. Token
-// type 0's embedding is added into the position table (attend reads single texts: every token
-// is of type 0).
+// Supported: model_type "bert" (BertModel, BertForMaskedLM with its masked-LM head, the encoder
+// of other BertFor* checkpoints; the pooler and next-sentence heads are not imported) with
+// absolute positions and exact GELU -- token type 0's embedding is added into the position
+// table (attend reads single texts: every token is of type 0); model_type "gpt2"
+// (GPT2LMHeadModel, GPT2Model) with tied embeddings.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>

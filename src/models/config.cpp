@@ -23,6 +23,8 @@ std::vector<io::KeySpec> model_keys() {
       {"model.scale_embeddings", KeyType::kBool, "", "multiply token embeddings by sqrt(d_model) (the paper; default true; false for BERT)"},
       {"model.embed_norm", KeyType::kBool, "", "layer norm over the summed token and position embeddings (BERT; default false)"},
       {"model.norm_eps", KeyType::kFloat, "", "epsilon of every layer norm (default 1e-5; BERT 1e-12)"},
+      {"model.logits_bias", KeyType::kBool, "", "a learned bias added to the output logits (BERT's masked-LM decoder bias; default false)"},
+      {"model.mlm_head", KeyType::kBool, "", "encoder-only: BERT's masked-LM transform (dense, activation, layer norm) before the output projection (default false)"},
       {"model.qkv_init_gain", KeyType::kFloat, "", "Xavier gain of the attention q/k/v projections at initialisation (default 1)"},
       {"model.attention", KeyType::kString, "", "encoder self-attention: full or local"},
       {"model.window", KeyType::kInt, "", "local attention: keys visible on each side"},
@@ -59,6 +61,8 @@ nn::TransformerConfig model_config(const io::Config& c, int64_t vocab,
   if (c.is_set("model.scale_embeddings")) m.scale_embeddings = c.get_bool("model.scale_embeddings");
   if (c.is_set("model.embed_norm")) m.embed_norm = c.get_bool("model.embed_norm");
   if (c.is_set("model.norm_eps")) m.norm_eps = c.get_float("model.norm_eps");
+  if (c.is_set("model.logits_bias")) m.logits_bias = c.get_bool("model.logits_bias");
+  if (c.is_set("model.mlm_head")) m.mlm_head = c.get_bool("model.mlm_head");
   if (c.is_set("model.qkv_init_gain")) m.qkv_init_gain = c.get_float("model.qkv_init_gain");
   if (c.is_set("model.attention"))
     m.attention.kind = nn::parse_attention_kind(c.get_string("model.attention"));

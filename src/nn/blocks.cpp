@@ -80,14 +80,17 @@ FeedForward::FeedForward(int64_t dim, int64_t ffn, Activation activation_, uint6
   register_module("fc2", fc2);
 }
 
-ag::Variable FeedForward::forward(const ag::Variable& x) const {
-  const ag::Variable h = fc1.forward(x);  // [.., F]
+ag::Variable activate(const ag::Variable& x, Activation activation) {
   switch (activation) {
-    case Activation::kRelu: return fc2.forward(ag::relu(h));
-    case Activation::kGelu: return fc2.forward(ag::gelu(h));
-    case Activation::kGeluTanh: return fc2.forward(ag::gelu_tanh(h));
+    case Activation::kRelu: return ag::relu(x);
+    case Activation::kGelu: return ag::gelu(x);
+    case Activation::kGeluTanh: return ag::gelu_tanh(x);
   }
-  ATTEND_FAIL("feed-forward: unknown activation");
+  ATTEND_FAIL("unknown activation");
+}
+
+ag::Variable FeedForward::forward(const ag::Variable& x) const {
+  return fc2.forward(activate(fc1.forward(x), activation));  // fc1: [.., F]
 }
 
 TransformerLayer::TransformerLayer(const TransformerConfig& c, bool cross_attention,

@@ -28,6 +28,9 @@ Positions parse_positions(const std::string& name);
 Arch parse_arch(const std::string& name);
 const char* arch_name(Arch arch);
 
+/// The activation function applied to x.
+ag::Variable activate(const ag::Variable& x, Activation activation);
+
 /// Sinusoidal position table [n, d]: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...).
 Tensor sinusoidal_positions(int64_t n, int64_t d);
 

@@ -53,6 +53,8 @@ void TransformerConfig::validate() const {
   ATTEND_CHECK(dropout >= 0 && dropout < 1, "model.dropout: expected [0, 1), got {}", dropout);
   ATTEND_CHECK(qkv_init_gain > 0 && std::isfinite(qkv_init_gain),
                "model.qkv_init_gain: expected a finite value > 0, got {}", qkv_init_gain);
+  ATTEND_CHECK(!mlm_head || arch == Arch::kEncoderOnly,
+               "model.mlm_head: only an encoder-only model has a masked-LM head");
   ATTEND_CHECK(norm_eps > 0 && std::isfinite(norm_eps),
                "model.norm_eps: expected a finite value > 0, got {}", norm_eps);
   ATTEND_CHECK(max_positions >= 1, "model.max_positions: expected >= 1, got {}", max_positions);
@@ -90,19 +92,23 @@ Model::Model(const TransformerConfig& config, Arch arch, int64_t vocab, uint64_t
   if (c.positions == Positions::kSinusoidal)
     sinusoid_ =
         ag::Variable(sinusoidal_positions(std::max<int64_t>(c.max_positions, 256), c.d_model));
+  if (c.logits_bias) output_bias_ = ag::Variable(Tensor::zeros({vocab}, DType::kF32));
 }
 
 void Model::finish() {
   if (output_projection_) register_module("output_projection", *output_projection_);
+  if (output_bias_.defined()) output_bias_ = register_parameter("output_bias", output_bias_.value());
 }
 
 ag::Variable Model::project(const ag::Variable& hidden) const {
   const int64_t D = config_.d_model;
   const ag::Variable rows = ag::reshape(hidden, {hidden.value().numel() / D, D});
-  if (tied_scale_.defined())  // int8 inference: no tape
-    return ag::Variable(ops::linear_int8(rows.value(), tied_q_.value(), tied_scale_.value()));
-  if (shared_) return ag::linear(rows, shared_->compute(shared_->weight), ag::Variable());
-  return output_projection_->forward(rows);
+  const ag::Variable logits =
+      tied_scale_.defined()  // int8 inference: no tape
+          ? ag::Variable(ops::linear_int8(rows.value(), tied_q_.value(), tied_scale_.value()))
+      : shared_ ? ag::linear(rows, shared_->compute(shared_->weight), ag::Variable())
+                : output_projection_->forward(rows);
+  return output_bias_.defined() ? ag::bias_add(logits, compute(output_bias_)) : logits;
 }
 
 void Model::store_own_weights(DType dtype) {
@@ -190,6 +196,12 @@ EncoderOnly::EncoderOnly(const TransformerConfig& config, uint64_t seed)
   o.embed_site = 1000, o.first_layer_site = 1;
   encoder_ = std::make_unique<Stack>(c, o, shared(), sinusoid(), seed, "encoder");
   register_module("encoder", *encoder_);
+  if (c.mlm_head) {
+    head_dense_ = std::make_unique<Linear>(c.d_model, c.d_model, true, seed, "lm_head_dense");
+    head_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps);
+    register_module("lm_head_dense", *head_dense_);
+    register_module("lm_head_layer_norm", *head_norm_);
+  }
   finish();
 }
 
@@ -199,7 +211,9 @@ ag::Variable EncoderOnly::encode(const Tensor& ids, const Tensor& lengths, uint6
 }
 
 ag::Variable EncoderOnly::forward(const Tensor& ids, const Tensor& lengths, uint64_t stream) const {
-  return project(encode(ids, lengths, stream));
+  ag::Variable h = encode(ids, lengths, stream);
+  if (head_dense_) h = head_norm_->forward(activate(head_dense_->forward(h), config_.activation));
+  return project(h);
 }
 
 }  // namespace attend::nn

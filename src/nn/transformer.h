@@ -32,6 +32,8 @@ struct TransformerConfig {
   bool scale_embeddings = true;  // token embeddings times sqrt(d_model) (the paper; not BERT)
   bool embed_norm = false;       // layer norm over the summed embeddings (BERT)
   double norm_eps = 1e-5;        // epsilon of every layer norm (BERT: 1e-12)
+  bool logits_bias = false;      // a learned bias on the output logits (output_bias)
+  bool mlm_head = false;         // encoder-only: BERT's transform before the output projection
   double qkv_init_gain = 1.0;    // Xavier gain of the q/k/v projections (training init)
   // Special ids of the model's vocabulary (models::model_config sets them from its tokenizer;
   // decoding reads them here, never from constants). pad, unk and bos are never emitted.
@@ -68,7 +70,8 @@ class Model : public Module {
   const TransformerConfig& config() const { return config_; }
   /// Dropout probability in effect (0 outside training mode).
   double active_dropout() const { return training() ? config_.dropout : 0.0; }
-  /// hidden [..., D] -> logits [rows, V] through the (tied) output projection.
+  /// hidden [..., D] -> logits [rows, V] through the (tied) output projection, plus
+  /// output_bias with model.logits_bias.
   ag::Variable project(const ag::Variable& hidden) const;
 
  protected:
@@ -91,6 +94,7 @@ class Model : public Module {
   std::unique_ptr<Linear> output_projection_;
   ag::Variable tied_q_, tied_scale_;  // int8 copy of the tied projection (store_own_weights)
   ag::Variable sinusoid_;  // [max(max_positions, 256), D], constant (sinusoidal positions)
+  ag::Variable output_bias_;  // [V] with model.logits_bias
 };
 
 /// The encoder-decoder (arch encoder_decoder).
@@ -154,11 +158,14 @@ class EncoderOnly : public Model {
   EncoderOnly(const TransformerConfig& config, uint64_t seed);
   /// ids i32 [B, T] (right-padded), lengths i32 [B] -> hidden [B, T, D].
   ag::Variable encode(const Tensor& ids, const Tensor& lengths, uint64_t stream) const;
-  /// encode + project: logits [B * T, V].
+  /// encode (+ the masked-LM transform with model.mlm_head: layer norm of the activated dense
+  /// layer, lm_head_dense and lm_head_layer_norm) + project: logits [B * T, V].
   ag::Variable forward(const Tensor& ids, const Tensor& lengths, uint64_t stream) const;
 
  private:
   std::unique_ptr<Stack> encoder_;
+  std::unique_ptr<Linear> head_dense_;
+  std::unique_ptr<LayerNorm> head_norm_;
 };
 
 }  // namespace attend::nn

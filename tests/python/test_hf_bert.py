@@ -58,7 +58,7 @@ def tiny_bert(out, tokenizer, head=False, shard=None, seed=0):
     kwargs = {"max_shard_size": shard} if shard else {}
     model.save_pretrained(out, safe_serialization=True, **kwargs)
     tokenizer.save_pretrained(out)
-    return model.bert if head else model
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,7 @@ def test_tiny_bert_hidden_states_equal_transformers(variant, minilm, cased, shar
         model_dir = convert(attend_bin, tmp_path / "hf", tmp_path / "attend")
     else:
         tok, model, model_dir = cased
+        model = model.bert  # the encoder of BertForMaskedLM
         shards = list((model_dir.parent / "hf").glob("model-*.safetensors"))
         assert len(shards) > 1, "the checkpoint was meant to be sharded"
     texts = lines(shared_data / "multi30k" / "val.de.gz", 30) + EDGE_CASES[:4]
@@ -229,3 +230,28 @@ def test_converted_encoder_refuses_token_prediction(minilm, attend_bin):
     assert done.returncode == 1 and "without a masked-LM head" in done.stderr
     with attend.Encoder(model_dir) as enc, pytest.raises(ValueError, match="masked-LM head"):
         enc.fill_mask("a [MASK] plays")
+
+
+def test_masked_lm_head_logits_and_fill_mask_equal_transformers(cased, shared_data, attend_bin):
+    tok, model, model_dir = cased
+    worst = 0.0
+    with attend.Model.load(model_dir) as ours:
+        for text in lines(shared_data / "multi30k" / "val.en.gz", 10):
+            ids = tok(text, return_tensors="pt", truncation=True, max_length=40)["input_ids"]
+            with torch.no_grad():
+                want = model(ids).logits[0].numpy()
+            got = ours.logits(text)
+            assert got.shape == want.shape, text
+            worst = max(worst, float(np.abs(got - want).max() / np.abs(want).max()))
+    print(f"masked-LM logits: largest difference {worst:.2e} of the largest logit")
+    assert worst < 1e-4
+    text = "A man in a blue [MASK] is standing on a ladder ."
+    ids = tok(text, return_tensors="pt")["input_ids"]
+    at = int((ids[0] == tok.mask_token_id).nonzero()[0, 0])
+    with torch.no_grad():
+        probs = torch.softmax(model(ids).logits[0, at], -1)
+    top = torch.topk(probs, 5)
+    with attend.Encoder(model_dir) as enc:
+        found = enc.fill_mask(text, top_k=5)
+    assert [f["id"] for f in found] == top.indices.tolist()
+    np.testing.assert_allclose([f["probability"] for f in found], top.values.numpy(), rtol=1e-4)

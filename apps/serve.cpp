@@ -1,4 +1,5 @@
-// `attend serve`: translation and language models over HTTP, with a web page (src/serve/server.h).
+// `attend serve`: translation, language and embedding models over HTTP, with a web page
+// (src/serve/server.h).
 // Models load before the socket opens, so a bad model directory or a port in use stops start-up
 // with one message. SIGTERM and SIGINT stop accepting, let the requests being served finish, and
 // exit 0.
@@ -62,9 +63,10 @@ int serve_command(ServeArgs a) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  // Translation models and language models, each loaded by its family's loader.
+  // Translation, language and embedding models, each loaded by its family's loader.
   std::vector<std::unique_ptr<models::LoadedModel>> translators;
   std::vector<std::unique_ptr<models::LoadedLanguageModel>> lms;
+  std::vector<std::unique_ptr<models::LoadedMaskedModel>> encoders;
   std::vector<serve::ModelEntry> entries;
   for (const std::string& flag : a.models) {
     const auto [name, dir] = model_flag(flag);
@@ -75,9 +77,12 @@ int serve_command(ServeArgs a) {
             std::make_unique<models::LoadedLanguageModel>(models::load_language_model_dir(dir)));
         models::set_precision(*m->model, m->dir, a.precision);
         entries.push_back({name, nullptr, &m->tokenizer, m->dir, m->model.get()});
+      } else if (arch == nn::Arch::kEncoderOnly) {
+        auto& m = encoders.emplace_back(
+            std::make_unique<models::LoadedMaskedModel>(models::load_masked_model_dir(dir)));
+        models::set_precision(*m->model, m->dir, a.precision);
+        entries.push_back({name, nullptr, &m->tokenizer, m->dir, nullptr, m->model.get()});
       } else {
-        // Encoder-only models have nothing to serve yet: the loader's error names the commands
-        // that take them.
         auto& m = translators.emplace_back(
             std::make_unique<models::LoadedModel>(models::load_model_dir(dir)));
         models::set_precision(*m->model, m->dir, a.precision);
@@ -108,14 +113,16 @@ void add_serve(CLI::App& root, int& exit_code) {
   auto a = std::make_shared<ServeArgs>();
   serve::ServerOptions& o = a->server;
   CLI::App* c = root.add_subcommand(
-      "serve", "serve translation and language models over HTTP, with a web page");
+      "serve", "serve translation, language and embedding models over HTTP, with a web page");
   c->footer(
-      "Endpoints: GET / (the web page), POST /v1/translate, POST /v1/completions, GET /v1/models,\n"
+      "Endpoints: GET / (the web page), POST /v1/translate, POST /v1/completions,\n"
+      "POST /v1/embeddings (encoder-only models), GET /v1/models,\n"
       "GET /health, GET /metrics (see docs/serving.md). Requests join the running batch between\n"
       "decoder steps.");
   c->add_option("-m,--model", a->models,
                 "a model, checkpoint or run directory, optionally named (NAME=DIR; default name:\n"
-                "the directory's name); repeat for more models (translation or language models;\n"
+                "the directory's name); repeat for more models (translation, language or\n"
+                "encoder-only models;\n"
                 "the first of each kind answers requests that name no model)")
       ->required()
       ->option_text("[NAME=]DIR");

@@ -27,5 +27,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const attend::serve::ApiError& e) {
     if (e.status() < 400 || e.status() > 499) std::abort();
   }
+  try {
+    const auto r = attend::serve::parse_embeddings(body, limits);
+    if (r.texts.empty() || static_cast<int64_t>(r.texts.size()) > limits.max_sentences ||
+        (r.pooling != "mean" && r.pooling != "cls"))
+      std::abort();
+  } catch (const attend::serve::ApiError& e) {
+    if (e.status() < 400 || e.status() > 499) std::abort();
+  }
   return 0;
 }

@@ -203,6 +203,55 @@ CompletionRequest parse_completion(const std::string& body, const Limits& limits
   return r;
 }
 
+EmbeddingRequest parse_embeddings(const std::string& body, const Limits& limits) {
+  const json j = parse_body(body, limits);
+  EmbeddingRequest r;
+  bool have_input = false;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "model") {
+      if (!v.is_string()) bad("model: expected a string");
+      r.model = v.get<std::string>();
+    } else if (key == "input") {
+      have_input = true;
+      r.texts = texts_field(v, key, "inputs", limits, false);
+    } else if (key == "encoding_format") {
+      if (!v.is_string() || v.get<std::string>() != "float")
+        bad("encoding_format: only \"float\" is supported");
+    } else if (key == "pooling") {
+      if (!v.is_string() || (v.get<std::string>() != "mean" && v.get<std::string>() != "cls"))
+        bad("pooling: expected \"mean\" or \"cls\"");
+      r.pooling = v.get<std::string>();
+    } else if (key == "normalize") {
+      r.normalize = bool_field(v, key);
+    } else if (key == "user") {
+      if (!v.is_string()) bad("user: expected a string");
+    } else {
+      bad("unknown field '" + key + "'");
+    }
+  }
+  if (!have_input) bad("input: required (a string or a list of strings)");
+  return r;
+}
+
+std::string embeddings_reply(const std::string& model, const std::vector<float>& vectors,
+                             int64_t dim, int64_t prompt_tokens) {
+  json data = json::array();
+  const auto D = static_cast<size_t>(dim);
+  for (size_t i = 0; D > 0 && i < vectors.size() / D; ++i)
+    data.push_back(
+        {{"object", "embedding"},
+         {"index", i},
+         {"embedding",
+          std::vector<float>(vectors.begin() + static_cast<std::ptrdiff_t>(i * D),
+                             vectors.begin() + static_cast<std::ptrdiff_t>((i + 1) * D))}});
+  const json reply = {
+      {"object", "list"},
+      {"data", std::move(data)},
+      {"model", model},
+      {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
+  return reply.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::string completion_reply(const std::string& id, const std::string& model, int64_t created,
                              const std::vector<CompletionOut>& choices) {
   json list = json::array();

@@ -99,6 +99,23 @@ std::string completion_event(const std::string& id, const std::string& model, in
                              size_t index, const std::string& text,
                              const std::string& finish_reason);
 
+/// POST /v1/embeddings (encoder-only models), parsed: OpenAI's fields (input, model,
+/// encoding_format "float"), plus attend's pooling ("mean" or "cls") and normalize (default
+/// true: unit length, as OpenAI's embeddings are).
+struct EmbeddingRequest {
+  std::string model;
+  std::vector<std::string> texts;  // "input": a string or a list
+  std::string pooling = "mean";
+  bool normalize = true;
+};
+
+/// Parses and validates an embeddings body; throws ApiError as parse_translate does.
+EmbeddingRequest parse_embeddings(const std::string& body, const Limits& limits);
+
+/// The reply body of an embeddings request: `vectors` f32 [texts, dim] row-major.
+std::string embeddings_reply(const std::string& model, const std::vector<float>& vectors,
+                             int64_t dim, int64_t prompt_tokens);
+
 /// {"error": {"code": ..., "message": ...}}
 std::string error_body(const std::string& code, const std::string& message);
 

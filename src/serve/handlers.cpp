@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "decode/embed.h"
 #include "decode/translator.h"
 #include "serve/api.h"
 
@@ -54,18 +55,20 @@ std::string precision_name(const nn::Module& m) {
 HttpResponse Handlers::models(const HttpRequest& req) const {
   json list = json::array();
   for (const Served& m : models_) {
-    const nn::TransformerConfig& c = m.lm ? m.entry.lm->config() : m.entry.model->config();
-    json item = {
-        {"id", m.entry.name},
-        {"object", "model"},
-        {"task", m.task()},
-        {"dir", m.entry.dir},
-        {"d_model", c.d_model},
-        {"heads", c.heads},
-        {"decoder_layers", c.decoder_layers},
-        {"vocab", c.tgt_vocab},
-        {"precision", m.lm ? precision_name(*m.entry.lm) : precision_name(*m.entry.model)}};
+    const nn::TransformerConfig& c = m.model().config();
+    json item = {{"id", m.entry.name},
+                 {"object", "model"},
+                 {"task", m.task()},
+                 {"dir", m.entry.dir},
+                 {"d_model", c.d_model},
+                 {"heads", c.heads},
+                 {"vocab", m.entry.encoder ? c.src_vocab : c.tgt_vocab},
+                 {"precision", precision_name(m.model())}};
+    if (!m.entry.encoder) item["decoder_layers"] = c.decoder_layers;
     if (m.lm) {
+      item["context"] = c.max_positions;
+    } else if (m.entry.encoder) {
+      item["encoder_layers"] = c.encoder_layers;
       item["context"] = c.max_positions;
     } else {
       item["encoder_layers"] = c.encoder_layers;
@@ -79,7 +82,10 @@ HttpResponse Handlers::models(const HttpRequest& req) const {
 }
 
 Served& Handlers::find_model(const std::string& name, const char* task) {
-  const char* endpoint = std::string(task) == "translation" ? "/v1/translate" : "/v1/completions";
+  const std::string t = task;
+  const char* endpoint = t == "translation"  ? "/v1/translate"
+                         : t == "generation" ? "/v1/completions"
+                                             : "/v1/embeddings";
   for (Served& s : models_)
     if (name.empty() ? std::string(s.task()) == task : s.entry.name == name) {
       if (std::string(s.task()) != task)
@@ -118,6 +124,33 @@ Handlers::Waited Handlers::wait_for(Scheduler& scheduler, const std::shared_ptr<
       return Waited::kTimeout;
     }
   }
+}
+
+HttpResponse Handlers::embeddings(const HttpRequest& req) {
+  const EmbeddingRequest r = parse_embeddings(req.body(), options_.limits);
+  Served& m = find_model(r.model, "embeddings");
+  const nn::EncoderOnly& model = *m.entry.encoder;
+  const data::Tokenizer& tok = *m.entry.tokenizer;
+  decode::EmbedOptions o;
+  o.pooling = decode::parse_pooling(r.pooling, "pooling");
+  o.normalize = r.normalize;
+  int64_t tokens = 0;
+  for (size_t i = 0; i < r.texts.size(); ++i) {
+    const std::string name = r.texts.size() > 1 ? "input[" + std::to_string(i) + "]" : "input";
+    try {
+      tokens += static_cast<int64_t>(decode::encoder_ids(model, tok, r.texts[i], name).size());
+    } catch (const Error& e) {
+      throw ApiError(400, "bad_request", e.what());
+    }
+  }
+  Tensor vectors;
+  {
+    const std::lock_guard<std::mutex> lock(*m.encoder_busy);
+    vectors = decode::embed(model, tok, r.texts, o, "input");
+  }
+  metrics_.tokens(tokens, 0);
+  return reply(req.version(), req.keep_alive(), http::status::ok,
+               embeddings_reply(m.entry.name, vectors.to_vector<float>(), vectors.size(1), tokens));
 }
 
 std::optional<HttpResponse> Handlers::complete(const HttpRequest& req, Client& client) {

@@ -1,13 +1,15 @@
 // The endpoint handlers of `attend serve`, apart from any socket: /v1/translate,
-// /v1/completions and /v1/models. Each takes a parsed request (api.h validates its body) and the
-// Client (transport.h) it came from, queues its work on the model's scheduler, waits for it
-// while the client stays (Handlers::wait_for, the one wait loop of both endpoints), and builds
-// the reply, or streams it as server-sent events.
+// /v1/completions, /v1/embeddings and /v1/models. Translation and completions take a parsed
+// request (api.h validates its body) and the Client (transport.h) it came from, queue their work
+// on the model's scheduler, wait for it while the client stays (Handlers::wait_for, the one wait
+// loop of both endpoints), and build the reply, or stream it as server-sent events; embeddings
+// are computed on the request's thread.
 #pragma once
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -25,10 +27,20 @@ namespace attend::serve {
 /// that turns prompts into ids.
 struct Served {
   ModelEntry entry;
-  std::unique_ptr<Scheduler> scheduler;   // continuous batching, either family
+  std::unique_ptr<Scheduler> scheduler;   // continuous batching: translation and generation
   std::unique_ptr<decode::Generator> lm;  // language models: prompts to ids, the context
   int64_t max_tokens = 0;                 // translation: subwords per text
-  const char* task() const { return lm ? "generation" : "translation"; }
+  // Embeddings run on the request's thread, one request at a time per model (an encoder pass
+  // over a few texts needs no batching across requests).
+  std::unique_ptr<std::mutex> encoder_busy;
+  const char* task() const {
+    return lm ? "generation" : entry.encoder ? "embeddings" : "translation";
+  }
+  const nn::Model& model() const {
+    return lm              ? static_cast<const nn::Model&>(*entry.lm)
+           : entry.encoder ? static_cast<const nn::Model&>(*entry.encoder)
+                           : static_cast<const nn::Model&>(*entry.model);
+  }
 };
 
 class Handlers {
@@ -41,6 +53,8 @@ class Handlers {
   /// Streams through `client` when the request asks (then returns nullopt).
   std::optional<HttpResponse> complete(const HttpRequest& req, Client& client);
   HttpResponse models(const HttpRequest& req) const;
+  /// POST /v1/embeddings: computed on this thread (Served::encoder_busy).
+  HttpResponse embeddings(const HttpRequest& req);
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -25,7 +25,8 @@ const std::map<std::string, http::verb>& routes() {
                                                       {"/metrics", http::verb::get},
                                                       {"/v1/models", http::verb::get},
                                                       {"/v1/translate", http::verb::post},
-                                                      {"/v1/completions", http::verb::post}};
+                                                      {"/v1/completions", http::verb::post},
+                                                      {"/v1/embeddings", http::verb::post}};
   return r;
 }
 
@@ -69,7 +70,7 @@ std::optional<HttpResponse> Server::Impl::handle(const HttpRequest& req, Client&
     throw ApiError(404, "not_found",
                    "no endpoint " + path +
                        " (this server has GET /, GET /health, GET /v1/models, POST "
-                       "/v1/translate, POST /v1/completions, GET /metrics)");
+                       "/v1/translate, POST /v1/completions, POST /v1/embeddings, GET /metrics)");
   }
   endpoint = path;
   if (req.method() != route->second)
@@ -93,13 +94,14 @@ std::optional<HttpResponse> Server::Impl::handle(const HttpRequest& req, Client&
   if (path == "/v1/models") return handlers.models(req);
   if (path == "/metrics") {
     std::vector<ModelStats> stats;
-    for (const Served& m : models)
-      stats.push_back({m.entry.name, m.lm != nullptr, m.scheduler->stats()});
+    for (const Served& m : models)  // embeddings have no scheduler
+      if (m.scheduler) stats.push_back({m.entry.name, m.lm != nullptr, m.scheduler->stats()});
     return reply(req.version(), req.keep_alive(), http::status::ok,
                  metrics.exposition(transport ? transport->connections() : 0, stats),
                  "text/plain; version=0.0.4");
   }
   if (path == "/v1/completions") return handlers.complete(req, client);
+  if (path == "/v1/embeddings") return handlers.embeddings(req);
   return handlers.translate(req, client);
 }
 
@@ -140,18 +142,24 @@ Server::Server(std::vector<ModelEntry> models, ServerOptions options)
   port_ = I.transport->port();
 
   for (ModelEntry& e : models) {
-    ATTEND_CHECK((e.model != nullptr) != (e.lm != nullptr) && e.tokenizer != nullptr,
+    ATTEND_CHECK((e.model != nullptr) + (e.lm != nullptr) + (e.encoder != nullptr) == 1 &&
+                     e.tokenizer != nullptr,
                  "serve: model '{}' is not loaded", e.name);
-    const nn::TransformerConfig& c = e.model ? e.model->config() : e.lm->config();
-    ATTEND_CHECK(e.tokenizer->vocab_size() == c.tgt_vocab,
+    const nn::TransformerConfig& c = e.model ? e.model->config()
+                                     : e.lm  ? e.lm->config()
+                                             : e.encoder->config();
+    const int64_t vocab = e.encoder ? c.src_vocab : c.tgt_vocab;
+    ATTEND_CHECK(e.tokenizer->vocab_size() == vocab,
                  "serve: model '{}': the tokenizer has {} pieces but the model's vocabulary is {}",
-                 e.name, e.tokenizer->vocab_size(), c.tgt_vocab);
+                 e.name, e.tokenizer->vocab_size(), vocab);
     Served s;
     s.max_tokens = I.options.max_sentence_tokens > 0
                        ? std::min(I.options.max_sentence_tokens, c.max_positions)
                        : c.max_positions;
     if (e.model) {
       s.scheduler = std::make_unique<Scheduler>(*e.model, I.options.scheduling);
+    } else if (e.encoder) {
+      s.encoder_busy = std::make_unique<std::mutex>();
     } else {
       s.scheduler = std::make_unique<Scheduler>(*e.lm, *e.tokenizer, I.options.scheduling);
       s.lm = std::make_unique<decode::Generator>(*e.lm, *e.tokenizer);

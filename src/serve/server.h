@@ -41,6 +41,7 @@ struct ModelEntry {
   const data::Tokenizer* tokenizer = nullptr;
   std::string dir;                      // where it was loaded from (shown by /v1/models)
   const nn::DecoderOnly* lm = nullptr;  // set instead of `model` for a language model
+  const nn::EncoderOnly* encoder = nullptr;  // set instead of `model` for embeddings
 };
 
 struct ServerOptions {

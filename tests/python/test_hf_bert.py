@@ -14,6 +14,7 @@
 import json
 import pathlib
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -255,3 +256,36 @@ def test_masked_lm_head_logits_and_fill_mask_equal_transformers(cased, shared_da
         found = enc.fill_mask(text, top_k=5)
     assert [f["id"] for f in found] == top.indices.tolist()
     np.testing.assert_allclose([f["probability"] for f in found], top.values.numpy(), rtol=1e-4)
+
+
+def test_served_embeddings_equal_transformers(minilm, shared_data, attend_bin):
+    """POST /v1/embeddings on the converted all-MiniLM-L6-v2: OpenAI's request and reply shape,
+    vectors equal to transformers' mean-pooled, normalized embeddings."""
+    import urllib.request
+    src, model_dir = minilm
+    texts = lines(shared_data / "multi30k" / "val.en.gz", 40)
+    tok = transformers.AutoTokenizer.from_pretrained(src)
+    model = transformers.AutoModel.from_pretrained(src).eval()
+    batch = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        h = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    want = torch.nn.functional.normalize((h * mask).sum(1) / mask.sum(1), dim=1).numpy()
+    server = subprocess.Popen([str(attend_bin), "serve", "--port", "0", "-m", f"minilm={model_dir}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("listening on "), line + server.stderr.read()
+        url = line.split()[-1] + "/v1/embeddings"
+        body = json.dumps({"input": texts, "model": "minilm"}).encode()
+        req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        reply = json.loads(urllib.request.urlopen(req, timeout=60).read())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert reply["object"] == "list" and reply["model"] == "minilm"
+    assert [d["index"] for d in reply["data"]] == list(range(len(texts)))
+    assert reply["usage"]["prompt_tokens"] == int(batch["attention_mask"].sum())
+    got = np.array([d["embedding"] for d in reply["data"]], dtype=np.float32)
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() >= 0.9999, cos.min()

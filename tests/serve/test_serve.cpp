@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "decode/embed.h"
 #include "decode/generator.h"
 #include "decode/translator.h"
 #include "serve/api.h"
@@ -731,6 +732,90 @@ TEST(ServeApi, ParseTranslateChecksEveryField) {
   EXPECT_EQ(status_of(std::string(lim.max_body_bytes + 1, ' ')).substr(0, 3), "413");
   // No library file:line in what clients read.
   EXPECT_EQ(status_of(R"({"text": "a", "beam": 2, "n_best": 3})").find(".cpp"), std::string::npos);
+}
+
+// POST /v1/embeddings: OpenAI's reply shape, the vectors attend embed computes (normalized by
+// default, pooling and normalize as asked), errors naming the field, and a translation model
+// served beside it that answers /v1/translate only.
+TEST(Serve, EmbeddingsEqualDecodeEmbed) {
+  const Fixture translator;
+  nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");
+  c.arch = nn::Arch::kEncoderOnly;
+  c.d_model = 32, c.ffn = 48, c.heads = 4, c.encoder_layers = 2;
+  c.src_vocab = c.tgt_vocab = translator.tokenizer.vocab_size();
+  nn::EncoderOnly encoder(c, 5);
+  encoder.set_training(false);
+  std::vector<serve::ModelEntry> entries = translator.entries();
+  entries.push_back({"enc", nullptr, &translator.tokenizer, "(in memory)", nullptr, &encoder});
+  Running srv(entries, {});
+  const int port = srv.port();
+  const std::vector<std::string> texts = {"a cat sat.", "hello there!", "x"};
+  const Reply r = call(port, http::verb::post, "/v1/embeddings",
+                       json{{"input", texts}, {"model", "enc"}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = r.j();
+  EXPECT_EQ(j["object"], "list");
+  EXPECT_EQ(j["model"], "enc");
+  decode::EmbedOptions o;  // mean pooling, normalized
+  const std::vector<float> want =
+      decode::embed(encoder, translator.tokenizer, texts, o).to_vector<float>();
+  ASSERT_EQ(j["data"].size(), texts.size());
+  int64_t tokens = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_EQ(j["data"][i]["object"], "embedding");
+    EXPECT_EQ(j["data"][i]["index"], i);
+    const auto got = j["data"][i]["embedding"].get<std::vector<float>>();
+    ASSERT_EQ(got.size(), 32u);
+    for (size_t d = 0; d < got.size(); ++d) EXPECT_EQ(got[d], want[i * 32 + d]);
+    tokens += static_cast<int64_t>(texts[i].size()) + 2;  // characters, BOS and EOS
+  }
+  EXPECT_EQ(j["usage"]["prompt_tokens"], tokens);
+  // cls pooling without normalization, the only embedding model named by default.
+  const Reply cls = call(port, http::verb::post, "/v1/embeddings",
+                         json{{"input", "a cat"}, {"pooling", "cls"}, {"normalize", false}}.dump());
+  ASSERT_EQ(cls.status, 200) << cls.body;
+  o.pooling = decode::Pooling::kCls, o.normalize = false;
+  const std::vector<float> want_cls =
+      decode::embed(encoder, translator.tokenizer, {"a cat"}, o).to_vector<float>();
+  EXPECT_EQ(cls.j()["data"][0]["embedding"].get<std::vector<float>>(), want_cls);
+  // Each endpoint takes its own kind of model.
+  const Reply wrong = call(port, http::verb::post, "/v1/embeddings",
+                           json{{"input", "a"}, {"model", "tiny"}}.dump());
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_NE(wrong.body.find("/v1/embeddings takes embeddings models"), std::string::npos);
+  EXPECT_EQ(post(port, {{"text", "a"}, {"model", "enc"}}).status, 400);
+  EXPECT_EQ(post(port, {{"text", "a"}}).status, 200);  // the translation model
+  const Reply bad = call(port, http::verb::post, "/v1/embeddings", "{\"input\": [\"a\", 7]}");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_NE(bad.body.find("input[1]"), std::string::npos) << bad.body;
+  EXPECT_EQ(metric(port, "attend_requests_total{endpoint=\"/v1/embeddings\",status=\"200\"}"), 2);
+  const json models = json::parse(call(port, http::verb::get, "/v1/models").body);
+  EXPECT_EQ(models["data"][1]["task"], "embeddings");
+}
+
+TEST(ServeApi, ParseEmbeddingsChecksEveryField) {
+  const serve::Limits lim;
+  const serve::EmbeddingRequest r = serve::parse_embeddings(
+      R"({"input": ["a", "b\nc"], "model": "m", "encoding_format": "float", "user": "u"})", lim);
+  EXPECT_EQ(r.texts, (std::vector<std::string>{"a", "b\nc"}));
+  EXPECT_EQ(r.model, "m");
+  EXPECT_TRUE(r.normalize);
+  EXPECT_EQ(r.pooling, "mean");
+  auto error_of = [&](const std::string& body) {
+    try {
+      serve::parse_embeddings(body, lim);
+    } catch (const serve::ApiError& e) {
+      return std::to_string(e.status()) + " " + e.what();
+    }
+    return std::string("ok");
+  };
+  EXPECT_NE(error_of("{}").find("input: required"), std::string::npos);
+  EXPECT_NE(error_of(R"({"input": []})").find("empty"), std::string::npos);
+  EXPECT_NE(error_of(R"({"input": "a", "encoding_format": "base64"})").find("float"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"input": "a", "pooling": "max"})").find("pooling"), std::string::npos);
+  EXPECT_NE(error_of(R"({"input": "a", "dimensions": 8})").find("dimensions"), std::string::npos);
+  EXPECT_NE(error_of(R"({"input": [1]})").find("input[0]"), std::string::npos);
 }
 
 TEST(ServeApi, KeysCompareWhole) {

@@ -3,6 +3,7 @@
 // load like any other.
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,8 +26,12 @@ struct ConvertArgs {
 
 // Copies the imported weights into `model` (every parameter from exactly one tensor) and
 // writes the model directory; returns the number of parameters.
-int64_t save(const nn::Module& model, const convert::HfImport& hf, const ConvertArgs& a) {
-  std::map<std::string, Tensor> weights(hf.weights.begin(), hf.weights.end());
+// The imported tensors are released as they are copied: the peak is about the model plus the
+// file being written.
+int64_t save(const nn::Module& model, convert::HfImport& hf, const ConvertArgs& a) {
+  std::map<std::string, Tensor> weights(std::make_move_iterator(hf.weights.begin()),
+                                        std::make_move_iterator(hf.weights.end()));
+  hf.weights.clear();
   int64_t count = 0;
   for (const auto& [name, p] : model.named_parameters()) {
     const auto it = weights.find(name);
@@ -51,7 +56,7 @@ int convert(const ConvertArgs& a) {
   ATTEND_CHECK(!fs::exists(a.output),
                "convert: -o {}: already exists (choose a new directory; nothing was written)",
                a.output);
-  const convert::HfImport hf = convert::import_hf(a.input);
+  convert::HfImport hf = convert::import_hf(a.input);
   const nn::TransformerConfig config = models::model_config(
       models::model_keys_of(hf.config, a.input + " (converted)"), 0, &hf.tokenizer);
   const int64_t count = config.arch == nn::Arch::kEncoderOnly

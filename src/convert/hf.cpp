@@ -145,16 +145,11 @@ class HfTensors {
 // The prefix under which a checkpoint stores the base model's tensors ("bert." in BertFor*).
 std::string base_prefix(const std::vector<std::string>& files, const std::string& probe,
                         const std::string& model_type) {
-  // The filter sees every name and keeps none: only the headers are read.
   for (const auto& file : files) {
-    bool plain = false, prefixed = false;
-    io::load_safetensors(file, [&](const std::string& name) {
-      plain |= name == probe;
-      prefixed |= name == model_type + "." + probe;
-      return false;
-    });
-    if (plain) return "";
-    if (prefixed) return model_type + ".";
+    const std::vector<std::string> names = io::safetensors_names(file);
+    if (std::find(names.begin(), names.end(), probe) != names.end()) return "";
+    if (std::find(names.begin(), names.end(), model_type + "." + probe) != names.end())
+      return model_type + ".";
   }
   ATTEND_FAIL("{}: no tensor '{}' (nor '{}.{}'): not a {} checkpoint", files.front(), probe,
               model_type, probe, model_type);

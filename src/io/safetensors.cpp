@@ -2,6 +2,7 @@
 #include "io/safetensors.h"
 
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "io/file.h"
@@ -49,27 +50,35 @@ const Tensor& SafeTensors::at(const std::string& name) const {
 std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>& tensors,
                               std::map<std::string, std::string> metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  std::string data;
+  size_t total = 0;
   for (const auto& [name, t] : tensors) {
     ATTEND_CHECK(t.defined() && t.device().is_cpu(), "safetensors: tensor '{}' must be a defined "
                  "CPU tensor", name);
     ATTEND_CHECK(name != "__metadata__", "safetensors: reserved tensor name '__metadata__'");
-    const Tensor c = t.contiguous();
-    const size_t begin = data.size();
-    data.append(static_cast<const char*>(c.raw_data()), c.nbytes());
-    header[name] = {{"dtype", st_dtype(c.dtype())},
-                    {"shape", c.shape()},
-                    {"data_offsets", {begin, data.size()}}};
+    header[name] = {{"dtype", st_dtype(t.dtype())},
+                    {"shape", t.shape()},
+                    {"data_offsets", {total, total + t.nbytes()}}};
+    total += t.nbytes();
   }
-  metadata["attend.crc32"] = std::to_string(crc32(data));
+  // One buffer, sized once: the data first, then the header (which holds the data's checksum)
+  // moved in front of it in place -- no second copy of a model-sized string.
+  metadata["attend.crc32"] = "4294967295";  // the longest checksum, for the size bound
+  header["__metadata__"] = metadata;
+  std::string out;
+  out.reserve(total + 8 + header.dump().size() + 8);
+  for (const auto& [name, t] : tensors) {
+    const Tensor c = t.contiguous();
+    out.append(static_cast<const char*>(c.raw_data()), c.nbytes());
+  }
+  metadata["attend.crc32"] = std::to_string(crc32(out));
   header["__metadata__"] = metadata;
   std::string h = header.dump();
   while ((h.size() + 8) % 8 != 0) h.push_back(' ');  // align the data section to 8 bytes
-  std::string out(8, '\0');
+  std::string prefix(8, '\0');
   const uint64_t n = h.size();
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  out += h;
-  out += data;
+  for (int i = 0; i < 8; ++i) prefix[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  prefix += h;
+  out.insert(0, prefix);
   return out;
 }
 
@@ -148,6 +157,35 @@ SafeTensors parse_safetensors(const std::string& bytes, const std::string& file,
     st.tensors.emplace_back(name, std::move(t));
   }
   return st;
+}
+
+std::vector<std::string> safetensors_names(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  ATTEND_CHECK(in.good(), "{}: cannot open", path);
+  unsigned char len[8] = {};
+  in.read(reinterpret_cast<char*>(len), 8);
+  ATTEND_CHECK(in.gcount() == 8, "{}: not a safetensors file (shorter than the 8-byte header "
+               "length)", path);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(len[i]) << (8 * i);
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<uint64_t>(in.tellg());
+  ATTEND_CHECK(n <= size - 8, "{}: header length {} exceeds the file size {} (truncated or not a "
+               "safetensors file)", path, n, size);
+  std::string header(n, '\0');
+  in.seekg(8);
+  in.read(header.data(), static_cast<std::streamsize>(n));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(header);
+  } catch (const nlohmann::json::exception& e) {
+    ATTEND_FAIL("{}: header is not valid JSON: {}", path, e.what());
+  }
+  ATTEND_CHECK(j.is_object(), "{}: header is not a JSON object", path);
+  std::vector<std::string> names;
+  for (const auto& [name, e] : j.items())
+    if (name != "__metadata__") names.push_back(name);
+  return names;
 }
 
 SafeTensors load_safetensors(const std::string& path, const TensorFilter& keep) {

@@ -32,6 +32,8 @@ void save_safetensors(const std::string& path,
 /// Which tensors of a file to read (by name); the others are skipped unread, whatever their
 /// dtype (e.g. the I64 position-id buffers of HuggingFace checkpoints). Empty: all.
 using TensorFilter = std::function<bool(const std::string& name)>;
+/// The tensor names of a file, from its header alone (the data is not read).
+std::vector<std::string> safetensors_names(const std::string& path);
 /// Parses a file; tensors are allocated on the heap.
 SafeTensors load_safetensors(const std::string& path, const TensorFilter& keep = {});
 SafeTensors parse_safetensors(const std::string& bytes, const std::string& name_for_errors,

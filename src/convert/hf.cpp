@@ -155,6 +155,52 @@ std::string base_prefix(const std::vector<std::string>& files, const std::string
               model_type, probe, model_type);
 }
 
+// The tokens of a vocabulary object {token: id} in id order; ids must be 0..n-1, each once.
+std::vector<std::string> tokens_by_id(const nlohmann::json& vocab, const std::string& where) {
+  ATTEND_CHECK(vocab.is_object() && !vocab.empty(), "{}: the vocabulary must be a non-empty object",
+               where);
+  std::vector<std::string> tokens(vocab.size());
+  std::vector<bool> seen(vocab.size());
+  for (const auto& [token, id] : vocab.items()) {
+    ATTEND_CHECK(
+        id.is_number_unsigned() && id.get<size_t>() < tokens.size() && !seen[id.get<size_t>()],
+        "{}: \"{}\": ids must be 0..{} once each, got {}", where, token, tokens.size() - 1,
+        id.dump());
+    seen[id.get<size_t>()] = true;
+    tokens[id.get<size_t>()] = token;
+  }
+  return tokens;
+}
+
+// The model.* keys every import writes, and the record of where the model came from.
+struct Layout {
+  std::string arch, activation, norm;
+  int64_t d_model, ffn, heads, layers, positions;
+  double dropout, eps;
+  bool embed_norm;
+};
+void write_keys(const Layout& l, const std::string& model_type, const std::string& dir,
+                nlohmann::ordered_json& m) {
+  const auto s = [](auto v) { return std::to_string(v); };
+  m["model.arch"] = l.arch;
+  m["model.d_model"] = s(l.d_model);
+  m["model.ffn"] = s(l.ffn);
+  m["model.heads"] = s(l.heads);
+  m[l.arch == "decoder_only" ? "model.decoder_layers" : "model.encoder_layers"] = s(l.layers);
+  m["model.dropout"] = format("{}", l.dropout);
+  m["model.activation"] = l.activation;
+  m["model.norm"] = l.norm;
+  m["model.positions"] = "learned";
+  m["model.max_positions"] = s(l.positions);
+  m["model.share_embeddings"] = "true";
+  m["model.scale_embeddings"] = "false";
+  m["model.embed_norm"] = l.embed_norm ? "true" : "false";
+  m["model.norm_eps"] = format("{}", l.eps);
+  m["converted_from"] = {{"format", "huggingface"},
+                         {"model_type", model_type},
+                         {"directory", fs::absolute(dir).string()}};
+}
+
 // The WordPiece tokenizer of a BERT checkpoint: vocab.txt (or tokenizer.json's vocabulary) and
 // the normalizer options of tokenizer.json (else tokenizer_config.json).
 data::Tokenizer bert_tokenizer(const std::string& dir) {
@@ -179,16 +225,8 @@ data::Tokenizer bert_tokenizer(const std::string& dir) {
                  "{}: model: \"max_input_chars_per_word\" must be 100 (what attend implements)",
                  fast);
     if (!io::file_exists(path(dir, "vocab.txt"))) {
-      ATTEND_CHECK(m.j.contains("vocab") && m.j["vocab"].is_object(),
-                   "{}: model: \"vocab\" must be an object", fast);
-      std::vector<std::string> tokens(m.j["vocab"].size());
-      for (const auto& [token, id] : m.j["vocab"].items()) {
-        ATTEND_CHECK(id.is_number_unsigned() && id.get<size_t>() < tokens.size() &&
-                         tokens[id.get<size_t>()].empty(),
-                     "{}: model: vocab[\"{}\"]: ids must be 0..{} once each, got {}", fast, token,
-                     tokens.size() - 1, id.dump());
-        tokens[id.get<size_t>()] = token;
-      }
+      const std::vector<std::string> tokens =
+          tokens_by_id(m.j.value("vocab", nlohmann::json()), fast + ": model.vocab");
       for (const auto& token : tokens) vocab_text += token + "\n";
     }
   } else if (io::file_exists(slow)) {
@@ -301,29 +339,12 @@ HfImport import_bert(const std::string& dir, const HfConfig& c) {
   ATTEND_CHECK(left.empty(), "{}: tensor '{}{}' is not part of a {}-layer BERT encoder", dir,
                prefix, left.empty() ? "" : left.front(), L);
 
-  const auto s = [](auto v) { return std::to_string(v); };
-  auto& m = out.config;
-  m["model.arch"] = "encoder_only";
-  m["model.d_model"] = s(D);
-  m["model.ffn"] = s(F);
-  m["model.heads"] = s(H);
-  m["model.encoder_layers"] = s(L);
-  m["model.dropout"] = format("{}", c.number("hidden_dropout_prob", 0.1));
-  m["model.activation"] = "gelu";
-  m["model.norm"] = "post";
-  m["model.positions"] = "learned";
-  m["model.max_positions"] = s(P);
-  m["model.share_embeddings"] = "true";
-  m["model.scale_embeddings"] = "false";
-  m["model.embed_norm"] = "true";
-  m["model.norm_eps"] = format("{}", eps);
-  m["model.attention"] = "full";
-  m["model.mlm_head"] = mlm_head ? "true" : "false";
-  m["model.logits_bias"] = mlm_head ? "true" : "false";
-  m["converted_from"] = {{"format", "huggingface"},
-                         {"model_type", "bert"},
-                         {"directory", fs::absolute(dir).string()},
-                         {"mlm_head", mlm_head}};
+  write_keys({"encoder_only", "gelu", "post", D, F, H, L, P, c.number("hidden_dropout_prob", 0.1),
+              eps, true},
+             "bert", dir, out.config);
+  out.config["model.mlm_head"] = mlm_head ? "true" : "false";
+  out.config["model.logits_bias"] = mlm_head ? "true" : "false";
+  out.config["converted_from"]["mlm_head"] = mlm_head;
   return out;
 }
 
@@ -332,18 +353,7 @@ HfImport import_bert(const std::string& dir, const HfConfig& c) {
 data::Tokenizer gpt2_tokenizer(const std::string& dir) {
   std::vector<std::string> tokens, merges;
   std::vector<int32_t> specials;
-  const auto read_vocab = [&](const nlohmann::json& vocab, const std::string& where) {
-    ATTEND_CHECK(vocab.is_object() && !vocab.empty(), "{}: the vocabulary must be an object",
-                 where);
-    tokens.assign(vocab.size(), "");
-    for (const auto& [token, id] : vocab.items()) {
-      ATTEND_CHECK(id.is_number_unsigned() && id.get<size_t>() < tokens.size() &&
-                       tokens[id.get<size_t>()].empty(),
-                   "{}: \"{}\": ids must be 0..{} once each, got {}", where, token,
-                   tokens.size() - 1, id.dump());
-      tokens[id.get<size_t>()] = token;
-    }
-  };
+
   const std::string fast = path(dir, "tokenizer.json");
   if (io::file_exists(fast)) {
     const nlohmann::json t = io::read_json_object(fast);
@@ -365,7 +375,7 @@ data::Tokenizer gpt2_tokenizer(const std::string& dir) {
                  "{}: model: continuing_subword_prefix, end_of_word_suffix, byte_fallback and "
                  "dropout are not supported",
                  fast);
-    read_vocab(m.j.value("vocab", nlohmann::json()), fast + ": model.vocab");
+    tokens = tokens_by_id(m.j.value("vocab", nlohmann::json()), fast + ": model.vocab");
     ATTEND_CHECK(m.j.contains("merges") && m.j["merges"].is_array(),
                  "{}: model: \"merges\" must be a list", fast);
     for (const auto& merge : m.j["merges"]) {
@@ -388,7 +398,7 @@ data::Tokenizer gpt2_tokenizer(const std::string& dir) {
     const std::string vocab = path(dir, "vocab.json"), merges_file = path(dir, "merges.txt");
     ATTEND_CHECK(io::file_exists(vocab) && io::file_exists(merges_file),
                  "{}: no tokenizer.json, nor vocab.json and merges.txt", dir);
-    read_vocab(io::read_json_object(vocab), vocab);
+    tokens = tokens_by_id(io::read_json_object(vocab), vocab);
     std::istringstream in(io::read_file(merges_file));
     for (std::string line; std::getline(in, line);)
       if (!line.empty() && line.rfind("#version", 0) != 0) merges.push_back(line);
@@ -491,23 +501,9 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
   ATTEND_CHECK(left.empty(), "{}: tensor '{}{}' is not part of a {}-layer GPT-2", dir, prefix,
                left.empty() ? "" : left.front(), L);
 
-  const auto s = [](auto v) { return std::to_string(v); };
-  auto& m = out.config;
-  m["model.arch"] = "decoder_only";
-  m["model.d_model"] = s(D);
-  m["model.ffn"] = s(F);
-  m["model.heads"] = s(H);
-  m["model.decoder_layers"] = s(L);
-  m["model.dropout"] = format("{}", c.number("resid_pdrop", 0.1));
-  m["model.activation"] = activation;
-  m["model.norm"] = "pre";
-  m["model.positions"] = "learned";
-  m["model.max_positions"] = s(P);
-  m["model.share_embeddings"] = "true";
-  m["model.scale_embeddings"] = "false";
-  m["model.norm_eps"] = format("{}", eps);
-  m["converted_from"] = {
-      {"format", "huggingface"}, {"model_type", "gpt2"}, {"directory", fs::absolute(dir).string()}};
+  write_keys(
+      {"decoder_only", activation, "pre", D, F, H, L, P, c.number("resid_pdrop", 0.1), eps, false},
+      "gpt2", dir, out.config);
   return out;
 }
 

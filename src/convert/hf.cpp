@@ -101,21 +101,29 @@ std::string shape_str(const Shape& s) {
   return out + "]";
 }
 
-// The tensors of a checkpoint under their HuggingFace names (prefix removed), f32.
+// The tensors of a checkpoint, f32, each file read once. A tensor under `prefix` (the base
+// model's, "bert." in BertFor*) goes by its name without it, any other (a head beside the base
+// model) by its full name; `keep` sees those names and picks the tensors read.
 class HfTensors {
  public:
   HfTensors(const std::vector<std::string>& files, const std::string& prefix,
             const io::TensorFilter& keep) {
+    const auto local = [&](const std::string& name) {
+      return name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
+    };
     for (const auto& file : files) {
-      io::SafeTensors st = io::load_safetensors(file, [&](const std::string& name) {
-        return name.rfind(prefix, 0) == 0 && keep(name.substr(prefix.size()));
-      });
+      io::SafeTensors st =
+          io::load_safetensors(file, [&](const std::string& name) { return keep(local(name)); });
       for (auto& [name, t] : st.tensors) {
         ATTEND_CHECK(
             t.dtype() == DType::kF32 || t.dtype() == DType::kF16 || t.dtype() == DType::kBF16,
             "{}: tensor '{}' is {}; expected F32, F16 or BF16 weights", file, name, t.str());
-        tensors_[name.substr(prefix.size())] = {t.dtype() == DType::kF32 ? t : t.to(DType::kF32),
-                                                file};
+        const bool fresh =
+            tensors_
+                .emplace(local(name),
+                         Entry{t.dtype() == DType::kF32 ? t : t.to(DType::kF32), file, name})
+                .second;
+        ATTEND_CHECK(fresh, "{}: tensor '{}' is in the checkpoint twice", file, local(name));
       }
     }
   }
@@ -123,23 +131,27 @@ class HfTensors {
   Tensor take(const std::string& name, const Shape& shape, const std::string& sizes) {
     const auto it = tensors_.find(name);
     ATTEND_CHECK(it != tensors_.end(), "the checkpoint has no tensor '{}'", name);
-    ATTEND_CHECK(it->second.first.shape() == shape,
-                 "{}: tensor '{}' is {} but config.json ({}) gives {}", it->second.second, name,
-                 shape_str(it->second.first.shape()), sizes, shape_str(shape));
-    Tensor t = it->second.first;
+    ATTEND_CHECK(it->second.tensor.shape() == shape,
+                 "{}: tensor '{}' is {} but config.json ({}) gives {}", it->second.file, name,
+                 shape_str(it->second.tensor.shape()), sizes, shape_str(shape));
+    Tensor t = it->second.tensor;
     tensors_.erase(it);
     return t;
   }
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
-  // What was not taken (names).
+  // What was not taken (full names, as the checkpoint spells them).
   std::vector<std::string> left() const {
     std::vector<std::string> out;
-    for (const auto& [name, t] : tensors_) out.push_back(name);
+    for (const auto& [name, e] : tensors_) out.push_back(e.full_name);
     return out;
   }
 
  private:
-  std::map<std::string, std::pair<Tensor, std::string>> tensors_;
+  struct Entry {
+    Tensor tensor;
+    std::string file, full_name;
+  };
+  std::map<std::string, Entry> tensors_;
 };
 
 // The prefix under which a checkpoint stores the base model's tensors ("bert." in BertFor*).
@@ -270,11 +282,14 @@ HfImport import_bert(const std::string& dir, const HfConfig& c) {
 
   const auto files = weight_files(dir);
   const std::string prefix = base_prefix(files, "embeddings.word_embeddings.weight", "bert");
-  // The base model's tensors; the heads (pooler, cls.*) and buffers (position_ids,
-  // token_type_ids) are left out.
+  // The base model's tensors and the masked-LM head of BertForMaskedLM / BertForPreTraining
+  // (its decoder is the tied token table); the pooler, the next-sentence head and the buffers
+  // (position_ids, token_type_ids) are left out.
   HfTensors hf(files, prefix, [](const std::string& name) {
     return (name.rfind("embeddings.", 0) == 0 && !name.ends_with("_ids")) ||
-           name.rfind("encoder.", 0) == 0;
+           name.rfind("encoder.", 0) == 0 ||
+           (name.rfind("cls.predictions.", 0) == 0 && name != "cls.predictions.decoder.weight" &&
+            name != "cls.predictions.decoder.bias");
   });
   const std::string sizes = format(
       "hidden_size {}, intermediate_size {}, vocab_size {}, "
@@ -312,32 +327,16 @@ HfImport import_bert(const std::string& dir, const HfConfig& c) {
     linear(from + ".output.dense", to + ".fc2", D, F);
     norm(from + ".output.LayerNorm", to + ".final_layer_norm");
   }
-  // BertForMaskedLM / BertForPreTraining: the masked-LM head (its decoder is the tied token
-  // table; the next-sentence head is left out).
-  HfTensors head(files, "", [](const std::string& name) {
-    return name.rfind("cls.predictions.", 0) == 0 && name != "cls.predictions.decoder.weight" &&
-           name != "cls.predictions.decoder.bias";
-  });
-  const bool mlm_head = head.has("cls.predictions.bias");
+  const bool mlm_head = hf.has("cls.predictions.bias");
   if (mlm_head) {
-    const std::string t = "cls.predictions.transform.";
-    out.weights.emplace_back("lm_head_dense.weight", head.take(t + "dense.weight", {D, D}, sizes));
-    out.weights.emplace_back("lm_head_dense.bias", head.take(t + "dense.bias", {D}, sizes));
-    const bool old = head.has(t + "LayerNorm.gamma");
-    out.weights.emplace_back(
-        "lm_head_layer_norm.weight",
-        head.take(t + (old ? "LayerNorm.gamma" : "LayerNorm.weight"), {D}, sizes));
-    out.weights.emplace_back(
-        "lm_head_layer_norm.bias",
-        head.take(t + (old ? "LayerNorm.beta" : "LayerNorm.bias"), {D}, sizes));
-    out.weights.emplace_back("output_bias", head.take("cls.predictions.bias", {V}, sizes));
-    const auto extra = head.left();
-    ATTEND_CHECK(extra.empty(), "{}: tensor '{}' is not part of BERT's masked-LM head", dir,
-                 extra.empty() ? "" : extra.front());
+    linear("cls.predictions.transform.dense", "lm_head_dense", D, D);
+    norm("cls.predictions.transform.LayerNorm", "lm_head_layer_norm");
+    out.weights.emplace_back("output_bias", hf.take("cls.predictions.bias", {V}, sizes));
   }
   const auto left = hf.left();
-  ATTEND_CHECK(left.empty(), "{}: tensor '{}{}' is not part of a {}-layer BERT encoder", dir,
-               prefix, left.empty() ? "" : left.front(), L);
+  ATTEND_CHECK(left.empty(),
+               "{}: tensor '{}' is not part of a {}-layer BERT encoder or its masked-LM head", dir,
+               left.empty() ? "" : left.front(), L);
 
   write_keys({"encoder_only", "gelu", "post", D, F, H, L, P, c.number("hidden_dropout_prob", 0.1),
               eps, true},
@@ -457,10 +456,11 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
 
   const auto files = weight_files(dir);
   const std::string prefix = base_prefix(files, "wte.weight", "transformer");
-  // The attention-mask buffers of older checkpoints (attn.bias, attn.masked_bias) and a tied
-  // lm_head copy are left out.
+  // The attention-mask buffers of older checkpoints (attn.bias, attn.masked_bias) and the
+  // tied lm_head copy are left out.
   HfTensors hf(files, prefix, [](const std::string& name) {
-    return !name.ends_with(".attn.bias") && !name.ends_with(".attn.masked_bias");
+    return !name.ends_with(".attn.bias") && !name.ends_with(".attn.masked_bias") &&
+           name != "lm_head.weight";
   });
   const std::string sizes =
       format("n_embd {}, n_inner {}, vocab_size {}, n_positions {}", D, F, V, P);
@@ -498,7 +498,7 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
   }
   norm("ln_f", "decoder.layer_norm");
   const auto left = hf.left();
-  ATTEND_CHECK(left.empty(), "{}: tensor '{}{}' is not part of a {}-layer GPT-2", dir, prefix,
+  ATTEND_CHECK(left.empty(), "{}: tensor '{}' is not part of a {}-layer GPT-2", dir,
                left.empty() ? "" : left.front(), L);
 
   write_keys(

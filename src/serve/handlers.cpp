@@ -55,7 +55,7 @@ std::string precision_name(const nn::Module& m) {
 HttpResponse Handlers::models(const HttpRequest& req) const {
   json list = json::array();
   for (const Served& m : models_) {
-    const nn::TransformerConfig& c = m.model().config();
+    const nn::TransformerConfig& c = m.entry.any_model().config();
     json item = {{"id", m.entry.name},
                  {"object", "model"},
                  {"task", m.task()},
@@ -63,7 +63,7 @@ HttpResponse Handlers::models(const HttpRequest& req) const {
                  {"d_model", c.d_model},
                  {"heads", c.heads},
                  {"vocab", m.entry.encoder ? c.src_vocab : c.tgt_vocab},
-                 {"precision", precision_name(m.model())}};
+                 {"precision", precision_name(m.entry.any_model())}};
     if (!m.entry.encoder) item["decoder_layers"] = c.decoder_layers;
     if (m.lm) {
       item["context"] = c.max_positions;

@@ -36,11 +36,6 @@ struct Served {
   const char* task() const {
     return lm ? "generation" : entry.encoder ? "embeddings" : "translation";
   }
-  const nn::Model& model() const {
-    return lm              ? static_cast<const nn::Model&>(*entry.lm)
-           : entry.encoder ? static_cast<const nn::Model&>(*entry.encoder)
-                           : static_cast<const nn::Model&>(*entry.model);
-  }
 };
 
 class Handlers {

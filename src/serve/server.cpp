@@ -145,9 +145,7 @@ Server::Server(std::vector<ModelEntry> models, ServerOptions options)
     ATTEND_CHECK((e.model != nullptr) + (e.lm != nullptr) + (e.encoder != nullptr) == 1 &&
                      e.tokenizer != nullptr,
                  "serve: model '{}' is not loaded", e.name);
-    const nn::TransformerConfig& c = e.model ? e.model->config()
-                                     : e.lm  ? e.lm->config()
-                                             : e.encoder->config();
+    const nn::TransformerConfig& c = e.any_model().config();
     const int64_t vocab = e.encoder ? c.src_vocab : c.tgt_vocab;
     ATTEND_CHECK(e.tokenizer->vocab_size() == vocab,
                  "serve: model '{}': the tokenizer has {} pieces but the model's vocabulary is {}",

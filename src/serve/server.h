@@ -39,9 +39,15 @@ struct ModelEntry {
   std::string name;  // what requests name in "model"
   const nn::EncoderDecoder* model = nullptr;
   const data::Tokenizer* tokenizer = nullptr;
-  std::string dir;                      // where it was loaded from (shown by /v1/models)
-  const nn::DecoderOnly* lm = nullptr;  // set instead of `model` for a language model
+  std::string dir;                           // where it was loaded from (shown by /v1/models)
+  const nn::DecoderOnly* lm = nullptr;       // set instead of `model` for a language model
   const nn::EncoderOnly* encoder = nullptr;  // set instead of `model` for embeddings
+  /// Whichever of the three is set.
+  const nn::Model& any_model() const {
+    return lm        ? static_cast<const nn::Model&>(*lm)
+           : encoder ? static_cast<const nn::Model&>(*encoder)
+                     : static_cast<const nn::Model&>(*model);
+  }
 };
 
 struct ServerOptions {

@@ -411,9 +411,9 @@ class Model {
     d["encoder_layers"] = c.encoder_layers;
     d["decoder_layers"] = c.decoder_layers;
     d["dropout"] = c.dropout;
-    d["activation"] = c.activation == nn::Activation::kGelu ? "gelu" : "relu";
-    d["norm"] = c.norm == nn::Norm::kPre ? "pre" : "post";
-    d["positions"] = c.positions == nn::Positions::kLearned ? "learned" : "sinusoidal";
+    d["activation"] = nn::activation_name(c.activation);
+    d["norm"] = nn::norm_name(c.norm);
+    d["positions"] = nn::positions_name(c.positions);
     d["max_positions"] = c.max_positions;
     d["share_embeddings"] = c.share_embeddings;
     d["source_eos"] = c.source_eos;

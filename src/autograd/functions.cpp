@@ -120,6 +120,12 @@ Variable gelu_tanh(const Variable& x) {
   });
 }
 
+Variable silu(const Variable& x) {
+  return record(ops::silu(x.value()), {&x}, [x](const Tensor& dy, const Tensor&) {
+    accumulate_grad(x, ops::silu_backward(x.value(), dy));
+  });
+}
+
 Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t stream) {
   if (p == 0.0) return x;
   return record(ops::dropout(x.value(), p, seed, stream), {&x},

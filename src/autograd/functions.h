@@ -25,6 +25,7 @@ Variable bias_add(const Variable& x, const Variable& bias);
 Variable relu(const Variable& x);
 Variable gelu(const Variable& x);
 Variable gelu_tanh(const Variable& x);
+Variable silu(const Variable& x);
 /// Identity when p == 0; the mask depends only on (seed, stream, element index).
 Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t stream);
 

@@ -16,53 +16,67 @@ CrossAttentionProbe::CrossAttentionProbe() : previous_(tls_probe) { tls_probe = 
 CrossAttentionProbe::~CrossAttentionProbe() { tls_probe = previous_; }
 CrossAttentionProbe* CrossAttentionProbe::active() { return tls_probe; }
 
-Activation parse_activation(const std::string& name) {
-  if (name == "relu") return Activation::kRelu;
-  if (name == "gelu") return Activation::kGelu;
-  if (name == "gelu_tanh") return Activation::kGeluTanh;
-  ATTEND_FAIL("model.activation: expected relu, gelu or gelu_tanh, got '{}'", name);
-}
+namespace {
+// Each enum's values and their names, said once for parsing and naming.
+template <typename E>
+struct Named {
+  const char* name;
+  E value;
+};
+constexpr Named<Activation> kActivations[] = {{"relu", Activation::kRelu},
+                                              {"gelu", Activation::kGelu},
+                                              {"gelu_tanh", Activation::kGeluTanh},
+                                              {"silu", Activation::kSilu}};
+constexpr Named<Norm> kNorms[] = {{"post", Norm::kPost}, {"pre", Norm::kPre}};
+constexpr Named<Positions> kPositions[] = {{"sinusoidal", Positions::kSinusoidal},
+                                           {"sinusoidal_halves", Positions::kSinusoidalHalves},
+                                           {"learned", Positions::kLearned}};
+constexpr Named<Arch> kArchs[] = {{"encoder_decoder", Arch::kEncoderDecoder},
+                                  {"decoder_only", Arch::kDecoderOnly},
+                                  {"encoder_only", Arch::kEncoderOnly}};
 
-Norm parse_norm(const std::string& name) {
-  if (name == "post") return Norm::kPost;
-  if (name == "pre") return Norm::kPre;
-  ATTEND_FAIL("model.norm: expected post or pre, got '{}'", name);
-}
-
-Positions parse_positions(const std::string& name) {
-  if (name == "sinusoidal") return Positions::kSinusoidal;
-  if (name == "learned") return Positions::kLearned;
-  ATTEND_FAIL("model.positions: expected sinusoidal or learned, got '{}'", name);
-}
-
-Arch parse_arch(const std::string& name) {
-  if (name == "encoder_decoder") return Arch::kEncoderDecoder;
-  if (name == "decoder_only") return Arch::kDecoderOnly;
-  if (name == "encoder_only") return Arch::kEncoderOnly;
-  ATTEND_FAIL("model.arch: expected encoder_decoder, decoder_only or encoder_only, got '{}'", name);
-}
-
-const char* arch_name(Arch arch) {
-  switch (arch) {
-    case Arch::kEncoderDecoder:
-      return "encoder_decoder";
-    case Arch::kDecoderOnly:
-      return "decoder_only";
-    case Arch::kEncoderOnly:
-      return "encoder_only";
+template <typename E, size_t N>
+E parse(const Named<E> (&table)[N], const char* key, const std::string& name) {
+  std::string expected;
+  for (const auto& v : table) {
+    if (name == v.name) return v.value;
+    expected += std::string(expected.empty() ? "" : ", ") + v.name;
   }
+  ATTEND_FAIL("{}: expected one of {}, got '{}'", key, expected, name);
+}
+template <typename E, size_t N>
+const char* name_of(const Named<E> (&table)[N], E value) {
+  for (const auto& v : table)
+    if (v.value == value) return v.name;
   return "?";
 }
+}  // namespace
 
-Tensor sinusoidal_positions(int64_t n, int64_t d) {
+Activation parse_activation(const std::string& name) {
+  return parse(kActivations, "model.activation", name);
+}
+Norm parse_norm(const std::string& name) { return parse(kNorms, "model.norm", name); }
+Positions parse_positions(const std::string& name) {
+  return parse(kPositions, "model.positions", name);
+}
+Arch parse_arch(const std::string& name) { return parse(kArchs, "model.arch", name); }
+const char* activation_name(Activation activation) { return name_of(kActivations, activation); }
+const char* norm_name(Norm norm) { return name_of(kNorms, norm); }
+const char* positions_name(Positions positions) { return name_of(kPositions, positions); }
+const char* arch_name(Arch arch) { return name_of(kArchs, arch); }
+
+Tensor sinusoidal_positions(int64_t n, int64_t d, bool halves) {
+  ATTEND_CHECK(!halves || d % 2 == 0, "sinusoidal_halves positions need an even width, got {}",
+               d);
   HeapScope heap;
   std::vector<float> p(static_cast<size_t>(n * d));
   for (int64_t pos = 0; pos < n; ++pos)
     for (int64_t i = 0; i < d; i += 2) {
       const double angle = static_cast<double>(pos) /
                            std::pow(10000.0, static_cast<double>(i) / static_cast<double>(d));
-      p[pos * d + i] = static_cast<float>(std::sin(angle));
-      if (i + 1 < d) p[pos * d + i + 1] = static_cast<float>(std::cos(angle));
+      const int64_t sin_col = halves ? i / 2 : i, cos_col = halves ? d / 2 + i / 2 : i + 1;
+      p[pos * d + sin_col] = static_cast<float>(std::sin(angle));
+      if (cos_col < d) p[pos * d + cos_col] = static_cast<float>(std::cos(angle));
     }
   return Tensor::from_vector(p, {n, d});
 }
@@ -85,6 +99,7 @@ ag::Variable activate(const ag::Variable& x, Activation activation) {
     case Activation::kRelu: return ag::relu(x);
     case Activation::kGelu: return ag::gelu(x);
     case Activation::kGeluTanh: return ag::gelu_tanh(x);
+    case Activation::kSilu: return ag::silu(x);
   }
   ATTEND_FAIL("unknown activation");
 }
@@ -108,7 +123,7 @@ TransformerLayer::TransformerLayer(const TransformerConfig& c, bool cross_attent
     encoder_attn =
         std::make_unique<MultiHeadAttention>(c.d_model, c.heads, seed, path + ".encoder_attn",
                                              DType::kF32, AttentionConfig{}, c.qkv_init_gain);
-    encoder_attn_layer_norm = std::make_unique<LayerNorm>(c.d_model);
+    encoder_attn_layer_norm = std::make_unique<LayerNorm>(c.d_model, c.norm_eps);
     register_module("encoder_attn", *encoder_attn);
     register_module("encoder_attn_layer_norm", *encoder_attn_layer_norm);
   }
@@ -198,6 +213,7 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
       heads_(c.heads),
       max_positions_(c.max_positions),
       learned_positions_(c.positions == Positions::kLearned),
+      halves_(c.positions == Positions::kSinusoidalHalves),
       scale_embeddings_(c.scale_embeddings),
       shared_(shared),
       sinusoid_(std::move(sinusoid)) {
@@ -231,7 +247,7 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
 ag::Variable Stack::sinusoid_table(int64_t n) const {
   if (sinusoid_.shape()[0] >= n) return sinusoid_;
   HeapScope heap;
-  return ag::Variable(sinusoidal_positions(n, d_model_));  // longer than max_positions
+  return ag::Variable(sinusoidal_positions(n, d_model_, halves_));  // past max_positions
 }
 
 Tensor Stack::positions(const Tensor& ids) const {

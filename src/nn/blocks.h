@@ -14,9 +14,13 @@
 
 namespace attend::nn {
 
-enum class Activation { kRelu, kGelu, kGeluTanh };  // gelu: exact (erf); gelu_tanh: GPT-2's
+// gelu: exact (erf); gelu_tanh: GPT-2's; silu: x sigmoid(x) (Marian's "swish")
+enum class Activation { kRelu, kGelu, kGeluTanh, kSilu };
 enum class Norm { kPost, kPre };  // post: LN(x + sublayer(x)) (the paper); pre: x + sublayer(LN(x))
-enum class Positions { kSinusoidal, kLearned };
+// sinusoidal: the paper's table, sin and cos interleaved; sinusoidal_halves: the same
+// frequencies with every sin in the first half of the columns and every cos in the second
+// (Marian's, fairseq's); learned: a trained table of model.max_positions rows.
+enum class Positions { kSinusoidal, kSinusoidalHalves, kLearned };
 /// The model families: the paper's encoder-decoder; decoder-only (GPT-style causal language
 /// model); encoder-only (BERT-style bidirectional encoder).
 enum class Arch { kEncoderDecoder, kDecoderOnly, kEncoderOnly };
@@ -26,13 +30,18 @@ Activation parse_activation(const std::string& name);
 Norm parse_norm(const std::string& name);
 Positions parse_positions(const std::string& name);
 Arch parse_arch(const std::string& name);
+/// The value names of the keys above (what parse_* reads).
+const char* activation_name(Activation activation);
+const char* norm_name(Norm norm);
+const char* positions_name(Positions positions);
 const char* arch_name(Arch arch);
 
 /// The activation function applied to x.
 ag::Variable activate(const ag::Variable& x, Activation activation);
 
-/// Sinusoidal position table [n, d]: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...).
-Tensor sinusoidal_positions(int64_t n, int64_t d);
+/// Sinusoidal position table [n, d]: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...);
+/// with `halves` the sin of frequency i is column i and its cos column d/2 + i (d even).
+Tensor sinusoidal_positions(int64_t n, int64_t d, bool halves = false);
 
 /// Dropout stream of one (layer, site) of a step: no two dropout masks in a step coincide.
 uint64_t dropout_site(uint64_t stream, uint64_t layer, uint64_t where);
@@ -214,7 +223,7 @@ class Stack : public Module {
 
   Options o_;
   int64_t d_model_, heads_, max_positions_;
-  bool learned_positions_, scale_embeddings_;
+  bool learned_positions_, halves_, scale_embeddings_;
   const Embedding* shared_;
   std::unique_ptr<Embedding> own_tokens_, positions_;
   ag::Variable sinusoid_;

@@ -89,9 +89,10 @@ Model::Model(const TransformerConfig& config, Arch arch, int64_t vocab, uint64_t
     output_projection_ =
         std::make_unique<Linear>(c.d_model, vocab, false, seed, "output_projection");
   }
-  if (c.positions == Positions::kSinusoidal)
-    sinusoid_ =
-        ag::Variable(sinusoidal_positions(std::max<int64_t>(c.max_positions, 256), c.d_model));
+  if (c.positions != Positions::kLearned)
+    sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(c.max_positions, 256),
+                                                  c.d_model,
+                                                  c.positions == Positions::kSinusoidalHalves));
   if (c.logits_bias) output_bias_ = ag::Variable(Tensor::zeros({vocab}, DType::kF32));
 }
 

@@ -202,6 +202,7 @@ Tensor gelu(const Tensor& x) { return unary("gelu", x, cpu::gelu, ref::gelu<doub
 Tensor gelu_tanh(const Tensor& x) {
   return unary("gelu_tanh", x, cpu::gelu_tanh, ref::gelu_tanh<double>);
 }
+Tensor silu(const Tensor& x) { return unary("silu", x, cpu::silu, ref::silu<double>); }
 
 namespace {
 // The backward of a unary op with CPU kernels only: dx from the saved input and dy.
@@ -226,6 +227,9 @@ Tensor gelu_backward(const Tensor& x, const Tensor& dy) {
 Tensor gelu_tanh_backward(const Tensor& x, const Tensor& dy) {
   return unary_backward("gelu_tanh_backward", x, dy, cpu::gelu_tanh_backward,
                         ref::gelu_tanh_backward<double>);
+}
+Tensor silu_backward(const Tensor& x, const Tensor& dy) {
+  return unary_backward("silu_backward", x, dy, cpu::silu_backward, ref::silu_backward<double>);
 }
 
 Tensor dropout(const Tensor& x_in, double p, uint64_t seed, uint64_t stream) {

@@ -75,6 +75,9 @@ Tensor gelu_backward(const Tensor& x, const Tensor& dy);
 /// GELU's tanh approximation (GPT-2's "gelu_new", PyTorch's gelu(approximate="tanh")).
 Tensor gelu_tanh(const Tensor& x);
 Tensor gelu_tanh_backward(const Tensor& x, const Tensor& dy);
+/// SiLU, x sigmoid(x) (Marian's "swish").
+Tensor silu(const Tensor& x);
+Tensor silu_backward(const Tensor& x, const Tensor& dy);
 
 /// Inverted dropout with keep-mask from Philox(seed, stream, element index); p in [0, 1).
 Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t stream);

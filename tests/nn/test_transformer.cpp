@@ -261,6 +261,14 @@ TEST(Transformer, ConfigErrorsNameTheKey) {
   EXPECT_TRUE(test::throws_with([] { nn::parse_norm("middle"); }, {"model.norm", "'middle'"}));
   EXPECT_TRUE(test::throws_with([] { nn::parse_activation("tanh"); }, {"model.activation", "'tanh'"}));
   EXPECT_TRUE(test::throws_with([] { nn::parse_positions("rope"); }, {"model.positions", "'rope'"}));
+  // Every value's name parses back to it.
+  for (auto a : {nn::Activation::kRelu, nn::Activation::kGelu, nn::Activation::kGeluTanh,
+                 nn::Activation::kSilu})
+    EXPECT_EQ(nn::parse_activation(nn::activation_name(a)), a);
+  for (auto p : {nn::Positions::kSinusoidal, nn::Positions::kSinusoidalHalves,
+                 nn::Positions::kLearned})
+    EXPECT_EQ(nn::parse_positions(nn::positions_name(p)), p);
+  for (auto n : {nn::Norm::kPost, nn::Norm::kPre}) EXPECT_EQ(nn::parse_norm(nn::norm_name(n)), n);
   EXPECT_THROW(nn::TransformerConfig::preset("huge"), Error);
   for (double gain : {0.0, -1.0, std::nan("")}) {
     c = tiny();
@@ -268,6 +276,23 @@ TEST(Transformer, ConfigErrorsNameTheKey) {
     EXPECT_TRUE(test::throws_with([&] { nn::EncoderDecoder m(c, 1); }, {"model.qkv_init_gain"}))
         << gain;
   }
+}
+
+// Both sinusoid layouts hold sin(p / 10000^(2i/d)) and cos(...) of frequency i: the paper's in
+// columns 2i and 2i + 1, the halves layout (Marian's) in columns i and d/2 + i.
+TEST(Transformer, SinusoidLayouts) {
+  const int64_t n = 40, d = 16;
+  const auto paper = nn::sinusoidal_positions(n, d).to_vector<float>();
+  const auto halves = nn::sinusoidal_positions(n, d, true).to_vector<float>();
+  for (int64_t p = 0; p < n; ++p)
+    for (int64_t i = 0; i < d / 2; ++i) {
+      const double angle = static_cast<double>(p) / std::pow(10000.0, 2.0 * i / d);
+      EXPECT_FLOAT_EQ(paper[p * d + 2 * i], std::sin(angle));
+      EXPECT_FLOAT_EQ(paper[p * d + 2 * i + 1], std::cos(angle));
+      EXPECT_FLOAT_EQ(halves[p * d + i], std::sin(angle));
+      EXPECT_FLOAT_EQ(halves[p * d + d / 2 + i], std::cos(angle));
+    }
+  EXPECT_THROW(nn::sinusoidal_positions(4, 7, true), Error);
 }
 
 // model.qkv_init_gain scales the initial q/k/v projections of every attention block (encoder

@@ -51,6 +51,7 @@ TEST(Gradcheck, Elementwise) {
   expect_gradcheck([](const V& x) { return ag::relu(x[0]); }, {a});
   expect_gradcheck([](const V& x) { return ag::gelu(x[0]); }, {a});
   expect_gradcheck([](const V& x) { return ag::gelu_tanh(x[0]); }, {a});
+  expect_gradcheck([](const V& x) { return ag::silu(x[0]); }, {a});
   expect_gradcheck([](const V& x) { return ag::dropout(x[0], 0.4, 3, 8); }, {a});
 }
 

@@ -113,6 +113,9 @@ const std::vector<OpCase>& cases() {
                    return Outputs{ops::gelu_tanh(on.in(a)),
                                   ops::gelu_tanh_backward(on.in(a), on.in(dy))};
                  }});
+    v.push_back({"silu", 1e-5, [a, dy](const On& on) {
+                   return Outputs{ops::silu(on.in(a)), ops::silu_backward(on.in(a), on.in(dy))};
+                 }});
     v.push_back({"dropout", 1e-5, [a, dy](const On& on) {
                    return Outputs{ops::dropout(on.in(a), 0.25, 5, 9),
                                   ops::dropout_backward(on.in(dy), 0.25, 5, 9)};

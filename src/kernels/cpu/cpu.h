@@ -68,6 +68,8 @@ void gelu(const float* x, float* y, int64_t n);
 void gelu_backward(const float* x, const float* dy, float* dx, int64_t n);
 void gelu_tanh(const float* x, float* y, int64_t n);
 void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n);
+void silu(const float* x, float* y, int64_t n);
+void silu_backward(const float* x, const float* dy, float* dx, int64_t n);
 void dropout(const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t stream);
 // The reference loops on purpose (elementwise.cpp says why); contracts as in ref.h.
 void sub(const float* a, const float* b, float* y, int64_t n);

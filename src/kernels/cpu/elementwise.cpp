@@ -114,6 +114,19 @@ void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
     }
   });
 }
+void silu(const float* x, float* y, int64_t n) {
+  parallel_for(n, kGrain / 8, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) y[i] = x[i] / (1.f + std::exp(-x[i]));
+  });
+}
+void silu_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  parallel_for(n, kGrain / 8, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      const float sig = 1.f / (1.f + std::exp(-x[i]));
+      dx[i] = dy[i] * sig * (1.f + x[i] * (1.f - sig));
+    }
+  });
+}
 namespace {
 
 // Philox4x32-10 for 16 consecutive counters at once, written lane-wise so the compiler

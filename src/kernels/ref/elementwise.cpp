@@ -117,6 +117,19 @@ void gelu_tanh_backward(const T* x, const T* dy, T* dx, int64_t n) {
   }
 }
 
+// SiLU (Marian's "swish"): x sigmoid(x); its derivative is s (1 + x (1 - s)), s = sigmoid(x).
+template <typename T>
+void silu(const T* x, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (T(1) + std::exp(-x[i]));
+}
+template <typename T>
+void silu_backward(const T* x, const T* dy, T* dx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = T(1) / (T(1) + std::exp(-x[i]));
+    dx[i] = dy[i] * s * (T(1) + x[i] * (T(1) - s));
+  }
+}
+
 template <typename T>
 void dropout(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t stream) {
   const T scale = T(1) / (T(1) - static_cast<T>(p));
@@ -147,6 +160,8 @@ void dropout(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t stre
   template void gelu_backward<T>(const T*, const T*, T*, int64_t);     \
   template void gelu_tanh<T>(const T*, T*, int64_t);                   \
   template void gelu_tanh_backward<T>(const T*, const T*, T*, int64_t); \
+  template void silu<T>(const T*, T*, int64_t);                        \
+  template void silu_backward<T>(const T*, const T*, T*, int64_t);     \
   template void dropout<T>(const T*, T*, int64_t, double, uint64_t, uint64_t);
 
 ATTEND_REF_INSTANTIATE(float)

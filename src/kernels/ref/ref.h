@@ -48,6 +48,9 @@ template <typename T> void gelu(const T* x, T* y, int64_t n);
 template <typename T> void gelu_backward(const T* x, const T* dy, T* dx, int64_t n);
 template <typename T> void gelu_tanh(const T* x, T* y, int64_t n);
 template <typename T> void gelu_tanh_backward(const T* x, const T* dy, T* dx, int64_t n);
+/// SiLU ("swish"): x sigmoid(x).
+template <typename T> void silu(const T* x, T* y, int64_t n);
+template <typename T> void silu_backward(const T* x, const T* dy, T* dx, int64_t n);
 
 /// Inverted dropout: y = x * keep / (1 - p), keep = philox_uniform(seed, stream, i) >= p.
 /// The mask is recomputed in backward from (seed, stream); nothing is stored.

@@ -85,7 +85,8 @@ std::vector<Example> lm_windows(const std::vector<int32_t>& stream, int64_t bloc
   return out;
 }
 
-Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& indices) {
+Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& indices,
+                 Frame frame) {
   HeapScope heap;  // batches outlive the step arena (prefetch)
   const int64_t B = static_cast<int64_t>(indices.size());
   int64_t S = 1, T = 1;
@@ -93,7 +94,7 @@ Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& i
     S = std::max<int64_t>(S, static_cast<int64_t>(data[i].src.size()));
     T = std::max<int64_t>(T, target_positions(data[i]));
   }
-  std::vector<int32_t> src(B * S, kPadId), tin(B * T, kPadId), tout(B * T, kPadId), sl(B), tl(B);
+  std::vector<int32_t> src(B * S, kPadId), tin(B * T, kPadId), tout(B * T, kIgnore), sl(B), tl(B);
   Batch b;
   for (int64_t r = 0; r < B; ++r) {
     const Example& e = data[indices[r]];
@@ -118,10 +119,10 @@ Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& i
       continue;
     }
     std::copy(e.src.begin(), e.src.end(), src.begin() + r * S);
-    tin[r * T] = kBosId;
+    tin[r * T] = frame.bos;
     std::copy(e.tgt.begin(), e.tgt.end(), tin.begin() + r * T + 1);
     std::copy(e.tgt.begin(), e.tgt.end(), tout.begin() + r * T);
-    tout[r * T + static_cast<int64_t>(e.tgt.size())] = kEosId;
+    tout[r * T + static_cast<int64_t>(e.tgt.size())] = frame.eos;
     sl[r] = static_cast<int32_t>(std::max<size_t>(e.src.size(), 1));  // empty source: one pad key
     tl[r] = static_cast<int32_t>(e.tgt.size() + 1);
     b.src_tokens += static_cast<int64_t>(e.src.size());
@@ -148,7 +149,7 @@ Batch mask_batch(const Batch& b, const MaskRule& rule, uint64_t seed, uint64_t s
   ATTEND_CHECK(rule.mask_id >= 0 && rule.vocab > rule.first_token,
                "mask_batch: the vocabulary has no mask token (or no ordinary token)");
   HeapScope heap;
-  std::vector<int32_t> in = b.tgt_in.to_vector<int32_t>(), out(in.size(), kPadId);
+  std::vector<int32_t> in = b.tgt_in.to_vector<int32_t>(), out(in.size(), kIgnore);
   const std::vector<int32_t> lengths = b.tgt_lengths.to_vector<int32_t>();
   const int64_t B = b.tgt_in.size(0), T = b.tgt_in.size(1);
   Batch m = b;
@@ -237,14 +238,15 @@ std::vector<std::vector<int64_t>> sorted_plan(const std::vector<Example>& data,
 }
 
 BatchStream::BatchStream(const std::vector<Example>& data, int64_t max_tokens, uint64_t seed,
-                         int64_t epoch, int64_t index, int64_t prefetch, Share share)
+                         int64_t epoch, int64_t index, int64_t prefetch, Share share, Frame frame)
     : data_(data),
       max_tokens_(max_tokens),
       seed_(seed),
       epoch_(epoch),
       index_(index),
       prefetch_(static_cast<size_t>(std::max<int64_t>(1, prefetch))),
-      share_(share) {
+      share_(share),
+      frame_(frame) {
   ATTEND_CHECK(!data.empty(), "batcher: the training set is empty");
   ATTEND_CHECK(share.ranks >= 1 && share.rank >= 0 && share.rank < share.ranks && share.run >= 1,
                "batcher: rank {} of {} (run {}) is not a valid share", share.rank, share.ranks,
@@ -268,7 +270,7 @@ void BatchStream::run() {
       const auto plan = epoch_plan(data_, max_tokens_, seed_, epoch);
       for (; index < static_cast<int64_t>(plan.size()); ++index, ++k) {
         const bool own = share_.owns(k);
-        Item item{own ? make_batch(data_, plan[index]) : Batch{}, epoch, index,
+        Item item{own ? make_batch(data_, plan[index], frame_) : Batch{}, epoch, index,
                   static_cast<int64_t>(plan.size()), own};
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return stop_ || queue_.size() < prefetch_; });

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "data/tokenizer.h"
 
 namespace attend::data {
 
@@ -43,11 +44,22 @@ struct MaskRule {
   double rate = 0.15, mask = 0.8, random = 0.1;
 };
 
+/// The target of a position no loss reads (padding; a masked-LM position left as it is): never
+/// a token id, so that no vocabulary's pad id (GPT-2's is its end of text, Marian's is where
+/// decoding starts) is mistaken for it.
+constexpr int32_t kIgnore = -1;
+
+/// The ids a translation pair's target is framed with: BOS y_1 .. y_n in, y_1 .. y_n EOS out
+/// (the model's: TransformerConfig::bos_id / eos_id).
+struct Frame {
+  int32_t bos = kBosId, eos = kEosId;
+};
+
 struct Batch {
-  Tensor src;          // i32 [B, S], padded with kPadId
+  Tensor src;          // i32 [B, S], padded with kPadId (masked by src_lengths)
   Tensor src_lengths;  // i32 [B]
   Tensor tgt_in;       // i32 [B, T]: BOS y_1 .. y_n, padded (a window: w_0 .. w_n-1)
-  Tensor tgt_out;      // i32 [B * T]: y_1 .. y_n EOS, padded, ignored by the loss (w_1 .. w_n)
+  Tensor tgt_out;      // i32 [B * T]: y_1 .. y_n EOS, padded with kIgnore (w_1 .. w_n)
   Tensor tgt_lengths;  // i32 [B]: n + 1 (a window: n)
   std::vector<int64_t> indices;  // example index of each row
   int64_t src_tokens = 0, tgt_tokens = 0;  // real tokens (tgt counts EOS)
@@ -68,7 +80,7 @@ std::vector<Example> lm_windows(const std::vector<int32_t>& stream, int64_t bloc
 MaskRule mask_rule(const Tokenizer& tok, int64_t vocab);
 
 /// A kSequence batch corrupted by `rule` with draws from Philox(seed, stream, position): tgt_in
-/// holds the corrupted ids, tgt_out the original id at chosen positions and pad elsewhere, and
+/// holds the corrupted ids, tgt_out the original id at chosen positions and kIgnore elsewhere, and
 /// tgt_tokens counts the chosen positions (what the loss is normalised by).
 Batch mask_batch(const Batch& b, const MaskRule& rule, uint64_t seed, uint64_t stream);
 
@@ -80,8 +92,10 @@ Example mlm_sentence(const Tokenizer& tok, const std::string& line, int64_t max_
 std::vector<Example> mlm_sentences(const Tokenizer& tok, const std::string& text,
                                    int64_t max_positions);
 
-/// Builds the padded tensors for the given examples (in the given order).
-Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& indices);
+/// Builds the padded tensors for the given examples (in the given order); translation pairs
+/// are framed by `frame`.
+Batch make_batch(const std::vector<Example>& data, const std::vector<int64_t>& indices,
+                 Frame frame = {});
 
 /// Splits `order` (example indices) into batches whose padded size
 /// rows * max(S, T + 1) stays within max_tokens (a single over-long example gets its own batch).
@@ -112,7 +126,7 @@ struct Share {
 class BatchStream {
  public:
   BatchStream(const std::vector<Example>& data, int64_t max_tokens, uint64_t seed, int64_t epoch,
-              int64_t index, int64_t prefetch = 8, Share share = {});
+              int64_t index, int64_t prefetch = 8, Share share = {}, Frame frame = {});
   ~BatchStream();
   BatchStream(const BatchStream&) = delete;
   BatchStream& operator=(const BatchStream&) = delete;
@@ -133,6 +147,7 @@ class BatchStream {
   int64_t epoch_, index_;
   size_t prefetch_;
   Share share_;
+  Frame frame_;
   std::deque<Item> queue_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -72,9 +72,8 @@ LmScore score_text(const nn::DecoderOnly& model, const data::Tokenizer& tokenize
   for (const auto& rows : data::sorted_plan(windows, max_tokens)) {
     const data::Batch b = data::make_batch(windows, rows);
     const Tensor logits = model.forward(b.tgt_in, b.tgt_lengths, 0).value();
-    score.nll +=
-        ops::cross_entropy(logits, b.tgt_out, {0.0, model.config().pad_id}, ops::Reduction::kSum)
-            .loss.item();
+    score.nll += ops::cross_entropy(logits, b.tgt_out, {0.0, data::kIgnore}, ops::Reduction::kSum)
+                     .loss.item();
     score.tokens += b.tgt_tokens;
   }
   return score;
@@ -106,10 +105,10 @@ MaskedScore score_masked(const nn::EncoderOnly& model, const data::Tokenizer& to
   for (const auto& rows : data::sorted_plan(sentences, max_tokens)) {
     const data::Batch b = data::mask_batch(data::make_batch(sentences, rows), rule, seed, k++);
     const Tensor logits = model.forward(b.tgt_in, b.tgt_lengths, 0).value();
-    score.nll +=
-        ops::cross_entropy(logits, b.tgt_out, {0.0, c.pad_id}, ops::Reduction::kSum).loss.item();
+    score.nll += ops::cross_entropy(logits, b.tgt_out, {0.0, data::kIgnore}, ops::Reduction::kSum)
+                     .loss.item();
     score.masked += b.tgt_tokens;
-    score.correct += count_correct(logits, b.tgt_out, c.pad_id);
+    score.correct += count_correct(logits, b.tgt_out, data::kIgnore);
   }
   return score;
 }

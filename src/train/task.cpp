@@ -329,7 +329,7 @@ class MaskedLmTask : public Family<nn::EncoderOnly, TextTask> {
     return data::mask_batch(b, rule_, seed ^ kMaskSeed ^ 1, static_cast<uint64_t>(k));
   }
   int64_t correct(const Tensor& logits, const data::Batch& b) const override {
-    return decode::count_correct(logits, b.tgt_out, data::kPadId);
+    return decode::count_correct(logits, b.tgt_out, data::kIgnore);
   }
 
  private:

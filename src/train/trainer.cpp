@@ -167,7 +167,7 @@ void Trainer::resume(const std::string& dir) {
 
 StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t tokens) {
   ATTEND_CHECK(!batches.empty(), "Trainer::step: no batches");
-  const ops::CrossEntropyConfig ce{options_.label_smoothing, data::kPadId};
+  const ops::CrossEntropyConfig ce{options_.label_smoothing, data::kIgnore};
   gradients_.zero();
   double loss_sum = 0;
   int64_t own_tokens = 0;
@@ -232,11 +232,11 @@ Validation Trainer::validate(const ValidationSet& set) {
     for (const auto& rows : data::sorted_plan(set.examples, options_.max_tokens)) {
       ArenaScope scope(&arena);
       // Batch k as the task measures it (masked-LM: the same corruption every validation).
-      const data::Batch b =
-          task_->validation_batch(data::make_batch(set.examples, rows), options_.seed, k++);
+      const data::Batch b = task_->validation_batch(data::make_batch(set.examples, rows, frame()),
+                                                    options_.seed, k++);
       const Tensor out_logits = task_->logits(b, 0).value();
       const auto out =
-          ops::cross_entropy(out_logits, b.tgt_out, {0.0, data::kPadId}, ops::Reduction::kSum);
+          ops::cross_entropy(out_logits, b.tgt_out, {0.0, data::kIgnore}, ops::Reduction::kSum);
       nll += out.loss.item();
       tokens += b.tgt_tokens;
       if (const int64_t c = task_->correct(out_logits, b); c >= 0) {
@@ -643,7 +643,7 @@ TrainResult Run::loop() {
   state.global_batches = ranks_ * o_.accumulate;
   // A global step takes ranks x accumulate batches of the plan; this rank builds its own run.
   data::BatchStream stream(train_set_, o_.max_tokens, o_.seed, state.epoch, state.batch_index, 8,
-                           {rank_, ranks_, o_.accumulate});
+                           {rank_, ranks_, o_.accumulate}, trainer_->frame());
   // mpirun hands rank 0 a pseudo-terminal even when its output goes to a file: plain lines then.
   tty_ = isatty(fileno(stdout)) && !dist::launched_by_mpi();
   start_ = window_start_ = Clock::now();

@@ -84,6 +84,8 @@ class Trainer {
   const Adam& optimizer() const { return adam_; }
   const Ema* ema() const { return ema_.get(); }
   const TrainOptions& options() const { return options_; }
+  /// How the model frames a translation pair's target (its bos and eos ids).
+  data::Frame frame() const { return {model_.config().bos_id, model_.config().eos_id}; }
   /// The data-parallel reducer (null in a single process): bucket count, time communicating.
   const dist::GradientReducer* reducer() const { return reducer_.get(); }
 

@@ -159,7 +159,7 @@ TEST(Batcher, MaskingFollowsBertsProportions) {
              out = m.tgt_out.to_vector<int32_t>();
   int64_t chosen = 0, masked = 0, random = 0, kept = 0;
   for (size_t i = 0; i < orig.size(); ++i) {
-    if (out[i] == data::kPadId) {
+    if (out[i] == data::kIgnore) {
       EXPECT_EQ(in[i], orig[i]);  // not chosen: unchanged
       continue;
     }
@@ -203,11 +203,16 @@ TEST(Batcher, MakeBatchPlacesBosEosAndPadding) {
   const data::Batch b = data::make_batch(ex, {0, 1});
   EXPECT_EQ(b.src.to_vector<int32_t>(), (std::vector<int32_t>{5, 6, 7, 10, 0, 0}));
   EXPECT_EQ(b.tgt_in.to_vector<int32_t>(), (std::vector<int32_t>{2, 8, 9, 0, 2, 11, 12, 13}));
-  EXPECT_EQ(b.tgt_out.to_vector<int32_t>(), (std::vector<int32_t>{8, 9, 3, 0, 11, 12, 13, 3}));
+  EXPECT_EQ(b.tgt_out.to_vector<int32_t>(), (std::vector<int32_t>{8, 9, 3, -1, 11, 12, 13, 3}));
   EXPECT_EQ(b.src_lengths.to_vector<int32_t>(), (std::vector<int32_t>{3, 1}));
   EXPECT_EQ(b.tgt_lengths.to_vector<int32_t>(), (std::vector<int32_t>{3, 4}));
   EXPECT_EQ(b.src_tokens, 4);
   EXPECT_EQ(b.tgt_tokens, 7);
+  // A model's own frame (MarianMT's: decoding starts from pad 9, ends with 0); padding of the
+  // targets is kIgnore whatever the vocabulary's pad id.
+  const data::Batch m = data::make_batch(ex, {0, 1}, {9, 0});
+  EXPECT_EQ(m.tgt_in.to_vector<int32_t>(), (std::vector<int32_t>{9, 8, 9, 0, 9, 11, 12, 13}));
+  EXPECT_EQ(m.tgt_out.to_vector<int32_t>(), (std::vector<int32_t>{8, 9, 0, -1, 11, 12, 13, 0}));
 }
 
 TEST(Batcher, EpochPlanCoversEveryExampleOnceWithinTheTokenBudget) {

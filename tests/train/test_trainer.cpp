@@ -60,7 +60,7 @@ void backward(nn::EncoderDecoder& m, const data::Batch& b) {
   {
     ag::TapeScope rec(&tape);
     loss = ag::cross_entropy(m.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, 7), b.tgt_out,
-                             {0.1, data::kPadId}, ops::Reduction::kSum);
+                             {0.1, data::kIgnore}, ops::Reduction::kSum);
   }
   tape.backward(loss);
 }

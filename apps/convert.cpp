@@ -59,15 +59,19 @@ int convert(const ConvertArgs& a) {
   convert::HfImport hf = convert::import_hf(a.input);
   const nn::TransformerConfig config = models::model_config(
       models::model_keys_of(hf.config, a.input + " (converted)"), 0, &hf.tokenizer);
-  const int64_t count = config.arch == nn::Arch::kEncoderOnly
-                            ? save(nn::EncoderOnly(config, 1), hf, a)
-                            : save(nn::DecoderOnly(config, 1), hf, a);
+  const int64_t count =
+      config.arch == nn::Arch::kEncoderOnly   ? save(nn::EncoderOnly(config, 1), hf, a)
+      : config.arch == nn::Arch::kDecoderOnly ? save(nn::DecoderOnly(config, 1), hf, a)
+                                              : save(nn::EncoderDecoder(config, 1), hf, a);
+  const std::string layers = config.arch == nn::Arch::kEncoderOnly
+                                 ? std::to_string(config.encoder_layers)
+                             : config.arch == nn::Arch::kDecoderOnly
+                                 ? std::to_string(config.decoder_layers)
+                                 : format("{}+{}", config.encoder_layers, config.decoder_layers);
   std::printf(
-      "convert: %s (%s, %lld layers, d_model %lld, %.1fM parameters, vocabulary %lld) "
+      "convert: %s (%s, %s layers, d_model %lld, %.1fM parameters, vocabulary %lld) "
       "-> %s\n",
-      a.input.c_str(), hf.model_type.c_str(),
-      static_cast<long long>(config.arch == nn::Arch::kEncoderOnly ? config.encoder_layers
-                                                                   : config.decoder_layers),
+      a.input.c_str(), hf.model_type.c_str(), layers.c_str(),
       static_cast<long long>(config.d_model), static_cast<double>(count) / 1e6,
       static_cast<long long>(hf.tokenizer.vocab_size()), a.output.c_str());
   return 0;
@@ -83,8 +87,8 @@ void add_convert(CLI::App& root, int& exit_code) {
       "attend convert --from hf HF_DIR -o MODEL_DIR reads config.json, model.safetensors (or its\n"
       "shards) and the tokenizer files of a checkpoint saved by transformers, and writes an\n"
       "attend model directory atomically. Reads model_type bert (BERT and its sentence-embedding\n"
-      "descendants, for attend embed) and gpt2 (for generate and eval-lm). pytorch_model.bin\n"
-      "(a pickle) is never read.");
+      "descendants, for attend embed), gpt2 (for generate and eval-lm) and marian (MarianMT /\n"
+      "OPUS-MT, for translate and score). pytorch_model.bin (a pickle) is never read.");
   c->add_option("--from", a->from, "the checkpoint's format")
       ->required()
       ->check(CLI::IsMember({"hf"}))

@@ -34,6 +34,7 @@ int translate(TranslateArgs a) {
     for (const auto& [field, flag] :
          std::vector<std::pair<std::string, std::string>>{{"n_best", "--n-best"},
                                                           {"max_extra", "--max-extra"},
+                                                          {"max_length", "--max-length"},
                                                           {"min_length", "--min-length"},
                                                           {"top_k", "--top-k"},
                                                           {"top_p", "--top-p"},
@@ -106,6 +107,9 @@ void add_translate(CLI::App& root, int& exit_code) {
                 "from 0; SCORE = log-probability / length penalty)")
       ->capture_default_str();
   c->add_option("--max-extra", s.max_extra, "outputs have at most source length + N subwords")
+      ->capture_default_str();
+  c->add_option("--max-length", s.max_length,
+                "and at most N subwords whatever the source's length (0: no such limit)")
       ->capture_default_str();
   c->add_option("--min-length", s.min_length, "no end of sentence before N subwords")
       ->capture_default_str();

@@ -93,6 +93,8 @@ decode::SearchOptions search_options(const nb::dict& o) {
       s.n_best = nb::cast<int64_t>(value);
     else if (k == "max_extra")
       s.max_extra = nb::cast<int64_t>(value);
+    else if (k == "max_length")
+      s.max_length = nb::cast<int64_t>(value);
     else if (k == "min_length")
       s.min_length = nb::cast<int64_t>(value);
     else if (k == "sample")
@@ -478,7 +480,7 @@ class Model {
         ATTEND_CHECK(!src.empty(), "logits: the source is empty");
         ATTEND_CHECK(valid_utf8(target), "logits: the target is not valid UTF-8");
         std::vector<int32_t> tgt = {m.config().bos_id};
-        for (const int32_t id : tokenizer_.encode(target)) tgt.push_back(id);
+        for (const int32_t id : tokenizer_.encode_target(target)) tgt.push_back(id);
         const auto [s, sl] = one(src);
         const auto [t, tl] = one(tgt);
         return m.forward(s, sl, t, tl, 0).value();
@@ -567,6 +569,7 @@ NB_MODULE(_attend, m) {
       .def_static(
           "load", [](const std::string& dir) { return models::read_tokenizer(dir); }, "dir"_a)
       .def("encode", &data::Tokenizer::encode, "text"_a)
+      .def("encode_target", &data::Tokenizer::encode_target, "text"_a)
       .def("decode", &data::Tokenizer::decode, "ids"_a)
       .def("pieces", &data::Tokenizer::pieces, "text"_a)
       .def("piece", &data::Tokenizer::piece, "id"_a)

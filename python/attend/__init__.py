@@ -156,9 +156,11 @@ class Tokenizer:
         tokenizer._tok = loaded.tokenizer
         return tokenizer
 
-    def encode(self, text: str) -> list[int]:
-        """The ids of `text` (subwords, or characters for a character model)."""
-        return self._tok.encode(text)
+    def encode(self, text: str, target: bool = False) -> list[int]:
+        """The ids of `text` (subwords, or characters for a character model); with `target`,
+        as a translation's target side (which only a MarianMT vocabulary segments otherwise:
+        with its target.spm)."""
+        return self._tok.encode_target(text) if target else self._tok.encode(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of `ids` (padding, beginning and end ids are dropped)."""
@@ -203,7 +205,8 @@ class TranslationResult:
 
 
 _SEARCH_NAMES = {"beam": "beam_size", "n_best": "num_hypotheses", "alpha": "length_penalty",
-                 "max_extra": "max_extra", "min_length": "min_decoding_length",
+                 "max_extra": "max_extra", "max_length": "max_decoding_length",
+                 "min_length": "min_decoding_length",
                  "temperature": "sampling_temperature", "top_k": "sampling_topk",
                  "top_p": "sampling_topp", "batch_tokens": "max_batch_tokens",
                  "max_input_tokens": "max_input_tokens"}
@@ -229,7 +232,8 @@ class Translator(_Loaded):
 
     def translate_batch(self, source: Sequence[str], *, beam_size: int = 4,
                         num_hypotheses: int = 1, length_penalty: float = 0.6,
-                        max_extra: int = 50, min_decoding_length: int = 0,
+                        max_extra: int = 50, max_decoding_length: int = 0,
+                        min_decoding_length: int = 0,
                         target_prefix: Optional[Sequence[Optional[str]]] = None,
                         sampling_topk: int = 1, sampling_topp: float = 1.0,
                         sampling_temperature: float = 1.0, seed: int = 0,
@@ -241,7 +245,8 @@ class Translator(_Loaded):
         beam_size: hypotheses kept per sentence (1: greedy). num_hypotheses: how many to return
         (<= beam_size). length_penalty: exponent A of the GNMT penalty ((5 + length) / 6)^A that
         ranks finished hypotheses. max_extra: an output has at most source length + max_extra
-        subwords. min_decoding_length: no end of sentence before that many subwords.
+        subwords, and at most max_decoding_length (0: no such limit). min_decoding_length: no end
+        of sentence before that many subwords.
         target_prefix: one text (or None) per input that its translations start with (forced,
         then searched on). sampling_topk: 1 searches; any other value draws each token from
         the sampling_topk most likely (0: all), within nucleus mass sampling_topp, at
@@ -262,7 +267,8 @@ class Translator(_Loaded):
             raise ValueError(f"beam_size: sampling (sampling_topk != 1) draws one hypothesis: "
                              f"beam_size must be 1, got {beam_size}")
         search = {"beam": beam_size, "n_best": num_hypotheses, "alpha": float(length_penalty),
-                  "max_extra": max_extra, "min_length": min_decoding_length, "sample": sample,
+                  "max_extra": max_extra, "max_length": max_decoding_length,
+                  "min_length": min_decoding_length, "sample": sample,
                   "temperature": float(sampling_temperature),
                   "top_k": sampling_topk if sample else 0, "top_p": float(sampling_topp),
                   "seed": seed}

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "data/byte_bpe.h"
+#include "data/marian_vocab.h"
 #include "data/wordpiece.h"
 #include "io/file.h"
 #include "io/json.h"
@@ -132,8 +133,9 @@ class HfTensors {
     const auto it = tensors_.find(name);
     ATTEND_CHECK(it != tensors_.end(), "the checkpoint has no tensor '{}'", name);
     ATTEND_CHECK(it->second.tensor.shape() == shape,
-                 "{}: tensor '{}' is {} but config.json ({}) gives {}", it->second.file, name,
-                 shape_str(it->second.tensor.shape()), sizes, shape_str(shape));
+                 "{}: tensor '{}' is {} but config.json ({}) gives {}", it->second.file,
+                 it->second.full_name, shape_str(it->second.tensor.shape()), sizes,
+                 shape_str(shape));
     Tensor t = it->second.tensor;
     tensors_.erase(it);
     return t;
@@ -507,6 +509,136 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
   return out;
 }
 
+// A special token of tokenizer_config.json: a string, or an object with its "content".
+std::string special_token(const HfConfig& c, const char* key, const std::string& fallback) {
+  if (c.has(key) && c.j[key].is_object()) {
+    const HfConfig token{c.j[key], c.file + ": " + key};
+    return token.string("content", fallback);
+  }
+  return c.string(key, fallback);
+}
+
+// The tokenizer of a MarianMT checkpoint: source.spm, target.spm and vocab.json, with the
+// special tokens and options of tokenizer_config.json.
+data::Tokenizer marian_tokenizer(const std::string& dir) {
+  const std::string config_file = path(dir, "tokenizer_config.json");
+  const HfConfig c{
+      io::file_exists(config_file) ? io::read_json_object(config_file) : nlohmann::json::object(),
+      config_file};
+  ATTEND_CHECK(!c.flag("separate_vocabs", false),
+               "{}: \"separate_vocabs\": true (a target vocabulary of its own) is not supported",
+               config_file);
+  ATTEND_CHECK(!c.flag("clean_up_tokenization_spaces", false),
+               "{}: \"clean_up_tokenization_spaces\": true is not supported", config_file);
+  for (const char* file : {"source.spm", "target.spm", "vocab.json"})
+    ATTEND_CHECK(io::file_exists(path(dir, file)), "{}: no {} (MarianTokenizer's files)", dir,
+                 file);
+  const std::string vocab = path(dir, "vocab.json");
+  return data::Tokenizer::from_marian(data::MarianVocab(
+      io::read_file(path(dir, "source.spm")), io::read_file(path(dir, "target.spm")),
+      tokens_by_id(io::read_json_object(vocab), vocab), special_token(c, "pad_token", "<pad>"),
+      special_token(c, "unk_token", "<unk>"), special_token(c, "eos_token", "</s>"), dir));
+}
+
+HfImport import_marian(const std::string& dir, const HfConfig& c) {
+  const std::string act = c.string("activation_function", "gelu");
+  const std::string activation = act == "swish" || act == "silu"  ? "silu"
+                                 : act == "gelu_new"              ? "gelu_tanh"
+                                 : act == "gelu" || act == "relu" ? act
+                                                                  : "";
+  ATTEND_CHECK(!activation.empty(),
+               "{}: \"activation_function\": \"{}\" is not supported (attend implements swish, "
+               "silu, gelu, gelu_new and relu)",
+               c.file, act);
+  ATTEND_CHECK(!c.flag("normalize_before", false) && !c.flag("add_final_layer_norm", false) &&
+                   !c.flag("normalize_embedding", false),
+               "{}: \"normalize_before\", \"add_final_layer_norm\" and "
+               "\"normalize_embedding\" are not supported (MarianMT is post-norm without them)",
+               c.file);
+  ATTEND_CHECK(
+      c.flag("share_encoder_decoder_embeddings", true) && c.flag("tie_word_embeddings", true),
+      "{}: \"share_encoder_decoder_embeddings\" / \"tie_word_embeddings\": false "
+      "(separate vocabularies) is not supported",
+      c.file);
+  const int64_t D = c.integer("d_model"), V = c.integer("vocab_size"),
+                H = c.integer("encoder_attention_heads"), F = c.integer("encoder_ffn_dim"),
+                Le = c.integer("encoder_layers"), Ld = c.integer("decoder_layers"),
+                P = c.integer("max_position_embeddings");
+  ATTEND_CHECK(c.integer("decoder_attention_heads") == H && c.integer("decoder_ffn_dim") == F,
+               "{}: the decoder's heads and FFN width must equal the encoder's "
+               "(encoder_attention_heads {}, encoder_ffn_dim {})",
+               c.file, H, F);
+  ATTEND_CHECK(!c.has("decoder_vocab_size") || c.integer("decoder_vocab_size") == V,
+               "{}: \"decoder_vocab_size\" {} differs from \"vocab_size\" {}: separate "
+               "vocabularies are not supported",
+               c.file, c.integer("decoder_vocab_size"), V);
+  ATTEND_CHECK(D % H == 0 && D % 2 == 0,
+               "{}: \"d_model\" {} must be even and divisible by the heads ({})", c.file, D, H);
+
+  HfImport out;
+  out.model_type = "marian";
+  out.tokenizer = marian_tokenizer(dir);
+  ATTEND_CHECK(out.tokenizer.vocab_size() == V,
+               "{}: vocab.json has {} tokens but config.json's \"vocab_size\" is {}", dir,
+               out.tokenizer.vocab_size(), V);
+  const auto same_id = [&](const char* key, int32_t id, const char* what) {
+    ATTEND_CHECK(!c.has(key) || c.id(key) == id, "{}: \"{}\" is {} but the tokenizer's {} is {}",
+                 c.file, key, c.has(key) ? c.id(key) : 0, what, id);
+  };
+  same_id("pad_token_id", out.tokenizer.pad_id(), "<pad>");
+  same_id("eos_token_id", out.tokenizer.eos_id(), "</s>");
+  same_id("decoder_start_token_id", out.tokenizer.pad_id(), "<pad> (where decoding starts)");
+
+  const auto files = weight_files(dir);
+  const std::string prefix = base_prefix(files, "shared.weight", "model");
+  // The tied copies of the token table (encoder/decoder embed_tokens, lm_head) and the
+  // sinusoid tables older checkpoints store are left out: attend computes the table.
+  HfTensors hf(files, prefix, [](const std::string& name) {
+    return name != "encoder.embed_tokens.weight" && name != "decoder.embed_tokens.weight" &&
+           name != "lm_head.weight" && !name.ends_with("embed_positions.weight");
+  });
+  const std::string sizes = format("d_model {}, encoder_ffn_dim {}, vocab_size {}", D, F, V);
+  const auto take = [&](const std::string& name, const Shape& shape) {
+    out.weights.emplace_back(name, hf.take(name, shape, sizes));
+  };
+  out.weights.emplace_back("embed_tokens.weight", hf.take("shared.weight", {V, D}, sizes));
+  for (const auto& [stack, layers] : {std::pair{"encoder", Le}, std::pair{"decoder", Ld}}) {
+    for (int64_t l = 0; l < layers; ++l) {
+      const std::string at = std::string(stack) + ".layers." + std::to_string(l) + ".";
+      std::vector<std::string> attention = {"self_attn"};
+      if (std::string(stack) == "decoder") attention.push_back("encoder_attn");
+      for (const auto& a : attention) {
+        for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
+          take(at + a + "." + proj + ".weight", {D, D});
+          take(at + a + "." + proj + ".bias", {D});
+        }
+        take(at + a + "_layer_norm.weight", {D});
+        take(at + a + "_layer_norm.bias", {D});
+      }
+      take(at + "fc1.weight", {F, D});
+      take(at + "fc1.bias", {F});
+      take(at + "fc2.weight", {D, F});
+      take(at + "fc2.bias", {D});
+      take(at + "final_layer_norm.weight", {D});
+      take(at + "final_layer_norm.bias", {D});
+    }
+  }
+  out.weights.emplace_back("output_bias", hf.take("final_logits_bias", {1, V}, sizes).reshape({V}));
+  const auto left = hf.left();
+  ATTEND_CHECK(left.empty(), "{}: tensor '{}' is not part of a {}+{}-layer MarianMT model", dir,
+               left.empty() ? "" : left.front(), Le, Ld);
+
+  write_keys({"encoder_decoder", activation, "post", D, F, H, Le, P, c.number("dropout", 0.1), 1e-5,
+              false},
+             "marian", dir, out.config);
+  out.config["model.decoder_layers"] = std::to_string(Ld);
+  out.config["model.positions"] = "sinusoidal_halves";
+  out.config["model.scale_embeddings"] = c.flag("scale_embedding", false) ? "true" : "false";
+  out.config["model.source_eos"] = "true";
+  out.config["model.logits_bias"] = "true";
+  return out;
+}
+
 }  // namespace
 
 HfImport import_hf(const std::string& dir) {
@@ -518,8 +650,10 @@ HfImport import_hf(const std::string& dir) {
   const std::string type = c.string("model_type", "");
   if (type == "bert") return import_bert(dir, c);
   if (type == "gpt2") return import_gpt2(dir, c);
-  ATTEND_FAIL("{}: \"model_type\": \"{}\" is not supported (attend convert reads: bert, gpt2)",
-              file, type);
+  if (type == "marian") return import_marian(dir, c);
+  ATTEND_FAIL(
+      "{}: \"model_type\": \"{}\" is not supported (attend convert reads: bert, gpt2, marian)",
+      file, type);
 }
 
 }  // namespace attend::convert

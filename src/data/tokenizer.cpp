@@ -1,10 +1,9 @@
 // SentencePiece wrapper (see tokenizer.h).
 #include "data/tokenizer.h"
 
+#include <fcntl.h>
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
-
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include "core/rng.h"
 #include "core/utf8.h"
 #include "data/byte_bpe.h"
+#include "data/marian_vocab.h"
 #include "data/wordpiece.h"
 #include "io/file.h"
 
@@ -71,10 +71,19 @@ Tokenizer Tokenizer::from_byte_bpe(ByteBpe bpe) {
   return t;
 }
 
+Tokenizer Tokenizer::from_marian(MarianVocab vocab) {
+  Tokenizer t;
+  t.bytes_ = vocab.serialize();
+  t.marian_ = std::make_unique<MarianVocab>(std::move(vocab));
+  return t;
+}
+
 Tokenizer Tokenizer::from_bytes(const std::string& serialized, const std::string& name) {
   if (WordPiece::is_serialized(serialized))
     return from_wordpiece(WordPiece::parse(serialized, name));
   if (ByteBpe::is_serialized(serialized)) return from_byte_bpe(ByteBpe::parse(serialized, name));
+  if (MarianVocab::is_serialized(serialized))
+    return from_marian(MarianVocab::parse(serialized, name));
   Tokenizer t;
   if (serialized.rfind(kCharHeader, 0) == 0) {
     const std::string_view body = std::string_view(serialized).substr(kCharHeader.size());
@@ -150,7 +159,12 @@ Tokenizer Tokenizer::train_chars(const std::string& text) {
   return from_bytes(bytes, "character vocabulary");
 }
 
+std::vector<int32_t> Tokenizer::encode_target(const std::string& text) const {
+  return marian_ ? marian_->encode(text, true) : encode(text);
+}
+
 std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
+  if (marian_) return marian_->encode(text, false);
   if (wp_ || bpe_) {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8 in '{}'",
                  repair_utf8(text.substr(0, 80)));
@@ -173,6 +187,7 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
 }
 
 std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
+  if (marian_) return marian_->pieces(text, false);
   if (wp_) {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8");
     return wp_->pieces(text);
@@ -197,6 +212,7 @@ std::string Tokenizer::piece(int32_t id) const {
                vocab_size());
   if (wp_) return wp_->piece(id);
   if (bpe_) return bpe_->piece(id);
+  if (marian_) return marian_->piece(id);
   if (is_char()) {
     static const char* const kSpecial[] = {"<pad>", "<unk>", "<s>", "</s>"};
     return id > kEosId ? chars_[static_cast<size_t>(id - 4)] : kSpecial[id];
@@ -207,6 +223,7 @@ std::string Tokenizer::piece(int32_t id) const {
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   if (wp_) return wp_->decode(ids);
   if (bpe_) return bpe_->decode(ids, true);
+  if (marian_) return marian_->decode(ids);
   if (is_char()) {
     std::string out;
     for (int32_t id : ids) {
@@ -227,28 +244,32 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 int64_t Tokenizer::vocab_size() const {
   if (wp_) return wp_->vocab_size();
   if (bpe_) return bpe_->vocab_size();
+  if (marian_) return marian_->vocab_size();
   return is_char() ? static_cast<int64_t>(chars_.size()) + 4 : sp_->GetPieceSize();
 }
 int32_t Tokenizer::pad_id() const {
+  if (marian_) return marian_->pad_id();
   if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->pad_id() : is_char() ? kPadId : sp_->pad_id();
 }
 int32_t Tokenizer::unk_id() const {
+  if (marian_) return marian_->unk_id();
   if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->unk_id() : is_char() ? kUnkId : sp_->unk_id();
 }
 int32_t Tokenizer::bos_id() const {
+  if (marian_) return marian_->pad_id();  // MarianMT's decoder starts from pad
   if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->cls_id() : is_char() ? kBosId : sp_->bos_id();
 }
 int32_t Tokenizer::eos_id() const {
+  if (marian_) return marian_->eos_id();
   if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->sep_id() : is_char() ? kEosId : sp_->eos_id();
 }
 int32_t Tokenizer::mask_id() const {
   if (wp_) return wp_->mask_id();
-  if (bpe_) return -1;
-  if (is_char()) return -1;
+  if (bpe_ || marian_ || is_char()) return -1;
   const int id = sp_->PieceToId(kMaskPiece);
   return id == sp_->unk_id() ? -1 : id;
 }

@@ -1,12 +1,13 @@
 // Tokenization: SentencePiece subwords, single characters (language models over raw text), or
-// WordPiece or byte-level BPE (BERT's and GPT-2's vocabularies, imported with their models:
-// data/wordpiece.h, data/byte_bpe.h).
+// WordPiece, byte-level BPE or Marian's SentencePiece pair (BERT's, GPT-2's and MarianMT's
+// vocabularies, imported with their models: data/wordpiece.h, data/byte_bpe.h,
+// data/marian_vocab.h).
 // attend's models reserve ids pad 0, unk 1, bos 2, eos 3; `train` makes a joint BPE or unigram
 // model on sentences already in memory (so gzipped corpora work), `train_chars` a character
 // vocabulary (every code point of the text, newline included, one id each, in code-point
 // order). Either serialises to the bytes of tokenizer.model, which travel in every checkpoint: a
-// character vocabulary is the line "attend-char-vocab 1" followed by its characters in id order; a WordPiece
-// or byte-level BPE vocabulary is serialised as its header says.
+// character vocabulary is the line "attend-char-vocab 1" followed by its characters in id order; a
+// WordPiece or byte-level BPE vocabulary is serialised as its header says.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -22,6 +23,7 @@ namespace attend::data {
 
 class WordPiece;
 class ByteBpe;
+class MarianVocab;
 
 constexpr int32_t kPadId = 0, kUnkId = 1, kBosId = 2, kEosId = 3;
 
@@ -53,6 +55,8 @@ class Tokenizer {
   /// A byte-level BPE vocabulary (GPT-2's, data/byte_bpe.h): pad, unk, bos and eos are all its
   /// first special token (<|endoftext|>).
   static Tokenizer from_byte_bpe(ByteBpe bpe);
+  /// MarianMT's vocabulary (data/marian_vocab.h): bos is its pad id, where decoding starts.
+  static Tokenizer from_marian(MarianVocab vocab);
   /// Trains a joint model on `sentences` (both languages together).
   static Tokenizer train(const std::vector<std::string>& sentences, const TokenizerOptions& o);
   /// A character vocabulary of `text` (valid UTF-8): ids 4.. are its distinct code points.
@@ -66,7 +70,11 @@ class Tokenizer {
   /// one; false when each line is a document (SentencePiece: BOS line EOS).
   bool is_stream() const { return is_char() || bpe_ != nullptr; }
 
+  /// The ids of a text (a source, or any text of a one-sided vocabulary).
   std::vector<int32_t> encode(const std::string& text) const;
+  /// The ids of a target text: encode(), except for vocabularies that segment the two sides
+  /// differently (Marian's).
+  std::vector<int32_t> encode_target(const std::string& text) const;
   /// Text of the ids; pad, bos and eos are dropped, unk decodes as SentencePiece shows it.
   std::string decode(const std::vector<int32_t>& ids) const;
   std::vector<std::string> pieces(const std::string& text) const;
@@ -89,6 +97,7 @@ class Tokenizer {
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
   std::unique_ptr<WordPiece> wp_;
   std::unique_ptr<ByteBpe> bpe_;
+  std::unique_ptr<MarianVocab> marian_;
   std::string bytes_;
   std::vector<std::string> chars_;  // character vocabulary: id 4 + i is chars_[i] (UTF-8)
   std::unordered_map<std::string, int32_t> char_ids_;

@@ -18,6 +18,7 @@ void SearchOptions::validate() const {
                beam, n_best);
   ATTEND_CHECK(std::isfinite(alpha) && alpha >= 0, "search: alpha must be >= 0, got {}", alpha);
   ATTEND_CHECK(max_extra >= 0, "search: max_extra must be >= 0, got {}", max_extra);
+  ATTEND_CHECK(max_length >= 0, "search: max_length must be >= 0, got {}", max_length);
   ATTEND_CHECK(max_new >= 0, "search: max_new must be >= 0, got {}", max_new);
   ATTEND_CHECK(min_length >= 0, "search: min_length must be >= 0, got {}", min_length);
   if (sample) {
@@ -33,8 +34,10 @@ double length_penalty(int64_t length, double alpha) {
   return alpha == 0 ? 1.0 : std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha);
 }
 
-int64_t max_output_length(const nn::EncoderDecoder& model, int64_t src_len, int64_t max_extra) {
+int64_t max_output_length(const nn::EncoderDecoder& model, int64_t src_len, int64_t max_extra,
+                          int64_t max_length) {
   int64_t limit = src_len + max_extra;
+  if (max_length > 0) limit = std::min(limit, max_length);
   if (model.config().positions == nn::Positions::kLearned)
     limit = std::min<int64_t>(limit, model.config().max_positions);
   return std::max<int64_t>(limit, 1);
@@ -189,7 +192,8 @@ void Session::admit(const std::vector<Request>& requests) {
                    decoder_only_ ? "prompt" : "source", id, vocab);
     const auto n = static_cast<int64_t>(r.source.size());
     limits.push_back(decoder_only_ ? max_output_length(*decoder_only_, n, r.options.max_new)
-                                   : max_output_length(*encoder_decoder_, n, r.options.max_extra));
+                                   : max_output_length(*encoder_decoder_, n, r.options.max_extra,
+                                                       r.options.max_length));
     for (const int32_t id : r.prefix)
       ATTEND_CHECK(
           id >= 0 && id < c.tgt_vocab && id != c.pad_id && id != c.bos_id && id != c.eos_id,

@@ -16,9 +16,9 @@
 // best live one, scored at its current length, is worse than the `beam`-th best finished one.
 // Finished hypotheses are ranked by log_prob / lp(length) with the GNMT length penalty
 // lp(L) = ((5 + L) / 6)^alpha, where L counts the output tokens and the EOS. A hypothesis that
-// reaches the maximum length (source length + max_extra; a prompt's max_new, and the model's
-// context) finishes there without EOS. With beam = 1 the search is exactly greedy search
-// (tested).
+// reaches the maximum length (source length + max_extra, and max_length when set; a prompt's
+// max_new, and the model's context) finishes there without EOS. With beam = 1 the search is exactly
+// greedy search (tested).
 //
 // Cache: each hypothesis owns a self-attention slot. A hypothesis extended once keeps its
 // parent's slot; a parent extended k > 1 times has its prefix copied into k - 1 free slots (the
@@ -48,6 +48,7 @@ struct SearchOptions {
   double alpha = 0.6;       // length penalty exponent (0: rank by total log-probability)
   int64_t n_best = 1;       // hypotheses returned per sentence, best first (<= beam)
   int64_t max_extra = 50;   // an output has at most source length + max_extra tokens
+  int64_t max_length = 0;   // > 0: and at most max_length tokens, whatever the source's length
   int64_t max_new = 256;    // decoder-only: a prompt's output has at most max_new tokens
   int64_t min_length = 0;   // EOS is not allowed before this many output tokens
   bool stop_at_eos = true;  // false: EOS is an ordinary token (decoder-only generation)
@@ -81,8 +82,10 @@ std::vector<int32_t> child_slots(const std::vector<int32_t>& slots,
                                  const std::vector<int64_t>& parent,
                                  std::vector<int32_t>& free_slots, SlotCopies& copies);
 
-/// Longest output allowed for a source of `src_len` tokens (learned positions cap it too).
-int64_t max_output_length(const nn::EncoderDecoder& model, int64_t src_len, int64_t max_extra);
+/// Longest output allowed for a source of `src_len` tokens: src_len + max_extra, at most
+/// max_length when that is > 0 (learned positions cap it too).
+int64_t max_output_length(const nn::EncoderDecoder& model, int64_t src_len, int64_t max_extra,
+                          int64_t max_length = 0);
 /// Longest output of a decoder-only model after a prompt of `prompt_len` tokens: max_new, and
 /// what fits the context (the last token is never fed back).
 int64_t max_output_length(const nn::DecoderOnly& model, int64_t prompt_len, int64_t max_new);

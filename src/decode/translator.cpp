@@ -37,18 +37,18 @@ std::vector<std::vector<Translation>> Translator::translate(
   for (size_t i = 0; i < prefixes.size(); ++i) {
     ATTEND_CHECK(valid_utf8(prefixes[i]), "{}:{}: the prefix is not valid UTF-8", input_name,
                  i + 1);
-    prefix_ids[i] = tokenizer_.encode(prefixes[i]);
+    prefix_ids[i] = tokenizer_.encode_target(prefixes[i]);
   }
   std::vector<std::vector<int32_t>> sources(lines.size());
   for (size_t i = 0; i < lines.size(); ++i)
     sources[i] = source_ids(lines[i], o, input_name, i + 1, warn);
   for (size_t i = 0; i < prefix_ids.size(); ++i) {
     if (sources[i].empty()) continue;  // an empty line translates to an empty line
-    const int64_t limit =
-        max_output_length(model_, static_cast<int64_t>(sources[i].size()), o.search.max_extra);
+    const int64_t limit = max_output_length(model_, static_cast<int64_t>(sources[i].size()),
+                                            o.search.max_extra, o.search.max_length);
     ATTEND_CHECK(static_cast<int64_t>(prefix_ids[i].size()) <= limit,
                  "{}:{}: the prefix has {} subwords, more than the {} an output of this line may "
-                 "have (source length + max_extra)",
+                 "have (source length + max_extra, at most max_length)",
                  input_name, i + 1, prefix_ids[i].size(), limit);
   }
   const auto found = search_all(model_, sources, o.batch_tokens, o.search, prefix_ids, o.check);
@@ -72,7 +72,7 @@ std::vector<std::vector<double>> Translator::score(const std::vector<std::string
     pairs[i].src = source_ids(sources[i], o, input_name, i + 1);
     ATTEND_CHECK(!pairs[i].src.empty(), "{}:{}: the source is empty", input_name, i + 1);
     ATTEND_CHECK(valid_utf8(targets[i]), "{}:{}: the target is not valid UTF-8", input_name, i + 1);
-    pairs[i].tgt = tokenizer_.encode(targets[i]);
+    pairs[i].tgt = tokenizer_.encode_target(targets[i]);
     const auto T = static_cast<int64_t>(pairs[i].tgt.size()) + 1;
     ATTEND_CHECK(c.positions != nn::Positions::kLearned || T <= c.max_positions,
                  "{}:{}: the target has {} subwords, more than the model's {} positions hold",
@@ -81,7 +81,7 @@ std::vector<std::vector<double>> Translator::score(const std::vector<std::string
   std::vector<std::vector<double>> out(pairs.size());
   for (const auto& rows : data::sorted_plan(pairs, o.batch_tokens)) {
     if (o.check) o.check();
-    const data::Batch b = data::make_batch(pairs, rows);
+    const data::Batch b = data::make_batch(pairs, rows, {c.bos_id, c.eos_id});
     const Tensor logits = model_.forward(b.src, b.src_lengths, b.tgt_in, b.tgt_lengths, 0).value();
     // log p(next) = logit(next) - log sum exp(logits row): only the chosen logits are read.
     const std::vector<float> lse = ops::logsumexp(logits).to_vector<float>();  // [B * T]

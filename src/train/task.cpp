@@ -88,7 +88,7 @@ std::vector<data::Example> encode_pairs(const data::Tokenizer& tok, const nn::Tr
   std::vector<data::Example> out;
   out.reserve(src.size());
   for (size_t i = 0; i < src.size(); ++i) {
-    data::Example e{mc.source(tok.encode(src[i])), tok.encode(tgt[i])};
+    data::Example e{mc.source(tok.encode(src[i])), tok.encode_target(tgt[i])};
     if (max_len > 0 && (static_cast<int64_t>(e.src.size()) > max_len ||
                         static_cast<int64_t>(e.tgt.size()) + 1 > max_len)) {
       if (skipped) ++*skipped;

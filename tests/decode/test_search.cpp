@@ -205,6 +205,16 @@ TEST(Search, LimitsOrderAndMinLength) {
       }
     }
   }
+  // max_length caps every output whatever its source's length; with min_length equal to it
+  // every output has exactly that length (how benchmarks fix the work).
+  decode::SearchOptions o;
+  o.beam = 4;
+  o.max_extra = 50;
+  o.max_length = o.min_length = 3;
+  for (const auto& hyps : decode::search(model, b, o)) EXPECT_EQ(hyps[0].tokens.size(), 3u);
+  o.min_length = 0;
+  o.max_length = -1;
+  EXPECT_THROW(o.validate(), Error);
 }
 
 TEST(Search, SamplingIsSeededAndTruncates) {

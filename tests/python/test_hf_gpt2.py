@@ -159,7 +159,7 @@ def test_bad_gpt2_checkpoints_are_clear_errors(gpt2, tmp_path, attend_bin):
 
     expect("act", config(activation_function="swish"), "\"activation_function\": \"swish\"")
     expect("untied", config(tie_word_embeddings=False), "tie_word_embeddings")
-    expect("inner", config(n_inner=100), "'h.0.mlp.c_fc.weight' is [48, 192]",
+    expect("inner", config(n_inner=100), "'transformer.h.0.mlp.c_fc.weight' is [48, 192]",
            "gives [48, 100]")
     expect("eos", config(eos_token_id=5), "\"eos_token_id\" is 5")
 

@@ -1,0 +1,185 @@
+"""`attend convert --from hf` for MarianMT (OPUS-MT) checkpoints, checked against transformers
+itself. The fixture is made here (no download): source.spm and target.spm trained by the
+sentencepiece library on Multi30K English and German and a vocab.json joining their pieces with
+two language codes (tools/make_random_marian.py), and a tiny random MarianMTModel from a config
+(SiLU, scaled embeddings, a random final_logits_bias).
+
+- source and target ids equal MarianTokenizer's on Multi30K, tiny Shakespeare, Unicode edge
+  cases and texts with language codes and special tokens; decoding gives its text;
+- teacher-forced logits within 1e-4 of transformers' (relative to the largest);
+- greedy and beam-4 translations equal generate()'s token for token, under the same length
+  limit and no length normalisation (attend's length_penalty 0 is transformers' 0);
+- `attend score` gives transformers' loss;
+- bad checkpoints are clear errors.
+"""
+import json
+import math
+import pathlib
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import attend
+from hf_common import EDGE_CASES, attend_bin, convert, corpus, lines, run_attend  # noqa: F401
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("sentencepiece")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
+from make_random_marian import marian_tokenizer  # noqa: E402
+
+# Language codes (at the start they are a token; elsewhere removed) and special tokens.
+MARIAN_CASES = [
+    ">>deu<< A dog runs.", ">>fra<<A dog runs.", "x >>deu<< y", ">>deu<< >>fra<< two codes",
+    ">>no code", ">>a<< b << c", ">>\n<<", ">>deu<<", "a </s> b<unk>c <pad>", "</s>",
+]
+
+
+def tiny_marian(out, tok, seed=0, activation="swish", eos_bias=3.0):
+    torch.manual_seed(seed)
+    V = len(tok)
+    config = transformers.MarianConfig(
+        vocab_size=V, decoder_vocab_size=V, d_model=48, encoder_layers=2, decoder_layers=3,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=96,
+        decoder_ffn_dim=96, max_position_embeddings=256, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
+        forced_eos_token_id=tok.eos_token_id, activation_function=activation,
+        scale_embedding=True, init_std=0.15)
+    model = transformers.MarianMTModel(config).eval()
+    with torch.no_grad():
+        model.final_logits_bias.normal_()
+        model.final_logits_bias[0, tok.eos_token_id] += eos_bias  # some outputs end at once
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return model
+
+
+@pytest.fixture(scope="module")
+def marian(shared_data, attend_bin, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("marian")
+    tok = marian_tokenizer(tmp / "hf", shared_data, pieces=500)
+    model = tiny_marian(tmp / "hf", tok)
+    return tok, model, convert(attend_bin, tmp / "hf", tmp / "attend")
+
+
+def test_marian_ids_and_text_equal_huggingface(marian, shared_data):
+    tok, _, model_dir = marian
+    ours = attend.Tokenizer(model_dir)
+    texts = corpus(shared_data) + EDGE_CASES + MARIAN_CASES
+    # MarianTokenizer appends </s>; attend's model does (model.source_eos).
+    eos = [tok.eos_token_id]
+    bad = [(t, tok(t)["input_ids"], ours.encode(t)) for t in texts
+           if ours.encode(t) + eos != tok(t)["input_ids"]]
+    assert not bad, f"{len(bad)} of {len(texts)} sources differ; first: {bad[0]}"
+    bad = [(t, tok(text_target=t)["input_ids"], ours.encode(t, target=True)) for t in texts
+           if ours.encode(t, target=True) + eos != tok(text_target=t)["input_ids"]]
+    assert not bad, f"{len(bad)} of {len(texts)} targets differ; first: {bad[0]}"
+    for t in texts:
+        ids = tok(text_target=t)["input_ids"]
+        assert ours.decode(ids) == tok.decode(ids, skip_special_tokens=True), t
+    pad, unk = tok.pad_token_id, tok.unk_token_id
+    assert ours.special_ids == {"pad": pad, "unk": unk, "bos": pad, "eos": 0, "mask": -1}
+
+
+def test_logits_equal_transformers(marian, shared_data):
+    tok, model, model_dir = marian
+    src = lines(shared_data / "multi30k" / "val.en.gz", 12) + MARIAN_CASES[:2]
+    tgt = lines(shared_data / "multi30k" / "val.de.gz", 12) + ["Ein Hund.", ""]
+    worst = 0.0
+    with attend.Model.load(model_dir) as ours:
+        for s, t in zip(src, tgt):
+            enc = tok(s, text_target=t, return_tensors="pt")
+            labels = enc["labels"]
+            start = torch.full((1, 1), tok.pad_token_id)
+            with torch.no_grad():
+                want = model(input_ids=enc["input_ids"],
+                             decoder_input_ids=torch.cat([start, labels[:, :-1]], 1)).logits[0]
+            got = ours.logits(s, t)
+            assert got.shape == tuple(want.shape), s
+            worst = max(worst, float(np.abs(got - want.numpy()).max() / want.abs().max()))
+    print(f"largest logit difference {worst:.2e} of the largest logit")
+    assert worst < 1e-4
+
+
+# A random model either ends at once or runs to the limit; beam 4 with no length normalisation
+# keeps an early end, so its model ends less readily.
+@pytest.mark.parametrize("beam,eos_bias", [(1, None), (4, 1.0)])
+def test_translations_equal_generate(beam, eos_bias, marian, shared_data, tmp_path, attend_bin):
+    tok, model, model_dir = marian
+    if eos_bias is not None:
+        model = tiny_marian(tmp_path / "hf", tok, seed=1, eos_bias=eos_bias)
+        model_dir = convert(attend_bin, tmp_path / "hf", tmp_path / "attend")
+    sources = lines(shared_data / "multi30k" / "val.en.gz", 16)
+    extra = 6
+    want = []
+    for s in sources:
+        ids = tok(s, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), num_beams=beam,
+                                 max_new_tokens=ids.shape[1] + extra, length_penalty=0.0,
+                                 early_stopping=False, do_sample=False, synced_gpus=False,
+                                 forced_eos_token_id=None, num_return_sequences=1,
+                                 # attend never emits pad (where decoding starts) or unk
+                                 bad_words_ids=[[tok.pad_token_id], [tok.unk_token_id]])
+        w = out[0, 1:].tolist()
+        want.append([i for i in w if i != tok.pad_token_id])
+    assert len({tuple(w) for w in want}) > 1, "the fixture's outputs should differ by source"
+    if beam == 1:
+        assert len({w[-1] == tok.eos_token_id for w in want}) == 2, "some should end, some not"
+    assert max(len(w) for w in want) > 10, "the outputs should run for several steps"
+    with attend.Translator(model_dir) as t:
+        got = t.translate_batch(sources, beam_size=beam, length_penalty=0.0, max_extra=extra)
+    for s, w, r in zip(sources, want, got):
+        ended = w[-1] == tok.eos_token_id
+        assert r.token_ids[0] == (w[:-1] if ended else w), s
+        assert r.hypotheses[0] == tok.decode(w, skip_special_tokens=True), s
+
+
+def test_score_equals_transformers_loss(marian, shared_data, tmp_path, attend_bin):
+    tok, model, model_dir = marian
+    s = lines(shared_data / "multi30k" / "val.en.gz", 1)[0]
+    t = lines(shared_data / "multi30k" / "val.de.gz", 1)[0]
+    enc = tok(s, text_target=t, return_tensors="pt")
+    with torch.no_grad():
+        want = float(model(input_ids=enc["input_ids"], labels=enc["labels"]).loss)
+    with attend.Translator(model_dir) as tr:
+        got = tr.score_batch([s], [t])[0]
+    assert len(got) == enc["labels"].shape[1]
+    assert math.isclose(-sum(got) / len(got), want, rel_tol=1e-5), (got, want)
+
+
+def test_bad_marian_checkpoints_are_clear_errors(marian, tmp_path, attend_bin):
+    src = marian[2].parent / "hf"
+
+    def expect(name, change, *wanted):
+        d = tmp_path / name
+        shutil.copytree(src, d)
+        change(d)
+        done = run_attend(attend_bin, "convert", "--from", "hf", d, "-o", tmp_path / (name + "-o"))
+        assert done.returncode == 1, done.stderr
+        for w in wanted:
+            assert w in done.stderr, f"wanted '{w}' in: {done.stderr}"
+        assert not (tmp_path / (name + "-o")).exists()
+
+    def edit(file, **kv):
+        def change(d):
+            c = json.loads((d / file).read_text())
+            c.update(kv)
+            (d / file).write_text(json.dumps(c))
+        return change
+
+    expect("act", edit("config.json", activation_function="tanh"),
+           "\"activation_function\": \"tanh\"")
+    expect("prenorm", edit("config.json", normalize_before=True), "normalize_before")
+    expect("separate", edit("config.json", share_encoder_decoder_embeddings=False),
+           "share_encoder_decoder_embeddings")
+    expect("start", edit("config.json", decoder_start_token_id=0), "decoder_start_token_id")
+    expect("ffn", edit("config.json", encoder_ffn_dim=100, decoder_ffn_dim=100),
+           "'model.encoder.layers.0.fc1.weight' is [96, 48]", "gives [100, 48]")
+    expect("vocab", edit("vocab.json", extra_token=10**6), "vocab.json", "\"extra_token\"")
+    expect("tokcfg", edit("tokenizer_config.json", separate_vocabs=True), "separate_vocabs")
+    expect("nospm", lambda d: (d / "target.spm").unlink(), "no target.spm")
+    expect("badspm", lambda d: (d / "source.spm").write_bytes(b"not a model"),
+           "source.spm is not a SentencePiece model")

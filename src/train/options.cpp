@@ -59,6 +59,9 @@ io::Config train_config() {
       // training
       {"train.out", KeyType::kString, "runs/default",
        "run directory: checkpoints, best model, train.jsonl"},
+      {"train.init_from", KeyType::kString, "",
+       "a model directory to start from (a converted HuggingFace model, a trained run): its "
+       "architecture (model.*), weights and vocabulary; a fresh optimizer and schedule"},
       {"train.overwrite", KeyType::kBool, "false",
        "start afresh in a train.out that already holds a run (its checkpoints are deleted)"},
       {"train.seed", KeyType::kInt, "1", "seed for initialisation, data order and dropout"},

@@ -341,7 +341,12 @@ class Run {
   bool validate();
   void log_progress(const StepResult& r, bool log_now);
 
-  const io::Config& c_;
+  /// train.init_from: the model's own keys (model.*) join the run's configuration, from its
+  /// directory (or, on resume, from the checkpoint, which recorded them).
+  void adopt_model_keys();
+
+  io::Config c_;           // the run's keys (with train.init_from, the model's own keys too)
+  std::string init_from_;  // train.init_from's model directory (empty: none)
   const bool resume_;
   const RecordHook& on_record_;
   bool hook_stop_ = false;  // on_record_ returned false
@@ -380,11 +385,55 @@ Run::Run(const io::Config& c, bool resume, const RecordHook& on_record)
   if (ranks_ > 1) check_same_config(comm_, c.to_json());
   prepare_directory();
   if (resume_) check_resume();
+  if (c_.is_set("train.init_from")) adopt_model_keys();
   // Model keys are checked before any data is read (vocabulary size not known yet).
-  const nn::TransformerConfig checked = models::model_config(c, 8);
+  const nn::TransformerConfig checked = models::model_config(c_, 8);
   checked.validate();
   task_ = Task::make(checked.arch);
   task_->check(c, o_);
+}
+
+void Run::adopt_model_keys() {
+  // A resumed run reads its checkpoint alone (the model it started from may be gone).
+  init_from_ = resume_ ? c_.get_string("train.init_from")
+                       : models::resolve_model_dir(c_.get_string("train.init_from"));
+  ATTEND_CHECK(resume_ || models::stored_precision(init_from_) == "fp32",
+               "train.init_from: {} holds int8 weights (attend quantize): fine-tune the fp32 "
+               "model it was made from",
+               init_from_);
+  for (const char* key : {"vocab.model", "vocab.size", "vocab.type", "vocab.split_digits"})
+    ATTEND_CHECK(resume_ || c_.origin(key) == "default",
+                 "{}: set, but with train.init_from the vocabulary is the model's own ({})", key,
+                 init_from_);
+  const std::string source = resume_ ? ckpt_ : init_from_;
+  const io::Config model = models::model_keys_of(nlohmann::json::parse(read_config_json(source)),
+                                                 source + "/config.json");
+  for (const io::KeySpec& spec : models::model_keys()) {
+    const std::string& key = spec.name;
+    if (!model.is_set(key)) continue;
+    // Dropout is training's to choose; every other key is the model's architecture.
+    const auto same = [&] {
+      switch (spec.type) {
+        case io::KeyType::kFloat:
+          return c_.get_float(key) == model.get_float(key);
+        case io::KeyType::kBool:
+          return c_.get_bool(key) == model.get_bool(key);
+        case io::KeyType::kInt:
+          return c_.get_int(key) == model.get_int(key);
+        default:
+          return c_.get_string(key) == model.get_string(key);
+      }
+    };
+    ATTEND_CHECK(!c_.is_set(key) || key == "model.dropout" || same(),
+                 "{}: {} differs from train.init_from's model ({} has {})", key, c_.get_string(key),
+                 init_from_, model.get_string(key));
+    if (!c_.is_set(key) || key != "model.dropout")
+      c_.set(key, model.get_string(key), source + "/config.json");
+  }
+  const nn::Arch arch = models::model_config(c_, 8).arch;
+  ATTEND_CHECK(arch != nn::Arch::kEncoderOnly,
+               "train.init_from: fine-tuning an encoder-only (masked-LM) model is not supported "
+               "yet; encoder-decoder and decoder-only models are");
 }
 
 void Run::prepare_directory() {
@@ -437,6 +486,7 @@ void Run::check_resume() {
 
 data::Tokenizer Run::make_vocabulary() {
   if (resume_) return models::read_tokenizer(ckpt_);
+  if (!init_from_.empty()) return models::read_tokenizer(init_from_);
   if (c_.is_set("vocab.model")) return data::Tokenizer::load(c_.get_string("vocab.model"));
   if (!lead_)  // rank 0 trains the vocabulary; the others receive it
     return data::Tokenizer::from_bytes(dist::broadcast_string(comm_, "", 0), "rank 0's vocabulary");
@@ -479,6 +529,12 @@ void Run::read_data() {
 
 void Run::build() {
   model_ = task_->make_model(models::model_config(c_, 0, &tok_), o_.seed);
+  // train.init_from: the model's weights, a fresh optimizer and schedule.
+  if (!init_from_.empty() && !resume_) {
+    models::load_weights((fs::path(init_from_) / "model.safetensors").string(), *model_);
+    std::printf("init: %s (its architecture, weights and vocabulary; a fresh optimizer)\n",
+                init_from_.c_str());
+  }
   trainer_ = std::make_unique<Trainer>(*model_, tok_, o_, &comm_);
   if (resume_) trainer_->resume(ckpt_);
   print_setup();

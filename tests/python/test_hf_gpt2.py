@@ -168,3 +168,21 @@ def test_bad_gpt2_checkpoints_are_clear_errors(gpt2, tmp_path, attend_bin):
         t["pre_tokenizer"]["add_prefix_space"] = True
         (d / "tokenizer.json").write_text(json.dumps(t))
     expect("prefix", prefix_space, "add_prefix_space")
+
+
+def test_init_from_fine_tunes_the_converted_model(gpt2, shared_data, tmp_path):
+    steps = []
+    attend.train({"train.init_from": str(gpt2[1]), "train.out": str(tmp_path / "run"),
+                  "data.train_text": str(shared_data / "tinyshakespeare" / "input.txt.gz"),
+                  "data.block": 64, "train.max_tokens": 1024, "train.max_steps": 40,
+                  "train.schedule": "constant", "train.warmup": 1, "train.lr": 3e-3,
+                  "train.label_smoothing": 0,
+                  "train.log_every": 1, "train.valid_every": 0, "model.dropout": 0.0},
+                 on_step=steps.append)
+    first = sum(r["loss"] for r in steps[:5]) / 5
+    last = sum(r["loss"] for r in steps[-5:]) / 5
+    assert last < first - 0.5, (first, last)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model.activation"] == "gelu_tanh" and config["model.norm"] == "pre"
+    with attend.Generator(tmp_path / "run") as g:
+        assert g.generate_batch(["ROMEO:"], max_new_tokens=5)[0].token_ids

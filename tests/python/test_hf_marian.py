@@ -183,3 +183,52 @@ def test_bad_marian_checkpoints_are_clear_errors(marian, tmp_path, attend_bin):
     expect("nospm", lambda d: (d / "target.spm").unlink(), "no target.spm")
     expect("badspm", lambda d: (d / "source.spm").write_bytes(b"not a model"),
            "source.spm is not a SentencePiece model")
+
+
+def fine_tune(model_dir, out, shared_data, **keys):
+    m30k = shared_data / "multi30k"
+    config = {"train.init_from": str(model_dir), "train.out": str(out),
+              "data.train_src": str(m30k / "train.en.gz"),
+              "data.train_tgt": str(m30k / "train.de.gz"),
+              "data.valid_src": str(m30k / "val.en.gz"), "data.valid_tgt": str(m30k / "val.de.gz"),
+              "data.valid_max_sentences": 64, "train.schedule": "constant", "train.warmup": 1,
+              "train.label_smoothing": 0, "train.clip_norm": 0, "train.valid_metric": "loss",
+              "train.max_tokens": 1500, "train.log_every": 1, "model.dropout": 0.0}
+    config.update(keys)
+    steps, validations = [], []
+    attend.train(config, on_step=steps.append, on_validation=validations.append)
+    return steps, validations
+
+
+def test_init_from_fine_tunes_the_converted_model(marian, shared_data, tmp_path):
+    tok, model, model_dir = marian
+    # One step at a negligible rate: the first validation is the converted model's own loss,
+    # which must be transformers' on the same pairs (targets framed from pad, ending in </s>).
+    _, v = fine_tune(model_dir, tmp_path / "probe", shared_data, **{
+        "train.max_steps": 1, "train.lr": 1e-12, "train.valid_every": 1})
+    m30k = shared_data / "multi30k"
+    nll = tokens = 0.0
+    for s, t in zip(lines(m30k / "val.en.gz", 64), lines(m30k / "val.de.gz", 64)):
+        enc = tok(s, text_target=t, return_tensors="pt")
+        with torch.no_grad():
+            loss = float(model(input_ids=enc["input_ids"], labels=enc["labels"]).loss)
+        nll += loss * enc["labels"].shape[1]
+        tokens += enc["labels"].shape[1]
+    assert math.isclose(v[0]["valid_loss"], nll / tokens, rel_tol=1e-4), (v[0], nll / tokens)
+    # Fine-tuning lowers the loss, and the result is an ordinary model that translates.
+    steps, v = fine_tune(model_dir, tmp_path / "run", shared_data, **{
+        "train.max_steps": 60, "train.lr": 1e-3, "train.valid_every": 60})
+    first = sum(r["loss"] for r in steps[:5]) / 5
+    last = sum(r["loss"] for r in steps[-5:]) / 5
+    assert last < first - 0.5, (first, last)
+    assert v[-1]["valid_loss"] < nll / tokens
+    config = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    assert config["model.positions"] == "sinusoidal_halves"
+    assert config["train.init_from"] == str(model_dir)
+    with attend.Translator(tmp_path / "run") as t:
+        assert t.translate_batch(["A dog runs."], beam_size=2)[0].token_ids[0]
+    # The architecture is the model's: a key that disagrees is an error naming it.
+    with pytest.raises(ValueError, match="model.d_model"):
+        fine_tune(model_dir, tmp_path / "bad", shared_data, **{"model.d_model": 64})
+    with pytest.raises(ValueError, match="vocab.size"):
+        fine_tune(model_dir, tmp_path / "bad2", shared_data, **{"vocab.size": 100})

@@ -68,7 +68,8 @@ struct HfConfig {
 };
 
 // The safetensors files of a checkpoint: model.safetensors, or the shards its index lists.
-std::vector<std::string> weight_files(const std::string& dir) {
+// `auto_class`: the transformers class that rewrites a pickled checkpoint of the family whole.
+std::vector<std::string> weight_files(const std::string& dir, const char* auto_class) {
   if (io::file_exists(path(dir, "model.safetensors"))) return {path(dir, "model.safetensors")};
   const std::string index = path(dir, "model.safetensors.index.json");
   if (io::file_exists(index)) {
@@ -89,10 +90,10 @@ std::vector<std::string> weight_files(const std::string& dir) {
     ATTEND_CHECK(!io::file_exists(path(dir, pickle)),
                  "{}: holds {} but no model.safetensors. attend reads safetensors only: a .bin "
                  "checkpoint is a pickle, and loading one runs code. Rewrite it once where you "
-                 "trust it: python -c \"from transformers import AutoModel; "
-                 "AutoModel.from_pretrained('{}').save_pretrained('OUT', "
+                 "trust it: python -c \"from transformers import {}; "
+                 "{}.from_pretrained('{}').save_pretrained('OUT', "
                  "safe_serialization=True)\"",
-                 dir, pickle, dir);
+                 dir, pickle, auto_class, auto_class, dir);
   ATTEND_FAIL("{}: no model.safetensors (nor model.safetensors.index.json)", dir);
 }
 
@@ -282,7 +283,7 @@ HfImport import_bert(const std::string& dir, const HfConfig& c) {
                "{}: the tokenizer has {} tokens but config.json's \"vocab_size\" is {}", dir,
                out.tokenizer.vocab_size(), V);
 
-  const auto files = weight_files(dir);
+  const auto files = weight_files(dir, "AutoModel");
   const std::string prefix = base_prefix(files, "embeddings.word_embeddings.weight", "bert");
   // The base model's tensors and the masked-LM head of BertForMaskedLM / BertForPreTraining
   // (its decoder is the tied token table); the pooler, the next-sentence head and the buffers
@@ -456,7 +457,7 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
                  "{}: \"eos_token_id\" is {} but the tokenizer's end of text is {}", c.file,
                  c.id("eos_token_id"), out.tokenizer.eos_id());
 
-  const auto files = weight_files(dir);
+  const auto files = weight_files(dir, "AutoModelForCausalLM");
   const std::string prefix = base_prefix(files, "wte.weight", "transformer");
   // The attention-mask buffers of older checkpoints (attn.bias, attn.masked_bias) and the
   // tied lm_head copy are left out.
@@ -589,7 +590,7 @@ HfImport import_marian(const std::string& dir, const HfConfig& c) {
   same_id("eos_token_id", out.tokenizer.eos_id(), "</s>");
   same_id("decoder_start_token_id", out.tokenizer.pad_id(), "<pad> (where decoding starts)");
 
-  const auto files = weight_files(dir);
+  const auto files = weight_files(dir, "AutoModelForSeq2SeqLM");
   const std::string prefix = base_prefix(files, "shared.weight", "model");
   // The tied copies of the token table (encoder/decoder embed_tokens, lm_head) and the
   // sinusoid tables older checkpoints store are left out: attend computes the table.

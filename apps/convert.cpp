@@ -86,9 +86,10 @@ void add_convert(CLI::App& root, int& exit_code) {
   c->footer(
       "attend convert --from hf HF_DIR -o MODEL_DIR reads config.json, model.safetensors (or its\n"
       "shards) and the tokenizer files of a checkpoint saved by transformers, and writes an\n"
-      "attend model directory atomically. Reads model_type bert (BERT and its sentence-embedding\n"
-      "descendants, for attend embed), gpt2 (for generate and eval-lm) and marian (MarianMT /\n"
-      "OPUS-MT, for translate and score). pytorch_model.bin (a pickle) is never read.");
+      "attend model directory atomically. Reads model_type bert and distilbert (and their\n"
+      "sentence-embedding descendants, for attend embed), gpt2 (for generate and eval-lm) and\n"
+      "marian (MarianMT / OPUS-MT, for translate and score). pytorch_model.bin (a pickle) is\n"
+      "never read.");
   c->add_option("--from", a->from, "the checkpoint's format")
       ->required()
       ->check(CLI::IsMember({"hf"}))

@@ -261,43 +261,81 @@ data::Tokenizer bert_tokenizer(const std::string& dir) {
   return data::Tokenizer::from_wordpiece(data::WordPiece(vocab_text, o, vocab));
 }
 
-HfImport import_bert(const std::string& dir, const HfConfig& c) {
-  c.require("hidden_act", "gelu", "gelu");
+// Where a BERT-family checkpoint keeps its sizes and tensors: BERT's names, or DistilBERT's
+// (no token types, "transformer.layer.N", q_lin/k_lin/v_lin/out_lin, ffn.lin1/lin2, its
+// masked-LM head as vocab_transform, vocab_layer_norm and vocab_projector).
+struct BertLayout {
+  const char *model_type, *base, *probe;  // base: the prefix of the encoder in heads' checkpoints
+  const char *hidden, *ffn, *heads, *layers, *act, *eps, *dropout;  // config.json's keys
+  const char *word, *position, *token_type, *embed_norm, *layer;
+  const char *q, *k, *v, *o, *attn_norm, *fc1, *fc2, *out_norm;
+  const char *head_dense, *head_norm, *head_bias;  // the masked-LM head (its decoder is tied)
+};
+constexpr BertLayout kBert{
+    .model_type = "bert", .base = "bert", .probe = "embeddings.word_embeddings.weight",
+    .hidden = "hidden_size", .ffn = "intermediate_size", .heads = "num_attention_heads",
+    .layers = "num_hidden_layers", .act = "hidden_act", .eps = "layer_norm_eps",
+    .dropout = "hidden_dropout_prob", .word = "embeddings.word_embeddings",
+    .position = "embeddings.position_embeddings",
+    .token_type = "embeddings.token_type_embeddings", .embed_norm = "embeddings.LayerNorm",
+    .layer = "encoder.layer.", .q = ".attention.self.query", .k = ".attention.self.key",
+    .v = ".attention.self.value", .o = ".attention.output.dense",
+    .attn_norm = ".attention.output.LayerNorm", .fc1 = ".intermediate.dense",
+    .fc2 = ".output.dense", .out_norm = ".output.LayerNorm",
+    .head_dense = "cls.predictions.transform.dense",
+    .head_norm = "cls.predictions.transform.LayerNorm", .head_bias = "cls.predictions.bias"};
+constexpr BertLayout kDistilBert{
+    .model_type = "distilbert", .base = "distilbert",
+    .probe = "embeddings.word_embeddings.weight", .hidden = "dim", .ffn = "hidden_dim",
+    .heads = "n_heads", .layers = "n_layers", .act = "activation", .eps = nullptr,
+    .dropout = "dropout", .word = "embeddings.word_embeddings",
+    .position = "embeddings.position_embeddings", .token_type = nullptr,
+    .embed_norm = "embeddings.LayerNorm", .layer = "transformer.layer.", .q = ".attention.q_lin",
+    .k = ".attention.k_lin", .v = ".attention.v_lin", .o = ".attention.out_lin",
+    .attn_norm = ".sa_layer_norm", .fc1 = ".ffn.lin1", .fc2 = ".ffn.lin2",
+    .out_norm = ".output_layer_norm", .head_dense = "vocab_transform",
+    .head_norm = "vocab_layer_norm", .head_bias = "vocab_projector.bias"};
+
+HfImport import_bert(const std::string& dir, const HfConfig& c, const BertLayout& n) {
+  const std::string act = c.string(n.act, "gelu");
+  ATTEND_CHECK(act == "gelu", "{}: \"{}\": \"{}\" is not supported (attend implements \"gelu\")",
+               c.file, n.act, act);
   c.require("position_embedding_type", "absolute", "absolute");
   ATTEND_CHECK(!c.flag("is_decoder", false) && !c.flag("add_cross_attention", false),
                "{}: \"is_decoder\" / \"add_cross_attention\": a BERT decoder is not supported",
                c.file);
-  const int64_t D = c.integer("hidden_size"), F = c.integer("intermediate_size"),
-                H = c.integer("num_attention_heads"), L = c.integer("num_hidden_layers"),
-                V = c.integer("vocab_size"), P = c.integer("max_position_embeddings");
-  const int64_t types = c.has("type_vocab_size") ? c.integer("type_vocab_size") : 2;
-  ATTEND_CHECK(D % H == 0, "{}: \"hidden_size\" {} is not divisible by \"num_attention_heads\" {}",
-               c.file, D, H);
-  const double eps = c.number("layer_norm_eps", 1e-12);
-  ATTEND_CHECK(eps > 0, "{}: \"layer_norm_eps\" must be > 0", c.file);
+  const int64_t D = c.integer(n.hidden), F = c.integer(n.ffn), H = c.integer(n.heads),
+                L = c.integer(n.layers), V = c.integer("vocab_size"),
+                P = c.integer("max_position_embeddings");
+  const int64_t types = !n.token_type ? 0 : c.has("type_vocab_size") ? c.integer("type_vocab_size")
+                                                                      : 2;
+  ATTEND_CHECK(D % H == 0, "{}: \"{}\" {} is not divisible by \"{}\" {}", c.file, n.hidden, D,
+               n.heads, H);
+  // DistilBERT's layer norms are fixed at 1e-12.
+  const double eps = n.eps ? c.number(n.eps, 1e-12) : 1e-12;
+  ATTEND_CHECK(eps > 0, "{}: \"{}\" must be > 0", c.file, n.eps ? n.eps : "");
 
   HfImport out;
-  out.model_type = "bert";
+  out.model_type = n.model_type;
   out.tokenizer = bert_tokenizer(dir);
   ATTEND_CHECK(out.tokenizer.vocab_size() == V,
                "{}: the tokenizer has {} tokens but config.json's \"vocab_size\" is {}", dir,
                out.tokenizer.vocab_size(), V);
 
   const auto files = weight_files(dir, "AutoModel");
-  const std::string prefix = base_prefix(files, "embeddings.word_embeddings.weight", "bert");
-  // The base model's tensors and the masked-LM head of BertForMaskedLM / BertForPreTraining
-  // (its decoder is the tied token table); the pooler, the next-sentence head and the buffers
+  const std::string prefix = base_prefix(files, n.probe, n.base);
+  const std::string head_dense = n.head_dense, head_norm = n.head_norm, head_bias = n.head_bias;
+  // The encoder's tensors and the masked-LM head of *ForMaskedLM / BertForPreTraining (its
+  // decoder is the tied token table); the pooler, the next-sentence head and the buffers
   // (position_ids, token_type_ids) are left out.
-  HfTensors hf(files, prefix, [](const std::string& name) {
+  HfTensors hf(files, prefix, [&](const std::string& name) {
+    const bool head = name.rfind(head_dense, 0) == 0 || name.rfind(head_norm, 0) == 0 ||
+                      name == head_bias;
     return (name.rfind("embeddings.", 0) == 0 && !name.ends_with("_ids")) ||
-           name.rfind("encoder.", 0) == 0 ||
-           (name.rfind("cls.predictions.", 0) == 0 && name != "cls.predictions.decoder.weight" &&
-            name != "cls.predictions.decoder.bias");
+           name.rfind(n.layer, 0) == 0 || head;
   });
-  const std::string sizes = format(
-      "hidden_size {}, intermediate_size {}, vocab_size {}, "
-      "max_position_embeddings {}, type_vocab_size {}",
-      D, F, V, P, types);
+  const std::string sizes = format("{} {}, {} {}, vocab_size {}, max_position_embeddings {}",
+                                   n.hidden, D, n.ffn, F, V, P);
   // Older checkpoints name layer-norm parameters gamma/beta.
   const auto norm = [&](const std::string& base, const std::string& to) {
     const bool old = hf.has(base + ".gamma");
@@ -310,40 +348,41 @@ HfImport import_bert(const std::string& dir, const HfConfig& c) {
     out.weights.emplace_back(to + ".bias", hf.take(base + ".bias", {o}, sizes));
   };
   out.weights.emplace_back("embed_tokens.weight",
-                           hf.take("embeddings.word_embeddings.weight", {V, D}, sizes));
-  const Tensor positions = hf.take("embeddings.position_embeddings.weight", {P, D}, sizes);
-  const Tensor type_table = hf.take("embeddings.token_type_embeddings.weight", {types, D}, sizes);
-  std::vector<float> p = positions.to_vector<float>();
-  const std::vector<float> type0 = type_table.to_vector<float>();  // row 0: token type 0
-  for (size_t i = 0; i < p.size(); ++i) p[i] += type0[i % static_cast<size_t>(D)];
-  out.weights.emplace_back("encoder.embed_positions.weight", Tensor::from_vector(p, {P, D}));
-  norm("embeddings.LayerNorm", "encoder.embed_layer_norm");
-  for (int64_t l = 0; l < L; ++l) {
-    const std::string from = "encoder.layer." + std::to_string(l),
-                      to = "encoder.layers." + std::to_string(l);
-    linear(from + ".attention.self.query", to + ".self_attn.q_proj", D, D);
-    linear(from + ".attention.self.key", to + ".self_attn.k_proj", D, D);
-    linear(from + ".attention.self.value", to + ".self_attn.v_proj", D, D);
-    linear(from + ".attention.output.dense", to + ".self_attn.out_proj", D, D);
-    norm(from + ".attention.output.LayerNorm", to + ".self_attn_layer_norm");
-    linear(from + ".intermediate.dense", to + ".fc1", F, D);
-    linear(from + ".output.dense", to + ".fc2", D, F);
-    norm(from + ".output.LayerNorm", to + ".final_layer_norm");
+                           hf.take(std::string(n.word) + ".weight", {V, D}, sizes));
+  std::vector<float> p = hf.take(std::string(n.position) + ".weight", {P, D}, sizes)
+                             .to_vector<float>();
+  if (n.token_type) {  // token type 0 (every token of a single text) folded into the positions
+    const std::vector<float> type0 =
+        hf.take(std::string(n.token_type) + ".weight", {types, D}, sizes).to_vector<float>();
+    for (size_t i = 0; i < p.size(); ++i) p[i] += type0[i % static_cast<size_t>(D)];
   }
-  const bool mlm_head = hf.has("cls.predictions.bias");
+  out.weights.emplace_back("encoder.embed_positions.weight", Tensor::from_vector(p, {P, D}));
+  norm(n.embed_norm, "encoder.embed_layer_norm");
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string from = n.layer + std::to_string(l),
+                      to = "encoder.layers." + std::to_string(l);
+    linear(from + n.q, to + ".self_attn.q_proj", D, D);
+    linear(from + n.k, to + ".self_attn.k_proj", D, D);
+    linear(from + n.v, to + ".self_attn.v_proj", D, D);
+    linear(from + n.o, to + ".self_attn.out_proj", D, D);
+    norm(from + n.attn_norm, to + ".self_attn_layer_norm");
+    linear(from + n.fc1, to + ".fc1", F, D);
+    linear(from + n.fc2, to + ".fc2", D, F);
+    norm(from + n.out_norm, to + ".final_layer_norm");
+  }
+  const bool mlm_head = hf.has(head_bias);
   if (mlm_head) {
-    linear("cls.predictions.transform.dense", "lm_head_dense", D, D);
-    norm("cls.predictions.transform.LayerNorm", "lm_head_layer_norm");
-    out.weights.emplace_back("output_bias", hf.take("cls.predictions.bias", {V}, sizes));
+    linear(head_dense, "lm_head_dense", D, D);
+    norm(head_norm, "lm_head_layer_norm");
+    out.weights.emplace_back("output_bias", hf.take(head_bias, {V}, sizes));
   }
   const auto left = hf.left();
   ATTEND_CHECK(left.empty(),
-               "{}: tensor '{}' is not part of a {}-layer BERT encoder or its masked-LM head", dir,
-               left.empty() ? "" : left.front(), L);
+               "{}: tensor '{}' is not part of a {}-layer {} encoder or its masked-LM head", dir,
+               left.empty() ? "" : left.front(), L, n.model_type);
 
-  write_keys({"encoder_only", "gelu", "post", D, F, H, L, P, c.number("hidden_dropout_prob", 0.1),
-              eps, true},
-             "bert", dir, out.config);
+  write_keys({"encoder_only", "gelu", "post", D, F, H, L, P, c.number(n.dropout, 0.1), eps, true},
+             n.model_type, dir, out.config);
   out.config["model.mlm_head"] = mlm_head ? "true" : "false";
   out.config["model.logits_bias"] = mlm_head ? "true" : "false";
   out.config["converted_from"]["mlm_head"] = mlm_head;
@@ -649,11 +688,13 @@ HfImport import_hf(const std::string& dir) {
   const HfConfig c{io::read_json_object(file), file};
   ATTEND_CHECK(c.has("model_type"), "{}: no \"model_type\"", file);
   const std::string type = c.string("model_type", "");
-  if (type == "bert") return import_bert(dir, c);
+  if (type == "bert") return import_bert(dir, c, kBert);
+  if (type == "distilbert") return import_bert(dir, c, kDistilBert);
   if (type == "gpt2") return import_gpt2(dir, c);
   if (type == "marian") return import_marian(dir, c);
   ATTEND_FAIL(
-      "{}: \"model_type\": \"{}\" is not supported (attend convert reads: bert, gpt2, marian)",
+      "{}: \"model_type\": \"{}\" is not supported (attend convert reads: bert, distilbert, "
+      "gpt2, marian)",
       file, type);
 }
 

@@ -289,3 +289,46 @@ def test_served_embeddings_equal_transformers(minilm, shared_data, attend_bin):
     got = np.array([d["embedding"] for d in reply["data"]], dtype=np.float32)
     cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
     assert cos.min() >= 0.9999, cos.min()
+
+
+@pytest.mark.parametrize("head", [False, True])
+def test_tiny_distilbert_equals_transformers(head, minilm, cased, shared_data, tmp_path,
+                                             attend_bin):
+    """DistilBERT's layout (no token types, its own tensor names and head) maps onto the same
+    encoder: hidden states of DistilBertModel and masked-LM logits of DistilBertForMaskedLM."""
+    tok = cased[0] if head else transformers.AutoTokenizer.from_pretrained(minilm[0])
+    torch.manual_seed(5)
+    config = transformers.DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=2, n_heads=4,
+                                           hidden_dim=64, max_position_embeddings=40)
+    model = (transformers.DistilBertForMaskedLM if head
+             else transformers.DistilBertModel)(config).eval()
+    with torch.no_grad():  # layer norms away from 1 and 0, so that their use shows
+        for name, p in model.named_parameters():
+            if "norm" in name.lower():
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(tmp_path / "hf", safe_serialization=True)
+    tok.save_pretrained(tmp_path / "hf")
+    model_dir = convert(attend_bin, tmp_path / "hf", tmp_path / "attend")
+    texts = lines(shared_data / "multi30k" / "val.de.gz", 12) + EDGE_CASES[:3]
+    texts.append(" ".join(lines(shared_data / "multi30k" / "val.en.gz", 10)))  # cut at 40
+    worst = 0.0
+    if head:
+        with attend.Model.load(model_dir) as ours:
+            for text in texts:
+                ids = tok(text, return_tensors="pt", truncation=True, max_length=40)["input_ids"]
+                with torch.no_grad():
+                    want = model(ids).logits[0].numpy()
+                got = ours.logits(text)
+                assert got.shape == want.shape, text
+                worst = max(worst, float(np.abs(got - want).max() / np.abs(want).max()))
+    else:
+        batch, want = hf_hidden(model, tok, texts, 40)
+        with attend.Encoder(model_dir) as enc:
+            for i, (ids, states) in enumerate(enc.forward_batch(texts)):
+                n = int(batch["attention_mask"][i].sum())
+                assert ids == batch["input_ids"][i][:n].tolist(), texts[i]
+                ref = want[i, :n]
+                worst = max(worst, float(np.abs(states - ref).max() / np.abs(ref).max()))
+    print(f"DistilBERT {'masked-LM logits' if head else 'hidden states'}: largest difference "
+          f"{worst:.2e} of the largest value")
+    assert worst < 1e-4

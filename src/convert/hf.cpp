@@ -67,6 +67,19 @@ struct HfConfig {
   }
 };
 
+// attend's model.activation for transformers' activation name config.json's `key` gives (default
+// `fallback`); any other is an error naming the key.
+std::string activation(const HfConfig& c, const char* key, const std::string& fallback) {
+  const std::string act = c.string(key, fallback);
+  if (act == "gelu_new" || act == "gelu_pytorch_tanh") return "gelu_tanh";
+  if (act == "swish" || act == "silu") return "silu";
+  ATTEND_CHECK(act == "gelu" || act == "relu",
+               "{}: \"{}\": \"{}\" is not supported (attend implements gelu, gelu_new, "
+               "gelu_pytorch_tanh, swish, silu and relu)",
+               c.file, key, act);
+  return act;
+}
+
 // The safetensors files of a checkpoint: model.safetensors, or the shards its index lists.
 // `auto_class`: the transformers class that rewrites a pickled checkpoint of the family whole.
 std::vector<std::string> weight_files(const std::string& dir, const char* auto_class) {
@@ -297,9 +310,7 @@ constexpr BertLayout kDistilBert{
     .head_norm = "vocab_layer_norm", .head_bias = "vocab_projector.bias"};
 
 HfImport import_bert(const std::string& dir, const HfConfig& c, const BertLayout& n) {
-  const std::string act = c.string(n.act, "gelu");
-  ATTEND_CHECK(act == "gelu", "{}: \"{}\": \"{}\" is not supported (attend implements \"gelu\")",
-               c.file, n.act, act);
+  const std::string act = activation(c, n.act, "gelu");
   c.require("position_embedding_type", "absolute", "absolute");
   ATTEND_CHECK(!c.flag("is_decoder", false) && !c.flag("add_cross_attention", false),
                "{}: \"is_decoder\" / \"add_cross_attention\": a BERT decoder is not supported",
@@ -381,7 +392,7 @@ HfImport import_bert(const std::string& dir, const HfConfig& c, const BertLayout
                "{}: tensor '{}' is not part of a {}-layer {} encoder or its masked-LM head", dir,
                left.empty() ? "" : left.front(), L, n.model_type);
 
-  write_keys({"encoder_only", "gelu", "post", D, F, H, L, P, c.number(n.dropout, 0.1), eps, true},
+  write_keys({"encoder_only", act, "post", D, F, H, L, P, c.number(n.dropout, 0.1), eps, true},
              n.model_type, dir, out.config);
   out.config["model.mlm_head"] = mlm_head ? "true" : "false";
   out.config["model.logits_bias"] = mlm_head ? "true" : "false";
@@ -461,14 +472,7 @@ data::Tokenizer gpt2_tokenizer(const std::string& dir) {
 }
 
 HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
-  const std::string act = c.string("activation_function", "gelu_new");
-  const std::string activation = act == "gelu_new" || act == "gelu_pytorch_tanh" ? "gelu_tanh"
-                                 : act == "gelu" || act == "relu"                ? act
-                                                                                 : "";
-  ATTEND_CHECK(!activation.empty(),
-               "{}: \"activation_function\": \"{}\" is not supported (attend implements "
-               "gelu_new, gelu_pytorch_tanh, gelu and relu)",
-               c.file, act);
+  const std::string act = activation(c, "activation_function", "gelu_new");
   ATTEND_CHECK(
       c.flag("scale_attn_weights", true) && !c.flag("scale_attn_by_inverse_layer_idx", false),
       "{}: \"scale_attn_weights\" false or \"scale_attn_by_inverse_layer_idx\" true "
@@ -544,7 +548,7 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
                left.empty() ? "" : left.front(), L);
 
   write_keys(
-      {"decoder_only", activation, "pre", D, F, H, L, P, c.number("resid_pdrop", 0.1), eps, false},
+      {"decoder_only", act, "pre", D, F, H, L, P, c.number("resid_pdrop", 0.1), eps, false},
       "gpt2", dir, out.config);
   return out;
 }
@@ -581,15 +585,7 @@ data::Tokenizer marian_tokenizer(const std::string& dir) {
 }
 
 HfImport import_marian(const std::string& dir, const HfConfig& c) {
-  const std::string act = c.string("activation_function", "gelu");
-  const std::string activation = act == "swish" || act == "silu"  ? "silu"
-                                 : act == "gelu_new"              ? "gelu_tanh"
-                                 : act == "gelu" || act == "relu" ? act
-                                                                  : "";
-  ATTEND_CHECK(!activation.empty(),
-               "{}: \"activation_function\": \"{}\" is not supported (attend implements swish, "
-               "silu, gelu, gelu_new and relu)",
-               c.file, act);
+  const std::string act = activation(c, "activation_function", "gelu");
   ATTEND_CHECK(!c.flag("normalize_before", false) && !c.flag("add_final_layer_norm", false) &&
                    !c.flag("normalize_embedding", false),
                "{}: \"normalize_before\", \"add_final_layer_norm\" and "
@@ -668,7 +664,7 @@ HfImport import_marian(const std::string& dir, const HfConfig& c) {
   ATTEND_CHECK(left.empty(), "{}: tensor '{}' is not part of a {}+{}-layer MarianMT model", dir,
                left.empty() ? "" : left.front(), Le, Ld);
 
-  write_keys({"encoder_decoder", activation, "post", D, F, H, Le, P, c.number("dropout", 0.1), 1e-5,
+  write_keys({"encoder_decoder", act, "post", D, F, H, Le, P, c.number("dropout", 0.1), 1e-5,
               false},
              "marian", dir, out.config);
   out.config["model.decoder_layers"] = std::to_string(Ld);

@@ -53,6 +53,40 @@ def convert(attend_bin, hf_dir, out):
     return out
 
 
+def expect_refused(attend_bin, d, out, *wanted):
+    """`attend convert` of the checkpoint `d` fails with each of `wanted` in its message and
+    writes nothing at `out`."""
+    done = run_attend(attend_bin, "convert", "--from", "hf", d, "-o", out)
+    assert done.returncode == 1, done.stderr
+    for w in wanted:
+        assert w in done.stderr, f"wanted '{w}' in: {done.stderr}"
+    assert not out.exists() and not pathlib.Path(str(out) + ".tmp").exists()
+
+
+def refusal_checker(attend_bin, src, tmp_path):
+    """expect(name, change, *wanted): a copy of the checkpoint `src`, changed by change(dir), is
+    refused with each of `wanted` in the message (expect_refused)."""
+    import shutil
+
+    def expect(name, change, *wanted):
+        d = tmp_path / name
+        shutil.copytree(src, d)
+        change(d)
+        expect_refused(attend_bin, d, tmp_path / (name + "-o"), *wanted)
+    return expect
+
+
+def json_edit(file, **kv):
+    """A change for refusal_checker: keys set in the checkpoint's JSON file `file`."""
+    import json
+
+    def change(d):
+        c = json.loads((d / file).read_text())
+        c.update(kv)
+        (d / file).write_text(json.dumps(c))
+    return change
+
+
 def corpus(shared_data):
     m30k = shared_data / "multi30k"
     out = lines(m30k / "val.en.gz", 1000) + lines(m30k / "val.de.gz", 1000)

@@ -15,7 +15,6 @@ two language codes (tools/make_random_marian.py), and a tiny random MarianMTMode
 import json
 import math
 import pathlib
-import shutil
 import sys
 
 import numpy as np
@@ -23,7 +22,8 @@ import pytest
 import torch
 
 import attend
-from hf_common import EDGE_CASES, attend_bin, convert, corpus, lines, run_attend  # noqa: F401
+from hf_common import (EDGE_CASES, attend_bin, convert, corpus, json_edit,  # noqa: F401
+                       lines, refusal_checker)
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
@@ -151,24 +151,8 @@ def test_score_equals_transformers_loss(marian, shared_data, tmp_path, attend_bi
 
 
 def test_bad_marian_checkpoints_are_clear_errors(marian, tmp_path, attend_bin):
-    src = marian[2].parent / "hf"
-
-    def expect(name, change, *wanted):
-        d = tmp_path / name
-        shutil.copytree(src, d)
-        change(d)
-        done = run_attend(attend_bin, "convert", "--from", "hf", d, "-o", tmp_path / (name + "-o"))
-        assert done.returncode == 1, done.stderr
-        for w in wanted:
-            assert w in done.stderr, f"wanted '{w}' in: {done.stderr}"
-        assert not (tmp_path / (name + "-o")).exists()
-
-    def edit(file, **kv):
-        def change(d):
-            c = json.loads((d / file).read_text())
-            c.update(kv)
-            (d / file).write_text(json.dumps(c))
-        return change
+    expect = refusal_checker(attend_bin, marian[2].parent / "hf", tmp_path)
+    edit = json_edit
 
     expect("act", edit("config.json", activation_function="tanh"),
            "\"activation_function\": \"tanh\"")

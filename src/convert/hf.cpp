@@ -200,6 +200,14 @@ std::vector<std::string> tokens_by_id(const nlohmann::json& vocab, const std::st
   return tokens;
 }
 
+// `tok`, which must have config.json's "vocab_size" V tokens (an error naming both otherwise).
+data::Tokenizer sized(data::Tokenizer tok, int64_t V, const HfConfig& c, const std::string& dir) {
+  ATTEND_CHECK(tok.vocab_size() == V,
+               "{}: the tokenizer has {} tokens but {}'s \"vocab_size\" is {}", dir,
+               tok.vocab_size(), c.file, V);
+  return tok;
+}
+
 // The model.* keys every import writes, and the record of where the model came from.
 struct Layout {
   std::string arch, activation, norm;
@@ -328,10 +336,7 @@ HfImport import_bert(const std::string& dir, const HfConfig& c, const BertLayout
 
   HfImport out;
   out.model_type = n.model_type;
-  out.tokenizer = bert_tokenizer(dir);
-  ATTEND_CHECK(out.tokenizer.vocab_size() == V,
-               "{}: the tokenizer has {} tokens but config.json's \"vocab_size\" is {}", dir,
-               out.tokenizer.vocab_size(), V);
+  out.tokenizer = sized(bert_tokenizer(dir), V, c, dir);
 
   const auto files = weight_files(dir, "AutoModel");
   const std::string prefix = base_prefix(files, n.probe, n.base);
@@ -491,10 +496,7 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
 
   HfImport out;
   out.model_type = "gpt2";
-  out.tokenizer = gpt2_tokenizer(dir);
-  ATTEND_CHECK(out.tokenizer.vocab_size() == V,
-               "{}: the tokenizer has {} tokens but config.json's \"vocab_size\" is {}", dir,
-               out.tokenizer.vocab_size(), V);
+  out.tokenizer = sized(gpt2_tokenizer(dir), V, c, dir);
   if (c.has("eos_token_id"))
     ATTEND_CHECK(c.id("eos_token_id") == out.tokenizer.eos_id(),
                  "{}: \"eos_token_id\" is {} but the tokenizer's end of text is {}", c.file,
@@ -613,10 +615,7 @@ HfImport import_marian(const std::string& dir, const HfConfig& c) {
 
   HfImport out;
   out.model_type = "marian";
-  out.tokenizer = marian_tokenizer(dir);
-  ATTEND_CHECK(out.tokenizer.vocab_size() == V,
-               "{}: vocab.json has {} tokens but config.json's \"vocab_size\" is {}", dir,
-               out.tokenizer.vocab_size(), V);
+  out.tokenizer = sized(marian_tokenizer(dir), V, c, dir);
   const auto same_id = [&](const char* key, int32_t id, const char* what) {
     ATTEND_CHECK(!c.has(key) || c.id(key) == id, "{}: \"{}\" is {} but the tokenizer's {} is {}",
                  c.file, key, c.has(key) ? c.id(key) : 0, what, id);

@@ -284,34 +284,29 @@ data::Tokenizer bert_tokenizer(const std::string& dir) {
 
 // Where a BERT-family checkpoint keeps its sizes and tensors: BERT's names, or DistilBERT's
 // (no token types, "transformer.layer.N", q_lin/k_lin/v_lin/out_lin, ffn.lin1/lin2, its
-// masked-LM head as vocab_transform, vocab_layer_norm and vocab_projector).
+// masked-LM head as vocab_transform, vocab_layer_norm and vocab_projector). Both keep the word
+// and position tables and their layer norm under "embeddings." with the same names.
 struct BertLayout {
-  const char *model_type, *base, *probe;  // base: the prefix of the encoder in heads' checkpoints
+  const char* model_type;  // also the prefix of the encoder in heads' checkpoints ("bert.")
   const char *hidden, *ffn, *heads, *layers, *act, *eps, *dropout;  // config.json's keys
-  const char *word, *position, *token_type, *embed_norm, *layer;
+  const char *token_type, *layer;  // token_type: null when there are none
   const char *q, *k, *v, *o, *attn_norm, *fc1, *fc2, *out_norm;
   const char *head_dense, *head_norm, *head_bias;  // the masked-LM head (its decoder is tied)
 };
 constexpr BertLayout kBert{
-    .model_type = "bert", .base = "bert", .probe = "embeddings.word_embeddings.weight",
-    .hidden = "hidden_size", .ffn = "intermediate_size", .heads = "num_attention_heads",
-    .layers = "num_hidden_layers", .act = "hidden_act", .eps = "layer_norm_eps",
-    .dropout = "hidden_dropout_prob", .word = "embeddings.word_embeddings",
-    .position = "embeddings.position_embeddings",
-    .token_type = "embeddings.token_type_embeddings", .embed_norm = "embeddings.LayerNorm",
-    .layer = "encoder.layer.", .q = ".attention.self.query", .k = ".attention.self.key",
-    .v = ".attention.self.value", .o = ".attention.output.dense",
-    .attn_norm = ".attention.output.LayerNorm", .fc1 = ".intermediate.dense",
-    .fc2 = ".output.dense", .out_norm = ".output.LayerNorm",
+    .model_type = "bert", .hidden = "hidden_size", .ffn = "intermediate_size",
+    .heads = "num_attention_heads", .layers = "num_hidden_layers", .act = "hidden_act",
+    .eps = "layer_norm_eps", .dropout = "hidden_dropout_prob",
+    .token_type = "embeddings.token_type_embeddings", .layer = "encoder.layer.",
+    .q = ".attention.self.query", .k = ".attention.self.key", .v = ".attention.self.value",
+    .o = ".attention.output.dense", .attn_norm = ".attention.output.LayerNorm",
+    .fc1 = ".intermediate.dense", .fc2 = ".output.dense", .out_norm = ".output.LayerNorm",
     .head_dense = "cls.predictions.transform.dense",
     .head_norm = "cls.predictions.transform.LayerNorm", .head_bias = "cls.predictions.bias"};
 constexpr BertLayout kDistilBert{
-    .model_type = "distilbert", .base = "distilbert",
-    .probe = "embeddings.word_embeddings.weight", .hidden = "dim", .ffn = "hidden_dim",
-    .heads = "n_heads", .layers = "n_layers", .act = "activation", .eps = nullptr,
-    .dropout = "dropout", .word = "embeddings.word_embeddings",
-    .position = "embeddings.position_embeddings", .token_type = nullptr,
-    .embed_norm = "embeddings.LayerNorm", .layer = "transformer.layer.", .q = ".attention.q_lin",
+    .model_type = "distilbert", .hidden = "dim", .ffn = "hidden_dim", .heads = "n_heads",
+    .layers = "n_layers", .act = "activation", .eps = nullptr, .dropout = "dropout",
+    .token_type = nullptr, .layer = "transformer.layer.", .q = ".attention.q_lin",
     .k = ".attention.k_lin", .v = ".attention.v_lin", .o = ".attention.out_lin",
     .attn_norm = ".sa_layer_norm", .fc1 = ".ffn.lin1", .fc2 = ".ffn.lin2",
     .out_norm = ".output_layer_norm", .head_dense = "vocab_transform",
@@ -339,7 +334,8 @@ HfImport import_bert(const std::string& dir, const HfConfig& c, const BertLayout
   out.tokenizer = sized(bert_tokenizer(dir), V, c, dir);
 
   const auto files = weight_files(dir, "AutoModel");
-  const std::string prefix = base_prefix(files, n.probe, n.base);
+  const std::string word = "embeddings.word_embeddings.weight";
+  const std::string prefix = base_prefix(files, word, n.model_type);
   const std::string head_dense = n.head_dense, head_norm = n.head_norm, head_bias = n.head_bias;
   // The encoder's tensors and the masked-LM head of *ForMaskedLM / BertForPreTraining (its
   // decoder is the tied token table); the pooler, the next-sentence head and the buffers
@@ -363,17 +359,16 @@ HfImport import_bert(const std::string& dir, const HfConfig& c, const BertLayout
     out.weights.emplace_back(to + ".weight", hf.take(base + ".weight", {o, i}, sizes));
     out.weights.emplace_back(to + ".bias", hf.take(base + ".bias", {o}, sizes));
   };
-  out.weights.emplace_back("embed_tokens.weight",
-                           hf.take(std::string(n.word) + ".weight", {V, D}, sizes));
-  std::vector<float> p = hf.take(std::string(n.position) + ".weight", {P, D}, sizes)
-                             .to_vector<float>();
+  out.weights.emplace_back("embed_tokens.weight", hf.take(word, {V, D}, sizes));
+  std::vector<float> p =
+      hf.take("embeddings.position_embeddings.weight", {P, D}, sizes).to_vector<float>();
   if (n.token_type) {  // token type 0 (every token of a single text) folded into the positions
     const std::vector<float> type0 =
         hf.take(std::string(n.token_type) + ".weight", {types, D}, sizes).to_vector<float>();
     for (size_t i = 0; i < p.size(); ++i) p[i] += type0[i % static_cast<size_t>(D)];
   }
   out.weights.emplace_back("encoder.embed_positions.weight", Tensor::from_vector(p, {P, D}));
-  norm(n.embed_norm, "encoder.embed_layer_norm");
+  norm("embeddings.LayerNorm", "encoder.embed_layer_norm");
   for (int64_t l = 0; l < L; ++l) {
     const std::string from = n.layer + std::to_string(l),
                       to = "encoder.layers." + std::to_string(l);

@@ -229,17 +229,24 @@ def test_converted_encoder_refuses_token_prediction(minilm, attend_bin):
         enc.fill_mask("a [MASK] plays")
 
 
-def test_masked_lm_head_logits_and_fill_mask_equal_transformers(cased, shared_data, attend_bin):
-    tok, model, model_dir = cased
+def mlm_logit_error(model, tok, model_dir, texts):
+    """The largest difference between attend's masked-LM logits and transformers' `model`'s over
+    `texts` (each cut at 40 positions), as a fraction of the largest logit of its text."""
     worst = 0.0
     with attend.Model.load(model_dir) as ours:
-        for text in lines(shared_data / "multi30k" / "val.en.gz", 10):
+        for text in texts:
             ids = tok(text, return_tensors="pt", truncation=True, max_length=40)["input_ids"]
             with torch.no_grad():
                 want = model(ids).logits[0].numpy()
             got = ours.logits(text)
             assert got.shape == want.shape, text
             worst = max(worst, float(np.abs(got - want).max() / np.abs(want).max()))
+    return worst
+
+
+def test_masked_lm_head_logits_and_fill_mask_equal_transformers(cased, shared_data, attend_bin):
+    tok, model, model_dir = cased
+    worst = mlm_logit_error(model, tok, model_dir, lines(shared_data / "multi30k" / "val.en.gz", 10))
     print(f"masked-LM logits: largest difference {worst:.2e} of the largest logit")
     assert worst < 1e-4
     text = "A man in a blue [MASK] is standing on a ladder ."
@@ -309,14 +316,7 @@ def test_tiny_distilbert_equals_transformers(head, minilm, cased, shared_data, t
     texts.append(" ".join(lines(shared_data / "multi30k" / "val.en.gz", 10)))  # cut at 40
     worst = 0.0
     if head:
-        with attend.Model.load(model_dir) as ours:
-            for text in texts:
-                ids = tok(text, return_tensors="pt", truncation=True, max_length=40)["input_ids"]
-                with torch.no_grad():
-                    want = model(ids).logits[0].numpy()
-                got = ours.logits(text)
-                assert got.shape == want.shape, text
-                worst = max(worst, float(np.abs(got - want).max() / np.abs(want).max()))
+        worst = mlm_logit_error(model, tok, model_dir, texts)
     else:
         batch, want = hf_hidden(model, tok, texts, 40)
         with attend.Encoder(model_dir) as enc:

@@ -53,7 +53,11 @@ bool parse_bool(const std::string& s, bool* out) {
 void flatten(const YAML::Node& node, const std::string& prefix, const std::string& path,
              Config& config) {
   for (const auto& kv : node) {
-    const std::string key = kv.first.as<std::string>();
+    // A key must be text: YAML also allows a list or a map as a key ("? {a: 1}: 2").
+    ATTEND_CHECK(kv.first.IsScalar(),
+                 "{}:{}: a key under '{}' must be plain text, not a list or a map", path,
+                 kv.first.Mark().line + 1, prefix.empty() ? "(top level)" : prefix);
+    const std::string key = kv.first.Scalar();
     const std::string full = prefix.empty() ? key : prefix + "." + key;
     const YAML::Node& v = kv.second;
     const std::string where = path + ":" + std::to_string(v.Mark().line + 1);

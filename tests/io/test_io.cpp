@@ -126,6 +126,11 @@ TEST(Config, ErrorsNameKeyAndOrigin) {
   const std::string e2 = error_of([&] { c.load_yaml(y); });
   EXPECT_NE(e2.find("unknown config key 'modle.d_model'"), std::string::npos) << e2;
   EXPECT_NE(e2.find("did you mean model.d_model"), std::string::npos) << e2;
+  std::ofstream(y)
+      << "model:\n  d_model: 3\n? max_tokens: 1024\n  max_steps: 3\n";  // a map as a key
+  const std::string e3 = error_of([&] { c.load_yaml(y); });
+  EXPECT_NE(e3.find(y + ":3: a key under '(top level)' must be plain text"), std::string::npos)
+      << e3;
   std::ofstream(y) << "model: [1, 2\n";
   EXPECT_NE(error_of([&] { c.load_yaml(y); }).find("invalid YAML"), std::string::npos);
   EXPECT_NE(error_of([&] { c.apply_args({"--train.shuffle", "maybe"}); }).find("command line"),

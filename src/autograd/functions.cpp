@@ -162,10 +162,10 @@ Variable log_softmax(const Variable& x) {
     accumulate_grad(x, ops::log_softmax_backward(y, dy));
   });
 }
-Variable layer_norm(const Variable& x, const Variable& residual, const Variable& gamma,
-                    const Variable& beta, double eps, Variable* sum_out) {
-  const Tensor r = residual.defined() ? residual.value() : Tensor();
-  ops::LayerNormOut saved = ops::layer_norm(x.value(), r, gamma.value(), beta.value(), eps);
+namespace {
+// layer_norm and rms_norm from the op's saved output (beta undefined for RMSNorm).
+Variable norm(ops::LayerNormOut saved, const Variable& x, const Variable& residual,
+              const Variable& gamma, const Variable& beta, Variable* sum_out) {
   const bool rec = should_record({&x, &residual, &gamma, &beta});
   Variable out = Variable::from_op(saved.y, rec);
   Variable sum_var;
@@ -182,7 +182,7 @@ Variable layer_norm(const Variable& x, const Variable& residual, const Variable&
       if (out.grad().defined()) {
         ops::LayerNormGrads g = ops::layer_norm_backward(out.grad(), saved, gamma.value());
         accumulate_grad(gamma, std::move(g.dgamma));
-        accumulate_grad(beta, std::move(g.dbeta));
+        if (beta.defined()) accumulate_grad(beta, std::move(g.dbeta));
         dsum = std::move(g.dx);
       }
       if (sum_var.defined() && sum_var.grad().defined())
@@ -193,6 +193,21 @@ Variable layer_norm(const Variable& x, const Variable& residual, const Variable&
     });
   }
   return out;
+}
+}  // namespace
+
+Variable layer_norm(const Variable& x, const Variable& residual, const Variable& gamma,
+                    const Variable& beta, double eps, Variable* sum_out) {
+  const Tensor r = residual.defined() ? residual.value() : Tensor();
+  return norm(ops::layer_norm(x.value(), r, gamma.value(), beta.value(), eps), x, residual, gamma,
+              beta, sum_out);
+}
+
+Variable rms_norm(const Variable& x, const Variable& residual, const Variable& gamma, double eps,
+                  Variable* sum_out) {
+  const Tensor r = residual.defined() ? residual.value() : Tensor();
+  return norm(ops::rms_norm(x.value(), r, gamma.value(), eps), x, residual, gamma, Variable(),
+              sum_out);
 }
 
 Variable embedding(const Tensor& ids, const Variable& weight) {
@@ -210,30 +225,37 @@ Variable embedding(const Tensor& ids, const Variable& weight) {
 }
 
 Variable attention(const Variable& q, const Variable& k, const Variable& v,
-                   const ops::AttentionMask& mask, double scale) {
-  ops::AttentionOut saved = ops::attention(q.value(), k.value(), v.value(), mask, scale);
+                   const ops::AttentionMask& mask, double scale, const Variable& bias) {
+  const Tensor b = bias.defined() ? bias.value() : Tensor();
+  ops::AttentionOut saved = ops::attention(q.value(), k.value(), v.value(), mask, scale, {}, b);
   Tensor value = saved.out;
-  return record(std::move(value), {&q, &k, &v},
-                [q, k, v, saved, mask, scale](const Tensor& dy, const Tensor&) {
-                  ops::AttentionGrads g = ops::attention_backward(dy, q.value(), k.value(),
-                                                                  v.value(), saved, mask, scale);
+  return record(std::move(value), {&q, &k, &v, &bias},
+                [q, k, v, bias, saved, mask, scale](const Tensor& dy, const Tensor&) {
+                  ops::AttentionGrads g =
+                      ops::attention_backward(dy, q.value(), k.value(), v.value(), saved, mask,
+                                              scale, bias.defined() ? bias.value() : Tensor());
                   accumulate_grad(q, std::move(g.dq));
                   accumulate_grad(k, std::move(g.dk));
                   accumulate_grad(v, std::move(g.dv));
+                  if (bias.defined()) accumulate_grad(bias, std::move(g.dbias));
                 });
 }
 
 Variable attention_reference(const Variable& q, const Variable& k, const Variable& v,
-                             const ops::AttentionMask& mask, double scale) {
+                             const ops::AttentionMask& mask, double scale, const Variable& bias) {
+  const Tensor b = bias.defined() ? bias.value() : Tensor();
   ops::ReferenceAttentionOut res =
-      ops::attention_reference(q.value(), k.value(), v.value(), mask, scale);
-  return record(std::move(res.out), {&q, &k, &v},
-                [q, k, v, probs = std::move(res.probs), scale](const Tensor& dy, const Tensor&) {
+      ops::attention_reference(q.value(), k.value(), v.value(), mask, scale, b);
+  return record(std::move(res.out), {&q, &k, &v, &bias},
+                [q, k, v, bias, probs = std::move(res.probs), scale, offset = mask.query_offset](
+                    const Tensor& dy, const Tensor&) {
                   ops::AttentionGrads g = ops::attention_reference_backward(
-                      dy, q.value(), k.value(), v.value(), probs, scale);
+                      dy, q.value(), k.value(), v.value(), probs, scale,
+                      bias.defined() ? bias.value() : Tensor(), offset);
                   accumulate_grad(q, std::move(g.dq));
                   accumulate_grad(k, std::move(g.dk));
                   accumulate_grad(v, std::move(g.dv));
+                  if (bias.defined()) accumulate_grad(bias, std::move(g.dbias));
                 });
 }
 

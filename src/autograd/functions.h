@@ -40,17 +40,22 @@ Variable log_softmax(const Variable& x);
 /// residual stream x + residual as a Variable (pre-norm blocks continue from it).
 Variable layer_norm(const Variable& x, const Variable& residual, const Variable& gamma,
                     const Variable& beta, double eps = 1e-5, Variable* sum_out = nullptr);
+/// RMSNorm(x + residual) (ops::rms_norm), with residual and sum_out as for layer_norm.
+Variable rms_norm(const Variable& x, const Variable& residual, const Variable& gamma,
+                  double eps = 1e-6, Variable* sum_out = nullptr);
 
 /// weight [V, D] rows gathered by i32 ids [...] -> [..., D].
 Variable embedding(const Tensor& ids, const Variable& weight);
 
 /// Scaled dot-product attention on q [B, H, Tq, Dh], k, v [B, H, Tk, Dh]: the fused kernel
-/// (O(n) memory; saves output and log-sum-exp).
+/// (O(n) memory; saves output and log-sum-exp). bias (optional): the relative-position score
+/// bias of ops::attention, [H, span] or [B, H, span], with its gradient.
 Variable attention(const Variable& q, const Variable& k, const Variable& v,
-                   const ops::AttentionMask& mask, double scale);
+                   const ops::AttentionMask& mask, double scale, const Variable& bias = {});
 /// The unfused reference (saves the probabilities): the oracle in tests and benchmarks.
 Variable attention_reference(const Variable& q, const Variable& k, const Variable& v,
-                             const ops::AttentionMask& mask, double scale);
+                             const ops::AttentionMask& mask, double scale,
+                             const Variable& bias = {});
 
 /// Label-smoothed cross-entropy of logits [N, V] against i32 targets [N] -> scalar.
 Variable cross_entropy(const Variable& logits, const Tensor& targets,

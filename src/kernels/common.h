@@ -54,6 +54,48 @@ struct Mask {
   }
 };
 
+/// An additive bias on the scores by relative position (T5's relative position bias), after
+/// the scaling and before the softmax: query i (at key position p = i + query_offset) and key j
+/// get data[b * batch_stride + h * span + (j - p) + origin]. With P = Tq + query_offset the
+/// offsets j - p run over [-(P - 1), Tk - 1], so origin = P - 1 and span = P + Tk - 1;
+/// batch_stride 0 shares one [H, span] bias over the batch, span * H gives every batch entry
+/// its own (decoding rows at different positions). data null: no bias.
+template <typename T>
+struct ScoreBias {
+  const T* data = nullptr;
+  int64_t batch_stride = 0;
+  int64_t span = 0;
+  int64_t origin = 0;
+  /// The bias of (b, h) for the query at key position p, indexed by key j.
+  const T* row(int64_t b, int64_t h, int64_t p) const {
+    return data + b * batch_stride + h * span + origin - p;
+  }
+};
+
+/// scores [B, H, Tq, Tk] += bias (the unfused attentions; query i at key position
+/// i + query_offset).
+template <typename T>
+void add_score_bias(T* scores, const AttnDims& d, int64_t query_offset, const ScoreBias<T>& bias) {
+  for (int64_t bh = 0; bh < d.B * d.H; ++bh)
+    for (int64_t i = 0; i < d.Tq; ++i) {
+      const T* row = bias.row(bh / d.H, bh % d.H, i + query_offset);
+      T* s = scores + (bh * d.Tq + i) * d.Tk;
+      for (int64_t j = 0; j < d.Tk; ++j) s[j] += row[j];
+    }
+}
+/// The bias gradient dbias [B, H, span] (overwritten) from the score gradient ds [B, H, Tq, Tk].
+template <typename T>
+void score_bias_grad(const T* ds, const AttnDims& d, int64_t query_offset, const ScoreBias<T>& bias,
+                     T* dbias) {
+  for (int64_t x = 0; x < d.B * d.H * bias.span; ++x) dbias[x] = T(0);
+  for (int64_t bh = 0; bh < d.B * d.H; ++bh)
+    for (int64_t i = 0; i < d.Tq; ++i) {
+      T* row = dbias + bh * bias.span + bias.origin - (i + query_offset);
+      const T* g = ds + (bh * d.Tq + i) * d.Tk;
+      for (int64_t j = 0; j < d.Tk; ++j) row[j] += g[j];
+    }
+}
+
 /// Label-smoothed cross-entropy settings. Target distribution for a row with target t:
 /// q = (1 - eps) * onehot(t) + eps / V (uniform over all V classes, as PyTorch does).
 /// Rows whose target equals ignore_index contribute nothing.

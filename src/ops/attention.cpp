@@ -46,13 +46,39 @@ kernels::AttnDims check_attention(std::string_view op, const Tensor& q_in, const
   }
   return d;
 }
+
+// The kernel view of an attention score bias (see ops::attention), checked against the sizes;
+// `bias` contiguous (or undefined: no bias).
+template <typename T>
+kernels::ScoreBias<T> score_bias(std::string_view op, const Tensor& bias, const Tensor& q,
+                                 const kernels::AttnDims& d, int64_t query_offset) {
+  if (!bias.defined()) return {};
+  check_same_dtype(op, q, bias);
+  check_same_device(op, q, bias);
+  const int64_t P = d.Tq + query_offset, span = P + d.Tk - 1;
+  ATTEND_CHECK((bias.dim() == 2 && bias.shape() == Shape({d.H, span})) ||
+                   (bias.dim() == 3 && bias.shape() == Shape({d.B, d.H, span})),
+               "{}: bias {} must be [{}, {}] or [{}, {}, {}] ({} queries at offset {}, {} keys)",
+               op, shape_str(bias.shape()), d.H, span, d.B, d.H, span, d.Tq, query_offset, d.Tk);
+  return {bias.data<T>(), bias.dim() == 3 ? d.H * span : 0, span, P - 1};
+}
+
+// The bias gradient shaped like the bias: the kernels' [B, H, span], summed over the batch for a
+// shared [H, span] bias.
+Tensor shaped_bias_grad(const Tensor& per_row, const Tensor& bias) {
+  if (bias.dim() == 3) return per_row;
+  const int64_t B = per_row.size(0), H = per_row.size(1), span = per_row.size(2);
+  return sum_last(per_row.reshape({B, H * span}).transpose(0, 1).contiguous()).reshape({H, span});
+}
 }  // namespace
 
 AttentionOut attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                       const AttentionMask& mask, double scale, const Tensor& kv_rows) {
+                       const AttentionMask& mask, double scale, const Tensor& kv_rows,
+                       const Tensor& bias_in) {
   constexpr std::string_view op = "attention";
   const kernels::AttnDims d = check_attention(op, q_in, k_in, v_in, mask, kv_rows);
   const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   AttentionOut out;
   out.out = like(q);
   out.lse = Tensor::empty({d.B, d.H, d.Tq}, q.dtype(), q.device());
@@ -62,20 +88,22 @@ AttentionOut attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
                 [&] {
                   cpu::flash_attention<float>(q.data<float>(), k.data<float>(), v.data<float>(),
                                               out.out.data<float>(), out.lse.data<float>(), d, km,
-                                              scale);
+                                              scale,
+                                              score_bias<float>(op, bias, q, d, mask.query_offset));
                 },
             .cpu_f64 =
                 [&] {
-                  cpu::flash_attention<double>(q.data<double>(), k.data<double>(), v.data<double>(),
-                                               out.out.data<double>(), out.lse.data<double>(), d,
-                                               km, scale);
+                  cpu::flash_attention<double>(
+                      q.data<double>(), k.data<double>(), v.data<double>(), out.out.data<double>(),
+                      out.lse.data<double>(), d, km, scale,
+                      score_bias<double>(op, bias, q, d, mask.query_offset));
                 }});
   return out;
 }
 
 AttentionGrads attention_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k_in,
                                   const Tensor& v_in, const AttentionOut& saved,
-                                  const AttentionMask& mask, double scale) {
+                                  const AttentionMask& mask, double scale, const Tensor& bias_in) {
   constexpr std::string_view op = "attention_backward";
   const kernels::AttnDims d = check_attention(op, q_in, k_in, v_in, mask);
   check_same_dtype(op, dout_in, q_in);
@@ -86,7 +114,10 @@ AttentionGrads attention_backward(const Tensor& dout_in, const Tensor& q_in, con
                shape_str(q_in.shape()));
   const Tensor dout = dout_in.contiguous(), q = q_in.contiguous(), k = k_in.contiguous(),
                v = v_in.contiguous(), o = saved.out.contiguous(), lse = saved.lse.contiguous();
-  AttentionGrads g{like(q), like(k), like(v)};
+  const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
+  AttentionGrads g{like(q), like(k), like(v), Tensor()};
+  const int64_t span = d.Tq + mask.query_offset + d.Tk - 1;
+  Tensor dbias = bias.defined() ? Tensor::empty({d.B, d.H, span}, q.dtype(), q.device()) : Tensor();
   const kernels::Mask km = to_kernel_mask(mask);
   dispatch(op, q,
            {.cpu_f32 =
@@ -94,24 +125,30 @@ AttentionGrads attention_backward(const Tensor& dout_in, const Tensor& q_in, con
                   cpu::flash_attention_backward<float>(
                       q.data<float>(), k.data<float>(), v.data<float>(), o.data<float>(),
                       lse.data<float>(), dout.data<float>(), g.dq.data<float>(), g.dk.data<float>(),
-                      g.dv.data<float>(), d, km, scale);
+                      g.dv.data<float>(), d, km, scale,
+                      score_bias<float>(op, bias, q, d, mask.query_offset),
+                      bias.defined() ? dbias.data<float>() : nullptr);
                 },
             .cpu_f64 =
                 [&] {
                   cpu::flash_attention_backward<double>(
                       q.data<double>(), k.data<double>(), v.data<double>(), o.data<double>(),
                       lse.data<double>(), dout.data<double>(), g.dq.data<double>(),
-                      g.dk.data<double>(), g.dv.data<double>(), d, km, scale);
+                      g.dk.data<double>(), g.dv.data<double>(), d, km, scale,
+                      score_bias<double>(op, bias, q, d, mask.query_offset),
+                      bias.defined() ? dbias.data<double>() : nullptr);
                 }});
+  if (bias.defined()) g.dbias = shaped_bias_grad(dbias, bias);
   return g;
 }
 
 ReferenceAttentionOut attention_reference(const Tensor& q_in, const Tensor& k_in,
                                           const Tensor& v_in, const AttentionMask& mask,
-                                          double scale) {
+                                          double scale, const Tensor& bias_in) {
   constexpr std::string_view op = "attention_reference";
   const kernels::AttnDims d = check_attention(op, q_in, k_in, v_in, mask);
   const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   ReferenceAttentionOut out;
   out.out = like(q);
   out.probs = Tensor::empty({d.B, d.H, d.Tq, d.Tk}, q.dtype(), q.device());
@@ -120,19 +157,22 @@ ReferenceAttentionOut attention_reference(const Tensor& q_in, const Tensor& k_in
            {.cpu_f32 =
                 [&] {
                   cpu::attention(q.data<float>(), k.data<float>(), v.data<float>(),
-                                 out.out.data<float>(), out.probs.data<float>(), d, km, scale);
+                                 out.out.data<float>(), out.probs.data<float>(), d, km, scale,
+                                 score_bias<float>(op, bias, q, d, mask.query_offset));
                 },
             .cpu_f64 =
                 [&] {
                   ref::attention(q.data<double>(), k.data<double>(), v.data<double>(),
-                                 out.out.data<double>(), out.probs.data<double>(), d, km, scale);
+                                 out.out.data<double>(), out.probs.data<double>(), d, km, scale,
+                                 score_bias<double>(op, bias, q, d, mask.query_offset));
                 }});
   return out;
 }
 
 AttentionGrads attention_reference_backward(const Tensor& dout_in, const Tensor& q_in,
                                             const Tensor& k_in, const Tensor& v_in,
-                                            const Tensor& probs, double scale) {
+                                            const Tensor& probs, double scale,
+                                            const Tensor& bias_in, int64_t query_offset) {
   constexpr std::string_view op = "attention_reference_backward";
   check_float(op, "dout", dout_in);
   check_same_shape(op, dout_in, q_in);
@@ -142,7 +182,10 @@ AttentionGrads attention_reference_backward(const Tensor& dout_in, const Tensor&
                shape_str(q_in.shape()), shape_str(k_in.shape()));
   const Tensor dout = dout_in.contiguous(), q = q_in.contiguous(), k = k_in.contiguous(),
                v = v_in.contiguous(), p = probs.contiguous();
-  AttentionGrads g{like(q), like(k), like(v)};
+  const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
+  AttentionGrads g{like(q), like(k), like(v), Tensor()};
+  const int64_t span = d.Tq + query_offset + d.Tk - 1;
+  Tensor dbias = bias.defined() ? Tensor::empty({d.B, d.H, span}, q.dtype(), q.device()) : Tensor();
   dispatch(op, q,
            {.cpu_f32 =
                 [&] {
@@ -150,15 +193,20 @@ AttentionGrads attention_reference_backward(const Tensor& dout_in, const Tensor&
                   cpu::attention_backward(q.data<float>(), k.data<float>(), v.data<float>(),
                                           p.data<float>(), dout.data<float>(), g.dq.data<float>(),
                                           g.dk.data<float>(), g.dv.data<float>(),
-                                          scratch.data<float>(), d, scale);
+                                          scratch.data<float>(), d, scale, query_offset,
+                                          score_bias<float>(op, bias, q, d, query_offset),
+                                          bias.defined() ? dbias.data<float>() : nullptr);
                 },
             .cpu_f64 =
                 [&] {
                   ref::attention_backward(q.data<double>(), k.data<double>(), v.data<double>(),
                                           p.data<double>(), dout.data<double>(),
                                           g.dq.data<double>(), g.dk.data<double>(),
-                                          g.dv.data<double>(), d, scale);
+                                          g.dv.data<double>(), d, scale, query_offset,
+                                          score_bias<double>(op, bias, q, d, query_offset),
+                                          bias.defined() ? dbias.data<double>() : nullptr);
                 }});
+  if (bias.defined()) g.dbias = shaped_bias_grad(dbias, bias);
   return g;
 }
 

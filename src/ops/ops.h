@@ -123,14 +123,20 @@ struct LayerNormOut {
   Tensor sum;   // x + residual (== x when no residual): the residual stream, saved for backward
   Tensor mean;  // [rows]
   Tensor rstd;  // [rows]
+  bool rms = false;  // from rms_norm (mean saved as 0)
 };
 /// y = LayerNorm(x + residual) * gamma + beta over the last dimension. residual may be undefined.
 LayerNormOut layer_norm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
                         const Tensor& beta, double eps = 1e-5);
+/// RMSNorm (T5's): s = x + residual, y = s / sqrt(mean(s^2) + eps) * gamma over the last
+/// dimension; no mean is subtracted and there is no beta. residual may be undefined.
+LayerNormOut rms_norm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                      double eps = 1e-6);
 struct LayerNormGrads {
   Tensor dx;  // also the residual's gradient
-  Tensor dgamma, dbeta;
+  Tensor dgamma, dbeta;  // dbeta undefined for RMSNorm
 };
+/// Backward of layer_norm or rms_norm (saved.rms tells which).
 LayerNormGrads layer_norm_backward(const Tensor& dy, const LayerNormOut& saved,
                                    const Tensor& gamma);
 
@@ -142,9 +148,13 @@ Tensor embedding(const Tensor& ids, const Tensor& weight);
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dweight);
 
 // ------------------------------------------------------------------ attention
-/// Fused exact attention (the default): out = softmax(scale q k^T + mask) v, computed tile by
-/// tile with an online softmax; the Tq x Tk score matrix is never stored. Saves only the
+/// Fused exact attention (the default): out = softmax(scale q k^T + bias + mask) v, computed
+/// tile by tile with an online softmax; the Tq x Tk score matrix is never stored. Saves only the
 /// per-row log-sum-exp. q [B, H, Tq, Dh], k and v [B, H, Tk, Dh].
+///
+/// bias (optional): an additive score bias by relative position (T5's), [H, span] shared by the
+/// batch or [B, H, span] per batch row, span = P + Tk - 1 with P = Tq + mask.query_offset: query
+/// i (at key position p = i + query_offset) and key j add bias[.., h, j - p + P - 1].
 struct AttentionOut {
   Tensor out;  // [B, H, Tq, Dh]
   Tensor lse;  // [B, H, Tq], -inf for rows with no visible key (their output is 0)
@@ -153,13 +163,14 @@ struct AttentionOut {
 /// of k and v, whose batch may then differ from q's (the beams of a sentence sharing its
 /// encoder keys/values while decoding).
 AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
-                       double scale, const Tensor& kv_rows = {});
+                       double scale, const Tensor& kv_rows = {}, const Tensor& bias = {});
 struct AttentionGrads {
   Tensor dq, dk, dv;
+  Tensor dbias;  // shaped like the bias (undefined without one)
 };
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const AttentionOut& saved,
-                                  const AttentionMask& mask, double scale);
+                                  const AttentionMask& mask, double scale, const Tensor& bias = {});
 
 /// Reference (unfused) attention, the oracle: materialises the probabilities [B, H, Tq, Tk].
 struct ReferenceAttentionOut {
@@ -167,9 +178,12 @@ struct ReferenceAttentionOut {
   Tensor probs;  // [B, H, Tq, Tk], saved for backward
 };
 ReferenceAttentionOut attention_reference(const Tensor& q, const Tensor& k, const Tensor& v,
-                                          const AttentionMask& mask, double scale);
+                                          const AttentionMask& mask, double scale,
+                                          const Tensor& bias = {});
+/// query_offset: the forward mask's (it places the bias).
 AttentionGrads attention_reference_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
-                                            const Tensor& v, const Tensor& probs, double scale);
+                                            const Tensor& v, const Tensor& probs, double scale,
+                                            const Tensor& bias = {}, int64_t query_offset = 0);
 
 // ------------------------------------------------------------------ loss
 struct CrossEntropyOut {

@@ -22,11 +22,12 @@ struct Case {
   int64_t B, H, Tq, Tk, Dh;
   bool padding, causal;
   int64_t window = 0, globals = 0;  // window > 0: local attention
+  int bias = 0;  // relative-position score bias: 0 none, 1 shared [H, span], 2 per row [B, H, span]
 };
 
 std::string describe(const Case& c) {
-  return format("B {} H {} Tq {} Tk {} Dh {} padding {} causal {} window {} globals {}", c.B, c.H,
-                c.Tq, c.Tk, c.Dh, c.padding, c.causal, c.window, c.globals);
+  return format("B {} H {} Tq {} Tk {} Dh {} padding {} causal {} window {} globals {} bias {}",
+                c.B, c.H, c.Tq, c.Tk, c.Dh, c.padding, c.causal, c.window, c.globals, c.bias);
 }
 
 ops::AttentionMask make_mask(const Case& c, uint64_t seed) {
@@ -54,22 +55,34 @@ void check_case(const Case& c, uint64_t seed) {
                v = randn({c.B, c.H, c.Tk, c.Dh}, seed + 2), dout = randn({c.B, c.H, c.Tq, c.Dh}, seed + 3);
   const ops::AttentionMask m = make_mask(c, seed);
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.Dh));
-  const ops::ReferenceAttentionOut ref = ops::attention_reference(q, k, v, m, scale);
-  const ops::AttentionGrads gref = ops::attention_reference_backward(dout, q, k, v, ref.probs, scale);
+  const int64_t span = c.Tq + m.query_offset + c.Tk - 1;
+  const Tensor bias = c.bias == 0   ? Tensor()
+                      : c.bias == 1 ? randn({c.H, span}, seed + 4, 2.0)
+                                    : randn({c.B, c.H, span}, seed + 4, 2.0);
+  const ops::ReferenceAttentionOut ref = ops::attention_reference(q, k, v, m, scale, bias);
+  const ops::AttentionGrads gref =
+      ops::attention_reference_backward(dout, q, k, v, ref.probs, scale, bias, m.query_offset);
   const Tensor q32 = q.to(DType::kF32), k32 = k.to(DType::kF32), v32 = v.to(DType::kF32);
-  const ops::AttentionOut f = ops::attention(q32, k32, v32, m, scale);
+  const Tensor bias32 = bias.defined() ? bias.to(DType::kF32) : Tensor();
+  const ops::AttentionOut f = ops::attention(q32, k32, v32, m, scale, {}, bias32);
   const ops::AttentionGrads gf =
-      ops::attention_backward(dout.to(DType::kF32), q32, k32, v32, f, m, scale);
+      ops::attention_backward(dout.to(DType::kF32), q32, k32, v32, f, m, scale, bias32);
   EXPECT_TRUE(test::close(f.out, ref.out, 1e-5, 1e-5)) << "out";
   EXPECT_TRUE(test::close(gf.dq, gref.dq, 1e-5, 2e-5)) << "dq";
   EXPECT_TRUE(test::close(gf.dk, gref.dk, 1e-5, 2e-5)) << "dk";
   EXPECT_TRUE(test::close(gf.dv, gref.dv, 1e-5, 2e-5)) << "dv";
+  if (bias.defined()) {
+    EXPECT_TRUE(test::close(gf.dbias, gref.dbias, 1e-5, 2e-5)) << "dbias";
+  }
   // The fused algorithm in double equals the reference to double precision.
-  const ops::AttentionOut f64 = ops::attention(q, k, v, m, scale);
-  const ops::AttentionGrads g64 = ops::attention_backward(dout, q, k, v, f64, m, scale);
+  const ops::AttentionOut f64 = ops::attention(q, k, v, m, scale, {}, bias);
+  const ops::AttentionGrads g64 = ops::attention_backward(dout, q, k, v, f64, m, scale, bias);
   EXPECT_TRUE(test::close(f64.out, ref.out, 1e-10, 1e-12)) << "out f64";
   EXPECT_TRUE(test::close(g64.dq, gref.dq, 1e-10, 1e-12)) << "dq f64";
   EXPECT_TRUE(test::close(g64.dk, gref.dk, 1e-10, 1e-12)) << "dk f64";
+  if (bias.defined()) {
+    EXPECT_TRUE(test::close(g64.dbias, gref.dbias, 1e-10, 1e-12)) << "dbias f64";
+  }
 }
 
 // Every test below runs the f32 kernels of each family this host runs (test::on_every_isa).
@@ -84,6 +97,7 @@ TEST(FlashAttention, MatchesReferenceOverManyShapesAndMasks) {
         for (int variant = 0; variant < 4; ++variant) {
           Case c{1 + static_cast<int64_t>(seed % 2), 1 + static_cast<int64_t>(seed % 3), Tq, Tk,
                  widths[seed % 4], (variant & 1) != 0, (variant & 2) != 0 && Tq <= Tk};
+          c.bias = static_cast<int>(seed / 7 % 3);
           check_case(c, seed);
           seed += 7;
           ++cases;
@@ -104,6 +118,11 @@ void larger_heads_and_batches() {
   // Head widths of 6 and 8 vectors of 16 (the micro-kernel blocks 4 vectors at a time).
   check_case({1, 3, 130, 70, 96, true, false}, 7);
   check_case({2, 2, 70, 130, 128, false, true}, 8);
+  // Relative-position bias with key tiles split between work items (one head: private bias
+  // gradients summed), shared and per row, causal with a query offset.
+  check_case({1, 1, 40, 300, 64, true, true, 0, 0, 1}, 9);
+  check_case({2, 1, 1, 200, 32, true, false, 0, 0, 2}, 10);
+  check_case({2, 3, 130, 130, 64, true, true, 0, 0, 2}, 11);
 }
 
 TEST(FlashAttention, LargerHeadsAndBatches) {

@@ -87,6 +87,18 @@ TEST(Gradcheck, LayerNorm) {
       {randn({2, 5}, 25), randn({2, 5}, 26), randn({5}, 27), randn({5}, 28)});
 }
 
+TEST(Gradcheck, RmsNorm) {
+  expect_gradcheck([](const V& x) { return ag::rms_norm(x[0], Variable(), x[1]); },
+                   {randn({3, 6}, 18), randn({6}, 19)});
+  expect_gradcheck(
+      [](const V& x) {
+        Variable s;
+        Variable y = ag::rms_norm(x[0], x[1], x[2], 1e-6, &s);
+        return ag::add(y, ag::mul(s, s));
+      },
+      {randn({2, 2, 5}, 21), randn({2, 2, 5}, 22), randn({5}, 23)});
+}
+
 TEST(Gradcheck, Embedding) {
   const Tensor idx = test::ids({1, 3, 1, 0, 4, 1}, {2, 3});
   expect_gradcheck([=](const V& x) { return ag::embedding(idx, x[0]); }, {randn({6, 4}, 29)});
@@ -101,6 +113,25 @@ TEST(Gradcheck, Attention) {
     expect_gradcheck(
         [=](const V& x) { return ag::attention_reference(x[0], x[1], x[2], m, 0.7); },
         {randn({2, 2, 3, 4}, 33), randn({2, 2, 4, 4}, 34), randn({2, 2, 4, 4}, 35)});
+  }
+}
+
+TEST(Gradcheck, AttentionWithRelativePositionBias) {
+  // The bias (T5's) is a differentiable input: shared by the batch [H, span] and per row
+  // [B, H, span]; causal with a query offset, and through the reference attention too.
+  const Tensor lens = test::ids({4, 2}, {2});
+  for (bool causal : {false, true}) {
+    ops::AttentionMask m{lens, causal, 1};
+    const int64_t span = 3 + 1 + 4 - 1;
+    for (const Shape& shape : {Shape{2, span}, Shape{2, 2, span}}) {
+      expect_gradcheck([=](const V& x) { return ag::attention(x[0], x[1], x[2], m, 0.7, x[3]); },
+                       {randn({2, 2, 3, 4}, 30), randn({2, 2, 4, 4}, 31), randn({2, 2, 4, 4}, 32),
+                        randn(shape, 36)});
+      expect_gradcheck(
+          [=](const V& x) { return ag::attention_reference(x[0], x[1], x[2], m, 0.7, x[3]); },
+          {randn({2, 2, 3, 4}, 33), randn({2, 2, 4, 4}, 34), randn({2, 2, 4, 4}, 35),
+           randn(shape, 37)});
+    }
   }
 }
 

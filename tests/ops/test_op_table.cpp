@@ -166,6 +166,16 @@ const std::vector<OpCase>& cases() {
              const ops::LayerNormGrads gr = ops::layer_norm_backward(on.in(dy), o, on.in(g));
              return Outputs{o.y, o.sum, o.mean, o.rstd, gr.dx, gr.dgamma, gr.dbeta};
            }});
+    for (bool residual : {false, true})
+      v.push_back({residual ? "rms_norm_residual" : "rms_norm", 1e-4, [residual](const On& on) {
+                     const Tensor x = randn({5, 13, 96}, 18, 2.0), r = randn({5, 13, 96}, 19);
+                     const Tensor g = randn({96}, 20), dy = randn({5, 13, 96}, 22);
+                     const ops::LayerNormOut o =
+                         ops::rms_norm(on.in(x), residual ? on.in(r) : Tensor(), on.in(g), 1e-6);
+                     const ops::LayerNormGrads gr =
+                         ops::layer_norm_backward(on.in(dy), o, on.in(g));
+                     return Outputs{o.y, o.sum, o.rstd, gr.dx, gr.dgamma};
+                   }});
     v.push_back({"embedding", 1e-5, [](const On& on) {
                    const Tensor w = randn({17, 24}, 23), dout = randn({2, 6, 24}, 24);
                    const Tensor idx = test::ids({3, 3, 16, 0, 5, 3, 1, 1, 2, 3, 16, 9}, {2, 6});

@@ -90,11 +90,13 @@ void log_softmax_backward(const float* y, const float* dy, float* dx, int64_t ro
 /// y[r] = log sum_j exp(x[r, j]): the same value log_softmax subtracts (x - y[r] == its output).
 void logsumexp(const float* x, float* y, int64_t rows, int64_t cols);
 
+/// Layer norm or, with `rms`, RMSNorm (see ref::layer_norm; beta and dbeta may be null).
 void layer_norm(const float* x, const float* r, const float* gamma, const float* beta, float* y,
-                float* s_out, float* mean, float* rstd, int64_t rows, int64_t cols, double eps);
+                float* s_out, float* mean, float* rstd, int64_t rows, int64_t cols, double eps,
+                bool rms = false);
 void layer_norm_backward(const float* dy, const float* s, const float* gamma, const float* mean,
                          const float* rstd, float* ds, float* dgamma, float* dbeta, int64_t rows,
-                         int64_t cols);
+                         int64_t cols, bool rms = false);
 
 void embedding(const int32_t* ids, const float* W, float* out, int64_t n, int64_t D);
 void embedding_backward(const int32_t* ids, const float* dout, float* dW, int64_t n, int64_t D);
@@ -103,11 +105,13 @@ void embedding_bf16(const int32_t* ids, const uint16_t* W, float* out, int64_t n
 
 /// Unfused attention through batched GEMM + masked softmax; p [B, H, Tq, Tk] is kept.
 void attention(const float* q, const float* k, const float* v, float* o, float* p,
-               const AttnDims& d, const Mask& m, double scale);
-/// `dp_scratch` holds B*H*Tq*Tk floats.
+               const AttnDims& d, const Mask& m, double scale,
+               const kernels::ScoreBias<float>& bias = {});
+/// `dp_scratch` holds B*H*Tq*Tk floats; dbias as for ref::attention_backward.
 void attention_backward(const float* q, const float* k, const float* v, const float* p,
                         const float* dout, float* dq, float* dk, float* dv, float* dp_scratch,
-                        const AttnDims& d, double scale);
+                        const AttnDims& d, double scale, int64_t query_offset = 0,
+                        const kernels::ScoreBias<float>& bias = {}, float* dbias = nullptr);
 
 void cross_entropy(const float* logits, const int32_t* targets, float* loss, float* lse,
                    int64_t rows, int64_t V, const CrossEntropyConfig& c);

@@ -28,6 +28,7 @@ namespace {
 
 using kernels::AttnDims;
 using kernels::Mask;
+using kernels::ScoreBias;
 
 // ---------------------------------------------------------------- micro-kernels
 
@@ -484,7 +485,7 @@ __attribute__((target("avx512f"))) void one_query_row_avx512(const float* qr, co
                                                              const float* vb, float* orow,
                                                              float* lse, float* sc, int64_t lim,
                                                              const Mask& m, int64_t b, int64_t Tk,
-                                                             float scale) {
+                                                             float scale, const float* brow) {
   __m512 qv[NV];
   for (int c = 0; c < NV; ++c) qv[c] = _mm512_loadu_ps(qr + 16 * c);
   // Keys below lim are all visible unless a local window cuts holes: check per key only then
@@ -498,7 +499,7 @@ __attribute__((target("avx512f"))) void one_query_row_avx512(const float* qr, co
     const float* kr = kb + j * 16 * NV;
     __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
     for (int c = 1; c < NV; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), acc);
-    sc[j] = hsum512(acc) * scale;
+    sc[j] = hsum512(acc) * scale + (brow ? brow[j] : 0.f);
   }
   const float mx = lim > 0 ? max_avx512(sc, lim) : -std::numeric_limits<float>::infinity();
   if (mx == -std::numeric_limits<float>::infinity()) {
@@ -533,7 +534,7 @@ __attribute__((target("avx2,fma"))) void one_query_row_avx2(const float* qr, con
                                                             const float* vb, float* orow,
                                                             float* lse, float* sc, int64_t lim,
                                                             const Mask& m, int64_t b, int64_t Tk,
-                                                            float scale) {
+                                                            float scale, const float* brow) {
   __m256 qv[NV];
   for (int c = 0; c < NV; ++c) qv[c] = _mm256_loadu_ps(qr + 8 * c);
   const bool every_key = m.prefix_only();
@@ -545,7 +546,7 @@ __attribute__((target("avx2,fma"))) void one_query_row_avx2(const float* qr, con
     const float* kr = kb + j * 8 * NV;
     __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
     for (int c = 1; c < NV; ++c) acc = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(kr + 8 * c), acc);
-    sc[j] = hsum256(acc) * scale;
+    sc[j] = hsum256(acc) * scale + (brow ? brow[j] : 0.f);
   }
   const float mx = lim > 0 ? max_f(sc, lim) : -std::numeric_limits<float>::infinity();
   if (mx == -std::numeric_limits<float>::infinity()) {
@@ -568,7 +569,7 @@ __attribute__((target("avx2,fma"))) void one_query_row_avx2(const float* qr, con
 }
 
 using OneQueryRow = void (*)(const float*, const float*, const float*, float*, float*, float*,
-                             int64_t, const Mask&, int64_t, int64_t, float);
+                             int64_t, const Mask&, int64_t, int64_t, float, const float*);
 
 OneQueryRow one_query_row_kernel(int64_t Dh) {
   if (!has_avx512()) {
@@ -601,7 +602,7 @@ OneQueryRow one_query_row_kernel(int64_t Dh) {
 
 template <typename T>
 void attention_one_query(const T* q, const T* k, const T* v, T* o, T* lse, const AttnDims& d,
-                         const Mask& m, T scale) {
+                         const Mask& m, T scale, const ScoreBias<T>& bias) {
   const int64_t BH = d.B * d.H, Dh = d.Dh, Tk = d.Tk;
   OneQueryRow fast = nullptr;
   if constexpr (std::is_same_v<T, float>) fast = one_query_row_kernel(Dh);
@@ -614,15 +615,17 @@ void attention_one_query(const T* q, const T* k, const T* v, T* o, T* lse, const
       const T* vb = v + kvh * Tk * Dh;
       T* orow = o + bh * Dh;
       const int64_t lim = std::min(m.limit(b, 0, Tk), Tk);
+      const T* brow = bias.data ? bias.row(b, bh % d.H, m.query_offset) : nullptr;
       if constexpr (std::is_same_v<T, float>) {
         if (fast) {
-          fast(qr, kb, vb, orow, lse + bh, sc.data(), lim, m, b, Tk, scale);
+          fast(qr, kb, vb, orow, lse + bh, sc.data(), lim, m, b, Tk, scale, brow);
           continue;
         }
       }
       for (int64_t j = 0; j < lim; ++j)
-        sc[j] = m.prefix_only() || m.allowed(b, 0, j, Tk) ? dot(qr, kb + j * Dh, Dh) * scale
-                                                          : -std::numeric_limits<T>::infinity();
+        sc[j] = m.prefix_only() || m.allowed(b, 0, j, Tk)
+                    ? dot(qr, kb + j * Dh, Dh) * scale + (brow ? brow[j] : T(0))
+                    : -std::numeric_limits<T>::infinity();
       std::fill(orow, orow + Dh, T(0));
       const T mx = lim > 0 ? max_row(sc.data(), lim) : -std::numeric_limits<T>::infinity();
       if (mx == -std::numeric_limits<T>::infinity()) {
@@ -640,11 +643,11 @@ void attention_one_query(const T* q, const T* k, const T* v, T* o, T* lse, const
 
 template <typename T>
 void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const AttnDims& d,
-                     const Mask& m, double scale_d) {
+                     const Mask& m, double scale_d, const ScoreBias<T>& bias) {
   const int64_t BH = d.B * d.H, Dh = d.Dh, Tq = d.Tq, Tk = d.Tk;
   if (BH == 0 || Tq == 0) return;
   const T scale = static_cast<T>(scale_d);
-  if (Tq == 1) return attention_one_query(q, k, v, o, lse, d, m, scale);
+  if (Tq == 1) return attention_one_query(q, k, v, o, lse, d, m, scale, bias);
   // K transposed per head and key tile: kt [BH][ntiles][Dh][kTileK], so S = Q_tile kt_tile is
   // a rows_gemm over a contiguous operand.
   const int64_t ntiles = (Tk + kTileK - 1) / kTileK, head_kt = ntiles * Dh * kTileK;
@@ -685,6 +688,8 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
           const bool full = tile_fully_visible(m, b, i0, i1, j0, j1, Tk);
           for (int64_t r = 0; r < nq; ++r) {
             T* srow = S.data() + r * kTileK;
+            if (bias.data)
+              axpy_row(srow, bias.row(b, bh % d.H, i0 + r + m.query_offset) + j0, nk, T(1));
             if (!full)
               for (int64_t c = 0; c < nk; ++c)
                 if (!m.allowed(b, i0 + r, j0 + c, Tk)) srow[c] = -std::numeric_limits<T>::infinity();
@@ -724,12 +729,13 @@ void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const Att
 
 template <typename T>
 void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, const T* lse,
-                              const T* dout, T* dq, T* dk, T* dv, const AttnDims& d,
-                              const Mask& m, double scale_d) {
+                              const T* dout, T* dq, T* dk, T* dv, const AttnDims& d, const Mask& m,
+                              double scale_d, const ScoreBias<T>& bias, T* dbias) {
   const int64_t BH = d.B * d.H, Dh = d.Dh, Tq = d.Tq, Tk = d.Tk;
   if (BH == 0) return;
   const T scale = static_cast<T>(scale_d);
   std::fill(dq, dq + BH * Tq * Dh, T(0));
+  if (dbias) std::fill(dbias, dbias + BH * bias.span, T(0));
   if (Tq == 0) {
     std::fill(dk, dk + BH * Tk * Dh, T(0));
     std::fill(dv, dv + BH * Tk * Dh, T(0));
@@ -753,6 +759,9 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
   const int64_t nkt = (Tk + kTileK - 1) / kTileK;
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(nkt, (num_threads() + BH - 1) / BH));
   std::vector<T> dq_private(chunks > 1 ? static_cast<size_t>(BH * chunks * Tq * Dh) : 0, T(0));
+  // The bias gradient of (head, chunk) items: chunks of one head add into the same offsets.
+  std::vector<T> dbias_private(
+      dbias && chunks > 1 ? static_cast<size_t>(BH * chunks * bias.span) : 0, T(0));
   parallel_for(BH * chunks, 1, [&](int64_t s, int64_t e) {
     // Up to kMaxGroupK key tiles share each pass over the query tiles, so the Q, dO and dQ
     // rows of a query tile are read once per group (they are streamed from beyond the L2 at
@@ -761,6 +770,9 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
     for (int64_t item = s; item < e; ++item) {
       const int64_t bh = item / chunks, chunk = item % chunks, b = bh / d.H;
       T* dq_out = chunks > 1 ? dq_private.data() + item * Tq * Dh : dq + bh * Tq * Dh;
+      T* db_out = !dbias       ? nullptr
+                  : chunks > 1 ? dbias_private.data() + item * bias.span
+                               : dbias + bh * bias.span;
       const int64_t kt0 = nkt * chunk / chunks, kt1 = nkt * (chunk + 1) / chunks;
       for (int64_t kg0 = kt0; kg0 < kt1; kg0 += kMaxGroupK) {
         const int64_t kg1 = std::min(kt1, kg0 + kMaxGroupK);
@@ -787,6 +799,8 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
                 std::fill(srow, srow + nk, T(0));
                 continue;
               }
+              if (bias.data)
+                axpy_row(srow, bias.row(b, bh % d.H, i0 + r + m.query_offset) + j0, nk, T(1));
               if (!full)
                 for (int64_t c = 0; c < nk; ++c)
                   if (!m.allowed(b, i0 + r, j0 + c, Tk)) srow[c] = -std::numeric_limits<T>::infinity();
@@ -797,8 +811,12 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
             // dP = dO V^T;  dS = P * (dP - delta)
             rows_gemm<T>(nq, nk, Dh, T(1), dob, Dh, vt.get() + bh * head_kt + ktile * Dh * kTileK,
                          kTileK, dS.data(), kTileK, false);
-            for (int64_t r = 0; r < nq; ++r)
+            for (int64_t r = 0; r < nq; ++r) {
               ds_row(S.data() + r * kTileK, dS.data() + r * kTileK, nk, delta[bh * Tq + i0 + r]);
+              if (db_out)  // the bias enters the scores unscaled: its gradient is dS
+                axpy_row(db_out + bias.origin - (i0 + r + m.query_offset) + j0,
+                         dS.data() + r * kTileK, nk, T(1));
+            }
             // dQ += scale dS K;  dK += scale dS^T Q
             rows_gemm<T>(nq, Dh, nk, scale, dS.data(), kTileK, k + (bh * Tk + j0) * Dh, Dh,
                          dq_out + i0 * Dh, Dh, true);
@@ -815,20 +833,25 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
           const T* src = dq_private.data() + (bh * chunks + c) * Tq * Dh;
           T* dst = dq + bh * Tq * Dh;
           for (int64_t x = 0; x < Tq * Dh; ++x) dst[x] += src[x];
+          if (dbias)
+            axpy_row(dbias + bh * bias.span, dbias_private.data() + (bh * chunks + c) * bias.span,
+                     bias.span, T(1));
         }
     });
 }
 
 template void flash_attention<float>(const float*, const float*, const float*, float*, float*,
-                                     const AttnDims&, const Mask&, double);
-template void flash_attention<double>(const double*, const double*, const double*, double*,
-                                      double*, const AttnDims&, const Mask&, double);
+                                     const AttnDims&, const Mask&, double, const ScoreBias<float>&);
+template void flash_attention<double>(const double*, const double*, const double*, double*, double*,
+                                      const AttnDims&, const Mask&, double,
+                                      const ScoreBias<double>&);
 template void flash_attention_backward<float>(const float*, const float*, const float*,
                                               const float*, const float*, const float*, float*,
-                                              float*, float*, const AttnDims&, const Mask&, double);
+                                              float*, float*, const AttnDims&, const Mask&, double,
+                                              const ScoreBias<float>&, float*);
 template void flash_attention_backward<double>(const double*, const double*, const double*,
-                                               const double*, const double*, const double*,
-                                               double*, double*, double*, const AttnDims&,
-                                               const Mask&, double);
+                                               const double*, const double*, const double*, double*,
+                                               double*, double*, const AttnDims&, const Mask&,
+                                               double, const ScoreBias<double>&, double*);
 
 }  // namespace attend::cpu

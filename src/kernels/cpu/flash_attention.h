@@ -16,18 +16,20 @@ constexpr int64_t kTileQ = 64, kTileK = 64;
 /// backward walks the query tiles once for up to kMaxGroupK key tiles.
 constexpr int64_t kMaxGroupQ = 4, kMaxGroupK = 4;
 
-/// o = softmax(scale q k^T + mask) v and lse[b, h, i] = log sum_j exp(scale q_i k_j) over the
-/// visible keys (-inf for a row with no visible key; its output is 0).
+/// o = softmax(scale q k^T + bias + mask) v and lse[b, h, i] = log sum_j exp(scale q_i k_j +
+/// bias_ij) over the visible keys (-inf for a row with no visible key; its output is 0).
 /// q [B, H, Tq, Dh], k and v [B, H, Tk, Dh], o [B, H, Tq, Dh], lse [B, H, Tq].
 template <typename T>
 void flash_attention(const T* q, const T* k, const T* v, T* o, T* lse, const kernels::AttnDims& d,
-                     const kernels::Mask& m, double scale);
+                     const kernels::Mask& m, double scale, const kernels::ScoreBias<T>& bias = {});
 
-/// Gradients from the saved output and lse; scores are recomputed tile by tile.
+/// Gradients from the saved output and lse; scores are recomputed tile by tile. dbias (null
+/// when not wanted) receives the bias gradient of every (batch, head): [B, H, bias.span].
 template <typename T>
 void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, const T* lse,
                               const T* dout, T* dq, T* dk, T* dv, const kernels::AttnDims& d,
-                              const kernels::Mask& m, double scale);
+                              const kernels::Mask& m, double scale,
+                              const kernels::ScoreBias<T>& bias = {}, T* dbias = nullptr);
 
 /// The micro-kernels the fused attention runs on this CPU, for reports ("avx2+fma: ...").
 std::string attention_kernel_description();

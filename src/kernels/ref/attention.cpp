@@ -11,7 +11,7 @@ namespace attend::ref {
 
 template <typename T>
 void attention(const T* q, const T* k, const T* v, T* o, T* p, const AttnDims& d, const Mask& m,
-               double scale) {
+               double scale, const ScoreBias<T>& bias) {
   const T sc = static_cast<T>(scale);
   for (int64_t bh = 0; bh < d.B * d.H; ++bh) {
     const T* qb = q + bh * d.Tq * d.Dh;
@@ -24,6 +24,7 @@ void attention(const T* q, const T* k, const T* v, T* o, T* p, const AttnDims& d
         pb[i * d.Tk + j] = acc * sc;
       }
   }
+  if (bias.data) kernels::add_score_bias(p, d, m.query_offset, bias);
   softmax(p, p, d, m);  // in place: each row is read fully before it is written
   for (int64_t bh = 0; bh < d.B * d.H; ++bh)
     gemm<T>(false, false, d.Tq, d.Dh, d.Tk, T(1), p + bh * d.Tq * d.Tk, d.Tk, v + bh * d.Tk * d.Dh,
@@ -32,8 +33,11 @@ void attention(const T* q, const T* k, const T* v, T* o, T* p, const AttnDims& d
 
 template <typename T>
 void attention_backward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
-                        T* dv, const AttnDims& d, double scale) {
+                        T* dv, const AttnDims& d, double scale, int64_t query_offset,
+                        const ScoreBias<T>& bias, T* dbias) {
   std::vector<T> dp(static_cast<size_t>(d.Tq * d.Tk)), ds(dp.size());
+  if (dbias)
+    for (int64_t x = 0; x < d.B * d.H * bias.span; ++x) dbias[x] = T(0);
   for (int64_t bh = 0; bh < d.B * d.H; ++bh) {
     const T* pb = p + bh * d.Tq * d.Tk;
     const T* dob = dout + bh * d.Tq * d.Dh;
@@ -43,6 +47,10 @@ void attention_backward(const T* q, const T* k, const T* v, const T* p, const T*
     gemm<T>(false, true, d.Tq, d.Tk, d.Dh, T(1), dob, d.Dh, v + bh * d.Tk * d.Dh, d.Dh, T(0),
             dp.data(), d.Tk);
     softmax_backward(pb, dp.data(), ds.data(), d.Tq, d.Tk);
+    if (dbias)  // the bias gradient of this (b, h): ds, by relative position
+      for (int64_t i = 0; i < d.Tq; ++i)
+        for (int64_t j = 0; j < d.Tk; ++j)
+          dbias[bh * bias.span + bias.origin - (i + query_offset) + j] += ds[i * d.Tk + j];
     const T sc = static_cast<T>(scale);
     gemm<T>(false, false, d.Tq, d.Dh, d.Tk, sc, ds.data(), d.Tk, k + bh * d.Tk * d.Dh, d.Dh, T(0),
             dq + bh * d.Tq * d.Dh, d.Dh);
@@ -53,9 +61,10 @@ void attention_backward(const T* q, const T* k, const T* v, const T* p, const T*
 
 #define ATTEND_REF_INSTANTIATE(T)                                                                \
   template void attention<T>(const T*, const T*, const T*, T*, T*, const AttnDims&, const Mask&, \
-                             double);                                                            \
+                             double, const ScoreBias<T>&);                                       \
   template void attention_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*,  \
-                                      T*, const AttnDims&, double);
+                                      T*, const AttnDims&, double, int64_t, const ScoreBias<T>&, \
+                                      T*);
 
 ATTEND_REF_INSTANTIATE(float)
 ATTEND_REF_INSTANTIATE(double)

@@ -11,6 +11,7 @@ using kernels::AdamConfig;
 using kernels::AttnDims;
 using kernels::CrossEntropyConfig;
 using kernels::Mask;
+using kernels::ScoreBias;
 
 /// C = alpha * op(A) op(B) + beta * C; op(A) is [M, K], op(B) is [K, N]; row-major.
 template <typename T>
@@ -68,15 +69,17 @@ template <typename T> void logsumexp(const T* x, T* y, int64_t rows, int64_t col
 template <typename T>
 void log_softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols);
 
-/// s = x + r (r may be null: s = x); y = (s - mean) * rstd * gamma + beta per row.
-/// s_out (may be null) receives s; mean and rstd [rows] are saved for backward.
+/// s = x + r (r may be null: s = x); y = (s - mean) * rstd * gamma + beta per row (beta may be
+/// null: no shift). With `rms` (RMSNorm) the mean is not subtracted: saved as 0, and rstd is
+/// 1 / sqrt(mean(s^2) + eps). s_out (may be null) receives s; mean and rstd [rows] are saved for
+/// backward.
 template <typename T>
 void layer_norm(const T* x, const T* r, const T* gamma, const T* beta, T* y, T* s_out, T* mean,
-                T* rstd, int64_t rows, int64_t cols, double eps);
-/// From dy and the saved s, mean, rstd: ds, dgamma, dbeta (all written).
+                T* rstd, int64_t rows, int64_t cols, double eps, bool rms = false);
+/// From dy and the saved s, mean, rstd: ds, dgamma, dbeta (all written; dbeta may be null).
 template <typename T>
 void layer_norm_backward(const T* dy, const T* s, const T* gamma, const T* mean, const T* rstd,
-                         T* ds, T* dgamma, T* dbeta, int64_t rows, int64_t cols);
+                         T* ds, T* dgamma, T* dbeta, int64_t rows, int64_t cols, bool rms = false);
 
 /// out[i, :] = W[ids[i], :]  (ids already validated in [0, V)).
 template <typename T>
@@ -85,13 +88,15 @@ void embedding(const int32_t* ids, const T* W, T* out, int64_t n, int64_t D);
 template <typename T>
 void embedding_backward(const int32_t* ids, const T* dout, T* dW, int64_t n, int64_t D);
 
-/// Unfused attention: p = masked_softmax(scale * q k^T) [B, H, Tq, Tk], o = p v.
+/// Unfused attention: p = masked_softmax(scale * q k^T + bias) [B, H, Tq, Tk], o = p v.
 template <typename T>
 void attention(const T* q, const T* k, const T* v, T* o, T* p, const AttnDims& d, const Mask& m,
-               double scale);
+               double scale, const ScoreBias<T>& bias = {});
+/// dbias (null: not wanted) receives [B, H, bias.span]; query_offset as in the forward's mask.
 template <typename T>
-void attention_backward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq,
-                        T* dk, T* dv, const AttnDims& d, double scale);
+void attention_backward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
+                        T* dv, const AttnDims& d, double scale, int64_t query_offset = 0,
+                        const ScoreBias<T>& bias = {}, T* dbias = nullptr);
 
 /// Per-row label-smoothed cross-entropy: loss[r] = lse - (1-eps) x[t] - eps/V sum_v x[v];
 /// ignored rows get loss 0. lse [rows] is saved for backward.

@@ -2,6 +2,7 @@
 #include "convert/hf.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -10,6 +11,7 @@
 #include "core/error.h"
 #include "data/byte_bpe.h"
 #include "data/marian_vocab.h"
+#include "data/t5_vocab.h"
 #include "data/wordpiece.h"
 #include "io/file.h"
 #include "io/json.h"
@@ -559,6 +561,18 @@ std::string special_token(const HfConfig& c, const char* key, const std::string&
   return c.string(key, fallback);
 }
 
+// The special ids of a translation checkpoint whose decoding starts from pad (MarianMT, T5):
+// config.json's, where it gives them, must be the tokenizer's.
+void seq2seq_ids(const HfConfig& c, const data::Tokenizer& tok) {
+  const auto same = [&](const char* key, int32_t id, const char* what) {
+    ATTEND_CHECK(!c.has(key) || c.id(key) == id, "{}: \"{}\" is {} but the tokenizer's {} is {}",
+                 c.file, key, c.has(key) ? c.id(key) : 0, what, id);
+  };
+  same("pad_token_id", tok.pad_id(), "<pad>");
+  same("eos_token_id", tok.eos_id(), "</s>");
+  same("decoder_start_token_id", tok.pad_id(), "<pad> (where decoding starts)");
+}
+
 // The tokenizer of a MarianMT checkpoint: source.spm, target.spm and vocab.json, with the
 // special tokens and options of tokenizer_config.json.
 data::Tokenizer marian_tokenizer(const std::string& dir) {
@@ -611,13 +625,7 @@ HfImport import_marian(const std::string& dir, const HfConfig& c) {
   HfImport out;
   out.model_type = "marian";
   out.tokenizer = sized(marian_tokenizer(dir), V, c, dir);
-  const auto same_id = [&](const char* key, int32_t id, const char* what) {
-    ATTEND_CHECK(!c.has(key) || c.id(key) == id, "{}: \"{}\" is {} but the tokenizer's {} is {}",
-                 c.file, key, c.has(key) ? c.id(key) : 0, what, id);
-  };
-  same_id("pad_token_id", out.tokenizer.pad_id(), "<pad>");
-  same_id("eos_token_id", out.tokenizer.eos_id(), "</s>");
-  same_id("decoder_start_token_id", out.tokenizer.pad_id(), "<pad> (where decoding starts)");
+  seq2seq_ids(c, out.tokenizer);
 
   const auto files = weight_files(dir, "AutoModelForSeq2SeqLM");
   const std::string prefix = base_prefix(files, "shared.weight", "model");
@@ -669,6 +677,153 @@ HfImport import_marian(const std::string& dir, const HfConfig& c) {
   return out;
 }
 
+// The tokenizer of a T5 checkpoint: spiece.model with the sentinel tokens and options of
+// tokenizer_config.json; `rows`: the model's token table.
+data::Tokenizer t5_tokenizer(const std::string& dir, int64_t rows) {
+  const std::string config_file = path(dir, "tokenizer_config.json");
+  const HfConfig c{
+      io::file_exists(config_file) ? io::read_json_object(config_file) : nlohmann::json::object(),
+      config_file};
+  ATTEND_CHECK(c.flag("legacy", true),
+               "{}: \"legacy\": false (T5Tokenizer's newer handling of spaces after special "
+               "tokens) is not supported",
+               config_file);
+  const std::string spm = path(dir, "spiece.model");
+  ATTEND_CHECK(io::file_exists(spm), "{}: no spiece.model (T5Tokenizer's file)", dir);
+  // The sentinels: additional_special_tokens when it lists them (then nothing else), else
+  // extra_ids of them.
+  int64_t extra = c.has("extra_ids") ? c.id("extra_ids") : 100;
+  if (c.has("additional_special_tokens")) {
+    const nlohmann::json& added = c.j["additional_special_tokens"];
+    ATTEND_CHECK(added.is_array(), "{}: \"additional_special_tokens\" must be a list", config_file);
+    for (size_t i = 0; i < added.size(); ++i) {
+      const std::string t =
+          added[i].is_object() ? added[i].value("content", "") : added[i].get<std::string>();
+      ATTEND_CHECK(t.rfind("<extra_id_", 0) == 0,
+                   "{}: \"additional_special_tokens\" [{}] \"{}\" is not a sentinel "
+                   "(<extra_id_N>): other added tokens are not supported",
+                   config_file, i, t);
+    }
+    if (!added.empty()) extra = static_cast<int64_t>(added.size());
+  }
+  data::T5Vocab vocab(io::read_file(spm), extra, rows,
+                      c.flag("clean_up_tokenization_spaces", false), dir);
+  // Where tokenizer_config.json numbers the sentinels, they must be where T5Tokenizer puts them.
+  if (c.has("added_tokens_decoder") && c.j["added_tokens_decoder"].is_object())
+    for (const auto& [id, token] : c.j["added_tokens_decoder"].items()) {
+      const std::string content = token.is_object() ? token.value("content", "") : "";
+      if (content.rfind("<extra_id_", 0) != 0) continue;
+      ATTEND_CHECK(vocab.piece(static_cast<int32_t>(std::stoll(id))) == content,
+                   "{}: added_tokens_decoder gives \"{}\" id {}, not where T5Tokenizer puts it",
+                   config_file, content, id);
+    }
+  return data::Tokenizer::from_t5(std::move(vocab));
+}
+
+// T5 (v1.0, and v1.1 / flan's gated layout): RMSNorm, bucketed relative position bias, no score
+// scaling, bias-free linears, tied output scaled by d_model^-0.5 when tied.
+HfImport import_t5(const std::string& dir, const HfConfig& c) {
+  const std::string proj = c.string("feed_forward_proj", "relu");
+  const bool gated = proj.rfind("gated-", 0) == 0;
+  const std::string act_name = gated ? proj.substr(6) : proj;
+  ATTEND_CHECK(
+      act_name == "relu" || act_name == "gelu" || act_name == "gelu_new" || act_name == "silu",
+      "{}: \"feed_forward_proj\": \"{}\" is not supported (attend implements relu, "
+      "gelu, gelu_new and silu, each optionally gated-)",
+      c.file, proj);
+  // transformers reads "gated-gelu" as the tanh approximation (gelu_new).
+  const std::string act =
+      act_name == "gelu_new" || (gated && act_name == "gelu") ? "gelu_tanh" : act_name;
+  const int64_t D = c.integer("d_model"), V = c.integer("vocab_size"), H = c.integer("num_heads"),
+                Dh = c.integer("d_kv"), F = c.integer("d_ff"), Le = c.integer("num_layers"),
+                Ld = c.has("num_decoder_layers") ? c.integer("num_decoder_layers") : Le;
+  const int64_t buckets =
+      c.has("relative_attention_num_buckets") ? c.integer("relative_attention_num_buckets") : 32;
+  const int64_t distance =
+      c.has("relative_attention_max_distance") ? c.integer("relative_attention_max_distance") : 128;
+  const bool tied = c.flag("tie_word_embeddings", true);
+  ATTEND_CHECK(c.flag("is_encoder_decoder", true),
+               "{}: \"is_encoder_decoder\": false (T5's encoder alone) is not supported", c.file);
+
+  HfImport out;
+  out.model_type = "t5";
+  out.tokenizer = t5_tokenizer(dir, V);
+  seq2seq_ids(c, out.tokenizer);
+
+  const auto files = weight_files(dir, "AutoModelForSeq2SeqLM");
+  // The tied copies of the token table (and of lm_head when tied) are left out.
+  HfTensors hf(files, "", [&](const std::string& name) {
+    return name != "encoder.embed_tokens.weight" && name != "decoder.embed_tokens.weight" &&
+           (!tied || name != "lm_head.weight");
+  });
+  const std::string sizes = format(
+      "d_model {}, num_heads {}, d_kv {}, d_ff {}, vocab_size {}, "
+      "relative_attention_num_buckets {}",
+      D, H, Dh, F, V, buckets);
+  const auto move = [&](const std::string& from, const std::string& to, const Shape& shape) {
+    out.weights.emplace_back(to, hf.take(from, shape, sizes));
+  };
+  const Tensor table = hf.take("shared.weight", {V, D}, sizes);
+  if (tied) {
+    out.weights.emplace_back("embed_tokens.weight", table);
+  } else {  // one table for both stacks, lm_head apart: attend's untied layout has three
+    out.weights.emplace_back("encoder.embed_tokens.weight", table);
+    out.weights.emplace_back("decoder.embed_tokens.weight", table.clone());
+    move("lm_head.weight", "output_projection.weight", {V, D});
+  }
+  for (const auto& [stack, layers] : {std::pair{"encoder", Le}, std::pair{"decoder", Ld}}) {
+    const std::string st = stack;
+    move(st + ".block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+         st + ".relative_attention_bias.weight", {buckets, H});
+    for (int64_t l = 0; l < layers; ++l) {
+      const std::string from = st + ".block." + std::to_string(l) + ".layer.";
+      const std::string to = st + ".layers." + std::to_string(l) + ".";
+      const auto attention = [&](const std::string& hf_name, int64_t sub, const std::string& name) {
+        const std::string a = from + std::to_string(sub) + "." + hf_name + ".";
+        for (const auto& [p, q] :
+             {std::pair{"q", "q_proj"}, std::pair{"k", "k_proj"}, std::pair{"v", "v_proj"}})
+          move(a + p + ".weight", to + name + "." + q + ".weight", {H * Dh, D});
+        move(a + "o.weight", to + name + ".out_proj.weight", {D, H * Dh});
+        move(from + std::to_string(sub) + ".layer_norm.weight", to + name + "_layer_norm.weight",
+             {D});
+      };
+      attention("SelfAttention", 0, "self_attn");
+      if (st == "decoder") attention("EncDecAttention", 1, "encoder_attn");
+      const std::string ff = from + (st == "decoder" ? "2" : "1");
+      if (gated) {
+        move(ff + ".DenseReluDense.wi_0.weight", to + "fc1.weight", {F, D});
+        move(ff + ".DenseReluDense.wi_1.weight", to + "fc_up.weight", {F, D});
+      } else {
+        move(ff + ".DenseReluDense.wi.weight", to + "fc1.weight", {F, D});
+      }
+      move(ff + ".DenseReluDense.wo.weight", to + "fc2.weight", {D, F});
+      move(ff + ".layer_norm.weight", to + "final_layer_norm.weight", {D});
+    }
+    move(st + ".final_layer_norm.weight", st + ".layer_norm.weight", {D});
+  }
+  const auto left = hf.left();
+  ATTEND_CHECK(left.empty(), "{}: tensor '{}' is not part of a {}+{}-layer T5 model", dir,
+               left.empty() ? "" : left.front(), Le, Ld);
+
+  write_keys({"encoder_decoder", act, "pre", D, F, H, Le, 512, c.number("dropout_rate", 0.1),
+              c.number("layer_norm_epsilon", 1e-6), false},
+             "t5", dir, out.config);
+  auto& m = out.config;
+  m["model.decoder_layers"] = std::to_string(Ld);
+  m["model.positions"] = "relative";
+  m["model.relative_buckets"] = std::to_string(buckets);
+  m["model.relative_max_distance"] = std::to_string(distance);
+  m["model.norm_type"] = "rms";
+  m["model.linear_bias"] = "false";
+  m["model.gated_ffn"] = gated ? "true" : "false";
+  m["model.head_dim"] = std::to_string(Dh);
+  m["model.scale_attention"] = "false";
+  m["model.share_embeddings"] = tied ? "true" : "false";
+  if (tied) m["model.output_scale"] = format("{}", 1.0 / std::sqrt(static_cast<double>(D)));
+  m["model.source_eos"] = "true";
+  return out;
+}
+
 }  // namespace
 
 HfImport import_hf(const std::string& dir) {
@@ -682,9 +837,10 @@ HfImport import_hf(const std::string& dir) {
   if (type == "distilbert") return import_bert(dir, c, kDistilBert);
   if (type == "gpt2") return import_gpt2(dir, c);
   if (type == "marian") return import_marian(dir, c);
+  if (type == "t5") return import_t5(dir, c);
   ATTEND_FAIL(
       "{}: \"model_type\": \"{}\" is not supported (attend convert reads: bert, distilbert, "
-      "gpt2, marian)",
+      "gpt2, marian, t5)",
       file, type);
 }
 

@@ -91,6 +91,14 @@ bool is_space(char32_t c) {
          c == 0x205F || c == 0x3000;
 }
 
+std::string python_strip(const std::string& s, bool left, bool right) {
+  const std::u32string u = utf8_decode(s);
+  size_t b = 0, e = u.size();
+  while (left && b < e && is_space(u[b])) ++b;
+  while (right && e > b && is_space(u[e - 1])) --e;
+  return utf8_encode(u.substr(b, e - b));
+}
+
 bool is_white_space(char32_t c) { return is_space(c) && !(c >= 0x1C && c <= 0x1F); }
 bool is_letter(char32_t c) { return in(kLetter, c); }
 bool is_punctuation(char32_t c) { return in(kPunctuation, c); }

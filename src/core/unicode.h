@@ -24,6 +24,10 @@ bool is_other(char32_t c);
 bool is_space_separator(char32_t c);
 bool is_nonspacing_mark(char32_t c);
 
+/// Python's str.strip() (str.lstrip() with only `left`, str.rstrip() with only `right`) of
+/// UTF-8 text: the is_space code points at either end removed.
+std::string python_strip(const std::string& s, bool left = true, bool right = true);
+
 /// The lowercase of one code point (Python's str.lower() where that is one code point).
 char32_t to_lower(char32_t c);
 /// Python's str.lower() of a UTF-8 string (İ becomes i + U+0307, as there).

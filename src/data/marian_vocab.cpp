@@ -42,22 +42,6 @@ std::vector<std::pair<size_t, size_t>> language_codes(const std::string& s) {
   return out;
 }
 
-// Python's str.isspace() for one code point.
-bool python_space(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
-}
-
-// Python's str.strip() of valid UTF-8.
-std::string python_strip(const std::string& s) {
-  const std::u32string u = utf8_decode(s);
-  size_t b = 0, e = u.size();
-  while (b < e && python_space(u[b])) ++b;
-  while (e > b && python_space(u[e - 1])) --e;
-  return utf8_encode(u.substr(b, e - b));
-}
-
 }  // namespace
 
 MarianVocab::MarianVocab(const std::string& source, const std::string& target,

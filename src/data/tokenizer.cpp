@@ -14,6 +14,7 @@
 #include "core/utf8.h"
 #include "data/byte_bpe.h"
 #include "data/marian_vocab.h"
+#include "data/t5_vocab.h"
 #include "data/wordpiece.h"
 #include "io/file.h"
 
@@ -78,12 +79,20 @@ Tokenizer Tokenizer::from_marian(MarianVocab vocab) {
   return t;
 }
 
+Tokenizer Tokenizer::from_t5(T5Vocab vocab) {
+  Tokenizer t;
+  t.bytes_ = vocab.serialize();
+  t.t5_ = std::make_unique<T5Vocab>(std::move(vocab));
+  return t;
+}
+
 Tokenizer Tokenizer::from_bytes(const std::string& serialized, const std::string& name) {
   if (WordPiece::is_serialized(serialized))
     return from_wordpiece(WordPiece::parse(serialized, name));
   if (ByteBpe::is_serialized(serialized)) return from_byte_bpe(ByteBpe::parse(serialized, name));
   if (MarianVocab::is_serialized(serialized))
     return from_marian(MarianVocab::parse(serialized, name));
+  if (T5Vocab::is_serialized(serialized)) return from_t5(T5Vocab::parse(serialized, name));
   Tokenizer t;
   if (serialized.rfind(kCharHeader, 0) == 0) {
     const std::string_view body = std::string_view(serialized).substr(kCharHeader.size());
@@ -165,6 +174,7 @@ std::vector<int32_t> Tokenizer::encode_target(const std::string& text) const {
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
   if (marian_) return marian_->encode(text, false);
+  if (t5_) return t5_->encode(text);
   if (wp_ || bpe_) {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8 in '{}'",
                  repair_utf8(text.substr(0, 80)));
@@ -188,6 +198,7 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
 
 std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
   if (marian_) return marian_->pieces(text, false);
+  if (t5_) return t5_->pieces(text);
   if (wp_) {
     ATTEND_CHECK(valid_utf8(text), "tokenizer: invalid UTF-8");
     return wp_->pieces(text);
@@ -213,6 +224,7 @@ std::string Tokenizer::piece(int32_t id) const {
   if (wp_) return wp_->piece(id);
   if (bpe_) return bpe_->piece(id);
   if (marian_) return marian_->piece(id);
+  if (t5_) return t5_->piece(id);
   if (is_char()) {
     static const char* const kSpecial[] = {"<pad>", "<unk>", "<s>", "</s>"};
     return id > kEosId ? chars_[static_cast<size_t>(id - 4)] : kSpecial[id];
@@ -224,6 +236,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   if (wp_) return wp_->decode(ids);
   if (bpe_) return bpe_->decode(ids, true);
   if (marian_) return marian_->decode(ids);
+  if (t5_) return t5_->decode(ids);
   if (is_char()) {
     std::string out;
     for (int32_t id : ids) {
@@ -245,31 +258,36 @@ int64_t Tokenizer::vocab_size() const {
   if (wp_) return wp_->vocab_size();
   if (bpe_) return bpe_->vocab_size();
   if (marian_) return marian_->vocab_size();
+  if (t5_) return t5_->vocab_size();
   return is_char() ? static_cast<int64_t>(chars_.size()) + 4 : sp_->GetPieceSize();
 }
 int32_t Tokenizer::pad_id() const {
   if (marian_) return marian_->pad_id();
+  if (t5_) return t5_->pad_id();
   if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->pad_id() : is_char() ? kPadId : sp_->pad_id();
 }
 int32_t Tokenizer::unk_id() const {
   if (marian_) return marian_->unk_id();
+  if (t5_) return t5_->unk_id();
   if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->unk_id() : is_char() ? kUnkId : sp_->unk_id();
 }
 int32_t Tokenizer::bos_id() const {
   if (marian_) return marian_->pad_id();  // MarianMT's decoder starts from pad
+  if (t5_) return t5_->pad_id();          // and T5's
   if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->cls_id() : is_char() ? kBosId : sp_->bos_id();
 }
 int32_t Tokenizer::eos_id() const {
   if (marian_) return marian_->eos_id();
+  if (t5_) return t5_->eos_id();
   if (bpe_) return bpe_->end_of_text();
   return wp_ ? wp_->sep_id() : is_char() ? kEosId : sp_->eos_id();
 }
 int32_t Tokenizer::mask_id() const {
   if (wp_) return wp_->mask_id();
-  if (bpe_ || marian_ || is_char()) return -1;
+  if (bpe_ || marian_ || t5_ || is_char()) return -1;
   const int id = sp_->PieceToId(kMaskPiece);
   return id == sp_->unk_id() ? -1 : id;
 }

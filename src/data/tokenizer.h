@@ -1,7 +1,7 @@
 // Tokenization: SentencePiece subwords, single characters (language models over raw text), or
-// WordPiece, byte-level BPE or Marian's SentencePiece pair (BERT's, GPT-2's and MarianMT's
-// vocabularies, imported with their models: data/wordpiece.h, data/byte_bpe.h,
-// data/marian_vocab.h).
+// WordPiece, byte-level BPE, Marian's SentencePiece pair or T5's SentencePiece with sentinels
+// (BERT's, GPT-2's, MarianMT's and T5's vocabularies, imported with their models:
+// data/wordpiece.h, data/byte_bpe.h, data/marian_vocab.h, data/t5_vocab.h).
 // attend's models reserve ids pad 0, unk 1, bos 2, eos 3; `train` makes a joint BPE or unigram
 // model on sentences already in memory (so gzipped corpora work), `train_chars` a character
 // vocabulary (every code point of the text, newline included, one id each, in code-point
@@ -24,6 +24,7 @@ namespace attend::data {
 class WordPiece;
 class ByteBpe;
 class MarianVocab;
+class T5Vocab;
 
 constexpr int32_t kPadId = 0, kUnkId = 1, kBosId = 2, kEosId = 3;
 
@@ -57,6 +58,8 @@ class Tokenizer {
   static Tokenizer from_byte_bpe(ByteBpe bpe);
   /// MarianMT's vocabulary (data/marian_vocab.h): bos is its pad id, where decoding starts.
   static Tokenizer from_marian(MarianVocab vocab);
+  /// T5's vocabulary (data/t5_vocab.h): bos is its pad id, where decoding starts.
+  static Tokenizer from_t5(T5Vocab vocab);
   /// Trains a joint model on `sentences` (both languages together).
   static Tokenizer train(const std::vector<std::string>& sentences, const TokenizerOptions& o);
   /// A character vocabulary of `text` (valid UTF-8): ids 4.. are its distinct code points.
@@ -98,6 +101,7 @@ class Tokenizer {
   std::unique_ptr<WordPiece> wp_;
   std::unique_ptr<ByteBpe> bpe_;
   std::unique_ptr<MarianVocab> marian_;
+  std::unique_ptr<T5Vocab> t5_;
   std::string bytes_;
   std::vector<std::string> chars_;  // character vocabulary: id 4 + i is chars_[i] (UTF-8)
   std::unordered_map<std::string, int32_t> char_ids_;

@@ -10,19 +10,27 @@ std::vector<io::KeySpec> model_keys() {
       {"model.preset", KeyType::kString, "small", "starting point: tiny, small, base or big (base/big are the paper's); gpt-tiny or gpt2-small (decoder-only: pre-norm, GELU, learned positions, tied embeddings)"},
       {"model.d_model", KeyType::kInt, "", "model width (default: from the preset)"},
       {"model.ffn", KeyType::kInt, "", "feed-forward inner width"},
-      {"model.heads", KeyType::kInt, "", "attention heads (d_model must be divisible by it)"},
+      {"model.heads", KeyType::kInt, "", "attention heads (d_model must be divisible by it unless model.head_dim is set)"},
       {"model.encoder_layers", KeyType::kInt, "", "encoder layers"},
       {"model.decoder_layers", KeyType::kInt, "", "decoder layers"},
       {"model.dropout", KeyType::kFloat, "", "residual and embedding dropout probability"},
       {"model.activation", KeyType::kString, "", "feed-forward activation: relu (paper), gelu (exact, erf), gelu_tanh (its tanh approximation: GPT-2) or silu (x sigmoid(x): Marian's swish)"},
       {"model.norm", KeyType::kString, "", "post (paper: LN after the residual add) or pre"},
-      {"model.positions", KeyType::kString, "", "sinusoidal (paper: sin and cos interleaved), sinusoidal_halves (the same with the sines in the first half of the columns, the cosines in the second: Marian) or learned"},
+      {"model.positions", KeyType::kString, "", "sinusoidal (paper: sin and cos interleaved), sinusoidal_halves (the same with the sines in the first half of the columns, the cosines in the second: Marian), learned, or relative (T5: a learned self-attention score bias per bucket of relative position)"},
+      {"model.relative_buckets", KeyType::kInt, "", "relative positions: buckets of the score bias (default 32)"},
+      {"model.relative_max_distance", KeyType::kInt, "", "relative positions: the distance from which all positions share the last bucket (default 128)"},
       {"model.max_positions", KeyType::kInt, "", "longest sequence for learned positions"},
       {"model.share_embeddings", KeyType::kBool, "", "one table for source, target and output (joint vocabulary)"},
       {"model.source_eos", KeyType::kBool, "", "end each source sentence with the end-of-sentence token (default false)"},
       {"model.scale_embeddings", KeyType::kBool, "", "multiply token embeddings by sqrt(d_model) (the paper; default true; false for BERT)"},
       {"model.embed_norm", KeyType::kBool, "", "layer norm over the summed token and position embeddings (BERT; default false)"},
       {"model.norm_eps", KeyType::kFloat, "", "epsilon of every layer norm (default 1e-5; BERT 1e-12)"},
+      {"model.norm_type", KeyType::kString, "", "layer (layer norm; the default) or rms (RMSNorm: no centring, no bias; T5)"},
+      {"model.linear_bias", KeyType::kBool, "", "biases on the attention and feed-forward linears (default true; false for T5)"},
+      {"model.gated_ffn", KeyType::kBool, "", "gated feed-forward fc2(act(fc1 x) * fc_up x) (T5 v1.1; default false)"},
+      {"model.head_dim", KeyType::kInt, "", "attention head width (default 0: d_model / heads)"},
+      {"model.scale_attention", KeyType::kBool, "", "scale attention scores by 1/sqrt(head width) (default true; false for T5)"},
+      {"model.output_scale", KeyType::kFloat, "", "factor on the final hidden states before the output projection (default 1; T5 with tied embeddings d_model^-0.5)"},
       {"model.logits_bias", KeyType::kBool, "", "a learned bias added to the output logits (BERT's masked-LM decoder bias; default false)"},
       {"model.mlm_head", KeyType::kBool, "", "encoder-only: BERT's masked-LM transform (dense, activation, layer norm) before the output projection (default false)"},
       {"model.qkv_init_gain", KeyType::kFloat, "", "Xavier gain of the attention q/k/v projections at initialisation (default 1)"},
@@ -64,6 +72,14 @@ nn::TransformerConfig model_config(const io::Config& c, int64_t vocab,
   if (c.is_set("model.logits_bias")) m.logits_bias = c.get_bool("model.logits_bias");
   if (c.is_set("model.mlm_head")) m.mlm_head = c.get_bool("model.mlm_head");
   if (c.is_set("model.qkv_init_gain")) m.qkv_init_gain = c.get_float("model.qkv_init_gain");
+  if (c.is_set("model.norm_type")) m.norm_type = nn::parse_norm_type(c.get_string("model.norm_type"));
+  if (c.is_set("model.linear_bias")) m.linear_bias = c.get_bool("model.linear_bias");
+  if (c.is_set("model.gated_ffn")) m.gated_ffn = c.get_bool("model.gated_ffn");
+  i("model.head_dim", m.head_dim);
+  if (c.is_set("model.scale_attention")) m.scale_attention = c.get_bool("model.scale_attention");
+  i("model.relative_buckets", m.relative_buckets);
+  i("model.relative_max_distance", m.relative_max_distance);
+  if (c.is_set("model.output_scale")) m.output_scale = c.get_float("model.output_scale");
   if (c.is_set("model.attention"))
     m.attention.kind = nn::parse_attention_kind(c.get_string("model.attention"));
   i("model.window", m.attention.window);

@@ -28,9 +28,11 @@ constexpr Named<Activation> kActivations[] = {{"relu", Activation::kRelu},
                                               {"gelu_tanh", Activation::kGeluTanh},
                                               {"silu", Activation::kSilu}};
 constexpr Named<Norm> kNorms[] = {{"post", Norm::kPost}, {"pre", Norm::kPre}};
+constexpr Named<NormType> kNormTypes[] = {{"layer", NormType::kLayer}, {"rms", NormType::kRms}};
 constexpr Named<Positions> kPositions[] = {{"sinusoidal", Positions::kSinusoidal},
                                            {"sinusoidal_halves", Positions::kSinusoidalHalves},
-                                           {"learned", Positions::kLearned}};
+                                           {"learned", Positions::kLearned},
+                                           {"relative", Positions::kRelative}};
 constexpr Named<Arch> kArchs[] = {{"encoder_decoder", Arch::kEncoderDecoder},
                                   {"decoder_only", Arch::kDecoderOnly},
                                   {"encoder_only", Arch::kEncoderOnly}};
@@ -56,12 +58,16 @@ Activation parse_activation(const std::string& name) {
   return parse(kActivations, "model.activation", name);
 }
 Norm parse_norm(const std::string& name) { return parse(kNorms, "model.norm", name); }
+NormType parse_norm_type(const std::string& name) {
+  return parse(kNormTypes, "model.norm_type", name);
+}
 Positions parse_positions(const std::string& name) {
   return parse(kPositions, "model.positions", name);
 }
 Arch parse_arch(const std::string& name) { return parse(kArchs, "model.arch", name); }
 const char* activation_name(Activation activation) { return name_of(kActivations, activation); }
 const char* norm_name(Norm norm) { return name_of(kNorms, norm); }
+const char* norm_type_name(NormType type) { return name_of(kNormTypes, type); }
 const char* positions_name(Positions positions) { return name_of(kPositions, positions); }
 const char* arch_name(Arch arch) { return name_of(kArchs, arch); }
 
@@ -81,17 +87,42 @@ Tensor sinusoidal_positions(int64_t n, int64_t d, bool halves) {
   return Tensor::from_vector(p, {n, d});
 }
 
+int32_t relative_bucket(int64_t rel, bool bidirectional, int64_t buckets, int64_t max_distance) {
+  int64_t bucket = 0;
+  if (bidirectional) {
+    buckets /= 2;
+    if (rel > 0) bucket += buckets;
+    rel = rel < 0 ? -rel : rel;
+  } else {
+    rel = rel < 0 ? -rel : 0;
+  }
+  const int64_t max_exact = buckets / 2;
+  if (rel < max_exact) return static_cast<int32_t>(bucket + rel);
+  // float throughout, as transformers computes it (a double here could land an exact integer
+  // on the other side of a bucket boundary)
+  const float scaled = std::log(static_cast<float>(rel) / static_cast<float>(max_exact)) /
+                       static_cast<float>(std::log(static_cast<double>(max_distance) /
+                                                   static_cast<double>(max_exact))) *
+                       static_cast<float>(buckets - max_exact);
+  const int64_t large = std::min<int64_t>(max_exact + static_cast<int64_t>(scaled), buckets - 1);
+  return static_cast<int32_t>(bucket + large);
+}
+
 uint64_t dropout_site(uint64_t stream, uint64_t layer, uint64_t where) {
   return mix_stream(stream, layer * 16 + where);
 }
 
 FeedForward::FeedForward(int64_t dim, int64_t ffn, Activation activation_, uint64_t seed,
-                         const std::string& path)
-    : fc1(dim, ffn, true, seed, path + ".fc1"),
-      fc2(ffn, dim, true, seed, path + ".fc2"),
+                         const std::string& path, bool bias, bool gated)
+    : fc1(dim, ffn, bias, seed, path + ".fc1"),
+      fc2(ffn, dim, bias, seed, path + ".fc2"),
       activation(activation_) {
   register_module("fc1", fc1);
   register_module("fc2", fc2);
+  if (gated) {
+    fc_up = std::make_unique<Linear>(dim, ffn, bias, seed, path + ".fc_up");
+    register_module("fc_up", *fc_up);
+  }
 }
 
 ag::Variable activate(const ag::Variable& x, Activation activation) {
@@ -105,31 +136,36 @@ ag::Variable activate(const ag::Variable& x, Activation activation) {
 }
 
 ag::Variable FeedForward::forward(const ag::Variable& x) const {
-  return fc2.forward(activate(fc1.forward(x), activation));  // fc1: [.., F]
+  ag::Variable h = activate(fc1.forward(x), activation);  // [.., F]
+  if (fc_up) h = ag::mul(h, fc_up->forward(x));
+  return fc2.forward(h);
 }
 
 TransformerLayer::TransformerLayer(const TransformerConfig& c, bool cross_attention,
                                    const AttentionConfig& self_attention, uint64_t seed,
                                    const std::string& path)
     : self_attn(c.d_model, c.heads, seed, path + ".self_attn", DType::kF32, self_attention,
-                c.qkv_init_gain),
-      self_attn_layer_norm(c.d_model, c.norm_eps),
-      ffn(c.d_model, c.ffn, c.activation, seed, path),
-      final_layer_norm(c.d_model, c.norm_eps),
+                c.qkv_init_gain, c.attention_shape()),
+      self_attn_layer_norm(c.d_model, c.norm_eps, DType::kF32, c.norm_type == NormType::kRms),
+      ffn(c.d_model, c.ffn, c.activation, seed, path, c.linear_bias, c.gated_ffn),
+      final_layer_norm(c.d_model, c.norm_eps, DType::kF32, c.norm_type == NormType::kRms),
       pre_norm(c.norm == Norm::kPre) {
   register_module("self_attn", self_attn);
   register_module("self_attn_layer_norm", self_attn_layer_norm);
   if (cross_attention) {
-    encoder_attn =
-        std::make_unique<MultiHeadAttention>(c.d_model, c.heads, seed, path + ".encoder_attn",
-                                             DType::kF32, AttentionConfig{}, c.qkv_init_gain);
-    encoder_attn_layer_norm = std::make_unique<LayerNorm>(c.d_model, c.norm_eps);
+    encoder_attn = std::make_unique<MultiHeadAttention>(
+        c.d_model, c.heads, seed, path + ".encoder_attn", DType::kF32, AttentionConfig{},
+        c.qkv_init_gain, c.attention_shape());
+    encoder_attn_layer_norm = std::make_unique<LayerNorm>(c.d_model, c.norm_eps, DType::kF32,
+                                                          c.norm_type == NormType::kRms);
     register_module("encoder_attn", *encoder_attn);
     register_module("encoder_attn_layer_norm", *encoder_attn_layer_norm);
   }
-  // fc1/fc2 sit directly in the layer (PyTorch reference names: layers.i.fc1.weight).
+  // fc1/fc2 (and a gated layer's fc_up) sit directly in the layer (PyTorch reference names:
+  // layers.i.fc1.weight).
   register_module("fc1", ffn.fc1);
   register_module("fc2", ffn.fc2);
+  if (ffn.fc_up) register_module("fc_up", *ffn.fc_up);
   register_module("final_layer_norm", final_layer_norm);
 }
 
@@ -140,7 +176,7 @@ ag::Variable TransformerLayer::forward(const ag::Variable& x, const LayerInputs&
   r.apply(
       self_attn_layer_norm,
       [&](const ag::Variable& y) {
-        return self_attn.forward(y, y, in.self_mask, cache ? &cache->self : nullptr);
+        return self_attn.forward(y, y, in.self_mask, cache ? &cache->self : nullptr, in.self_bias);
       },
       p, kDropoutSeed, dropout_site(stream, 0, where++));
   if (encoder_attn)
@@ -211,10 +247,13 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
     : o_(o),
       d_model_(c.d_model),
       heads_(c.heads),
+      head_dim_(c.attention_shape().head_dim),
       max_positions_(c.max_positions),
       learned_positions_(c.positions == Positions::kLearned),
       halves_(c.positions == Positions::kSinusoidalHalves),
       scale_embeddings_(c.scale_embeddings),
+      relative_buckets_(c.relative_buckets),
+      relative_max_distance_(c.relative_max_distance),
       shared_(shared),
       sinusoid_(std::move(sinusoid)) {
   if (!shared_) {
@@ -225,11 +264,16 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
     positions_ =
         std::make_unique<Embedding>(c.max_positions, c.d_model, seed, name + ".embed_positions");
     register_module("embed_positions", *positions_);
+  } else if (c.positions == Positions::kRelative) {
+    relative_ = std::make_unique<Embedding>(c.relative_buckets, c.heads, seed,
+                                            name + ".relative_attention_bias");
+    register_module("relative_attention_bias", *relative_);
   } else {
     ATTEND_CHECK(sinusoid_.defined(), "{}: sinusoidal positions need the model's table", name);
   }
+  const bool rms = c.norm_type == NormType::kRms;
   if (c.embed_norm) {
-    embed_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps);
+    embed_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps, DType::kF32, rms);
     register_module("embed_layer_norm", *embed_norm_);
   }
   for (int64_t i = 0; i < o.layers; ++i) {
@@ -239,9 +283,34 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
     register_module(layer, *layers_.back());
   }
   if (c.norm == Norm::kPre) {
-    final_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps);
+    final_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps, DType::kF32, rms);
     register_module("layer_norm", *final_norm_);
   }
+}
+
+ag::Variable Stack::relative_bias(int64_t Tq, int64_t Tk) const {
+  const int64_t span = std::max<int64_t>(Tq + Tk - 1, 0);
+  std::vector<int32_t> buckets(static_cast<size_t>(span));
+  for (int64_t r = 0; r < span; ++r)  // offset r holds key - query = r - (Tq - 1)
+    buckets[static_cast<size_t>(r)] =
+        relative_bucket(r - (Tq - 1), !o_.causal, relative_buckets_, relative_max_distance_);
+  const Tensor ids = Tensor::from_vector(buckets, {span}).to(device());
+  return ag::transpose(relative_->forward(ids), 0, 1);  // [span, H] -> [H, span]
+}
+
+Tensor Stack::relative_bias_rows(const Tensor& positions, int64_t Tk) const {
+  ATTEND_CHECK(positions.device().is_cpu(),
+               "decode step: relative positions are computed on the CPU (got positions on {})",
+               positions.device().str());
+  const int64_t n = positions.numel();
+  const int32_t* pos = positions.data<int32_t>();
+  std::vector<int32_t> buckets(static_cast<size_t>(n * Tk));
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t j = 0; j < Tk; ++j)
+      buckets[static_cast<size_t>(b * Tk + j)] =
+          relative_bucket(j - pos[b], !o_.causal, relative_buckets_, relative_max_distance_);
+  const Tensor ids = Tensor::from_vector(buckets, {n, Tk});
+  return relative_->forward(ids).value().transpose(1, 2).contiguous();  // [n, H, Tk]
 }
 
 ag::Variable Stack::sinusoid_table(int64_t n) const {
@@ -260,13 +329,13 @@ Tensor Stack::positions(const Tensor& ids) const {
 
 ag::Variable Stack::embed(const Tensor& ids, const Tensor& positions, int64_t span, double p,
                           uint64_t stream) const {
-  const ag::Variable pos = learned_positions_
-                               ? positions_->forward(positions)
-                               : ag::embedding(positions, compute(sinusoid_table(span)));
   const ag::Variable tokens_x = tokens().forward(ids);
-  ag::Variable x = ag::add(
-      scale_embeddings_ ? ag::affine(tokens_x, std::sqrt(static_cast<double>(d_model_))) : tokens_x,
-      pos);
+  ag::Variable x =
+      scale_embeddings_ ? ag::affine(tokens_x, std::sqrt(static_cast<double>(d_model_))) : tokens_x;
+  if (learned_positions_)
+    x = ag::add(x, positions_->forward(positions));
+  else if (!relative_)  // relative positions enter the attention scores instead
+    x = ag::add(x, ag::embedding(positions, compute(sinusoid_table(span))));
   if (embed_norm_) x = embed_norm_->forward(x);
   return ag::dropout(x, p, kDropoutSeed, stream);
 }
@@ -288,6 +357,7 @@ ag::Variable Stack::forward(const Tensor& ids, const Tensor& lengths, const ag::
   LayerInputs in;
   in.self_mask.key_lengths = lengths;
   in.self_mask.causal = o_.causal;
+  if (relative_) in.self_bias = relative_bias(T, T);
   in.memory = memory;
   in.memory_mask.key_lengths = memory_lengths;
   return run(x, in, p, stream, nullptr);
@@ -312,7 +382,9 @@ Tensor Stack::step(const DecodeRows& rows, KvCache& cache) const {
   }
   const ag::Variable x =
       embed(rows.tokens.reshape({n, 1}), positions.reshape({n, 1}), longest, 0.0, 0);  // [n, 1, D]
-  return run(x, LayerInputs{}, 0.0, 0, &caches).value().reshape({n, d_model_});
+  LayerInputs in;
+  if (relative_) in.self_bias = ag::Variable(relative_bias_rows(positions, cache.positions()));
+  return run(x, in, 0.0, 0, &caches).value().reshape({n, d_model_});
 }
 
 Tensor Stack::prefill(const Tensor& ids, const Tensor& lengths, const Tensor& slots,
@@ -333,6 +405,7 @@ Tensor Stack::prefill(const Tensor& ids, const Tensor& lengths, const Tensor& sl
     caches[i].self = {cache.layers[i].self_k, cache.layers[i].self_v, slots, lengths, zeros};
   LayerInputs in;
   in.self_mask.causal = true;  // position t of a row sees its positions 0..t
+  if (relative_) in.self_bias = relative_bias(T, cache.positions());
   return run(embed(ids, pos, T, 0.0, 0), in, 0.0, 0, &caches).value();
 }
 
@@ -351,7 +424,7 @@ void Stack::write_memory(const Tensor& memory, const Tensor& slots, KvCache& cac
 }
 
 KvCache Stack::make_cache() const {
-  return KvCache(num_layers(), heads_, d_model_ / heads_, compute_dtype(), device());
+  return KvCache(num_layers(), heads_, head_dim_, compute_dtype(), device());
 }
 
 }  // namespace attend::nn

@@ -17,10 +17,13 @@ namespace attend::nn {
 // gelu: exact (erf); gelu_tanh: GPT-2's; silu: x sigmoid(x) (Marian's "swish")
 enum class Activation { kRelu, kGelu, kGeluTanh, kSilu };
 enum class Norm { kPost, kPre };  // post: LN(x + sublayer(x)) (the paper); pre: x + sublayer(LN(x))
+enum class NormType { kLayer, kRms };  // every norm of the model: layer norm, or RMSNorm (T5)
 // sinusoidal: the paper's table, sin and cos interleaved; sinusoidal_halves: the same
 // frequencies with every sin in the first half of the columns and every cos in the second
-// (Marian's, fairseq's); learned: a trained table of model.max_positions rows.
-enum class Positions { kSinusoidal, kSinusoidalHalves, kLearned };
+// (Marian's, fairseq's); learned: a trained table of model.max_positions rows; relative: none
+// added to the embeddings, a learned bias on the self-attention scores by bucketed relative
+// position instead (T5's; see relative_bucket).
+enum class Positions { kSinusoidal, kSinusoidalHalves, kLearned, kRelative };
 /// The model families: the paper's encoder-decoder; decoder-only (GPT-style causal language
 /// model); encoder-only (BERT-style bidirectional encoder).
 enum class Arch { kEncoderDecoder, kDecoderOnly, kEncoderOnly };
@@ -28,11 +31,13 @@ enum class Arch { kEncoderDecoder, kDecoderOnly, kEncoderOnly };
 /// once; anything else throws naming the key.
 Activation parse_activation(const std::string& name);
 Norm parse_norm(const std::string& name);
+NormType parse_norm_type(const std::string& name);
 Positions parse_positions(const std::string& name);
 Arch parse_arch(const std::string& name);
 /// The value names of the keys above (what parse_* reads).
 const char* activation_name(Activation activation);
 const char* norm_name(Norm norm);
+const char* norm_type_name(NormType type);
 const char* positions_name(Positions positions);
 const char* arch_name(Arch arch);
 
@@ -43,17 +48,26 @@ ag::Variable activate(const ag::Variable& x, Activation activation);
 /// with `halves` the sin of frequency i is column i and its cos column d/2 + i (d even).
 Tensor sinusoidal_positions(int64_t n, int64_t d, bool halves = false);
 
+/// T5's bucket of a relative position rel = key - query: `buckets` buckets (half of them for
+/// keys after the query when bidirectional; none for them otherwise, where a causal mask hides
+/// them), exact below half of the remaining buckets, then logarithmic up to max_distance, beyond
+/// which all share the last bucket. Computed in float as transformers computes it, so that
+/// imported models see the same buckets.
+int32_t relative_bucket(int64_t rel, bool bidirectional, int64_t buckets, int64_t max_distance);
+
 /// Dropout stream of one (layer, site) of a step: no two dropout masks in a step coincide.
 uint64_t dropout_site(uint64_t stream, uint64_t layer, uint64_t where);
 /// The Philox seed of every dropout mask (the stream tells masks apart).
 inline constexpr uint64_t kDropoutSeed = 0xd709;
 
+/// fc2(act(fc1(x))), or gated (a GLU: T5 v1.1) fc2(act(fc1(x)) * fc_up(x)).
 class FeedForward : public Module {
  public:
   FeedForward(int64_t dim, int64_t ffn, Activation activation, uint64_t seed,
-              const std::string& path);
-  ag::Variable forward(const ag::Variable& x) const;  // fc2(act(fc1(x)))
+              const std::string& path, bool bias = true, bool gated = false);
+  ag::Variable forward(const ag::Variable& x) const;
   Linear fc1, fc2;
+  std::unique_ptr<Linear> fc_up;  // gated only
   Activation activation;
 };
 
@@ -67,6 +81,7 @@ struct LayerCache {
 /// (unused when a cache is given: the encoder's keys/values are in the cache).
 struct LayerInputs {
   ops::AttentionMask self_mask;
+  ag::Variable self_bias;  // relative positions: the self-attention score bias (ops::attention)
   ag::Variable memory;  // [B, S, D]
   ops::AttentionMask memory_mask;
 };
@@ -220,12 +235,20 @@ class Stack : public Module {
   /// long enough, else a longer one built for this call (nothing is mutated, so threads may
   /// share the model).
   ag::Variable sinusoid_table(int64_t n) const;
+  /// Relative positions: the self-attention score bias [H, Tq + Tk - 1] of queries at
+  /// positions 0..Tq-1 over keys 0..Tk-1 (ops::attention's layout, query_offset 0).
+  ag::Variable relative_bias(int64_t Tq, int64_t Tk) const;
+  /// Relative positions, decoding: [n, H, Tk], row b's query at positions[b] (i32 [n], CPU)
+  /// over keys 0..Tk-1.
+  Tensor relative_bias_rows(const Tensor& positions, int64_t Tk) const;
 
   Options o_;
-  int64_t d_model_, heads_, max_positions_;
+  int64_t d_model_, heads_, head_dim_, max_positions_;
   bool learned_positions_, halves_, scale_embeddings_;
+  int64_t relative_buckets_, relative_max_distance_;
   const Embedding* shared_;
   std::unique_ptr<Embedding> own_tokens_, positions_;
+  std::unique_ptr<Embedding> relative_;  // relative positions: [buckets, H]
   ag::Variable sinusoid_;
   std::vector<std::unique_ptr<TransformerLayer>> layers_;
   std::unique_ptr<LayerNorm> embed_norm_;  // model.embed_norm only

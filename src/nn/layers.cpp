@@ -44,14 +44,15 @@ ag::Variable Embedding::forward(const Tensor& ids) const {
   return ag::embedding(ids, compute(weight));
 }
 
-LayerNorm::LayerNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
+LayerNorm::LayerNorm(int64_t dim, double eps_, DType dtype, bool rms_) : eps(eps_), rms(rms_) {
   HeapScope heap;
   weight = register_parameter("weight", Tensor::full({dim}, 1.0, dtype));
-  bias = register_parameter("bias", Tensor::zeros({dim}, dtype));
+  if (!rms) bias = register_parameter("bias", Tensor::zeros({dim}, dtype));
 }
 
 ag::Variable LayerNorm::forward(const ag::Variable& x, const ag::Variable& residual,
                                 ag::Variable* sum_out) const {
+  if (rms) return ag::rms_norm(x, residual, compute(weight), eps, sum_out);
   return ag::layer_norm(x, residual, compute(weight), compute(bias), eps, sum_out);
 }
 
@@ -97,15 +98,20 @@ ops::AttentionMask AttentionConfig::apply(ops::AttentionMask mask) const {
 
 MultiHeadAttention::MultiHeadAttention(int64_t dim_, int64_t heads_, uint64_t seed,
                                        const std::string& path, DType dtype,
-                                       AttentionConfig config_, double qkv_gain)
+                                       AttentionConfig config_, double qkv_gain,
+                                       AttentionShape shape)
     : dim(dim_),
       heads(heads_),
+      head_dim(shape.head_dim > 0 ? shape.head_dim
+               : heads_ > 0       ? dim_ / heads_
+                                  : 0),
+      scale(shape.scaled ? 1.0 / std::sqrt(static_cast<double>(head_dim)) : 1.0),
       config(std::move(config_)),
-      q_proj(dim_, dim_, true, seed, path + ".q_proj", dtype, qkv_gain),
-      k_proj(dim_, dim_, true, seed, path + ".k_proj", dtype, qkv_gain),
-      v_proj(dim_, dim_, true, seed, path + ".v_proj", dtype, qkv_gain),
-      out_proj(dim_, dim_, true, seed, path + ".out_proj", dtype) {
-  ATTEND_CHECK(heads_ > 0 && dim_ % heads_ == 0,
+      q_proj(dim_, heads_ * head_dim, shape.bias, seed, path + ".q_proj", dtype, qkv_gain),
+      k_proj(dim_, heads_ * head_dim, shape.bias, seed, path + ".k_proj", dtype, qkv_gain),
+      v_proj(dim_, heads_ * head_dim, shape.bias, seed, path + ".v_proj", dtype, qkv_gain),
+      out_proj(heads_ * head_dim, dim_, shape.bias, seed, path + ".out_proj", dtype) {
+  ATTEND_CHECK(heads_ > 0 && (shape.head_dim > 0 || dim_ % heads_ == 0),
                "MultiHeadAttention: model width {} is not divisible by {} heads", dim_, heads_);
   config.validate();
   register_module("q_proj", q_proj);
@@ -115,8 +121,8 @@ MultiHeadAttention::MultiHeadAttention(int64_t dim_, int64_t heads_, uint64_t se
 }
 
 ag::Variable MultiHeadAttention::forward(const ag::Variable& query, const ag::Variable& memory,
-                                         const ops::AttentionMask& mask,
-                                         const KvView* cache) const {
+                                         const ops::AttentionMask& mask, const KvView* cache,
+                                         const ag::Variable& bias) const {
   if (cache) {
     if (cache->write_at.defined()) {            // this step's keys/values join the cache first
       auto [k, v] = project_kv(query.value());  // [n, H, T, Dh]
@@ -130,24 +136,24 @@ ag::Variable MultiHeadAttention::forward(const ag::Variable& query, const ag::Va
     m.key_lengths = cache->lengths;
     m.causal = mask.causal;
     m.query_offset = mask.query_offset;
-    return ag::Variable(attend_cached(query.value(), cache->k, cache->v, m, cache->slots));
+    return ag::Variable(attend_cached(query.value(), cache->k, cache->v, m, cache->slots,
+                                      bias.defined() ? bias.value() : Tensor()));
   }
   const int64_t B = query.shape()[0], Tq = query.shape()[1], Tk = memory.shape()[1];
-  const int64_t Dh = dim / heads;
+  const int64_t Dh = head_dim;
   auto split = [&](const ag::Variable& x, int64_t T) {  // [B, T, D] -> [B, H, T, Dh]
     return ag::transpose(ag::reshape(x, {B, T, heads, Dh}), 1, 2);
   };
   const ag::Variable q = split(q_proj.forward(query), Tq);
   const ag::Variable k = split(k_proj.forward(memory), Tk);
   const ag::Variable v = split(v_proj.forward(memory), Tk);
-  const ag::Variable o =
-      ag::attention(q, k, v, config.apply(mask), 1.0 / std::sqrt(static_cast<double>(Dh)));
-  // [B, H, Tq, Dh] -> [B, Tq, H, Dh] -> [B, Tq, D]
-  return out_proj.forward(ag::reshape(ag::transpose(o, 1, 2), {B, Tq, dim}));
+  const ag::Variable o = ag::attention(q, k, v, config.apply(mask), scale, bias);
+  // [B, H, Tq, Dh] -> [B, Tq, H, Dh] -> [B, Tq, H * Dh]
+  return out_proj.forward(ag::reshape(ag::transpose(o, 1, 2), {B, Tq, heads * Dh}));
 }
 
 std::pair<Tensor, Tensor> MultiHeadAttention::project_kv(const Tensor& memory) const {
-  const int64_t B = memory.size(0), Tk = memory.size(1), Dh = dim / heads;
+  const int64_t B = memory.size(0), Tk = memory.size(1), Dh = head_dim;
   auto split = [&](const Linear& proj) {  // [B, Tk, D] -> [B, H, Tk, Dh]
     return proj.forward(ag::Variable(memory))
         .value()
@@ -159,7 +165,7 @@ std::pair<Tensor, Tensor> MultiHeadAttention::project_kv(const Tensor& memory) c
 }
 
 Tensor MultiHeadAttention::project_query(const Tensor& query) const {
-  const int64_t B = query.size(0), Tq = query.size(1), Dh = dim / heads;
+  const int64_t B = query.size(0), Tq = query.size(1), Dh = head_dim;
   return q_proj
       .forward(ag::Variable(query))  // [B, Tq, D] -> [B, H, Tq, Dh]
       .value()
@@ -169,24 +175,20 @@ Tensor MultiHeadAttention::project_query(const Tensor& query) const {
 }
 
 Tensor MultiHeadAttention::attend_cached(const Tensor& query, const Tensor& k, const Tensor& v,
-                                         const ops::AttentionMask& mask,
-                                         const Tensor& kv_rows) const {
-  const int64_t B = query.size(0), Tq = query.size(1), Dh = dim / heads;
+                                         const ops::AttentionMask& mask, const Tensor& kv_rows,
+                                         const Tensor& bias) const {
+  const int64_t B = query.size(0), Tq = query.size(1);
   const Tensor q = project_query(query);
-  const Tensor o =
-      ops::attention(q, k, v, config.apply(mask), 1.0 / std::sqrt(static_cast<double>(Dh)), kv_rows)
-          .out;
-  return out_proj.forward(ag::Variable(o.transpose(1, 2).reshape({B, Tq, dim}))).value();
+  const Tensor o = ops::attention(q, k, v, config.apply(mask), scale, kv_rows, bias).out;
+  return out_proj.forward(ag::Variable(o.transpose(1, 2).reshape({B, Tq, heads * head_dim})))
+      .value();
 }
 
 Tensor MultiHeadAttention::probabilities(const Tensor& query, const Tensor& memory,
-                                         const ops::AttentionMask& mask) const {
-  const int64_t Dh = dim / heads;
+                                         const ops::AttentionMask& mask, const Tensor& bias) const {
   const Tensor q = project_query(query);
   const auto [k, v] = project_kv(memory);
-  return ops::attention_reference(q, k, v, config.apply(mask),
-                                  1.0 / std::sqrt(static_cast<double>(Dh)))
-      .probs;
+  return ops::attention_reference(q, k, v, config.apply(mask), scale, bias).probs;
 }
 
 }  // namespace attend::nn

@@ -31,15 +31,17 @@ class Embedding : public Module {
   ag::Variable weight;
 };
 
+/// Layer norm (weight and bias), or with `rms` RMSNorm (T5's: no centring, weight only).
 class LayerNorm : public Module {
  public:
-  explicit LayerNorm(int64_t dim, double eps = 1e-5, DType dtype = DType::kF32);
+  explicit LayerNorm(int64_t dim, double eps = 1e-5, DType dtype = DType::kF32, bool rms = false);
   /// LayerNorm(x + residual); residual may be undefined.
   /// `sum_out`, when given, receives x + residual (the pre-norm residual stream).
   ag::Variable forward(const ag::Variable& x, const ag::Variable& residual = {},
                        ag::Variable* sum_out = nullptr) const;
-  ag::Variable weight, bias;
+  ag::Variable weight, bias;  // bias undefined for RMSNorm
   double eps;
+  bool rms;
 };
 
 /// The residual and layer-norm pattern around every sublayer of a Transformer layer, written
@@ -91,6 +93,15 @@ struct KvView {
                     // undefined: read only (the encoder's keys, written once per sentence)
 };
 
+/// The shape of an attention sublayer's projections: the head width (0: dim / heads; T5 may
+/// have heads * head_dim != dim), whether the four projections have biases, and whether the
+/// scores are scaled by 1 / sqrt(head width) (the paper) or not (T5).
+struct AttentionShape {
+  int64_t head_dim = 0;
+  bool bias = true;
+  bool scaled = true;
+};
+
 /// Multi-head scaled dot-product attention with q/k/v/out projections (q_proj, k_proj, v_proj,
 /// out_proj, as PyTorch reference implementations name them). q/k/v are initialised with
 /// Xavier gain `qkv_gain` (1/sqrt(2) is the convention of implementations that once fused
@@ -98,30 +109,35 @@ struct KvView {
 class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention(int64_t dim, int64_t heads, uint64_t seed, const std::string& path,
-                     DType dtype = DType::kF32, AttentionConfig config = {}, double qkv_gain = 1.0);
+                     DType dtype = DType::kF32, AttentionConfig config = {}, double qkv_gain = 1.0,
+                     AttentionShape shape = {});
   /// query [B, Tq, D], memory [B, Tk, D] (== query for self-attention) -> [B, Tq, D].
   /// With `cache` (inference, no tape): memory is unused; when cache->write_at is defined the
   /// keys/values of `query` are written into the cache first (self-attention), then the query
   /// attends over the cache: query [n, T, D], row i sees the first cache->lengths[i] keys of
   /// its slot; of `mask` only causal and query_offset are read (T > 1: a prompt's positions
-  /// written and read in one pass).
+  /// written and read in one pass). `bias`: a relative-position score bias (ops::attention;
+  /// undefined: none), with a cache one [n, H, span] row per query row.
   ag::Variable forward(const ag::Variable& query, const ag::Variable& memory,
-                       const ops::AttentionMask& mask, const KvView* cache = nullptr) const;
+                       const ops::AttentionMask& mask, const KvView* cache = nullptr,
+                       const ag::Variable& bias = {}) const;
   /// Keys and values of `memory` [B, Tk, D] split into heads: k, v [B, H, Tk, Dh] (inference:
   /// the encoder-attention cache, or one new position of the self-attention cache).
   std::pair<Tensor, Tensor> project_kv(const Tensor& memory) const;
   /// Attention of query [B, Tq, D] over given keys/values [B, H, Tk, Dh] -> [B, Tq, D]; with
   /// kv_rows (i32 [B]) row b of the query reads row kv_rows[b] of k and v (see ops::attention).
   Tensor attend_cached(const Tensor& query, const Tensor& k, const Tensor& v,
-                       const ops::AttentionMask& mask, const Tensor& kv_rows = {}) const;
+                       const ops::AttentionMask& mask, const Tensor& kv_rows = {},
+                       const Tensor& bias = {}) const;
   /// The attention weights of query [B, Tq, D] over memory [B, Tk, D] under `mask`:
   /// probabilities [B, H, Tq, Tk] from the reference (unfused) attention, each row summing to 1
   /// over the visible keys (inference, no tape; for showing what the model attends to).
-  Tensor probabilities(const Tensor& query, const Tensor& memory,
-                       const ops::AttentionMask& mask) const;
+  Tensor probabilities(const Tensor& query, const Tensor& memory, const ops::AttentionMask& mask,
+                       const Tensor& bias = {}) const;
   /// Queries of query [B, Tq, D] split into heads: [B, H, Tq, Dh] (inference, no tape).
   Tensor project_query(const Tensor& query) const;
-  int64_t dim, heads;
+  int64_t dim, heads, head_dim;  // heads * head_dim: the width of q, k, v and out_proj's input
+  double scale;                  // of the scores: 1 / sqrt(head_dim), or 1 (unscaled)
   AttentionConfig config;
   Linear q_proj, k_proj, v_proj, out_proj;
 };

@@ -44,8 +44,18 @@ void TransformerConfig::validate() const {
                tgt_vocab);
   ATTEND_CHECK(d_model > 0 && ffn > 0, "model.d_model and model.ffn must be > 0 (got {} and {})",
                d_model, ffn);
-  ATTEND_CHECK(heads > 0 && d_model % heads == 0,
-               "model.heads: d_model {} is not divisible by {} heads", d_model, heads);
+  ATTEND_CHECK(head_dim >= 0, "model.head_dim: expected >= 0 (0: d_model / heads), got {}",
+               head_dim);
+  ATTEND_CHECK(heads > 0 && (head_dim > 0 || d_model % heads == 0),
+               "model.heads: d_model {} is not divisible by {} heads (or set model.head_dim)",
+               d_model, heads);
+  ATTEND_CHECK(positions != Positions::kRelative ||
+                   (relative_buckets >= 4 && relative_max_distance > relative_buckets / 2),
+               "model.relative_buckets {} and model.relative_max_distance {}: expected >= 4 "
+               "buckets and a distance above half of them",
+               relative_buckets, relative_max_distance);
+  ATTEND_CHECK(output_scale > 0 && std::isfinite(output_scale),
+               "model.output_scale: expected a finite value > 0, got {}", output_scale);
   ATTEND_CHECK(!encoder || encoder_layers >= 1, "model.encoder_layers must be >= 1 (got {})",
                encoder_layers);
   ATTEND_CHECK(!decoder || decoder_layers >= 1, "model.decoder_layers must be >= 1 (got {})",
@@ -89,7 +99,7 @@ Model::Model(const TransformerConfig& config, Arch arch, int64_t vocab, uint64_t
     output_projection_ =
         std::make_unique<Linear>(c.d_model, vocab, false, seed, "output_projection");
   }
-  if (c.positions != Positions::kLearned)
+  if (c.positions == Positions::kSinusoidal || c.positions == Positions::kSinusoidalHalves)
     sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(c.max_positions, 256),
                                                   c.d_model,
                                                   c.positions == Positions::kSinusoidalHalves));
@@ -103,7 +113,8 @@ void Model::finish() {
 
 ag::Variable Model::project(const ag::Variable& hidden) const {
   const int64_t D = config_.d_model;
-  const ag::Variable rows = ag::reshape(hidden, {hidden.value().numel() / D, D});
+  ag::Variable rows = ag::reshape(hidden, {hidden.value().numel() / D, D});
+  if (config_.output_scale != 1.0) rows = ag::affine(rows, config_.output_scale);
   const ag::Variable logits =
       tied_scale_.defined()  // int8 inference: no tape
           ? ag::Variable(ops::linear_int8(rows.value(), tied_q_.value(), tied_scale_.value()))
@@ -199,7 +210,8 @@ EncoderOnly::EncoderOnly(const TransformerConfig& config, uint64_t seed)
   register_module("encoder", *encoder_);
   if (c.mlm_head) {
     head_dense_ = std::make_unique<Linear>(c.d_model, c.d_model, true, seed, "lm_head_dense");
-    head_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps);
+    head_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps, DType::kF32,
+                                             c.norm_type == NormType::kRms);
     register_module("lm_head_dense", *head_dense_);
     register_module("lm_head_layer_norm", *head_norm_);
   }

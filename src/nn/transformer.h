@@ -35,6 +35,15 @@ struct TransformerConfig {
   bool logits_bias = false;      // a learned bias on the output logits (output_bias)
   bool mlm_head = false;         // encoder-only: BERT's transform before the output projection
   double qkv_init_gain = 1.0;    // Xavier gain of the q/k/v projections (training init)
+  // T5's departures from the paper (the defaults are the paper's):
+  NormType norm_type = NormType::kLayer;  // RMSNorm everywhere
+  bool linear_bias = true;                // biases on attention and feed-forward linears
+  bool gated_ffn = false;                 // fc2(act(fc1 x) * fc_up x) (T5 v1.1)
+  int64_t head_dim = 0;                   // attention head width (0: d_model / heads)
+  bool scale_attention = true;            // scores times 1 / sqrt(head width)
+  int64_t relative_buckets = 32;          // positions relative: buckets of the score bias
+  int64_t relative_max_distance = 128;    // positions relative: the last bucket starts here
+  double output_scale = 1.0;              // hidden times this before the output projection
   // Special ids of the model's vocabulary (models::model_config sets them from its tokenizer;
   // decoding reads them here, never from constants). pad, unk and bos are never emitted.
   int32_t pad_id = 0, unk_id = 1, bos_id = 2, eos_id = 3;
@@ -46,6 +55,11 @@ struct TransformerConfig {
   static TransformerConfig preset(const std::string& name);
   /// Throws attend::Error naming the offending key (model.<key>); checks what `arch` uses.
   void validate() const;
+  /// The attention projections' shape from head_dim, linear_bias and scale_attention.
+  AttentionShape attention_shape() const {
+    return {head_dim > 0 ? head_dim : d_model / std::max<int64_t>(heads, 1), linear_bias,
+            scale_attention};
+  }
   /// The source ids the encoder reads: `ids`, cut to max_len ids in all when max_len > 0, then
   /// eos_id when source_eos and `ids` is not empty (an empty source stays empty, so it still
   /// translates to an empty line; a cut source still ends with eos_id). Training, validation

@@ -101,10 +101,24 @@ TEST(Families, PaddingInvariance) {
 
 // Decoding step by step through the cache gives the full forward pass's hidden states, with
 // rows at different positions and a row that joins after the first has started.
+// Relative positions run with the rest of T5's layout: RMSNorm, bias-free linears, a gated
+// feed-forward, heads * head_dim != d_model, unscaled scores, a scaled output.
 TEST(Families, DecoderOnlyCachedStepsEqualTheFullPass) {
-  for (const nn::Positions pos : {nn::Positions::kLearned, nn::Positions::kSinusoidal}) {
+  for (const nn::Positions pos :
+       {nn::Positions::kLearned, nn::Positions::kSinusoidal, nn::Positions::kRelative}) {
     for (const nn::Norm norm : {nn::Norm::kPre, nn::Norm::kPost}) {
-      nn::DecoderOnly gpt(config(nn::Arch::kDecoderOnly, norm, pos), 11);
+      SCOPED_TRACE(format("{} {}", nn::positions_name(pos), nn::norm_name(norm)));
+      nn::TransformerConfig c = config(nn::Arch::kDecoderOnly, norm, pos);
+      if (pos == nn::Positions::kRelative) {
+        c.norm_type = nn::NormType::kRms;
+        c.linear_bias = false;
+        c.gated_ffn = true;
+        c.head_dim = 12;
+        c.scale_attention = false;
+        c.relative_buckets = 8, c.relative_max_distance = 6;  // logarithmic from distance 4
+        c.output_scale = 0.5;
+      }
+      nn::DecoderOnly gpt(c, 11);
       gpt.set_training(false);
       const std::vector<std::vector<int32_t>> seqs = {{2, 7, 8, 9, 10, 12, 15}, {2, 19, 3, 4}};
       nn::KvCache cache = gpt.make_cache();
@@ -160,6 +174,29 @@ double train_loss(Model& model, const Tensor& in, const Tensor& len, const Tenso
     if (s == 0) *first = loss;
   }
   return loss;
+}
+
+// T5's buckets, worked out by hand from its definition: bidirectional 32 buckets up to distance
+// 128 (16 a side, exact below 8, logarithmic to 128), causal 32 (exact below 16).
+TEST(Families, RelativeBucketsAreT5s) {
+  const auto bi = [](int64_t rel) { return nn::relative_bucket(rel, true, 32, 128); };
+  EXPECT_EQ(bi(0), 0);
+  EXPECT_EQ(bi(-1), 1);
+  EXPECT_EQ(bi(1), 17);
+  EXPECT_EQ(bi(-7), 7);
+  EXPECT_EQ(bi(-8), 8);    // 8 + floor(log(8/8) / log(16) * 8)
+  EXPECT_EQ(bi(-20), 10);  // 8 + floor(log(2.5) / log(16) * 8) = 8 + floor(2.64)
+  EXPECT_EQ(bi(20), 26);
+  EXPECT_EQ(bi(-127), 15);  // 8 + floor(7.97)
+  EXPECT_EQ(bi(-200), 15);  // capped at the last bucket of the side
+  EXPECT_EQ(bi(200), 31);
+  const auto causal = [](int64_t rel) { return nn::relative_bucket(rel, false, 32, 128); };
+  EXPECT_EQ(causal(5), 0);  // keys after the query (masked) share bucket 0
+  EXPECT_EQ(causal(-5), 5);
+  EXPECT_EQ(causal(-15), 15);
+  EXPECT_EQ(causal(-16), 16);
+  EXPECT_EQ(causal(-50), 24);  // 16 + floor(log(50/16) / log(8) * 16) = 16 + floor(8.77)
+  EXPECT_EQ(causal(-1000), 31);
 }
 
 TEST(Families, DecoderOnlyAndEncoderOnlyLearn) {

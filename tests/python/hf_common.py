@@ -93,3 +93,108 @@ def corpus(shared_data):
     out += lines(m30k / "train.en.gz", 1000) + lines(m30k / "train.de.gz", 1000)
     out += [l for l in lines(shared_data / "tinyshakespeare" / "input.txt.gz", 3000) if l][:1500]
     return out
+
+
+def fine_tune(model_dir, out, shared_data, **keys):
+    """`attend train` with train.init_from `model_dir` on Multi30K EN->DE (64 validation pairs,
+    constant rate, no smoothing, dropout 0) and `keys`: the (steps, validations) it reports."""
+    import attend
+    m30k = shared_data / "multi30k"
+    config = {"train.init_from": str(model_dir), "train.out": str(out),
+              "data.train_src": str(m30k / "train.en.gz"),
+              "data.train_tgt": str(m30k / "train.de.gz"),
+              "data.valid_src": str(m30k / "val.en.gz"), "data.valid_tgt": str(m30k / "val.de.gz"),
+              "data.valid_max_sentences": 64, "train.schedule": "constant", "train.warmup": 1,
+              "train.label_smoothing": 0, "train.clip_norm": 0, "train.valid_metric": "loss",
+              "train.max_tokens": 1500, "train.log_every": 1, "model.dropout": 0.0}
+    config.update(keys)
+    steps, validations = [], []
+    attend.train(config, on_step=steps.append, on_validation=validations.append)
+    return steps, validations
+
+
+def seq2seq_valid_loss(tok, model, shared_data, n=64):
+    """transformers' per-token loss of a translation model over the first `n` Multi30K
+    validation pairs (what fine_tune's first validation must give)."""
+    import torch
+    m30k = shared_data / "multi30k"
+    nll = tokens = 0.0
+    for s, t in zip(lines(m30k / "val.en.gz", n), lines(m30k / "val.de.gz", n)):
+        enc = tok(s, text_target=t, return_tensors="pt")
+        with torch.no_grad():
+            loss = float(model(input_ids=enc["input_ids"], labels=enc["labels"]).loss)
+        nll += loss * enc["labels"].shape[1]
+        tokens += enc["labels"].shape[1]
+    return nll / tokens
+
+
+def seq2seq_logit_error(tok, model, model_dir, sources, targets):
+    """The largest difference between attend's and transformers' teacher-forced logits of a
+    translation model (decoding from pad) over the pairs, relative to the largest logit."""
+    import numpy as np
+    import torch
+
+    import attend
+    worst = 0.0
+    with attend.Model.load(model_dir) as ours:
+        for s, t in zip(sources, targets):
+            enc = tok(s, text_target=t, return_tensors="pt")
+            labels = enc["labels"]
+            start = torch.full((1, 1), tok.pad_token_id)
+            with torch.no_grad():
+                want = model(input_ids=enc["input_ids"],
+                             decoder_input_ids=torch.cat([start, labels[:, :-1]], 1)).logits[0]
+            got = ours.logits(s, t)
+            assert got.shape == tuple(want.shape), s
+            worst = max(worst, float(np.abs(got - want.numpy()).max() / want.abs().max()))
+    return worst
+
+
+def generate_like_attend(tok, model, sources, beam, extra):
+    """transformers' generate() of each source under attend's rules: at most source length +
+    `extra` new tokens, no length normalisation, pad and unk never emitted; the ids after the
+    start (pad)."""
+    import torch
+    want = []
+    for s in sources:
+        ids = tok(s, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), num_beams=beam,
+                                 max_new_tokens=ids.shape[1] + extra, length_penalty=0.0,
+                                 early_stopping=False, do_sample=False, synced_gpus=False,
+                                 forced_eos_token_id=None, num_return_sequences=1,
+                                 bad_words_ids=[[tok.pad_token_id], [tok.unk_token_id]])
+        want.append([i for i in out[0, 1:].tolist() if i != tok.pad_token_id])
+    return want
+
+
+def expect_translations(model_dir, tok, sources, want, beam, extra, decodable=None):
+    """attend's translations of `sources` are `want` (generate_like_attend) token for token,
+    and their text transformers' decode of them (of the ids `decodable` keeps)."""
+    import attend
+    keep = decodable or (lambda i: True)
+    with attend.Translator(model_dir) as t:
+        got = t.translate_batch(sources, beam_size=beam, length_penalty=0.0, max_extra=extra)
+    for s, w, r in zip(sources, want, got):
+        ended = w[-1] == tok.eos_token_id
+        assert r.token_ids[0] == (w[:-1] if ended else w), s
+        assert r.hypotheses[0] == tok.decode([i for i in w if keep(i)],
+                                             skip_special_tokens=True), s
+
+
+def expect_score_is_loss(tok, model, model_dir, shared_data):
+    """`score` of the first Multi30K validation pair gives transformers' loss."""
+    import math
+
+    import torch
+
+    import attend
+    s = lines(shared_data / "multi30k" / "val.en.gz", 1)[0]
+    t = lines(shared_data / "multi30k" / "val.de.gz", 1)[0]
+    enc = tok(s, text_target=t, return_tensors="pt")
+    with torch.no_grad():
+        want = float(model(input_ids=enc["input_ids"], labels=enc["labels"]).loss)
+    with attend.Translator(model_dir) as tr:
+        got = tr.score_batch([s], [t])[0]
+    assert len(got) == enc["labels"].shape[1]
+    assert math.isclose(-sum(got) / len(got), want, rel_tol=1e-5), (got, want)

@@ -17,13 +17,14 @@ import math
 import pathlib
 import sys
 
-import numpy as np
 import pytest
 import torch
 
 import attend
-from hf_common import (EDGE_CASES, attend_bin, convert, corpus, json_edit,  # noqa: F401
-                       lines, refusal_checker)
+from hf_common import (EDGE_CASES, attend_bin, convert, corpus,  # noqa: F401
+                       expect_score_is_loss, expect_translations, fine_tune,
+                       generate_like_attend, json_edit, lines, refusal_checker,
+                       seq2seq_logit_error, seq2seq_valid_loss)
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
@@ -87,18 +88,7 @@ def test_logits_equal_transformers(marian, shared_data):
     tok, model, model_dir = marian
     src = lines(shared_data / "multi30k" / "val.en.gz", 12) + MARIAN_CASES[:2]
     tgt = lines(shared_data / "multi30k" / "val.de.gz", 12) + ["Ein Hund.", ""]
-    worst = 0.0
-    with attend.Model.load(model_dir) as ours:
-        for s, t in zip(src, tgt):
-            enc = tok(s, text_target=t, return_tensors="pt")
-            labels = enc["labels"]
-            start = torch.full((1, 1), tok.pad_token_id)
-            with torch.no_grad():
-                want = model(input_ids=enc["input_ids"],
-                             decoder_input_ids=torch.cat([start, labels[:, :-1]], 1)).logits[0]
-            got = ours.logits(s, t)
-            assert got.shape == tuple(want.shape), s
-            worst = max(worst, float(np.abs(got - want.numpy()).max() / want.abs().max()))
+    worst = seq2seq_logit_error(tok, model, model_dir, src, tgt)
     print(f"largest logit difference {worst:.2e} of the largest logit")
     assert worst < 1e-4
 
@@ -113,41 +103,17 @@ def test_translations_equal_generate(beam, eos_bias, marian, shared_data, tmp_pa
         model_dir = convert(attend_bin, tmp_path / "hf", tmp_path / "attend")
     sources = lines(shared_data / "multi30k" / "val.en.gz", 16)
     extra = 6
-    want = []
-    for s in sources:
-        ids = tok(s, return_tensors="pt")["input_ids"]
-        with torch.no_grad():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), num_beams=beam,
-                                 max_new_tokens=ids.shape[1] + extra, length_penalty=0.0,
-                                 early_stopping=False, do_sample=False, synced_gpus=False,
-                                 forced_eos_token_id=None, num_return_sequences=1,
-                                 # attend never emits pad (where decoding starts) or unk
-                                 bad_words_ids=[[tok.pad_token_id], [tok.unk_token_id]])
-        w = out[0, 1:].tolist()
-        want.append([i for i in w if i != tok.pad_token_id])
+    want = generate_like_attend(tok, model, sources, beam, extra)
     assert len({tuple(w) for w in want}) > 1, "the fixture's outputs should differ by source"
     if beam == 1:
         assert len({w[-1] == tok.eos_token_id for w in want}) == 2, "some should end, some not"
     assert max(len(w) for w in want) > 10, "the outputs should run for several steps"
-    with attend.Translator(model_dir) as t:
-        got = t.translate_batch(sources, beam_size=beam, length_penalty=0.0, max_extra=extra)
-    for s, w, r in zip(sources, want, got):
-        ended = w[-1] == tok.eos_token_id
-        assert r.token_ids[0] == (w[:-1] if ended else w), s
-        assert r.hypotheses[0] == tok.decode(w, skip_special_tokens=True), s
+    expect_translations(model_dir, tok, sources, want, beam, extra)
 
 
-def test_score_equals_transformers_loss(marian, shared_data, tmp_path, attend_bin):
+def test_score_equals_transformers_loss(marian, shared_data):
     tok, model, model_dir = marian
-    s = lines(shared_data / "multi30k" / "val.en.gz", 1)[0]
-    t = lines(shared_data / "multi30k" / "val.de.gz", 1)[0]
-    enc = tok(s, text_target=t, return_tensors="pt")
-    with torch.no_grad():
-        want = float(model(input_ids=enc["input_ids"], labels=enc["labels"]).loss)
-    with attend.Translator(model_dir) as tr:
-        got = tr.score_batch([s], [t])[0]
-    assert len(got) == enc["labels"].shape[1]
-    assert math.isclose(-sum(got) / len(got), want, rel_tol=1e-5), (got, want)
+    expect_score_is_loss(tok, model, model_dir, shared_data)
 
 
 def test_bad_marian_checkpoints_are_clear_errors(marian, tmp_path, attend_bin):
@@ -169,43 +135,21 @@ def test_bad_marian_checkpoints_are_clear_errors(marian, tmp_path, attend_bin):
            "source.spm is not a SentencePiece model")
 
 
-def fine_tune(model_dir, out, shared_data, **keys):
-    m30k = shared_data / "multi30k"
-    config = {"train.init_from": str(model_dir), "train.out": str(out),
-              "data.train_src": str(m30k / "train.en.gz"),
-              "data.train_tgt": str(m30k / "train.de.gz"),
-              "data.valid_src": str(m30k / "val.en.gz"), "data.valid_tgt": str(m30k / "val.de.gz"),
-              "data.valid_max_sentences": 64, "train.schedule": "constant", "train.warmup": 1,
-              "train.label_smoothing": 0, "train.clip_norm": 0, "train.valid_metric": "loss",
-              "train.max_tokens": 1500, "train.log_every": 1, "model.dropout": 0.0}
-    config.update(keys)
-    steps, validations = [], []
-    attend.train(config, on_step=steps.append, on_validation=validations.append)
-    return steps, validations
-
-
 def test_init_from_fine_tunes_the_converted_model(marian, shared_data, tmp_path):
     tok, model, model_dir = marian
     # One step at a negligible rate: the first validation is the converted model's own loss,
     # which must be transformers' on the same pairs (targets framed from pad, ending in </s>).
     _, v = fine_tune(model_dir, tmp_path / "probe", shared_data, **{
         "train.max_steps": 1, "train.lr": 1e-12, "train.valid_every": 1})
-    m30k = shared_data / "multi30k"
-    nll = tokens = 0.0
-    for s, t in zip(lines(m30k / "val.en.gz", 64), lines(m30k / "val.de.gz", 64)):
-        enc = tok(s, text_target=t, return_tensors="pt")
-        with torch.no_grad():
-            loss = float(model(input_ids=enc["input_ids"], labels=enc["labels"]).loss)
-        nll += loss * enc["labels"].shape[1]
-        tokens += enc["labels"].shape[1]
-    assert math.isclose(v[0]["valid_loss"], nll / tokens, rel_tol=1e-4), (v[0], nll / tokens)
+    want = seq2seq_valid_loss(tok, model, shared_data)
+    assert math.isclose(v[0]["valid_loss"], want, rel_tol=1e-4), (v[0], want)
     # Fine-tuning lowers the loss, and the result is an ordinary model that translates.
     steps, v = fine_tune(model_dir, tmp_path / "run", shared_data, **{
         "train.max_steps": 60, "train.lr": 1e-3, "train.valid_every": 60})
     first = sum(r["loss"] for r in steps[:5]) / 5
     last = sum(r["loss"] for r in steps[-5:]) / 5
     assert last < first - 0.5, (first, last)
-    assert v[-1]["valid_loss"] < nll / tokens
+    assert v[-1]["valid_loss"] < want
     config = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
     assert config["model.positions"] == "sinusoidal_halves"
     assert config["train.init_from"] == str(model_dir)

@@ -105,6 +105,10 @@ def test_t5_ids_and_text_equal_huggingface(t5, shared_data):
     for t in texts:
         ids = hf_ids(tok, t)
         assert ours.decode(ids) == tok.decode(ids, skip_special_tokens=True), t
+    # AutoTokenizer's T5TokenizerFast (converted from the same spiece.model) gives the same ids.
+    fast = transformers.T5TokenizerFast.from_pretrained(model_dir.parent / "v10")
+    bad = [t for t in texts if fast(t)["input_ids"] != hf_ids(tok, t)]
+    assert not bad, f"the fast tokenizer differs on {len(bad)} texts; first: {bad[0]!r}"
     assert ours.special_ids == {"pad": 0, "unk": 2, "bos": 0, "eos": 1, "mask": -1}
     # The rows past the tokenizer's ids decode to nothing.
     assert ours.decode([len(tok) + 3, 5]) == tok.decode([5], skip_special_tokens=True)

@@ -118,13 +118,18 @@ std::string shape_str(const Shape& s) {
   return out + "]";
 }
 
-// The tensors of a checkpoint, f32, each file read once. A tensor under `prefix` (the base
-// model's, "bert." in BertFor*) goes by its name without it, any other (a head beside the base
-// model) by its full name; `keep` sees those names and picks the tensors read.
+using Weights = std::vector<std::pair<std::string, Tensor>>;
+
+// The tensors of a checkpoint, f32, each file read once, on their way into `out` (attend's
+// names). A tensor under `prefix` (the base model's, "bert." in BertFor*) goes by its name
+// without it, any other (a head beside the base model) by its full name; `keep` sees those names
+// and picks the tensors read. `sizes` names config.json's sizes in the error of a tensor whose
+// shape disagrees with them.
 class HfTensors {
  public:
   HfTensors(const std::vector<std::string>& files, const std::string& prefix,
-            const io::TensorFilter& keep) {
+            const io::TensorFilter& keep, std::string sizes, Weights& out)
+      : sizes_(std::move(sizes)), out_(out) {
     const auto local = [&](const std::string& name) {
       return name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
     };
@@ -144,17 +149,32 @@ class HfTensors {
       }
     }
   }
-  // The tensor `name`, which must have `shape` (what config.json's sizes give: `sizes`).
-  Tensor take(const std::string& name, const Shape& shape, const std::string& sizes) {
+  // The tensor `name`, which must have `shape` (what config.json's sizes give).
+  Tensor take(const std::string& name, const Shape& shape) {
     const auto it = tensors_.find(name);
     ATTEND_CHECK(it != tensors_.end(), "the checkpoint has no tensor '{}'", name);
     ATTEND_CHECK(it->second.tensor.shape() == shape,
                  "{}: tensor '{}' is {} but config.json ({}) gives {}", it->second.file,
-                 it->second.full_name, shape_str(it->second.tensor.shape()), sizes,
+                 it->second.full_name, shape_str(it->second.tensor.shape()), sizes_,
                  shape_str(shape));
     Tensor t = it->second.tensor;
     tensors_.erase(it);
     return t;
+  }
+  // take(from) into the weights as `to`.
+  void move(const std::string& from, const std::string& to, const Shape& shape) {
+    out_.emplace_back(to, take(from, shape));
+  }
+  // A linear layer's weight [rows, cols] and bias [rows].
+  void move_linear(const std::string& from, const std::string& to, int64_t rows, int64_t cols) {
+    move(from + ".weight", to + ".weight", {rows, cols});
+    move(from + ".bias", to + ".bias", {rows});
+  }
+  // A layer norm's weight and bias [dim] (named gamma and beta in older checkpoints).
+  void move_norm(const std::string& from, const std::string& to, int64_t dim) {
+    const bool old = has(from + ".gamma");
+    move(from + (old ? ".gamma" : ".weight"), to + ".weight", {dim});
+    move(from + (old ? ".beta" : ".bias"), to + ".bias", {dim});
   }
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
   // What was not taken (full names, as the checkpoint spells them).
@@ -170,6 +190,8 @@ class HfTensors {
     std::string file, full_name;
   };
   std::map<std::string, Entry> tensors_;
+  std::string sizes_;
+  Weights& out_;
 };
 
 // The prefix under which a checkpoint stores the base model's tensors ("bert." in BertFor*).
@@ -342,52 +364,44 @@ HfImport import_bert(const std::string& dir, const HfConfig& c, const BertLayout
   // The encoder's tensors and the masked-LM head of *ForMaskedLM / BertForPreTraining (its
   // decoder is the tied token table); the pooler, the next-sentence head and the buffers
   // (position_ids, token_type_ids) are left out.
-  HfTensors hf(files, prefix, [&](const std::string& name) {
-    const bool head = name.rfind(head_dense, 0) == 0 || name.rfind(head_norm, 0) == 0 ||
-                      name == head_bias;
-    return (name.rfind("embeddings.", 0) == 0 && !name.ends_with("_ids")) ||
-           name.rfind(n.layer, 0) == 0 || head;
-  });
-  const std::string sizes = format("{} {}, {} {}, vocab_size {}, max_position_embeddings {}",
-                                   n.hidden, D, n.ffn, F, V, P);
-  // Older checkpoints name layer-norm parameters gamma/beta.
-  const auto norm = [&](const std::string& base, const std::string& to) {
-    const bool old = hf.has(base + ".gamma");
-    out.weights.emplace_back(to + ".weight",
-                             hf.take(base + (old ? ".gamma" : ".weight"), {D}, sizes));
-    out.weights.emplace_back(to + ".bias", hf.take(base + (old ? ".beta" : ".bias"), {D}, sizes));
-  };
-  const auto linear = [&](const std::string& base, const std::string& to, int64_t o, int64_t i) {
-    out.weights.emplace_back(to + ".weight", hf.take(base + ".weight", {o, i}, sizes));
-    out.weights.emplace_back(to + ".bias", hf.take(base + ".bias", {o}, sizes));
-  };
-  out.weights.emplace_back("embed_tokens.weight", hf.take(word, {V, D}, sizes));
+  HfTensors hf(
+      files, prefix,
+      [&](const std::string& name) {
+        const bool head =
+            name.rfind(head_dense, 0) == 0 || name.rfind(head_norm, 0) == 0 || name == head_bias;
+        return (name.rfind("embeddings.", 0) == 0 && !name.ends_with("_ids")) ||
+               name.rfind(n.layer, 0) == 0 || head;
+      },
+      format("{} {}, {} {}, vocab_size {}, max_position_embeddings {}", n.hidden, D, n.ffn, F, V,
+             P),
+      out.weights);
+  hf.move(word, "embed_tokens.weight", {V, D});
   std::vector<float> p =
-      hf.take("embeddings.position_embeddings.weight", {P, D}, sizes).to_vector<float>();
+      hf.take("embeddings.position_embeddings.weight", {P, D}).to_vector<float>();
   if (n.token_type) {  // token type 0 (every token of a single text) folded into the positions
     const std::vector<float> type0 =
-        hf.take(std::string(n.token_type) + ".weight", {types, D}, sizes).to_vector<float>();
+        hf.take(std::string(n.token_type) + ".weight", {types, D}).to_vector<float>();
     for (size_t i = 0; i < p.size(); ++i) p[i] += type0[i % static_cast<size_t>(D)];
   }
   out.weights.emplace_back("encoder.embed_positions.weight", Tensor::from_vector(p, {P, D}));
-  norm("embeddings.LayerNorm", "encoder.embed_layer_norm");
+  hf.move_norm("embeddings.LayerNorm", "encoder.embed_layer_norm", D);
   for (int64_t l = 0; l < L; ++l) {
     const std::string from = n.layer + std::to_string(l),
                       to = "encoder.layers." + std::to_string(l);
-    linear(from + n.q, to + ".self_attn.q_proj", D, D);
-    linear(from + n.k, to + ".self_attn.k_proj", D, D);
-    linear(from + n.v, to + ".self_attn.v_proj", D, D);
-    linear(from + n.o, to + ".self_attn.out_proj", D, D);
-    norm(from + n.attn_norm, to + ".self_attn_layer_norm");
-    linear(from + n.fc1, to + ".fc1", F, D);
-    linear(from + n.fc2, to + ".fc2", D, F);
-    norm(from + n.out_norm, to + ".final_layer_norm");
+    hf.move_linear(from + n.q, to + ".self_attn.q_proj", D, D);
+    hf.move_linear(from + n.k, to + ".self_attn.k_proj", D, D);
+    hf.move_linear(from + n.v, to + ".self_attn.v_proj", D, D);
+    hf.move_linear(from + n.o, to + ".self_attn.out_proj", D, D);
+    hf.move_norm(from + n.attn_norm, to + ".self_attn_layer_norm", D);
+    hf.move_linear(from + n.fc1, to + ".fc1", F, D);
+    hf.move_linear(from + n.fc2, to + ".fc2", D, F);
+    hf.move_norm(from + n.out_norm, to + ".final_layer_norm", D);
   }
   const bool mlm_head = hf.has(head_bias);
   if (mlm_head) {
-    linear(head_dense, "lm_head_dense", D, D);
-    norm(head_norm, "lm_head_layer_norm");
-    out.weights.emplace_back("output_bias", hf.take(head_bias, {V}, sizes));
+    hf.move_linear(head_dense, "lm_head_dense", D, D);
+    hf.move_norm(head_norm, "lm_head_layer_norm", D);
+    hf.move(head_bias, "output_bias", {V});
   }
   const auto left = hf.left();
   ATTEND_CHECK(left.empty(),
@@ -503,26 +517,23 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
   const std::string prefix = base_prefix(files, "wte.weight", "transformer");
   // The attention-mask buffers of older checkpoints (attn.bias, attn.masked_bias) and the
   // tied lm_head copy are left out.
-  HfTensors hf(files, prefix, [](const std::string& name) {
-    return !name.ends_with(".attn.bias") && !name.ends_with(".attn.masked_bias") &&
-           name != "lm_head.weight";
-  });
-  const std::string sizes =
-      format("n_embd {}, n_inner {}, vocab_size {}, n_positions {}", D, F, V, P);
+  HfTensors hf(
+      files, prefix,
+      [](const std::string& name) {
+        return !name.ends_with(".attn.bias") && !name.ends_with(".attn.masked_bias") &&
+               name != "lm_head.weight";
+      },
+      format("n_embd {}, n_inner {}, vocab_size {}, n_positions {}", D, F, V, P), out.weights);
   // Conv1D stores weights [in, out]: attend's Linear holds [out, in].
   const auto conv = [&](const std::string& base, int64_t in, int64_t o) {
-    return std::pair{hf.take(base + ".weight", {in, o}, sizes).transpose(0, 1).contiguous(),
-                     hf.take(base + ".bias", {o}, sizes)};
+    return std::pair{hf.take(base + ".weight", {in, o}).transpose(0, 1).contiguous(),
+                     hf.take(base + ".bias", {o})};
   };
-  const auto norm = [&](const std::string& base, const std::string& to) {
-    out.weights.emplace_back(to + ".weight", hf.take(base + ".weight", {D}, sizes));
-    out.weights.emplace_back(to + ".bias", hf.take(base + ".bias", {D}, sizes));
-  };
-  out.weights.emplace_back("embed_tokens.weight", hf.take("wte.weight", {V, D}, sizes));
-  out.weights.emplace_back("decoder.embed_positions.weight", hf.take("wpe.weight", {P, D}, sizes));
+  hf.move("wte.weight", "embed_tokens.weight", {V, D});
+  hf.move("wpe.weight", "decoder.embed_positions.weight", {P, D});
   for (int64_t l = 0; l < L; ++l) {
     const std::string from = "h." + std::to_string(l), to = "decoder.layers." + std::to_string(l);
-    norm(from + ".ln_1", to + ".self_attn_layer_norm");
+    hf.move_norm(from + ".ln_1", to + ".self_attn_layer_norm", D);
     const auto [qkv, qkv_bias] = conv(from + ".attn.c_attn", D, 3 * D);  // [3D, D], [3D]
     const char* names[] = {"q_proj", "k_proj", "v_proj"};
     for (int64_t k = 0; k < 3; ++k) {
@@ -533,7 +544,7 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
     const auto [o, o_bias] = conv(from + ".attn.c_proj", D, D);
     out.weights.emplace_back(to + ".self_attn.out_proj.weight", o);
     out.weights.emplace_back(to + ".self_attn.out_proj.bias", o_bias);
-    norm(from + ".ln_2", to + ".final_layer_norm");
+    hf.move_norm(from + ".ln_2", to + ".final_layer_norm", D);
     const auto [fc1, fc1_bias] = conv(from + ".mlp.c_fc", D, F);
     out.weights.emplace_back(to + ".fc1.weight", fc1);
     out.weights.emplace_back(to + ".fc1.bias", fc1_bias);
@@ -541,7 +552,7 @@ HfImport import_gpt2(const std::string& dir, const HfConfig& c) {
     out.weights.emplace_back(to + ".fc2.weight", fc2);
     out.weights.emplace_back(to + ".fc2.bias", fc2_bias);
   }
-  norm("ln_f", "decoder.layer_norm");
+  hf.move_norm("ln_f", "decoder.layer_norm", D);
   const auto left = hf.left();
   ATTEND_CHECK(left.empty(), "{}: tensor '{}' is not part of a {}-layer GPT-2", dir,
                left.empty() ? "" : left.front(), L);
@@ -631,37 +642,31 @@ HfImport import_marian(const std::string& dir, const HfConfig& c) {
   const std::string prefix = base_prefix(files, "shared.weight", "model");
   // The tied copies of the token table (encoder/decoder embed_tokens, lm_head) and the
   // sinusoid tables older checkpoints store are left out: attend computes the table.
-  HfTensors hf(files, prefix, [](const std::string& name) {
-    return name != "encoder.embed_tokens.weight" && name != "decoder.embed_tokens.weight" &&
-           name != "lm_head.weight" && !name.ends_with("embed_positions.weight");
-  });
-  const std::string sizes = format("d_model {}, encoder_ffn_dim {}, vocab_size {}", D, F, V);
-  const auto take = [&](const std::string& name, const Shape& shape) {
-    out.weights.emplace_back(name, hf.take(name, shape, sizes));
-  };
-  out.weights.emplace_back("embed_tokens.weight", hf.take("shared.weight", {V, D}, sizes));
+  HfTensors hf(
+      files, prefix,
+      [](const std::string& name) {
+        return name != "encoder.embed_tokens.weight" && name != "decoder.embed_tokens.weight" &&
+               name != "lm_head.weight" && !name.ends_with("embed_positions.weight");
+      },
+      format("d_model {}, encoder_ffn_dim {}, vocab_size {}", D, F, V), out.weights);
+  hf.move("shared.weight", "embed_tokens.weight", {V, D});
+  // The layers' tensors have attend's names already.
   for (const auto& [stack, layers] : {std::pair{"encoder", Le}, std::pair{"decoder", Ld}}) {
     for (int64_t l = 0; l < layers; ++l) {
       const std::string at = std::string(stack) + ".layers." + std::to_string(l) + ".";
       std::vector<std::string> attention = {"self_attn"};
       if (std::string(stack) == "decoder") attention.push_back("encoder_attn");
       for (const auto& a : attention) {
-        for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-          take(at + a + "." + proj + ".weight", {D, D});
-          take(at + a + "." + proj + ".bias", {D});
-        }
-        take(at + a + "_layer_norm.weight", {D});
-        take(at + a + "_layer_norm.bias", {D});
+        for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"})
+          hf.move_linear(at + a + "." + proj, at + a + "." + proj, D, D);
+        hf.move_norm(at + a + "_layer_norm", at + a + "_layer_norm", D);
       }
-      take(at + "fc1.weight", {F, D});
-      take(at + "fc1.bias", {F});
-      take(at + "fc2.weight", {D, F});
-      take(at + "fc2.bias", {D});
-      take(at + "final_layer_norm.weight", {D});
-      take(at + "final_layer_norm.bias", {D});
+      hf.move_linear(at + "fc1", at + "fc1", F, D);
+      hf.move_linear(at + "fc2", at + "fc2", D, F);
+      hf.move_norm(at + "final_layer_norm", at + "final_layer_norm", D);
     }
   }
-  out.weights.emplace_back("output_bias", hf.take("final_logits_bias", {1, V}, sizes).reshape({V}));
+  out.weights.emplace_back("output_bias", hf.take("final_logits_bias", {1, V}).reshape({V}));
   const auto left = hf.left();
   ATTEND_CHECK(left.empty(), "{}: tensor '{}' is not part of a {}+{}-layer MarianMT model", dir,
                left.empty() ? "" : left.front(), Le, Ld);
@@ -752,29 +757,28 @@ HfImport import_t5(const std::string& dir, const HfConfig& c) {
 
   const auto files = weight_files(dir, "AutoModelForSeq2SeqLM");
   // The tied copies of the token table (and of lm_head when tied) are left out.
-  HfTensors hf(files, "", [&](const std::string& name) {
-    return name != "encoder.embed_tokens.weight" && name != "decoder.embed_tokens.weight" &&
-           (!tied || name != "lm_head.weight");
-  });
-  const std::string sizes = format(
-      "d_model {}, num_heads {}, d_kv {}, d_ff {}, vocab_size {}, "
-      "relative_attention_num_buckets {}",
-      D, H, Dh, F, V, buckets);
-  const auto move = [&](const std::string& from, const std::string& to, const Shape& shape) {
-    out.weights.emplace_back(to, hf.take(from, shape, sizes));
-  };
-  const Tensor table = hf.take("shared.weight", {V, D}, sizes);
+  HfTensors hf(
+      files, "",
+      [&](const std::string& name) {
+        return name != "encoder.embed_tokens.weight" && name != "decoder.embed_tokens.weight" &&
+               (!tied || name != "lm_head.weight");
+      },
+      format("d_model {}, num_heads {}, d_kv {}, d_ff {}, vocab_size {}, "
+             "relative_attention_num_buckets {}",
+             D, H, Dh, F, V, buckets),
+      out.weights);
+  const Tensor table = hf.take("shared.weight", {V, D});
   if (tied) {
     out.weights.emplace_back("embed_tokens.weight", table);
   } else {  // one table for both stacks, lm_head apart: attend's untied layout has three
     out.weights.emplace_back("encoder.embed_tokens.weight", table);
     out.weights.emplace_back("decoder.embed_tokens.weight", table.clone());
-    move("lm_head.weight", "output_projection.weight", {V, D});
+    hf.move("lm_head.weight", "output_projection.weight", {V, D});
   }
   for (const auto& [stack, layers] : {std::pair{"encoder", Le}, std::pair{"decoder", Ld}}) {
     const std::string st = stack;
-    move(st + ".block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-         st + ".relative_attention_bias.weight", {buckets, H});
+    hf.move(st + ".block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+            st + ".relative_attention_bias.weight", {buckets, H});
     for (int64_t l = 0; l < layers; ++l) {
       const std::string from = st + ".block." + std::to_string(l) + ".layer.";
       const std::string to = st + ".layers." + std::to_string(l) + ".";
@@ -782,24 +786,24 @@ HfImport import_t5(const std::string& dir, const HfConfig& c) {
         const std::string a = from + std::to_string(sub) + "." + hf_name + ".";
         for (const auto& [p, q] :
              {std::pair{"q", "q_proj"}, std::pair{"k", "k_proj"}, std::pair{"v", "v_proj"}})
-          move(a + p + ".weight", to + name + "." + q + ".weight", {H * Dh, D});
-        move(a + "o.weight", to + name + ".out_proj.weight", {D, H * Dh});
-        move(from + std::to_string(sub) + ".layer_norm.weight", to + name + "_layer_norm.weight",
-             {D});
+          hf.move(a + p + ".weight", to + name + "." + q + ".weight", {H * Dh, D});
+        hf.move(a + "o.weight", to + name + ".out_proj.weight", {D, H * Dh});
+        hf.move(from + std::to_string(sub) + ".layer_norm.weight", to + name + "_layer_norm.weight",
+                {D});
       };
       attention("SelfAttention", 0, "self_attn");
       if (st == "decoder") attention("EncDecAttention", 1, "encoder_attn");
       const std::string ff = from + (st == "decoder" ? "2" : "1");
       if (gated) {
-        move(ff + ".DenseReluDense.wi_0.weight", to + "fc1.weight", {F, D});
-        move(ff + ".DenseReluDense.wi_1.weight", to + "fc_up.weight", {F, D});
+        hf.move(ff + ".DenseReluDense.wi_0.weight", to + "fc1.weight", {F, D});
+        hf.move(ff + ".DenseReluDense.wi_1.weight", to + "fc_up.weight", {F, D});
       } else {
-        move(ff + ".DenseReluDense.wi.weight", to + "fc1.weight", {F, D});
+        hf.move(ff + ".DenseReluDense.wi.weight", to + "fc1.weight", {F, D});
       }
-      move(ff + ".DenseReluDense.wo.weight", to + "fc2.weight", {D, F});
-      move(ff + ".layer_norm.weight", to + "final_layer_norm.weight", {D});
+      hf.move(ff + ".DenseReluDense.wo.weight", to + "fc2.weight", {D, F});
+      hf.move(ff + ".layer_norm.weight", to + "final_layer_norm.weight", {D});
     }
-    move(st + ".final_layer_norm.weight", st + ".layer_norm.weight", {D});
+    hf.move(st + ".final_layer_norm.weight", st + ".layer_norm.weight", {D});
   }
   const auto left = hf.left();
   ATTEND_CHECK(left.empty(), "{}: tensor '{}' is not part of a {}+{}-layer T5 model", dir,

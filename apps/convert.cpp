@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ConvertArgs {
-  std::string from, input, output;
+  std::string from, to, input, output;
 };
 
 // Copies the imported weights into `model` (every parameter from exactly one tensor) and
@@ -52,6 +52,15 @@ int64_t save(const nn::Module& model, convert::HfImport& hf, const ConvertArgs& 
 }
 
 int convert(const ConvertArgs& a) {
+  ATTEND_CHECK(a.from.empty() != a.to.empty(),
+               "convert: give one of --from hf (a HuggingFace checkpoint to an attend model) and "
+               "--to hf (an attend model to a HuggingFace checkpoint)");
+  if (!a.to.empty()) {
+    const std::string wrote = convert::export_gpt2(a.input, a.output);
+    std::printf("convert: %s -> %s (GPT-2 layout: %s)\n", a.input.c_str(), a.output.c_str(),
+                wrote.c_str());
+    return 0;
+  }
   ATTEND_CHECK(a.from == "hf", "convert: --from: expected hf, got '{}'", a.from);
   ATTEND_CHECK(!fs::exists(a.output),
                "convert: -o {}: already exists (choose a new directory; nothing was written)",
@@ -82,24 +91,30 @@ int convert(const ConvertArgs& a) {
 void add_convert(CLI::App& root, int& exit_code) {
   auto a = std::make_shared<ConvertArgs>();
   CLI::App* c = root.add_subcommand(
-      "convert", "write a HuggingFace checkpoint (safetensors) as an attend model directory");
+      "convert",
+      "write a HuggingFace checkpoint (safetensors) as an attend model directory, or back");
   c->footer(
       "attend convert --from hf HF_DIR -o MODEL_DIR reads config.json, model.safetensors (or its\n"
       "shards) and the tokenizer files of a checkpoint saved by transformers, and writes an\n"
       "attend model directory atomically. Reads model_type bert and distilbert (and their\n"
       "sentence-embedding descendants, for attend embed), gpt2 (for generate and eval-lm) and\n"
-      "marian (MarianMT / OPUS-MT, for translate and score). pytorch_model.bin (a pickle) is\n"
-      "never read.");
-  c->add_option("--from", a->from, "the checkpoint's format")
-      ->required()
+      "marian (MarianMT / OPUS-MT) and t5 (for translate and score). pytorch_model.bin (a\n"
+      "pickle) is never read.\n"
+      "attend convert --to hf MODEL_DIR -o HF_DIR writes a decoder-only model as a GPT-2\n"
+      "checkpoint (config.json, model.safetensors; vocab.json and merges.txt for a byte-level\n"
+      "BPE vocabulary) that transformers and ct2-transformers-converter load.");
+  c->add_option("--from", a->from, "the input's format (a HuggingFace checkpoint)")
       ->check(CLI::IsMember({"hf"}))
       ->option_text("hf");
-  c->add_option("input", a->input, "the HuggingFace checkpoint directory")
+  c->add_option("--to", a->to, "the output's format (a HuggingFace checkpoint)")
+      ->check(CLI::IsMember({"hf"}))
+      ->option_text("hf");
+  c->add_option("input", a->input, "the checkpoint (--from) or model (--to) directory")
       ->required()
-      ->option_text("HF_DIR");
-  c->add_option("-o,--output", a->output, "the model directory to write (must not exist)")
+      ->option_text("DIR");
+  c->add_option("-o,--output", a->output, "the directory to write (must not exist)")
       ->required()
-      ->option_text("MODEL_DIR");
+      ->option_text("OUT_DIR");
   c->callback([a, &exit_code] { exit_code = convert(*a); });
 }
 

@@ -3,8 +3,8 @@
 # pinned Python tools into the project's own virtual environment (build/venv). Idempotent: what is
 # already there is skipped, so a second run changes nothing and takes seconds.
 #   scripts/install-deps.sh          build + test dependencies (tools/python/requirements-test.txt)
-#   scripts/install-deps.sh --peer   also the peers of the benchmarks (requirements-peers.txt:
-#                                    CTranslate2) and OpenBLAS's OpenMP build for PyTorch
+#   scripts/install-deps.sh --peer   also the peers of the benchmarks (requirements-peers.txt;
+#                                    empty today: CTranslate2 is a test requirement)
 # Only Debian's apt and PyPI are used. The virtual environment is made with
 # --system-site-packages, so that Debian's python3-torch, python3-numpy and python3-selenium stay
 # visible in it; nothing is ever pip-installed into the system's Python.

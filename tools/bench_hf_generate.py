@@ -9,7 +9,7 @@ medians with their range and checks that attend's and CTranslate2's tokens are e
 
 HF_DIR: a GPT-2 checkpoint saved by transformers (tools/make_random_gpt2.py makes a random
 GPT-2-small-shaped one). The conversions are timed once (seconds and peak RSS of the process).
-Needs `scripts/install-deps.sh --peer` (CTranslate2 in build/venv).
+Needs CTranslate2 in build/venv (scripts/install-deps.sh installs it).
 """
 import argparse
 import json

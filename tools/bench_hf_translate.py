@@ -11,7 +11,7 @@ how many fp32 outputs are the same tokens in both engines.
   build/venv/bin/python tools/make_random_marian.py /tmp/opus-mt
   build/venv/bin/python tools/bench_hf_translate.py /tmp/opus-mt --rounds 3
 
-Needs `scripts/install-deps.sh --peer` (CTranslate2 in build/venv) and ../shared/data.
+Needs CTranslate2 in build/venv (scripts/install-deps.sh installs it) and ../shared/data.
 """
 import argparse
 import json

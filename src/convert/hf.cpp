@@ -16,6 +16,9 @@
 #include "io/file.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/model_dir.h"
+#include "nn/transformer.h"
+#include "ops/ops.h"
 
 namespace attend::convert {
 namespace fs = std::filesystem;
@@ -846,6 +849,149 @@ HfImport import_hf(const std::string& dir) {
       "{}: \"model_type\": \"{}\" is not supported (attend convert reads: bert, distilbert, "
       "gpt2, marian, t5)",
       file, type);
+}
+
+std::string export_gpt2(const std::string& model_dir, const std::string& out_dir) {
+  ATTEND_CHECK(!fs::exists(out_dir),
+               "convert --to hf: -o {}: already exists (choose a new directory; nothing was "
+               "written)",
+               out_dir);
+  ATTEND_CHECK(models::model_arch(model_dir) == nn::Arch::kDecoderOnly,
+               "convert --to hf: {} is not a decoder-only model: only decoder-only models are "
+               "written so far (in GPT-2's layout)",
+               model_dir);
+  const std::string dir = models::resolve_model_dir(model_dir);
+  ATTEND_CHECK(models::stored_precision(dir) == "fp32",
+               "convert --to hf: {} holds int8 weights; write the fp32 model it was quantized from",
+               dir);
+  const models::LoadedLanguageModel lm = models::load_language_model_dir(dir);
+  const nn::TransformerConfig& c = lm.model->config();
+  // What GPT-2's layout cannot express, each naming the model key.
+  const auto need = [&](bool ok, const char* key, const std::string& value) {
+    ATTEND_CHECK(ok, "convert --to hf: {}: model.{} {} has no GPT-2 equivalent", dir, key, value);
+  };
+  need(c.norm == nn::Norm::kPre, "norm", nn::norm_name(c.norm));
+  need(c.norm_type == nn::NormType::kLayer, "norm_type", nn::norm_type_name(c.norm_type));
+  need(c.positions != nn::Positions::kRelative, "positions", "relative");
+  need(c.linear_bias, "linear_bias", "false");
+  need(!c.gated_ffn, "gated_ffn", "true");
+  need(c.head_dim == 0 || c.head_dim * c.heads == c.d_model, "head_dim",
+       std::to_string(c.head_dim));
+  need(c.scale_attention, "scale_attention", "false");
+  need(c.output_scale == 1.0, "output_scale", format("{}", c.output_scale));
+  need(!c.logits_bias, "logits_bias", "true");
+  need(!c.embed_norm, "embed_norm", "true");
+  const char* activation = c.activation == nn::Activation::kGeluTanh ? "gelu_new"
+                           : c.activation == nn::Activation::kSilu
+                               ? "silu"
+                               : nn::activation_name(c.activation);
+
+  std::map<std::string, Tensor> p;
+  for (const auto& [name, v] : lm.model->named_parameters()) p.emplace(name, v.value());
+  const auto at = [&](const std::string& name) -> const Tensor& {
+    const auto it = p.find(name);
+    ATTEND_CHECK(it != p.end(), "convert --to hf: {}: the model has no '{}'", dir, name);
+    return it->second;
+  };
+  const int64_t D = c.d_model, V = c.tgt_vocab, L = c.decoder_layers;
+  const int64_t P = c.max_positions;
+  // The token table feeds the stack scaled by sqrt(d_model) when model.scale_embeddings: GPT-2
+  // has no such scale, so wte holds the scaled table and lm_head the unscaled one (untied).
+  const Tensor& table =
+      c.share_embeddings ? at("embed_tokens.weight") : at("decoder.embed_tokens.weight");
+  const bool tied = c.share_embeddings && !c.scale_embeddings;
+  Weights w;
+  const auto t = [](const Tensor& x) {
+    return x.transpose(0, 1).contiguous();
+  };                                                        // Conv1D: [in, out]
+  const auto rows = [](const std::vector<Tensor>& parts) {  // stacked along the first dimension
+    std::vector<float> all;
+    int64_t n = 0;
+    for (const Tensor& x : parts) {
+      const std::vector<float> v = x.to_vector<float>();
+      all.insert(all.end(), v.begin(), v.end());
+      n += x.size(0);
+    }
+    Shape shape = parts.front().shape();
+    shape[0] = n;
+    return Tensor::from_vector(all, shape);
+  };
+  w.emplace_back(
+      "transformer.wte.weight",
+      c.scale_embeddings ? ops::affine(table, std::sqrt(static_cast<double>(D)), 0.0) : table);
+  w.emplace_back(
+      "transformer.wpe.weight",
+      c.positions == nn::Positions::kLearned
+          ? at("decoder.embed_positions.weight")
+          : nn::sinusoidal_positions(P, D, c.positions == nn::Positions::kSinusoidalHalves));
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string from = "decoder.layers." + std::to_string(l) + ".",
+                      to = "transformer.h." + std::to_string(l) + ".";
+    w.emplace_back(to + "ln_1.weight", at(from + "self_attn_layer_norm.weight"));
+    w.emplace_back(to + "ln_1.bias", at(from + "self_attn_layer_norm.bias"));
+    std::vector<Tensor> qkv, qkv_bias;
+    for (const char* proj : {"q_proj", "k_proj", "v_proj"}) {
+      qkv.push_back(at(from + "self_attn." + proj + ".weight"));
+      qkv_bias.push_back(at(from + "self_attn." + proj + ".bias"));
+    }
+    w.emplace_back(to + "attn.c_attn.weight", t(rows(qkv)));
+    w.emplace_back(to + "attn.c_attn.bias", rows(qkv_bias));
+    w.emplace_back(to + "attn.c_proj.weight", t(at(from + "self_attn.out_proj.weight")));
+    w.emplace_back(to + "attn.c_proj.bias", at(from + "self_attn.out_proj.bias"));
+    w.emplace_back(to + "ln_2.weight", at(from + "final_layer_norm.weight"));
+    w.emplace_back(to + "ln_2.bias", at(from + "final_layer_norm.bias"));
+    w.emplace_back(to + "mlp.c_fc.weight", t(at(from + "fc1.weight")));
+    w.emplace_back(to + "mlp.c_fc.bias", at(from + "fc1.bias"));
+    w.emplace_back(to + "mlp.c_proj.weight", t(at(from + "fc2.weight")));
+    w.emplace_back(to + "mlp.c_proj.bias", at(from + "fc2.bias"));
+  }
+  w.emplace_back("transformer.ln_f.weight", at("decoder.layer_norm.weight"));
+  w.emplace_back("transformer.ln_f.bias", at("decoder.layer_norm.bias"));
+  if (!tied)
+    w.emplace_back("lm_head.weight", c.share_embeddings ? table : at("output_projection.weight"));
+
+  nlohmann::ordered_json config = {{"architectures", {"GPT2LMHeadModel"}},
+                                   {"model_type", "gpt2"},
+                                   {"vocab_size", V},
+                                   {"n_positions", P},
+                                   {"n_embd", D},
+                                   {"n_layer", L},
+                                   {"n_head", c.heads},
+                                   {"n_inner", c.ffn},
+                                   {"activation_function", activation},
+                                   {"layer_norm_epsilon", c.norm_eps},
+                                   {"resid_pdrop", c.dropout},
+                                   {"embd_pdrop", c.dropout},
+                                   {"attn_pdrop", 0.0},
+                                   {"tie_word_embeddings", tied},
+                                   {"bos_token_id", c.bos_id},
+                                   {"eos_token_id", c.eos_id},
+                                   {"torch_dtype", "float32"}};
+  const std::string tmp = out_dir + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  ATTEND_CHECK(!ec, "convert --to hf: cannot create {}: {}", tmp, ec.message());
+  io::save_safetensors(path(tmp, "model.safetensors"), w, {{"format", "pt"}});
+  io::write_file_atomic(path(tmp, "config.json"), config.dump(2) + "\n");
+  std::string wrote = "config.json, model.safetensors";
+  if (const data::ByteBpe* bpe = lm.tokenizer.byte_bpe()) {
+    nlohmann::ordered_json vocab;
+    for (int32_t id = 0; id < bpe->vocab_size(); ++id) vocab[bpe->piece(id)] = id;
+    std::string merges = "#version: 0.2\n";
+    for (const auto& m : bpe->merges()) merges += m + "\n";
+    io::write_file_atomic(path(tmp, "vocab.json"), vocab.dump() + "\n");
+    io::write_file_atomic(path(tmp, "merges.txt"), merges);
+    wrote += ", vocab.json, merges.txt";
+  } else {
+    wrote +=
+        " (no tokenizer files: GPT-2's tokenizer is byte-level BPE, this model's is not; "
+        "its ids are attend's)";
+  }
+  io::fsync_dir(tmp);
+  fs::rename(tmp, out_dir, ec);
+  ATTEND_CHECK(!ec, "convert --to hf: cannot rename {} to {}: {}", tmp, out_dir, ec.message());
+  return wrote;
 }
 
 }  // namespace attend::convert

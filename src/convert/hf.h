@@ -33,4 +33,11 @@ struct HfImport {
 /// Reads a HuggingFace checkpoint directory; errors name the file and the key or tensor.
 HfImport import_hf(const std::string& dir);
 
+/// Writes the decoder-only model directory `model_dir` as a GPT-2 checkpoint into `out_dir`
+/// (config.json, model.safetensors, and vocab.json + merges.txt for a byte-level BPE
+/// vocabulary), atomically; `out_dir` must not exist. What GPT-2's layout cannot express (post-
+/// norm, RMSNorm, a gated feed-forward, ...) is an error naming the model key. Returns what was
+/// written, for the command's report.
+std::string export_gpt2(const std::string& model_dir, const std::string& out_dir);
+
 }  // namespace attend::convert

@@ -34,6 +34,8 @@ class ByteBpe {
   std::string decode(const std::vector<int32_t>& ids, bool skip_special) const;
   const std::string& piece(int32_t id) const { return tokens_[static_cast<size_t>(id)]; }
   int64_t vocab_size() const { return static_cast<int64_t>(tokens_.size()); }
+  /// The merges by rank, each "left right" (what merges.txt lists).
+  const std::vector<std::string>& merges() const { return merges_; }
   /// The first special token ("<|endoftext|>" for GPT-2): beginning and end of text.
   int32_t end_of_text() const { return specials_.empty() ? -1 : specials_.front().id; }
   bool is_special(int32_t id) const;

@@ -68,6 +68,8 @@ class Tokenizer {
   bool is_char() const { return !chars_.empty(); }
   /// The WordPiece vocabulary, or null for the other kinds.
   const WordPiece* wordpiece() const { return wp_.get(); }
+  /// The byte-level BPE vocabulary, or null for the other kinds.
+  const ByteBpe* byte_bpe() const { return bpe_.get(); }
   /// True when a text is one stream of tokens, newlines included (characters, byte-level BPE):
   /// a language model reads it whole after one beginning id and continues a prompt without
   /// one; false when each line is a document (SentencePiece: BOS line EOS).

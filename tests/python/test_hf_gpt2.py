@@ -14,6 +14,7 @@ library on Multi30K, and tiny random GPT2LMHeadModel / GPT2Model checkpoints fro
 """
 import json
 import math
+import pathlib
 
 import numpy as np
 import pytest
@@ -170,3 +171,88 @@ def test_init_from_fine_tunes_the_converted_model(gpt2, shared_data, tmp_path):
     assert config["model.activation"] == "gelu_tanh" and config["model.norm"] == "pre"
     with attend.Generator(tmp_path / "run") as g:
         assert g.generate_batch(["ROMEO:"], max_new_tokens=5)[0].token_ids
+
+
+def convert_to_hf(attend_bin, model_dir, out):
+    done = run_attend(attend_bin, "convert", "--to", "hf", model_dir, "-o", out)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def hf_logit_error(hf_model, ours, texts):
+    """The largest difference between attend's logits of each text (read as a prompt) and the
+    exported checkpoint's in transformers, relative to the largest logit."""
+    worst = 0.0
+    for t in texts:
+        ids = ours.tokenizer.encode(t)
+        with torch.no_grad():
+            want = hf_model(torch.tensor([ids])).logits[0].numpy()
+        got = ours.logits(t)
+        assert got.shape == want.shape, t
+        worst = max(worst, float(np.abs(got - want).max() / np.abs(want).max()))
+    return worst
+
+
+def test_convert_to_hf_loads_in_transformers_and_ctranslate2(gpt2, tokenizer, shared_data,
+                                                             tmp_path, attend_bin):
+    # An attend-trained model: the converted GPT-2 fine-tuned for a few steps.
+    run = tmp_path / "run"
+    attend.train({"train.init_from": str(gpt2[1]), "train.out": str(run),
+                  "data.train_text": str(shared_data / "tinyshakespeare" / "input.txt.gz"),
+                  "data.block": 64, "train.max_tokens": 1024, "train.max_steps": 8,
+                  "train.schedule": "constant", "train.warmup": 1, "train.lr": 3e-3,
+                  "train.valid_every": 0, "model.dropout": 0.0})
+    out = convert_to_hf(attend_bin, run, tmp_path / "hf")
+    texts = lines(shared_data / "multi30k" / "val.en.gz", 8) + ["ROMEO:\nWhat, ho!"]
+    hf_model = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
+    with attend.Model.load(run) as ours:
+        worst = hf_logit_error(hf_model, ours, texts)
+    print(f"exported GPT-2: largest logit difference {worst:.2e} of the largest logit")
+    assert worst < 1e-5
+    # Its tokenizer files give attend's ids.
+    hf_tok = transformers.GPT2TokenizerFast.from_pretrained(out)
+    ours_tok = attend.Tokenizer(run)
+    sample = corpus(shared_data)[::50] + EDGE_CASES
+    assert all(hf_tok(t)["input_ids"] == ours_tok.encode(t) for t in sample)
+    # CTranslate2's converter takes it, and its greedy continuations are attend's.
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    from bench_hf_generate import convert_ct2
+    convert_ct2(str(out), str(tmp_path / "ct2"))
+    g = ctranslate2.Generator(str(tmp_path / "ct2"), device="cpu", compute_type="float32")
+    prompts = texts[:4]
+    want = [r.sequences_ids[0] for r in g.generate_batch(
+        [hf_tok.convert_ids_to_tokens(ours_tok.encode(p)) for p in prompts], max_length=12,
+        min_length=12, sampling_topk=1, include_prompt_in_result=False)]
+    with attend.Generator(run) as gen:
+        got = [r.token_ids for r in gen.generate_batch(prompts, max_new_tokens=12,
+                                                         sampling_temperature=0,
+                                                         end_token=False)]
+    assert got == want
+
+
+def test_convert_to_hf_of_a_model_trained_from_scratch(shared_data, tmp_path, attend_bin):
+    # attend's own layout: a character vocabulary, exact GELU, embeddings scaled by sqrt(d)
+    # (GPT-2 has no such scale: wte holds the scaled table, lm_head the table itself).
+    run = tmp_path / "run"
+    attend.train({"model.arch": "decoder_only", "model.preset": "gpt-tiny", "model.d_model": 32,
+                  "model.ffn": 64, "model.heads": 4, "model.decoder_layers": 2,
+                  "model.max_positions": 64, "vocab.type": "char", "train.out": str(run),
+                  "data.train_text": str(shared_data / "tinyshakespeare" / "input.txt.gz"),
+                  "data.block": 64, "train.max_tokens": 512, "train.max_steps": 5,
+                  "train.valid_every": 0, "model.dropout": 0.0})
+    out = convert_to_hf(attend_bin, run, tmp_path / "hf")
+    config = json.loads((out / "config.json").read_text())
+    assert config["tie_word_embeddings"] is False and config["activation_function"] == "gelu"
+    assert not (out / "vocab.json").exists()
+    hf_model = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
+    with attend.Model.load(run) as ours:
+        worst = hf_logit_error(hf_model, ours, ["ROMEO:\nWhat, ho!", "First Citizen:"])
+    print(f"exported char model: largest logit difference {worst:.2e} of the largest logit")
+    assert worst < 1e-5
+    # What cannot be written is refused, and nothing is written.
+    done = run_attend(attend_bin, "convert", "--to", "hf", run, "-o", out)
+    assert done.returncode == 1 and "already exists" in done.stderr
+    done = run_attend(attend_bin, "convert", "--from", "hf", "--to", "hf", run, "-o", tmp_path / "x")
+    assert done.returncode != 0

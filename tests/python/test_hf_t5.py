@@ -24,7 +24,7 @@ import torch
 import attend
 from hf_common import (EDGE_CASES, attend_bin, convert, corpus,  # noqa: F401
                        expect_score_is_loss, expect_translations, fine_tune,
-                       generate_like_attend, json_edit, lines, refusal_checker,
+                       generate_like_attend, json_edit, lines, refusal_checker, run_attend,
                        seq2seq_logit_error, seq2seq_valid_loss)
 
 transformers = pytest.importorskip("transformers")
@@ -163,6 +163,10 @@ def test_bad_t5_checkpoints_are_clear_errors(t5, tmp_path, attend_bin):
            "\"<new>\" is not a sentinel")
     expect("rows", edit("config.json", vocab_size=500), "token rows are fewer")
     expect("nospm", lambda d: (d / "spiece.model").unlink(), "no spiece.model")
+    # Writing an encoder-decoder back (--to hf) is not implemented yet: a clear refusal.
+    done = run_attend(attend_bin, "convert", "--to", "hf", t5["v11"][2], "-o", tmp_path / "back")
+    assert done.returncode == 1 and "not a decoder-only model" in done.stderr, done.stderr
+    assert not (tmp_path / "back").exists()
     expect("badspm", lambda d: (d / "spiece.model").write_bytes(b"not a model"),
            "spiece.model is not a SentencePiece model")
 

@@ -70,6 +70,9 @@ struct ScoreBias {
   const T* row(int64_t b, int64_t h, int64_t p) const {
     return data + b * batch_stride + h * span + origin - p;
   }
+  /// The same row of a gradient laid out [B * H, span] (every batch entry its own), for
+  /// bh = b * H + h.
+  T* grad_row(T* dbias, int64_t bh, int64_t p) const { return dbias + bh * span + origin - p; }
 };
 
 /// scores [B, H, Tq, Tk] += bias (the unfused attentions; query i at key position
@@ -83,15 +86,15 @@ void add_score_bias(T* scores, const AttnDims& d, int64_t query_offset, const Sc
       for (int64_t j = 0; j < d.Tk; ++j) s[j] += row[j];
     }
 }
-/// The bias gradient dbias [B, H, span] (overwritten) from the score gradient ds [B, H, Tq, Tk].
+/// Adds the score gradient of heads [bh0, bh1), ds [bh1 - bh0, Tq, Tk], into the bias gradient
+/// dbias [B, H, span] (the unfused attentions' backward; zero dbias first).
 template <typename T>
-void score_bias_grad(const T* ds, const AttnDims& d, int64_t query_offset, const ScoreBias<T>& bias,
-                     T* dbias) {
-  for (int64_t x = 0; x < d.B * d.H * bias.span; ++x) dbias[x] = T(0);
-  for (int64_t bh = 0; bh < d.B * d.H; ++bh)
+void add_score_bias_grad(const T* ds, int64_t bh0, int64_t bh1, const AttnDims& d,
+                         int64_t query_offset, const ScoreBias<T>& bias, T* dbias) {
+  for (int64_t bh = bh0; bh < bh1; ++bh)
     for (int64_t i = 0; i < d.Tq; ++i) {
-      T* row = dbias + bh * bias.span + bias.origin - (i + query_offset);
-      const T* g = ds + (bh * d.Tq + i) * d.Tk;
+      T* row = bias.grad_row(dbias, bh, i + query_offset);
+      const T* g = ds + ((bh - bh0) * d.Tq + i) * d.Tk;
       for (int64_t j = 0; j < d.Tk; ++j) row[j] += g[j];
     }
 }

@@ -304,11 +304,16 @@ Tensor Stack::relative_bias_rows(const Tensor& positions, int64_t Tk) const {
                positions.device().str());
   const int64_t n = positions.numel();
   const int32_t* pos = positions.data<int32_t>();
+  // Every row's key - query offsets lie in [-last, Tk): their buckets once, then each row a
+  // slice of them.
+  const int64_t last = n > 0 ? *std::max_element(pos, pos + n) : 0;
+  std::vector<int32_t> by_offset(static_cast<size_t>(last + Tk));
+  for (int64_t r = -last; r < Tk; ++r)
+    by_offset[static_cast<size_t>(r + last)] =
+        relative_bucket(r, !o_.causal, relative_buckets_, relative_max_distance_);
   std::vector<int32_t> buckets(static_cast<size_t>(n * Tk));
   for (int64_t b = 0; b < n; ++b)
-    for (int64_t j = 0; j < Tk; ++j)
-      buckets[static_cast<size_t>(b * Tk + j)] =
-          relative_bucket(j - pos[b], !o_.causal, relative_buckets_, relative_max_distance_);
+    std::copy_n(by_offset.begin() + (last - pos[b]), Tk, buckets.begin() + b * Tk);
   const Tensor ids = Tensor::from_vector(buckets, {n, Tk});
   return relative_->forward(ids).value().transpose(1, 2).contiguous();  // [n, H, Tk]
 }

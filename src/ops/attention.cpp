@@ -116,8 +116,9 @@ AttentionGrads attention_backward(const Tensor& dout_in, const Tensor& q_in, con
                v = v_in.contiguous(), o = saved.out.contiguous(), lse = saved.lse.contiguous();
   const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   AttentionGrads g{like(q), like(k), like(v), Tensor()};
-  const int64_t span = d.Tq + mask.query_offset + d.Tk - 1;
-  Tensor dbias = bias.defined() ? Tensor::empty({d.B, d.H, span}, q.dtype(), q.device()) : Tensor();
+  // Per batch row [B, H, span] (span: the bias's, checked by score_bias).
+  Tensor dbias =
+      bias.defined() ? Tensor::empty({d.B, d.H, bias.size(-1)}, q.dtype(), q.device()) : Tensor();
   const kernels::Mask km = to_kernel_mask(mask);
   dispatch(op, q,
            {.cpu_f32 =
@@ -184,8 +185,8 @@ AttentionGrads attention_reference_backward(const Tensor& dout_in, const Tensor&
                v = v_in.contiguous(), p = probs.contiguous();
   const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   AttentionGrads g{like(q), like(k), like(v), Tensor()};
-  const int64_t span = d.Tq + query_offset + d.Tk - 1;
-  Tensor dbias = bias.defined() ? Tensor::empty({d.B, d.H, span}, q.dtype(), q.device()) : Tensor();
+  Tensor dbias =
+      bias.defined() ? Tensor::empty({d.B, d.H, bias.size(-1)}, q.dtype(), q.device()) : Tensor();
   dispatch(op, q,
            {.cpu_f32 =
                 [&] {

@@ -78,23 +78,24 @@ LayerNormGrads layer_norm_backward(const Tensor& dy_in, const LayerNormOut& save
   LayerNormGrads out;
   out.dx = like(dy);
   out.dgamma = Tensor::empty({C}, dy.dtype(), dy.device());
-  out.dbeta = Tensor::empty({C}, dy.dtype(), dy.device());  // RMSNorm: scratch, then dropped
+  if (!saved.rms) out.dbeta = Tensor::empty({C}, dy.dtype(), dy.device());  // RMSNorm: none
   dispatch(op, dy,
            {.cpu_f32 =
                 [&] {
                   cpu::layer_norm_backward(
                       dy.data<float>(), saved.sum.data<float>(), g.data<float>(),
                       saved.mean.data<float>(), saved.rstd.data<float>(), out.dx.data<float>(),
-                      out.dgamma.data<float>(), out.dbeta.data<float>(), R, C, saved.rms);
+                      out.dgamma.data<float>(), saved.rms ? nullptr : out.dbeta.data<float>(), R, C,
+                      saved.rms);
                 },
             .cpu_f64 =
                 [&] {
                   ref::layer_norm_backward(
                       dy.data<double>(), saved.sum.data<double>(), g.data<double>(),
                       saved.mean.data<double>(), saved.rstd.data<double>(), out.dx.data<double>(),
-                      out.dgamma.data<double>(), out.dbeta.data<double>(), R, C, saved.rms);
+                      out.dgamma.data<double>(), saved.rms ? nullptr : out.dbeta.data<double>(), R,
+                      C, saved.rms);
                 }});
-  if (saved.rms) out.dbeta = Tensor();
   return out;
 }
 

@@ -29,7 +29,10 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   sgemm_batched(false, true, d.Tq, d.Tk, d.Dh, 1.f, dout, d.Dh, d.Tq * d.Dh, v, d.Dh,
                 d.Tk * d.Dh, 0.f, dp, d.Tk, d.Tq * d.Tk, bh);
   softmax_backward(p, dp, dp, bh * d.Tq, d.Tk);
-  if (dbias) kernels::score_bias_grad(dp, d, query_offset, bias, dbias);
+  if (dbias) {
+    std::fill(dbias, dbias + bh * bias.span, 0.f);
+    kernels::add_score_bias_grad(dp, 0, bh, d, query_offset, bias, dbias);
+  }
   sgemm_batched(false, false, d.Tq, d.Dh, d.Tk, sc, dp, d.Tk, d.Tq * d.Tk, k, d.Dh, d.Tk * d.Dh,
                 0.f, dq, d.Dh, d.Tq * d.Dh, bh);
   sgemm_batched(true, false, d.Tk, d.Dh, d.Tq, sc, dp, d.Tk, d.Tq * d.Tk, q, d.Dh, d.Tq * d.Dh,

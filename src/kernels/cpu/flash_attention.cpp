@@ -814,7 +814,7 @@ void flash_attention_backward(const T* q, const T* k, const T* v, const T* o, co
             for (int64_t r = 0; r < nq; ++r) {
               ds_row(S.data() + r * kTileK, dS.data() + r * kTileK, nk, delta[bh * Tq + i0 + r]);
               if (db_out)  // the bias enters the scores unscaled: its gradient is dS
-                axpy_row(db_out + bias.origin - (i0 + r + m.query_offset) + j0,
+                axpy_row(bias.grad_row(db_out, 0, i0 + r + m.query_offset) + j0,
                          dS.data() + r * kTileK, nk, T(1));
             }
             // dQ += scale dS K;  dK += scale dS^T Q

@@ -48,9 +48,7 @@ void attention_backward(const T* q, const T* k, const T* v, const T* p, const T*
             dp.data(), d.Tk);
     softmax_backward(pb, dp.data(), ds.data(), d.Tq, d.Tk);
     if (dbias)  // the bias gradient of this (b, h): ds, by relative position
-      for (int64_t i = 0; i < d.Tq; ++i)
-        for (int64_t j = 0; j < d.Tk; ++j)
-          dbias[bh * bias.span + bias.origin - (i + query_offset) + j] += ds[i * d.Tk + j];
+      kernels::add_score_bias_grad(ds.data(), bh, bh + 1, d, query_offset, bias, dbias);
     const T sc = static_cast<T>(scale);
     gemm<T>(false, false, d.Tq, d.Dh, d.Tk, sc, ds.data(), d.Tk, k + bh * d.Tk * d.Dh, d.Dh, T(0),
             dq + bh * d.Tq * d.Dh, d.Dh);

@@ -5,11 +5,14 @@
 #include <array>
 #include <cstdint>
 
+#include "core/host_device.h"
+
 namespace attend {
 
 /// One Philox4x32-10 block: four 32-bit outputs for a 64-bit key and a 128-bit counter.
 /// Inline: dropout calls it once per four elements in its inner loop.
-inline std::array<uint32_t, 4> philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo) {
+ATTEND_HD inline std::array<uint32_t, 4> philox4x32(uint64_t key, uint64_t counter_hi,
+                                                    uint64_t counter_lo) {
   constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
   constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
   uint32_t c0 = static_cast<uint32_t>(counter_lo), c1 = static_cast<uint32_t>(counter_lo >> 32);
@@ -33,10 +36,12 @@ inline std::array<uint32_t, 4> philox4x32(uint64_t key, uint64_t counter_hi, uin
 }
 
 /// Uniform float in [0, 1) from 24 random bits.
-inline float uniform_from_bits(uint32_t x) { return static_cast<float>(x >> 8) * 0x1p-24f; }
+ATTEND_HD inline float uniform_from_bits(uint32_t x) {
+  return static_cast<float>(x >> 8) * 0x1p-24f;
+}
 
 /// Uniform in [0, 1) for element `index` of stream `stream` under `seed`.
-inline float philox_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
+ATTEND_HD inline float philox_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
   return uniform_from_bits(philox4x32(seed, stream, index >> 2)[index & 3]);
 }
 

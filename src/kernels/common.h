@@ -1,7 +1,10 @@
 // Size structs and masks shared by the kernels of every backend. Kernels never see Tensor:
 // they take raw pointers of contiguous row-major buffers and these plain structs.
 #pragma once
+#include <cmath>
 #include <cstdint>
+
+#include "core/host_device.h"
 
 namespace attend::kernels {
 
@@ -14,8 +17,10 @@ struct AttnDims {
   int64_t Bkv = 0;  // batch of k and v when kv_rows is set
 
   /// The (batch, head) of k and v that query (batch, head) bh = b * H + h reads.
-  int64_t kv_head(int64_t bh) const { return (kv_rows ? kv_rows[bh / H] : bh / H) * H + bh % H; }
-  int64_t kv_batch() const { return kv_rows ? Bkv : B; }
+  ATTEND_HD int64_t kv_head(int64_t bh) const {
+    return (kv_rows ? kv_rows[bh / H] : bh / H) * H + bh % H;
+  }
+  ATTEND_HD int64_t kv_batch() const { return kv_rows ? Bkv : B; }
 };
 
 /// Which scores are masked out (probability 0). Query i sits at key position p = i + query_offset
@@ -34,7 +39,7 @@ struct Mask {
   int64_t global_tokens = 0;
 
   /// End of the candidate key range for (b, i) from padding and causality: keys [0, limit).
-  int64_t limit(int64_t b, int64_t i, int64_t Tk) const {
+  ATTEND_HD int64_t limit(int64_t b, int64_t i, int64_t Tk) const {
     int64_t n = Tk;
     if (key_lengths) n = key_lengths[b] < n ? key_lengths[b] : n;
     if (causal) {
@@ -44,8 +49,8 @@ struct Mask {
     return n < 0 ? 0 : n;
   }
   /// True when the visible keys of every row form a prefix [0, limit) (no window).
-  bool prefix_only() const { return window < 0; }
-  bool allowed(int64_t b, int64_t i, int64_t j, int64_t Tk) const {
+  ATTEND_HD bool prefix_only() const { return window < 0; }
+  ATTEND_HD bool allowed(int64_t b, int64_t i, int64_t j, int64_t Tk) const {
     if (j >= limit(b, i, Tk)) return false;
     if (window < 0) return true;
     const int64_t p = i + query_offset;
@@ -67,12 +72,14 @@ struct ScoreBias {
   int64_t span = 0;
   int64_t origin = 0;
   /// The bias of (b, h) for the query at key position p, indexed by key j.
-  const T* row(int64_t b, int64_t h, int64_t p) const {
+  ATTEND_HD const T* row(int64_t b, int64_t h, int64_t p) const {
     return data + b * batch_stride + h * span + origin - p;
   }
   /// The same row of a gradient laid out [B * H, span] (every batch entry its own), for
   /// bh = b * H + h.
-  T* grad_row(T* dbias, int64_t bh, int64_t p) const { return dbias + bh * span + origin - p; }
+  ATTEND_HD T* grad_row(T* dbias, int64_t bh, int64_t p) const {
+    return dbias + bh * span + origin - p;
+  }
 };
 
 /// scores [B, H, Tq, Tk] += bias (the unfused attentions; query i at key position
@@ -110,5 +117,25 @@ struct CrossEntropyConfig {
 struct AdamConfig {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
 };
+
+/// One f32 Adam(W) step's constants, bias corrections folded in (computed in double), and the
+/// update of one element: the CPU and CUDA kernels both apply this.
+struct AdamStep {
+  float b1, b2, step_size, inv_sqrt_bc2, eps, lr_wd;
+  static AdamStep make(const AdamConfig& c, int64_t step);
+  /// lr * mhat / (sqrt(vhat) + eps) + lr * wd * p, with mhat = m / bc1 and vhat = v / bc2.
+  ATTEND_HD void apply(float& p, float g, float& m, float& v) const {
+    m = b1 * m + (1.f - b1) * g;
+    v = b2 * v + (1.f - b2) * g * g;
+    p -= step_size * m / (sqrtf(v) * inv_sqrt_bc2 + eps) + lr_wd * p;
+  }
+};
+inline AdamStep AdamStep::make(const AdamConfig& c, int64_t step) {
+  const double bc1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(c.beta2, static_cast<double>(step));
+  return {static_cast<float>(c.beta1),    static_cast<float>(c.beta2),
+          static_cast<float>(c.lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2)),
+          static_cast<float>(c.eps),      static_cast<float>(c.lr * c.weight_decay)};
+}
 
 }  // namespace attend::kernels

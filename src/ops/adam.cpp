@@ -32,7 +32,11 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const 
                 [&] {
                   ref::adam(param.data<double>(), g.data<double>(), m.data<double>(),
                             v.data<double>(), param.numel(), config, step);
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::adam(queue(param), param.data<float>(), g.data<float>(), m.data<float>(),
+                         v.data<float>(), param.numel(), config, step);
+            })});
 }
 
 }  // namespace attend::ops

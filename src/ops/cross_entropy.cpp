@@ -56,7 +56,31 @@ CrossEntropyOut cross_entropy(const Tensor& logits_in, const Tensor& targets_in,
                   double total = 0;
                   ref::sum_last(per_row.data<double>(), &total, 1, N);
                   out.loss.data<double>()[0] = total / out.normaliser;
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              // The targets are checked and counted on the device; the count comes back (the
+              // normaliser of kMean and CrossEntropyOut::tokens are host values).
+              Tensor counts = device_reports(logits, 2);
+              cuda::cross_entropy(queue(logits), logits.data<float>(), targets.data<int32_t>(),
+                                  per_row.data<float>(), out.lse.data<float>(), N, V, config,
+                                  counts.data<int32_t>());
+              const std::vector<int32_t> c = read_reports(counts);
+              if (c[1] != 0) {
+                const int64_t i = c[1] - 1;
+                const int32_t t =
+                    targets.slice(0, i, i + 1).to(Device::cpu()).to_vector<int32_t>()[0];
+                throw_error(
+                    format("cross_entropy: target {} at position {} outside [0, {})", t, i, V),
+                    __FILE__, __LINE__);
+              }
+              out.tokens = c[0];
+              out.normaliser = reduction == Reduction::kMean
+                                   ? static_cast<double>(std::max<int64_t>(out.tokens, 1))
+                                   : 1.0;
+              cuda::sum_last(queue(logits), per_row.data<float>(), out.loss.data<float>(), 1, N);
+              cuda::affine(queue(logits), out.loss.data<float>(), out.loss.data<float>(), 1,
+                           static_cast<float>(1.0 / out.normaliser), 0.f);
+            })});
   return out;
 }
 
@@ -80,7 +104,13 @@ Tensor cross_entropy_backward(double dloss, const Tensor& logits_in, const Tenso
                   ref::cross_entropy_backward(logits.data<double>(), targets.data<int32_t>(),
                                               saved.lse.data<double>(), d.data<double>(), N, V,
                                               config, scale);
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::cross_entropy_backward(queue(logits), logits.data<float>(),
+                                           targets.data<int32_t>(), saved.lse.data<float>(),
+                                           d.data<float>(), N, V, config,
+                                           static_cast<float>(scale));
+            })});
   return d;
 }
 

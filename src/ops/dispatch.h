@@ -8,7 +8,7 @@
 //
 //   dispatch(op, x, {.cpu_f32 = [&] { cpu::relu(...); },
 //                    .cpu_f64 = [&] { ref::relu(...); },
-//                    .cuda_f32 = ATTEND_ON_CUDA([&] { cuda::relu(queue(x), ...); })});
+//                    .cuda_f32 = ATTEND_ON_CUDA([&] { cuda::unary(queue(x), ...); })});
 //
 // A cell left out has no kernel: dispatch throws "op: not implemented for <device> <dtype>".
 // What f32 runs on the CPU is a cpu:: kernel (kernels/cpu/; some are the reference loop on
@@ -17,6 +17,7 @@
 #include <chrono>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "core/context.h"
 #include "core/profile.h"
@@ -26,9 +27,9 @@
 #include "kernels/ref/ref.h"
 #include "ops/check.h"
 #include "ops/ops.h"
-#ifdef ATTEND_WITH_CUDA
+// Declarations only (no CUDA headers): the cuda:: enums name kernels in every build; the calls
+// are compiled only with CUDA (ATTEND_ON_CUDA).
 #include "kernels/cuda/cuda.h"
-#endif
 
 namespace attend::ops::detail {
 
@@ -105,11 +106,29 @@ inline void dispatch(std::string_view op, const Tensor& t, const Cells& cells) {
 #else
 #define ATTEND_ON_CUDA(...) ::attend::ops::detail::Kernel()
 #endif
+// A CUDA kernel function passed as an argument to a shared helper: itself in a CUDA build,
+// nullptr otherwise (the helper's CUDA cell, compiled away, never calls it).
+#ifdef ATTEND_WITH_CUDA
+#define ATTEND_CUDA_ONLY(...) __VA_ARGS__
+#else
+#define ATTEND_CUDA_ONLY(...) nullptr
+#endif
 
 #ifdef ATTEND_WITH_CUDA
 /// The CUDA queue of work on `d`: the thread's current stream (core/context.h).
 inline cuda::Queue queue(Device d) { return {d.index, current_context().cuda_stream}; }
 inline cuda::Queue queue(const Tensor& t) { return queue(t.device()); }
+#endif
+
+#ifdef ATTEND_WITH_CUDA
+/// n device ints set to 0, for the first-bad-position reports of CUDA kernels (cuda.h).
+inline Tensor device_reports(const Tensor& on, int64_t n) {
+  return Tensor::zeros({n}, DType::kI32, on.device());
+}
+/// The reports read back (waits for the thread's stream).
+inline std::vector<int32_t> read_reports(const Tensor& reports) {
+  return reports.to(Device::cpu()).to_vector<int32_t>();
+}
 #endif
 
 inline Tensor like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }

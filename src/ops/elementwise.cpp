@@ -27,30 +27,45 @@ Tensor binary(std::string_view op, Binary kind, const Tensor& a_in, const Tensor
                {.cpu_f32 = [&] { f32(cpu::add); },
                 .cpu_f64 = [&] { f64(ref::add<double>); },
                 .cuda_f32 = ATTEND_ON_CUDA([&] {
-                  cuda::add(queue(a), a.data<float>(), b.data<float>(), y.data<float>(), n);
+                  cuda::binary(queue(a), cuda::Binary::kAdd, a.data<float>(), b.data<float>(),
+                               y.data<float>(), n);
                 })});
       break;
     case Binary::kSub:
       dispatch(op, a,
-               {.cpu_f32 = [&] { f32(cpu::sub); }, .cpu_f64 = [&] { f64(ref::sub<double>); }});
+               {.cpu_f32 = [&] { f32(cpu::sub); },
+                .cpu_f64 = [&] { f64(ref::sub<double>); },
+                .cuda_f32 = ATTEND_ON_CUDA([&] {
+                  cuda::binary(queue(a), cuda::Binary::kSub, a.data<float>(), b.data<float>(),
+                               y.data<float>(), n);
+                })});
       break;
     case Binary::kMul:
       dispatch(op, a,
-               {.cpu_f32 = [&] { f32(cpu::mul); }, .cpu_f64 = [&] { f64(ref::mul<double>); }});
+               {.cpu_f32 = [&] { f32(cpu::mul); },
+                .cpu_f64 = [&] { f64(ref::mul<double>); },
+                .cuda_f32 = ATTEND_ON_CUDA([&] {
+                  cuda::binary(queue(a), cuda::Binary::kMul, a.data<float>(), b.data<float>(),
+                               y.data<float>(), n);
+                })});
       break;
   }
   return y;
 }
 
-// y = kernel(x) elementwise.
+// y = kernel(x) elementwise; on CUDA, cuda::unary(kind).
 template <typename F32, typename F64>
-Tensor unary(std::string_view op, const Tensor& x_in, F32 f32, F64 f64) {
+Tensor unary(std::string_view op, const Tensor& x_in, F32 f32, F64 f64,
+             [[maybe_unused]] cuda::Unary kind) {
   check_float(op, "x", x_in);
   const Tensor x = x_in.contiguous();
   Tensor y = like(x);
   dispatch(op, x,
            {.cpu_f32 = [&] { f32(x.data<float>(), y.data<float>(), x.numel()); },
-            .cpu_f64 = [&] { f64(x.data<double>(), y.data<double>(), x.numel()); }});
+            .cpu_f64 = [&] { f64(x.data<double>(), y.data<double>(), x.numel()); },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::unary(queue(x), kind, x.data<float>(), y.data<float>(), x.numel());
+            })});
   return y;
 }
 }  // namespace
@@ -58,9 +73,15 @@ Tensor unary(std::string_view op, const Tensor& x_in, F32 f32, F64 f64) {
 Tensor add(const Tensor& a, const Tensor& b) { return binary("add", Binary::kAdd, a, b); }
 Tensor sub(const Tensor& a, const Tensor& b) { return binary("sub", Binary::kSub, a, b); }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary("mul", Binary::kMul, a, b); }
-Tensor exp(const Tensor& x) { return unary("exp", x, cpu::exp, ref::exp<double>); }
-Tensor log(const Tensor& x) { return unary("log", x, cpu::log, ref::log<double>); }
-Tensor rsqrt(const Tensor& x) { return unary("rsqrt", x, cpu::rsqrt, ref::rsqrt<double>); }
+Tensor exp(const Tensor& x) {
+  return unary("exp", x, cpu::exp, ref::exp<double>, cuda::Unary::kExp);
+}
+Tensor log(const Tensor& x) {
+  return unary("log", x, cpu::log, ref::log<double>, cuda::Unary::kLog);
+}
+Tensor rsqrt(const Tensor& x) {
+  return unary("rsqrt", x, cpu::rsqrt, ref::rsqrt<double>, cuda::Unary::kRsqrt);
+}
 
 Tensor cast(const Tensor& x, DType dtype) {
   constexpr std::string_view op = "cast";
@@ -89,7 +110,11 @@ Tensor affine(const Tensor& x_in, double alpha, double beta) {
                               static_cast<float>(alpha), static_cast<float>(beta));
                 },
             .cpu_f64 =
-                [&] { ref::affine(x.data<double>(), y.data<double>(), x.numel(), alpha, beta); }});
+                [&] { ref::affine(x.data<double>(), y.data<double>(), x.numel(), alpha, beta); },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::affine(queue(x), x.data<float>(), y.data<float>(), x.numel(),
+                           static_cast<float>(alpha), static_cast<float>(beta));
+            })});
   return y;
 }
 
@@ -106,7 +131,8 @@ void accumulate_(Tensor& y, const Tensor& x_in) {
            {.cpu_f32 = [&] { cpu::accumulate(x.data<float>(), y.data<float>(), y.numel()); },
             .cpu_f64 = [&] { ref::accumulate(x.data<double>(), y.data<double>(), y.numel()); },
             .cuda_f32 = ATTEND_ON_CUDA([&] {
-              cuda::add(queue(y), y.data<float>(), x.data<float>(), y.data<float>(), y.numel());
+              cuda::binary(queue(y), cuda::Binary::kAdd, y.data<float>(), x.data<float>(),
+                           y.data<float>(), y.numel());
             })});
 }
 
@@ -116,7 +142,11 @@ void scale_(Tensor& x, double alpha) {
   ATTEND_CHECK(x.is_contiguous(), "scale_: {} must be contiguous", shape_str(x.shape()));
   dispatch(op, x,
            {.cpu_f32 = [&] { cpu::scale(x.data<float>(), x.numel(), static_cast<float>(alpha)); },
-            .cpu_f64 = [&] { ref::scale(x.data<double>(), x.numel(), alpha); }});
+            .cpu_f64 = [&] { ref::scale(x.data<double>(), x.numel(), alpha); },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::affine(queue(x), x.data<float>(), x.data<float>(), x.numel(),
+                           static_cast<float>(alpha), 0.f);
+            })});
 }
 
 double sum_squares(const Tensor& x_in) {
@@ -126,7 +156,14 @@ double sum_squares(const Tensor& x_in) {
   double out = 0;
   dispatch(op, x,
            {.cpu_f32 = [&] { out = cpu::sum_squares(x.data<float>(), x.numel()); },
-            .cpu_f64 = [&] { out = ref::sum_squares(x.data<double>(), x.numel()); }});
+            .cpu_f64 = [&] { out = ref::sum_squares(x.data<double>(), x.numel()); },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              // The parts' sums come back and are added here in order (deterministic).
+              const cuda::Partition p = cuda::partition(x.numel(), cuda::kReduceParts);
+              Tensor parts = Tensor::zeros({p.parts}, DType::kF64, x.device());
+              cuda::sum_squares(queue(x), x.data<float>(), x.numel(), parts.data<double>());
+              for (double v : parts.to(Device::cpu()).to_vector<double>()) out += v;
+            })});
   return out;
 }
 
@@ -145,7 +182,10 @@ Tensor bias_add(const Tensor& x_in, const Tensor& bias_in) {
       op, x,
       {.cpu_f32 = [&] { cpu::bias_add(x.data<float>(), b.data<float>(), y.data<float>(), R, C); },
        .cpu_f64 =
-           [&] { ref::bias_add(x.data<double>(), b.data<double>(), y.data<double>(), R, C); }});
+           [&] { ref::bias_add(x.data<double>(), b.data<double>(), y.data<double>(), R, C); },
+       .cuda_f32 = ATTEND_ON_CUDA([&] {
+         cuda::bias_add(queue(x), x.data<float>(), b.data<float>(), y.data<float>(), R, C);
+       })});
   return y;
 }
 
@@ -159,7 +199,9 @@ Tensor sum_rows(const Tensor& dy_in) {
   Tensor db = Tensor::empty({C}, dy.dtype(), dy.device());
   dispatch(op, dy,
            {.cpu_f32 = [&] { cpu::sum_rows(dy.data<float>(), db.data<float>(), R, C); },
-            .cpu_f64 = [&] { ref::sum_rows(dy.data<double>(), db.data<double>(), R, C); }});
+            .cpu_f64 = [&] { ref::sum_rows(dy.data<double>(), db.data<double>(), R, C); },
+            .cuda_f32 = ATTEND_ON_CUDA(
+                [&] { cuda::sum_rows(queue(dy), dy.data<float>(), db.data<float>(), R, C); })});
   return db;
 }
 
@@ -171,8 +213,10 @@ Tensor relu(const Tensor& x_in) {
   dispatch(op, x,
            {.cpu_f32 = [&] { cpu::relu(x.data<float>(), y.data<float>(), x.numel()); },
             .cpu_f64 = [&] { ref::relu(x.data<double>(), y.data<double>(), x.numel()); },
-            .cuda_f32 = ATTEND_ON_CUDA(
-                [&] { cuda::relu(queue(x), x.data<float>(), y.data<float>(), x.numel()); })});
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::unary(queue(x), cuda::Unary::kRelu, x.data<float>(), y.data<float>(),
+                          x.numel());
+            })});
   return y;
 }
 
@@ -192,44 +236,53 @@ Tensor relu_backward(const Tensor& x_in, const Tensor& dy_in) {
              ref::relu_backward(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel());
            },
        .cuda_f32 = ATTEND_ON_CUDA([&] {
-         cuda::relu_backward(queue(x), x.data<float>(), dy.data<float>(), dx.data<float>(),
-                             x.numel());
+         cuda::unary_backward(queue(x), cuda::Unary::kRelu, x.data<float>(), dy.data<float>(),
+                              dx.data<float>(), x.numel());
        })});
   return dx;
 }
 
-Tensor gelu(const Tensor& x) { return unary("gelu", x, cpu::gelu, ref::gelu<double>); }
-Tensor gelu_tanh(const Tensor& x) {
-  return unary("gelu_tanh", x, cpu::gelu_tanh, ref::gelu_tanh<double>);
+Tensor gelu(const Tensor& x) {
+  return unary("gelu", x, cpu::gelu, ref::gelu<double>, cuda::Unary::kGelu);
 }
-Tensor silu(const Tensor& x) { return unary("silu", x, cpu::silu, ref::silu<double>); }
+Tensor gelu_tanh(const Tensor& x) {
+  return unary("gelu_tanh", x, cpu::gelu_tanh, ref::gelu_tanh<double>, cuda::Unary::kGeluTanh);
+}
+Tensor silu(const Tensor& x) {
+  return unary("silu", x, cpu::silu, ref::silu<double>, cuda::Unary::kSilu);
+}
 
 namespace {
-// The backward of a unary op with CPU kernels only: dx from the saved input and dy.
+// The backward of an activation: dx from the saved input and dy.
 template <typename F32, typename F64>
 Tensor unary_backward(std::string_view op, const Tensor& x_in, const Tensor& dy_in, F32 f32,
-                      F64 f64) {
+                      F64 f64, [[maybe_unused]] cuda::Unary kind) {
   // Named references, not a structured binding: clang 14 cannot capture one in a lambda.
   const BackwardOperands operands = backward_operands(op, x_in, dy_in);
   const Tensor &x = operands.saved, &dy = operands.dy, &dx = operands.dx;
-  dispatch(op, x,
-           {.cpu_f32 = [&] { f32(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel()); },
-            .cpu_f64 = [&] {
-              f64(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel());
-            }});
+  dispatch(
+      op, x,
+      {.cpu_f32 = [&] { f32(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel()); },
+       .cpu_f64 = [&] { f64(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel()); },
+       .cuda_f32 = ATTEND_ON_CUDA([&] {
+         cuda::unary_backward(queue(x), kind, x.data<float>(), dy.data<float>(), dx.data<float>(),
+                              x.numel());
+       })});
   return dx;
 }
 }  // namespace
 
 Tensor gelu_backward(const Tensor& x, const Tensor& dy) {
-  return unary_backward("gelu_backward", x, dy, cpu::gelu_backward, ref::gelu_backward<double>);
+  return unary_backward("gelu_backward", x, dy, cpu::gelu_backward, ref::gelu_backward<double>,
+                        cuda::Unary::kGelu);
 }
 Tensor gelu_tanh_backward(const Tensor& x, const Tensor& dy) {
   return unary_backward("gelu_tanh_backward", x, dy, cpu::gelu_tanh_backward,
-                        ref::gelu_tanh_backward<double>);
+                        ref::gelu_tanh_backward<double>, cuda::Unary::kGeluTanh);
 }
 Tensor silu_backward(const Tensor& x, const Tensor& dy) {
-  return unary_backward("silu_backward", x, dy, cpu::silu_backward, ref::silu_backward<double>);
+  return unary_backward("silu_backward", x, dy, cpu::silu_backward, ref::silu_backward<double>,
+                        cuda::Unary::kSilu);
 }
 
 Tensor dropout(const Tensor& x_in, double p, uint64_t seed, uint64_t stream) {
@@ -244,7 +297,11 @@ Tensor dropout(const Tensor& x_in, double p, uint64_t seed, uint64_t stream) {
       {.cpu_f32 =
            [&] { cpu::dropout(x.data<float>(), y.data<float>(), x.numel(), p, seed, stream); },
        .cpu_f64 =
-           [&] { ref::dropout(x.data<double>(), y.data<double>(), x.numel(), p, seed, stream); }});
+           [&] { ref::dropout(x.data<double>(), y.data<double>(), x.numel(), p, seed, stream); },
+       .cuda_f32 = ATTEND_ON_CUDA([&] {
+         cuda::dropout(queue(x), x.data<float>(), y.data<float>(), x.numel(), static_cast<float>(p),
+                       seed, stream);
+       })});
   return y;
 }
 
@@ -261,7 +318,9 @@ Tensor sum(const Tensor& x_in) {
       op, x,
       {.cpu_f32 =
            [&] { y.data<float>()[0] = static_cast<float>(cpu::sum(x.data<float>(), x.numel())); },
-       .cpu_f64 = [&] { ref::sum_last(x.data<double>(), y.data<double>(), 1, x.numel()); }});
+       .cpu_f64 = [&] { ref::sum_last(x.data<double>(), y.data<double>(), 1, x.numel()); },
+       .cuda_f32 = ATTEND_ON_CUDA(
+           [&] { cuda::sum_last(queue(x), x.data<float>(), y.data<float>(), 1, x.numel()); })});
   return y;
 }
 
@@ -275,7 +334,9 @@ Tensor sum_last(const Tensor& x_in) {
   const int64_t R = rows_of(x), C = cols_of(x);
   dispatch(op, x,
            {.cpu_f32 = [&] { cpu::sum_last(x.data<float>(), y.data<float>(), R, C); },
-            .cpu_f64 = [&] { ref::sum_last(x.data<double>(), y.data<double>(), R, C); }});
+            .cpu_f64 = [&] { ref::sum_last(x.data<double>(), y.data<double>(), R, C); },
+            .cuda_f32 = ATTEND_ON_CUDA(
+                [&] { cuda::sum_last(queue(x), x.data<float>(), y.data<float>(), R, C); })});
   return y;
 }
 
@@ -290,8 +351,10 @@ Tensor broadcast_last(const Tensor& x_in, int64_t cols) {
   dispatch(
       op, x,
       {.cpu_f32 = [&] { cpu::broadcast_last(x.data<float>(), y.data<float>(), x.numel(), cols); },
-       .cpu_f64 =
-           [&] { ref::broadcast_last(x.data<double>(), y.data<double>(), x.numel(), cols); }});
+       .cpu_f64 = [&] { ref::broadcast_last(x.data<double>(), y.data<double>(), x.numel(), cols); },
+       .cuda_f32 = ATTEND_ON_CUDA([&] {
+         cuda::broadcast_last(queue(x), x.data<float>(), y.data<float>(), x.numel(), cols);
+       })});
   return y;
 }
 

@@ -21,6 +21,18 @@ void check_ids(std::string_view op, const Tensor& ids, int64_t V, const Tensor& 
     ATTEND_CHECK(p[i] >= 0 && p[i] < V, "{}: id {} at position {} outside the vocabulary [0, {})",
                  op, p[i], i, V);
 }
+#ifdef ATTEND_WITH_CUDA
+// A position a CUDA kernel reported (+ 1; 0: none) as holding an id outside [0, V): the same
+// error as the CPU's check, the id read back from the device.
+void check_reported_ids(std::string_view op, int32_t reported, const Tensor& ids, int64_t V) {
+  if (reported == 0) return;
+  const int64_t i = reported - 1;
+  const int32_t id =
+      ids.reshape({ids.numel()}).slice(0, i, i + 1).to(Device::cpu()).to_vector<int32_t>()[0];
+  throw_error(format("{}: id {} at position {} outside the vocabulary [0, {})", op, id, i, V),
+              __FILE__, __LINE__);
+}
+#endif
 }  // namespace
 
 Tensor embedding(const Tensor& ids_in, const Tensor& weight) {
@@ -46,7 +58,13 @@ Tensor embedding(const Tensor& ids_in, const Tensor& weight) {
              cpu::embedding_bf16(ids.data<int32_t>(),
                                  reinterpret_cast<const uint16_t*>(w.data<bf16>()),
                                  out.data<float>(), n, D);
-           }});
+           },
+       .cuda_f32 = ATTEND_ON_CUDA([&] {
+         Tensor bad = device_reports(w, 1);
+         cuda::embedding(queue(w), ids.data<int32_t>(), w.data<float>(), out.data<float>(), n, D,
+                         w.size(0), bad.data<int32_t>());
+         check_reported_ids(op, read_reports(bad)[0], ids, w.size(0));
+       })});
   return out;
 }
 
@@ -74,7 +92,14 @@ void embedding_backward(const Tensor& ids_in, const Tensor& dout_in, Tensor& dwe
                 [&] {
                   ref::embedding_backward(ids.data<int32_t>(), dout.data<double>(),
                                           dweight.data<double>(), ids.numel(), dweight.size(1));
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              Tensor bad = device_reports(dweight, 1);
+              cuda::embedding_backward(queue(dweight), ids.data<int32_t>(), dout.data<float>(),
+                                       dweight.data<float>(), ids.numel(), dweight.size(1),
+                                       dweight.size(0), bad.data<int32_t>());
+              check_reported_ids(op, read_reports(bad)[0], ids, dweight.size(0));
+            })});
 }
 
 }  // namespace attend::ops

@@ -53,7 +53,13 @@ LayerNormOut norm(std::string_view op, const Tensor& x_in, const Tensor& residua
                              g.data<double>(), rms ? nullptr : b.data<double>(),
                              out.y.data<double>(), r.defined() ? out.sum.data<double>() : nullptr,
                              out.mean.data<double>(), out.rstd.data<double>(), R, C, eps, rms);
-           }});
+           },
+       .cuda_f32 = ATTEND_ON_CUDA([&] {
+         cuda::layer_norm(queue(x), x.data<float>(), r.defined() ? r.data<float>() : nullptr,
+                          g.data<float>(), rms ? nullptr : b.data<float>(), out.y.data<float>(),
+                          r.defined() ? out.sum.data<float>() : nullptr, out.mean.data<float>(),
+                          out.rstd.data<float>(), R, C, eps, rms);
+       })});
   return out;
 }
 }  // namespace
@@ -95,7 +101,16 @@ LayerNormGrads layer_norm_backward(const Tensor& dy_in, const LayerNormOut& save
                       saved.mean.data<double>(), saved.rstd.data<double>(), out.dx.data<double>(),
                       out.dgamma.data<double>(), saved.rms ? nullptr : out.dbeta.data<double>(), R,
                       C, saved.rms);
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              Tensor scratch =
+                  Tensor::empty({cuda::layer_norm_scratch(R, C)}, DType::kF32, dy.device());
+              cuda::layer_norm_backward(
+                  queue(dy), dy.data<float>(), saved.sum.data<float>(), g.data<float>(),
+                  saved.mean.data<float>(), saved.rstd.data<float>(), out.dx.data<float>(),
+                  out.dgamma.data<float>(), saved.rms ? nullptr : out.dbeta.data<float>(),
+                  scratch.data<float>(), R, C, saved.rms);
+            })});
   return out;
 }
 

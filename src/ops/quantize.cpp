@@ -24,7 +24,13 @@ QuantizedRows quantize_rows(const Tensor& x_in) {
                 [&] {
                   bad = ref::quantize_rows(x.data<double>(), out.q.data<int8_t>(),
                                            out.scales.data<double>(), rows, cols);
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              Tensor reports = device_reports(x, 1);
+              cuda::quantize_rows(queue(x), x.data<float>(), out.q.data<int8_t>(),
+                                  out.scales.data<float>(), rows, cols, reports.data<int32_t>());
+              bad = read_reports(reports)[0] - 1;
+            })});
   ATTEND_CHECK(bad < 0, "{}: row {} of {} holds an infinite or NaN value", op, bad, x.str());
   return out;
 }
@@ -49,7 +55,11 @@ Tensor dequantize_rows(const Tensor& q_in, const Tensor& scales_in) {
                 [&] {
                   ref::dequantize_rows(q.data<int8_t>(), s.data<double>(), y.data<double>(),
                                        rows_of(q), cols_of(q));
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::dequantize_rows(queue(s), q.data<int8_t>(), s.data<float>(), y.data<float>(),
+                                    rows_of(q), cols_of(q));
+            })});
   return y;
 }
 

@@ -28,29 +28,34 @@ Tensor softmax(const Tensor& x_in, const AttentionMask& mask) {
   const kernels::Mask km = to_kernel_mask(mask);
   dispatch(op, x,
            {.cpu_f32 = [&] { cpu::softmax(x.data<float>(), y.data<float>(), d, km); },
-            .cpu_f64 = [&] { ref::softmax(x.data<double>(), y.data<double>(), d, km); }});
+            .cpu_f64 = [&] { ref::softmax(x.data<double>(), y.data<double>(), d, km); },
+            .cuda_f32 = ATTEND_ON_CUDA(
+                [&] { cuda::softmax(queue(x), x.data<float>(), y.data<float>(), d, km); })});
   return y;
 }
 
 namespace {
 // dx = kernel(y, dy, rows, cols) row by row (y: the forward op's output).
-template <typename F32, typename F64>
-Tensor rows_backward(std::string_view op, const Tensor& y_in, const Tensor& dy_in, F32 f32,
-                     F64 f64) {
+template <typename F32, typename F64, typename Cuda>
+Tensor rows_backward(std::string_view op, const Tensor& y_in, const Tensor& dy_in, F32 f32, F64 f64,
+                     [[maybe_unused]] Cuda on_cuda) {
   // Named references, not a structured binding: clang 14 cannot capture one in a lambda.
   const BackwardOperands operands = backward_operands(op, y_in, dy_in);
   const Tensor &y = operands.saved, &dy = operands.dy, &dx = operands.dx;
   const int64_t R = rows_of(y), C = cols_of(y);
   dispatch(op, y,
            {.cpu_f32 = [&] { f32(y.data<float>(), dy.data<float>(), dx.data<float>(), R, C); },
-            .cpu_f64 = [&] { f64(y.data<double>(), dy.data<double>(), dx.data<double>(), R, C); }});
+            .cpu_f64 = [&] { f64(y.data<double>(), dy.data<double>(), dx.data<double>(), R, C); },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              on_cuda(queue(y), y.data<float>(), dy.data<float>(), dx.data<float>(), R, C);
+            })});
   return dx;
 }
 }  // namespace
 
 Tensor softmax_backward(const Tensor& y, const Tensor& dy) {
   return rows_backward("softmax_backward", y, dy, cpu::softmax_backward,
-                       ref::softmax_backward<double>);
+                       ref::softmax_backward<double>, ATTEND_CUDA_ONLY(cuda::softmax_backward));
 }
 
 Tensor log_softmax(const Tensor& x_in) {
@@ -61,7 +66,9 @@ Tensor log_softmax(const Tensor& x_in) {
   const int64_t R = rows_of(x), C = cols_of(x);
   dispatch(op, x,
            {.cpu_f32 = [&] { cpu::log_softmax(x.data<float>(), y.data<float>(), R, C); },
-            .cpu_f64 = [&] { ref::log_softmax(x.data<double>(), y.data<double>(), R, C); }});
+            .cpu_f64 = [&] { ref::log_softmax(x.data<double>(), y.data<double>(), R, C); },
+            .cuda_f32 = ATTEND_ON_CUDA(
+                [&] { cuda::log_softmax(queue(x), x.data<float>(), y.data<float>(), R, C); })});
   return y;
 }
 
@@ -76,13 +83,16 @@ Tensor logsumexp(const Tensor& x_in) {
   const int64_t R = rows_of(x), C = cols_of(x);
   dispatch(op, x,
            {.cpu_f32 = [&] { cpu::logsumexp(x.data<float>(), y.data<float>(), R, C); },
-            .cpu_f64 = [&] { ref::logsumexp(x.data<double>(), y.data<double>(), R, C); }});
+            .cpu_f64 = [&] { ref::logsumexp(x.data<double>(), y.data<double>(), R, C); },
+            .cuda_f32 = ATTEND_ON_CUDA(
+                [&] { cuda::logsumexp(queue(x), x.data<float>(), y.data<float>(), R, C); })});
   return y;
 }
 
 Tensor log_softmax_backward(const Tensor& y, const Tensor& dy) {
   return rows_backward("log_softmax_backward", y, dy, cpu::log_softmax_backward,
-                       ref::log_softmax_backward<double>);
+                       ref::log_softmax_backward<double>,
+                       ATTEND_CUDA_ONLY(cuda::log_softmax_backward));
 }
 
 }  // namespace attend::ops

@@ -4,6 +4,7 @@
 // no GPU.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <thread>
 
 #include "core/context.h"
@@ -88,9 +89,34 @@ TEST_F(Cuda, OpsRunOnTheContextsStream) {
 
 TEST_F(Cuda, MissingKernelsAndMixedDevicesAreClearErrors) {
   const Tensor d = Tensor::zeros({4, 4}, DType::kF32, Device::cuda(0));
-  EXPECT_TRUE(test::throws_with([&] { ops::gelu(d); }, {"gelu", "cuda:0"}));
+  EXPECT_TRUE(test::throws_with([&] { ops::top_k(d, 2); }, {"top_k", "cuda:0"}));
   EXPECT_TRUE(test::throws_with([&] { ops::add(d, Tensor::zeros({4, 4})); },
                                 {"add", "device mismatch", "cuda:0", "cpu"}));
+}
+
+// Index values are checked on the device and come back as the CPU's errors: an id outside the
+// vocabulary, a target outside the classes; the data are left as they were.
+TEST_F(Cuda, BadIdsAndTargetsAreClearErrorsOnTheDevice) {
+  const Device gpu = Device::cuda(0);
+  const Tensor w = test::randn({10, 8}, 1).to(DType::kF32).to(gpu);
+  const Tensor ids = test::ids({1, 2, 10, 3}, {4}).to(gpu);
+  EXPECT_TRUE(test::throws_with([&] { ops::embedding(ids, w); },
+                                {"embedding", "id 10 at position 2", "[0, 10)"}));
+  Tensor dw = Tensor::zeros({10, 8}, DType::kF32, gpu);
+  const Tensor dout = Tensor::zeros({4, 8}, DType::kF32, gpu);
+  EXPECT_TRUE(test::throws_with([&] { ops::embedding_backward(ids, dout, dw); },
+                                {"embedding_backward", "id 10 at position 2"}));
+  const Tensor logits = Tensor::zeros({3, 5}, DType::kF32, gpu);
+  const Tensor targets = test::ids({0, -3, 4}, {3}).to(gpu);
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        ops::cross_entropy(logits, targets, {0.0, -1}, ops::Reduction::kMean);
+      },
+      {"cross_entropy", "target -3 at position 1", "[0, 5)"}));
+  Tensor x = test::randn({2, 4}, 2).to(DType::kF32);
+  x.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(
+      test::throws_with([&] { ops::quantize_rows(x.to(gpu)); }, {"quantize_rows", "row 1", "NaN"}));
 }
 
 // NCCL on device buffers: rank r adds (r + 1) * i at element i, so the sum is n(n+1)/2 * i; the

@@ -11,6 +11,7 @@
 
 #include "core/rng.h"
 #include "core/thread_pool.h"
+#include "kernels/activations.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/ref/ref.h"
@@ -87,7 +88,7 @@ void relu_backward(const float* x, const float* dy, float* dx, int64_t n) {
 }
 void gelu(const float* x, float* y, int64_t n) {
   parallel_for(n, kGrain / 8, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) y[i] = 0.5f * x[i] * (1.f + std::erf(x[i] * 0.70710678f));
+    for (int64_t i = s; i < e; ++i) y[i] = kernels::act::gelu(x[i]);
   });
 }
 void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
@@ -101,30 +102,22 @@ void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
 }
 void gelu_tanh(const float* x, float* y, int64_t n) {
   parallel_for(n, kGrain / 8, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i)
-      y[i] = 0.5f * x[i] * (1.f + std::tanh(0.7978845608f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+    for (int64_t i = s; i < e; ++i) y[i] = kernels::act::gelu_tanh(x[i]);
   });
 }
 void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
   parallel_for(n, kGrain / 8, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) {
-      const float t = std::tanh(0.7978845608f * (x[i] + 0.044715f * x[i] * x[i] * x[i]));
-      dx[i] = dy[i] * (0.5f * (1.f + t) +
-                       0.5f * x[i] * (1.f - t * t) * 0.7978845608f * (1.f + 0.134145f * x[i] * x[i]));
-    }
+    for (int64_t i = s; i < e; ++i) dx[i] = kernels::act::gelu_tanh_grad(x[i], dy[i]);
   });
 }
 void silu(const float* x, float* y, int64_t n) {
   parallel_for(n, kGrain / 8, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) y[i] = x[i] / (1.f + std::exp(-x[i]));
+    for (int64_t i = s; i < e; ++i) y[i] = kernels::act::silu(x[i]);
   });
 }
 void silu_backward(const float* x, const float* dy, float* dx, int64_t n) {
   parallel_for(n, kGrain / 8, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) {
-      const float sig = 1.f / (1.f + std::exp(-x[i]));
-      dx[i] = dy[i] * sig * (1.f + x[i] * (1.f - sig));
-    }
+    for (int64_t i = s; i < e; ++i) dx[i] = kernels::act::silu_grad(x[i], dy[i]);
   });
 }
 namespace {

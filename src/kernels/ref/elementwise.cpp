@@ -6,9 +6,11 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "kernels/activations.h"
 #include "kernels/ref/ref.h"
 
 namespace attend::ref {
+namespace act = kernels::act;
 
 template <typename T>
 void add(const T* a, const T* b, T* y, int64_t n) {
@@ -80,54 +82,35 @@ void broadcast_last(const T* x, T* y, int64_t rows, int64_t cols) {
 
 template <typename T>
 void relu(const T* x, T* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+  for (int64_t i = 0; i < n; ++i) y[i] = act::relu(x[i]);
 }
 template <typename T>
 void relu_backward(const T* x, const T* dy, T* dx, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > T(0) ? dy[i] : T(0);
+  for (int64_t i = 0; i < n; ++i) dx[i] = act::relu_grad(x[i], dy[i]);
 }
 template <typename T>
 void gelu(const T* x, T* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] / std::sqrt(T(2))));
+  for (int64_t i = 0; i < n; ++i) y[i] = act::gelu(x[i]);
 }
 template <typename T>
 void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) {
-  const T inv_sqrt_2pi = T(0.3989422804014327);
-  for (int64_t i = 0; i < n; ++i) {
-    const T cdf = T(0.5) * (T(1) + std::erf(x[i] / std::sqrt(T(2))));
-    const T pdf = inv_sqrt_2pi * std::exp(T(-0.5) * x[i] * x[i]);
-    dx[i] = dy[i] * (cdf + x[i] * pdf);
-  }
+  for (int64_t i = 0; i < n; ++i) dx[i] = act::gelu_grad(x[i], dy[i]);
 }
-
-// GELU's tanh form (GPT-2's "gelu_new"): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 template <typename T>
 void gelu_tanh(const T* x, T* y, int64_t n) {
-  const T c = T(0.7978845608028654), a = T(0.044715);
-  for (int64_t i = 0; i < n; ++i)
-    y[i] = T(0.5) * x[i] * (T(1) + std::tanh(c * (x[i] + a * x[i] * x[i] * x[i])));
+  for (int64_t i = 0; i < n; ++i) y[i] = act::gelu_tanh(x[i]);
 }
 template <typename T>
 void gelu_tanh_backward(const T* x, const T* dy, T* dx, int64_t n) {
-  const T c = T(0.7978845608028654), a = T(0.044715);
-  for (int64_t i = 0; i < n; ++i) {
-    const T t = std::tanh(c * (x[i] + a * x[i] * x[i] * x[i]));
-    dx[i] = dy[i] * (T(0.5) * (T(1) + t) +
-                     T(0.5) * x[i] * (T(1) - t * t) * c * (T(1) + T(3) * a * x[i] * x[i]));
-  }
+  for (int64_t i = 0; i < n; ++i) dx[i] = act::gelu_tanh_grad(x[i], dy[i]);
 }
-
-// SiLU (Marian's "swish"): x sigmoid(x); its derivative is s (1 + x (1 - s)), s = sigmoid(x).
 template <typename T>
 void silu(const T* x, T* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (T(1) + std::exp(-x[i]));
+  for (int64_t i = 0; i < n; ++i) y[i] = act::silu(x[i]);
 }
 template <typename T>
 void silu_backward(const T* x, const T* dy, T* dx, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T s = T(1) / (T(1) + std::exp(-x[i]));
-    dx[i] = dy[i] * s * (T(1) + x[i] * (T(1) - s));
-  }
+  for (int64_t i = 0; i < n; ++i) dx[i] = act::silu_grad(x[i], dy[i]);
 }
 
 template <typename T>

@@ -1,0 +1,50 @@
+// Launch shapes of the CUDA kernels: plain C++ (no CUDA headers; ATTEND_HD where kernels call it),
+// so the CPU-only build unit-tests them (tests/gpu/test_cuda_shapes.cpp) and the kernels use
+// exactly what is tested.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "core/host_device.h"
+
+namespace attend::cuda {
+
+/// Threads per block of the elementwise kernels.
+constexpr int kThreads = 256;
+/// Most blocks an elementwise launch gets; a grid-stride loop covers the rest.
+constexpr int64_t kMaxBlocks = 65535 * 8;
+
+/// Blocks for n elements, one per thread (at least 1, at most kMaxBlocks).
+inline int blocks_for(int64_t n, int threads = kThreads) {
+  const int64_t b = (n + threads - 1) / threads;
+  return static_cast<int>(std::clamp<int64_t>(b, 1, kMaxBlocks));
+}
+
+/// Threads of a block that reduces one row of `cols` values: a multiple of 32 (whole warps,
+/// as block_sum needs), at least one warp, at most 1024, about one value per thread for short
+/// rows and up to 1024 threads striding longer ones.
+inline int row_threads(int64_t cols) {
+  const int64_t warps = std::clamp<int64_t>((cols + 31) / 32, 1, 32);
+  return static_cast<int>(warps * 32);
+}
+
+/// A fixed split of n items into parts of consecutive items, independent of the device: the
+/// partial results of a deterministic reduction (each part summed in order by one block, then
+/// the parts summed in order). parts = min(n, max_parts), each `per_part` items, the last one
+/// shorter.
+struct Partition {
+  int64_t parts = 1, per_part = 0;
+  ATTEND_HD int64_t begin(int64_t p) const { return p * per_part; }
+  ATTEND_HD int64_t end(int64_t p, int64_t n) const {
+    return (p + 1) * per_part < n ? (p + 1) * per_part : n;
+  }
+};
+inline Partition partition(int64_t n, int64_t max_parts) {
+  if (n <= 0) return {1, 0};
+  const int64_t per = (n + max_parts - 1) / max_parts;
+  return {(n + per - 1) / per, per};
+}
+/// Parts of the deterministic reductions (sum_squares, layer norm's dgamma/dbeta).
+constexpr int64_t kReduceParts = 256;
+
+}  // namespace attend::cuda

@@ -119,6 +119,29 @@ void cuda_copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t n)
   ATTEND_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
+namespace detail {
+cudaError_t gather_strided(void* dst, const void* src, int nd, const int64_t* shape,
+                           const int64_t* strides, int64_t n, size_t elem_size, void* stream);
+}
+
+void cuda_gather_strided(void* dst, const void* src, Device d, const Shape& shape,
+                         const std::vector<int64_t>& strides, size_t elem_size) {
+  ATTEND_CHECK(shape.size() <= kMaxGatherDims,
+               "contiguous on {}: a view of {} dimensions that cannot be merged (at most {})", d,
+               shape.size(), kMaxGatherDims);
+  ATTEND_CUDA_CHECK(cudaSetDevice(d.index));
+  void* stream = current_context().cuda_stream;
+  if (shape.empty()) {  // a single element
+    ATTEND_CUDA_CHECK(cudaMemcpyAsync(dst, src, elem_size, cudaMemcpyDeviceToDevice,
+                                      static_cast<cudaStream_t>(stream)));
+    return;
+  }
+  const int64_t n = shape_numel(shape);
+  if (n == 0) return;
+  ATTEND_CUDA_CHECK(detail::gather_strided(dst, src, static_cast<int>(shape.size()), shape.data(),
+                                           strides.data(), n, elem_size, stream));
+}
+
 void cuda_zero_bytes(void* dst, Device d, size_t n) {
   ATTEND_CUDA_CHECK(cudaSetDevice(d.index));
   ATTEND_CUDA_CHECK(

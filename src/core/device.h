@@ -2,6 +2,8 @@
 // allocator and device queries. Without ATTEND_CUDA the CUDA entry points throw attend::Error.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/types.h"
@@ -26,6 +28,15 @@ Allocator* cuda_allocator(int index);
 
 /// Blocks until all work queued on the device is done.
 void cuda_synchronize(int index);
+
+#ifdef ATTEND_WITH_CUDA
+/// dst (contiguous, on device d) = the strided view of src on the same device: `shape` and
+/// `strides` (in elements of `elem_size` bytes; at most kMaxGatherDims dimensions, as merged by
+/// Tensor::contiguous) are the view's. Queued on the thread's stream.
+constexpr size_t kMaxGatherDims = 8;
+void cuda_gather_strided(void* dst, const void* src, Device d, const Shape& shape,
+                         const std::vector<int64_t>& strides, size_t elem_size);
+#endif
 
 /// A CUDA stream of one device (non-blocking with respect to the default stream), destroyed
 /// with the object. Queue work on it with StreamScope (core/context.h). Without the CUDA

@@ -148,14 +148,10 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end) const {
 }
 
 namespace {
-// Strided gather of `src` into contiguous `dst` (CPU), element size `es`. Dimensions that are
-// contiguous with their inner neighbour are merged first; rows whose last stride is 1 are
-// copied with memcpy, and rows are split over the thread pool (head split/merge transposes
-// in attention go through here every step).
-void gather_strided(char* dst, const char* src, const Shape& shape_in,
-                    const std::vector<int64_t>& strides_in, size_t es) {
-  Shape shape;
-  std::vector<int64_t> strides;
+// A strided view's dimensions with size-1 dimensions dropped and each dimension that is
+// contiguous with its inner neighbour merged into it: the fewest loops that visit the view.
+void merge_dims(const Shape& shape_in, const std::vector<int64_t>& strides_in, Shape& shape,
+                std::vector<int64_t>& strides) {
   for (size_t k = 0; k < shape_in.size(); ++k) {
     if (shape_in[k] == 1) continue;
     if (!shape.empty() && strides.back() == strides_in[k] * shape_in[k]) {
@@ -166,6 +162,16 @@ void gather_strided(char* dst, const char* src, const Shape& shape_in,
       strides.push_back(strides_in[k]);
     }
   }
+}
+
+// Strided gather of `src` into contiguous `dst` (CPU), element size `es`. Dimensions are merged
+// first (merge_dims); rows whose last stride is 1 are copied with memcpy, and rows are split over
+// the thread pool (head split/merge transposes in attention go through here every step).
+void gather_strided(char* dst, const char* src, const Shape& shape_in,
+                    const std::vector<int64_t>& strides_in, size_t es) {
+  Shape shape;
+  std::vector<int64_t> strides;
+  merge_dims(shape_in, strides_in, shape, strides);
   if (shape.empty()) {
     std::memcpy(dst, src, es);
     return;
@@ -206,9 +212,16 @@ void gather_strided(char* dst, const char* src, const Shape& shape_in,
 
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
-  ATTEND_CHECK(device().is_cpu(), "contiguous: strided copy on {} is not supported; copy to the "
-               "CPU first", device());
   Tensor t = empty(shape_, dtype_, device());
+  if (device().is_cuda()) {
+#ifdef ATTEND_WITH_CUDA
+    Shape shape;
+    std::vector<int64_t> strides;
+    merge_dims(shape_, strides_, shape, strides);
+    cuda_gather_strided(t.raw_data(), raw_data(), device(), shape, strides, dtype_size(dtype_));
+    return t;
+#endif
+  }
   gather_strided(static_cast<char*>(t.raw_data()), static_cast<const char*>(raw_data()), shape_,
                  strides_, dtype_size(dtype_));
   return t;

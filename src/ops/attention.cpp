@@ -97,7 +97,13 @@ AttentionOut attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
                       q.data<double>(), k.data<double>(), v.data<double>(), out.out.data<double>(),
                       out.lse.data<double>(), d, km, scale,
                       score_bias<double>(op, bias, q, d, mask.query_offset));
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::flash_attention(queue(q), q.data<float>(), k.data<float>(), v.data<float>(),
+                                    out.out.data<float>(), out.lse.data<float>(), d, km,
+                                    static_cast<float>(scale),
+                                    score_bias<float>(op, bias, q, d, mask.query_offset));
+            })});
   return out;
 }
 
@@ -138,7 +144,16 @@ AttentionGrads attention_backward(const Tensor& dout_in, const Tensor& q_in, con
                       g.dk.data<double>(), g.dv.data<double>(), d, km, scale,
                       score_bias<double>(op, bias, q, d, mask.query_offset),
                       bias.defined() ? dbias.data<double>() : nullptr);
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              Tensor scratch = Tensor::empty({d.B * d.H * d.Tq}, DType::kF32, q.device());
+              cuda::flash_attention_backward(
+                  queue(q), q.data<float>(), k.data<float>(), v.data<float>(), o.data<float>(),
+                  lse.data<float>(), dout.data<float>(), g.dq.data<float>(), g.dk.data<float>(),
+                  g.dv.data<float>(), scratch.data<float>(), d, km, static_cast<float>(scale),
+                  score_bias<float>(op, bias, q, d, mask.query_offset),
+                  bias.defined() ? dbias.data<float>() : nullptr);
+            })});
   if (bias.defined()) g.dbias = shaped_bias_grad(dbias, bias);
   return g;
 }
@@ -166,7 +181,13 @@ ReferenceAttentionOut attention_reference(const Tensor& q_in, const Tensor& k_in
                   ref::attention(q.data<double>(), k.data<double>(), v.data<double>(),
                                  out.out.data<double>(), out.probs.data<double>(), d, km, scale,
                                  score_bias<double>(op, bias, q, d, mask.query_offset));
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::attention(queue(q), q.data<float>(), k.data<float>(), v.data<float>(),
+                              out.out.data<float>(), out.probs.data<float>(), d, km,
+                              static_cast<float>(scale),
+                              score_bias<float>(op, bias, q, d, mask.query_offset));
+            })});
   return out;
 }
 
@@ -206,7 +227,16 @@ AttentionGrads attention_reference_backward(const Tensor& dout_in, const Tensor&
                                           g.dv.data<double>(), d, scale, query_offset,
                                           score_bias<double>(op, bias, q, d, query_offset),
                                           bias.defined() ? dbias.data<double>() : nullptr);
-                }});
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              Tensor scratch = Tensor::empty(p.shape(), DType::kF32, q.device());
+              cuda::attention_backward(
+                  queue(q), q.data<float>(), k.data<float>(), v.data<float>(), p.data<float>(),
+                  dout.data<float>(), g.dq.data<float>(), g.dk.data<float>(), g.dv.data<float>(),
+                  scratch.data<float>(), d, static_cast<float>(scale), query_offset,
+                  score_bias<float>(op, bias, q, d, query_offset),
+                  bias.defined() ? dbias.data<float>() : nullptr);
+            })});
   if (bias.defined()) g.dbias = shaped_bias_grad(dbias, bias);
   return g;
 }

@@ -33,6 +33,26 @@ TEST_F(Cuda, CopiesRoundTrip) {
   EXPECT_EQ(z.to(Device::cpu()).to_vector<float>(), std::vector<float>(5, 0.f));
 }
 
+// Views of device tensors (the head split and merge transposes, slices) are made contiguous on
+// the device, for every element size.
+TEST_F(Cuda, StridedViewsBecomeContiguousOnTheDevice) {
+  const Tensor h = test::randn({2, 5, 3, 7}, 11).to(DType::kF32);
+  const Tensor d = h.to(Device::cuda(0));
+  const Tensor ht = h.transpose(1, 2).contiguous();
+  EXPECT_EQ(d.transpose(1, 2).contiguous().to(Device::cpu()).to_vector<float>(),
+            ht.to_vector<float>());
+  EXPECT_EQ(d.slice(3, 2, 5).contiguous().to(Device::cpu()).to_vector<float>(),
+            h.slice(3, 2, 5).contiguous().to_vector<float>());
+  const Tensor hd = test::randn({4, 6}, 12);  // f64: 8-byte elements
+  EXPECT_EQ(
+      hd.to(Device::cuda(0)).transpose(0, 1).contiguous().to(Device::cpu()).to_vector<double>(),
+      hd.transpose(0, 1).contiguous().to_vector<double>());
+  const Tensor hi = test::ids({1, 2, 3, 4, 5, 6}, {2, 3});  // i32
+  EXPECT_EQ(
+      hi.to(Device::cuda(0)).transpose(0, 1).contiguous().to(Device::cpu()).to_vector<int32_t>(),
+      (std::vector<int32_t>{1, 4, 2, 5, 3, 6}));
+}
+
 TEST_F(Cuda, CachingAllocatorReusesBlocks) {
   void* first;
   {

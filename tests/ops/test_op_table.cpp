@@ -54,6 +54,10 @@ struct On {
   Device device;
   DType dtype;
   Tensor in(const Tensor& t) const { return t.to(dtype).to(device); }
+  /// Index tensors (i32: ids, targets, key lengths, rows) keep their dtype and move to the device.
+  Tensor ids(std::vector<int32_t> v, const Shape& s) const {
+    return test::ids(std::move(v), s).to(device);
+  }
   Tensor zeros(const Shape& s) const { return Tensor::zeros(s, dtype, device); }
 };
 
@@ -144,7 +148,7 @@ const std::vector<OpCase>& cases() {
           {causal ? "softmax_masked_causal" : "softmax_masked", 1e-5, [causal](const On& on) {
              const Tensor x = randn({3, 2, 7, 11}, 16, 3.0), dy = randn({3, 2, 7, 11}, 17);
              // full, padded and fully masked rows
-             const ops::AttentionMask m{test::ids({11, 4, 0}, {3}), causal, 4};
+             const ops::AttentionMask m{on.ids({11, 4, 0}, {3}), causal, 4};
              const Tensor y = ops::softmax(on.in(x), m);
              return Outputs{y, ops::softmax_backward(y, on.in(dy)), ops::softmax(on.in(x))};
            }});
@@ -178,7 +182,7 @@ const std::vector<OpCase>& cases() {
                    }});
     v.push_back({"embedding", 1e-5, [](const On& on) {
                    const Tensor w = randn({17, 24}, 23), dout = randn({2, 6, 24}, 24);
-                   const Tensor idx = test::ids({3, 3, 16, 0, 5, 3, 1, 1, 2, 3, 16, 9}, {2, 6});
+                   const Tensor idx = on.ids({3, 3, 16, 0, 5, 3, 1, 1, 2, 3, 16, 9}, {2, 6});
                    Tensor dw = on.in(Tensor::full({17, 24}, 0.5, DType::kF64));  // backward adds
                    ops::embedding_backward(idx, on.in(dout), dw);
                    return Outputs{ops::embedding(idx, on.in(w)), dw};
@@ -190,7 +194,7 @@ const std::vector<OpCase>& cases() {
              1e-4, [fused, causal](const On& on) {
                const Tensor q = randn({2, 3, 9, 16}, 25), k = randn({2, 3, 12, 16}, 26),
                             val = randn({2, 3, 12, 16}, 27), dout = randn({2, 3, 9, 16}, 28);
-               const ops::AttentionMask m{test::ids({12, 5}, {2}), causal, 3};
+               const ops::AttentionMask m{on.ids({12, 5}, {2}), causal, 3};
                if (fused) {
                  const ops::AttentionOut o =
                      ops::attention(on.in(q), on.in(k), on.in(val), m, 0.25);
@@ -204,13 +208,53 @@ const std::vector<OpCase>& cases() {
                    on.in(dout), on.in(q), on.in(k), on.in(val), o.probs, 0.25);
                return Outputs{o.out, o.probs, g.dq, g.dk, g.dv};
              }});
+    // A relative-position bias (shared [H, span] or per batch row [B, H, span]) under a local
+    // window with a global token, padding and a query offset: the fused and the unfused kernels,
+    // forward and backward, with the bias gradient.
+    for (bool per_row : {false, true})
+      for (bool fused : {false, true})
+        v.push_back(
+            {std::string(fused ? "attention" : "attention_reference") + "_bias_local" +
+                 (per_row ? "_per_row" : ""),
+             1e-4, [fused, per_row](const On& on) {
+               const Tensor q = randn({2, 3, 9, 16}, 42), k = randn({2, 3, 12, 16}, 43),
+                            val = randn({2, 3, 12, 16}, 44), dout = randn({2, 3, 9, 16}, 45);
+               const int64_t span = (9 + 3) + 12 - 1;
+               const Tensor bias = randn(per_row ? Shape{2, 3, span} : Shape{3, span}, 46);
+               ops::AttentionMask m{on.ids({12, 7}, {2}), false, 3};
+               m.local = true;
+               m.window = 2;
+               m.global_tokens = 1;
+               if (fused) {
+                 const ops::AttentionOut o =
+                     ops::attention(on.in(q), on.in(k), on.in(val), m, 0.25, {}, on.in(bias));
+                 const ops::AttentionGrads g = ops::attention_backward(
+                     on.in(dout), on.in(q), on.in(k), on.in(val), o, m, 0.25, on.in(bias));
+                 return Outputs{o.out, g.dq, g.dk, g.dv, g.dbias};
+               }
+               const ops::ReferenceAttentionOut o =
+                   ops::attention_reference(on.in(q), on.in(k), on.in(val), m, 0.25, on.in(bias));
+               const ops::AttentionGrads g = ops::attention_reference_backward(
+                   on.in(dout), on.in(q), on.in(k), on.in(val), o.probs, 0.25, on.in(bias), 3);
+               return Outputs{o.out, o.probs, g.dq, g.dk, g.dv, g.dbias};
+             }});
+    // Decoding rows: one query each, reading the keys and values of the row kv_rows names (beams
+    // sharing their sentence's encoder output), with padding; forward only.
+    v.push_back(
+        {"attention_kv_rows", 1e-4, [](const On& on) {
+           const Tensor q = randn({3, 2, 1, 16}, 47), k = randn({2, 2, 10, 16}, 48),
+                        val = randn({2, 2, 10, 16}, 49);
+           const ops::AttentionMask m{on.ids({10, 4, 10}, {3})};
+           return Outputs{
+               ops::attention(on.in(q), on.in(k), on.in(val), m, 0.25, on.ids({1, 0, 1}, {3})).out};
+         }});
     for (double eps : {0.0, 0.1})
       for (auto red : {ops::Reduction::kMean, ops::Reduction::kSum})
         v.push_back({std::string("cross_entropy_ls") + (eps > 0 ? "01" : "0") +
                          (red == ops::Reduction::kSum ? "_sum" : "_mean"),
                      1e-5, [eps, red](const On& on) {
                        const Tensor logits = randn({10, 53}, 29, 4.0);
-                       const Tensor tg = test::ids({3, 0, 52, 7, 0, 7, 11, 0, 1, 2}, {10});
+                       const Tensor tg = on.ids({3, 0, 52, 7, 0, 7, 11, 0, 1, 2}, {10});
                        const ops::CrossEntropyConfig cfg{eps, 0};
                        const ops::CrossEntropyOut o =
                            ops::cross_entropy(on.in(logits), tg, cfg, red);

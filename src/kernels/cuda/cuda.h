@@ -96,6 +96,30 @@ void embedding(Queue q, const int32_t* ids, const float* W, float* out, int64_t 
 void embedding_backward(Queue q, const int32_t* ids, const float* dout, float* dW, int64_t n,
                         int64_t D, int64_t V, int32_t* bad);
 
+// ------------------------------------------------------------------ attention.cu
+/// ops::attention's fused forward (cpu::flash_attention's contract): o [B, H, Tq, Dh], lse
+/// [B, H, Tq] (-inf and a zero output for a row with no visible key). d.kv_rows and
+/// m.key_lengths are device pointers; Dh <= kAttnMaxDh (an error otherwise).
+void flash_attention(Queue q, const float* Q, const float* K, const float* V, float* O, float* lse,
+                     const AttnDims& d, const Mask& m, float scale,
+                     const kernels::ScoreBias<float>& bias);
+/// Its backward from the saved output and lse; scratch: B * H * Tq floats of device memory;
+/// dbias (null: not wanted) [B, H, bias.span]. No kv_rows.
+void flash_attention_backward(Queue q, const float* Q, const float* K, const float* V,
+                              const float* O, const float* lse, const float* dout, float* dq,
+                              float* dk, float* dv, float* scratch, const AttnDims& d,
+                              const Mask& m, float scale, const kernels::ScoreBias<float>& bias,
+                              float* dbias);
+/// The unfused reference (ref::attention's contract): P [B, H, Tq, Tk] stored.
+void attention(Queue q, const float* Q, const float* K, const float* V, float* O, float* P,
+               const AttnDims& d, const Mask& m, float scale,
+               const kernels::ScoreBias<float>& bias);
+/// Its backward; scratch: B * H * Tq * Tk floats of device memory.
+void attention_backward(Queue q, const float* Q, const float* K, const float* V, const float* P,
+                        const float* dout, float* dq, float* dk, float* dv, float* scratch,
+                        const AttnDims& d, float scale, int64_t query_offset,
+                        const kernels::ScoreBias<float>& bias, float* dbias);
+
 // ------------------------------------------------------------------ cross_entropy.cu
 /// Per-row label-smoothed loss and log-sum-exp (ref::cross_entropy's contract), and in
 /// counts[0] the rows whose target is not ignore_index, in counts[1] the first row whose target

@@ -47,4 +47,26 @@ inline Partition partition(int64_t n, int64_t max_parts) {
 /// Parts of the deterministic reductions (sum_squares, layer norm's dgamma/dbeta).
 constexpr int64_t kReduceParts = 256;
 
+/// The fused attention kernels (attention.cu): a block of kAttnWarps warps takes kAttnWarps rows
+/// (queries in the forward and dq pass, keys in the dk/dv pass), one warp per row, and walks the
+/// other side in tiles of kAttnTile rows staged in shared memory, one per lane. A row's width is
+/// split over the lanes, at most kAttnMaxDh (kAttnMaxDh / 32 values per lane).
+constexpr int kAttnWarps = 4, kAttnTile = 32, kAttnMaxDh = 128;
+/// Shared-memory row stride: one float of padding, so that the lanes reading one column of 32
+/// different rows hit 32 different banks.
+ATTEND_HD inline int64_t attn_smem_stride(int64_t Dh) { return Dh + 1; }
+/// Floats of shared memory per block: two tiles (K and V, or Q and dO) and one row per warp.
+inline int64_t attn_smem_floats(int64_t Dh) {
+  return (2 * kAttnTile + kAttnWarps) * attn_smem_stride(Dh);
+}
+/// Blocks along the rows of one head: every row is one warp's, the last block partly idle.
+inline int64_t attn_row_blocks(int64_t rows) { return (rows + kAttnWarps - 1) / kAttnWarps; }
+/// The first tile that can hold a visible (query, key) pair for keys from j_first on, under a
+/// causal mask whose query i sits at key position i + query_offset: queries below
+/// j_first - query_offset see none of those keys. Tiles start at multiples of kAttnTile.
+ATTEND_HD inline int64_t attn_causal_first_query_tile(int64_t j_first, int64_t query_offset) {
+  const int64_t i = j_first > query_offset ? j_first - query_offset : 0;
+  return i / kAttnTile * kAttnTile;
+}
+
 }  // namespace attend::cuda

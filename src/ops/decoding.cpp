@@ -24,6 +24,10 @@ void check_cache(std::string_view op, const Tensor& cache) {
   ATTEND_CHECK(cache.is_contiguous(), "{}: the cache must be contiguous, got {}", op, cache.str());
 }
 
+// The values of an index vector where the host can read them: itself on the CPU, a copy from a
+// device (a decoding step's few indices; the step reads back from the device anyway).
+Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()); }
+
 }  // namespace
 
 void write_positions(Tensor& cache, const Tensor& src_in, const Tensor& rows_in,
@@ -41,22 +45,31 @@ void write_positions(Tensor& cache, const Tensor& src_in, const Tensor& rows_in,
   const Tensor offsets = index_vector(op, "offsets", offsets_in, n, cache);
   const Tensor src = src_in.contiguous();
   const int64_t es = static_cast<int64_t>(dtype_size(cache.dtype()));
-  // A copy of bytes: the same kernel for every element type on the CPU, after the indices are
-  // checked where they are.
+  // The indices are checked on the host first; then a copy of bytes, the same kernel for every
+  // element type.
+  const Tensor rows_host = on_host(rows), offsets_host = on_host(offsets);
+  const int32_t* r = rows_host.data<int32_t>();
+  const int32_t* o = offsets_host.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    ATTEND_CHECK(r[i] >= 0 && r[i] < cache.size(0), "{}: rows[{}] = {} outside [0, {})", op, i,
+                 r[i], cache.size(0));
+    ATTEND_CHECK(o[i] >= 0 && o[i] + t <= C,
+                 "{}: positions [{}, {}) of row {} outside the capacity {}", op, o[i], o[i] + t, i,
+                 C);
+  }
   auto on_cpu = [&] {
-    const int32_t* r = rows.data<int32_t>();
-    const int32_t* o = offsets.data<int32_t>();
-    for (int64_t i = 0; i < n; ++i) {
-      ATTEND_CHECK(r[i] >= 0 && r[i] < cache.size(0), "{}: rows[{}] = {} outside [0, {})", op, i,
-                   r[i], cache.size(0));
-      ATTEND_CHECK(o[i] >= 0 && o[i] + t <= C,
-                   "{}: positions [{}, {}) of row {} outside the capacity {}", op, o[i], o[i] + t,
-                   i, C);
-    }
     cpu::write_positions(static_cast<char*>(cache.raw_data()),
                          static_cast<const char*>(src.raw_data()), r, o, n, G, C, t, W * es);
   };
-  dispatch(op, cache, {.cpu_f32 = on_cpu, .cpu_f64 = on_cpu, .cpu_bf16 = on_cpu});
+  dispatch(op, cache,
+           {.cpu_f32 = on_cpu,
+            .cpu_f64 = on_cpu,
+            .cpu_bf16 = on_cpu,
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::write_positions(queue(cache), cache.raw_data(), src.raw_data(),
+                                    rows.data<int32_t>(), offsets.data<int32_t>(), n, G, C, t, W,
+                                    es);
+            })});
 }
 
 void copy_positions(Tensor& cache, const Tensor& from_in, const Tensor& to_in,
@@ -68,22 +81,31 @@ void copy_positions(Tensor& cache, const Tensor& from_in, const Tensor& to_in,
   const Tensor to = index_vector(op, "to", to_in, n, cache);
   const Tensor lengths = index_vector(op, "lengths", lengths_in, n, cache);
   const int64_t es = static_cast<int64_t>(dtype_size(cache.dtype()));
+  const Tensor from_host = on_host(from), to_host = on_host(to), lengths_host = on_host(lengths);
+  const int32_t* f = from_host.data<int32_t>();
+  const int32_t* t = to_host.data<int32_t>();
+  const int32_t* l = lengths_host.data<int32_t>();
+  std::set<int32_t> sources(f, f + n), targets;
+  for (int64_t i = 0; i < n; ++i) {
+    ATTEND_CHECK(f[i] >= 0 && f[i] < S && t[i] >= 0 && t[i] < S,
+                 "{}: copy {} -> {} outside the {} slots", op, f[i], t[i], S);
+    ATTEND_CHECK(l[i] >= 0 && l[i] <= C, "{}: length {} outside the capacity {}", op, l[i], C);
+    ATTEND_CHECK(!sources.count(t[i]) && targets.insert(t[i]).second,
+                 "{}: slot {} is written twice or both read and written", op, t[i]);
+  }
   auto on_cpu = [&] {
-    const int32_t* f = from.data<int32_t>();
-    const int32_t* t = to.data<int32_t>();
-    const int32_t* l = lengths.data<int32_t>();
-    std::set<int32_t> sources(f, f + n), targets;
-    for (int64_t i = 0; i < n; ++i) {
-      ATTEND_CHECK(f[i] >= 0 && f[i] < S && t[i] >= 0 && t[i] < S,
-                   "{}: copy {} -> {} outside the {} slots", op, f[i], t[i], S);
-      ATTEND_CHECK(l[i] >= 0 && l[i] <= C, "{}: length {} outside the capacity {}", op, l[i], C);
-      ATTEND_CHECK(!sources.count(t[i]) && targets.insert(t[i]).second,
-                   "{}: slot {} is written twice or both read and written", op, t[i]);
-    }
     cpu::copy_positions(static_cast<char*>(cache.raw_data()), f, t, l, n, cache.size(1), C,
                         cache.size(3) * es);
   };
-  dispatch(op, cache, {.cpu_f32 = on_cpu, .cpu_f64 = on_cpu, .cpu_bf16 = on_cpu});
+  dispatch(op, cache,
+           {.cpu_f32 = on_cpu,
+            .cpu_f64 = on_cpu,
+            .cpu_bf16 = on_cpu,
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::copy_positions(queue(cache), cache.raw_data(), from.data<int32_t>(),
+                                   to.data<int32_t>(), lengths.data<int32_t>(), n, cache.size(1), C,
+                                   cache.size(3), es);
+            })});
 }
 
 namespace {
@@ -105,16 +127,27 @@ TopKLse top_k_rows(std::string_view op, const Tensor& x_in, int64_t k,
               with_lse ? Tensor::empty({n}, DType::kF32, dev) : Tensor()};
   const int32_t* rb = row_banned.defined() ? row_banned.data<int32_t>() : nullptr;
   const auto nb = static_cast<int64_t>(banned.size());
-  dispatch(op, x, {.cpu_f32 = [&] {
-             if (with_lse)
-               cpu::top_k_logsumexp(x.data<float>(), n, V, k, banned.data(), nb, rb,
-                                    out.top.values.data<float>(), out.top.indices.data<int32_t>(),
-                                    out.top.counts.data<int32_t>(), out.lse.data<float>());
-             else
-               cpu::top_k(x.data<float>(), n, V, k, banned.data(), nb, rb,
-                          out.top.values.data<float>(), out.top.indices.data<int32_t>(),
-                          out.top.counts.data<int32_t>());
-           }});
+  dispatch(op, x,
+           {.cpu_f32 =
+                [&] {
+                  if (with_lse)
+                    cpu::top_k_logsumexp(x.data<float>(), n, V, k, banned.data(), nb, rb,
+                                         out.top.values.data<float>(),
+                                         out.top.indices.data<int32_t>(),
+                                         out.top.counts.data<int32_t>(), out.lse.data<float>());
+                  else
+                    cpu::top_k(x.data<float>(), n, V, k, banned.data(), nb, rb,
+                               out.top.values.data<float>(), out.top.indices.data<int32_t>(),
+                               out.top.counts.data<int32_t>());
+                },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              const Tensor banned_dev =
+                  nb > 0 ? Tensor::from_vector<int32_t>(banned, {nb}).to(dev) : Tensor();
+              cuda::top_k(
+                  queue(x), x.data<float>(), n, V, k, nb > 0 ? banned_dev.data<int32_t>() : nullptr,
+                  nb, rb, out.top.values.data<float>(), out.top.indices.data<int32_t>(),
+                  out.top.counts.data<int32_t>(), with_lse ? out.lse.data<float>() : nullptr);
+            })});
   return out;
 }
 
@@ -182,14 +215,18 @@ Tensor pick(const Tensor& x_in, const Tensor& rows_in, const Tensor& cols_in) {
   const Tensor rows = index_vector(op, "rows", rows_in, m, x);
   const Tensor cols = index_vector(op, "cols", cols_in, m, x);
   Tensor out = Tensor::empty({m}, DType::kF32, x.device());
-  dispatch(op, x, {.cpu_f32 = [&] {
-             const int32_t* r = rows.data<int32_t>();
-             const int32_t* c = cols.data<int32_t>();
-             for (int64_t i = 0; i < m; ++i)
-               ATTEND_CHECK(r[i] >= 0 && r[i] < x.size(0) && c[i] >= 0 && c[i] < x.size(1),
-                            "{}: ({}, {}) outside x {}", op, r[i], c[i], shape_str(x.shape()));
-             cpu::pick(x.data<float>(), x.size(1), r, c, m, out.data<float>());
-           }});
+  const Tensor rows_host = on_host(rows), cols_host = on_host(cols);
+  const int32_t* r = rows_host.data<int32_t>();
+  const int32_t* c = cols_host.data<int32_t>();
+  for (int64_t i = 0; i < m; ++i)
+    ATTEND_CHECK(r[i] >= 0 && r[i] < x.size(0) && c[i] >= 0 && c[i] < x.size(1),
+                 "{}: ({}, {}) outside x {}", op, r[i], c[i], shape_str(x.shape()));
+  dispatch(op, x,
+           {.cpu_f32 = [&] { cpu::pick(x.data<float>(), x.size(1), r, c, m, out.data<float>()); },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::pick(queue(x), x.data<float>(), x.size(1), rows.data<int32_t>(),
+                         cols.data<int32_t>(), m, out.data<float>());
+            })});
   return out;
 }
 
@@ -197,7 +234,10 @@ Tensor iota(const Shape& shape, Device device) {
   constexpr std::string_view op = "iota";
   ATTEND_CHECK(!shape.empty(), "{}: expected at least one dimension", op);
   Tensor out = Tensor::empty(shape, DType::kI32, device);
-  dispatch(op, out, {.cpu_i32 = [&] { cpu::iota(out.data<int32_t>(), rows_of(out), cols_of(out)); }});
+  dispatch(op, out,
+           {.cpu_i32 = [&] { cpu::iota(out.data<int32_t>(), rows_of(out), cols_of(out)); },
+            .cuda_i32 = ATTEND_ON_CUDA(
+                [&] { cuda::iota(queue(out), out.data<int32_t>(), rows_of(out), cols_of(out)); })});
   return out;
 }
 
@@ -206,9 +246,12 @@ Tensor add_index(const Tensor& x_in, int32_t k) {
   check_dtype(op, "x", x_in, DType::kI32);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::kI32, x.device());
-  dispatch(op, x, {.cpu_i32 = [&] {
-             cpu::add_index(x.data<int32_t>(), k, out.data<int32_t>(), x.numel());
-           }});
+  dispatch(
+      op, x,
+      {.cpu_i32 = [&] { cpu::add_index(x.data<int32_t>(), k, out.data<int32_t>(), x.numel()); },
+       .cuda_i32 = ATTEND_ON_CUDA([&] {
+         cuda::add_index(queue(x), x.data<int32_t>(), k, out.data<int32_t>(), x.numel());
+       })});
   return out;
 }
 

@@ -53,11 +53,11 @@ class Kernel {
 
 /// The kernels of one op, one per (device, dtype) cell it runs on.
 struct Cells {
-  Kernel cpu_f32 = {}, cpu_f64 = {}, cpu_bf16 = {}, cpu_i32 = {}, cuda_f32 = {};
+  Kernel cpu_f32 = {}, cpu_f64 = {}, cpu_bf16 = {}, cpu_i32 = {}, cuda_f32 = {}, cuda_i32 = {};
 };
 
 /// The cells of (device, dtype).
-enum class Path { kCpuF32, kCpuF64, kCpuBF16, kCpuI32, kCudaF32 };
+enum class Path { kCpuF32, kCpuF64, kCpuBF16, kCpuI32, kCudaF32, kCudaI32 };
 
 /// The cell of `t`; a (device, dtype) that has no cell at all is an error naming the op.
 inline Path path_of(std::string_view op, const Tensor& t) {
@@ -66,8 +66,9 @@ inline Path path_of(std::string_view op, const Tensor& t) {
     if (t.dtype() == DType::kF64) return Path::kCpuF64;
     if (t.dtype() == DType::kBF16) return Path::kCpuBF16;
     if (t.dtype() == DType::kI32) return Path::kCpuI32;
-  } else if (t.device().is_cuda() && t.dtype() == DType::kF32) {
-    return Path::kCudaF32;
+  } else if (t.device().is_cuda()) {
+    if (t.dtype() == DType::kF32) return Path::kCudaF32;
+    if (t.dtype() == DType::kI32) return Path::kCudaI32;
   }
   unsupported(op, t);
 }
@@ -91,6 +92,9 @@ inline void dispatch(std::string_view op, const Tensor& t, const Cells& cells) {
       break;
     case Path::kCudaF32:
       k = &cells.cuda_f32;
+      break;
+    case Path::kCudaI32:
+      k = &cells.cuda_i32;
       break;
   }
   if (!*k) unsupported(op, t);

@@ -128,7 +128,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
         {.cpu_f32 =
              [&] { cpu::bias_add(y.data<float>(), bc.data<float>(), y.data<float>(), R, N); },
          .cpu_f64 =
-             [&] { ref::bias_add(y.data<double>(), bc.data<double>(), y.data<double>(), R, N); }});
+             [&] { ref::bias_add(y.data<double>(), bc.data<double>(), y.data<double>(), R, N); },
+         .cuda_f32 = ATTEND_ON_CUDA([&] {
+           cuda::bias_add(queue(y), y.data<float>(), bc.data<float>(), y.data<float>(), R, N);
+         })});
   }
   return y;
 }

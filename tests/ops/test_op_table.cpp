@@ -15,6 +15,7 @@
 //    (about 10 x sqrt(1000) x 2^-24 x the term scale) with rtol 1e-5.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <set>
 #include <string>
@@ -59,6 +60,9 @@ struct On {
     return test::ids(std::move(v), s).to(device);
   }
   Tensor zeros(const Shape& s) const { return Tensor::zeros(s, dtype, device); }
+  /// An output of another dtype (indices, counts, f32-only ops) as values of this backend's
+  /// dtype and device, so the table compares it like the rest.
+  Tensor values(const Tensor& t) const { return t.to(Device::cpu()).to(dtype).to(device); }
 };
 
 struct OpCase {
@@ -269,6 +273,38 @@ const std::vector<OpCase>& cases() {
                    for (int64_t step = 1; step <= 3; ++step)
                      ops::adam_update(p, on.in(g), m, s, cfg, step);
                    return Outputs{p, m, s};
+                 }});
+    // The decoding step's ops. top_k and pick exist for f32 only, so their reference is the
+    // CPU's f32 kernel (checked against sorts and loops in test_decoding.cpp), run on the same
+    // rounded inputs; index outputs come back as values of the backend's dtype. Rounded logits
+    // make ties, which must come out lower column first on every backend.
+    v.push_back({"top_k_logsumexp", 1e-5, [](const On& on) {
+                   Tensor x = randn({5, 300}, 50, 2.0);
+                   for (int64_t i = 0; i < x.numel(); ++i)
+                     x.data<double>()[i] = std::round(x.data<double>()[i]);
+                   const Tensor xf = x.to(DType::kF32).to(on.device);
+                   const Tensor rb = on.ids({-1, 3, -1, 0, 299}, {5});
+                   const ops::TopKLse t = ops::top_k_logsumexp(xf, 6, {7, 11}, rb);
+                   const ops::TopK plain = ops::top_k(xf, 4);
+                   return Outputs{on.values(t.top.values), on.values(t.top.indices),
+                                  on.values(t.top.counts), on.values(t.lse),
+                                  on.values(plain.values), on.values(plain.indices)};
+                 }});
+    v.push_back({"pick_iota_add_index", 1e-5, [](const On& on) {
+                   const Tensor xf = randn({4, 9}, 51).to(DType::kF32).to(on.device);
+                   const Tensor picked =
+                       ops::pick(xf, on.ids({3, 0, 3, 1}, {4}), on.ids({8, 0, 2, 5}, {4}));
+                   return Outputs{on.values(picked), on.values(ops::iota({2, 5}, on.device)),
+                                  on.values(ops::add_index(on.ids({4, -2, 0}, {3}), 3))};
+                 }});
+    // A key/value cache [slots, groups, capacity, width]: new positions written into two slots,
+    // then one slot's prefix copied into another (a beam that branches).
+    v.push_back({"cache_moves", 1e-5, [](const On& on) {
+                   Tensor cache = on.in(randn({4, 2, 6, 3}, 52));
+                   ops::write_positions(cache, on.in(randn({2, 2, 3, 3}, 53)), on.ids({2, 0}, {2}),
+                                        on.ids({1, 3}, {2}));
+                   ops::copy_positions(cache, on.ids({2}, {1}), on.ids({1}, {1}), on.ids({4}, {1}));
+                   return Outputs{cache};
                  }});
     // Round trip through int8: a value whose x / scale lands within float rounding of a .5
     // boundary could round to the neighbouring level (one scale, ~0.03 here) in f32; these

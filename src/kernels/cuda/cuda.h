@@ -120,6 +120,29 @@ void attention_backward(Queue q, const float* Q, const float* K, const float* V,
                         const AttnDims& d, float scale, int64_t query_offset,
                         const kernels::ScoreBias<float>& bias, float* dbias);
 
+// ------------------------------------------------------------------ decoding.cu
+// A key/value cache is [slots, groups, capacity, width] of elem_bytes-byte elements (1, 2, 4 or
+// 8); the index arrays are device memory whose values the caller has checked.
+/// cache[rows[i], g, offsets[i] + j, :] = src[i, g, j, :] for j < t.
+void write_positions(Queue q, void* cache, const void* src, const int32_t* rows,
+                     const int32_t* offsets, int64_t n, int64_t groups, int64_t capacity, int64_t t,
+                     int64_t width, int64_t elem_bytes);
+/// cache[to[i], g, j, :] = cache[from[i], g, j, :] for j < lengths[i] (no slot both read and
+/// written).
+void copy_positions(Queue q, void* cache, const int32_t* from, const int32_t* to,
+                    const int32_t* lengths, int64_t n, int64_t groups, int64_t capacity,
+                    int64_t width, int64_t elem_bytes);
+/// cpu::top_k's contract (banned: nbanned device ints), and with lse (non-null) the row's
+/// log-sum-exp over every column, as cpu::top_k_logsumexp.
+void top_k(Queue q, const float* x, int64_t n, int64_t V, int64_t k, const int32_t* banned,
+           int64_t nbanned, const int32_t* row_banned, float* values, int32_t* indices,
+           int32_t* counts, float* lse);
+/// out[i] = x[rows[i], cols[i]] (checked indices).
+void pick(Queue q, const float* x, int64_t V, const int32_t* rows, const int32_t* cols, int64_t m,
+          float* out);
+void iota(Queue q, int32_t* out, int64_t rows, int64_t cols);
+void add_index(Queue q, const int32_t* x, int32_t k, int32_t* out, int64_t n);
+
 // ------------------------------------------------------------------ cross_entropy.cu
 /// Per-row label-smoothed loss and log-sum-exp (ref::cross_entropy's contract), and in
 /// counts[0] the rows whose target is not ignore_index, in counts[1] the first row whose target

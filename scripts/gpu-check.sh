@@ -11,13 +11,16 @@
 #                                 C++20 compiler and CMake are all it needs there), runs the
 #                                 device tests and prints one table: each op-table case on cpu_f32
 #                                 and cuda_f32 against the f64 reference, then the CUDA runtime
-#                                 tests. Exits non-zero when a test fails.
+#                                 and whole-model tests; with a GPU and torch, the fused
+#                                 attention against PyTorch's SDPA first. Exits non-zero when a
+#                                 test fails.
 #
 # Environment: CUDA_HOME (default /usr/local/cuda), CUDA_ARCH (default 90: H100/H200), OUT (when
-# set, the table and the logs are written there too), JOBS (default: all cores).
-# What it does not check yet, because the backend does not run it yet: bf16 kernels, the
-# decoding-step ops, int8 products, whole programs (training, translation) on the device, NCCL
-# with several ranks, and the speed figures; docs/cuda.md says where each stands.
+# set, the table and the logs are written there too), JOBS (default: all cores), ATTN_SIZES
+# (the benchmark's sequence lengths, default 512,1024,2048,4096,8192).
+# What it does not check yet, because the backend does not run it yet: bf16 kernels, sampling,
+# int8 products, whole programs (attend train / translate) on the device, NCCL with several
+# ranks, and the training and decoding speed figures; docs/cuda.md says where each stands.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -93,6 +96,13 @@ for t in test_ops test_gpu; do
   build/device-check/tests/$t --gtest_output="xml:$log_dir/$t.xml" > "$log_dir/$t.log" 2>&1 ||
     status=1
 done
+
+if command -v nvidia-smi > /dev/null && python3 -c 'import torch' 2> /dev/null; then
+  stamp "fused attention against PyTorch's SDPA (tools/bench_cuda_attention.py)"
+  timeout 300 python3 tools/bench_cuda_attention.py build/device-check/bench/cuda_attention \
+    --sizes "${ATTN_SIZES:-512,1024,2048,4096,8192}" --rounds 3 | tee "$log_dir/attention.md" ||
+    echo "the attention benchmark failed or ran past 300 s (its table so far is above)"
+fi
 
 stamp "table"
 python3 scripts/gpu_check_table.py "$log_dir/test_ops.xml" "$log_dir/test_gpu.xml" \

@@ -218,7 +218,8 @@ Variable embedding(const Tensor& ids, const Variable& weight) {
                     ops::embedding_backward(ids, dy, n->grad);  // sparse: only rows in ids change
                     return;
                   }
-                  Tensor dense = Tensor::zeros(weight.value().shape(), weight.value().dtype());
+                  Tensor dense = Tensor::zeros(weight.value().shape(), weight.value().dtype(),
+                                               weight.value().device());
                   ops::embedding_backward(ids, dy, dense);
                   accumulate_grad(weight, std::move(dense));
                 });

@@ -81,7 +81,7 @@ void Tape::backward(const Variable& root, Tensor seed) {
     ATTEND_CHECK(root.value().numel() == 1,
                  "backward: root {} is not a scalar; pass a seed gradient",
                  shape_str(root.value().shape()));
-    seed = Tensor::full(root.value().shape(), 1.0, root.value().dtype());
+    seed = Tensor::full(root.value().shape(), 1.0, root.value().dtype()).to(root.value().device());
   }
   struct BackwardScope {  // grad_arrived reaches this tape while its closures run
     Tape* previous;

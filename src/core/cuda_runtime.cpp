@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/caching_pool.h"
 #include "core/context.h"
 #include "core/cuda_check.h"
 #include "core/device.h"
@@ -15,51 +16,34 @@
 namespace attend {
 namespace {
 
-/// Rounds requests up to 512 bytes (small) or 2 MiB multiples (large) and keeps freed blocks in
-/// per-size free lists for reuse. Memory returns to the driver only at process exit.
+/// The device's memory through a CachingPool (core/caching_pool.h): blocks are reused only by
+/// work on the stream they were allocated on (the thread's current stream, core/context.h).
+/// Memory returns to the driver only on out-of-memory retries and at process exit.
 class CudaCachingAllocator final : public Allocator {
  public:
-  explicit CudaCachingAllocator(int index) : index_(index) {}
+  explicit CudaCachingAllocator(int index)
+      : index_(index),
+        pool_(
+            format("cuda:{}", index),
+            [index](size_t n) -> void* {
+              ATTEND_CUDA_CHECK(cudaSetDevice(index));
+              void* p = nullptr;
+              if (cudaMalloc(&p, n) != cudaSuccess) {
+                (void)cudaGetLastError();  // out of memory: the pool retries, then reports
+                return nullptr;
+              }
+              return p;
+            },
+            [](void* p) { cudaFree(p); }) {}
   void* allocate(size_t bytes) override {
-    const size_t n = bucket(bytes);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.find(n);
-    if (it != free_.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
-      return p;
-    }
-    ATTEND_CUDA_CHECK(cudaSetDevice(index_));
-    void* p = nullptr;
-    cudaError_t st = cudaMalloc(&p, n);
-    if (st != cudaSuccess) {
-      // Out of memory: give cached blocks back to the driver and retry once.
-      (void)cudaGetLastError();
-      release_cached_locked();
-      ATTEND_CUDA_CHECK(cudaMalloc(&p, n));
-    }
-    return p;
+    return pool_.allocate(bytes, current_context().cuda_stream);
   }
-  void deallocate(void* p, size_t bytes) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_[bucket(bytes)].push_back(p);
-  }
+  void deallocate(void* p, size_t) override { pool_.deallocate(p); }
   Device device() const override { return Device::cuda(index_); }
 
  private:
-  static size_t bucket(size_t bytes) {
-    if (bytes <= (size_t{1} << 20)) return (bytes + 511) / 512 * 512;
-    const size_t mb2 = size_t{2} << 20;
-    return (bytes + mb2 - 1) / mb2 * mb2;
-  }
-  void release_cached_locked() {
-    for (auto& [size, list] : free_)
-      for (void* p : list) cudaFree(p);
-    free_.clear();
-  }
   int index_;
-  std::mutex mu_;
-  std::map<size_t, std::vector<void*>> free_;
+  CachingPool pool_;
 };
 
 }  // namespace

@@ -321,7 +321,8 @@ Tensor Stack::relative_bias_rows(const Tensor& positions, int64_t Tk) const {
 ag::Variable Stack::sinusoid_table(int64_t n) const {
   if (sinusoid_.shape()[0] >= n) return sinusoid_;
   HeapScope heap;
-  return ag::Variable(sinusoidal_positions(n, d_model_, halves_));  // past max_positions
+  return ag::Variable(
+      sinusoidal_positions(n, d_model_, halves_).to(device()));  // past max_positions
 }
 
 Tensor Stack::positions(const Tensor& ids) const {

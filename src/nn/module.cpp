@@ -34,6 +34,7 @@ void Module::to(Device device, DType dtype) {
       v.mutable_value() = v.value().to(device);
       if (v.grad().defined()) v.set_grad(v.grad().to(device));
     }
+    for (ag::Variable& c : constants_) c.mutable_value() = c.value().to(device);
   }
   device_ = device;
   compute_dtype_ = dtype;
@@ -82,6 +83,11 @@ ag::Variable Module::register_parameter(const std::string& name, Tensor value) {
   ag::Variable v(std::move(value), true, name);
   params_.emplace_back(name, v);
   return v;
+}
+
+ag::Variable Module::register_constant(ag::Variable constant) {
+  constants_.push_back(constant);
+  return constant;
 }
 
 void Module::register_module(const std::string& name, Module& child) {

@@ -23,8 +23,8 @@ class Module {
   void zero_grad() const;
   int64_t num_parameters() const;
 
-  /// Moves every parameter (and its gradient) to `device` and makes this module and its
-  /// children compute in `dtype` (f32, f64, bf16 or f16). Parameters stay master weights in
+  /// Moves every parameter (and its gradient) and constant to `device` and makes this module and
+  /// its children compute in `dtype` (f32, f64, bf16 or f16). Parameters stay master weights in
   /// their own dtype (f32), and so do the optimizer's moments and the gradients: each forward
   /// casts a parameter to the compute dtype (ag::cast), and its gradient comes back cast to
   /// the parameter's dtype. Call it before building the optimizer. An op without a kernel
@@ -60,10 +60,15 @@ class Module {
   /// int8 changes nothing here (Linear overrides it).
   virtual void store_own_weights(DType dtype);
   ag::Variable register_parameter(const std::string& name, Tensor value);
+  /// A constant this module computes with (a position table): not a parameter (not trained,
+  /// not in checkpoints), but moved with the parameters by to(). Returns it; copies of the
+  /// Variable share its node, so every holder sees the move.
+  ag::Variable register_constant(ag::Variable constant);
   void register_module(const std::string& name, Module& child);
 
  private:
   std::vector<std::pair<std::string, ag::Variable>> params_;
+  std::vector<ag::Variable> constants_;
   std::vector<std::pair<std::string, Module*>> children_;
   bool training_ = true;
   Device device_ = Device::cpu();

@@ -100,9 +100,9 @@ Model::Model(const TransformerConfig& config, Arch arch, int64_t vocab, uint64_t
         std::make_unique<Linear>(c.d_model, vocab, false, seed, "output_projection");
   }
   if (c.positions == Positions::kSinusoidal || c.positions == Positions::kSinusoidalHalves)
-    sinusoid_ = ag::Variable(sinusoidal_positions(std::max<int64_t>(c.max_positions, 256),
-                                                  c.d_model,
-                                                  c.positions == Positions::kSinusoidalHalves));
+    sinusoid_ = register_constant(
+        ag::Variable(sinusoidal_positions(std::max<int64_t>(c.max_positions, 256), c.d_model,
+                                          c.positions == Positions::kSinusoidalHalves)));
   if (c.logits_bias) output_bias_ = ag::Variable(Tensor::zeros({vocab}, DType::kF32));
 }
 

@@ -217,6 +217,19 @@ inline void gemm_on(std::string_view op, bool ta, bool tb, int64_t M, int64_t N,
                                       C.data<double>() + i * sc, ldc);
                 },
             .cuda_f32 = ATTEND_ON_CUDA([&] {
+              if (current_context().products == DType::kBF16) {  // mixed precision
+                Tensor a16 =
+                    Tensor::empty({cuda::operand_span(ta ? K : M, ta ? M : K, lda, sa, batch)},
+                                  DType::kBF16, C.device());
+                Tensor b16 =
+                    Tensor::empty({cuda::operand_span(tb ? N : K, tb ? K : N, ldb, sb, batch)},
+                                  DType::kBF16, C.device());
+                cuda::gemm_bf16_batched(queue(C), ta, tb, M, N, K, fa, A.data<float>(), lda, sa,
+                                        B.data<float>(), ldb, sb, fb, C.data<float>(), ldc, sc,
+                                        batch, reinterpret_cast<uint16_t*>(a16.raw_data()),
+                                        reinterpret_cast<uint16_t*>(b16.raw_data()));
+                return;
+              }
               cuda::sgemm_batched(queue(C), ta, tb, M, N, K, fa, A.data<float>(), lda, sa,
                                   B.data<float>(), ldb, sb, fb, C.data<float>(), ldc, sc, batch);
             })});

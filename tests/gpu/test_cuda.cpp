@@ -80,6 +80,33 @@ TEST_F(Cuda, ElementwiseMatchesCpu) {
   EXPECT_TRUE(test::close(ops::relu_backward(da, db).to(Device::cpu()), ops::relu_backward(a, b), 0, 0));
 }
 
+// Mixed precision (ProductsScope bf16): the device's products are those of the operands rounded
+// to bf16 (as core/types.h rounds), summed in f32 -- the CPU's definition -- for every
+// transposition, a batch and a shared right operand. The f64 product of the rounded operands
+// bounds them by f32 summation error; the f32 product of the unrounded ones differs by far more.
+TEST_F(Cuda, Bf16ProductsAreTheRoundedOperandsSummedInF32) {
+  const int64_t M = 37, N = 29, K = 300;
+  for (const bool ta : {false, true})
+    for (const bool tb : {false, true})
+      for (const bool shared : {false, true}) {
+        const Tensor a = test::randn(ta ? Shape{3, K, M} : Shape{3, M, K}, 21, 0.7).to(DType::kF32);
+        const Tensor b = test::randn(shared ? (tb ? Shape{N, K} : Shape{K, N})
+                                            : (tb ? Shape{3, N, K} : Shape{3, K, N}),
+                                     22, 1.3)
+                             .to(DType::kF32);
+        Tensor got;
+        {
+          ProductsScope bf16(DType::kBF16);
+          got = ops::matmul(a.to(Device::cuda(0)), b.to(Device::cuda(0)), ta, tb).to(Device::cpu());
+        }
+        auto rounded = [](const Tensor& t) { return t.to(DType::kBF16).to(DType::kF64); };
+        const Tensor want = ops::matmul(rounded(a), rounded(b), ta, tb);
+        EXPECT_TRUE(test::close(got, want.to(DType::kF32), 1e-5, 1e-4)) << ta << tb << shared;
+        EXPECT_FALSE(test::close(got, ops::matmul(a, b, ta, tb), 1e-5, 1e-4))
+            << "the products were not rounded to bf16";
+      }
+}
+
 // Work queued on a stream of the thread's context (StreamScope): products and elementwise ops
 // on two streams from two threads give the CPU's results, and copies see the queued work.
 TEST_F(Cuda, OpsRunOnTheContextsStream) {

@@ -3,6 +3,7 @@
 // rows of a deterministic reduction; a wrong row width would break block_sum.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/cuda/shapes.h"
@@ -57,6 +58,26 @@ TEST(CudaShapes, PartitionCoversEachItemOnceInOrder) {
     }
   EXPECT_EQ(partition(0, kReduceParts).parts, 1);  // one (empty) part: sums write zeros
   EXPECT_EQ(partition(0, kReduceParts).end(0, 0), 0);
+}
+
+// The span of a strided-batched operand is one past the last element a product reads, for
+// shared (stride 0), packed and padded layouts.
+TEST(CudaShapes, OperandSpanEndsAtTheLastElementRead) {
+  for (int64_t rows : {1, 3, 7})
+    for (int64_t cols : {1, 5})
+      for (int64_t pad : {0, 2})
+        for (int64_t batch : {1, 4})
+          for (int64_t stride_kind : {0, 1, 2}) {
+            const int64_t ld = cols + pad;
+            const int64_t stride = stride_kind == 0 ? 0 : rows * ld + (stride_kind == 2 ? 9 : 0);
+            int64_t last = -1;
+            for (int64_t b = 0; b < batch; ++b)
+              for (int64_t r = 0; r < rows; ++r)
+                for (int64_t c = 0; c < cols; ++c) last = std::max(last, b * stride + r * ld + c);
+            EXPECT_EQ(operand_span(rows, cols, ld, stride, batch), last + 1)
+                << rows << " " << cols << " " << ld << " " << stride << " " << batch;
+          }
+  EXPECT_EQ(operand_span(0, 5, 5, 0, 3), 0);
 }
 
 // A sum over the parts in order, as the kernels do it (sum_squares, layer norm's dgamma), equals

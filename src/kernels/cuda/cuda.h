@@ -34,7 +34,18 @@ void sgemm_batched(Queue q, bool trans_a, bool trans_b, int64_t M, int64_t N, in
                    int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
                    int64_t stride_c, int64_t batch);
 
+/// sgemm_batched with both operands rounded to bf16 (to nearest even) and the sums in f32
+/// (cublasGemmStridedBatchedEx: bf16 inputs, f32 compute and output): what f32 tensors'
+/// products are under ProductsScope(kBF16), as on the CPU. a16 and b16 are device scratch of
+/// operand_span (shapes.h) elements for A and B, which are rounded into them in their layout.
+void gemm_bf16_batched(Queue q, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                       float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B,
+                       int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
+                       int64_t stride_c, int64_t batch, uint16_t* a16, uint16_t* b16);
+
 // ------------------------------------------------------------------ elementwise.cu
+/// y[i] = x[i] rounded to bf16 (to nearest even; the bits), as core/types.h's to_bf16.
+void round_to_bf16(Queue q, const float* x, uint16_t* y, int64_t n);
 enum class Binary { kAdd, kSub, kMul };
 /// y = a (op) b elementwise; y may alias a or b.
 void binary(Queue q, Binary op, const float* a, const float* b, float* y, int64_t n);

@@ -1,5 +1,7 @@
 // Elementwise CUDA kernels, activations, dropout and the simple reductions: grid-stride loops,
 // one thread per element; reductions one block per row or per fixed part (deterministic).
+#include <cuda_bf16.h>
+
 #include "core/rng.h"
 #include "kernels/activations.h"
 #include "kernels/cuda/launch.cuh"
@@ -85,6 +87,11 @@ void unary_backward(Queue q, Unary op, const float* x, const float* dy, float* d
       break;
   }
   throw_error("cuda::unary_backward: not an activation", __FILE__, __LINE__);
+}
+
+void round_to_bf16(Queue q, const float* x, uint16_t* y, int64_t n) {
+  for_each(q, n, "round_to_bf16",
+           [=] __device__(int64_t i) { y[i] = __bfloat16_as_ushort(__float2bfloat16_rn(x[i])); });
 }
 
 void affine(Queue q, const float* x, float* y, int64_t n, float alpha, float beta) {

@@ -70,4 +70,21 @@ void sgemm_batched(Queue q, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
       static_cast<int>(batch)));
 }
 
+void gemm_bf16_batched(Queue q, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
+                       int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
+                       int64_t batch, uint16_t* a16, uint16_t* b16) {
+  if (M == 0 || N == 0 || batch == 0) return;
+  round_to_bf16(q, A, a16, operand_span(ta ? K : M, ta ? M : K, lda, stride_a, batch));
+  round_to_bf16(q, B, b16, operand_span(tb ? N : K, tb ? K : N, ldb, stride_b, batch));
+  cublasHandle_t h = handle(q.device);
+  ATTEND_CUBLAS_CHECK(cublasSetStream(h, static_cast<cudaStream_t>(q.stream)));
+  ATTEND_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(N),
+      static_cast<int>(M), static_cast<int>(K), &alpha, b16, CUDA_R_16BF, static_cast<int>(ldb),
+      stride_b, a16, CUDA_R_16BF, static_cast<int>(lda), stride_a, &beta, C, CUDA_R_32F,
+      static_cast<int>(ldc), stride_c, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
+      CUBLAS_GEMM_DEFAULT));
+}
+
 }  // namespace attend::cuda

@@ -47,6 +47,13 @@ inline Partition partition(int64_t n, int64_t max_parts) {
 /// Parts of the deterministic reductions (sum_squares, layer norm's dgamma/dbeta).
 constexpr int64_t kReduceParts = 256;
 
+/// Elements a strided-batched GEMM operand spans in memory: `batch` matrices `stride` apart,
+/// each `rows` rows of `cols` elements `ld` apart (stride 0: one matrix shared by the batch).
+inline int64_t operand_span(int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch) {
+  if (rows == 0 || cols == 0 || batch == 0) return 0;
+  return (batch - 1) * stride + (rows - 1) * ld + cols;
+}
+
 /// The fused attention kernels (attention.cu): a block of kAttnWarps warps takes kAttnWarps rows
 /// (queries in the forward and dq pass, keys in the dk/dv pass), one warp per row, and walks the
 /// other side in tiles of kAttnTile rows staged in shared memory, one per lane. A row's width is

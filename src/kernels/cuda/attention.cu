@@ -70,15 +70,31 @@ __device__ int64_t key_end(const Mask& m, int64_t b, int64_t i1, const AttnDims&
   return m.prefix_only() ? m.limit(b, i1 - 1, d.Tk) : d.Tk;
 }
 
+/// The rows a block of the row kernels owns: kAttnWarps consecutive rows (queries, or keys in
+/// the dk/dv pass) of one (batch, head), a warp each; `row` is this warp's, [first, end) the
+/// block's rows that exist.
+struct RowBlock {
+  int warp, lane;
+  int64_t bh, b, h, first, row, end;
+  __device__ RowBlock(const AttnDims& d, int64_t rows)
+      : warp(static_cast<int>(threadIdx.x >> 5)),
+        lane(static_cast<int>(threadIdx.x & 31)),
+        bh(blockIdx.x),
+        b(bh / d.H),
+        h(bh % d.H),
+        first(blockIdx.y * int64_t{kAttnWarps}),
+        row(first + warp),
+        end(first + kAttnWarps < rows ? first + kAttnWarps : rows) {}
+};
+
 __global__ void flash_forward(const float* q, const float* k, const float* v, float* o, float* lse,
                               AttnDims d, Mask m, float scale, Bias bias) {
   extern __shared__ float smem[];
   const int64_t ld = attn_smem_stride(d.Dh);
   float *ks = smem, *vs = ks + kAttnTile * ld, *qs = vs + kAttnTile * ld;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t bh = blockIdx.x, b = bh / d.H, h = bh % d.H;
-  const int64_t i0 = blockIdx.y * int64_t{kAttnWarps}, i = i0 + warp;
-  const int64_t i1 = i0 + kAttnWarps < d.Tq ? i0 + kAttnWarps : d.Tq;
+  const RowBlock blk(d, d.Tq);
+  const int warp = blk.warp, lane = blk.lane;
+  const int64_t bh = blk.bh, b = blk.b, h = blk.h, i = blk.row, i1 = blk.end;
   const float* kb = k + d.kv_head(bh) * d.Tk * d.Dh;
   const float* vb = v + d.kv_head(bh) * d.Tk * d.Dh;
   float* qw = qs + warp * ld;
@@ -134,10 +150,9 @@ __global__ void flash_backward_dq(const float* q, const float* k, const float* v
   extern __shared__ float smem[];
   const int64_t ld = attn_smem_stride(d.Dh);
   float *ks = smem, *vs = ks + kAttnTile * ld, *rows = vs + kAttnTile * ld;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t bh = blockIdx.x, b = bh / d.H, h = bh % d.H;
-  const int64_t i0 = blockIdx.y * int64_t{kAttnWarps}, i = i0 + warp;
-  const int64_t i1 = i0 + kAttnWarps < d.Tq ? i0 + kAttnWarps : d.Tq;
+  const RowBlock blk(d, d.Tq);
+  const int warp = blk.warp, lane = blk.lane;
+  const int64_t bh = blk.bh, b = blk.b, h = blk.h, i = blk.row, i1 = blk.end;
   const bool live = i < d.Tq;
   // The warp's query row and its dO row share one staging row each: q in `rows`, dO read from
   // global memory per lane below (dO . v needs the whole row; kept in registers by columns).
@@ -176,9 +191,9 @@ __global__ void flash_backward_dkdv(const float* q, const float* k, const float*
   extern __shared__ float smem[];
   const int64_t ld = attn_smem_stride(d.Dh);
   float *qs = smem, *dos = qs + kAttnTile * ld, *rows = dos + kAttnTile * ld;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t bh = blockIdx.x, b = bh / d.H, h = bh % d.H;
-  const int64_t j0 = blockIdx.y * int64_t{kAttnWarps}, j = j0 + warp;
+  const RowBlock blk(d, d.Tk);
+  const int warp = blk.warp, lane = blk.lane;
+  const int64_t bh = blk.bh, b = blk.b, h = blk.h, j0 = blk.first, j = blk.row;
   const bool live = j < d.Tk;
   float* kw = rows + warp * ld;
   for (int64_t c = lane; c < d.Dh; c += 32) kw[c] = live ? k[(bh * d.Tk + j) * d.Dh + c] : 0.f;

@@ -71,14 +71,6 @@ __global__ void layer_norm_dparams_parts(const float* dy, const float* s, const 
   if (pb) pb[blockIdx.y * cols + c] = b;
 }
 
-__global__ void sum_parts(const float* parts, float* out, int64_t n_parts, int64_t cols) {
-  const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (c >= cols) return;
-  float acc = 0;
-  for (int64_t k = 0; k < n_parts; ++k) acc += parts[k * cols + c];
-  out[c] = acc;
-}
-
 }  // namespace
 
 void layer_norm(Queue q, const float* x, const float* r, const float* gamma, const float* beta,
@@ -108,9 +100,8 @@ void layer_norm_backward(Queue q, const float* dy, const float* s, const float* 
   layer_norm_dparams_parts<<<grid, kThreads, 0, stream_of(q)>>>(dy, s, mean, rstd, pg, pb, rows,
                                                                 cols, p);
   check_launch("layer_norm_backward (parameter parts)");
-  sum_parts<<<blocks_for(cols), kThreads, 0, stream_of(q)>>>(pg, dgamma, p.parts, cols);
-  if (dbeta) sum_parts<<<blocks_for(cols), kThreads, 0, stream_of(q)>>>(pb, dbeta, p.parts, cols);
-  check_launch("layer_norm_backward (parameter sums)");
+  sum_rows(q, pg, dgamma, p.parts, cols);  // the parts, in order
+  if (dbeta) sum_rows(q, pb, dbeta, p.parts, cols);
 }
 
 }  // namespace attend::cuda

@@ -56,6 +56,21 @@ __device__ void accumulate_rows(float (&acc)[kPerLane], float w, const float* ti
   }
 }
 
+/// The warp's row (Dh values at src; zeros when the row does not exist) into shared memory.
+__device__ void load_row(float* dst, const float* src, int64_t Dh, bool live) {
+  for (int64_t c = threadIdx.x & 31; c < Dh; c += 32) dst[c] = live ? src[c] : 0.f;
+}
+
+/// out[column] = factor * acc (the lane's columns lane + 32 t).
+__device__ void store_row(float* out, const float (&acc)[kPerLane], float factor, int64_t Dh) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int t = 0; t < kPerLane; ++t) {
+    const int64_t c = lane + 32 * t;
+    if (c < Dh) out[c] = factor * acc[t];
+  }
+}
+
 /// The score of query i and key j of (b, h): scale q.k + bias, or -inf when masked.
 __device__ float score(const float* qrow, const float* krow, int64_t b, int64_t h, int64_t i,
                        int64_t j, const AttnDims& d, const Mask& m, float scale, const Bias& bias) {
@@ -98,7 +113,7 @@ __global__ void flash_forward(const float* q, const float* k, const float* v, fl
   const float* kb = k + d.kv_head(bh) * d.Tk * d.Dh;
   const float* vb = v + d.kv_head(bh) * d.Tk * d.Dh;
   float* qw = qs + warp * ld;
-  for (int64_t c = lane; c < d.Dh; c += 32) qw[c] = i < d.Tq ? q[(bh * d.Tq + i) * d.Dh + c] : 0.f;
+  load_row(qw, q + (bh * d.Tq + (i < d.Tq ? i : 0)) * d.Dh, d.Dh, i < d.Tq);
   float run_max = -INFINITY, run_sum = 0.f, acc[kPerLane] = {};
   const int64_t end = key_end(m, b, i1, d);
   for (int64_t j0 = 0; j0 < end; j0 += kAttnTile) {
@@ -119,11 +134,7 @@ __global__ void flash_forward(const float* q, const float* k, const float* v, fl
   }
   if (i >= d.Tq) return;
   const float inv = run_sum > 0.f ? 1.f / run_sum : 0.f;  // no visible key: output 0
-#pragma unroll
-  for (int t = 0; t < kPerLane; ++t) {
-    const int64_t c = lane + 32 * t;
-    if (c < d.Dh) o[(bh * d.Tq + i) * d.Dh + c] = acc[t] * inv;
-  }
+  store_row(o + (bh * d.Tq + i) * d.Dh, acc, inv, d.Dh);
   if (lane == 0) lse[bh * d.Tq + i] = run_sum > 0.f ? run_max + logf(run_sum) : -INFINITY;
 }
 
@@ -157,7 +168,7 @@ __global__ void flash_backward_dq(const float* q, const float* k, const float* v
   // The warp's query row and its dO row share one staging row each: q in `rows`, dO read from
   // global memory per lane below (dO . v needs the whole row; kept in registers by columns).
   float* qw = rows + warp * ld;
-  for (int64_t c = lane; c < d.Dh; c += 32) qw[c] = live ? q[(bh * d.Tq + i) * d.Dh + c] : 0.f;
+  load_row(qw, q + (bh * d.Tq + (live ? i : 0)) * d.Dh, d.Dh, live);
   const float* dorow = dout + (bh * d.Tq + (live ? i : 0)) * d.Dh;
   const float row_lse = live ? lse[bh * d.Tq + i] : -INFINITY;
   const float row_D = live ? D[bh * d.Tq + i] : 0.f;
@@ -177,12 +188,7 @@ __global__ void flash_backward_dq(const float* q, const float* k, const float* v
       probability_and_grad(s, row_lse, row_D, dot(dorow, vs + lane * ld, d.Dh), &p, &ds);
     accumulate_rows(acc, ds, ks, d.Dh, ld);
   }
-  if (!live) return;
-#pragma unroll
-  for (int t = 0; t < kPerLane; ++t) {
-    const int64_t c = lane + 32 * t;
-    if (c < d.Dh) dq[(bh * d.Tq + i) * d.Dh + c] = scale * acc[t];
-  }
+  if (live) store_row(dq + (bh * d.Tq + i) * d.Dh, acc, scale, d.Dh);
 }
 
 __global__ void flash_backward_dkdv(const float* q, const float* k, const float* v,
@@ -196,7 +202,7 @@ __global__ void flash_backward_dkdv(const float* q, const float* k, const float*
   const int64_t bh = blk.bh, b = blk.b, h = blk.h, j0 = blk.first, j = blk.row;
   const bool live = j < d.Tk;
   float* kw = rows + warp * ld;
-  for (int64_t c = lane; c < d.Dh; c += 32) kw[c] = live ? k[(bh * d.Tk + j) * d.Dh + c] : 0.f;
+  load_row(kw, k + (bh * d.Tk + (live ? j : 0)) * d.Dh, d.Dh, live);
   const float* vrow = v + (bh * d.Tk + (live ? j : 0)) * d.Dh;
   const float* qb = q + bh * d.Tq * d.Dh;
   const float* dob = dout + bh * d.Tq * d.Dh;
@@ -218,13 +224,8 @@ __global__ void flash_backward_dkdv(const float* q, const float* k, const float*
     accumulate_rows(acc_k, ds, qs, d.Dh, ld);
   }
   if (!live) return;
-#pragma unroll
-  for (int t = 0; t < kPerLane; ++t) {
-    const int64_t c = lane + 32 * t;
-    if (c >= d.Dh) continue;
-    dk[(bh * d.Tk + j) * d.Dh + c] = scale * acc_k[t];
-    dv[(bh * d.Tk + j) * d.Dh + c] = acc_v[t];
-  }
+  store_row(dk + (bh * d.Tk + j) * d.Dh, acc_k, scale, d.Dh);
+  store_row(dv + (bh * d.Tk + j) * d.Dh, acc_v, 1.f, d.Dh);
 }
 
 /// dbias[bh, x] = sum of dS over the pairs (i, j) with j - (i + query_offset) + origin = x,

@@ -146,9 +146,9 @@ TransformerLayer::TransformerLayer(const TransformerConfig& c, bool cross_attent
                                    const std::string& path)
     : self_attn(c.d_model, c.heads, seed, path + ".self_attn", DType::kF32, self_attention,
                 c.qkv_init_gain, c.attention_shape()),
-      self_attn_layer_norm(c.d_model, c.norm_eps, DType::kF32, c.norm_type == NormType::kRms),
+      self_attn_layer_norm(c.d_model, c.norm_kind()),
       ffn(c.d_model, c.ffn, c.activation, seed, path, c.linear_bias, c.gated_ffn),
-      final_layer_norm(c.d_model, c.norm_eps, DType::kF32, c.norm_type == NormType::kRms),
+      final_layer_norm(c.d_model, c.norm_kind()),
       pre_norm(c.norm == Norm::kPre) {
   register_module("self_attn", self_attn);
   register_module("self_attn_layer_norm", self_attn_layer_norm);
@@ -156,8 +156,7 @@ TransformerLayer::TransformerLayer(const TransformerConfig& c, bool cross_attent
     encoder_attn = std::make_unique<MultiHeadAttention>(
         c.d_model, c.heads, seed, path + ".encoder_attn", DType::kF32, AttentionConfig{},
         c.qkv_init_gain, c.attention_shape());
-    encoder_attn_layer_norm = std::make_unique<LayerNorm>(c.d_model, c.norm_eps, DType::kF32,
-                                                          c.norm_type == NormType::kRms);
+    encoder_attn_layer_norm = std::make_unique<LayerNorm>(c.d_model, c.norm_kind());
     register_module("encoder_attn", *encoder_attn);
     register_module("encoder_attn_layer_norm", *encoder_attn_layer_norm);
   }
@@ -271,9 +270,8 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
   } else {
     ATTEND_CHECK(sinusoid_.defined(), "{}: sinusoidal positions need the model's table", name);
   }
-  const bool rms = c.norm_type == NormType::kRms;
   if (c.embed_norm) {
-    embed_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps, DType::kF32, rms);
+    embed_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_kind());
     register_module("embed_layer_norm", *embed_norm_);
   }
   for (int64_t i = 0; i < o.layers; ++i) {
@@ -283,7 +281,7 @@ Stack::Stack(const TransformerConfig& c, const Options& o, const Embedding* shar
     register_module(layer, *layers_.back());
   }
   if (c.norm == Norm::kPre) {
-    final_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps, DType::kF32, rms);
+    final_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_kind());
     register_module("layer_norm", *final_norm_);
   }
 }

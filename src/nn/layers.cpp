@@ -44,7 +44,7 @@ ag::Variable Embedding::forward(const Tensor& ids) const {
   return ag::embedding(ids, compute(weight));
 }
 
-LayerNorm::LayerNorm(int64_t dim, double eps_, DType dtype, bool rms_) : eps(eps_), rms(rms_) {
+LayerNorm::LayerNorm(int64_t dim, NormKind kind, DType dtype) : eps(kind.eps), rms(kind.rms) {
   HeapScope heap;
   weight = register_parameter("weight", Tensor::full({dim}, 1.0, dtype));
   if (!rms) bias = register_parameter("bias", Tensor::zeros({dim}, dtype));

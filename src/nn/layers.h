@@ -31,10 +31,17 @@ class Embedding : public Module {
   ag::Variable weight;
 };
 
-/// Layer norm (weight and bias), or with `rms` RMSNorm (T5's: no centring, weight only).
+/// Which norm a model uses: layer norm, or RMSNorm (rms), and its epsilon
+/// (TransformerConfig::norm_kind gives the model's).
+struct NormKind {
+  double eps = 1e-5;
+  bool rms = false;
+};
+
+/// Layer norm (weight and bias), or with kind.rms RMSNorm (T5's: no centring, weight only).
 class LayerNorm : public Module {
  public:
-  explicit LayerNorm(int64_t dim, double eps = 1e-5, DType dtype = DType::kF32, bool rms = false);
+  explicit LayerNorm(int64_t dim, NormKind kind = {}, DType dtype = DType::kF32);
   /// LayerNorm(x + residual); residual may be undefined.
   /// `sum_out`, when given, receives x + residual (the pre-norm residual stream).
   ag::Variable forward(const ag::Variable& x, const ag::Variable& residual = {},

@@ -210,8 +210,7 @@ EncoderOnly::EncoderOnly(const TransformerConfig& config, uint64_t seed)
   register_module("encoder", *encoder_);
   if (c.mlm_head) {
     head_dense_ = std::make_unique<Linear>(c.d_model, c.d_model, true, seed, "lm_head_dense");
-    head_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_eps, DType::kF32,
-                                             c.norm_type == NormType::kRms);
+    head_norm_ = std::make_unique<LayerNorm>(c.d_model, c.norm_kind());
     register_module("lm_head_dense", *head_dense_);
     register_module("lm_head_layer_norm", *head_norm_);
   }

@@ -55,6 +55,8 @@ struct TransformerConfig {
   static TransformerConfig preset(const std::string& name);
   /// Throws attend::Error naming the offending key (model.<key>); checks what `arch` uses.
   void validate() const;
+  /// Every norm of the model: layer norm or RMSNorm (norm_type), with norm_eps.
+  NormKind norm_kind() const { return {norm_eps, norm_type == NormType::kRms}; }
   /// The attention projections' shape from head_dim, linear_bias and scale_attention.
   AttentionShape attention_shape() const {
     return {head_dim > 0 ? head_dim : d_model / std::max<int64_t>(heads, 1), linear_bias,

@@ -256,3 +256,21 @@ def test_convert_to_hf_of_a_model_trained_from_scratch(shared_data, tmp_path, at
     assert done.returncode == 1 and "already exists" in done.stderr
     done = run_attend(attend_bin, "convert", "--from", "hf", "--to", "hf", run, "-o", tmp_path / "x")
     assert done.returncode != 0
+    # An int8 model: the fp32 one it came from is what can be written.
+    assert run_attend(attend_bin, "quantize", "-m", run, "-o", tmp_path / "q8").returncode == 0
+    done = run_attend(attend_bin, "convert", "--to", "hf", tmp_path / "q8", "-o", tmp_path / "x")
+    assert done.returncode == 1 and "holds int8 weights" in done.stderr, done.stderr
+    assert not (tmp_path / "x").exists()
+    # A layout GPT-2 cannot express (post-norm): the message names the model key.
+    post = tmp_path / "post"
+    attend.train({"model.arch": "decoder_only", "model.preset": "gpt-tiny", "model.d_model": 32,
+                  "model.ffn": 64, "model.heads": 4, "model.decoder_layers": 1,
+                  "model.max_positions": 64, "model.norm": "post", "vocab.type": "char",
+                  "train.out": str(post),
+                  "data.train_text": str(shared_data / "tinyshakespeare" / "input.txt.gz"),
+                  "data.block": 64, "train.max_tokens": 512, "train.max_steps": 1,
+                  "train.valid_every": 0, "model.dropout": 0.0})
+    done = run_attend(attend_bin, "convert", "--to", "hf", post, "-o", tmp_path / "x")
+    assert done.returncode == 1 and "model.norm post has no GPT-2 equivalent" in done.stderr, \
+        done.stderr
+    assert not (tmp_path / "x").exists()

@@ -162,6 +162,11 @@ def test_bad_t5_checkpoints_are_clear_errors(t5, tmp_path, attend_bin):
     expect("added", edit("tokenizer_config.json", additional_special_tokens=["<new>"]),
            "\"<new>\" is not a sentinel")
     expect("rows", edit("config.json", vocab_size=500), "token rows are fewer")
+    # tokenizer_config.json numbering a sentinel where T5Tokenizer does not put it.
+    first = t5["v11"][0].convert_tokens_to_ids("<extra_id_0>")
+    expect("sentinel", edit("tokenizer_config.json", added_tokens_decoder={
+        str(first): {"content": "<extra_id_1>", "special": True}}),
+        f"added_tokens_decoder gives \"<extra_id_1>\" id {first}", "not where T5Tokenizer puts it")
     expect("nospm", lambda d: (d / "spiece.model").unlink(), "no spiece.model")
     # Writing an encoder-decoder back (--to hf) is not implemented yet: a clear refusal.
     done = run_attend(attend_bin, "convert", "--to", "hf", t5["v11"][2], "-o", tmp_path / "back")

@@ -76,6 +76,8 @@ if [[ -x "$CUDA_HOME/bin/nvcc" ]]; then
   cmake --preset cuda > /dev/null
   cmake --build --preset cuda
   ctest --test-dir build/cuda -L gpu --output-on-failure
+  # Every op with a CPU kernel has a CUDA one (read from the dispatch; needs no GPU).
+  build/cuda/tests/test_ops --gtest_filter='OpTable.EveryOpHasACudaKernel' --gtest_brief=1
 else
   echo "== cuda: skipped, no nvcc under CUDA_HOME=$CUDA_HOME"
 fi

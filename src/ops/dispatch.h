@@ -15,6 +15,8 @@
 // purpose and say so there); f64 runs the double-precision reference (kernels/ref/), the oracle.
 #pragma once
 #include <chrono>
+#include <map>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <vector>
@@ -73,9 +75,37 @@ inline Path path_of(std::string_view op, const Tensor& t) {
   unsupported(op, t);
 }
 
+/// While a CellProbe is live on a thread, every dispatch on it records which cells its op has
+/// (the ops' coverage, read without a device: tests/ops/test_op_table.cpp checks that every op
+/// with a CPU f32 kernel has a CUDA f32 one). The kernels still run as usual.
+struct CellProbe {
+  struct Seen {
+    bool cpu_f32 = false, cpu_f64 = false, cpu_bf16 = false, cpu_i32 = false, cuda_f32 = false,
+         cuda_i32 = false;
+  };
+  std::map<std::string, Seen, std::less<>> ops;
+  CellProbe() : previous_(current()) { current() = this; }
+  ~CellProbe() { current() = previous_; }
+  CellProbe(const CellProbe&) = delete;
+  CellProbe& operator=(const CellProbe&) = delete;
+  static CellProbe*& current() {
+    thread_local CellProbe* probe = nullptr;
+    return probe;
+  }
+  void record(std::string_view op, const Cells& c) {
+    Seen& s = ops[std::string(op)];
+    s.cpu_f32 |= bool(c.cpu_f32), s.cpu_f64 |= bool(c.cpu_f64), s.cpu_bf16 |= bool(c.cpu_bf16);
+    s.cpu_i32 |= bool(c.cpu_i32), s.cuda_f32 |= bool(c.cuda_f32), s.cuda_i32 |= bool(c.cuda_i32);
+  }
+
+ private:
+  CellProbe* previous_;
+};
+
 /// Runs the kernel of t's cell; throws attend::Error naming the op, t's device and dtype when
 /// that cell has none.
 inline void dispatch(std::string_view op, const Tensor& t, const Cells& cells) {
+  if (CellProbe* probe = CellProbe::current()) probe->record(op, cells);
   const Kernel* k = nullptr;
   switch (path_of(op, t)) {
     case Path::kCpuF32:

@@ -23,6 +23,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "ops/dispatch.h"
 #include "ops/ops.h"
 #include "util.h"
 
@@ -369,6 +370,23 @@ INSTANTIATE_TEST_SUITE_P(Ops, OpTable, ::testing::ValuesIn(all_cells()),
                            return cases()[info.param.op].name + "_on_" +
                                   backends()[info.param.backend].name;
                          });
+
+// Coverage, read without a device: in a CUDA build, every op the table exercises has a CUDA
+// kernel for each CPU cell it has (f32, and i32 for the index ops), so a missing kernel fails
+// here -- in CI's CUDA stage, which has no GPU -- instead of showing as a skipped cell on one.
+// The cells come from the dispatch itself (ops::detail::CellProbe) while the table's cases run
+// on the CPU.
+TEST(OpTable, EveryOpHasACudaKernel) {
+  if (!built_with_cuda()) GTEST_SKIP() << "built without CUDA: the CUDA cells are compiled out";
+  ops::detail::CellProbe probe;
+  for (const OpCase& c : cases()) (void)c.run({Device::cpu(), DType::kF32});
+  EXPECT_GE(probe.ops.size(), 40u) << "the table exercises fewer ops than it did";
+  for (const auto& [op, seen] : probe.ops) {
+    EXPECT_TRUE(seen.cpu_f32 || seen.cpu_i32) << op << ": no CPU cell";
+    EXPECT_TRUE(!seen.cpu_f32 || seen.cuda_f32) << op << ": a CPU f32 kernel and no CUDA f32 one";
+    EXPECT_TRUE(!seen.cpu_i32 || seen.cuda_i32) << op << ": a CPU i32 kernel and no CUDA i32 one";
+  }
+}
 
 TEST(OpTable, EveryCaseHasAUniqueName) {
   std::set<std::string> names;

@@ -43,6 +43,10 @@ std::vector<std::string> read_input_lines(const std::string& file);
 /// Writes `text` to `file` atomically, or to standard output when `file` is empty.
 void write_output(const std::string& file, const std::string& text);
 
+/// The --device flag of the inference commands: cpu (default), cuda or cuda:N (a CUDA build and
+/// a GPU; models::set_device checks both).
+CLI::Option* add_device_flag(CLI::App& command, std::string& device);
+
 /// The -m,--model MODEL_DIR flag of the commands that read one model (required).
 CLI::Option* add_model_flag(CLI::App& command, std::string& model_dir);
 

@@ -20,7 +20,7 @@ namespace attend::apps {
 namespace {
 
 struct EmbedArgs {
-  std::string model_dir, input, output, pooling = "mean", bad_utf8 = "error", precision;
+  std::string model_dir, input, output, pooling = "mean", bad_utf8 = "error", precision, device;
   bool normalize = false;
   int64_t batch_tokens = 8192;
   int threads = 0;
@@ -58,6 +58,7 @@ int embed_command(const EmbedArgs& a) {
   o.batch_tokens = a.batch_tokens;
   const models::LoadedMaskedModel m = models::load_masked_model_dir(a.model_dir);
   models::set_precision(*m.model, m.dir, a.precision);
+  models::set_device(*m.model, a.device);
   std::vector<std::string> lines = read_input_lines(a.input);
   const std::string name = a.input.empty() ? "<stdin>" : a.input;
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -117,6 +118,7 @@ void add_embed(CLI::App& root, int& exit_code) {
                 "invalid UTF-8 input: stop naming the line (error), or substitute U+FFFD (replace)")
       ->check(CLI::IsMember({"error", "replace"}))
       ->capture_default_str();
+  add_device_flag(*c, a->device);
   add_threads_flag(*c, a->threads);
   c->callback([a, &exit_code] { exit_code = embed_command(*a); });
 }

@@ -23,7 +23,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model_dir, prompt, input, output, truncate = "error", bad_utf8 = "error";
-  std::string precision;
+  std::string precision, device;
   bool has_prompt = false;
   decode::GenerateOptions o;
   int threads = 0;
@@ -37,6 +37,7 @@ int generate(const GenerateArgs& a) {
   o.validate();
   const models::LoadedLanguageModel m = models::load_language_model_dir(a.model_dir);
   models::set_precision(*m.model, m.dir, a.precision);
+  models::set_device(*m.model, a.device);
   const decode::Generator gen(*m.model, m.tokenizer);
   std::vector<std::string> prompts;
   if (!a.input.empty()) {
@@ -235,6 +236,7 @@ void add_generate(CLI::App& root, int& exit_code) {
                 "invalid UTF-8 in a prompt: stop naming it (error), or substitute U+FFFD (replace)")
       ->check(CLI::IsMember({"error", "replace"}))
       ->capture_default_str();
+  add_device_flag(*c, a->device);
   add_threads_flag(*c, a->threads);
   c->callback([a, c, &exit_code] {
     a->has_prompt = c->count("--prompt") > 0;

@@ -43,6 +43,14 @@ CLI::Option* add_threads_flag(CLI::App& command, int& threads) {
       ->option_text("N");
 }
 
+CLI::Option* add_device_flag(CLI::App& command, std::string& device) {
+  return command
+      .add_option("--device", device,
+                  "where the model runs: cpu (default), cuda or cuda:N (a CUDA build and an "
+                  "NVIDIA GPU; fp32 only)")
+      ->option_text("DEVICE");
+}
+
 void apply_threads(int threads) {
   if (threads > 0) set_num_threads(threads);
 }

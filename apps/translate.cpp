@@ -16,7 +16,7 @@ namespace attend::apps {
 namespace {
 
 struct TranslateArgs {
-  std::string model_dir, input, output, bad_utf8 = "error", precision, prefix;
+  std::string model_dir, input, output, bad_utf8 = "error", precision, prefix, device;
   int64_t batch_tokens = 2000, max_input_tokens = 0;
   decode::SearchOptions search;
   int threads = 0;
@@ -47,6 +47,7 @@ int translate(TranslateArgs a) {
   }
   const models::LoadedModel m = models::load_model_dir(a.model_dir);
   models::set_precision(*m.model, m.dir, a.precision);
+  models::set_device(*m.model, a.device);
   const std::vector<std::string> lines = read_input_lines(a.input);
   std::vector<std::string> prefixes;
   if (!a.prefix.empty()) {
@@ -136,6 +137,7 @@ void add_translate(CLI::App& root, int& exit_code) {
                 "invalid UTF-8 input: stop naming the line (error), or substitute U+FFFD (replace)")
       ->check(CLI::IsMember({"error", "replace"}))
       ->capture_default_str();
+  add_device_flag(*c, a->device);
   add_threads_flag(*c, a->threads);
   c->callback([a, &exit_code] { exit_code = translate(*a); });
 }

@@ -40,6 +40,28 @@ void zero_bytes(void* dst, Device device, size_t n) {
 #endif
 }
 
+Device parse_device(const std::string& text, const std::string& what) {
+  if (text == "cpu") return Device::cpu();
+  int index = 0;
+  if (text != "cuda") {
+    const std::string digits = text.rfind("cuda:", 0) == 0 ? text.substr(5) : std::string();
+    ATTEND_CHECK(!digits.empty() && digits.size() <= 4 &&
+                     digits.find_first_not_of("0123456789") == std::string::npos,
+                 "{}: expected cpu, cuda or cuda:N, got '{}'", what, text);
+    index = std::stoi(digits);
+  }
+  ATTEND_CHECK(built_with_cuda(),
+               "{} {}: this build has no CUDA backend (configure with -DATTEND_CUDA=ON, the "
+               "preset cuda)",
+               what, text);
+  const int count = cuda_device_count();
+  ATTEND_CHECK(count > 0, "{} {}: no CUDA device on this machine (no driver, or no GPU)", what,
+               text);
+  ATTEND_CHECK(index < count, "{} {}: this machine has {} CUDA device{} (cuda:0..cuda:{})", what,
+               text, count, count == 1 ? "" : "s", count - 1);
+  return Device::cuda(index);
+}
+
 #ifndef ATTEND_WITH_CUDA
 int cuda_device_count() { return 0; }
 bool built_with_cuda() { return false; }

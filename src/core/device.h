@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/allocator.h"
@@ -25,6 +26,11 @@ bool built_with_cuda();
 /// The caching allocator of CUDA device `index`: freed blocks are kept in size-bucketed free
 /// lists and reused, so steady-state steps make no cudaMalloc/cudaFree calls.
 Allocator* cuda_allocator(int index);
+
+/// The device named by `text` ("cpu", "cuda" = "cuda:0", "cuda:N"), checked against this build
+/// and machine: an attend::Error names `what` (a flag or key) and what is missing -- a CUDA
+/// backend in the build, a CUDA device on the machine, or device N.
+Device parse_device(const std::string& text, const std::string& what);
 
 /// Blocks until all work queued on the device is done.
 void cuda_synchronize(int index);

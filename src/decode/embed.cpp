@@ -43,7 +43,9 @@ std::vector<std::vector<int32_t>> encode_all(const nn::EncoderOnly& model,
   for (const auto& rows : data::sorted_plan(examples, o.batch_tokens)) {
     if (o.check) o.check();
     const data::Batch b = data::make_batch(examples, rows);
-    const Tensor hidden = model.encode(b.tgt_in, b.tgt_lengths, 0).value();  // [B, T, D]
+    const Device d = model.device();
+    const Tensor hidden =
+        model.encode(b.tgt_in.to(d), b.tgt_lengths.to(d), 0).value();  // [B, T, D]
     for (int64_t r = 0; r < b.rows(); ++r) {
       const auto i = static_cast<size_t>(b.indices[static_cast<size_t>(r)]);
       const auto T = static_cast<int64_t>(examples[i].tgt.size());

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/device.h"
 #include "io/config.h"
 #include "io/file.h"
 #include "io/json.h"
@@ -160,6 +161,17 @@ void set_precision(nn::Module& model, const std::string& dir, const std::string&
                "the fp32 model it was quantized from for another precision",
                flag, precision, dir, stored, stored);
   model.store_weights(precision == "bf16" ? DType::kBF16 : DType::kI8);
+}
+
+void set_device(nn::Module& model, const std::string& device, const std::string& flag,
+                const std::string& precision_flag) {
+  if (device.empty()) return;
+  const Device d = parse_device(device, flag);
+  if (d.is_cpu()) return;
+  ATTEND_CHECK(model.weight_dtype() == DType::kF32,
+               "{} {}: {} weights run on the CPU only; on the GPU use {} fp32 (and an fp32 model)",
+               flag, device, model.weight_dtype() == DType::kI8 ? "int8" : "bf16", precision_flag);
+  model.to(d);
 }
 
 nn::TransformerConfig read_model_config(const std::string& dir, const data::Tokenizer& tokenizer) {

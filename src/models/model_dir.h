@@ -43,6 +43,11 @@ std::string stored_precision(const std::string& dir);
 /// the one it is stored in): fp32 weights can run as stored, as bf16 weights or quantized to
 /// int8 at load (nn::Module::store_weights); an int8 model runs in int8 only (anything else is
 /// an error naming `flag` and the directory, as is bf16 on a CPU without its kernels).
+/// Moves an inference model to the device `device` names (parse_device: "cpu", "cuda",
+/// "cuda:N"; empty: stays on the CPU). The device runs fp32 weights: a model whose weights
+/// set_precision stored in bf16 or int8 (CPU kernels) is an error naming both flags.
+void set_device(nn::Module& model, const std::string& device, const std::string& flag = "--device",
+                const std::string& precision_flag = "--precision");
 void set_precision(nn::Module& model, const std::string& dir, const std::string& precision,
                    const std::string& flag = "--precision");
 

@@ -107,6 +107,10 @@ expect "translate: --beam must be >= 1, got 0" "$ATTEND" translate -m "$ck" --be
 expect "translate: --n-best must be in [1, beam = 2], got 3" "$ATTEND" translate -m "$ck" --beam 2 --n-best 3
 expect "translate: --top-p must be in (0, 1], got 1.5" "$ATTEND" translate -m "$ck" --sample --top-p 1.5
 expect "translate: Could not convert: --alpha = x" "$ATTEND" translate -m "$ck" --alpha x
+expect "--device: expected cpu, cuda or cuda:N, got 'gpu'" "$ATTEND" translate -m "$ck" --device gpu
+expect "--device cuda: this build has no CUDA backend (configure with -DATTEND_CUDA=ON" \
+  "$ATTEND" translate -m "$ck" --device cuda
+expect "--device cuda:1: this build has no CUDA backend" "$ATTEND" translate -m "$ck" --device cuda:1
 printf '12\n\n1 2 3 4 5 6 7 8 9 10 11 12\n' > "$dir/in.txt"
 out=$("$ATTEND" translate -m "$ck" -i "$dir/in.txt" --max-input-tokens 4 --beam 2 2> "$dir/warn.txt"); st=$?
 lines=$(printf '%s\n' "$out" | wc -l)

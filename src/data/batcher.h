@@ -64,6 +64,13 @@ struct Batch {
   std::vector<int64_t> indices;  // example index of each row
   int64_t src_tokens = 0, tgt_tokens = 0;  // real tokens (tgt counts EOS)
   int64_t rows() const { return static_cast<int64_t>(indices.size()); }
+  /// The batch with its tensors on `device` (itself, sharing them, when they are there).
+  Batch to(Device device) const {
+    Batch b = *this;
+    for (Tensor* t : {&b.src, &b.src_lengths, &b.tgt_in, &b.tgt_out, &b.tgt_lengths})
+      if (t->defined()) *t = t->to(device);
+    return b;
+  }
 };
 
 /// The token stream of a language model's text: a character vocabulary reads the text as one

@@ -67,7 +67,7 @@ std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>&
   std::string out;
   out.reserve(total + 8 + header.dump().size() + 8);
   for (const auto& [name, t] : tensors) {
-    const Tensor c = t.contiguous();
+    const Tensor c = t.to(Device::cpu()).contiguous();  // a device tensor is copied to the host
     out.append(static_cast<const char*>(c.raw_data()), c.nbytes());
   }
   metadata["attend.crc32"] = std::to_string(crc32(out));

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "models/config.h"
 
@@ -92,6 +93,9 @@ io::Config train_config() {
       {"train.precision", KeyType::kString, "fp32",
        "fp32, or bf16: the matrix products of forward and backward with bf16 operands and f32 "
        "sums (AMX or AVX-512 BF16); weights, gradients, Adam and checkpoints stay fp32"},
+      {"train.device", KeyType::kString, "cpu",
+       "where the model trains: cpu, or cuda / cuda:N (a CUDA build and an NVIDIA GPU; one rank; "
+       "never run on a GPU yet)"},
       {"train.clip_norm", KeyType::kFloat, "0", "clip the global gradient norm to this (0: off)"},
       {"train.log_every", KeyType::kInt, "50",
        "steps between progress lines and train.jsonl records"},
@@ -144,6 +148,7 @@ TrainOptions TrainOptions::from_config(const io::Config& c) {
   ATTEND_CHECK(precision == "fp32" || precision == "bf16",
                "train.precision: expected fp32 or bf16, got '{}'", precision);
   o.precision = precision == "bf16" ? DType::kBF16 : DType::kF32;
+  o.device = parse_device(c.get_string("train.device"), "train.device");
   o.ema_decay = c.get_float("train.ema_decay");
   ATTEND_CHECK(o.ema_decay >= 0 && o.ema_decay < 1,
                "train.ema_decay: expected a value in [0, 1), got {}", o.ema_decay);

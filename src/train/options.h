@@ -35,6 +35,7 @@ struct TrainOptions {
   // precision of the matrix products in forward and backward: kF32 or kBF16 (mixed precision:
   // bf16 operands, f32 sums; weights, gradients, optimizer state and every other op stay f32)
   DType precision = DType::kF32;
+  Device device = Device::cpu();  // where the model, its gradients and Adam's moments live
   // progress, checkpoints, validation
   int64_t log_every = 50, save_every = 1000, keep_checkpoints = 20, valid_every = 1000;
   bool valid_bleu = true;

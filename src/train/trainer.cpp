@@ -129,7 +129,11 @@ Trainer::Trainer(nn::Model& model, const data::Tokenizer& tokenizer, const Train
     gradients_.on_ready([this](size_t i) { reducer_->ready(i); });
     broadcast_parameters();
   }
-  if (o.precision == DType::kBF16) {
+  ATTEND_CHECK(model.device().is_cpu() || !comm || comm->size() == 1,
+               "train.device {}: data-parallel training on GPUs (NCCL) is not wired into the "
+               "trainer yet; run one rank",
+               model.device().str());
+  if (o.precision == DType::kBF16 && model.device().is_cpu()) {  // a GPU has bf16 products
     const CpuInfo& cpu = cpu_info();
     ATTEND_CHECK(
         ops::bf16_products_native(),
@@ -174,9 +178,11 @@ StepResult Trainer::step(const std::vector<const data::Batch*>& batches, int64_t
   const size_t first = comm_ ? static_cast<size_t>(comm_->rank()) * batches.size() : 0;
   for (size_t a = 0; a < batches.size(); ++a) {
     data::Batch scratch;  // masked-LM: this micro-batch's corruption, a function of (step, a)
-    const data::Batch& b =
-        task_->prepare(*batches[a], options_.seed,
-                       mix_stream(static_cast<uint64_t>(state_.step), first + a), scratch);
+    const data::Batch b =
+        task_
+            ->prepare(*batches[a], options_.seed,
+                      mix_stream(static_cast<uint64_t>(state_.step), first + a), scratch)
+            .to(model_.device());
     const bool last = a + 1 == batches.size();
     {
       ArenaScope scope(&arena_);
@@ -232,8 +238,9 @@ Validation Trainer::validate(const ValidationSet& set) {
     for (const auto& rows : data::sorted_plan(set.examples, options_.max_tokens)) {
       ArenaScope scope(&arena);
       // Batch k as the task measures it (masked-LM: the same corruption every validation).
-      const data::Batch b = task_->validation_batch(data::make_batch(set.examples, rows, frame()),
-                                                    options_.seed, k++);
+      const data::Batch b =
+          task_->validation_batch(data::make_batch(set.examples, rows, frame()), options_.seed, k++)
+              .to(model_.device());
       const Tensor out_logits = task_->logits(b, 0).value();
       const auto out =
           ops::cross_entropy(out_logits, b.tgt_out, {0.0, data::kIgnore}, ops::Reduction::kSum);
@@ -535,6 +542,7 @@ void Run::build() {
     std::printf("init: %s (its architecture, weights and vocabulary; a fresh optimizer)\n",
                 init_from_.c_str());
   }
+  model_->to(o_.device);  // before the trainer: gradients, moments and averages follow it
   trainer_ = std::make_unique<Trainer>(*model_, tok_, o_, &comm_);
   if (resume_) trainer_->resume(ckpt_);
   print_setup();

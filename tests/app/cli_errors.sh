@@ -30,6 +30,10 @@ expect "$dir/missing.en: cannot open" \
   "$ATTEND" train --data.train_src "$dir/missing.en" --data.train_tgt "$dir/t.txt" --train.out "$dir/r"
 expect "$dir/typo.yaml:2: unknown config key 'model.d_modle'" "$ATTEND" train "$dir/typo.yaml"
 expect "key 'model.heads' expects an integer" "$ATTEND" train --model.heads four
+expect "train.device cuda: this build has no CUDA backend" "$ATTEND" train --train.device cuda \
+  --data.generate numbers-en --data.generate_train 50 --train.out "$dir/r"
+expect "train.device: expected cpu, cuda or cuda:N, got 'tpu'" "$ATTEND" train --train.device tpu \
+  --data.generate numbers-en --data.generate_train 50 --train.out "$dir/r"
 expect "unknown option or key '--model.depth'" "$ATTEND" train --model.depth 3
 expect "model.preset: unknown preset 'huge'" "$ATTEND" train --model.preset huge --data.generate numbers-en --data.generate_train 50 --train.out "$dir/r"
 expect "--resume: $dir/none holds no checkpoint" "$ATTEND" train --resume --train.out "$dir/none"

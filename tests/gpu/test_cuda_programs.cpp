@@ -1,15 +1,21 @@
-// Decoding on the device: the decoding session with a model moved to CUDA (Module::to) gives the
+// Programs on the device: the decoding session with a model moved to CUDA (Module::to) gives the
 // CPU's translations token for token -- greedy and beam search, batched -- with scores within
-// f32 rounding, and names the device in its errors; and --device's parsing names what is
-// missing in every build. The device tests skip without a GPU; they need the full build (the
-// decoding session), so scripts/gpu-check.sh's build does not have them yet.
+// f32 rounding; the trainer's steps give the CPU's losses and its checkpoints resume on the CPU;
+// and --device's parsing names what is missing in every build. The device tests skip without a GPU;
+// they need the full build (the decoding session), so scripts/gpu-check.sh's build does not have
+// them yet.
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
 
 #include "core/device.h"
 #include "data/tokenizer.h"
 #include "decode/greedy.h"
 #include "decode/session.h"
 #include "gpu/cuda_test.h"
+#include "train/tiny.h"
+#include "train/trainer.h"
 #include "util.h"
 
 namespace attend {
@@ -67,6 +73,34 @@ TEST_F(CudaDecode, GreedyAndBeamSearchEqualTheCpus) {
       }
     }
   }
+}
+
+// The trainer on the device (train.device cuda): steps with the model, its gradients and Adam's
+// moments on the GPU give the CPU's losses (2e-4 relative, the PyTorch golden test's), and its
+// checkpoint -- written from the device -- resumes on the CPU with the same next loss.
+TEST_F(CudaDecode, TrainerStepsFollowTheCpusAndCheckpointsMoveToTheCpu) {
+  io::Config keys = test::tiny_keys();
+  keys.set("train.lr", "0.003", "test");
+  keys.set("train.schedule", "constant", "test");
+  keys.set("train.warmup", "1", "test");
+  const test::TinyData d(keys);
+  const train::TrainOptions o = train::TrainOptions::from_config(keys);
+  nn::EncoderDecoder cpu(d.config, 6), gpu(d.config, 6);
+  gpu.to(Device::cuda(0));
+  train::Trainer tc(cpu, d.tok, o), tg(gpu, d.tok, o);
+  const data::Batch batch = d.batch(0, 8);
+  for (int i = 0; i < 30; ++i) {
+    const double lc = tc.step({&batch}).loss, lg = tg.step({&batch}).loss;
+    ASSERT_NEAR(lg, lc, 2e-4 * std::abs(lc)) << "step " << i;
+  }
+  const std::string dir = test::tmp_path("cuda", "resume");
+  tg.save(dir, keys.to_json(), true);
+  nn::EncoderDecoder back(d.config, 99);
+  train::Trainer tb(back, d.tok, o);
+  tb.resume(dir);
+  const double lg = tg.step({&batch}).loss, lb = tb.step({&batch}).loss;
+  EXPECT_NEAR(lb, lg, 2e-4 * std::abs(lg));
+  std::filesystem::remove_all(dir);
 }
 
 // Every build: the device names parse, and what is missing is named.

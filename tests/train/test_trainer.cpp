@@ -30,19 +30,8 @@ io::Config keys() {
   return c;
 }
 
-struct Fixture {
-  data::Tokenizer tok = test::tiny_tokenizer();
-  nn::TransformerConfig config = models::model_config(keys(), tok.vocab_size(), &tok);
-  std::vector<data::Example> examples;
-  Fixture() {
-    for (const auto& p : data::generate_numbers(5, 24, 0, 9999, data::NumberLanguage::kEnglish))
-      examples.push_back({config.source(tok.encode(p.digits)), tok.encode(p.words)});
-  }
-  data::Batch batch(int64_t first, int64_t n) const {
-    std::vector<int64_t> rows;
-    for (int64_t i = first; i < first + n; ++i) rows.push_back(i);
-    return data::make_batch(examples, rows);
-  }
+struct Fixture : test::TinyData {
+  Fixture() : TinyData(keys()) {}
 };
 
 std::vector<float> flat_grads(const nn::EncoderDecoder& m) {

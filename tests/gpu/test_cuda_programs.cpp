@@ -21,7 +21,7 @@
 namespace attend {
 namespace {
 
-class CudaDecode : public test::CudaTest {};
+class CudaPrograms : public test::CudaTest {};
 
 nn::TransformerConfig small(nn::Norm norm, nn::Positions positions) {
   nn::TransformerConfig c = nn::TransformerConfig::preset("tiny");
@@ -47,7 +47,7 @@ void boost_eos(nn::EncoderDecoder& model) {
 const std::vector<std::vector<int32_t>> kSources = {
     {5, 6, 7, 8, 9}, {10, 11}, {12, 13, 14, 4}, {15, 16, 17, 18, 19, 20, 21}};
 
-TEST_F(CudaDecode, GreedyAndBeamSearchEqualTheCpus) {
+TEST_F(CudaPrograms, GreedyAndBeamSearchEqualTheCpus) {
   for (const auto& [norm, positions] : {std::pair{nn::Norm::kPost, nn::Positions::kSinusoidal},
                                         std::pair{nn::Norm::kPre, nn::Positions::kLearned}}) {
     nn::EncoderDecoder cpu(small(norm, positions), 11), gpu(small(norm, positions), 11);
@@ -78,7 +78,7 @@ TEST_F(CudaDecode, GreedyAndBeamSearchEqualTheCpus) {
 // The trainer on the device (train.device cuda): steps with the model, its gradients and Adam's
 // moments on the GPU give the CPU's losses (2e-4 relative, the PyTorch golden test's), and its
 // checkpoint -- written from the device -- resumes on the CPU with the same next loss.
-TEST_F(CudaDecode, TrainerStepsFollowTheCpusAndCheckpointsMoveToTheCpu) {
+TEST_F(CudaPrograms, TrainerStepsFollowTheCpusAndCheckpointsMoveToTheCpu) {
   io::Config keys = test::tiny_keys();
   keys.set("train.lr", "0.003", "test");
   keys.set("train.schedule", "constant", "test");

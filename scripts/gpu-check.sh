@@ -3,24 +3,26 @@
 #
 #   scripts/gpu-check.sh --pack   here, on the Debian machine with the project's packages:
 #                                 writes build/device-deps/deps.tar.xz (oneDNN, OpenBLAS and the
-#                                 runtime libraries they need, GoogleTest's sources; ~8 MB) for
-#                                 the device tool to carry (carry: ["build/device-deps"])
+#                                 runtime libraries they need, SentencePiece, yaml-cpp, zlib,
+#                                 nlohmann-json's headers, GoogleTest's sources; ~14 MB) for the
+#                                 device tool to carry (carry: ["build/device-deps"])
 #   scripts/gpu-check.sh          on the GPU machine (or here, as a dry run: every GPU test then
 #                                 skips): unpacks those, builds build/device-check with
 #                                 -DATTEND_CUDA=ON -DATTEND_DEVICE_CHECK=ON (the CUDA toolkit, a
-#                                 C++20 compiler and CMake are all it needs there), runs the
-#                                 device tests and prints one table: each op-table case on cpu_f32
-#                                 and cuda_f32 against the f64 reference, then the CUDA runtime
-#                                 and whole-model tests; with a GPU and torch, the fused
-#                                 attention against PyTorch's SDPA first. Exits non-zero when a
-#                                 test fails.
+#                                 C++20 compiler and CMake are all it needs there: the layers up
+#                                 to training, without MPI, serving or the command line), runs
+#                                 the device tests and prints one table: each op-table case on
+#                                 cpu_f32 and cuda_f32 against the f64 reference, then the CUDA
+#                                 runtime, whole-model, decoding and trainer tests against the
+#                                 CPU; with a GPU and torch, the fused attention against
+#                                 PyTorch's SDPA first. Exits non-zero when a test fails.
 #
 # Environment: CUDA_HOME (default /usr/local/cuda), CUDA_ARCH (default 90: H100/H200), OUT (when
 # set, the table and the logs are written there too), JOBS (default: all cores), ATTN_SIZES
 # (the benchmark's sequence lengths, default 512,1024,2048,4096,8192).
-# What it does not check yet, because the backend does not run it yet: bf16 kernels, sampling,
-# int8 products, whole programs (attend train / translate) on the device, NCCL with several
-# ranks, and the training and decoding speed figures; docs/cuda.md says where each stands.
+# What it does not check yet: bf16 tensors, sampling, int8 products, the command line on the
+# device (its build needs Boost and CLI11), NCCL with several ranks, and the training and
+# decoding speed figures; docs/cuda.md says where each stands.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -37,7 +39,14 @@ if [[ "${1:-}" == "--pack" ]]; then
   ln -s libopenblas.so.0 "$stage/root/lib/libopenblas.so"
   # What those two load that a machine without Debian's packages may lack.
   for so in libgfortran.so.5 libquadmath.so.0 libOpenCL.so.1; do cp -L "$lib/$so" "$stage/root/lib/"; done
-  cp -r /usr/include/oneapi "$stage/root/include/"
+  # The layers up to training: SentencePiece, yaml-cpp, zlib (and nlohmann-json's headers).
+  for so in libsentencepiece.so.0 libsentencepiece_train.so.0 libyaml-cpp.so.0.7 libz.so.1; do
+    cp -L "$lib/$so" "$stage/root/lib/"
+    ln -s "$so" "$stage/root/lib/${so%%.so*}.so"
+  done
+  cp -r /usr/include/oneapi /usr/include/yaml-cpp /usr/include/nlohmann "$stage/root/include/"
+  cp /usr/include/{sentencepiece_processor.h,sentencepiece_trainer.h,zlib.h,zconf.h} \
+    "$stage/root/include/"
   cp /usr/include/x86_64-linux-gnu/openblas-openmp/{cblas.h,f77blas.h,openblas_config.h} \
     "$stage/root/include/"
   cp -r /usr/src/googletest "$stage/googletest"

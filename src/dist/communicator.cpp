@@ -1,7 +1,10 @@
-// The single-rank and MPI communicators (see communicator.h).
+// The single-rank and MPI communicators (see communicator.h). MPI is compiled in with
+// ATTEND_WITH_MPI (every build but the device check's, which has no MPI to link).
 #include "dist/communicator.h"
 
+#ifdef ATTEND_WITH_MPI
 #include <mpi.h>
+#endif
 
 #include <cstdlib>
 #include <vector>
@@ -25,6 +28,7 @@ class LocalCommunicator final : public Communicator {
   std::string library() const override { return "none (one process)"; }
 };
 
+#ifdef ATTEND_WITH_MPI
 void check_mpi(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
   char msg[MPI_MAX_ERROR_STRING];
@@ -87,6 +91,7 @@ class MpiCommunicator final : public Communicator {
   }
   int rank_ = 0, size_ = 1;
 };
+#endif
 
 }  // namespace
 
@@ -97,12 +102,22 @@ bool launched_by_mpi() {
 }
 
 Communicator& world() {
+#ifdef ATTEND_WITH_MPI
   static std::unique_ptr<Communicator> c =
       launched_by_mpi() ? std::unique_ptr<Communicator>(new MpiCommunicator)
                         : std::unique_ptr<Communicator>(new LocalCommunicator);
+#else
+  ATTEND_CHECK(!launched_by_mpi(),
+               "started by mpirun, but this build has no MPI (the device check's build): run "
+               "one process");
+  static std::unique_ptr<Communicator> c(new LocalCommunicator);
+#endif
   return *c;
 }
 
+#ifndef ATTEND_WITH_MPI
+std::string mpi_library_version() { return "not built (the device check's build)"; }
+#else
 std::string mpi_library_version() {
   char v[MPI_MAX_LIBRARY_VERSION_STRING];
   int len = 0;
@@ -111,6 +126,7 @@ std::string mpi_library_version() {
   const size_t comma = s.find(',');
   return comma == std::string::npos ? s : s.substr(0, comma);
 }
+#endif
 
 #ifndef ATTEND_WITH_NCCL
 bool built_with_nccl() { return false; }

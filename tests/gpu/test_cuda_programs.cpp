@@ -1,9 +1,8 @@
 // Programs on the device: the decoding session with a model moved to CUDA (Module::to) gives the
 // CPU's translations token for token -- greedy and beam search, batched -- with scores within
 // f32 rounding; the trainer's steps give the CPU's losses and its checkpoints resume on the CPU;
-// and --device's parsing names what is missing in every build. The device tests skip without a GPU;
-// they need the full build (the decoding session), so scripts/gpu-check.sh's build does not have
-// them yet.
+// and --device's parsing names what is missing in every build. The device tests skip without a
+// GPU; scripts/gpu-check.sh's build runs them.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -26,18 +26,26 @@ CrossEntropyOut cross_entropy(const Tensor& logits_in, const Tensor& targets_in,
   out.lse = Tensor::empty({N}, logits.dtype(), logits.device());
   Tensor per_row = Tensor::empty({N}, logits.dtype(), logits.device());
   out.loss = Tensor::empty({}, logits.dtype(), logits.device());
+  auto check_target = [&](int32_t target, int64_t i) {
+    ATTEND_CHECK(target >= 0 && target < V,
+                 "cross_entropy: target {} at position {} outside [0, {})", target, i, V);
+  };
+  auto set_tokens = [&](int64_t tokens) {
+    out.tokens = tokens;
+    out.normaliser =
+        reduction == Reduction::kMean ? static_cast<double>(std::max<int64_t>(tokens, 1)) : 1.0;
+  };
   // On the CPU: the targets are checked and counted where they are, then the kernel runs.
   const int32_t* t = nullptr;
   auto count_targets = [&] {
     t = targets.data<int32_t>();
+    int64_t tokens = 0;
     for (int64_t i = 0; i < N; ++i) {
       if (t[i] == config.ignore_index) continue;
-      ATTEND_CHECK(t[i] >= 0 && t[i] < V, "cross_entropy: target {} at position {} outside [0, {})",
-                   t[i], i, V);
-      ++out.tokens;
+      check_target(t[i], i);
+      ++tokens;
     }
-    out.normaliser =
-        reduction == Reduction::kMean ? static_cast<double>(std::max<int64_t>(out.tokens, 1)) : 1.0;
+    set_tokens(tokens);
   };
   dispatch(op, logits,
            {.cpu_f32 =
@@ -65,18 +73,8 @@ CrossEntropyOut cross_entropy(const Tensor& logits_in, const Tensor& targets_in,
                                   per_row.data<float>(), out.lse.data<float>(), N, V, config,
                                   counts.data<int32_t>());
               const std::vector<int32_t> c = read_reports(counts);
-              if (c[1] != 0) {
-                const int64_t i = c[1] - 1;
-                const int32_t t =
-                    targets.slice(0, i, i + 1).to(Device::cpu()).to_vector<int32_t>()[0];
-                throw_error(
-                    format("cross_entropy: target {} at position {} outside [0, {})", t, i, V),
-                    __FILE__, __LINE__);
-              }
-              out.tokens = c[0];
-              out.normaliser = reduction == Reduction::kMean
-                                   ? static_cast<double>(std::max<int64_t>(out.tokens, 1))
-                                   : 1.0;
+              if (c[1] != 0) check_target(index_at(targets, c[1] - 1), c[1] - 1);
+              set_tokens(c[0]);
               cuda::sum_last(queue(logits), per_row.data<float>(), out.loss.data<float>(), 1, N);
               cuda::affine(queue(logits), out.loss.data<float>(), out.loss.data<float>(), 1,
                            static_cast<float>(1.0 / out.normaliser), 0.f);

@@ -163,6 +163,10 @@ inline Tensor device_reports(const Tensor& on, int64_t n) {
 inline std::vector<int32_t> read_reports(const Tensor& reports) {
   return reports.to(Device::cpu()).to_vector<int32_t>();
 }
+/// Element i (in row-major order) of an i32 tensor on any device: the value a report names.
+inline int32_t index_at(const Tensor& t, int64_t i) {
+  return t.reshape({t.numel()}).slice(0, i, i + 1).to(Device::cpu()).to_vector<int32_t>()[0];
+}
 #endif
 
 inline Tensor like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }

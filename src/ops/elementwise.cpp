@@ -9,8 +9,11 @@ namespace attend::ops {
 using namespace detail;
 
 namespace {
-enum class Binary { kAdd, kSub, kMul };
-Tensor binary(std::string_view op, Binary kind, const Tensor& a_in, const Tensor& b_in) {
+// y = a (op) b elementwise: the op's CPU f32 and reference kernels, and on CUDA cuda::binary.
+using BinaryF32 = void (*)(const float*, const float*, float*, int64_t);
+using BinaryF64 = void (*)(const double*, const double*, double*, int64_t);
+Tensor binary(std::string_view op, const Tensor& a_in, const Tensor& b_in, BinaryF32 f32,
+              BinaryF64 f64, [[maybe_unused]] cuda::Binary kind) {
   check_float(op, "a", a_in);
   check_float(op, "b", b_in);
   check_same_dtype(op, a_in, b_in);
@@ -19,37 +22,12 @@ Tensor binary(std::string_view op, Binary kind, const Tensor& a_in, const Tensor
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   Tensor y = like(a);
   const int64_t n = a.numel();
-  auto f32 = [&](auto kernel) { kernel(a.data<float>(), b.data<float>(), y.data<float>(), n); };
-  auto f64 = [&](auto kernel) { kernel(a.data<double>(), b.data<double>(), y.data<double>(), n); };
-  switch (kind) {
-    case Binary::kAdd:
-      dispatch(op, a,
-               {.cpu_f32 = [&] { f32(cpu::add); },
-                .cpu_f64 = [&] { f64(ref::add<double>); },
-                .cuda_f32 = ATTEND_ON_CUDA([&] {
-                  cuda::binary(queue(a), cuda::Binary::kAdd, a.data<float>(), b.data<float>(),
-                               y.data<float>(), n);
-                })});
-      break;
-    case Binary::kSub:
-      dispatch(op, a,
-               {.cpu_f32 = [&] { f32(cpu::sub); },
-                .cpu_f64 = [&] { f64(ref::sub<double>); },
-                .cuda_f32 = ATTEND_ON_CUDA([&] {
-                  cuda::binary(queue(a), cuda::Binary::kSub, a.data<float>(), b.data<float>(),
-                               y.data<float>(), n);
-                })});
-      break;
-    case Binary::kMul:
-      dispatch(op, a,
-               {.cpu_f32 = [&] { f32(cpu::mul); },
-                .cpu_f64 = [&] { f64(ref::mul<double>); },
-                .cuda_f32 = ATTEND_ON_CUDA([&] {
-                  cuda::binary(queue(a), cuda::Binary::kMul, a.data<float>(), b.data<float>(),
-                               y.data<float>(), n);
-                })});
-      break;
-  }
+  dispatch(op, a,
+           {.cpu_f32 = [&] { f32(a.data<float>(), b.data<float>(), y.data<float>(), n); },
+            .cpu_f64 = [&] { f64(a.data<double>(), b.data<double>(), y.data<double>(), n); },
+            .cuda_f32 = ATTEND_ON_CUDA([&] {
+              cuda::binary(queue(a), kind, a.data<float>(), b.data<float>(), y.data<float>(), n);
+            })});
   return y;
 }
 
@@ -70,9 +48,15 @@ Tensor unary(std::string_view op, const Tensor& x_in, F32 f32, F64 f64,
 }
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary("add", Binary::kAdd, a, b); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary("sub", Binary::kSub, a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary("mul", Binary::kMul, a, b); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary("add", a, b, cpu::add, ref::add<double>, cuda::Binary::kAdd);
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary("sub", a, b, cpu::sub, ref::sub<double>, cuda::Binary::kSub);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary("mul", a, b, cpu::mul, ref::mul<double>, cuda::Binary::kMul);
+}
 Tensor exp(const Tensor& x) {
   return unary("exp", x, cpu::exp, ref::exp<double>, cuda::Unary::kExp);
 }
@@ -205,43 +189,9 @@ Tensor sum_rows(const Tensor& dy_in) {
   return db;
 }
 
-Tensor relu(const Tensor& x_in) {
-  constexpr std::string_view op = "relu";
-  check_float(op, "x", x_in);
-  const Tensor x = x_in.contiguous();
-  Tensor y = like(x);
-  dispatch(op, x,
-           {.cpu_f32 = [&] { cpu::relu(x.data<float>(), y.data<float>(), x.numel()); },
-            .cpu_f64 = [&] { ref::relu(x.data<double>(), y.data<double>(), x.numel()); },
-            .cuda_f32 = ATTEND_ON_CUDA([&] {
-              cuda::unary(queue(x), cuda::Unary::kRelu, x.data<float>(), y.data<float>(),
-                          x.numel());
-            })});
-  return y;
+Tensor relu(const Tensor& x) {
+  return unary("relu", x, cpu::relu, ref::relu<double>, cuda::Unary::kRelu);
 }
-
-Tensor relu_backward(const Tensor& x_in, const Tensor& dy_in) {
-  constexpr std::string_view op = "relu_backward";
-  // Named references, not a structured binding: clang 14 cannot capture one in a lambda.
-  const BackwardOperands operands = backward_operands(op, x_in, dy_in);
-  const Tensor &x = operands.saved, &dy = operands.dy, &dx = operands.dx;
-  dispatch(
-      op, x,
-      {.cpu_f32 =
-           [&] {
-             cpu::relu_backward(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel());
-           },
-       .cpu_f64 =
-           [&] {
-             ref::relu_backward(x.data<double>(), dy.data<double>(), dx.data<double>(), x.numel());
-           },
-       .cuda_f32 = ATTEND_ON_CUDA([&] {
-         cuda::unary_backward(queue(x), cuda::Unary::kRelu, x.data<float>(), dy.data<float>(),
-                              dx.data<float>(), x.numel());
-       })});
-  return dx;
-}
-
 Tensor gelu(const Tensor& x) {
   return unary("gelu", x, cpu::gelu, ref::gelu<double>, cuda::Unary::kGelu);
 }
@@ -272,6 +222,10 @@ Tensor unary_backward(std::string_view op, const Tensor& x_in, const Tensor& dy_
 }
 }  // namespace
 
+Tensor relu_backward(const Tensor& x, const Tensor& dy) {
+  return unary_backward("relu_backward", x, dy, cpu::relu_backward, ref::relu_backward<double>,
+                        cuda::Unary::kRelu);
+}
 Tensor gelu_backward(const Tensor& x, const Tensor& dy) {
   return unary_backward("gelu_backward", x, dy, cpu::gelu_backward, ref::gelu_backward<double>,
                         cuda::Unary::kGelu);

@@ -9,28 +9,26 @@ namespace attend::ops {
 using namespace detail;
 
 namespace {
+// Id `id` at position i of the ids must lie in the vocabulary [0, V).
+void check_id(std::string_view op, int32_t id, int64_t i, int64_t V) {
+  ATTEND_CHECK(id >= 0 && id < V, "{}: id {} at position {} outside the vocabulary [0, {})", op, id,
+               i, V);
+}
 // ids: i32 on the device of the table; their values are checked where they can be read without
-// a transfer (on the CPU).
+// a transfer (on the CPU; a CUDA kernel reports the first bad one, check_reported_ids).
 void check_ids(std::string_view op, const Tensor& ids, int64_t V, const Tensor& table) {
   check_dtype(op, "ids", ids, DType::kI32);
   check_same_device(op, ids, table);
   if (!ids.device().is_cpu()) return;
   const Tensor c = ids.contiguous();
   const int32_t* p = c.data<int32_t>();
-  for (int64_t i = 0; i < c.numel(); ++i)
-    ATTEND_CHECK(p[i] >= 0 && p[i] < V, "{}: id {} at position {} outside the vocabulary [0, {})",
-                 op, p[i], i, V);
+  for (int64_t i = 0; i < c.numel(); ++i) check_id(op, p[i], i, V);
 }
 #ifdef ATTEND_WITH_CUDA
-// A position a CUDA kernel reported (+ 1; 0: none) as holding an id outside [0, V): the same
-// error as the CPU's check, the id read back from the device.
+// A position a CUDA kernel reported (+ 1; 0: none) as holding an id outside [0, V): the CPU's
+// check on the id read back from the device.
 void check_reported_ids(std::string_view op, int32_t reported, const Tensor& ids, int64_t V) {
-  if (reported == 0) return;
-  const int64_t i = reported - 1;
-  const int32_t id =
-      ids.reshape({ids.numel()}).slice(0, i, i + 1).to(Device::cpu()).to_vector<int32_t>()[0];
-  throw_error(format("{}: id {} at position {} outside the vocabulary [0, {})", op, id, i, V),
-              __FILE__, __LINE__);
+  if (reported != 0) check_id(op, index_at(ids, reported - 1), reported - 1, V);
 }
 #endif
 }  // namespace
